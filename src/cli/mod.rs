@@ -1,0 +1,1 @@
+//! The `cardswitch` command line.

@@ -1,0 +1,9 @@
+//! cardswitch: an ISO 8583 card switch and acquirer processor.
+//!
+//! Layers, dependencies pointing down only:
+//! - [`message`]: specs as data, parse and build, masking (no I/O).
+//! - [`cli`]: the `cardswitch` command line on top.
+#![forbid(unsafe_code)]
+
+pub mod cli;
+pub mod message;

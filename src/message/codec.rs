@@ -1,0 +1,315 @@
+//! Wire representations shared by the parser and the builder: length
+//! prefixes, packed BCD, hexadecimal text and EBCDIC. Pure functions over
+//! slices; positions in errors are relative to the slice given.
+
+use bytes::{BufMut, BytesMut};
+
+use super::ebcdic;
+use super::spec::{Class, Encoding, FieldSpec, Length, Padding};
+
+/// Bytes a length prefix of `digits` digits takes in `encoding`.
+pub fn prefix_bytes(digits: u8, encoding: Encoding) -> usize {
+    match encoding {
+        Encoding::Ascii | Encoding::Ebcdic | Encoding::Hex => usize::from(digits),
+        Encoding::Bcd => usize::from(digits).div_ceil(2),
+        Encoding::Binary => {
+            if digits <= 2 {
+                1
+            } else {
+                2
+            }
+        }
+    }
+}
+
+/// Reads a length prefix; `None` if it is not a number in its encoding.
+pub fn read_prefix(bytes: &[u8], encoding: Encoding) -> Option<usize> {
+    match encoding {
+        Encoding::Ascii | Encoding::Hex => decimal(bytes.iter().copied()),
+        Encoding::Ebcdic => decimal(bytes.iter().map(|&b| ebcdic::byte_to_latin1(b))),
+        Encoding::Bcd => {
+            let mut n = 0usize;
+            for &b in bytes {
+                let (hi, lo) = (b >> 4, b & 0x0F);
+                if hi > 9 || lo > 9 {
+                    return None;
+                }
+                n = n * 100 + usize::from(hi) * 10 + usize::from(lo);
+            }
+            Some(n)
+        }
+        Encoding::Binary => Some(bytes.iter().fold(0usize, |n, &b| (n << 8) | usize::from(b))),
+    }
+}
+
+fn decimal(digits: impl Iterator<Item = u8>) -> Option<usize> {
+    let mut n = 0usize;
+    for d in digits {
+        if !d.is_ascii_digit() {
+            return None;
+        }
+        n = n * 10 + usize::from(d - b'0');
+    }
+    Some(n)
+}
+
+/// Writes a length prefix of `digits` digits. The caller has checked that
+/// `len` fits (spec loading guarantees max fits the prefix).
+pub fn write_prefix(len: usize, digits: u8, encoding: Encoding, out: &mut BytesMut) {
+    let width = prefix_bytes(digits, encoding);
+    match encoding {
+        Encoding::Ascii | Encoding::Hex | Encoding::Ebcdic => {
+            let mut buf = [b'0'; 4];
+            let mut v = len;
+            for i in (0..usize::from(digits)).rev() {
+                buf[i] = b'0' + (v % 10) as u8;
+                v /= 10;
+            }
+            let text = &mut buf[..usize::from(digits)];
+            if encoding == Encoding::Ebcdic {
+                ebcdic::from_latin1(text);
+            }
+            out.put_slice(text);
+        }
+        Encoding::Bcd => {
+            let mut buf = [0u8; 2];
+            let mut v = len;
+            for i in (0..width).rev() {
+                let two = (v % 100) as u8;
+                buf[i] = ((two / 10) << 4) | (two % 10);
+                v /= 100;
+            }
+            out.put_slice(&buf[..width]);
+        }
+        Encoding::Binary => {
+            if width == 1 {
+                out.put_u8(len as u8);
+            } else {
+                out.put_u16(len as u16);
+            }
+        }
+    }
+}
+
+/// What a prefix or a fixed size counts, in wire units, for a value length.
+pub fn units_of_value(spec: &FieldSpec, value_len: usize) -> usize {
+    match spec.encoding {
+        Encoding::Hex => value_len * 2,
+        _ => value_len - spec.class.sign_bytes().min(value_len),
+    }
+}
+
+/// Bytes on the wire for a field with `units` counted units.
+pub fn wire_bytes(spec: &FieldSpec, units: usize) -> usize {
+    let sign = spec.class.sign_bytes();
+    match spec.encoding {
+        Encoding::Ascii | Encoding::Ebcdic => units + sign,
+        Encoding::Bcd => sign + units.div_ceil(2),
+        Encoding::Binary | Encoding::Hex => units,
+    }
+}
+
+/// The counted units of a fixed field.
+pub fn fixed_units(spec: &FieldSpec) -> Option<usize> {
+    match spec.length {
+        Length::Fixed(size) if spec.encoding == Encoding::Hex => Some(size * 2),
+        Length::Fixed(size) => Some(size),
+        Length::Variable { .. } => None,
+    }
+}
+
+/// The most units a variable field's prefix may announce.
+pub fn max_units(spec: &FieldSpec) -> usize {
+    match spec.length {
+        Length::Fixed(size) | Length::Variable { max: size, .. } => {
+            if spec.encoding == Encoding::Hex {
+                size * 2
+            } else {
+                size
+            }
+        }
+    }
+}
+
+/// A fault inside a field's wire bytes, at a position relative to them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WireFault {
+    Bcd(usize),
+    Hex(usize),
+}
+
+/// Unpacks `digits` BCD digits (plus the `x+n` sign byte) into text.
+pub fn bcd_decode(
+    wire: &[u8],
+    digits: usize,
+    class: Class,
+    padding: Padding,
+    out: &mut BytesMut,
+) -> Result<(), WireFault> {
+    let (sign, packed) = if class == Class::Xn {
+        match wire.split_first() {
+            Some((s, rest)) => (Some(*s), rest),
+            None => return Err(WireFault::Bcd(0)),
+        }
+    } else {
+        (None, wire)
+    };
+    let base = usize::from(sign.is_some());
+    if let Some(s) = sign {
+        out.put_u8(s);
+    }
+    let odd = digits % 2 == 1;
+    let total = packed.len() * 2;
+    debug_assert_eq!(total, digits + usize::from(odd));
+    let skip_first = odd && padding == Padding::Left;
+    for i in 0..total {
+        let byte = packed[i / 2];
+        let nibble = if i % 2 == 0 { byte >> 4 } else { byte & 0x0F };
+        let is_pad = (skip_first && i == 0) || (odd && !skip_first && i == total - 1);
+        if is_pad {
+            let pad_ok = match padding {
+                Padding::RightF => nibble == 0x0F,
+                _ => nibble == 0,
+            };
+            if !pad_ok {
+                return Err(WireFault::Bcd(base + i / 2));
+            }
+            continue;
+        }
+        let ch = match nibble {
+            0..=9 => b'0' + nibble,
+            0x0D if class == Class::Z => b'=',
+            _ => return Err(WireFault::Bcd(base + i / 2)),
+        };
+        out.put_u8(ch);
+    }
+    Ok(())
+}
+
+/// Packs text digits (and `=` for track data) into BCD, with the `x+n` sign
+/// byte first. The value has been class-checked.
+pub fn bcd_encode(value: &[u8], class: Class, padding: Padding, out: &mut BytesMut) {
+    let digits = if class == Class::Xn {
+        out.put_u8(value[0]);
+        &value[1..]
+    } else {
+        value
+    };
+    let nibble = |c: u8| match c {
+        b'=' | b'D' => 0x0D,
+        c => c - b'0',
+    };
+    let odd = digits.len() % 2 == 1;
+    let mut iter = digits.iter().copied().map(nibble);
+    if odd && padding == Padding::Left {
+        let lo = iter.next().unwrap_or(0);
+        out.put_u8(lo);
+    }
+    let pad = if padding == Padding::RightF { 0x0F } else { 0 };
+    while let Some(hi) = iter.next() {
+        let lo = iter.next().unwrap_or(pad);
+        out.put_u8((hi << 4) | lo);
+    }
+}
+
+/// Decodes hexadecimal text (either case) into bytes.
+pub fn hex_decode(wire: &[u8], out: &mut BytesMut) -> Result<(), WireFault> {
+    if wire.len() % 2 == 1 {
+        return Err(WireFault::Hex(wire.len() - 1));
+    }
+    for (i, pair) in wire.chunks_exact(2).enumerate() {
+        let hi = hex_value(pair[0]).ok_or(WireFault::Hex(2 * i))?;
+        let lo = hex_value(pair[1]).ok_or(WireFault::Hex(2 * i + 1))?;
+        out.put_u8((hi << 4) | lo);
+    }
+    Ok(())
+}
+
+#[inline]
+pub fn hex_value(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'A'..=b'F' => Some(c - b'A' + 10),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
+    }
+}
+
+/// Encodes bytes as uppercase hexadecimal text.
+pub fn hex_encode(value: &[u8], out: &mut BytesMut) {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    out.reserve(value.len() * 2);
+    for &b in value {
+        out.put_u8(DIGITS[usize::from(b >> 4)]);
+        out.put_u8(DIGITS[usize::from(b & 0x0F)]);
+    }
+}
+
+/// Appends text converted to EBCDIC.
+pub fn ebcdic_encode(value: &[u8], out: &mut BytesMut) {
+    let start = out.len();
+    out.put_slice(value);
+    ebcdic::from_latin1(&mut out[start..]);
+}
+
+/// Appends EBCDIC converted to text.
+pub fn ebcdic_decode(wire: &[u8], out: &mut BytesMut) {
+    let start = out.len();
+    out.put_slice(wire);
+    ebcdic::to_latin1(&mut out[start..]);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bcd_paddings_round_trip() {
+        for (padding, wire) in [
+            (Padding::Left, vec![0x01, 0x23]),
+            (Padding::Right, vec![0x12, 0x30]),
+            (Padding::RightF, vec![0x12, 0x3F]),
+        ] {
+            let mut out = BytesMut::new();
+            bcd_encode(b"123", Class::N, padding, &mut out);
+            assert_eq!(&out[..], &wire[..], "{padding:?}");
+            let mut text = BytesMut::new();
+            bcd_decode(&wire, 3, Class::N, padding, &mut text).expect("decode");
+            assert_eq!(&text[..], b"123");
+        }
+    }
+
+    #[test]
+    fn bcd_rejects_bad_nibbles_and_pads() {
+        let mut out = BytesMut::new();
+        assert_eq!(bcd_decode(&[0x1A], 2, Class::N, Padding::Left, &mut out), Err(WireFault::Bcd(0)));
+        assert_eq!(bcd_decode(&[0x11, 0x23], 3, Class::N, Padding::Left, &mut out), Err(WireFault::Bcd(0)));
+        let mut t = BytesMut::new();
+        bcd_decode(&[0x41, 0xD2], 4, Class::Z, Padding::Left, &mut t).expect("track 2");
+        assert_eq!(&t[..], b"41=2");
+    }
+
+    #[test]
+    fn prefixes_in_every_encoding() {
+        for enc in [Encoding::Ascii, Encoding::Ebcdic, Encoding::Bcd, Encoding::Binary] {
+            for digits in [2u8, 3, 4] {
+                let mut out = BytesMut::new();
+                write_prefix(99, digits, enc, &mut out);
+                assert_eq!(out.len(), prefix_bytes(digits, enc));
+                assert_eq!(read_prefix(&out, enc), Some(99), "{enc} {digits}");
+            }
+        }
+        assert_eq!(read_prefix(b"1a", Encoding::Ascii), None);
+    }
+
+    #[test]
+    fn hex_round_trip_and_fault_position() {
+        let mut out = BytesMut::new();
+        hex_encode(&[0x9F, 0x26], &mut out);
+        assert_eq!(&out[..], b"9F26");
+        let mut back = BytesMut::new();
+        hex_decode(b"9f26", &mut back).expect("hex");
+        assert_eq!(&back[..], &[0x9F, 0x26]);
+        assert_eq!(hex_decode(b"9G", &mut back), Err(WireFault::Hex(1)));
+    }
+}

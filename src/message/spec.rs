@@ -1,0 +1,351 @@
+//! A dialect of ISO 8583 as data: how the MTI, bitmaps, length prefixes and
+//! each data element are laid out on the wire. Specs are loaded from TOML
+//! files (see `spec_file`); this module holds the validated, ready-to-use form.
+
+use std::fmt;
+
+use serde::Deserialize;
+
+/// Highest data element number with a tertiary bitmap.
+pub const FIELD_NUMBER_MAX: u16 = 192;
+
+/// Content class of a data element (ISO 8583 attribute notation).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Class {
+    /// Numeric digits.
+    N,
+    /// Alphabetic characters and spaces.
+    A,
+    /// Alphanumeric characters and spaces.
+    An,
+    /// Alphanumeric and special (printable) characters.
+    Ans,
+    /// Binary data.
+    B,
+    /// Track 2 / 3 code set: digits and the separator `=` (or `D`).
+    Z,
+    /// A `C` (credit) or `D` (debit) sign followed by digits.
+    Xn,
+}
+
+impl Class {
+    /// Checks `value` against the class; `Err(position)` names the first bad byte.
+    #[inline]
+    pub fn check(self, value: &[u8]) -> Result<(), usize> {
+        let ok: fn(u8) -> bool = match self {
+            Class::N => |b| b.is_ascii_digit(),
+            Class::A => |b| b.is_ascii_alphabetic() || b == b' ',
+            Class::An => |b| b.is_ascii_alphanumeric() || b == b' ',
+            Class::Ans => |b| (0x20..=0x7E).contains(&b) || b >= 0xA0,
+            Class::B => return Ok(()),
+            Class::Z => |b| b.is_ascii_digit() || b == b'=' || b == b'D',
+            Class::Xn => {
+                return match value.split_first() {
+                    None => Err(0),
+                    Some((sign, _)) if *sign != b'C' && *sign != b'D' => Err(0),
+                    Some((_, digits)) => match digits.iter().position(|b| !b.is_ascii_digit()) {
+                        Some(p) => Err(p + 1),
+                        None => Ok(()),
+                    },
+                };
+            }
+        };
+        match value.iter().position(|&b| !ok(b)) {
+            Some(p) => Err(p),
+            None => Ok(()),
+        }
+    }
+
+    /// Whether values are text (as opposed to raw bytes).
+    pub fn is_text(self) -> bool {
+        self != Class::B
+    }
+
+    /// Extra value bytes beyond the counted size (the sign of `xn`).
+    pub fn sign_bytes(self) -> usize {
+        usize::from(self == Class::Xn)
+    }
+}
+
+impl fmt::Display for Class {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Class::N => "n",
+            Class::A => "a",
+            Class::An => "an",
+            Class::Ans => "ans",
+            Class::B => "b",
+            Class::Z => "z",
+            Class::Xn => "x+n",
+        })
+    }
+}
+
+/// How characters, digits or bytes are represented on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    /// One ASCII (Latin-1) byte per character.
+    Ascii,
+    /// One EBCDIC (code page 500) byte per character.
+    Ebcdic,
+    /// Packed BCD, two digits per byte.
+    Bcd,
+    /// Raw bytes (binary fields only).
+    Binary,
+    /// Binary data as uppercase hexadecimal ASCII text, two characters per byte.
+    Hex,
+}
+
+impl fmt::Display for Encoding {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Encoding::Ascii => "ascii",
+            Encoding::Ebcdic => "ebcdic",
+            Encoding::Bcd => "bcd",
+            Encoding::Binary => "binary",
+            Encoding::Hex => "hex",
+        })
+    }
+}
+
+/// How a bitmap is represented on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BitmapEncoding {
+    /// 8 raw bytes per bitmap.
+    Binary,
+    /// 16 ASCII hexadecimal characters per bitmap.
+    Hex,
+}
+
+/// Where the pad nibble of an odd number of BCD digits goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Padding {
+    /// A leading `0` nibble.
+    #[default]
+    Left,
+    /// A trailing `0` nibble.
+    Right,
+    /// A trailing `F` nibble.
+    RightF,
+}
+
+/// What kind of secret a field carries; decides how it is masked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Sensitivity {
+    /// A primary account number: shown as first 6 / last 4.
+    Pan,
+    /// Magnetic stripe track data: never shown.
+    Track,
+    /// A PIN block: never shown.
+    Pin,
+    /// A card verification value or a field that carries one: never shown.
+    Cvv,
+    /// Any other secret (keys, cryptograms): never shown.
+    Secret,
+}
+
+/// The length rule of a data element.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Length {
+    /// Always exactly `size` characters, digits or bytes.
+    Fixed(usize),
+    /// A length prefix of `digits` digits (2 = LL, 3 = LLL, 4 = LLLL), then up to `max`.
+    Variable { digits: u8, max: usize },
+}
+
+/// A fixed-position subfield.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Subfield {
+    pub name: String,
+    pub offset: usize,
+    pub size: usize,
+}
+
+/// Optional inner structure of a field's value.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum Structure {
+    #[default]
+    None,
+    /// BER-TLV data objects (EMV, DE55).
+    Tlv,
+    /// Mastercard private data subelements: 4-digit tag, 3-digit length, data.
+    Pds,
+    /// Fixed-position subfields.
+    Subfields(Vec<Subfield>),
+}
+
+/// One data element of a dialect.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FieldSpec {
+    pub number: u16,
+    pub name: String,
+    pub class: Class,
+    pub length: Length,
+    pub encoding: Encoding,
+    pub length_encoding: Encoding,
+    pub padding: Padding,
+    pub sensitivity: Option<Sensitivity>,
+    pub structure: Structure,
+}
+
+impl FieldSpec {
+    /// The largest value length in bytes of the logical value.
+    pub fn value_len_max(&self) -> usize {
+        let size = match self.length {
+            Length::Fixed(size) => size,
+            Length::Variable { max, .. } => max,
+        };
+        size + self.class.sign_bytes()
+    }
+
+    /// Checks a logical value against this field's class and length rule.
+    /// `offset` is where the value starts, for the error.
+    pub fn check_value(&self, value: &[u8], offset: usize) -> Result<(), super::MessageError> {
+        use super::{MessageError, Part};
+        let part = Part::Field(self.number);
+        match self.length {
+            Length::Fixed(size) => {
+                let size = size + self.class.sign_bytes();
+                if value.len() != size {
+                    return Err(MessageError::WrongSize {
+                        part,
+                        offset,
+                        length: value.len(),
+                        size,
+                    });
+                }
+            }
+            Length::Variable { max, .. } => {
+                if value.len() > max {
+                    return Err(MessageError::TooLong {
+                        part,
+                        offset,
+                        length: value.len(),
+                        max,
+                    });
+                }
+            }
+        }
+        self.class
+            .check(value)
+            .map_err(|position| MessageError::InvalidContent {
+                part,
+                offset,
+                class: self.class,
+                position,
+            })
+    }
+}
+
+/// The MTI version digit a dialect uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+pub enum Version {
+    #[serde(rename = "1987")]
+    V1987,
+    #[serde(rename = "1993")]
+    V1993,
+    #[serde(rename = "2003")]
+    V2003,
+}
+
+impl Version {
+    /// The first MTI digit.
+    pub fn digit(self) -> u8 {
+        match self {
+            Version::V1987 => 0,
+            Version::V1993 => 1,
+            Version::V2003 => 2,
+        }
+    }
+}
+
+/// A validated dialect: everything the parser and builder need.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub name: String,
+    pub description: String,
+    pub version: Version,
+    pub mti_encoding: Encoding,
+    pub bitmap_encoding: BitmapEncoding,
+    pub tertiary_bitmap: bool,
+    /// Indexed by field number; entries 0 and 1 are always `None`.
+    fields: Box<[Option<FieldSpec>]>,
+}
+
+impl Spec {
+    /// Assembles a spec from already validated parts (see `spec_file`).
+    pub(crate) fn from_parts(
+        name: String,
+        description: String,
+        version: Version,
+        mti_encoding: Encoding,
+        bitmap_encoding: BitmapEncoding,
+        tertiary_bitmap: bool,
+        field_list: Vec<FieldSpec>,
+    ) -> Spec {
+        let mut fields: Box<[Option<FieldSpec>]> =
+            vec![None; usize::from(FIELD_NUMBER_MAX) + 1].into_boxed_slice();
+        for f in field_list {
+            let n = usize::from(f.number);
+            fields[n] = Some(f);
+        }
+        Spec {
+            name,
+            description,
+            version,
+            mti_encoding,
+            bitmap_encoding,
+            tertiary_bitmap,
+            fields,
+        }
+    }
+
+    /// The definition of field `number`, if the dialect has one.
+    #[inline]
+    pub fn field(&self, number: u16) -> Option<&FieldSpec> {
+        self.fields.get(usize::from(number))?.as_ref()
+    }
+
+    /// All defined fields in ascending order.
+    pub fn fields(&self) -> impl Iterator<Item = &FieldSpec> {
+        self.fields.iter().flatten()
+    }
+
+    /// The highest field number a message of this dialect can carry.
+    pub fn field_number_max(&self) -> u16 {
+        if self.tertiary_bitmap {
+            FIELD_NUMBER_MAX
+        } else {
+            128
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn class_checks_name_the_first_bad_position() {
+        assert_eq!(Class::N.check(b"0123"), Ok(()));
+        assert_eq!(Class::N.check(b"01a3"), Err(2));
+        assert_eq!(Class::A.check(b"AB c"), Ok(()));
+        assert_eq!(Class::A.check(b"AB1"), Err(2));
+        assert_eq!(Class::An.check(b"A1 b"), Ok(()));
+        assert_eq!(Class::An.check(b"A1-"), Err(2));
+        assert_eq!(Class::Ans.check(b"A1-~ "), Ok(()));
+        assert_eq!(Class::Ans.check(b"A\x07"), Err(1));
+        assert_eq!(Class::Z.check(b"4111=2512"), Ok(()));
+        assert_eq!(Class::Z.check(b"4111?"), Err(4));
+        assert_eq!(Class::Xn.check(b"C00000100"), Ok(()));
+        assert_eq!(Class::Xn.check(b"X00000100"), Err(0));
+        assert_eq!(Class::Xn.check(b"D0000A100"), Err(5));
+        assert_eq!(Class::Xn.check(b""), Err(0));
+        assert_eq!(Class::B.check(&[0, 255]), Ok(()));
+    }
+}

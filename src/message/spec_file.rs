@@ -1,0 +1,511 @@
+//! Loading specs from TOML: syntax, inheritance (`base`), defaults and the
+//! checks that make a spec usable. A malformed file is refused with the file
+//! name, the line, the field number and what is wrong.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use serde::Deserialize;
+use toml::Spanned;
+
+use super::spec::{
+    BitmapEncoding, Class, Encoding, FieldSpec, Length, Padding, Sensitivity, Spec, Structure,
+    Subfield, Version,
+};
+
+/// The specs shipped inside the binary, by name.
+const BUILTIN_SPECS: &[(&str, &str)] = &[
+    ("iso87-ascii", include_str!("../../specs/iso87-ascii.toml")),
+];
+
+/// How deep `base` chains may go; guards against cycles.
+const BASE_DEPTH_MAX: usize = 4;
+
+/// A spec file that cannot be used.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum SpecError {
+    /// The file cannot be read.
+    #[error("{file}: cannot read: {reason}")]
+    Io { file: String, reason: String },
+    /// The file is not valid TOML or has keys of the wrong type.
+    #[error("{file}:{line}:{column}: {reason}")]
+    Syntax {
+        file: String,
+        line: usize,
+        column: usize,
+        reason: String,
+    },
+    /// A field definition is inconsistent.
+    #[error("{file}:{line}: field {field}: {reason}")]
+    Field {
+        file: String,
+        line: usize,
+        field: u16,
+        reason: String,
+    },
+    /// A spec-wide setting is inconsistent.
+    #[error("{file}: {reason}")]
+    Spec { file: String, reason: String },
+    /// No shipped spec and no file has that name.
+    #[error("unknown spec '{name}': not a shipped spec ({known}) and no such file")]
+    Unknown { name: String, known: String },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+enum LengthKind {
+    #[serde(rename = "fixed")]
+    Fixed,
+    #[serde(rename = "LL")]
+    Ll,
+    #[serde(rename = "LLL")]
+    Lll,
+    #[serde(rename = "LLLL")]
+    Llll,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StructureKind {
+    Tlv,
+    Pds,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SubfieldFile {
+    name: String,
+    size: usize,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FieldFile {
+    number: u16,
+    name: String,
+    class: Class,
+    length: LengthKind,
+    size: Option<usize>,
+    max: Option<usize>,
+    encoding: Option<Encoding>,
+    length_encoding: Option<Encoding>,
+    padding: Option<Padding>,
+    sensitive: Option<Sensitivity>,
+    structure: Option<StructureKind>,
+    subfields: Option<Vec<SubfieldFile>>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpecFile {
+    name: String,
+    description: Option<String>,
+    version: Option<Version>,
+    base: Option<String>,
+    mti_encoding: Option<Encoding>,
+    bitmap_encoding: Option<BitmapEncoding>,
+    tertiary_bitmap: Option<bool>,
+    length_encoding: Option<Encoding>,
+    data_encoding: Option<BTreeMap<Class, Encoding>>,
+    bcd_padding: Option<Padding>,
+    #[serde(default)]
+    fields: Vec<Spanned<FieldFile>>,
+}
+
+/// A field as read, with where it came from (for error messages).
+struct SourcedField {
+    file: String,
+    line: usize,
+    field: FieldFile,
+}
+
+/// A spec file merged with its bases, before defaults are applied.
+struct Merged {
+    file: String,
+    raw: SpecFile,
+    fields: BTreeMap<u16, SourcedField>,
+}
+
+impl Spec {
+    /// Resolves a spec by shipped name (`iso87-ascii`) or by file path.
+    pub fn resolve(name_or_path: &str) -> Result<Arc<Spec>, SpecError> {
+        if let Some(text) = builtin_text(name_or_path) {
+            return Spec::from_toml(text, &format!("<builtin>/{name_or_path}.toml"), None)
+                .map(Arc::new);
+        }
+        let path = Path::new(name_or_path);
+        if path.is_file() {
+            return Spec::load_file(path).map(Arc::new);
+        }
+        Err(SpecError::Unknown {
+            name: name_or_path.to_string(),
+            known: builtin_names().collect::<Vec<_>>().join(", "),
+        })
+    }
+
+    /// Loads a spec from a TOML file; `base` names resolve to shipped specs
+    /// or to files next to it.
+    pub fn load_file(path: &Path) -> Result<Spec, SpecError> {
+        let file = path.display().to_string();
+        let text = std::fs::read_to_string(path).map_err(|e| SpecError::Io {
+            file: file.clone(),
+            reason: e.to_string(),
+        })?;
+        Spec::from_toml(&text, &file, path.parent())
+    }
+
+    /// Parses and validates spec text; `file` is used in error messages and
+    /// `dir` is where `base` files are looked for.
+    pub fn from_toml(text: &str, file: &str, dir: Option<&Path>) -> Result<Spec, SpecError> {
+        let merged = merge(text, file, dir, 0)?;
+        finish(merged)
+    }
+}
+
+/// Names of the shipped specs.
+pub fn builtin_names() -> impl Iterator<Item = &'static str> {
+    BUILTIN_SPECS.iter().map(|(name, _)| *name)
+}
+
+/// The TOML text of a shipped spec.
+pub fn builtin_text(name: &str) -> Option<&'static str> {
+    BUILTIN_SPECS
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| *text)
+}
+
+fn line_of(text: &str, byte: usize) -> (usize, usize) {
+    let before = &text.as_bytes()[..byte.min(text.len())];
+    let line = before.iter().filter(|&&b| b == b'\n').count() + 1;
+    let column = before.iter().rev().take_while(|&&b| b != b'\n').count() + 1;
+    (line, column)
+}
+
+fn merge(text: &str, file: &str, dir: Option<&Path>, depth: usize) -> Result<Merged, SpecError> {
+    let raw: SpecFile = toml::from_str(text).map_err(|e| {
+        let (line, column) = e.span().map_or((0, 0), |s| line_of(text, s.start));
+        SpecError::Syntax {
+            file: file.to_string(),
+            line,
+            column,
+            reason: e.message().to_string(),
+        }
+    })?;
+    let mut fields = BTreeMap::new();
+    let mut parent_raw = None;
+    if let Some(base) = &raw.base {
+        if depth >= BASE_DEPTH_MAX {
+            return Err(SpecError::Spec {
+                file: file.to_string(),
+                reason: format!("base chain deeper than {BASE_DEPTH_MAX} (a cycle?)"),
+            });
+        }
+        let parent = load_base(base, file, dir, depth)?;
+        fields = parent.fields;
+        parent_raw = Some(parent.raw);
+    }
+    let mut own = BTreeMap::new();
+    for spanned in &raw.fields {
+        let (line, _) = line_of(text, spanned.span().start);
+        let field = spanned.get_ref().clone();
+        if own.insert(field.number, line).is_some() {
+            return Err(SpecError::Field {
+                file: file.to_string(),
+                line,
+                field: field.number,
+                reason: "defined twice".to_string(),
+            });
+        }
+        fields.insert(
+            field.number,
+            SourcedField {
+                file: file.to_string(),
+                line,
+                field,
+            },
+        );
+    }
+    let mut raw = raw;
+    if let Some(p) = parent_raw {
+        inherit(&mut raw, p);
+    }
+    Ok(Merged {
+        file: file.to_string(),
+        raw,
+        fields,
+    })
+}
+
+fn load_base(base: &str, file: &str, dir: Option<&Path>, depth: usize) -> Result<Merged, SpecError> {
+    if let Some(text) = builtin_text(base) {
+        return merge(text, &format!("<builtin>/{base}.toml"), None, depth + 1);
+    }
+    let candidate: PathBuf = match dir {
+        Some(d) => d.join(format!("{base}.toml")),
+        None => PathBuf::from(format!("{base}.toml")),
+    };
+    let text = std::fs::read_to_string(&candidate).map_err(|_| SpecError::Spec {
+        file: file.to_string(),
+        reason: format!("base spec '{base}' is neither shipped nor found next to this file"),
+    })?;
+    merge(&text, &candidate.display().to_string(), candidate.parent(), depth + 1)
+}
+
+/// Fills the unset spec-wide settings of `child` from `parent`.
+fn inherit(child: &mut SpecFile, parent: SpecFile) {
+    child.description = child.description.take().or(parent.description);
+    child.version = child.version.or(parent.version);
+    child.mti_encoding = child.mti_encoding.or(parent.mti_encoding);
+    child.bitmap_encoding = child.bitmap_encoding.or(parent.bitmap_encoding);
+    child.tertiary_bitmap = child.tertiary_bitmap.or(parent.tertiary_bitmap);
+    child.length_encoding = child.length_encoding.or(parent.length_encoding);
+    child.bcd_padding = child.bcd_padding.or(parent.bcd_padding);
+    let mut classes = parent.data_encoding.unwrap_or_default();
+    classes.extend(child.data_encoding.take().unwrap_or_default());
+    child.data_encoding = Some(classes);
+}
+
+fn finish(merged: Merged) -> Result<Spec, SpecError> {
+    let Merged { file, raw, fields } = merged;
+    let spec_err = |reason: String| SpecError::Spec {
+        file: file.clone(),
+        reason,
+    };
+    let mti_encoding = raw.mti_encoding.unwrap_or(Encoding::Ascii);
+    if matches!(mti_encoding, Encoding::Binary | Encoding::Hex) {
+        return Err(spec_err(format!(
+            "mti_encoding {mti_encoding} is not one of ascii, ebcdic, bcd"
+        )));
+    }
+    let length_encoding = raw.length_encoding.unwrap_or(Encoding::Ascii);
+    if length_encoding == Encoding::Hex {
+        return Err(spec_err("length_encoding hex is not supported".into()));
+    }
+    let tertiary_bitmap = raw.tertiary_bitmap.unwrap_or(false);
+    let classes = raw.data_encoding.unwrap_or_default();
+    let default_padding = raw.bcd_padding.unwrap_or_default();
+    let mut list = Vec::with_capacity(fields.len());
+    for sourced in fields.into_values() {
+        list.push(field_spec(
+            sourced,
+            &classes,
+            length_encoding,
+            default_padding,
+            tertiary_bitmap,
+        )?);
+    }
+    if list.is_empty() {
+        return Err(spec_err("defines no fields".into()));
+    }
+    Ok(Spec::from_parts(
+        raw.name,
+        raw.description.unwrap_or_default(),
+        raw.version.unwrap_or(Version::V1987),
+        mti_encoding,
+        raw.bitmap_encoding.unwrap_or(BitmapEncoding::Binary),
+        tertiary_bitmap,
+        list,
+    ))
+}
+
+fn field_spec(
+    sourced: SourcedField,
+    classes: &BTreeMap<Class, Encoding>,
+    default_length_encoding: Encoding,
+    default_padding: Padding,
+    tertiary_bitmap: bool,
+) -> Result<FieldSpec, SpecError> {
+    let SourcedField { file, line, field: f } = sourced;
+    let fail = |reason: String| SpecError::Field {
+        file: file.clone(),
+        line,
+        field: f.number,
+        reason,
+    };
+    let number_max = if tertiary_bitmap { 192 } else { 128 };
+    if f.number < 2 || f.number > number_max {
+        return Err(fail(format!("number must be in 2..={number_max} (1 is the bitmap)")));
+    }
+    if tertiary_bitmap && f.number == 65 {
+        return Err(fail("field 65 is the tertiary bitmap in this spec".into()));
+    }
+    if f.name.trim().is_empty() {
+        return Err(fail("name is empty".into()));
+    }
+    let default_encoding = if f.class == Class::B {
+        Encoding::Binary
+    } else {
+        Encoding::Ascii
+    };
+    let encoding = f
+        .encoding
+        .or_else(|| classes.get(&f.class).copied())
+        .unwrap_or(default_encoding);
+    match (f.class, encoding) {
+        (Class::B, Encoding::Binary | Encoding::Hex) => {}
+        (Class::B, e) => return Err(fail(format!("class b cannot use {e} encoding"))),
+        (_, Encoding::Binary | Encoding::Hex) => {
+            return Err(fail(format!("class {} cannot use {encoding} encoding", f.class)));
+        }
+        (Class::N | Class::Z | Class::Xn, Encoding::Bcd) => {}
+        (c, Encoding::Bcd) => return Err(fail(format!("class {c} cannot use bcd encoding"))),
+        _ => {}
+    }
+    let length_encoding = f.length_encoding.unwrap_or(default_length_encoding);
+    if length_encoding == Encoding::Hex {
+        return Err(fail("length_encoding hex is not supported".into()));
+    }
+    let length = match (f.length, f.size, f.max) {
+        (LengthKind::Fixed, Some(size), None) if size > 0 => Length::Fixed(size),
+        (LengthKind::Fixed, _, Some(_)) => return Err(fail("a fixed field takes size, not max".into())),
+        (LengthKind::Fixed, _, None) => return Err(fail("a fixed field needs size > 0".into())),
+        (_, Some(_), _) => return Err(fail("a variable field takes max, not size".into())),
+        (_, None, None) | (_, None, Some(0)) => {
+            return Err(fail("a variable field needs max > 0".into()));
+        }
+        (kind, None, Some(max)) => {
+            let digits = match kind {
+                LengthKind::Ll => 2,
+                LengthKind::Lll => 3,
+                _ => 4,
+            };
+            if f.class == Class::Xn {
+                return Err(fail("class x+n must be fixed length".into()));
+            }
+            let units = if encoding == Encoding::Hex { max * 2 } else { max };
+            let limit = 10usize.pow(u32::from(digits)) - 1;
+            let limit = if length_encoding == Encoding::Binary && digits == 2 {
+                255
+            } else {
+                limit
+            };
+            if units > limit {
+                return Err(fail(format!(
+                    "max {max} needs a length of {units}, more than a {digits}-digit prefix holds"
+                )));
+            }
+            Length::Variable { digits, max }
+        }
+    };
+    let padding = match f.padding {
+        Some(_) if encoding != Encoding::Bcd => {
+            return Err(fail("padding applies only to bcd encoding".into()));
+        }
+        Some(p) => p,
+        None => default_padding,
+    };
+    let structure = match (f.structure, f.subfields) {
+        (Some(_), Some(_)) => return Err(fail("structure and subfields are exclusive".into())),
+        (Some(StructureKind::Tlv), None) if f.class != Class::B => {
+            return Err(fail("tlv structure needs class b".into()));
+        }
+        (Some(StructureKind::Tlv), None) => Structure::Tlv,
+        (Some(StructureKind::Pds), None) if !matches!(f.class, Class::Ans | Class::An) => {
+            return Err(fail("pds structure needs class ans".into()));
+        }
+        (Some(StructureKind::Pds), None) => Structure::Pds,
+        (None, Some(subs)) => Structure::Subfields(subfields(&subs, length, &fail)?),
+        (None, None) => Structure::None,
+    };
+    Ok(FieldSpec {
+        number: f.number,
+        name: f.name,
+        class: f.class,
+        length,
+        encoding,
+        length_encoding,
+        padding,
+        sensitivity: f.sensitive,
+        structure,
+    })
+}
+
+fn subfields(
+    subs: &[SubfieldFile],
+    length: Length,
+    fail: &dyn Fn(String) -> SpecError,
+) -> Result<Vec<Subfield>, SpecError> {
+    let mut out = Vec::with_capacity(subs.len());
+    let mut offset = 0;
+    for s in subs {
+        if s.size == 0 || s.name.trim().is_empty() {
+            return Err(fail(format!("subfield '{}' needs a name and size > 0", s.name)));
+        }
+        out.push(Subfield {
+            name: s.name.clone(),
+            offset,
+            size: s.size,
+        });
+        offset += s.size;
+    }
+    let total = match length {
+        Length::Fixed(size) => size,
+        Length::Variable { max, .. } => max,
+    };
+    if out.is_empty() || offset > total || (matches!(length, Length::Fixed(_)) && offset != total) {
+        return Err(fail(format!(
+            "subfield sizes add up to {offset}, the field holds {total}"
+        )));
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn err(text: &str) -> SpecError {
+        Spec::from_toml(text, "t.toml", None).expect_err("spec should be refused")
+    }
+
+    #[test]
+    fn shipped_specs_load() {
+        for name in builtin_names() {
+            let spec = Spec::resolve(name).unwrap_or_else(|e| panic!("{name}: {e}"));
+            assert_eq!(spec.name, name);
+            assert!(spec.fields().count() > 20, "{name} has few fields");
+        }
+    }
+
+    #[test]
+    fn a_bad_field_is_named_with_its_line() {
+        let e = err("name = \"x\"\nfields = [\n { number = 2, name = \"PAN\", class = \"n\", length = \"fixed\" },\n]\n");
+        assert_eq!(
+            e,
+            SpecError::Field {
+                file: "t.toml".into(),
+                line: 3,
+                field: 2,
+                reason: "a fixed field needs size > 0".into()
+            }
+        );
+    }
+
+    #[test]
+    fn bcd_on_text_and_unknown_class_are_refused() {
+        let e = err("name = \"x\"\nfields = [{ number = 43, name = \"N\", class = \"ans\", length = \"fixed\", size = 4, encoding = \"bcd\" }]");
+        assert!(e.to_string().contains("field 43: class ans cannot use bcd"), "{e}");
+        let e = err("name = \"x\"\nfields = [{ number = 4, name = \"N\", class = \"q\", length = \"fixed\", size = 4 }]");
+        assert!(matches!(e, SpecError::Syntax { line: 2, .. }), "{e}");
+    }
+
+    #[test]
+    fn duplicates_and_oversized_max_are_refused() {
+        let e = err("name = \"x\"\nfields = [\n{ number = 4, name = \"A\", class = \"n\", length = \"fixed\", size = 4 },\n{ number = 4, name = \"B\", class = \"n\", length = \"fixed\", size = 4 }]");
+        assert!(matches!(e, SpecError::Field { field: 4, line: 4, .. }), "{e}");
+        let e = err("name = \"x\"\nfields = [{ number = 2, name = \"A\", class = \"n\", length = \"LL\", max = 100 }]");
+        assert!(e.to_string().contains("2-digit prefix"), "{e}");
+    }
+
+    #[test]
+    fn base_fields_are_inherited_and_overridden() {
+        let text = "name = \"child\"\nbase = \"iso87-ascii\"\nmti_encoding = \"bcd\"\ndata_encoding = { n = \"bcd\" }\nfields = [{ number = 4, name = \"Amount\", class = \"n\", length = \"fixed\", size = 10 }]";
+        let spec = Spec::from_toml(text, "child.toml", None).expect("child spec");
+        assert_eq!(spec.mti_encoding, Encoding::Bcd);
+        assert_eq!(spec.field(4).map(|f| f.length), Some(Length::Fixed(10)));
+        assert_eq!(spec.field(3).map(|f| f.encoding), Some(Encoding::Bcd));
+        assert_eq!(spec.field(41).map(|f| f.encoding), Some(Encoding::Ascii));
+    }
+}
