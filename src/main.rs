@@ -1,3 +1,5 @@
-fn main() {
-    println!("Hello, world!");
+//! The `cardswitch` binary: see `cardswitch --help`.
+
+fn main() -> std::process::ExitCode {
+    cardswitch::cli::main()
 }

@@ -1,1 +1,62 @@
-//! The `cardswitch` command line.
+//! The `cardswitch` command line: one binary, one subcommand per job.
+
+mod decode;
+mod encode;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// ISO 8583 card switch and acquirer processor.
+#[derive(Debug, Parser)]
+#[command(name = "cardswitch", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Decode ISO 8583 messages and print them masked (or as JSON).
+    Decode(decode::DecodeArgs),
+    /// Encode messages given as JSON and print them as hex.
+    Encode(encode::EncodeArgs),
+    /// List the shipped message specifications.
+    Specs,
+}
+
+/// Runs the command line; the exit code is non-zero on any failure.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Decode(args) => decode::run(&args),
+        Command::Encode(args) => encode::run(&args),
+        Command::Specs => list_specs(),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn list_specs() -> Result<(), CliError> {
+    for name in crate::message::spec_file::builtin_names() {
+        let spec = crate::message::Spec::resolve(name)?;
+        println!("{name:<16} {}", spec.description);
+    }
+    Ok(())
+}
+
+/// Why a command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum CliError {
+    #[error(transparent)]
+    Spec(#[from] crate::message::SpecError),
+    #[error("{0}")]
+    Input(String),
+    #[error("{failed} of {total} messages failed")]
+    Failed { failed: usize, total: usize },
+}

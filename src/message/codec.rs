@@ -282,8 +282,14 @@ mod tests {
     #[test]
     fn bcd_rejects_bad_nibbles_and_pads() {
         let mut out = BytesMut::new();
-        assert_eq!(bcd_decode(&[0x1A], 2, Class::N, Padding::Left, &mut out), Err(WireFault::Bcd(0)));
-        assert_eq!(bcd_decode(&[0x11, 0x23], 3, Class::N, Padding::Left, &mut out), Err(WireFault::Bcd(0)));
+        assert_eq!(
+            bcd_decode(&[0x1A], 2, Class::N, Padding::Left, &mut out),
+            Err(WireFault::Bcd(0))
+        );
+        assert_eq!(
+            bcd_decode(&[0x11, 0x23], 3, Class::N, Padding::Left, &mut out),
+            Err(WireFault::Bcd(0))
+        );
         let mut t = BytesMut::new();
         bcd_decode(&[0x41, 0xD2], 4, Class::Z, Padding::Left, &mut t).expect("track 2");
         assert_eq!(&t[..], b"41=2");
@@ -291,7 +297,12 @@ mod tests {
 
     #[test]
     fn prefixes_in_every_encoding() {
-        for enc in [Encoding::Ascii, Encoding::Ebcdic, Encoding::Bcd, Encoding::Binary] {
+        for enc in [
+            Encoding::Ascii,
+            Encoding::Ebcdic,
+            Encoding::Bcd,
+            Encoding::Binary,
+        ] {
             for digits in [2u8, 3, 4] {
                 let mut out = BytesMut::new();
                 write_prefix(99, digits, enc, &mut out);

@@ -158,7 +158,10 @@ mod tests {
         m.set_str(11, "000001").expect("set");
         m.set_str(2, "4111111111111111").expect("set");
         m.set_num(4, 1250, 12).expect("set");
-        assert_eq!(m.fields().map(|(n, _)| n).collect::<Vec<_>>(), vec![2, 4, 11]);
+        assert_eq!(
+            m.fields().map(|(n, _)| n).collect::<Vec<_>>(),
+            vec![2, 4, 11]
+        );
         assert_eq!(m.get_str(4), Some("000000001250"));
         assert_eq!(m.get_u64(4), Some(1250));
         assert_eq!(m.remove(2).as_deref(), Some(&b"4111111111111111"[..]));

@@ -5,13 +5,19 @@
 pub mod bitmap;
 pub mod build;
 pub mod codec;
+pub mod describe;
 pub mod ebcdic;
 pub mod error;
 pub mod iso_message;
+pub mod json;
 pub mod mti;
 pub mod parse;
+pub mod path;
+pub mod pds;
+pub mod sensitive;
 pub mod spec;
 pub mod spec_file;
+pub mod tlv;
 
 pub use bitmap::Bitmap;
 pub use error::{MessageError, Part};

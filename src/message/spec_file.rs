@@ -17,6 +17,15 @@ use super::spec::{
 /// The specs shipped inside the binary, by name.
 const BUILTIN_SPECS: &[(&str, &str)] = &[
     ("iso87-ascii", include_str!("../../specs/iso87-ascii.toml")),
+    (
+        "iso87-binary",
+        include_str!("../../specs/iso87-binary.toml"),
+    ),
+    ("iso93-ascii", include_str!("../../specs/iso93-ascii.toml")),
+    (
+        "mastercard-ipm",
+        include_str!("../../specs/mastercard-ipm.toml"),
+    ),
 ];
 
 /// How deep `base` chains may go; guards against cycles.
@@ -238,7 +247,12 @@ fn merge(text: &str, file: &str, dir: Option<&Path>, depth: usize) -> Result<Mer
     })
 }
 
-fn load_base(base: &str, file: &str, dir: Option<&Path>, depth: usize) -> Result<Merged, SpecError> {
+fn load_base(
+    base: &str,
+    file: &str,
+    dir: Option<&Path>,
+    depth: usize,
+) -> Result<Merged, SpecError> {
     if let Some(text) = builtin_text(base) {
         return merge(text, &format!("<builtin>/{base}.toml"), None, depth + 1);
     }
@@ -250,7 +264,12 @@ fn load_base(base: &str, file: &str, dir: Option<&Path>, depth: usize) -> Result
         file: file.to_string(),
         reason: format!("base spec '{base}' is neither shipped nor found next to this file"),
     })?;
-    merge(&text, &candidate.display().to_string(), candidate.parent(), depth + 1)
+    merge(
+        &text,
+        &candidate.display().to_string(),
+        candidate.parent(),
+        depth + 1,
+    )
 }
 
 /// Fills the unset spec-wide settings of `child` from `parent`.
@@ -317,7 +336,11 @@ fn field_spec(
     default_padding: Padding,
     tertiary_bitmap: bool,
 ) -> Result<FieldSpec, SpecError> {
-    let SourcedField { file, line, field: f } = sourced;
+    let SourcedField {
+        file,
+        line,
+        field: f,
+    } = sourced;
     let fail = |reason: String| SpecError::Field {
         file: file.clone(),
         line,
@@ -326,7 +349,9 @@ fn field_spec(
     };
     let number_max = if tertiary_bitmap { 192 } else { 128 };
     if f.number < 2 || f.number > number_max {
-        return Err(fail(format!("number must be in 2..={number_max} (1 is the bitmap)")));
+        return Err(fail(format!(
+            "number must be in 2..={number_max} (1 is the bitmap)"
+        )));
     }
     if tertiary_bitmap && f.number == 65 {
         return Err(fail("field 65 is the tertiary bitmap in this spec".into()));
@@ -347,7 +372,10 @@ fn field_spec(
         (Class::B, Encoding::Binary | Encoding::Hex) => {}
         (Class::B, e) => return Err(fail(format!("class b cannot use {e} encoding"))),
         (_, Encoding::Binary | Encoding::Hex) => {
-            return Err(fail(format!("class {} cannot use {encoding} encoding", f.class)));
+            return Err(fail(format!(
+                "class {} cannot use {encoding} encoding",
+                f.class
+            )));
         }
         (Class::N | Class::Z | Class::Xn, Encoding::Bcd) => {}
         (c, Encoding::Bcd) => return Err(fail(format!("class {c} cannot use bcd encoding"))),
@@ -359,7 +387,9 @@ fn field_spec(
     }
     let length = match (f.length, f.size, f.max) {
         (LengthKind::Fixed, Some(size), None) if size > 0 => Length::Fixed(size),
-        (LengthKind::Fixed, _, Some(_)) => return Err(fail("a fixed field takes size, not max".into())),
+        (LengthKind::Fixed, _, Some(_)) => {
+            return Err(fail("a fixed field takes size, not max".into()));
+        }
         (LengthKind::Fixed, _, None) => return Err(fail("a fixed field needs size > 0".into())),
         (_, Some(_), _) => return Err(fail("a variable field takes max, not size".into())),
         (_, None, None) | (_, None, Some(0)) => {
@@ -374,7 +404,11 @@ fn field_spec(
             if f.class == Class::Xn {
                 return Err(fail("class x+n must be fixed length".into()));
             }
-            let units = if encoding == Encoding::Hex { max * 2 } else { max };
+            let units = if encoding == Encoding::Hex {
+                max * 2
+            } else {
+                max
+            };
             let limit = 10usize.pow(u32::from(digits)) - 1;
             let limit = if length_encoding == Encoding::Binary && digits == 2 {
                 255
@@ -431,7 +465,10 @@ fn subfields(
     let mut offset = 0;
     for s in subs {
         if s.size == 0 || s.name.trim().is_empty() {
-            return Err(fail(format!("subfield '{}' needs a name and size > 0", s.name)));
+            return Err(fail(format!(
+                "subfield '{}' needs a name and size > 0",
+                s.name
+            )));
         }
         out.push(Subfield {
             name: s.name.clone(),
@@ -471,7 +508,9 @@ mod tests {
 
     #[test]
     fn a_bad_field_is_named_with_its_line() {
-        let e = err("name = \"x\"\nfields = [\n { number = 2, name = \"PAN\", class = \"n\", length = \"fixed\" },\n]\n");
+        let e = err(
+            "name = \"x\"\nfields = [\n { number = 2, name = \"PAN\", class = \"n\", length = \"fixed\" },\n]\n",
+        );
         assert_eq!(
             e,
             SpecError::Field {
@@ -485,17 +524,38 @@ mod tests {
 
     #[test]
     fn bcd_on_text_and_unknown_class_are_refused() {
-        let e = err("name = \"x\"\nfields = [{ number = 43, name = \"N\", class = \"ans\", length = \"fixed\", size = 4, encoding = \"bcd\" }]");
-        assert!(e.to_string().contains("field 43: class ans cannot use bcd"), "{e}");
-        let e = err("name = \"x\"\nfields = [{ number = 4, name = \"N\", class = \"q\", length = \"fixed\", size = 4 }]");
+        let e = err(
+            "name = \"x\"\nfields = [{ number = 43, name = \"N\", class = \"ans\", length = \"fixed\", size = 4, encoding = \"bcd\" }]",
+        );
+        assert!(
+            e.to_string().contains("field 43: class ans cannot use bcd"),
+            "{e}"
+        );
+        let e = err(
+            "name = \"x\"\nfields = [{ number = 4, name = \"N\", class = \"q\", length = \"fixed\", size = 4 }]",
+        );
         assert!(matches!(e, SpecError::Syntax { line: 2, .. }), "{e}");
     }
 
     #[test]
     fn duplicates_and_oversized_max_are_refused() {
-        let e = err("name = \"x\"\nfields = [\n{ number = 4, name = \"A\", class = \"n\", length = \"fixed\", size = 4 },\n{ number = 4, name = \"B\", class = \"n\", length = \"fixed\", size = 4 }]");
-        assert!(matches!(e, SpecError::Field { field: 4, line: 4, .. }), "{e}");
-        let e = err("name = \"x\"\nfields = [{ number = 2, name = \"A\", class = \"n\", length = \"LL\", max = 100 }]");
+        let e = err(
+            "name = \"x\"\nfields = [\n{ number = 4, name = \"A\", class = \"n\", length = \"fixed\", size = 4 },\n{ number = 4, name = \"B\", class = \"n\", length = \"fixed\", size = 4 }]",
+        );
+        assert!(
+            matches!(
+                e,
+                SpecError::Field {
+                    field: 4,
+                    line: 4,
+                    ..
+                }
+            ),
+            "{e}"
+        );
+        let e = err(
+            "name = \"x\"\nfields = [{ number = 2, name = \"A\", class = \"n\", length = \"LL\", max = 100 }]",
+        );
         assert!(e.to_string().contains("2-digit prefix"), "{e}");
     }
 
