@@ -81,7 +81,7 @@ fn wire_bitmap(spec: &Spec, msg: &Message, start: usize) -> Result<Bitmap, Messa
     if bitmap.word(2) != 0 {
         bitmap.set(65);
     }
-    if bitmap.word(1) != 0 {
+    if bitmap.word(1) != 0 || spec.secondary_bitmap_always {
         bitmap.set(1);
     }
     Ok(bitmap)

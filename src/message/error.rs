@@ -96,6 +96,9 @@ pub enum MessageError {
     /// A secondary or tertiary bitmap flagged present but with no bit set.
     #[error("{part} at offset {offset}: flagged present but empty")]
     EmptyBitmap { part: Part, offset: usize },
+    /// A bitmap the spec requires in every message is not flagged present.
+    #[error("{part} at offset {offset}: required by the spec but bit 1 is not set")]
+    MissingBitmap { part: Part, offset: usize },
     /// Bytes left over after the last field the bitmap announces.
     #[error("{count} trailing bytes at offset {offset} after the last field")]
     TrailingBytes { offset: usize, count: usize },
@@ -128,6 +131,7 @@ impl MessageError {
             | MessageError::BadMti { offset }
             | MessageError::UndefinedField { offset, .. }
             | MessageError::EmptyBitmap { offset, .. }
+            | MessageError::MissingBitmap { offset, .. }
             | MessageError::TrailingBytes { offset, .. } => Some(*offset),
             _ => None,
         }
@@ -146,6 +150,7 @@ impl MessageError {
             MessageError::BadMti { .. } => "bad_mti",
             MessageError::UndefinedField { .. } => "undefined_field",
             MessageError::EmptyBitmap { .. } => "empty_bitmap",
+            MessageError::MissingBitmap { .. } => "missing_bitmap",
             MessageError::TrailingBytes { .. } => "trailing_bytes",
             MessageError::MessageTooLarge { .. } => "message_too_large",
             MessageError::BadSubElement { .. } => "bad_sub_element",

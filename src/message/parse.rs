@@ -134,10 +134,16 @@ fn read_one_bitmap(spec: &Spec, r: &mut Reader<'_>, index: u8) -> Result<u64, Me
 fn read_bitmaps(spec: &Spec, r: &mut Reader<'_>) -> Result<(Bitmap, Bitmap), MessageError> {
     let mut bitmap = Bitmap::default();
     bitmap.set_word(0, read_one_bitmap(spec, r, 1)?);
+    if spec.secondary_bitmap_always && !bitmap.get(1) {
+        return Err(MessageError::MissingBitmap {
+            part: Part::Bitmap(2),
+            offset: r.offset,
+        });
+    }
     if bitmap.get(1) {
         let offset = r.offset;
         let word = read_one_bitmap(spec, r, 2)?;
-        if word == 0 {
+        if word == 0 && !spec.secondary_bitmap_always {
             return Err(MessageError::EmptyBitmap {
                 part: Part::Bitmap(2),
                 offset,

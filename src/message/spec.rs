@@ -273,6 +273,9 @@ pub struct Spec {
     pub mti_encoding: Encoding,
     pub bitmap_encoding: BitmapEncoding,
     pub tertiary_bitmap: bool,
+    /// The secondary bitmap is sent in every message, even when empty
+    /// (Mastercard IPM records always set bit 1).
+    pub secondary_bitmap_always: bool,
     /// Indexed by field number; entries 0 and 1 are always `None`.
     fields: Box<[Option<FieldSpec>]>,
 }
@@ -286,6 +289,7 @@ impl Spec {
         mti_encoding: Encoding,
         bitmap_encoding: BitmapEncoding,
         tertiary_bitmap: bool,
+        secondary_bitmap_always: bool,
         field_list: Vec<FieldSpec>,
     ) -> Spec {
         let mut fields: Box<[Option<FieldSpec>]> =
@@ -301,6 +305,7 @@ impl Spec {
             mti_encoding,
             bitmap_encoding,
             tertiary_bitmap,
+            secondary_bitmap_always,
             fields,
         }
     }

@@ -38,12 +38,14 @@ pub enum SpecError {
     /// The file cannot be read.
     #[error("{file}: cannot read: {reason}")]
     Io { file: String, reason: String },
-    /// The file is not valid TOML or has keys of the wrong type.
-    #[error("{file}:{line}:{column}: {reason}")]
+    /// The file is not valid TOML or has keys of the wrong type; `field`
+    /// names the field definition on that line, when there is one.
+    #[error("{file}:{line}:{column}: {}{reason}", field.map(|n| format!("field {n}: ")).unwrap_or_default())]
     Syntax {
         file: String,
         line: usize,
         column: usize,
+        field: Option<u16>,
         reason: String,
     },
     /// A field definition is inconsistent.
@@ -81,6 +83,16 @@ enum StructureKind {
     Pds,
 }
 
+/// When the secondary bitmap is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+enum SecondaryBitmap {
+    /// Only when a field above 64 is present (bit 1 tells).
+    WhenNeeded,
+    /// In every message.
+    Always,
+}
+
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct SubfieldFile {
@@ -115,6 +127,7 @@ struct SpecFile {
     mti_encoding: Option<Encoding>,
     bitmap_encoding: Option<BitmapEncoding>,
     tertiary_bitmap: Option<bool>,
+    secondary_bitmap: Option<SecondaryBitmap>,
     length_encoding: Option<Encoding>,
     data_encoding: Option<BTreeMap<Class, Encoding>>,
     bcd_padding: Option<Padding>,
@@ -192,6 +205,18 @@ fn line_of(text: &str, byte: usize) -> (usize, usize) {
     (line, column)
 }
 
+/// The `number = N` of a one-line field definition, to name it in errors.
+fn field_number_on_line(text: &str, line: usize) -> Option<u16> {
+    let l = text.lines().nth(line.checked_sub(1)?)?;
+    let after = &l[l.find("number")? + "number".len()..];
+    let digits: String = after
+        .trim_start_matches([' ', '='])
+        .chars()
+        .take_while(char::is_ascii_digit)
+        .collect();
+    digits.parse().ok()
+}
+
 fn merge(text: &str, file: &str, dir: Option<&Path>, depth: usize) -> Result<Merged, SpecError> {
     let raw: SpecFile = toml::from_str(text).map_err(|e| {
         let (line, column) = e.span().map_or((0, 0), |s| line_of(text, s.start));
@@ -199,7 +224,8 @@ fn merge(text: &str, file: &str, dir: Option<&Path>, depth: usize) -> Result<Mer
             file: file.to_string(),
             line,
             column,
-            reason: e.message().to_string(),
+            field: field_number_on_line(text, line),
+            reason: e.message().trim().to_string(),
         }
     })?;
     let mut fields = BTreeMap::new();
@@ -279,6 +305,7 @@ fn inherit(child: &mut SpecFile, parent: SpecFile) {
     child.mti_encoding = child.mti_encoding.or(parent.mti_encoding);
     child.bitmap_encoding = child.bitmap_encoding.or(parent.bitmap_encoding);
     child.tertiary_bitmap = child.tertiary_bitmap.or(parent.tertiary_bitmap);
+    child.secondary_bitmap = child.secondary_bitmap.or(parent.secondary_bitmap);
     child.length_encoding = child.length_encoding.or(parent.length_encoding);
     child.bcd_padding = child.bcd_padding.or(parent.bcd_padding);
     let mut classes = parent.data_encoding.unwrap_or_default();
@@ -325,6 +352,7 @@ fn finish(merged: Merged) -> Result<Spec, SpecError> {
         mti_encoding,
         raw.bitmap_encoding.unwrap_or(BitmapEncoding::Binary),
         tertiary_bitmap,
+        raw.secondary_bitmap == Some(SecondaryBitmap::Always),
         list,
     ))
 }
