@@ -169,3 +169,61 @@ pub fn set(spec: &Spec, msg: &mut Message, path: &str, new: &[u8]) -> Result<(),
             field,
         })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tlv_pds_and_subfield_paths() {
+        let ascii = Spec::resolve("iso87-ascii").expect("spec");
+        let mut m = Message::new("0100".parse().expect("mti"));
+        set(&ascii, &mut m, "55.9F26", &[1, 2, 3, 4, 5, 6, 7, 8]).expect("set tag");
+        set(&ascii, &mut m, "55.9F27", &[0x80]).expect("set tag");
+        set(&ascii, &mut m, "55.9F26", &[9; 8]).expect("replace tag");
+        assert_eq!(
+            get(&ascii, &m, "55.9F26").expect("get").as_deref(),
+            Some(&[9u8; 8][..])
+        );
+        assert_eq!(
+            get(&ascii, &m, "55.9F27").expect("get").as_deref(),
+            Some(&[0x80u8][..])
+        );
+        assert_eq!(get(&ascii, &m, "55.9F37").expect("get"), None);
+        assert_eq!(&m.get(55).expect("DE55")[..3], &[0x9F, 0x26, 0x08]);
+
+        set(&ascii, &mut m, "90.2", b"123456").expect("set subfield");
+        assert_eq!(
+            get(&ascii, &m, "90.2").expect("get").as_deref(),
+            Some(&b"123456"[..])
+        );
+        assert_eq!(m.get(90).map(|v| v.len()), Some(42));
+        assert!(set(&ascii, &mut m, "90.2", b"12").is_err());
+        assert!(matches!(
+            get(&ascii, &m, "90.9"),
+            Err(PathError::BadSub { .. })
+        ));
+        assert!(matches!(
+            get(&ascii, &m, "4.1"),
+            Err(PathError::NoStructure { field: 4, .. })
+        ));
+        assert!(matches!(
+            get(&ascii, &m, "x"),
+            Err(PathError::Syntax { .. })
+        ));
+
+        let ipm = Spec::resolve("mastercard-ipm").expect("spec");
+        let mut r = Message::new("1240".parse().expect("mti"));
+        set(&ipm, &mut r, "48.0023", b"POI").expect("pds");
+        set(&ipm, &mut r, "48.0165", b"M").expect("pds");
+        assert_eq!(r.get_str(48), Some("0023003POI0165001M"));
+        assert_eq!(
+            get(&ipm, &r, "48.0165").expect("get").as_deref(),
+            Some(&b"M"[..])
+        );
+        assert!(matches!(
+            get(&ipm, &r, "48.23"),
+            Err(PathError::BadSub { .. })
+        ));
+    }
+}
