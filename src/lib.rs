@@ -2,8 +2,10 @@
 //!
 //! Layers, dependencies pointing down only:
 //! - [`message`]: specs as data, parse and build, masking (no I/O).
+//! - [`link`]: framing codecs and connections (no business rules).
 //! - [`cli`]: the `cardswitch` command line on top.
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod link;
 pub mod message;

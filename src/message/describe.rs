@@ -106,10 +106,8 @@ pub fn describe(spec: &Spec, msg: &Message) -> String {
             None => plain(fs, value),
         };
         let _ = writeln!(out, "  {n:>3}  {name:<44} {shown}");
-        if let Some(fs) = fs {
-            if fs.sensitivity.is_none() {
-                describe_inner(fs, value, &mut out);
-            }
+        if let Some(fs) = fs.filter(|f| f.sensitivity.is_none()) {
+            describe_inner(fs, value, &mut out);
         }
     }
     out

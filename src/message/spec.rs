@@ -277,37 +277,19 @@ pub struct Spec {
     /// (Mastercard IPM records always set bit 1).
     pub secondary_bitmap_always: bool,
     /// Indexed by field number; entries 0 and 1 are always `None`.
-    fields: Box<[Option<FieldSpec>]>,
+    pub(crate) fields: Box<[Option<FieldSpec>]>,
 }
 
 impl Spec {
-    /// Assembles a spec from already validated parts (see `spec_file`).
-    pub(crate) fn from_parts(
-        name: String,
-        description: String,
-        version: Version,
-        mti_encoding: Encoding,
-        bitmap_encoding: BitmapEncoding,
-        tertiary_bitmap: bool,
-        secondary_bitmap_always: bool,
-        field_list: Vec<FieldSpec>,
-    ) -> Spec {
+    /// Places validated field definitions at their numbers (see `spec_file`).
+    pub(crate) fn index_fields(list: Vec<FieldSpec>) -> Box<[Option<FieldSpec>]> {
         let mut fields: Box<[Option<FieldSpec>]> =
             vec![None; usize::from(FIELD_NUMBER_MAX) + 1].into_boxed_slice();
-        for f in field_list {
+        for f in list {
             let n = usize::from(f.number);
             fields[n] = Some(f);
         }
-        Spec {
-            name,
-            description,
-            version,
-            mti_encoding,
-            bitmap_encoding,
-            tertiary_bitmap,
-            secondary_bitmap_always,
-            fields,
-        }
+        fields
     }
 
     /// The definition of field `number`, if the dialect has one.

@@ -345,16 +345,16 @@ fn finish(merged: Merged) -> Result<Spec, SpecError> {
     if list.is_empty() {
         return Err(spec_err("defines no fields".into()));
     }
-    Ok(Spec::from_parts(
-        raw.name,
-        raw.description.unwrap_or_default(),
-        raw.version.unwrap_or(Version::V1987),
+    Ok(Spec {
+        name: raw.name,
+        description: raw.description.unwrap_or_default(),
+        version: raw.version.unwrap_or(Version::V1987),
         mti_encoding,
-        raw.bitmap_encoding.unwrap_or(BitmapEncoding::Binary),
+        bitmap_encoding: raw.bitmap_encoding.unwrap_or(BitmapEncoding::Binary),
         tertiary_bitmap,
-        raw.secondary_bitmap == Some(SecondaryBitmap::Always),
-        list,
-    ))
+        secondary_bitmap_always: raw.secondary_bitmap == Some(SecondaryBitmap::Always),
+        fields: Spec::index_fields(list),
+    })
 }
 
 fn field_spec(

@@ -1,0 +1,4 @@
+//! The link layer: framing codecs, connections, TLS, request matching.
+//! No business rules: it moves framed messages and knows nothing of routes.
+
+pub mod framing;
