@@ -1,4 +1,6 @@
 //! The link layer: framing codecs, connections, TLS, request matching.
 //! No business rules: it moves framed messages and knows nothing of routes.
 
+pub mod connection;
 pub mod framing;
+pub mod mux;

@@ -1,0 +1,193 @@
+//! Request/response matching on a link (like jPOS's QMUX): a request is
+//! sent, and the response whose key matches it is delivered to its waiter.
+//! The key is the MTI class plus configured fields (default DE11 STAN,
+//! DE41 terminal, DE32 acquirer where present). In-flight requests are
+//! bounded; a late or unmatched response is counted and logged, and a
+//! response is never delivered twice (the waiter is removed on delivery).
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes};
+use tokio::sync::oneshot;
+
+use super::connection::{Closed, FrameSender};
+use super::framing::Frame;
+use crate::message::{Message, MessageError, Spec};
+
+/// Default key fields: STAN, terminal id, acquiring institution.
+pub const KEY_FIELDS_DEFAULT: &[u16] = &[11, 41, 32];
+
+/// Why a request got no response.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum MuxError {
+    #[error("no response within {0:?}")]
+    Timeout(Duration),
+    #[error("{0} requests already in flight")]
+    Busy(usize),
+    #[error("a request with the same key is already in flight")]
+    DuplicateKey,
+    #[error("request lacks key field {0}")]
+    MissingKey(u16),
+    #[error("link closed")]
+    Closed,
+    #[error("request cannot be built: {0}")]
+    Build(#[from] MessageError),
+}
+
+impl From<Closed> for MuxError {
+    fn from(_: Closed) -> MuxError {
+        MuxError::Closed
+    }
+}
+
+/// What became of an incoming message.
+#[derive(Debug)]
+pub enum Delivery {
+    /// A waiting request got it.
+    Matched,
+    /// A response nobody waits for (late, unknown or a duplicate).
+    Unmatched(Message),
+    /// Not a response: for the link's request handler.
+    NotAResponse(Message),
+}
+
+/// The matcher for one link.
+pub struct Mux {
+    spec: Arc<Spec>,
+    sender: FrameSender,
+    key_fields: Arc<[u16]>,
+    in_flight_max: usize,
+    /// Waiters by key, each tagged with a ticket so that a finished
+    /// request never removes a newer one that reuses its key.
+    pending: Mutex<HashMap<Bytes, (u64, oneshot::Sender<Message>)>>,
+    next_ticket: AtomicU64,
+}
+
+type Pending = HashMap<Bytes, (u64, oneshot::Sender<Message>)>;
+
+impl Mux {
+    pub fn new(
+        spec: Arc<Spec>,
+        sender: FrameSender,
+        key_fields: &[u16],
+        in_flight_max: usize,
+    ) -> Mux {
+        assert!(in_flight_max > 0, "in-flight limit must be positive");
+        Mux {
+            spec,
+            sender,
+            key_fields: key_fields.into(),
+            in_flight_max,
+            pending: Mutex::new(HashMap::with_capacity(in_flight_max.min(4096))),
+            next_ticket: AtomicU64::new(0),
+        }
+    }
+
+    /// The matching key of a message. Fields 11 must be present; others
+    /// count when present.
+    pub fn key(&self, msg: &Message) -> Result<Bytes, MuxError> {
+        let mut key = bytes::BytesMut::with_capacity(48);
+        key.put_u8(msg.mti().digits()[1]);
+        for &f in self.key_fields.iter() {
+            match msg.get(f) {
+                Some(v) => {
+                    key.put_u16(f);
+                    key.put_u16(v.len() as u16);
+                    key.put_slice(v);
+                }
+                None if f == 11 => return Err(MuxError::MissingKey(11)),
+                None => {}
+            }
+        }
+        Ok(key.freeze())
+    }
+
+    /// Requests in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.lock().len()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Pending> {
+        // A poisoned lock means a panic elsewhere while holding it; the map
+        // itself is still consistent (inserts and removes are atomic).
+        self.pending.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends `request` and waits up to `timeout` for its response.
+    pub async fn request(&self, request: &Message, timeout: Duration) -> Result<Message, MuxError> {
+        let key = self.key(request)?;
+        let bytes = self.spec.build(request)?;
+        let (tx, rx) = oneshot::channel();
+        let ticket = self.next_ticket.fetch_add(1, Ordering::Relaxed);
+        {
+            let mut pending = self.lock();
+            if pending.len() >= self.in_flight_max {
+                return Err(MuxError::Busy(pending.len()));
+            }
+            if pending.contains_key(&key) {
+                return Err(MuxError::DuplicateKey);
+            }
+            pending.insert(key.clone(), (ticket, tx));
+        }
+        let guard = PendingGuard {
+            mux: self,
+            key,
+            ticket,
+        };
+        self.sender.send(Frame::new(bytes)).await?;
+        let result = match tokio::time::timeout(timeout, rx).await {
+            Ok(Ok(response)) => Ok(response),
+            Ok(Err(_)) => Err(MuxError::Closed),
+            Err(_) => Err(MuxError::Timeout(timeout)),
+        };
+        drop(guard);
+        result
+    }
+
+    /// Hands an incoming message to its waiter, if it is a response.
+    pub fn deliver(&self, msg: Message) -> Delivery {
+        if !msg.mti().is_response() {
+            return Delivery::NotAResponse(msg);
+        }
+        let Ok(key) = self.key(&msg) else {
+            return Delivery::Unmatched(msg);
+        };
+        let waiter = self.lock().remove(&key);
+        match waiter {
+            Some((_, tx)) => match tx.send(msg) {
+                Ok(()) => Delivery::Matched,
+                // The waiter timed out between removal and send.
+                Err(msg) => Delivery::Unmatched(msg),
+            },
+            None => Delivery::Unmatched(msg),
+        }
+    }
+
+    /// Fails every waiter (the link is gone).
+    pub fn close_all(&self) {
+        self.lock().clear();
+    }
+}
+
+/// Removes a request's entry when its waiter stops waiting, whatever the reason.
+struct PendingGuard<'a> {
+    mux: &'a Mux,
+    key: Bytes,
+    ticket: u64,
+}
+
+impl Drop for PendingGuard<'_> {
+    fn drop(&mut self) {
+        let mut pending = self.mux.lock();
+        if pending
+            .get(&self.key)
+            .is_some_and(|(t, _)| *t == self.ticket)
+        {
+            pending.remove(&self.key);
+        }
+    }
+}
