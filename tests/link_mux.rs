@@ -34,12 +34,12 @@ async fn answering_peer(listener: TcpListener, spec: Arc<Spec>, delay: Duration)
             let mut resp = req.clone();
             resp.set_mti(req.mti().response().expect("response mti"));
             resp.set_str(39, "00").expect("set");
-            if stan % 7 == 0 {
+            if stan.is_multiple_of(7) {
                 tokio::time::sleep(delay).await;
             }
             let bytes = spec.build(&resp).expect("build");
             let _ = sender.send(Frame::new(bytes.clone())).await;
-            if stan % 11 == 0 {
+            if stan.is_multiple_of(11) {
                 let _ = sender.send(Frame::new(bytes)).await;
             }
         });
