@@ -3,4 +3,6 @@
 
 pub mod connection;
 pub mod framing;
+pub mod listener;
 pub mod mux;
+pub mod tls;

@@ -1,0 +1,122 @@
+//! The acquirer side: accept connections (plain or TLS), one task each,
+//! bounded by a semaphore. Shutdown is explicit: cancel the token and the
+//! accept loop stops at once; connection tasks see the same token and
+//! drain their in-flight work up to their own deadline.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::connection::{self, FrameReader, FrameSender, LinkStream};
+use super::framing::FrameCodec;
+use super::tls::TlsServer;
+
+/// A boxed stream so that plain and TLS connections share one type.
+pub type BoxedStream = Box<dyn LinkStream>;
+
+/// One accepted connection, ready to read and write frames.
+pub struct Accepted {
+    pub peer: SocketAddr,
+    pub reader: FrameReader<tokio::io::ReadHalf<BoxedStream>>,
+    pub sender: FrameSender,
+    /// Cancelled when the listener shuts down.
+    pub shutdown: CancellationToken,
+}
+
+/// How a listener accepts.
+#[derive(Clone)]
+pub struct ListenerSettings {
+    /// Name used in logs and metric labels.
+    pub name: String,
+    pub codec: FrameCodec,
+    pub tls: Option<TlsServer>,
+    pub connections_max: usize,
+}
+
+/// Accepts until `shutdown` is cancelled, running `handle` for each
+/// connection in its own task. Returns when the accept loop has stopped and
+/// every connection task has finished.
+pub async fn serve<F, Fut>(
+    listener: TcpListener,
+    settings: ListenerSettings,
+    shutdown: CancellationToken,
+    handle: F,
+) where
+    F: Fn(Accepted) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+{
+    assert!(
+        settings.connections_max > 0,
+        "connection limit must be positive"
+    );
+    let limit = Arc::new(Semaphore::new(settings.connections_max));
+    let handle = Arc::new(handle);
+    let tasks = tokio_util::task::TaskTracker::new();
+    let name = settings.name.clone();
+    loop {
+        let permit = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            p = limit.clone().acquire_owned() => match p {
+                Ok(p) => p,
+                Err(_) => break,
+            },
+        };
+        let (tcp, peer) = tokio::select! {
+            _ = shutdown.cancelled() => break,
+            r = listener.accept() => match r {
+                Ok(x) => x,
+                Err(e) => {
+                    warn!(link = %name, error = %e, "accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+        };
+        let _ = tcp.set_nodelay(true);
+        let settings = settings.clone();
+        let handle = handle.clone();
+        let token = shutdown.child_token();
+        let span = info_span!("connection", link = %settings.name, %peer);
+        tasks.spawn(
+            async move {
+                let _permit = permit;
+                metrics::gauge!("cardswitch_link_connections_open", "link" => settings.name.clone())
+                    .increment(1.0);
+                let stream: BoxedStream = match &settings.tls {
+                    Some(tls) => match tls.accept(tcp).await {
+                        Ok(s) => Box::new(s),
+                        Err(e) => {
+                            warn!(error = %e, "TLS handshake refused");
+                            metrics::counter!("cardswitch_link_tls_refused_total", "link" => settings.name.clone()).increment(1);
+                            metrics::gauge!("cardswitch_link_connections_open", "link" => settings.name.clone()).decrement(1.0);
+                            return;
+                        }
+                    },
+                    None => Box::new(tcp),
+                };
+                info!("connected");
+                let (reader, sender, writer) = connection::open(stream, settings.codec.clone());
+                handle(Accepted {
+                    peer,
+                    reader,
+                    sender,
+                    shutdown: token,
+                })
+                .await;
+                // The writer flushes what the handler queued, then closes.
+                let _ = writer.await;
+                info!("closed");
+                metrics::gauge!("cardswitch_link_connections_open", "link" => settings.name.clone())
+                    .decrement(1.0);
+            }
+            .instrument(span),
+        );
+    }
+    tasks.close();
+    tasks.wait().await;
+}

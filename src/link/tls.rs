@@ -1,0 +1,186 @@
+//! TLS for links, with rustls: server and client, optional mutual TLS
+//! (client certificates checked against a configured CA), TLS 1.2 and 1.3
+//! only (PCI DSS 4.2.1), certificates and keys from PEM.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{ClientConfig, RootCertStore, ServerConfig};
+use tokio::net::TcpStream;
+use tokio_rustls::{TlsAcceptor, TlsConnector};
+
+/// A TLS setting that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    #[error("{file}: {reason}")]
+    File { file: String, reason: String },
+    #[error("{what}: no PEM {kind} found")]
+    NoPem { what: String, kind: &'static str },
+    #[error("TLS configuration: {0}")]
+    Config(String),
+    #[error("server name '{0}' is not a valid DNS name or IP address")]
+    ServerName(String),
+}
+
+fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+const VERSIONS: &[&rustls::SupportedProtocolVersion] =
+    &[&rustls::version::TLS13, &rustls::version::TLS12];
+
+fn certs(pem: &[u8], what: &str) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let certs: Vec<_> = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<_, _>>()
+        .map_err(|e| TlsError::Config(format!("{what}: {e}")))?;
+    if certs.is_empty() {
+        return Err(TlsError::NoPem {
+            what: what.to_string(),
+            kind: "certificate",
+        });
+    }
+    Ok(certs)
+}
+
+fn key(pem: &[u8], what: &str) -> Result<PrivateKeyDer<'static>, TlsError> {
+    PrivateKeyDer::from_pem_slice(pem).map_err(|_| TlsError::NoPem {
+        what: what.to_string(),
+        kind: "private key",
+    })
+}
+
+fn roots(pem: &[u8], what: &str) -> Result<RootCertStore, TlsError> {
+    let mut store = RootCertStore::empty();
+    for c in certs(pem, what)? {
+        store
+            .add(c)
+            .map_err(|e| TlsError::Config(format!("{what}: {e}")))?;
+    }
+    Ok(store)
+}
+
+fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
+    std::fs::read(path).map_err(|e| TlsError::File {
+        file: path.display().to_string(),
+        reason: e.to_string(),
+    })
+}
+
+/// The server side of TLS on a listener.
+#[derive(Clone)]
+pub struct TlsServer {
+    acceptor: TlsAcceptor,
+}
+
+impl TlsServer {
+    /// From PEM text: certificate chain, private key, and the CA that client
+    /// certificates must chain to (mutual TLS) when given.
+    pub fn from_pem(
+        cert_chain: &[u8],
+        private_key: &[u8],
+        client_ca: Option<&[u8]>,
+    ) -> Result<TlsServer, TlsError> {
+        let builder = ServerConfig::builder_with_provider(provider())
+            .with_protocol_versions(VERSIONS)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        let builder = match client_ca {
+            Some(ca) => {
+                let verifier = WebPkiClientVerifier::builder_with_provider(
+                    Arc::new(roots(ca, "client CA")?),
+                    provider(),
+                )
+                .build()
+                .map_err(|e| TlsError::Config(e.to_string()))?;
+                builder.with_client_cert_verifier(verifier)
+            }
+            None => builder.with_no_client_auth(),
+        };
+        let config = builder
+            .with_single_cert(certs(cert_chain, "certificate")?, key(private_key, "key")?)
+            .map_err(|e| TlsError::Config(e.to_string()))?;
+        Ok(TlsServer {
+            acceptor: TlsAcceptor::from(Arc::new(config)),
+        })
+    }
+
+    /// From PEM files.
+    pub fn from_files(
+        cert: &Path,
+        key: &Path,
+        client_ca: Option<&Path>,
+    ) -> Result<TlsServer, TlsError> {
+        let ca = client_ca.map(read).transpose()?;
+        TlsServer::from_pem(&read(cert)?, &read(key)?, ca.as_deref())
+    }
+
+    /// Runs the handshake on an accepted connection.
+    pub async fn accept(
+        &self,
+        tcp: TcpStream,
+    ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
+        self.acceptor.accept(tcp).await
+    }
+}
+
+/// The client side of TLS on an issuer link.
+#[derive(Clone)]
+pub struct TlsClient {
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+impl TlsClient {
+    /// From PEM text: the CA the server must chain to, the name to verify,
+    /// and a client certificate and key for mutual TLS when given.
+    pub fn from_pem(
+        server_ca: &[u8],
+        server_name: &str,
+        client_identity: Option<(&[u8], &[u8])>,
+    ) -> Result<TlsClient, TlsError> {
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(VERSIONS)
+            .map_err(|e| TlsError::Config(e.to_string()))?
+            .with_root_certificates(roots(server_ca, "server CA")?);
+        let config = match client_identity {
+            Some((cert, k)) => builder
+                .with_client_auth_cert(certs(cert, "client certificate")?, key(k, "client key")?)
+                .map_err(|e| TlsError::Config(e.to_string()))?,
+            None => builder.with_no_client_auth(),
+        };
+        let server_name = ServerName::try_from(server_name.to_string())
+            .map_err(|_| TlsError::ServerName(server_name.to_string()))?;
+        Ok(TlsClient {
+            connector: TlsConnector::from(Arc::new(config)),
+            server_name,
+        })
+    }
+
+    /// From PEM files.
+    pub fn from_files(
+        server_ca: &Path,
+        server_name: &str,
+        client_identity: Option<(&Path, &Path)>,
+    ) -> Result<TlsClient, TlsError> {
+        let identity = match client_identity {
+            Some((c, k)) => Some((read(c)?, read(k)?)),
+            None => None,
+        };
+        TlsClient::from_pem(
+            &read(server_ca)?,
+            server_name,
+            identity.as_ref().map(|(c, k)| (c.as_slice(), k.as_slice())),
+        )
+    }
+
+    /// Runs the handshake on a connected socket.
+    pub async fn connect(
+        &self,
+        tcp: TcpStream,
+    ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
+        self.connector.connect(self.server_name.clone(), tcp).await
+    }
+}
