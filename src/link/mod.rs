@@ -2,7 +2,9 @@
 //! No business rules: it moves framed messages and knows nothing of routes.
 
 pub mod connection;
+pub mod connector;
 pub mod framing;
 pub mod listener;
 pub mod mux;
+pub mod netmgmt;
 pub mod tls;

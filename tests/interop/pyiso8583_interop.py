@@ -183,7 +183,7 @@ def random_value(rng: random.Random, field: Field) -> str:
     if field.cls == "b":
         nbytes = length // 2
         if field.number == 55 and rng.random() < 0.7:
-            data = random_emv(rng, nbytes if not field.fixed else nbytes)
+            data = random_emv(rng, nbytes)
         else:
             data = rng.randbytes(nbytes)
         return data.hex().upper()

@@ -1,0 +1,86 @@
+//! Network management messages (MTI class 8): echo (DE70 = 301), sign-on
+//! (001) and sign-off (002), and the automatic answer to a peer's request.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use crate::message::{Message, Mti};
+
+/// DE70 network management information codes.
+pub const ECHO: &str = "301";
+pub const SIGN_ON: &str = "001";
+pub const SIGN_OFF: &str = "002";
+
+/// The current UTC time as DE7 (MMDDhhmmss).
+pub fn transmission_time(now: SystemTime) -> String {
+    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    let (_, month, day) = civil_from_days(days as i64);
+    format!(
+        "{month:02}{day:02}{:02}{:02}{:02}",
+        rem / 3600,
+        (rem % 3600) / 60,
+        rem % 60
+    )
+}
+
+/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
+/// calendar (H. Hinnant's algorithm).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    (year, month, day)
+}
+
+/// A network management request with the given DE70 code, in the MTI
+/// version of the link's spec.
+pub fn request(version: u8, code: &str, stan: u32, now: SystemTime) -> Message {
+    let mti: Mti = "0800".parse().expect("constant MTI");
+    let mut m = Message::new(mti.with_version(version));
+    let _ = m.set_str(7, &transmission_time(now));
+    let _ = m.set_num(11, u64::from(stan % 1_000_000), 6);
+    let _ = m.set_str(70, code);
+    m
+}
+
+/// The answer to a peer's network management request: same fields, the
+/// response MTI and DE39 = 00. `None` when `msg` is not such a request.
+pub fn answer(msg: &Message) -> Option<Message> {
+    let mti = msg.mti();
+    if mti.class() != crate::message::mti::MessageClass::NetworkManagement {
+        return None;
+    }
+    let mut resp = msg.clone();
+    resp.set_mti(mti.response()?);
+    let _ = resp.set_str(39, "00");
+    Some(resp)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn dates_and_echo_messages() {
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
+        let t = UNIX_EPOCH + Duration::from_secs(20_415 * 86_400 + 14 * 3600 + 30 * 60 + 5);
+        assert_eq!(transmission_time(t), "1123143005");
+        let echo = request(0, ECHO, 1_000_001, t);
+        assert_eq!(echo.mti().to_string(), "0800");
+        assert_eq!(echo.get_str(11), Some("000001"));
+        assert_eq!(echo.get_str(70), Some("301"));
+        let resp = answer(&echo).expect("answer");
+        assert_eq!(resp.mti().to_string(), "0810");
+        assert_eq!(resp.get_str(39), Some("00"));
+        assert_eq!(request(1, SIGN_ON, 2, t).mti().to_string(), "1800");
+        assert!(answer(&resp).is_none());
+    }
+}
