@@ -125,7 +125,9 @@ def common_layout() -> tuple[dict[int, Field], list[str]]:
             continue
         per_unit = 2 if f["class"] == "b" else 1  # b: hex text on the wire
         if f["length"] == "fixed":
-            ours_chars = f["size"] * per_unit
+            # x+n: the size counts digits; the C/D sign is one more character.
+            sign = 1 if f["class"] == "xn" else 0
+            ours_chars = f["size"] * per_unit + sign
             if py["len_type"] != 0 or py["max_len"] != ours_chars:
                 notes.append(
                     f"DE{n}: ours fixed {ours_chars} chars ({f['class']}), pyiso8583 "
