@@ -3,9 +3,11 @@
 //! Layers, dependencies pointing down only:
 //! - [`message`]: specs as data, parse and build, masking (no I/O).
 //! - [`link`]: framing codecs and connections (no business rules).
+//! - [`sim`]: simulators for testing and demos.
 //! - [`cli`]: the `cardswitch` command line on top.
 #![forbid(unsafe_code)]
 
 pub mod cli;
 pub mod link;
 pub mod message;
+pub mod sim;

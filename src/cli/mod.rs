@@ -2,6 +2,10 @@
 
 mod decode;
 mod encode;
+mod issuer_sim;
+mod link_args;
+mod observe;
+mod send;
 
 use std::process::ExitCode;
 
@@ -21,6 +25,10 @@ enum Command {
     Decode(decode::DecodeArgs),
     /// Encode messages given as JSON and print them as hex.
     Encode(encode::EncodeArgs),
+    /// Run a simulated issuer host that answers by rules.
+    IssuerSim(issuer_sim::IssuerSimArgs),
+    /// Send messages to a host and print the responses.
+    Send(send::SendArgs),
     /// List the shipped message specifications.
     Specs,
 }
@@ -31,6 +39,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode(args) => decode::run(&args),
         Command::Encode(args) => encode::run(&args),
+        Command::IssuerSim(args) => issuer_sim::run(&args),
+        Command::Send(args) => send::run(&args),
         Command::Specs => list_specs(),
     };
     match result {

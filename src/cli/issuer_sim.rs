@@ -1,0 +1,258 @@
+//! `cardswitch issuer-sim`: a simulated issuer host. It listens with any
+//! framing, spec and TLS setting, answers by rules (see `sim::issuer`),
+//! can delay or drop answers, and records what it approved as JSON lines
+//! (no card data: STAN, RRN, terminal, amount, code) for end-to-end checks.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime};
+
+use clap::Args;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, info_span, warn, Instrument};
+
+use super::link_args::LinkArgs;
+use super::{CliError, observe};
+use crate::link::framing::Frame;
+use crate::link::listener::{self, Accepted, ListenerSettings};
+use crate::link::netmgmt::civil_from_days;
+use crate::message::mti::MessageClass;
+use crate::message::{Message, Spec};
+use crate::sim::issuer::{IssuerRules, respond};
+
+/// Approvals waiting for the recorder before answers wait for it.
+const RECORD_QUEUE_MAX: usize = 4096;
+
+#[derive(Debug, Args)]
+pub struct IssuerSimArgs {
+    /// Address to listen on (port 0 picks one; the address is printed).
+    #[arg(long, default_value = "127.0.0.1:9100")]
+    listen: String,
+    /// Spec name or file.
+    #[arg(long, default_value = "iso87-ascii")]
+    spec: String,
+    #[command(flatten)]
+    link: LinkArgs,
+    /// Approve up to this amount (minor units); above it, 51.
+    #[arg(long, default_value_t = 100_000)]
+    approve_limit: u64,
+    /// Do not decline Luhn failures with 14.
+    #[arg(long)]
+    no_luhn: bool,
+    /// Do not decline expired cards with 54.
+    #[arg(long)]
+    no_expiry: bool,
+    /// Fixed delay before each answer, in milliseconds.
+    #[arg(long, default_value_t = 0)]
+    delay_ms: u64,
+    /// Random extra delay up to this many milliseconds.
+    #[arg(long, default_value_t = 0)]
+    jitter_ms: u64,
+    /// Fraction of requests never answered (0.0 to 1.0).
+    #[arg(long, default_value_t = 0.0)]
+    drop_rate: f64,
+    /// Append approvals and acknowledged reversals/advices here (JSON lines).
+    #[arg(long)]
+    record: Option<PathBuf>,
+    /// Serve Prometheus metrics on this address.
+    #[arg(long)]
+    metrics: Option<SocketAddr>,
+    /// Most simultaneous connections.
+    #[arg(long, default_value_t = 1024)]
+    connections_max: usize,
+}
+
+struct Sim {
+    spec: Arc<Spec>,
+    rules: IssuerRules,
+    delay: Duration,
+    jitter_ms: u64,
+    drop_rate: f64,
+    auth_counter: AtomicU64,
+    record: Option<mpsc::Sender<String>>,
+}
+
+pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
+    observe::init_logging("info");
+    if !(0.0..=1.0).contains(&args.drop_rate) {
+        return Err(CliError::Input("--drop-rate must be between 0 and 1".into()));
+    }
+    let spec = Spec::resolve(&args.spec)?;
+    let codec = args.link.codec()?;
+    let tls = args.link.tls_server()?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    runtime.block_on(async {
+        if let Some(addr) = args.metrics {
+            observe::serve_metrics(addr)?;
+        }
+        let listener = tokio::net::TcpListener::bind(&args.listen)
+            .await
+            .map_err(|e| CliError::Input(format!("listen {}: {e}", args.listen)))?;
+        let local = listener.local_addr().map_err(|e| CliError::Input(e.to_string()))?;
+        println!("issuer-sim listening on {local}");
+        let _ = std::io::stdout().flush();
+        let (record_tx, recorder) = match &args.record {
+            Some(path) => {
+                let (tx, rx) = mpsc::channel(RECORD_QUEUE_MAX);
+                (Some(tx), Some(tokio::spawn(write_records(path.clone(), rx))))
+            }
+            None => (None, None),
+        };
+        let sim = Arc::new(Sim {
+            spec,
+            rules: IssuerRules {
+                approve_limit: args.approve_limit,
+                check_luhn: !args.no_luhn,
+                check_expiry: !args.no_expiry,
+            },
+            delay: Duration::from_millis(args.delay_ms),
+            jitter_ms: args.jitter_ms,
+            drop_rate: args.drop_rate,
+            auth_counter: AtomicU64::new(1),
+            record: record_tx,
+        });
+        let shutdown = CancellationToken::new();
+        {
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move {
+                observe::termination().await;
+                info!("terminating: no new connections, draining");
+                shutdown.cancel();
+            });
+        }
+        let settings = ListenerSettings {
+            name: "issuer-sim".into(),
+            codec,
+            tls,
+            connections_max: args.connections_max,
+        };
+        let handler_sim = sim.clone();
+        listener::serve(listener, settings, shutdown, move |conn| {
+            serve_connection(handler_sim.clone(), conn)
+        })
+        .await;
+        drop(sim);
+        if let Some(r) = recorder {
+            let _ = r.await;
+        }
+        Ok(())
+    })
+}
+
+fn today() -> (i64, u32) {
+    let days = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    let (y, m, _) = civil_from_days(days as i64);
+    (y, m)
+}
+
+async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
+    loop {
+        let frame = tokio::select! {
+            _ = conn.shutdown.cancelled() => break,
+            f = conn.reader.next(None) => f,
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                warn!(error = %e, "closing connection");
+                break;
+            }
+        };
+        let request = match sim.spec.parse(&frame.message) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "undecodable request");
+                continue;
+            }
+        };
+        let span = info_span!("exchange", mti = %request.mti(), stan = request.get_str(11).unwrap_or("-"));
+        let _enter = span.enter();
+        if sim.drop_rate > 0.0 && fastrand::f64() < sim.drop_rate {
+            info!("dropped by rule");
+            continue;
+        }
+        let n = sim.auth_counter.fetch_add(1, Ordering::Relaxed);
+        let auth_code = format!("{:06}", n % 1_000_000);
+        let Some((response, decision)) = respond(&sim.rules, &request, today(), &auth_code) else {
+            continue;
+        };
+        let bytes = match sim.spec.build(&response) {
+            Ok(b) => b,
+            Err(e) => {
+                warn!(error = %e, "cannot build response");
+                continue;
+            }
+        };
+        if let Some(tx) = &sim.record {
+            let network = request.mti().class() == MessageClass::NetworkManagement;
+            let acknowledged = decision.is_none() && !network;
+            if decision.is_some_and(|d| d.approved) || acknowledged {
+                let _ = tx.send(record_line(&request, &response)).await;
+            }
+        }
+        let reply = Frame {
+            tpdu: frame.tpdu.map(|t| t.reply()),
+            message: bytes,
+        };
+        let delay = sim.delay
+            + Duration::from_millis(if sim.jitter_ms > 0 { fastrand::u64(0..=sim.jitter_ms) } else { 0 });
+        if delay.is_zero() {
+            if conn.sender.send(reply).await.is_err() {
+                break;
+            }
+        } else {
+            let sender = conn.sender.clone();
+            tokio::spawn(
+                async move {
+                    tokio::time::sleep(delay).await;
+                    let _ = sender.send(reply).await;
+                }
+                .instrument(span.clone()),
+            );
+        }
+    }
+}
+
+/// One recorded exchange, without card data.
+fn record_line(request: &Message, response: &Message) -> String {
+    let get = |m: &Message, n: u16| m.get_str(n).unwrap_or("").to_string();
+    serde_json::json!({
+        "mti": request.mti().to_string(),
+        "stan": get(request, 11),
+        "rrn": get(request, 37),
+        "terminal": get(request, 41),
+        "acquirer": get(request, 32),
+        "amount": get(request, 4),
+        "response_code": get(response, 39),
+        "auth_code": get(response, 38),
+    })
+    .to_string()
+}
+
+async fn write_records(path: PathBuf, mut rx: mpsc::Receiver<String>) {
+    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
+    let mut file = match file {
+        Ok(f) => std::io::BufWriter::new(f),
+        Err(e) => {
+            warn!(path = %path.display(), error = %e, "cannot open record file");
+            return;
+        }
+    };
+    while let Some(line) = rx.recv().await {
+        let _ = writeln!(file, "{line}");
+        if rx.is_empty() {
+            let _ = file.flush();
+        }
+    }
+    let _ = file.flush();
+}

@@ -1,0 +1,3 @@
+//! Simulators: an issuer that answers by rules, and (later) load generation.
+
+pub mod issuer;
