@@ -1,0 +1,91 @@
+//! The issuer simulator as a process: rules, every framing, TLS and mutual
+//! TLS (a client with a certificate from another CA is refused), records,
+//! and a clean exit on SIGTERM.
+
+mod support;
+
+use std::time::Duration;
+
+use support::certs::{make_pki, temp_dir};
+use support::process::{run, start_listening};
+
+const AUTH: &str = include_str!("../fixtures/golden/iso87-ascii/0100-auth-request.hex");
+const ECHO: &str = include_str!("../fixtures/golden/iso87-ascii/0800-echo.hex");
+
+fn field(json_line: &str, n: &str) -> String {
+    let v: serde_json::Value = serde_json::from_str(json_line).expect("json");
+    v["fields"][n].as_str().unwrap_or("").to_string()
+}
+
+#[test]
+fn answers_by_rules_on_every_framing() {
+    for framing in ["binary2", "binary2-inclusive", "ascii4"] {
+        for tpdu in [false, true] {
+            let mut args = vec!["issuer-sim", "--listen", "127.0.0.1:0", "--framing", framing, "--approve-limit", "10000"];
+            if tpdu {
+                args.push("--tpdu");
+            }
+            let sim = start_listening(&args);
+            let mut send = vec!["send", "--json", "--target", &sim.addr, "--framing", framing];
+            if tpdu {
+                send.push("--tpdu");
+            }
+            send.extend([AUTH.trim(), ECHO.trim()]);
+            let (code, out, err) = run(&send);
+            assert_eq!(code, 0, "{framing} tpdu={tpdu}: {err}");
+            let lines: Vec<&str> = out.lines().collect();
+            assert_eq!(lines.len(), 2, "{out}");
+            // The golden 0100 is for 125.00 (12500) > limit 10000: 51.
+            assert_eq!(field(lines[0], "39"), "51", "{framing}");
+            assert_eq!(field(lines[1], "39"), "00", "{framing}");
+            assert_eq!(field(lines[1], "70"), "301");
+        }
+    }
+}
+
+#[test]
+fn mutual_tls_accepts_its_clients_and_refuses_others() {
+    let dir = temp_dir("mtls");
+    let good = make_pki(&dir, "bank");
+    let rogue = make_pki(&dir, "rogue");
+    let record = dir.join("approved.jsonl");
+    let p = |p: &std::path::Path| p.display().to_string();
+    let mut sim = start_listening(&[
+        "issuer-sim", "--listen", "127.0.0.1:0",
+        "--tls-cert", &p(&good.server_cert), "--tls-key", &p(&good.server_key),
+        "--tls-ca", &p(&good.ca), "--record", &p(&record),
+    ]);
+    let (code, out, err) = run(&[
+        "send", "--json", "--target", &sim.addr, "--tls-ca", &p(&good.ca),
+        "--tls-cert", &p(&good.client_cert), "--tls-key", &p(&good.client_key), AUTH.trim(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(field(out.trim(), "39"), "00");
+    assert_eq!(field(out.trim(), "2"), "476173******0119", "response PAN must be masked");
+
+    // A client certificate from another CA is refused.
+    let (code, _, err) = run(&[
+        "send", "--target", &sim.addr, "--tls-ca", &p(&good.ca),
+        "--tls-cert", &p(&rogue.client_cert), "--tls-key", &p(&rogue.client_key), AUTH.trim(),
+    ]);
+    assert_ne!(code, 0, "a rogue client was served");
+    assert!(!err.is_empty());
+    // No client certificate at all is refused too.
+    let (code, _, _) = run(&["send", "--target", &sim.addr, "--tls-ca", &p(&good.ca), AUTH.trim()]);
+    assert_ne!(code, 0, "a client without certificate was served");
+    // A server certificate the client does not trust is refused by the client.
+    let (code, _, err) = run(&[
+        "send", "--target", &sim.addr, "--tls-ca", &p(&rogue.ca),
+        "--tls-cert", &p(&good.client_cert), "--tls-key", &p(&good.client_key), AUTH.trim(),
+    ]);
+    assert_ne!(code, 0);
+    assert!(err.contains("TLS"), "{err}");
+
+    let status = sim.terminate(Duration::from_secs(5)).expect("exits on SIGTERM");
+    assert!(status.success(), "{status:?}");
+    let recorded = std::fs::read_to_string(&record).expect("record file");
+    assert_eq!(recorded.lines().count(), 1, "{recorded}");
+    assert!(recorded.contains("\"stan\":\"123456\""), "{recorded}");
+    assert!(!recorded.contains("4761739001010119"), "record holds a PAN");
+    let _ = std::fs::remove_dir_all(dir);
+}
