@@ -21,12 +21,27 @@ fn field(json_line: &str, n: &str) -> String {
 fn answers_by_rules_on_every_framing() {
     for framing in ["binary2", "binary2-inclusive", "ascii4"] {
         for tpdu in [false, true] {
-            let mut args = vec!["issuer-sim", "--listen", "127.0.0.1:0", "--framing", framing, "--approve-limit", "10000"];
+            let mut args = vec![
+                "issuer-sim",
+                "--listen",
+                "127.0.0.1:0",
+                "--framing",
+                framing,
+                "--approve-limit",
+                "10000",
+            ];
             if tpdu {
                 args.push("--tpdu");
             }
             let sim = start_listening(&args);
-            let mut send = vec!["send", "--json", "--target", &sim.addr, "--framing", framing];
+            let mut send = vec![
+                "send",
+                "--json",
+                "--target",
+                &sim.addr,
+                "--framing",
+                framing,
+            ];
             if tpdu {
                 send.push("--tpdu");
             }
@@ -51,37 +66,83 @@ fn mutual_tls_accepts_its_clients_and_refuses_others() {
     let record = dir.join("approved.jsonl");
     let p = |p: &std::path::Path| p.display().to_string();
     let mut sim = start_listening(&[
-        "issuer-sim", "--listen", "127.0.0.1:0",
-        "--tls-cert", &p(&good.server_cert), "--tls-key", &p(&good.server_key),
-        "--tls-ca", &p(&good.ca), "--record", &p(&record),
+        "issuer-sim",
+        "--listen",
+        "127.0.0.1:0",
+        "--tls-cert",
+        &p(&good.server_cert),
+        "--tls-key",
+        &p(&good.server_key),
+        "--tls-ca",
+        &p(&good.ca),
+        "--record",
+        &p(&record),
     ]);
     let (code, out, err) = run(&[
-        "send", "--json", "--target", &sim.addr, "--tls-ca", &p(&good.ca),
-        "--tls-cert", &p(&good.client_cert), "--tls-key", &p(&good.client_key), AUTH.trim(),
+        "send",
+        "--json",
+        "--target",
+        &sim.addr,
+        "--tls-ca",
+        &p(&good.ca),
+        "--tls-cert",
+        &p(&good.client_cert),
+        "--tls-key",
+        &p(&good.client_key),
+        AUTH.trim(),
     ]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(field(out.trim(), "39"), "00");
-    assert_eq!(field(out.trim(), "2"), "476173******0119", "response PAN must be masked");
+    assert_eq!(
+        field(out.trim(), "2"),
+        "476173******0119",
+        "response PAN must be masked"
+    );
 
     // A client certificate from another CA is refused.
     let (code, _, err) = run(&[
-        "send", "--target", &sim.addr, "--tls-ca", &p(&good.ca),
-        "--tls-cert", &p(&rogue.client_cert), "--tls-key", &p(&rogue.client_key), AUTH.trim(),
+        "send",
+        "--target",
+        &sim.addr,
+        "--tls-ca",
+        &p(&good.ca),
+        "--tls-cert",
+        &p(&rogue.client_cert),
+        "--tls-key",
+        &p(&rogue.client_key),
+        AUTH.trim(),
     ]);
     assert_ne!(code, 0, "a rogue client was served");
     assert!(!err.is_empty());
     // No client certificate at all is refused too.
-    let (code, _, _) = run(&["send", "--target", &sim.addr, "--tls-ca", &p(&good.ca), AUTH.trim()]);
+    let (code, _, _) = run(&[
+        "send",
+        "--target",
+        &sim.addr,
+        "--tls-ca",
+        &p(&good.ca),
+        AUTH.trim(),
+    ]);
     assert_ne!(code, 0, "a client without certificate was served");
     // A server certificate the client does not trust is refused by the client.
     let (code, _, err) = run(&[
-        "send", "--target", &sim.addr, "--tls-ca", &p(&rogue.ca),
-        "--tls-cert", &p(&good.client_cert), "--tls-key", &p(&good.client_key), AUTH.trim(),
+        "send",
+        "--target",
+        &sim.addr,
+        "--tls-ca",
+        &p(&rogue.ca),
+        "--tls-cert",
+        &p(&good.client_cert),
+        "--tls-key",
+        &p(&good.client_key),
+        AUTH.trim(),
     ]);
     assert_ne!(code, 0);
     assert!(err.contains("TLS"), "{err}");
 
-    let status = sim.terminate(Duration::from_secs(5)).expect("exits on SIGTERM");
+    let status = sim
+        .terminate(Duration::from_secs(5))
+        .expect("exits on SIGTERM");
     assert!(status.success(), "{status:?}");
     let recorded = std::fs::read_to_string(&record).expect("record file");
     assert_eq!(recorded.lines().count(), 1, "{recorded}");

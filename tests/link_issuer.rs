@@ -33,6 +33,7 @@ async fn start_peer(addr: &str, spec: Arc<Spec>, state: Arc<PeerState>) -> Cance
         codec: codec(),
         tls: None,
         connections_max: 16,
+        read_limits: Default::default(),
     };
     let t = token.clone();
     tokio::spawn(async move {
@@ -44,7 +45,7 @@ async fn start_peer(addr: &str, spec: Arc<Spec>, state: Arc<PeerState>) -> Cance
                 loop {
                     let frame = tokio::select! {
                         _ = conn.shutdown.cancelled() => break,
-                        f = conn.reader.next(None) => f,
+                        f = conn.reader.next() => f,
                     };
                     let Ok(Some(frame)) = frame else { break };
                     let msg = spec.parse(&frame.message).expect("parse");

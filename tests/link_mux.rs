@@ -25,7 +25,7 @@ async fn answering_peer(listener: TcpListener, spec: Arc<Spec>, delay: Duration)
     let (stream, _) = listener.accept().await.expect("accept");
     let codec = FrameCodec::new(Framing::new(LengthHeader::Binary2));
     let (mut reader, sender, _writer) = connection::open(stream, codec);
-    while let Ok(Some(frame)) = reader.next(None).await {
+    while let Ok(Some(frame)) = reader.next().await {
         let spec = spec.clone();
         let sender = sender.clone();
         tokio::spawn(async move {
@@ -67,7 +67,7 @@ async fn responses_match_their_requests_and_late_ones_are_unmatched() {
         let spec = spec.clone();
         let unmatched = unmatched.clone();
         tokio::spawn(async move {
-            while let Ok(Some(frame)) = reader.next(None).await {
+            while let Ok(Some(frame)) = reader.next().await {
                 let msg = spec.parse(&frame.message).expect("parse response");
                 if let Delivery::Unmatched(_) = mux.deliver(msg) {
                     unmatched.fetch_add(1, std::sync::atomic::Ordering::SeqCst);

@@ -13,10 +13,11 @@ use std::time::{Duration, SystemTime};
 use clap::Args;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, info_span, warn, Instrument};
+use tracing::{Instrument, info, info_span, warn};
 
 use super::link_args::LinkArgs;
 use super::{CliError, observe};
+use crate::link::connection::ReadLimits;
 use crate::link::framing::Frame;
 use crate::link::listener::{self, Accepted, ListenerSettings};
 use crate::link::netmgmt::civil_from_days;
@@ -61,6 +62,12 @@ pub struct IssuerSimArgs {
     /// Serve Prometheus metrics on this address.
     #[arg(long)]
     metrics: Option<SocketAddr>,
+    /// Close a connection idle for this many seconds.
+    #[arg(long, default_value_t = 300)]
+    idle_timeout_s: u64,
+    /// Close a connection whose started frame is not complete within this.
+    #[arg(long, default_value_t = 5000)]
+    frame_timeout_ms: u64,
     /// Most simultaneous connections.
     #[arg(long, default_value_t = 1024)]
     connections_max: usize,
@@ -79,7 +86,9 @@ struct Sim {
 pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
     observe::init_logging("info");
     if !(0.0..=1.0).contains(&args.drop_rate) {
-        return Err(CliError::Input("--drop-rate must be between 0 and 1".into()));
+        return Err(CliError::Input(
+            "--drop-rate must be between 0 and 1".into(),
+        ));
     }
     let spec = Spec::resolve(&args.spec)?;
     let codec = args.link.codec()?;
@@ -95,13 +104,18 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
         let listener = tokio::net::TcpListener::bind(&args.listen)
             .await
             .map_err(|e| CliError::Input(format!("listen {}: {e}", args.listen)))?;
-        let local = listener.local_addr().map_err(|e| CliError::Input(e.to_string()))?;
+        let local = listener
+            .local_addr()
+            .map_err(|e| CliError::Input(e.to_string()))?;
         println!("issuer-sim listening on {local}");
         let _ = std::io::stdout().flush();
         let (record_tx, recorder) = match &args.record {
             Some(path) => {
                 let (tx, rx) = mpsc::channel(RECORD_QUEUE_MAX);
-                (Some(tx), Some(tokio::spawn(write_records(path.clone(), rx))))
+                (
+                    Some(tx),
+                    Some(tokio::spawn(write_records(path.clone(), rx))),
+                )
             }
             None => (None, None),
         };
@@ -132,6 +146,10 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
             codec,
             tls,
             connections_max: args.connections_max,
+            read_limits: ReadLimits {
+                idle: Some(Duration::from_secs(args.idle_timeout_s)),
+                frame: Some(Duration::from_millis(args.frame_timeout_ms)),
+            },
         };
         let handler_sim = sim.clone();
         listener::serve(listener, settings, shutdown, move |conn| {
@@ -158,7 +176,7 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
     loop {
         let frame = tokio::select! {
             _ = conn.shutdown.cancelled() => break,
-            f = conn.reader.next(None) => f,
+            f = conn.reader.next() => f,
         };
         let frame = match frame {
             Ok(Some(f)) => f,
@@ -175,7 +193,8 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
                 continue;
             }
         };
-        let span = info_span!("exchange", mti = %request.mti(), stan = request.get_str(11).unwrap_or("-"));
+        let span =
+            info_span!("exchange", mti = %request.mti(), stan = request.get_str(11).unwrap_or("-"));
         let _enter = span.enter();
         if sim.drop_rate > 0.0 && fastrand::f64() < sim.drop_rate {
             info!("dropped by rule");
@@ -205,7 +224,11 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
             message: bytes,
         };
         let delay = sim.delay
-            + Duration::from_millis(if sim.jitter_ms > 0 { fastrand::u64(0..=sim.jitter_ms) } else { 0 });
+            + Duration::from_millis(if sim.jitter_ms > 0 {
+                fastrand::u64(0..=sim.jitter_ms)
+            } else {
+                0
+            });
         if delay.is_zero() {
             if conn.sender.send(reply).await.is_err() {
                 break;
@@ -240,7 +263,10 @@ fn record_line(request: &Message, response: &Message) -> String {
 }
 
 async fn write_records(path: PathBuf, mut rx: mpsc::Receiver<String>) {
-    let file = std::fs::OpenOptions::new().create(true).append(true).open(&path);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path);
     let mut file = match file {
         Ok(f) => std::io::BufWriter::new(f),
         Err(e) => {

@@ -61,8 +61,8 @@ impl LinkArgs {
             framing = framing.with_tpdu();
         }
         if let Some(h) = &self.static_header {
-            let bytes = hex::decode(h)
-                .map_err(|e| CliError::Input(format!("--static-header: {e}")))?;
+            let bytes =
+                hex::decode(h).map_err(|e| CliError::Input(format!("--static-header: {e}")))?;
             framing = framing.with_static_header(Bytes::from(bytes));
         }
         Ok(FrameCodec::new(framing))

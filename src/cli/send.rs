@@ -60,12 +60,18 @@ pub fn run(args: &SendArgs) -> Result<(), CliError> {
         .build()
         .map_err(|e| CliError::Input(e.to_string()))?;
     runtime.block_on(async {
-        let fail = |what: &str, e: &dyn std::fmt::Display| CliError::Input(format!("{}: {what}: {e}", args.target));
+        let fail = |what: &str, e: &dyn std::fmt::Display| {
+            CliError::Input(format!("{}: {what}: {e}", args.target))
+        };
         let tcp = tokio::net::TcpStream::connect(&args.target)
             .await
             .map_err(|e| fail("connect", &e))?;
         let stream: BoxedStream = match &tls {
-            Some(t) => Box::new(t.connect(tcp).await.map_err(|e| fail("TLS handshake", &e))?),
+            Some(t) => Box::new(
+                t.connect(tcp)
+                    .await
+                    .map_err(|e| fail("TLS handshake", &e))?,
+            ),
             None => Box::new(tcp),
         };
         let (mut reader, sender, _writer) = connection::open(stream, codec);
@@ -76,7 +82,7 @@ pub fn run(args: &SendArgs) -> Result<(), CliError> {
                 .send(Frame::new(Bytes::from(bytes)))
                 .await
                 .map_err(|e| fail("send", &e))?;
-            let frame = tokio::time::timeout(Duration::from_secs(args.timeout_s), reader.next(None))
+            let frame = tokio::time::timeout(Duration::from_secs(args.timeout_s), reader.next())
                 .await
                 .map_err(|_| CliError::Input(format!("message {}: no response", i + 1)))?
                 .map_err(|e| fail("read", &e))?

@@ -45,23 +45,67 @@ impl FrameSender {
     }
 }
 
-/// Reads frames, with a limit on how long a started frame may take.
+/// How long a reader waits: for the next frame to start (`idle`) and for a
+/// started frame to complete (`frame`). `None` waits forever.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadLimits {
+    pub idle: Option<Duration>,
+    pub frame: Option<Duration>,
+}
+
+/// Reads frames within its [`ReadLimits`].
 pub struct FrameReader<R> {
     inner: FramedRead<R, FrameCodec>,
+    limits: ReadLimits,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
+    /// Sets the time limits for later reads.
+    pub fn set_limits(&mut self, limits: ReadLimits) {
+        self.limits = limits;
+    }
+
     /// The next frame; `Ok(None)` on a clean close between frames.
-    /// `idle` bounds the wait for the next frame (`None` waits forever).
-    pub async fn next(&mut self, idle: Option<Duration>) -> Result<Option<Frame>, ReadError> {
-        let next = self.inner.next();
-        let item = match idle {
-            Some(d) => tokio::time::timeout(d, next)
-                .await
-                .map_err(|_| ReadError::Idle(d))?,
-            None => next.await,
+    pub async fn next(&mut self) -> Result<Option<Frame>, ReadError> {
+        let ReadLimits { idle, frame } = self.limits;
+        let tick = match (idle, frame) {
+            (None, None) => {
+                return self
+                    .inner
+                    .next()
+                    .await
+                    .transpose()
+                    .map_err(ReadError::Framing);
+            }
+            (Some(a), Some(b)) => a.min(b),
+            (Some(a), None) | (None, Some(a)) => a,
         };
-        item.transpose().map_err(ReadError::Framing)
+        let tick = tick
+            .min(Duration::from_millis(250))
+            .max(Duration::from_millis(1));
+        let mut idle_waited = Duration::ZERO;
+        let mut frame_waited = Duration::ZERO;
+        loop {
+            // `next` on a FramedRead is cancel-safe: bytes stay buffered.
+            match tokio::time::timeout(tick, self.inner.next()).await {
+                Ok(item) => return item.transpose().map_err(ReadError::Framing),
+                Err(_) if self.inner.read_buffer().is_empty() => {
+                    idle_waited += tick;
+                    if idle.is_some_and(|d| idle_waited >= d) {
+                        return Err(ReadError::Idle(idle_waited));
+                    }
+                }
+                Err(_) => {
+                    frame_waited += tick;
+                    if frame.is_some_and(|d| frame_waited >= d) {
+                        return Err(ReadError::Stalled {
+                            waited: frame_waited,
+                            buffered: self.inner.read_buffer().len(),
+                        });
+                    }
+                }
+            }
+        }
     }
 }
 
@@ -71,6 +115,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 pub enum ReadError {
     #[error("no frame for {0:?}")]
     Idle(Duration),
+    #[error("frame incomplete after {waited:?} ({buffered} bytes buffered)")]
+    Stalled { waited: Duration, buffered: usize },
     #[error(transparent)]
     Framing(#[from] FramingError),
 }
@@ -79,6 +125,7 @@ impl ReadError {
     pub fn kind(&self) -> &'static str {
         match self {
             ReadError::Idle(_) => "idle",
+            ReadError::Stalled { .. } => "stalled",
             ReadError::Framing(e) => e.kind(),
         }
     }
@@ -100,6 +147,7 @@ pub fn open<S: LinkStream>(
     let writer = tokio::spawn(write_loop(write, rx, codec.clone()));
     let reader = FrameReader {
         inner: FramedRead::with_capacity(read, codec, 16 * 1024),
+        limits: ReadLimits::default(),
     };
     (reader, FrameSender { tx }, writer)
 }

@@ -12,7 +12,7 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::connection;
+use super::connection::{self, ReadLimits};
 use super::framing::{Frame, FrameCodec};
 use super::listener::BoxedStream;
 use super::mux::{Delivery, Mux, MuxError};
@@ -41,6 +41,8 @@ pub struct EndpointSettings {
     pub backoff_min: Duration,
     pub backoff_max: Duration,
     pub connect_timeout: Duration,
+    /// How long a started frame may take to complete.
+    pub frame_timeout: Duration,
 }
 
 impl EndpointSettings {
@@ -61,6 +63,7 @@ impl EndpointSettings {
             backoff_min: Duration::from_millis(100),
             backoff_max: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            frame_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -248,6 +251,10 @@ impl IssuerLink {
         let settings = &self.settings;
         let slot = &self.slots[index];
         let (mut reader, sender, writer) = connection::open(stream, settings.codec.clone());
+        reader.set_limits(ReadLimits {
+            idle: None,
+            frame: Some(settings.frame_timeout),
+        });
         let mux = Arc::new(Mux::new(
             settings.spec.clone(),
             sender.clone(),
@@ -316,7 +323,7 @@ impl IssuerLink {
             loop {
                 let frame = tokio::select! {
                     _ = shutdown.cancelled() => break,
-                    r = reader.next(None) => r,
+                    r = reader.next() => r,
                 };
                 let frame = match frame {
                     Ok(Some(f)) => f,

@@ -12,7 +12,7 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::connection::{self, FrameReader, FrameSender, LinkStream};
+use super::connection::{self, FrameReader, FrameSender, LinkStream, ReadLimits};
 use super::framing::FrameCodec;
 use super::tls::TlsServer;
 
@@ -36,6 +36,7 @@ pub struct ListenerSettings {
     pub codec: FrameCodec,
     pub tls: Option<TlsServer>,
     pub connections_max: usize,
+    pub read_limits: ReadLimits,
 }
 
 /// Accepts until `shutdown` is cancelled, running `handle` for each
@@ -100,7 +101,8 @@ pub async fn serve<F, Fut>(
                     None => Box::new(tcp),
                 };
                 info!("connected");
-                let (reader, sender, writer) = connection::open(stream, settings.codec.clone());
+                let (mut reader, sender, writer) = connection::open(stream, settings.codec.clone());
+                reader.set_limits(settings.read_limits);
                 handle(Accepted {
                     peer,
                     reader,

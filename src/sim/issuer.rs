@@ -49,7 +49,11 @@ pub fn decide(rules: &IssuerRules, request: &Message, today: (i64, u32)) -> Deci
     }
 }
 
-fn decline_reason(rules: &IssuerRules, request: &Message, today: (i64, u32)) -> Option<&'static str> {
+fn decline_reason(
+    rules: &IssuerRules,
+    request: &Message,
+    today: (i64, u32),
+) -> Option<&'static str> {
     let Some(amount) = request.get_u64(4) else {
         return Some("13");
     };
@@ -145,8 +149,13 @@ mod tests {
     #[test]
     fn responses_drop_card_secrets_and_carry_auth_codes() {
         let rules = IssuerRules::default();
-        let (resp, d) = respond(&rules, &auth("4761739001010119", 5_000, "2712"), (2026, 11), "A1B2C3")
-            .expect("response");
+        let (resp, d) = respond(
+            &rules,
+            &auth("4761739001010119", 5_000, "2712"),
+            (2026, 11),
+            "A1B2C3",
+        )
+        .expect("response");
         assert_eq!(resp.mti().to_string(), "0110");
         assert_eq!(resp.get_str(38), Some("A1B2C3"));
         assert_eq!(resp.get_str(39), Some("00"));

@@ -51,9 +51,17 @@ pub fn make_pki(dir: &Path, prefix: &str) -> TestPki {
     TestPki {
         ca: write(dir, &format!("{prefix}-ca.pem"), &ca_cert.pem()),
         server_cert: write(dir, &format!("{prefix}-server.pem"), &server_cert.pem()),
-        server_key: write(dir, &format!("{prefix}-server.key"), &server_key.serialize_pem()),
+        server_key: write(
+            dir,
+            &format!("{prefix}-server.key"),
+            &server_key.serialize_pem(),
+        ),
         client_cert: write(dir, &format!("{prefix}-client.pem"), &client_cert.pem()),
-        client_key: write(dir, &format!("{prefix}-client.key"), &client_key.serialize_pem()),
+        client_key: write(
+            dir,
+            &format!("{prefix}-client.key"),
+            &client_key.serialize_pem(),
+        ),
     }
 }
 

@@ -46,7 +46,9 @@ pub fn start_listening(args: &[&str]) -> Running {
         .expect("spawn cardswitch");
     let stdout = child.stdout.take().expect("stdout");
     let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line).expect("read first line");
+    BufReader::new(stdout)
+        .read_line(&mut line)
+        .expect("read first line");
     let addr = line
         .split("listening on ")
         .nth(1)
