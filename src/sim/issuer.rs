@@ -57,18 +57,17 @@ fn decline_reason(
     let Some(amount) = request.get_u64(4) else {
         return Some("13");
     };
-    if let Some(pan) = request.get(2) {
-        if rules.check_luhn && !luhn_valid(pan) {
-            return Some("14");
-        }
+    if let Some(pan) = request.get(2)
+        && rules.check_luhn
+        && !luhn_valid(pan)
+    {
+        return Some("14");
     }
-    if rules.check_expiry {
-        if let Some(exp) = request.get_u64(14) {
-            let (yy, mm) = (exp / 100, exp % 100);
-            let (year, month) = (2000 + yy as i64, mm as u32);
-            if !(1..=12).contains(&month) || (year, month) < today {
-                return Some("54");
-            }
+    if let Some(exp) = request.get_u64(14).filter(|_| rules.check_expiry) {
+        let (yy, mm) = (exp / 100, exp % 100);
+        let (year, month) = (2000 + yy as i64, mm as u32);
+        if !(1..=12).contains(&month) || (year, month) < today {
+            return Some("54");
         }
     }
     if amount > rules.approve_limit {
