@@ -150,3 +150,71 @@ fn mutual_tls_accepts_its_clients_and_refuses_others() {
     assert!(!recorded.contains("4761739001010119"), "record holds a PAN");
     let _ = std::fs::remove_dir_all(dir);
 }
+
+fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect metrics");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read");
+    body
+}
+
+#[test]
+fn prometheus_endpoint_counts_traffic_without_card_data() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port");
+    let metrics_addr = port.to_string();
+    let sim = start_listening(&[
+        "issuer-sim",
+        "--listen",
+        "127.0.0.1:0",
+        "--metrics",
+        &metrics_addr,
+    ]);
+    // The third message is truncated after a readable STAN: it gets a
+    // format-error reject (DE39 = 30) that still carries DE11.
+    let auth = hex::decode(AUTH.trim()).expect("hex");
+    let broken = hex::encode(&auth[..150]);
+    let (code, out, err) = run(&[
+        "send",
+        "--json",
+        "--target",
+        &sim.addr,
+        AUTH.trim(),
+        ECHO.trim(),
+        &broken,
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines.len(), 3, "{out}");
+    assert_eq!(field(lines[2], "39"), "30");
+    assert_eq!(field(lines[2], "11"), "123456");
+    let mut page = String::new();
+    for _ in 0..50 {
+        page = http_get(&metrics_addr, "/metrics");
+        if page.contains("cardswitch_link_frames_in_total") {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(
+        page.contains("cardswitch_link_frames_in_total{link=\"issuer-sim\"} 3"),
+        "{page}"
+    );
+    assert!(
+        page.contains("cardswitch_link_frames_out_total{link=\"issuer-sim\"} 3"),
+        "{page}"
+    );
+    assert!(page.contains("cardswitch_link_connections_open"), "{page}");
+    assert!(
+        page.contains("cardswitch_link_decode_errors_total"),
+        "{page}"
+    );
+    assert!(!page.contains("4761739001010119"), "metrics leak a PAN");
+}

@@ -57,6 +57,7 @@ pub struct ReadLimits {
 pub struct FrameReader<R> {
     inner: FramedRead<R, FrameCodec>,
     limits: ReadLimits,
+    counters: LinkMetrics,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -67,6 +68,15 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 
     /// The next frame; `Ok(None)` on a clean close between frames.
     pub async fn next(&mut self) -> Result<Option<Frame>, ReadError> {
+        let item = self.next_uncounted().await;
+        if let Ok(Some(frame)) = &item {
+            self.counters.frames_in.increment(1);
+            self.counters.bytes_in.increment(frame.message.len() as u64);
+        }
+        item
+    }
+
+    async fn next_uncounted(&mut self) -> Result<Option<Frame>, ReadError> {
         let ReadLimits { idle, frame } = self.limits;
         let tick = match (idle, frame) {
             (None, None) => {
@@ -131,23 +141,55 @@ impl ReadError {
     }
 }
 
-/// Splits a stream into a frame reader and a sender whose writer task is
-/// spawned here. The writer ends when every sender is dropped, after
-/// flushing what was queued.
-pub fn open<S: LinkStream>(
-    stream: S,
-    codec: FrameCodec,
-) -> (
+/// Per-link traffic counters, registered once per connection so that the
+/// per-frame cost is an atomic add.
+#[derive(Clone)]
+pub struct LinkMetrics {
+    frames_in: metrics::Counter,
+    frames_out: metrics::Counter,
+    bytes_in: metrics::Counter,
+    bytes_out: metrics::Counter,
+    writes: metrics::Counter,
+}
+
+impl LinkMetrics {
+    /// Counters labelled with the link's name (never with message content).
+    pub fn new(link: &str) -> LinkMetrics {
+        let label = link.to_string();
+        LinkMetrics {
+            frames_in: metrics::counter!("cardswitch_link_frames_in_total", "link" => label.clone()),
+            frames_out: metrics::counter!("cardswitch_link_frames_out_total", "link" => label.clone()),
+            bytes_in: metrics::counter!("cardswitch_link_bytes_in_total", "link" => label.clone()),
+            bytes_out: metrics::counter!("cardswitch_link_bytes_out_total", "link" => label.clone()),
+            writes: metrics::counter!("cardswitch_link_writes_total", "link" => label),
+        }
+    }
+}
+
+/// The connection halves returned by [`open`].
+pub type Opened<S> = (
     FrameReader<tokio::io::ReadHalf<S>>,
     FrameSender,
     tokio::task::JoinHandle<Result<(), FramingError>>,
-) {
+);
+
+/// Splits a stream into a frame reader and a sender whose writer task is
+/// spawned here. The writer ends when every sender is dropped, after
+/// flushing what was queued.
+pub fn open<S: LinkStream>(stream: S, codec: FrameCodec) -> Opened<S> {
+    open_named(stream, codec, "unnamed")
+}
+
+/// [`open`] with traffic counted under the link's name.
+pub fn open_named<S: LinkStream>(stream: S, codec: FrameCodec, link: &str) -> Opened<S> {
+    let counters = LinkMetrics::new(link);
     let (read, write) = tokio::io::split(stream);
     let (tx, rx) = mpsc::channel(WRITE_QUEUE_FRAMES_MAX);
-    let writer = tokio::spawn(write_loop(write, rx, codec.clone()));
+    let writer = tokio::spawn(write_loop(write, rx, codec.clone(), counters.clone()));
     let reader = FrameReader {
         inner: FramedRead::with_capacity(read, codec, 16 * 1024),
         limits: ReadLimits::default(),
+        counters,
     };
     (reader, FrameSender { tx }, writer)
 }
@@ -156,21 +198,28 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     mut write: W,
     mut rx: mpsc::Receiver<Frame>,
     mut codec: FrameCodec,
+    counters: LinkMetrics,
 ) -> Result<(), FramingError> {
     let mut buf = BytesMut::with_capacity(64 * 1024);
     while let Some(frame) = rx.recv().await {
         codec.encode(frame, &mut buf)?;
+        let mut frames = 1;
         if rx.is_empty() {
             // Let other tasks queue their frames before this write.
             tokio::task::yield_now().await;
         }
         while buf.len() < WRITE_BATCH_BYTES_MAX {
             match rx.try_recv() {
-                Ok(frame) => codec.encode(frame, &mut buf)?,
+                Ok(frame) => {
+                    codec.encode(frame, &mut buf)?;
+                    frames += 1;
+                }
                 Err(_) => break,
             }
         }
-        metrics::counter!("cardswitch_link_write_syscalls_total").increment(1);
+        counters.frames_out.increment(frames);
+        counters.bytes_out.increment(buf.len() as u64);
+        counters.writes.increment(1);
         write.write_all(&buf).await?;
         buf.clear();
     }

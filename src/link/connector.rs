@@ -106,6 +106,7 @@ pub struct IssuerLink {
     stan: AtomicU32,
     started: Instant,
     last_traffic_ms: Vec<AtomicU64>,
+    round_trip: metrics::Histogram,
 }
 
 impl IssuerLink {
@@ -119,6 +120,7 @@ impl IssuerLink {
             !settings.addresses.is_empty(),
             "an issuer link needs an address"
         );
+        let name = settings.name.clone();
         let slots = (0..settings.connections)
             .map(|_| {
                 Arc::new(Slot {
@@ -136,6 +138,7 @@ impl IssuerLink {
             next: AtomicUsize::new(0),
             stan: AtomicU32::new(1),
             started: Instant::now(),
+            round_trip: metrics::histogram!("cardswitch_link_round_trip_seconds", "link" => name),
         });
         for i in 0..link.slots.len() {
             let span = info_span!("issuer_link", link = %link.settings.name, slot = i);
@@ -169,8 +172,12 @@ impl IssuerLink {
             }
             if let Some(mux) = slot.current() {
                 self.touch(idx);
+                let started = Instant::now();
                 let r = mux.request(msg, timeout).await;
                 self.touch(idx);
+                if r.is_ok() {
+                    self.round_trip.record(started.elapsed().as_secs_f64());
+                }
                 return r.map_err(|source| LinkError::Mux {
                     link: self.settings.name.clone(),
                     source,
@@ -250,7 +257,8 @@ impl IssuerLink {
     async fn run_session(&self, index: usize, stream: BoxedStream, shutdown: &CancellationToken) {
         let settings = &self.settings;
         let slot = &self.slots[index];
-        let (mut reader, sender, writer) = connection::open(stream, settings.codec.clone());
+        let (mut reader, sender, writer) =
+            connection::open_named(stream, settings.codec.clone(), &settings.name);
         reader.set_limits(ReadLimits {
             idle: None,
             frame: Some(settings.frame_timeout),

@@ -101,7 +101,7 @@ pub async fn serve<F, Fut>(
                     None => Box::new(tcp),
                 };
                 info!("connected");
-                let (mut reader, sender, writer) = connection::open(stream, settings.codec.clone());
+                let (mut reader, sender, writer) = connection::open_named(stream, settings.codec.clone(), &settings.name);
                 reader.set_limits(settings.read_limits);
                 handle(Accepted {
                     peer,

@@ -49,6 +49,32 @@ impl<'a> Reader<'a> {
 
 /// Parses one message from `input` (a whole frame: trailing bytes are an error).
 pub fn parse(spec: &Spec, input: &Bytes) -> Result<Message, MessageError> {
+    let mut fields = Vec::new();
+    parse_fields(spec, input, &mut fields)
+}
+
+/// What can be read of a malformed message: its MTI and the fields before
+/// the fault, to address a format-error reject (DE39 = 30) to the sender.
+/// `None` when not even the MTI and bitmap can be read.
+pub fn salvage(spec: &Spec, input: &Bytes) -> Option<Message> {
+    let mut fields = Vec::new();
+    let mut r = Reader { input, offset: 0 };
+    let mti = read_mti(spec, &mut r).ok()?;
+    if parse_fields(spec, input, &mut fields).is_ok() {
+        return None;
+    }
+    let mut msg = Message::new(mti);
+    for (n, v) in fields {
+        let _ = msg.set(n, v);
+    }
+    Some(msg)
+}
+
+fn parse_fields(
+    spec: &Spec,
+    input: &Bytes,
+    fields: &mut Vec<(u16, Bytes)>,
+) -> Result<Message, MessageError> {
     if input.len() > MESSAGE_BYTES_MAX {
         return Err(MessageError::MessageTooLarge {
             length: input.len(),
@@ -60,7 +86,7 @@ pub fn parse(spec: &Spec, input: &Bytes) -> Result<Message, MessageError> {
     let (bitmap, fields_bitmap) = read_bitmaps(spec, &mut r)?;
     debug_assert!(bitmap.count() >= fields_bitmap.count());
     let mut scratch = BytesMut::new();
-    let mut fields = Vec::with_capacity(fields_bitmap.count());
+    fields.reserve_exact(fields_bitmap.count());
     for n in fields_bitmap.iter() {
         let start = r.offset;
         let Some(fs) = spec.field(n) else {
@@ -79,7 +105,11 @@ pub fn parse(spec: &Spec, input: &Bytes) -> Result<Message, MessageError> {
             count: input.len() - r.offset,
         });
     }
-    Ok(Message::from_sorted(mti, fields_bitmap, fields))
+    Ok(Message::from_sorted(
+        mti,
+        fields_bitmap,
+        std::mem::take(fields),
+    ))
 }
 
 fn read_mti(spec: &Spec, r: &mut Reader<'_>) -> Result<Mti, MessageError> {
