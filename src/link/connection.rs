@@ -1,47 +1,126 @@
-//! One framed connection: a reader that yields frames and a writer task fed
-//! by a bounded queue. The writer drains everything queued before it writes,
-//! so frames coalesce into one syscall under load (the cost on loopback is
-//! per syscall, not per byte). No business rules here.
+//! One framed connection: a reader that yields frames and a writer task.
+//! Senders encode straight into a shared, bounded write buffer and the
+//! writer sends whatever has gathered in one syscall: under load frames
+//! coalesce (on loopback the cost is per syscall, not per byte), and a
+//! frame costs one uncontended lock and a copy instead of a queue hop.
+//! When the buffer is full, senders wait (backpressure). No business rules.
 
+use std::pin::pin;
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
+use tokio::sync::Notify;
 use tokio_util::codec::{Encoder, FramedRead};
 
 use super::framing::{Frame, FrameCodec, FramingError};
 
-/// Frames queued for one connection's writer before senders wait.
-pub const WRITE_QUEUE_FRAMES_MAX: usize = 1024;
-/// Bytes the writer gathers before it writes even if more frames are queued.
-const WRITE_BATCH_BYTES_MAX: usize = 256 * 1024;
+/// Bytes buffered for one connection's writer before senders wait.
+pub const WRITE_BUFFER_BYTES_MAX: usize = 256 * 1024;
 
 /// A byte stream a link can run on: TCP, or TLS over TCP.
 pub trait LinkStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
 impl<T: AsyncRead + AsyncWrite + Send + Unpin + 'static> LinkStream for T {}
 
-/// The sending side of a connection: cheap to clone, bounded.
-#[derive(Debug, Clone)]
-pub struct FrameSender {
-    tx: mpsc::Sender<Frame>,
+struct WriteState {
+    buf: BytesMut,
+    codec: FrameCodec,
+    /// Every sender is gone: flush and close.
+    senders_gone: bool,
+    /// The writer stopped (write failed or closed): sends fail.
+    writer_gone: bool,
 }
 
-/// The connection's writer has stopped (closed or failed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("connection closed")]
-pub struct Closed;
+struct WriteShared {
+    state: Mutex<WriteState>,
+    data_ready: Notify,
+    space_ready: Notify,
+    counters: LinkMetrics,
+}
+
+impl WriteShared {
+    fn lock(&self) -> MutexGuard<'_, WriteState> {
+        // The state stays consistent under a panic elsewhere (plain fields).
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+/// Marks the writer's end when the last sender drops.
+struct SenderInner {
+    shared: Arc<WriteShared>,
+}
+
+impl Drop for SenderInner {
+    fn drop(&mut self) {
+        self.shared.lock().senders_gone = true;
+        self.shared.data_ready.notify_one();
+    }
+}
+
+/// The sending side of a connection: cheap to clone, bounded.
+#[derive(Clone)]
+pub struct FrameSender {
+    inner: Arc<SenderInner>,
+}
+
+/// A frame that could not be queued.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum SendError {
+    /// The connection's writer has stopped (closed or failed).
+    #[error("connection closed")]
+    Closed,
+    /// The frame cannot be framed (too large).
+    #[error(transparent)]
+    Framing(#[from] FramingError),
+}
 
 impl FrameSender {
-    /// Queues a frame, waiting while the queue is full (backpressure).
-    pub async fn send(&self, frame: Frame) -> Result<(), Closed> {
-        self.tx.send(frame).await.map_err(|_| Closed)
+    /// Queues a frame, waiting while the write buffer is full (backpressure).
+    pub async fn send(&self, frame: Frame) -> Result<(), SendError> {
+        let mut frame = Some(frame);
+        loop {
+            if self.try_put(&mut frame)? {
+                return Ok(());
+            }
+            // Full: register for the writer's wake-up, then look again so a
+            // drain between the two checks is not missed.
+            let shared = &self.inner.shared;
+            let mut space = pin!(shared.space_ready.notified());
+            space.as_mut().enable();
+            if self.try_put(&mut frame)? {
+                return Ok(());
+            }
+            space.await;
+        }
+    }
+
+    /// Encodes the frame into the write buffer if there is room.
+    fn try_put(&self, frame: &mut Option<Frame>) -> Result<bool, SendError> {
+        let shared = &self.inner.shared;
+        let mut st = shared.lock();
+        if st.writer_gone {
+            return Err(SendError::Closed);
+        }
+        if st.buf.len() >= WRITE_BUFFER_BYTES_MAX {
+            return Ok(false);
+        }
+        let was_empty = st.buf.is_empty();
+        let WriteState { buf, codec, .. } = &mut *st;
+        codec.encode(frame.take().expect("a frame is put once"), buf)?;
+        drop(st);
+        shared.counters.frames_out.increment(1);
+        if was_empty {
+            shared.data_ready.notify_one();
+        }
+        Ok(true)
     }
 
     /// Whether the writer is gone.
     pub fn is_closed(&self) -> bool {
-        self.tx.is_closed()
+        self.inner.shared.lock().writer_gone
     }
 }
 
@@ -74,6 +153,22 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             self.counters.bytes_in.increment(frame.message.len() as u64);
         }
         item
+    }
+
+    /// A frame already complete in the read buffer, without touching the
+    /// socket: lets a caller handle a burst as one batch.
+    pub fn next_buffered(&mut self) -> Result<Option<Frame>, ReadError> {
+        use tokio_util::codec::Decoder;
+        let (codec, buf) = (
+            &mut self.inner.decoder().clone(),
+            self.inner.read_buffer_mut(),
+        );
+        let item = codec.decode(buf).map_err(ReadError::Framing)?;
+        if let Some(frame) = &item {
+            self.counters.frames_in.increment(1);
+            self.counters.bytes_in.increment(frame.message.len() as u64);
+        }
+        Ok(item)
     }
 
     async fn next_uncounted(&mut self) -> Result<Option<Frame>, ReadError> {
@@ -184,44 +279,64 @@ pub fn open<S: LinkStream>(stream: S, codec: FrameCodec) -> Opened<S> {
 pub fn open_named<S: LinkStream>(stream: S, codec: FrameCodec, link: &str) -> Opened<S> {
     let counters = LinkMetrics::new(link);
     let (read, write) = tokio::io::split(stream);
-    let (tx, rx) = mpsc::channel(WRITE_QUEUE_FRAMES_MAX);
-    let writer = tokio::spawn(write_loop(write, rx, codec.clone(), counters.clone()));
+    let shared = Arc::new(WriteShared {
+        state: Mutex::new(WriteState {
+            buf: BytesMut::with_capacity(16 * 1024),
+            codec: codec.clone(),
+            senders_gone: false,
+            writer_gone: false,
+        }),
+        data_ready: Notify::new(),
+        space_ready: Notify::new(),
+        counters: counters.clone(),
+    });
+    let writer = tokio::spawn(write_loop(write, shared.clone()));
     let reader = FrameReader {
         inner: FramedRead::with_capacity(read, codec, 16 * 1024),
         limits: ReadLimits::default(),
         counters,
     };
-    (reader, FrameSender { tx }, writer)
+    let sender = FrameSender {
+        inner: Arc::new(SenderInner { shared }),
+    };
+    (reader, sender, writer)
 }
 
 async fn write_loop<W: AsyncWrite + Unpin>(
     mut write: W,
-    mut rx: mpsc::Receiver<Frame>,
-    mut codec: FrameCodec,
-    counters: LinkMetrics,
+    shared: Arc<WriteShared>,
 ) -> Result<(), FramingError> {
-    let mut buf = BytesMut::with_capacity(64 * 1024);
-    while let Some(frame) = rx.recv().await {
-        codec.encode(frame, &mut buf)?;
-        let mut frames = 1;
-        if rx.is_empty() {
-            // Let other tasks queue their frames before this write.
-            tokio::task::yield_now().await;
-        }
-        while buf.len() < WRITE_BATCH_BYTES_MAX {
-            match rx.try_recv() {
-                Ok(frame) => {
-                    codec.encode(frame, &mut buf)?;
-                    frames += 1;
+    let result = write_until_closed(&mut write, &shared).await;
+    shared.lock().writer_gone = true;
+    shared.space_ready.notify_waiters();
+    result
+}
+
+async fn write_until_closed<W: AsyncWrite + Unpin>(
+    write: &mut W,
+    shared: &WriteShared,
+) -> Result<(), FramingError> {
+    let mut out = BytesMut::with_capacity(16 * 1024);
+    loop {
+        {
+            let mut st = shared.lock();
+            if st.buf.is_empty() {
+                if st.senders_gone {
+                    break;
                 }
-                Err(_) => break,
+            } else {
+                std::mem::swap(&mut st.buf, &mut out);
             }
         }
-        counters.frames_out.increment(frames);
-        counters.bytes_out.increment(buf.len() as u64);
-        counters.writes.increment(1);
-        write.write_all(&buf).await?;
-        buf.clear();
+        if out.is_empty() {
+            shared.data_ready.notified().await;
+            continue;
+        }
+        shared.space_ready.notify_waiters();
+        shared.counters.bytes_out.increment(out.len() as u64);
+        shared.counters.writes.increment(1);
+        write.write_all(&out).await?;
+        out.clear();
     }
     write.shutdown().await?;
     Ok(())

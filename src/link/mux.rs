@@ -13,7 +13,7 @@ use std::time::Duration;
 use bytes::{BufMut, Bytes};
 use tokio::sync::oneshot;
 
-use super::connection::{Closed, FrameSender};
+use super::connection::{FrameSender, SendError};
 use super::framing::Frame;
 use crate::message::{Message, MessageError, Spec};
 
@@ -34,13 +34,18 @@ pub enum MuxError {
     MissingKey(u16),
     #[error("link closed")]
     Closed,
+    #[error("request cannot be framed: {0}")]
+    Framing(super::framing::FramingError),
     #[error("request cannot be built: {0}")]
     Build(#[from] MessageError),
 }
 
-impl From<Closed> for MuxError {
-    fn from(_: Closed) -> MuxError {
-        MuxError::Closed
+impl From<SendError> for MuxError {
+    fn from(e: SendError) -> MuxError {
+        match e {
+            SendError::Closed => MuxError::Closed,
+            SendError::Framing(f) => MuxError::Framing(f),
+        }
     }
 }
 
