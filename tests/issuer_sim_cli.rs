@@ -218,3 +218,34 @@ fn prometheus_endpoint_counts_traffic_without_card_data() {
     );
     assert!(!page.contains("4761739001010119"), "metrics leak a PAN");
 }
+
+#[test]
+fn sigterm_drains_in_flight_answers_before_exit() {
+    let mut sim = start_listening(&["issuer-sim", "--listen", "127.0.0.1:0", "--delay-ms", "600"]);
+    let client = std::process::Command::new(support::process::BIN)
+        .args(["send", "--json", "--target", &sim.addr, AUTH.trim()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn send");
+    std::thread::sleep(Duration::from_millis(250));
+    let status = sim
+        .terminate(Duration::from_secs(5))
+        .expect("exits after draining");
+    assert!(status.success(), "{status:?}");
+    let out = client.wait_with_output().expect("send output");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let line = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        field(line.trim(), "39"),
+        "00",
+        "in-flight request lost: {line}"
+    );
+    // No new connection is accepted after SIGTERM.
+    let (code, _, _) = run(&["send", "--target", &sim.addr, AUTH.trim()]);
+    assert_ne!(code, 0);
+}

@@ -34,6 +34,7 @@ async fn start_echo_listener(counts: Arc<Counts>) -> (String, CancellationToken)
         codec: codec(),
         tls: None,
         connections_max: 64,
+        drain_deadline: Duration::from_secs(1),
         read_limits: ReadLimits {
             idle: Some(Duration::from_millis(1500)),
             frame: Some(Duration::from_millis(300)),

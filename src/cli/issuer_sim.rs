@@ -68,6 +68,9 @@ pub struct IssuerSimArgs {
     /// Close a connection whose started frame is not complete within this.
     #[arg(long, default_value_t = 5000)]
     frame_timeout_ms: u64,
+    /// On SIGTERM, how long in-flight answers may take before connections close.
+    #[arg(long, default_value_t = 5000)]
+    drain_ms: u64,
     /// Most simultaneous connections.
     #[arg(long, default_value_t = 1024)]
     connections_max: usize,
@@ -146,6 +149,7 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
             codec,
             tls,
             connections_max: args.connections_max,
+            drain_deadline: Duration::from_millis(args.drain_ms),
             read_limits: ReadLimits {
                 idle: Some(Duration::from_secs(args.idle_timeout_s)),
                 frame: Some(Duration::from_millis(args.frame_timeout_ms)),

@@ -37,11 +37,14 @@ pub struct ListenerSettings {
     pub tls: Option<TlsServer>,
     pub connections_max: usize,
     pub read_limits: ReadLimits,
+    /// After shutdown, how long connections may take to finish in-flight work.
+    pub drain_deadline: std::time::Duration,
 }
 
 /// Accepts until `shutdown` is cancelled, running `handle` for each
 /// connection in its own task. Returns when the accept loop has stopped and
-/// every connection task has finished.
+/// every connection task has finished, or the drain deadline has passed
+/// (the remaining tasks end with the runtime).
 pub async fn serve<F, Fut>(
     listener: TcpListener,
     settings: ListenerSettings,
@@ -120,5 +123,10 @@ pub async fn serve<F, Fut>(
         );
     }
     tasks.close();
-    tasks.wait().await;
+    if tokio::time::timeout(settings.drain_deadline, tasks.wait())
+        .await
+        .is_err()
+    {
+        warn!(link = %name, open = tasks.len(), "drain deadline passed; closing the rest");
+    }
 }
