@@ -1,0 +1,194 @@
+//! Duplicate detection: a request whose key (class, acquirer, STAN,
+//! terminal, transmission date-time) was seen within the window is never
+//! forwarded again. It gets the original response, or waits for it while
+//! the original is in flight. Bounded: the oldest keys are forgotten first.
+
+use std::collections::{HashMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::{BufMut, Bytes, BytesMut};
+use tokio::sync::oneshot;
+
+use crate::message::Message;
+
+/// Requests waiting on one in-flight original, at most.
+const WAITERS_MAX: usize = 16;
+
+/// What the cache knows of a request's key.
+pub enum Seen {
+    /// First time: forward it, then call `complete`.
+    New,
+    /// The original is in flight: its response will arrive here.
+    InFlight(oneshot::Receiver<Message>),
+    /// The original was answered with this response.
+    Answered(Message),
+    /// Too many copies are waiting: answer 94.
+    Flooded,
+}
+
+enum Entry {
+    InFlight(Vec<oneshot::Sender<Message>>),
+    Done(Message),
+}
+
+/// Keys seen within the window, with their state.
+pub struct DuplicateCache {
+    window: Duration,
+    keys_max: usize,
+    entries: HashMap<Bytes, Entry>,
+    order: VecDeque<(Instant, Bytes)>,
+}
+
+/// The duplicate key of a request from `acquirer`: MTI class, STAN,
+/// terminal and transmission date-time. `None` without a STAN.
+pub fn key_of(acquirer: &str, msg: &Message) -> Option<Bytes> {
+    let stan = msg.get(11)?;
+    let mut k = BytesMut::with_capacity(64);
+    k.put_u8(msg.mti().digits()[1]);
+    for part in [
+        acquirer.as_bytes(),
+        stan,
+        msg.get(41).map_or(&b""[..], |v| v),
+        msg.get(7).map_or(&b""[..], |v| v),
+    ] {
+        k.put_u16(part.len() as u16);
+        k.put_slice(part);
+    }
+    Some(k.freeze())
+}
+
+impl DuplicateCache {
+    pub fn new(window: Duration, keys_max: usize) -> DuplicateCache {
+        assert!(keys_max > 0, "duplicate cache needs room");
+        DuplicateCache {
+            window,
+            keys_max,
+            entries: HashMap::new(),
+            order: VecDeque::new(),
+        }
+    }
+
+    fn expire(&mut self, now: Instant) {
+        while let Some((at, _)) = self.order.front() {
+            let old = now.saturating_duration_since(*at) > self.window;
+            if !old && self.order.len() <= self.keys_max {
+                break;
+            }
+            if let Some((_, key)) = self.order.pop_front() {
+                // An in-flight entry is kept: its original still needs it.
+                if matches!(self.entries.get(&key), Some(Entry::Done(_))) {
+                    self.entries.remove(&key);
+                } else if self.entries.contains_key(&key) && old {
+                    self.order.push_back((now, key));
+                    break;
+                }
+            }
+        }
+    }
+
+    /// Looks a request up, registering it as in flight when it is new.
+    pub fn check(&mut self, key: &Bytes, now: Instant) -> Seen {
+        self.expire(now);
+        match self.entries.get_mut(key) {
+            None => {
+                self.entries
+                    .insert(key.clone(), Entry::InFlight(Vec::new()));
+                self.order.push_back((now, key.clone()));
+                Seen::New
+            }
+            Some(Entry::Done(resp)) => Seen::Answered(resp.clone()),
+            Some(Entry::InFlight(waiters)) if waiters.len() >= WAITERS_MAX => Seen::Flooded,
+            Some(Entry::InFlight(waiters)) => {
+                let (tx, rx) = oneshot::channel();
+                waiters.push(tx);
+                Seen::InFlight(rx)
+            }
+        }
+    }
+
+    /// Records the response of a request registered by `check`, and hands
+    /// it to the copies that waited.
+    pub fn complete(&mut self, key: &Bytes, response: &Message) {
+        if let Some(Entry::InFlight(waiters)) = self
+            .entries
+            .insert(key.clone(), Entry::Done(response.clone()))
+        {
+            for w in waiters {
+                let _ = w.send(response.clone());
+            }
+        }
+    }
+
+    /// Keys remembered now.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(stan: &str) -> Message {
+        let mut m = Message::new("0100".parse().expect("mti"));
+        m.set_str(7, "1123143005").expect("set");
+        m.set_str(11, stan).expect("set");
+        m.set_str(41, "TERM0001").expect("set");
+        m
+    }
+
+    #[test]
+    fn copies_wait_for_or_get_the_original_response() {
+        let mut cache = DuplicateCache::new(Duration::from_secs(60), 100);
+        let t0 = Instant::now();
+        let key = key_of("pos", &req("000001")).expect("key");
+        assert!(matches!(cache.check(&key, t0), Seen::New));
+        let Seen::InFlight(mut rx) = cache.check(&key, t0) else {
+            panic!("a copy must wait for the original");
+        };
+        let mut resp = req("000001");
+        resp.set_mti("0110".parse().expect("mti"));
+        resp.set_str(39, "00").expect("set");
+        cache.complete(&key, &resp);
+        assert_eq!(rx.try_recv().expect("waiter answered"), resp);
+        assert!(matches!(cache.check(&key, t0), Seen::Answered(r) if r == resp));
+        // The repeat MTI shares the key; another acquirer does not.
+        let mut repeat = req("000001");
+        repeat.set_mti("0101".parse().expect("mti"));
+        assert_eq!(key_of("pos", &repeat), Some(key.clone()));
+        assert_ne!(key_of("atm", &repeat), Some(key.clone()));
+        // After the window the key is forgotten.
+        assert!(matches!(
+            cache.check(&key, t0 + Duration::from_secs(61)),
+            Seen::New
+        ));
+    }
+
+    #[test]
+    fn bounded_in_keys_and_waiters() {
+        let mut cache = DuplicateCache::new(Duration::from_secs(60), 10);
+        let t0 = Instant::now();
+        for i in 0..50 {
+            let key = key_of("pos", &req(&format!("{i:06}"))).expect("key");
+            assert!(matches!(cache.check(&key, t0), Seen::New));
+            let mut resp = req("x");
+            resp.set_mti("0110".parse().expect("mti"));
+            cache.complete(&key, &resp);
+        }
+        assert!(cache.len() <= 11, "{} keys kept", cache.len());
+        let key = key_of("pos", &req("999999")).expect("key");
+        assert!(matches!(cache.check(&key, t0), Seen::New));
+        let mut waiting = Vec::new();
+        for _ in 0..WAITERS_MAX {
+            match cache.check(&key, t0) {
+                Seen::InFlight(rx) => waiting.push(rx),
+                _ => panic!("expected to wait"),
+            }
+        }
+        assert!(matches!(cache.check(&key, t0), Seen::Flooded));
+    }
+}

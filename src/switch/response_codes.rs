@@ -1,0 +1,112 @@
+//! The one place that maps the switch's own outcomes to response codes:
+//! DE39 as two characters (1987) and as three-digit action codes (1993).
+
+/// Why the switch answers an acquirer itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// 00: approved (stand-in, or an advice acknowledged).
+    Approved,
+    /// 03: the acquirer or merchant is not allowed.
+    InvalidMerchant,
+    /// 12: a message the switch does not process.
+    InvalidTransaction,
+    /// 15: no route for the card.
+    NoSuchIssuer,
+    /// 30: the request cannot be parsed or translated.
+    FormatError,
+    /// 58: not permitted to this terminal.
+    NotPermittedToTerminal,
+    /// 91: the issuer is down or did not answer in time.
+    IssuerUnavailable,
+    /// 94: a duplicate transmission.
+    Duplicate,
+    /// 96: the switch failed.
+    SystemMalfunction,
+}
+
+impl Outcome {
+    /// DE39 in the 1987 two-character form.
+    pub fn code(self) -> &'static str {
+        match self {
+            Outcome::Approved => "00",
+            Outcome::InvalidMerchant => "03",
+            Outcome::InvalidTransaction => "12",
+            Outcome::NoSuchIssuer => "15",
+            Outcome::FormatError => "30",
+            Outcome::NotPermittedToTerminal => "58",
+            Outcome::IssuerUnavailable => "91",
+            Outcome::Duplicate => "94",
+            Outcome::SystemMalfunction => "96",
+        }
+    }
+}
+
+/// 1987 response codes and the 1993 action codes with the same meaning.
+const CODE_PAIRS: &[(&str, &str)] = &[
+    ("00", "000"),
+    ("01", "107"),
+    ("03", "109"),
+    ("04", "200"),
+    ("05", "100"),
+    ("12", "902"),
+    ("13", "110"),
+    ("14", "111"),
+    ("15", "908"),
+    ("30", "904"),
+    ("41", "208"),
+    ("43", "209"),
+    ("51", "116"),
+    ("54", "101"),
+    ("55", "117"),
+    ("57", "119"),
+    ("58", "120"),
+    ("61", "121"),
+    ("62", "104"),
+    ("65", "123"),
+    ("75", "106"),
+    ("91", "911"),
+    ("92", "908"),
+    ("94", "913"),
+    ("96", "909"),
+];
+
+/// A 1987 response code as a 1993 action code (unknown codes: 909).
+pub fn to_action_code(code: &str) -> &'static str {
+    CODE_PAIRS
+        .iter()
+        .find(|(c, _)| *c == code)
+        .map_or("909", |(_, a)| a)
+}
+
+/// A 1993 action code as a 1987 response code. Unknown approvals (0xx)
+/// become 00, other unknown declines 05, unknown system errors (9xx) 96.
+pub fn from_action_code(action: &str) -> &'static str {
+    if let Some((c, _)) = CODE_PAIRS.iter().find(|(_, a)| *a == action) {
+        return c;
+    }
+    match action.as_bytes().first() {
+        Some(b'0') => "00",
+        Some(b'9') => "96",
+        _ => "05",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_map_both_ways() {
+        for (c, a) in CODE_PAIRS {
+            assert_eq!(to_action_code(c), *a);
+            if *c != "92" {
+                assert_eq!(from_action_code(a), *c, "{a}");
+            }
+        }
+        assert_eq!(from_action_code("001"), "00");
+        assert_eq!(from_action_code("199"), "05");
+        assert_eq!(from_action_code("999"), "96");
+        assert_eq!(Outcome::IssuerUnavailable.code(), "91");
+        assert_eq!(to_action_code("zz"), "909");
+    }
+}

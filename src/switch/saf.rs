@@ -1,0 +1,231 @@
+//! The store-and-forward queue: reversal advices for requests whose outcome
+//! is unknown (time-outs), advices acknowledged to acquirers, and stand-in
+//! advices, each delivered to its issuer until acknowledged. Bounded; due
+//! entries come out in time order; retries back off exponentially up to a
+//! cap, until an expiry. Pure: time is passed in. (In memory here; the
+//! journal makes it durable.)
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use crate::message::Message;
+
+/// What an entry is for (for logs and metrics).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SafKind {
+    /// 0420 for a request the issuer did not answer in time.
+    TimeoutReversal,
+    /// An advice (0120/0220/0420) acknowledged to the acquirer.
+    AcquirerAdvice,
+    /// 0120 telling the issuer of a stand-in approval.
+    StandInAdvice,
+}
+
+impl SafKind {
+    pub fn label(self) -> &'static str {
+        match self {
+            SafKind::TimeoutReversal => "timeout_reversal",
+            SafKind::AcquirerAdvice => "acquirer_advice",
+            SafKind::StandInAdvice => "stand_in_advice",
+        }
+    }
+}
+
+/// One message to deliver.
+#[derive(Debug, Clone)]
+pub struct SafEntry {
+    pub id: u64,
+    pub kind: SafKind,
+    /// Index of the issuer it goes to.
+    pub issuer: usize,
+    /// The advice in the issuer's dialect, STAN assigned.
+    pub message: Message,
+    pub attempts: u32,
+    pub due: Instant,
+    pub expires: Instant,
+}
+
+/// Retry policy.
+#[derive(Debug, Clone, Copy)]
+pub struct SafPolicy {
+    pub retry_min: Duration,
+    pub retry_max: Duration,
+    pub expiry: Duration,
+    pub attempts_max: u32,
+}
+
+/// The queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("store-and-forward queue full ({0} entries)")]
+pub struct SafFull(pub usize);
+
+/// What happened to an entry whose delivery failed.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Retry {
+    Rescheduled(Instant),
+    /// Expired or out of attempts: dropped (and must be reported).
+    GaveUp,
+}
+
+pub struct SafQueue {
+    policy: SafPolicy,
+    entries_max: usize,
+    next_id: u64,
+    by_due: BTreeMap<(Instant, u64), SafEntry>,
+}
+
+impl SafQueue {
+    pub fn new(policy: SafPolicy, entries_max: usize) -> SafQueue {
+        assert!(entries_max > 0, "SAF queue needs room");
+        SafQueue {
+            policy,
+            entries_max,
+            next_id: 1,
+            by_due: BTreeMap::new(),
+        }
+    }
+
+    pub fn depth(&self) -> usize {
+        self.by_due.len()
+    }
+
+    /// Whether `reserve` more entries would still fit.
+    pub fn has_room(&self, reserve: usize) -> bool {
+        self.by_due.len() + reserve < self.entries_max
+    }
+
+    /// Queues a message, due now.
+    pub fn push(
+        &mut self,
+        kind: SafKind,
+        issuer: usize,
+        message: Message,
+        now: Instant,
+    ) -> Result<u64, SafFull> {
+        if self.by_due.len() >= self.entries_max {
+            return Err(SafFull(self.by_due.len()));
+        }
+        let id = self.next_id;
+        self.next_id += 1;
+        let entry = SafEntry {
+            id,
+            kind,
+            issuer,
+            message,
+            attempts: 0,
+            due: now,
+            expires: now + self.policy.expiry,
+        };
+        self.by_due.insert((now, id), entry);
+        Ok(id)
+    }
+
+    /// Takes up to `limit` entries due at `now` whose issuer `ready` accepts.
+    pub fn take_due(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        ready: impl Fn(usize) -> bool,
+    ) -> Vec<SafEntry> {
+        let keys: Vec<(Instant, u64)> = self
+            .by_due
+            .range(..=(now, u64::MAX))
+            .filter(|(_, e)| ready(e.issuer))
+            .take(limit)
+            .map(|(k, _)| *k)
+            .collect();
+        keys.into_iter()
+            .filter_map(|k| self.by_due.remove(&k))
+            .collect()
+    }
+
+    /// Puts back an entry whose delivery failed, later; or gives up.
+    pub fn retry(&mut self, mut entry: SafEntry, now: Instant) -> Retry {
+        entry.attempts += 1;
+        if entry.attempts >= self.policy.attempts_max || now >= entry.expires {
+            return Retry::GaveUp;
+        }
+        let min = self.policy.retry_min.as_millis() as u64;
+        let backoff = min.saturating_mul(1 << entry.attempts.min(20));
+        let delay = Duration::from_millis(backoff).min(self.policy.retry_max);
+        entry.due = now + delay;
+        let due = entry.due;
+        self.by_due.insert((due, entry.id), entry);
+        Retry::Rescheduled(due)
+    }
+
+    /// When the next entry is due.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.by_due.keys().next().map(|(t, _)| *t)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> SafPolicy {
+        SafPolicy {
+            retry_min: Duration::from_millis(100),
+            retry_max: Duration::from_secs(1),
+            expiry: Duration::from_secs(10),
+            attempts_max: 5,
+        }
+    }
+
+    fn advice() -> Message {
+        Message::new("0420".parse().expect("mti"))
+    }
+
+    #[test]
+    fn due_order_backoff_and_giving_up() {
+        let t0 = Instant::now();
+        let mut q = SafQueue::new(policy(), 3);
+        q.push(SafKind::TimeoutReversal, 0, advice(), t0)
+            .expect("room");
+        q.push(
+            SafKind::AcquirerAdvice,
+            1,
+            advice(),
+            t0 + Duration::from_millis(5),
+        )
+        .expect("room");
+        q.push(
+            SafKind::StandInAdvice,
+            0,
+            advice(),
+            t0 + Duration::from_millis(10),
+        )
+        .expect("room");
+        assert_eq!(
+            q.push(SafKind::StandInAdvice, 0, advice(), t0),
+            Err(SafFull(3))
+        );
+        assert!(!q.has_room(0));
+
+        // Issuer 1 is down: only issuer 0's due entries come out.
+        let due = q.take_due(t0 + Duration::from_millis(20), 10, |i| i == 0);
+        assert_eq!(
+            due.iter().map(|e| e.kind).collect::<Vec<_>>(),
+            [SafKind::TimeoutReversal, SafKind::StandInAdvice]
+        );
+        assert_eq!(q.depth(), 1);
+        let mut it = due.into_iter();
+        let first = it.next().expect("entry");
+        assert_eq!(
+            q.retry(first, t0),
+            Retry::Rescheduled(t0 + Duration::from_millis(200))
+        );
+        assert!(
+            q.take_due(t0 + Duration::from_millis(199), 10, |i| i == 0)
+                .is_empty()
+        );
+        let again = q.take_due(t0 + Duration::from_millis(200), 10, |i| i == 0);
+        assert_eq!(again.len(), 1);
+        let mut e = again.into_iter().next().expect("entry");
+        e.attempts = 4;
+        assert_eq!(q.retry(e, t0), Retry::GaveUp);
+        assert_eq!(q.depth(), 1);
+        assert_eq!(q.next_due(), Some(t0 + Duration::from_millis(5)));
+    }
+}

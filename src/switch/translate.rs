@@ -1,0 +1,255 @@
+//! Dialect translation between an acquirer's spec and an issuer's: the MTI
+//! version (1987 <-> 1993), fields whose number or form differs between the
+//! versions, and a check of every value against the target spec. Fields the
+//! target cannot carry are dropped and reported (by number only).
+//!
+//! Cross-version mappings (documented approximations where the versions
+//! disagree in meaning):
+//! - DE12 + DE13 (1987 time hhmmss, date MMDD) <-> DE12 (1993 YYMMDDhhmmss);
+//!   the year comes from `now`.
+//! - DE18 merchant type (1987) <-> DE26 card acceptor business code (1993).
+//! - DE22: 1987 POS entry mode `MMP` <-> 1993 POS data code: the card data
+//!   input mode (position 7) and PIN capability (position 2), other
+//!   positions 0 (unspecified).
+//! - DE24 (1987 NII, 1993 function code), DE25 (1987 POS condition, 1993
+//!   message reason) do not cross; 1993 requests get the function code of
+//!   their class (100 authorization, 200 financial, 400 reversal).
+//! - DE39: two-character response codes <-> three-digit action codes.
+//! - DE43: fixed 40 (1987) <-> LL..99 (1993): padded or cut to 40.
+
+use bytes::Bytes;
+
+use super::response_codes::{from_action_code, to_action_code};
+use crate::message::mti::MessageClass;
+use crate::message::{Message, Spec};
+
+/// A translated message and the fields that could not be carried.
+#[derive(Debug)]
+pub struct Translated {
+    pub message: Message,
+    pub dropped: Vec<u16>,
+}
+
+/// Fields whose meaning differs between 1987 and 1993 under one number.
+const VERSION_SPECIFIC: &[u16] = &[
+    12, 13, 18, 22, 24, 25, 26, 30, 39, 43, 44, 53, 54, 56, 90, 95,
+];
+
+/// Translates `msg` from `from`'s dialect to `to`'s. `today` is
+/// (year, month, day) for the 1987 -> 1993 date mapping.
+pub fn translate(from: &Spec, to: &Spec, msg: &Message, today: (i64, u32, u32)) -> Translated {
+    let from_v = from.version.digit();
+    let to_v = to.version.digit();
+    let mut out = Message::new(msg.mti().with_version(to_v));
+    let mut dropped = Vec::new();
+    let cross = (from_v == 0) != (to_v == 0);
+    for (n, value) in msg.fields() {
+        if cross && VERSION_SPECIFIC.contains(&n) {
+            continue;
+        }
+        put_checked(to, &mut out, n, value.clone(), &mut dropped);
+    }
+    if cross {
+        if from_v == 0 {
+            to_1993(msg, &mut out, today, to, &mut dropped);
+        } else {
+            to_1987(msg, &mut out, to, &mut dropped);
+        }
+    }
+    dropped.sort_unstable();
+    Translated {
+        message: out,
+        dropped,
+    }
+}
+
+/// Sets a field if the target spec defines it and the value fits.
+fn put_checked(to: &Spec, out: &mut Message, n: u16, value: Bytes, dropped: &mut Vec<u16>) {
+    let fits = to
+        .field(n)
+        .is_some_and(|fs| fs.check_value(&value, 0).is_ok());
+    if fits && out.set(n, value).is_ok() {
+        return;
+    }
+    dropped.push(n);
+}
+
+fn to_1993(
+    msg: &Message,
+    out: &mut Message,
+    today: (i64, u32, u32),
+    to: &Spec,
+    dropped: &mut Vec<u16>,
+) {
+    if let (Some(time), Some(date)) = (msg.get_str(12), msg.get_str(13)) {
+        let yy = today.0.rem_euclid(100);
+        put_checked(
+            to,
+            out,
+            12,
+            Bytes::from(format!("{yy:02}{date}{time}")),
+            dropped,
+        );
+    }
+    if let Some(mcc) = msg.get(18) {
+        put_checked(to, out, 26, mcc.clone(), dropped);
+    }
+    if let Some(mode) = msg.get_str(22).filter(|m| m.len() == 3) {
+        let input = match &mode[..2] {
+            "01" => '1',
+            "02" | "90" => '2',
+            "05" => '5',
+            "07" => 'M',
+            _ => '0',
+        };
+        let pin = if &mode[2..] == "1" { '1' } else { '0' };
+        put_checked(
+            to,
+            out,
+            22,
+            Bytes::from(format!("0{pin}0000{input}00000")),
+            dropped,
+        );
+    }
+    if let Some(code) = msg.get_str(39) {
+        put_checked(
+            to,
+            out,
+            39,
+            Bytes::from_static(to_action_code(code).as_bytes()),
+            dropped,
+        );
+    }
+    if let Some(name) = msg.get(43) {
+        put_checked(to, out, 43, name.clone(), dropped);
+    }
+    if msg.mti().expects_response() && !msg.mti().is_response() {
+        let function: &'static [u8] = match msg.mti().class() {
+            MessageClass::Authorization => b"100",
+            MessageClass::Financial => b"200",
+            MessageClass::Reversal => b"400",
+            _ => b"",
+        };
+        if !function.is_empty() {
+            put_checked(to, out, 24, Bytes::from_static(function), dropped);
+        }
+    }
+}
+
+fn to_1987(msg: &Message, out: &mut Message, to: &Spec, dropped: &mut Vec<u16>) {
+    if let Some(dt) = msg.get_str(12).filter(|d| d.len() == 12) {
+        put_checked(
+            to,
+            out,
+            13,
+            Bytes::copy_from_slice(dt[2..6].as_bytes()),
+            dropped,
+        );
+        put_checked(
+            to,
+            out,
+            12,
+            Bytes::copy_from_slice(dt[6..].as_bytes()),
+            dropped,
+        );
+    }
+    if let Some(mcc) = msg.get(26) {
+        put_checked(to, out, 18, mcc.clone(), dropped);
+    }
+    if let Some(code) = msg.get_str(22).filter(|c| c.len() == 12) {
+        let mode = match code.as_bytes()[6] {
+            b'1' => "01",
+            b'2' => "02",
+            b'5' | b'M' => "05",
+            _ => "00",
+        };
+        let pin = if code.as_bytes()[1] == b'1' { '1' } else { '0' };
+        put_checked(to, out, 22, Bytes::from(format!("{mode}{pin}")), dropped);
+    }
+    if let Some(action) = msg.get_str(39) {
+        put_checked(
+            to,
+            out,
+            39,
+            Bytes::from_static(from_action_code(action).as_bytes()),
+            dropped,
+        );
+    }
+    if let Some(name) = msg.get(43) {
+        let mut fixed = name.to_vec();
+        fixed.resize(40, b' ');
+        put_checked(to, out, 43, Bytes::from(fixed), dropped);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn auth87() -> Message {
+        let mut m = Message::new("0100".parse().expect("mti"));
+        for (n, v) in [
+            (2, "4761739001010119"),
+            (3, "000000"),
+            (4, "000000012500"),
+            (7, "1123143005"),
+            (11, "123456"),
+            (12, "143005"),
+            (13, "1123"),
+            (18, "5411"),
+            (22, "051"),
+            (24, "001"),
+            (25, "00"),
+            (37, "532714123456"),
+            (41, "TERM0001"),
+            (43, "ACME HARDWARE          SPRINGFIELD  ILUS"),
+            (49, "840"),
+        ] {
+            m.set_str(n, v).expect("set");
+        }
+        m
+    }
+
+    #[test]
+    fn binary_and_ascii_1987_carry_every_field() {
+        let bin = Spec::resolve("iso87-binary").expect("spec");
+        let ascii = Spec::resolve("iso87-ascii").expect("spec");
+        let t = translate(&bin, &ascii, &auth87(), (2026, 11, 23));
+        assert!(t.dropped.is_empty(), "{:?}", t.dropped);
+        assert_eq!(t.message, auth87());
+    }
+
+    #[test]
+    fn from_1987_to_1993_and_back() {
+        let v87 = Spec::resolve("iso87-ascii").expect("spec");
+        let v93 = Spec::resolve("iso93-ascii").expect("spec");
+        let t = translate(&v87, &v93, &auth87(), (2026, 11, 23));
+        let m = &t.message;
+        assert_eq!(m.mti().to_string(), "1100");
+        assert_eq!(m.get_str(12), Some("261123143005"));
+        assert_eq!(m.get_str(26), Some("5411"));
+        assert_eq!(m.get_str(22), Some("010000500000"));
+        assert_eq!(m.get_str(24), Some("100"));
+        assert!(!m.has(25) && !m.has(18) && !m.has(13));
+        spec_builds(&v93, m);
+
+        let mut resp = m.clone();
+        resp.set_mti("1110".parse().expect("mti"));
+        resp.set_str(39, "116").expect("set");
+        let back = translate(&v93, &v87, &resp, (2026, 11, 23)).message;
+        assert_eq!(back.mti().to_string(), "0110");
+        assert_eq!(back.get_str(39), Some("51"));
+        assert_eq!(back.get_str(12), Some("143005"));
+        assert_eq!(back.get_str(13), Some("1123"));
+        assert_eq!(back.get_str(18), Some("5411"));
+        assert_eq!(back.get_str(22), Some("051"));
+        assert_eq!(back.get(43).map(|v| v.len()), Some(40));
+        assert!(!back.has(24));
+        spec_builds(&v87, &back);
+    }
+
+    fn spec_builds(spec: &Spec, m: &Message) {
+        spec.build(m)
+            .unwrap_or_else(|e| panic!("{}: {e}", spec.name));
+    }
+}
