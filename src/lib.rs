@@ -11,3 +11,4 @@ pub mod cli;
 pub mod link;
 pub mod message;
 pub mod sim;
+pub mod switch;

@@ -195,7 +195,9 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
             Err(e) => {
                 warn!(error = %e, "undecodable request");
                 metrics::counter!("cardswitch_link_decode_errors_total", "link" => "issuer-sim", "kind" => e.kind()).increment(1);
-                if let Some(reject) = format_error_reject(&sim.spec, &frame.message) {
+                if let Some(reject) =
+                    crate::switch::response_codes::format_error_reject(&sim.spec, &frame.message)
+                {
                     let reply = Frame {
                         tpdu: frame.tpdu.map(|t| t.reply()),
                         message: reject,
@@ -258,20 +260,6 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
             );
         }
     }
-}
-
-/// A DE39 = 30 (format error) response to a request that cannot be parsed,
-/// carrying the matching fields that could be read.
-fn format_error_reject(spec: &Spec, raw: &bytes::Bytes) -> Option<bytes::Bytes> {
-    let broken = crate::message::parse::salvage(spec, raw)?;
-    let mut reject = Message::new(broken.mti().response()?);
-    for n in [3, 4, 7, 11, 32, 37, 41, 42] {
-        if let Some(v) = broken.get(n) {
-            let _ = reject.set(n, v.clone());
-        }
-    }
-    let _ = reject.set_str(39, "30");
-    spec.build(&reject).ok()
 }
 
 /// One recorded exchange, without card data.

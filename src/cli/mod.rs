@@ -4,7 +4,9 @@ mod decode;
 mod encode;
 mod issuer_sim;
 mod link_args;
+pub mod load; // TEMP-LOAD
 mod observe;
+mod run;
 mod send;
 
 use std::process::ExitCode;
@@ -25,8 +27,12 @@ enum Command {
     Decode(decode::DecodeArgs),
     /// Encode messages given as JSON and print them as hex.
     Encode(encode::EncodeArgs),
+    /// Run the switch.
+    Run(run::RunArgs),
     /// Run a simulated issuer host that answers by rules.
     IssuerSim(issuer_sim::IssuerSimArgs),
+    /// TEMP-LOAD
+    Load(load::LoadArgs),
     /// Send messages to a host and print the responses.
     Send(send::SendArgs),
     /// List the shipped message specifications.
@@ -39,8 +45,10 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode(args) => decode::run(&args),
         Command::Encode(args) => encode::run(&args),
+        Command::Run(args) => run::run(&args),
         Command::IssuerSim(args) => issuer_sim::run(&args),
         Command::Send(args) => send::run(&args),
+        Command::Load(args) => load::run(&args), // TEMP-LOAD
         Command::Specs => list_specs(),
     };
     match result {

@@ -122,6 +122,8 @@ pub async fn serve<F, Fut>(
             .instrument(span),
         );
     }
+    // Release the port at once: only the drain continues.
+    drop(listener);
     tasks.close();
     if tokio::time::timeout(settings.drain_deadline, tasks.wait())
         .await

@@ -7,6 +7,7 @@ use serde::Deserialize;
 use crate::message::Message;
 use crate::message::mti::{Function, MessageClass};
 use crate::message::sensitive::luhn_valid;
+use crate::switch::response_codes::to_action_code;
 
 /// How the simulated issuer decides.
 #[derive(Debug, Clone, Deserialize)]
@@ -91,13 +92,21 @@ pub fn respond(
     for &f in NOT_ECHOED {
         resp.remove(f);
     }
+    // 1993 and later carry three-digit action codes in DE39.
+    let code = |c: &'static str| {
+        if mti.version() == 0 {
+            c
+        } else {
+            to_action_code(c)
+        }
+    };
     let decision = match (mti.class(), mti.function()) {
         (MessageClass::Authorization | MessageClass::Financial, Function::Request) => {
             let d = decide(rules, request, today);
             if d.approved {
                 let _ = resp.set_str(38, auth_code);
             }
-            let _ = resp.set_str(39, d.response_code);
+            let _ = resp.set_str(39, code(d.response_code));
             Some(d)
         }
         // Advices, reversals and network management are acknowledged.
@@ -108,11 +117,11 @@ pub fn respond(
             | MessageClass::NetworkManagement,
             _,
         ) => {
-            let _ = resp.set_str(39, "00");
+            let _ = resp.set_str(39, code("00"));
             None
         }
         _ => {
-            let _ = resp.set_str(39, "12");
+            let _ = resp.set_str(39, code("12"));
             None
         }
     };

@@ -41,6 +41,24 @@ impl Outcome {
     }
 }
 
+/// A DE39 = 30 (format error) response to a request that cannot be
+/// parsed, carrying the matching fields that could be read. `None` when not
+/// even the MTI is readable or the message gets no response.
+pub fn format_error_reject(
+    spec: &crate::message::Spec,
+    raw: &bytes::Bytes,
+) -> Option<bytes::Bytes> {
+    let broken = crate::message::parse::salvage(spec, raw)?;
+    let mut reject = crate::message::Message::new(broken.mti().response()?);
+    for n in [3, 4, 7, 11, 32, 37, 41, 42] {
+        if let Some(v) = broken.get(n) {
+            let _ = reject.set(n, v.clone());
+        }
+    }
+    let _ = reject.set_str(39, Outcome::FormatError.code());
+    spec.build(&reject).ok()
+}
+
 /// 1987 response codes and the 1993 action codes with the same meaning.
 const CODE_PAIRS: &[(&str, &str)] = &[
     ("00", "000"),

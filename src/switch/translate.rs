@@ -142,14 +142,14 @@ fn to_1987(msg: &Message, out: &mut Message, to: &Spec, dropped: &mut Vec<u16>) 
             to,
             out,
             13,
-            Bytes::copy_from_slice(dt[2..6].as_bytes()),
+            Bytes::copy_from_slice(&dt.as_bytes()[2..6]),
             dropped,
         );
         put_checked(
             to,
             out,
             12,
-            Bytes::copy_from_slice(dt[6..].as_bytes()),
+            Bytes::copy_from_slice(&dt.as_bytes()[6..]),
             dropped,
         );
     }

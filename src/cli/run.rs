@@ -1,0 +1,103 @@
+//! `cardswitch run --config F`: the switch. Prints one line per acquirer
+//! listener ("acquirer NAME listening on ADDR"), reloads routes on SIGHUP
+//! without dropping traffic, and shuts down cleanly on SIGTERM or Ctrl-C.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use clap::Args;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info};
+
+use super::{CliError, observe};
+use crate::switch::config::SwitchConfig;
+use crate::switch::routing::RouteTable;
+use crate::switch::server;
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The switch configuration (see fixtures/switch/example.toml).
+    #[arg(long)]
+    config: PathBuf,
+}
+
+pub fn run(args: &RunArgs) -> Result<(), CliError> {
+    let config = SwitchConfig::load(&args.config).map_err(|e| CliError::Input(e.to_string()))?;
+    observe::init_logging("info");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    runtime.block_on(async {
+        if let Some(addr) = &config.switch.metrics {
+            let addr = addr.parse().map_err(|_| {
+                CliError::Input(format!("metrics address '{addr}' is not host:port"))
+            })?;
+            observe::serve_metrics(addr)?;
+        }
+        let shutdown = CancellationToken::new();
+        let running = server::start(&config, shutdown.clone())
+            .await
+            .map_err(|e| CliError::Input(e.to_string()))?;
+        for (name, addr) in &running.acquirers {
+            println!("acquirer {name} listening on {addr}");
+        }
+        let _ = std::io::stdout().flush();
+        let switch = running.switch.clone();
+        let path = args.config.clone();
+        let issuer_names: Vec<String> = config.issuers.iter().map(|i| i.name.clone()).collect();
+        tokio::spawn(reload_on_hangup(
+            path,
+            issuer_names,
+            switch,
+            shutdown.clone(),
+        ));
+        observe::termination().await;
+        info!("terminating: no new connections, draining requests in flight");
+        shutdown.cancel();
+        running.stopped().await;
+        Ok(())
+    })
+}
+
+/// Rebuilds the route table from the file on every SIGHUP. A file that no
+/// longer loads, or that changes the issuers (which needs a restart), is
+/// refused and the current routes stay.
+async fn reload_on_hangup(
+    path: PathBuf,
+    issuers: Vec<String>,
+    switch: std::sync::Arc<crate::switch::engine::Switch>,
+    shutdown: CancellationToken,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = hup.recv() => if r.is_none() { return },
+            }
+            match SwitchConfig::load(&path) {
+                Ok(new) => {
+                    let names: Vec<String> = new.issuers.iter().map(|i| i.name.clone()).collect();
+                    if names != issuers {
+                        error!("reload refused: the issuers changed (restart to change issuers)");
+                        continue;
+                    }
+                    let table = RouteTable::build(&new);
+                    info!(routes = table.describe().len(), "routes reloaded");
+                    switch.replace_routes(table);
+                }
+                Err(e) => error!(error = %e, "reload refused; keeping the current routes"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (path, issuers, switch);
+        shutdown.cancelled().await;
+    }
+}

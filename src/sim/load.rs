@@ -1,0 +1,859 @@
+//! The load generator's pure parts: terminal identities, PANs from a BIN
+//! mix, requests, response checks and latency summaries. No I/O and no
+//! clock: the wall time (for DE7, DE12, DE13, DE14) and every latency are
+//! passed in, and randomness comes from a seeded generator, so a test can
+//! replay any sequence. The sockets are in `cli::load`.
+
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::link::netmgmt::civil_from_days;
+use crate::message::mti::{Function, MessageClass};
+use crate::message::sensitive::luhn_check_digit;
+use crate::message::spec::Length;
+use crate::message::{Message, Mti, Spec};
+
+/// Digits of every generated PAN (BIN + random digits + Luhn check digit).
+pub const PAN_DIGITS: usize = 16;
+/// Longest BIN accepted: at least one random digit stays before the check digit.
+pub const BIN_DIGITS_MAX: usize = PAN_DIGITS - 2;
+/// Most entries in a BIN mix.
+pub const BIN_MIX_ENTRIES_MAX: usize = 64;
+/// Largest weight of one BIN.
+pub const BIN_WEIGHT_MAX: u32 = 1_000_000;
+/// DE11 is six digits; 0 is not used.
+pub const STAN_MAX: u32 = 999_999;
+/// The RRN carries the connection index in four digits.
+pub const CONNECTIONS_MAX: u32 = 9_999;
+/// The RRN carries a per-connection sequence in eight digits.
+const RRN_SEQUENCE_MODULUS: u64 = 100_000_000;
+/// DE4 is twelve digits.
+pub const AMOUNT_MAX: u64 = 999_999_999_999;
+/// Latencies above this (in µs) are recorded as this value.
+pub const LATENCY_US_MAX: u64 = 3_600_000_000;
+
+/// One simulated terminal: its DE41 and DE42. Each connection of the load
+/// generator is one terminal, so DE41 + DE11 identifies a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Terminal {
+    /// DE41, 8 characters.
+    pub terminal_id: String,
+    /// DE42, 15 characters.
+    pub merchant_id: String,
+}
+
+impl Terminal {
+    /// The terminal of connection `index` (0-based).
+    pub fn for_connection(index: u32) -> Terminal {
+        assert!(index < CONNECTIONS_MAX, "connection index out of range");
+        let terminal = Terminal {
+            terminal_id: format!("LT{index:06}"),
+            merchant_id: format!("LOADGEN{index:08}"),
+        };
+        debug_assert_eq!(terminal.terminal_id.len(), 8);
+        debug_assert_eq!(terminal.merchant_id.len(), 15);
+        terminal
+    }
+}
+
+/// A bad `--bins` list or load profile.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ProfileError {
+    /// A BIN is empty, too long or not all digits.
+    #[error("BIN {0:?} must be 1 to {BIN_DIGITS_MAX} digits")]
+    BadBin(String),
+    /// A weight is not a number from 1 to the maximum.
+    #[error("weight {0:?} must be a whole number from 1 to {BIN_WEIGHT_MAX}")]
+    BadWeight(String),
+    /// The list has no entries or too many.
+    #[error("a BIN mix needs 1 to {BIN_MIX_ENTRIES_MAX} entries")]
+    EntryCount,
+    /// The amount range is empty or wider than DE4 allows.
+    #[error("amount range {min}..={max} is empty or exceeds {AMOUNT_MAX}")]
+    AmountRange { min: u64, max: u64 },
+    /// The MTI is not an authorization or financial request.
+    #[error("MTI {0} is not an authorization or financial request")]
+    Mti(String),
+    /// DE32 must be 1 to 11 digits.
+    #[error("acquirer id {0:?} must be 1 to 11 digits")]
+    AcquirerId(String),
+    /// DE49 must be 3 digits.
+    #[error("currency {0:?} must be 3 digits")]
+    Currency(String),
+}
+
+/// BINs with weights, e.g. `476173:3,545454:1` (a missing weight is 1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BinMix {
+    /// (BIN, cumulative weight up to and including this entry).
+    entries: Vec<(String, u64)>,
+}
+
+impl FromStr for BinMix {
+    type Err = ProfileError;
+
+    fn from_str(text: &str) -> Result<BinMix, ProfileError> {
+        let mut entries = Vec::new();
+        let mut total = 0u64;
+        for item in text.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            let (bin, weight) = match item.split_once(':') {
+                Some((b, w)) => (b.trim(), w.trim()),
+                None => (item, "1"),
+            };
+            if bin.is_empty()
+                || bin.len() > BIN_DIGITS_MAX
+                || !bin.bytes().all(|b| b.is_ascii_digit())
+            {
+                return Err(ProfileError::BadBin(bin.to_string()));
+            }
+            let weight: u32 = weight
+                .parse()
+                .ok()
+                .filter(|w| (1..=BIN_WEIGHT_MAX).contains(w))
+                .ok_or_else(|| ProfileError::BadWeight(weight.to_string()))?;
+            total += u64::from(weight);
+            entries.push((bin.to_string(), total));
+        }
+        if entries.is_empty() || entries.len() > BIN_MIX_ENTRIES_MAX {
+            return Err(ProfileError::EntryCount);
+        }
+        Ok(BinMix { entries })
+    }
+}
+
+impl BinMix {
+    /// The sum of all weights.
+    pub fn total_weight(&self) -> u64 {
+        self.entries.last().map_or(0, |(_, w)| *w)
+    }
+
+    /// The BINs in order.
+    pub fn bins(&self) -> impl Iterator<Item = &str> {
+        self.entries.iter().map(|(b, _)| b.as_str())
+    }
+
+    /// The BIN chosen by `ticket`, a number below the total weight: BIN i
+    /// owns `weight_i` consecutive tickets.
+    pub fn bin_for_ticket(&self, ticket: u64) -> &str {
+        let i = self.entries.partition_point(|(_, upto)| *upto <= ticket);
+        // A ticket at or past the total falls on the last entry.
+        &self.entries[i.min(self.entries.len() - 1)].0
+    }
+
+    /// A BIN drawn with probability proportional to its weight.
+    pub fn pick(&self, rng: &mut fastrand::Rng) -> &str {
+        self.bin_for_ticket(rng.u64(0..self.total_weight()))
+    }
+
+    /// A 16-digit PAN from a BIN drawn from the mix.
+    pub fn pan(&self, rng: &mut fastrand::Rng) -> String {
+        pan_for_bin(self.pick(rng), rng)
+    }
+}
+
+/// A 16-digit PAN: `bin`, random digits, and the Luhn check digit.
+pub fn pan_for_bin(bin: &str, rng: &mut fastrand::Rng) -> String {
+    assert!(
+        !bin.is_empty() && bin.len() <= BIN_DIGITS_MAX,
+        "BIN length checked by BinMix"
+    );
+    let mut digits = Vec::with_capacity(PAN_DIGITS);
+    digits.extend_from_slice(bin.as_bytes());
+    while digits.len() < PAN_DIGITS - 1 {
+        digits.push(rng.u8(b'0'..=b'9'));
+    }
+    digits.push(luhn_check_digit(&digits));
+    String::from_utf8(digits).expect("ASCII digits")
+}
+
+/// How DE12, DE22 and DE25 look in a dialect, and the MTI version digit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Layout {
+    /// First MTI digit (0 for 1987, 1 for 1993).
+    pub version: u8,
+    /// DE12 is `YYMMDDhhmmss` (1993) rather than `hhmmss` (1987).
+    pub local_time_with_date: bool,
+    /// DE22: 3 digits (1987 entry mode) or 12 characters (1993 POS data code).
+    pub pos_entry: &'static str,
+    /// DE25 when the dialect's is the 2-digit condition code; `None` omits it.
+    pub pos_condition: Option<&'static str>,
+}
+
+impl Layout {
+    /// The 1987 layout.
+    pub const ISO87: Layout = Layout {
+        version: 0,
+        local_time_with_date: false,
+        // 05x: chip read; 1: PIN entry capability.
+        pos_entry: "051",
+        // 00: normal presentment.
+        pos_condition: Some("00"),
+    };
+
+    /// The layout a spec expects, from its version and field sizes.
+    pub fn for_spec(spec: &Spec) -> Layout {
+        let fixed = |n: u16| match spec.field(n).map(|f| f.length) {
+            Some(Length::Fixed(size)) => Some(size),
+            _ => None,
+        };
+        Layout {
+            version: spec.version.digit(),
+            local_time_with_date: fixed(12) == Some(12),
+            // 1993 DE22: chip read, PIN verified online, terminal attended.
+            pos_entry: if fixed(22) == Some(12) {
+                "510101511341"
+            } else {
+                "051"
+            },
+            // 1993 DE25 is a 4-digit message reason code: none for a request.
+            pos_condition: (fixed(25) == Some(2)).then_some("00"),
+        }
+    }
+}
+
+/// What every request of a run has in common.
+#[derive(Debug, Clone)]
+pub struct LoadProfile {
+    /// The request MTI in the dialect's version (0100, 0200, 1100, ...).
+    pub mti: Mti,
+    pub layout: Layout,
+    pub bins: BinMix,
+    /// DE4 is drawn uniformly from this range (minor units), inclusive.
+    pub amount_min: u64,
+    pub amount_max: u64,
+    /// DE32.
+    pub acquirer_id: String,
+    /// DE49 (ISO 4217 numeric).
+    pub currency: String,
+}
+
+impl LoadProfile {
+    /// A checked profile; `mti` is given in 1987 form (0100 or 0200) and
+    /// takes the layout's version digit.
+    pub fn new(
+        mti: Mti,
+        layout: Layout,
+        bins: BinMix,
+        amount: (u64, u64),
+        acquirer_id: &str,
+        currency: &str,
+    ) -> Result<LoadProfile, ProfileError> {
+        let request = matches!(
+            mti.class(),
+            MessageClass::Authorization | MessageClass::Financial
+        ) && mti.function() == Function::Request
+            && !mti.is_repeat();
+        if !request {
+            return Err(ProfileError::Mti(mti.to_string()));
+        }
+        let (amount_min, amount_max) = amount;
+        if amount_min > amount_max || amount_max > AMOUNT_MAX {
+            return Err(ProfileError::AmountRange {
+                min: amount_min,
+                max: amount_max,
+            });
+        }
+        let digits = |s: &str, max: usize| {
+            !s.is_empty() && s.len() <= max && s.bytes().all(|b| b.is_ascii_digit())
+        };
+        if !digits(acquirer_id, 11) {
+            return Err(ProfileError::AcquirerId(acquirer_id.to_string()));
+        }
+        if !(digits(currency, 3) && currency.len() == 3) {
+            return Err(ProfileError::Currency(currency.to_string()));
+        }
+        Ok(LoadProfile {
+            mti: mti.with_version(layout.version),
+            layout,
+            bins,
+            amount_min,
+            amount_max,
+            acquirer_id: acquirer_id.to_string(),
+            currency: currency.to_string(),
+        })
+    }
+}
+
+/// UTC calendar time, derived from a `SystemTime` that the caller read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Civil {
+    pub year: i64,
+    pub month: u32,
+    pub day: u32,
+    pub hour: u64,
+    pub minute: u64,
+    pub second: u64,
+}
+
+impl Civil {
+    pub fn from_system_time(now: SystemTime) -> Civil {
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (days, rem) = (secs / 86_400, secs % 86_400);
+        let (year, month, day) = civil_from_days(days as i64);
+        Civil {
+            year,
+            month,
+            day,
+            hour: rem / 3600,
+            minute: (rem % 3600) / 60,
+            second: rem % 60,
+        }
+    }
+}
+
+/// What a response must echo from its request, kept while it is in flight.
+/// Holds no card data (no PAN, no expiry).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Expected {
+    pub response_mti: Mti,
+    pub stan: Bytes,
+    pub rrn: Bytes,
+    pub amount: Bytes,
+    pub terminal: Bytes,
+}
+
+/// Generates the requests of one connection (one terminal).
+#[derive(Debug)]
+pub struct RequestGenerator {
+    profile: Arc<LoadProfile>,
+    terminal: Terminal,
+    connection: u32,
+    stan_last: u32,
+    rrn_sequence: u64,
+    rng: fastrand::Rng,
+}
+
+impl RequestGenerator {
+    /// The generator of connection `connection` (0-based, below
+    /// [`CONNECTIONS_MAX`]); `seed` fixes PANs, amounts and the first STAN.
+    pub fn new(profile: Arc<LoadProfile>, connection: u32, seed: u64) -> RequestGenerator {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        // A random first STAN: two runs in the same second rarely repeat a
+        // (DE41, DE11, DE7) key that a switch would take as a duplicate.
+        let stan_last = rng.u32(0..STAN_MAX);
+        RequestGenerator {
+            profile,
+            terminal: Terminal::for_connection(connection),
+            connection,
+            stan_last,
+            rrn_sequence: 0,
+            rng,
+        }
+    }
+
+    pub fn terminal(&self) -> &Terminal {
+        &self.terminal
+    }
+
+    /// The next STAN after the last one (1..=999999, wrapping) that
+    /// `in_use` does not claim; `None` if every STAN is in use.
+    pub fn next_stan(&mut self, in_use: impl Fn(u32) -> bool) -> Option<u32> {
+        for _ in 0..STAN_MAX {
+            self.stan_last = self.stan_last % STAN_MAX + 1;
+            if !in_use(self.stan_last) {
+                return Some(self.stan_last);
+            }
+        }
+        None
+    }
+
+    /// A request with DE11 = `stan` at wall time `now`, and what its
+    /// response must echo.
+    pub fn request(&mut self, stan: u32, now: SystemTime) -> (Message, Expected) {
+        assert!((1..=STAN_MAX).contains(&stan), "STAN out of range");
+        let profile = self.profile.clone();
+        let p = &*profile;
+        let t = Civil::from_system_time(now);
+        let yy = t.year.rem_euclid(100);
+        let mut m = Message::new(p.mti);
+        let mut set = |n: u16, v: String| {
+            m.set(n, Bytes::from(v))
+                .expect("field numbers are constants");
+        };
+        set(2, p.bins.pan(&mut self.rng));
+        set(3, "000000".into());
+        let amount = self.rng.u64(p.amount_min..=p.amount_max);
+        set(4, format!("{amount:012}"));
+        set(
+            7,
+            format!(
+                "{:02}{:02}{:02}{:02}{:02}",
+                t.month, t.day, t.hour, t.minute, t.second
+            ),
+        );
+        set(11, format!("{stan:06}"));
+        set(
+            12,
+            if p.layout.local_time_with_date {
+                format!(
+                    "{yy:02}{:02}{:02}{:02}{:02}{:02}",
+                    t.month, t.day, t.hour, t.minute, t.second
+                )
+            } else {
+                format!("{:02}{:02}{:02}", t.hour, t.minute, t.second)
+            },
+        );
+        set(13, format!("{:02}{:02}", t.month, t.day));
+        // Expiry one to three years ahead: always in the future.
+        let expiry_yy = (t.year + 1 + i64::from(self.rng.u8(0..3))).rem_euclid(100);
+        set(14, format!("{expiry_yy:02}{:02}", self.rng.u8(1..=12)));
+        set(22, p.layout.pos_entry.into());
+        if let Some(c) = p.layout.pos_condition {
+            set(25, c.into());
+        }
+        set(32, p.acquirer_id.clone());
+        set(37, self.next_rrn());
+        set(41, self.terminal.terminal_id.clone());
+        set(42, self.terminal.merchant_id.clone());
+        set(49, p.currency.clone());
+        let field = |n: u16| m.get(n).cloned().expect("set above");
+        let expected = Expected {
+            response_mti: p.mti.response().expect("a request has a response"),
+            stan: field(11),
+            rrn: field(37),
+            amount: field(4),
+            terminal: field(41),
+        };
+        (m, expected)
+    }
+
+    /// Four digits of connection index, eight of sequence: unique within a
+    /// run up to 10^8 requests per connection.
+    fn next_rrn(&mut self) -> String {
+        let seq = self.rrn_sequence % RRN_SEQUENCE_MODULUS;
+        self.rrn_sequence += 1;
+        format!("{:04}{seq:08}", self.connection)
+    }
+}
+
+/// Which check a response failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mismatch {
+    Mti,
+    Stan,
+    Rrn,
+    Amount,
+    Terminal,
+    /// DE39 absent.
+    NoResponseCode,
+}
+
+/// How one request ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// DE39 = 00.
+    Approved,
+    /// Any other DE39.
+    Declined,
+    /// The response does not belong to the request it was matched to.
+    Mismatched(Mismatch),
+    /// No response within the time limit.
+    TimedOut,
+}
+
+/// Checks a response against its request: MTI, DE11, DE37, DE4 and DE41
+/// echoed, DE39 present; then 00 (or the 1993 action code 000) is an
+/// approval and anything else a decline.
+pub fn check_response(expected: &Expected, response: &Message) -> Outcome {
+    if response.mti() != expected.response_mti {
+        return Outcome::Mismatched(Mismatch::Mti);
+    }
+    let checks = [
+        (11, &expected.stan, Mismatch::Stan),
+        (37, &expected.rrn, Mismatch::Rrn),
+        (4, &expected.amount, Mismatch::Amount),
+        (41, &expected.terminal, Mismatch::Terminal),
+    ];
+    for (n, want, mismatch) in checks {
+        if response.get(n) != Some(want) {
+            return Outcome::Mismatched(mismatch);
+        }
+    }
+    match response.get(39) {
+        None => Outcome::Mismatched(Mismatch::NoResponseCode),
+        // 00 in 1987; 000 (action code) in 1993 and 2003.
+        Some(code) if !code.is_empty() && code.iter().all(|&b| b == b'0') => Outcome::Approved,
+        Some(_) => Outcome::Declined,
+    }
+}
+
+/// Counts of a run (or of one connection).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Tally {
+    /// Requests written.
+    pub sent: u64,
+    pub approved: u64,
+    pub declined: u64,
+    pub timed_out: u64,
+    /// Responses to requests that had already timed out (counted there).
+    pub late: u64,
+    /// Responses that failed the checks against their request.
+    pub mismatched: u64,
+    /// Responses whose STAN matches no request in flight or recently timed
+    /// out (unknown or duplicate), or late ones that fail the checks.
+    pub unmatched: u64,
+    /// Connection failures, undecodable responses, and requests still in
+    /// flight when their connection ended.
+    pub errors: u64,
+}
+
+impl Tally {
+    /// Counts one finished request.
+    pub fn record(&mut self, outcome: Outcome) {
+        match outcome {
+            Outcome::Approved => self.approved += 1,
+            Outcome::Declined => self.declined += 1,
+            Outcome::Mismatched(_) => self.mismatched += 1,
+            Outcome::TimedOut => self.timed_out += 1,
+        }
+    }
+
+    pub fn add(&mut self, other: &Tally) {
+        self.sent += other.sent;
+        self.approved += other.approved;
+        self.declined += other.declined;
+        self.timed_out += other.timed_out;
+        self.late += other.late;
+        self.mismatched += other.mismatched;
+        self.unmatched += other.unmatched;
+        self.errors += other.errors;
+    }
+
+    /// Requests that got a response in time (checked or not).
+    pub fn answered(&self) -> u64 {
+        self.approved + self.declined + self.mismatched
+    }
+}
+
+/// A histogram of latencies in microseconds, 1 µs to an hour at three
+/// significant digits (a fixed ~200 KiB, whatever the run length).
+pub fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("constant bounds are valid")
+}
+
+/// Records one latency; values outside the bounds are clamped.
+pub fn record_latency(histogram: &mut Histogram<u64>, micros: u64) {
+    histogram.saturating_record(micros.clamp(1, LATENCY_US_MAX));
+}
+
+/// Latency percentiles in microseconds.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
+pub struct LatencySummary {
+    pub count: u64,
+    pub mean: f64,
+    pub p50: u64,
+    pub p90: u64,
+    pub p99: u64,
+    pub p99_9: u64,
+    pub max: u64,
+}
+
+impl LatencySummary {
+    pub fn from_histogram(h: &Histogram<u64>) -> LatencySummary {
+        if h.is_empty() {
+            return LatencySummary::default();
+        }
+        LatencySummary {
+            count: h.len(),
+            mean: h.mean(),
+            p50: h.value_at_quantile(0.50),
+            p90: h.value_at_quantile(0.90),
+            p99: h.value_at_quantile(0.99),
+            p99_9: h.value_at_quantile(0.999),
+            max: h.max(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::message::sensitive::luhn_valid;
+
+    fn profile(mti: &str, layout: Layout) -> Arc<LoadProfile> {
+        Arc::new(
+            LoadProfile::new(
+                mti.parse().expect("mti"),
+                layout,
+                "476173:3,545454:1".parse().expect("bins"),
+                (100, 5_000),
+                "400001",
+                "978",
+            )
+            .expect("profile"),
+        )
+    }
+
+    /// 2025-11-23 14:30:05 UTC.
+    fn now() -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(20_415 * 86_400 + 14 * 3600 + 30 * 60 + 5)
+    }
+
+    #[test]
+    fn terminals_have_fixed_width_ids() {
+        let t = Terminal::for_connection(7);
+        assert_eq!(t.terminal_id, "LT000007");
+        assert_eq!(t.merchant_id, "LOADGEN00000007");
+        let last = Terminal::for_connection(CONNECTIONS_MAX - 1);
+        assert_eq!(last.terminal_id.len(), 8);
+        assert_eq!(last.merchant_id.len(), 15);
+    }
+
+    #[test]
+    fn bin_mix_parses_and_rejects() {
+        let mix: BinMix = "476173:3, 545454:1,222300".parse().expect("mix");
+        assert_eq!(mix.total_weight(), 5);
+        assert_eq!(
+            mix.bins().collect::<Vec<_>>(),
+            ["476173", "545454", "222300"]
+        );
+        assert_eq!(mix.bin_for_ticket(0), "476173");
+        assert_eq!(mix.bin_for_ticket(2), "476173");
+        assert_eq!(mix.bin_for_ticket(3), "545454");
+        assert_eq!(mix.bin_for_ticket(4), "222300");
+        assert_eq!(mix.bin_for_ticket(99), "222300");
+        for bad in ["", "47x173:1", "476173:0", "476173:-1", "123456789012345:1"] {
+            assert!(bad.parse::<BinMix>().is_err(), "{bad:?}");
+        }
+        let many = vec!["4"; BIN_MIX_ENTRIES_MAX + 1].join(",");
+        assert_eq!(many.parse::<BinMix>(), Err(ProfileError::EntryCount));
+    }
+
+    #[test]
+    fn bin_weights_shape_the_draw() {
+        let mix: BinMix = "476173:3,545454:1".parse().expect("mix");
+        let mut rng = fastrand::Rng::with_seed(1);
+        let n = 40_000;
+        let visa = (0..n).filter(|_| mix.pick(&mut rng) == "476173").count();
+        // Expect 3/4 = 30,000; allow a wide margin (sd is ~87).
+        assert!((29_000..31_000).contains(&visa), "{visa}");
+    }
+
+    #[test]
+    fn pans_are_16_digits_start_with_the_bin_and_pass_luhn() {
+        let mix: BinMix = "4:1,545454:1,12345678901234:1".parse().expect("mix");
+        let mut rng = fastrand::Rng::with_seed(7);
+        for _ in 0..5_000 {
+            let pan = mix.pan(&mut rng);
+            assert_eq!(pan.len(), PAN_DIGITS, "{pan}");
+            assert!(mix.bins().any(|b| pan.starts_with(b)));
+            assert!(luhn_valid(pan.as_bytes()));
+        }
+    }
+
+    #[test]
+    fn requests_carry_every_field_and_build_in_each_spec() {
+        let cases = [
+            ("iso87-ascii", "0100", "0110"),
+            ("iso87-binary", "0200", "0210"),
+            ("iso93-ascii", "0100", "1110"),
+        ];
+        for (spec_name, mti, response) in cases {
+            let spec = Spec::resolve(spec_name).expect("spec");
+            let mut g = RequestGenerator::new(profile(mti, Layout::for_spec(&spec)), 3, 42);
+            let stan = g.next_stan(|_| false).expect("stan");
+            let (m, expected) = g.request(stan, now());
+            let bytes = spec.build(&m).expect(spec_name);
+            let back = spec.parse(&bytes).expect("parse");
+            assert_eq!(back, m, "{spec_name}");
+            assert_eq!(expected.response_mti.to_string(), response);
+            for n in [2, 3, 4, 7, 11, 12, 13, 14, 22, 32, 37, 41, 42, 49] {
+                assert!(m.has(n), "{spec_name} DE{n}");
+            }
+            assert_eq!(m.get_str(7), Some("1123143005"));
+            assert_eq!(m.get_str(13), Some("1123"));
+            assert_eq!(m.get_str(41), Some("LT000003"));
+            assert_eq!(m.get_str(42), Some("LOADGEN00000003"));
+            assert_eq!(m.get_str(32), Some("400001"));
+            assert_eq!(m.get_str(49), Some("978"));
+            assert_eq!(m.get_u64(11), Some(u64::from(stan)));
+            let amount = m.get_u64(4).expect("amount");
+            assert!((100..=5_000).contains(&amount));
+            // Expiry in the future (today is 2511).
+            let exp = m.get_u64(14).expect("expiry");
+            assert!(exp > 2511 && (1..=12).contains(&(exp % 100)), "{exp}");
+        }
+        let spec93 = Spec::resolve("iso93-ascii").expect("spec");
+        let mut g = RequestGenerator::new(profile("0100", Layout::for_spec(&spec93)), 0, 1);
+        let (m, _) = g.request(1, now());
+        assert_eq!(m.mti().to_string(), "1100");
+        assert_eq!(m.get_str(12), Some("251123143005"));
+        assert!(!m.has(25));
+        let mut g = RequestGenerator::new(profile("0100", Layout::ISO87), 0, 1);
+        let (m, _) = g.request(1, now());
+        assert_eq!(m.get_str(12), Some("143005"));
+        assert_eq!(m.get_str(22), Some("051"));
+        assert_eq!(m.get_str(25), Some("00"));
+    }
+
+    #[test]
+    fn stans_skip_those_in_use_and_wrap() {
+        let mut g = RequestGenerator::new(profile("0100", Layout::ISO87), 0, 9);
+        g.stan_last = STAN_MAX - 1;
+        let busy: HashSet<u32> = [STAN_MAX, 1, 2].into();
+        assert_eq!(g.next_stan(|s| busy.contains(&s)), Some(3));
+        assert_eq!(g.next_stan(|_| false), Some(4));
+        assert_eq!(g.next_stan(|_| true), None);
+    }
+
+    #[test]
+    fn rrns_are_unique_across_connections() {
+        let mut seen = HashSet::new();
+        for conn in [0, 1, 12, CONNECTIONS_MAX - 1] {
+            let mut g = RequestGenerator::new(profile("0200", Layout::ISO87), conn, 5);
+            for _ in 0..1_000 {
+                let stan = g.next_stan(|_| false).expect("stan");
+                let (m, _) = g.request(stan, now());
+                let rrn = m.get_str(37).expect("rrn").to_string();
+                assert_eq!(rrn.len(), 12);
+                assert!(seen.insert(rrn));
+            }
+        }
+    }
+
+    #[test]
+    fn responses_are_checked_against_their_request() {
+        let mut g = RequestGenerator::new(profile("0100", Layout::ISO87), 0, 11);
+        let (req, expected) = g.request(17, now());
+        let answer = |code: Option<&str>| {
+            let mut r = req.clone();
+            r.set_mti("0110".parse().expect("mti"));
+            r.remove(2);
+            if let Some(c) = code {
+                r.set_str(39, c).expect("set");
+            }
+            r
+        };
+        assert_eq!(
+            check_response(&expected, &answer(Some("00"))),
+            Outcome::Approved
+        );
+        assert_eq!(
+            check_response(&expected, &answer(Some("000"))),
+            Outcome::Approved
+        );
+        assert_eq!(
+            check_response(&expected, &answer(Some("51"))),
+            Outcome::Declined
+        );
+        assert_eq!(
+            check_response(&expected, &answer(Some("100"))),
+            Outcome::Declined
+        );
+        assert_eq!(
+            check_response(&expected, &answer(None)),
+            Outcome::Mismatched(Mismatch::NoResponseCode)
+        );
+        let altered = |n: u16, v: &str| {
+            let mut r = answer(Some("00"));
+            r.set_str(n, v).expect("set");
+            check_response(&expected, &r)
+        };
+        assert_eq!(altered(11, "000018"), Outcome::Mismatched(Mismatch::Stan));
+        assert_eq!(
+            altered(37, "999999999999"),
+            Outcome::Mismatched(Mismatch::Rrn)
+        );
+        assert_eq!(
+            altered(4, "000000000001"),
+            Outcome::Mismatched(Mismatch::Amount)
+        );
+        assert_eq!(
+            altered(41, "LT999999"),
+            Outcome::Mismatched(Mismatch::Terminal)
+        );
+        let mut wrong_mti = answer(Some("00"));
+        wrong_mti.set_mti("0210".parse().expect("mti"));
+        assert_eq!(
+            check_response(&expected, &wrong_mti),
+            Outcome::Mismatched(Mismatch::Mti)
+        );
+        let mut missing = answer(Some("00"));
+        missing.remove(37);
+        assert_eq!(
+            check_response(&expected, &missing),
+            Outcome::Mismatched(Mismatch::Rrn)
+        );
+    }
+
+    #[test]
+    fn tallies_count_and_add() {
+        let mut a = Tally {
+            sent: 4,
+            ..Tally::default()
+        };
+        a.record(Outcome::Approved);
+        a.record(Outcome::Declined);
+        a.record(Outcome::Mismatched(Mismatch::Amount));
+        a.record(Outcome::TimedOut);
+        let mut total = Tally::default();
+        total.add(&a);
+        total.add(&a);
+        assert_eq!(total.sent, 8);
+        assert_eq!(total.answered(), 6);
+        assert_eq!(total.timed_out, 2);
+    }
+
+    #[test]
+    fn profiles_are_checked() {
+        let mix: BinMix = "476173".parse().expect("mix");
+        let make = |mti: &str, amount: (u64, u64), acq: &str, cur: &str| {
+            LoadProfile::new(
+                mti.parse().expect("mti"),
+                Layout::ISO87,
+                mix.clone(),
+                amount,
+                acq,
+                cur,
+            )
+        };
+        assert!(make("0100", (1, 1), "1", "978").is_ok());
+        assert!(matches!(
+            make("0110", (1, 1), "1", "978"),
+            Err(ProfileError::Mti(_))
+        ));
+        assert!(matches!(
+            make("0800", (1, 1), "1", "978"),
+            Err(ProfileError::Mti(_))
+        ));
+        assert!(matches!(
+            make("0100", (2, 1), "1", "978"),
+            Err(ProfileError::AmountRange { .. })
+        ));
+        assert!(make("0100", (1, AMOUNT_MAX + 1), "1", "978").is_err());
+        assert!(make("0100", (1, 1), "123456789012", "978").is_err());
+        assert!(make("0100", (1, 1), "1", "97").is_err());
+    }
+
+    #[test]
+    fn latency_summary_reads_percentiles() {
+        let mut h = latency_histogram();
+        assert_eq!(
+            LatencySummary::from_histogram(&h),
+            LatencySummary::default()
+        );
+        for us in 1..=1_000 {
+            record_latency(&mut h, us);
+        }
+        record_latency(&mut h, 0);
+        record_latency(&mut h, u64::MAX);
+        let s = LatencySummary::from_histogram(&h);
+        assert_eq!(s.count, 1_002);
+        let near = |got: u64, want: u64| got.abs_diff(want) * 100 <= want;
+        assert!(near(s.p50, 500), "{s:?}");
+        assert!(near(s.p90, 900), "{s:?}");
+        assert!(near(s.p99, 990), "{s:?}");
+        assert!(near(s.p99_9, 1000), "{s:?}");
+        assert!(near(s.max, LATENCY_US_MAX), "{s:?}");
+    }
+}

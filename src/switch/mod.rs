@@ -1,0 +1,13 @@
+//! The switch: routing, dialect translation, flows, time-outs,
+//! store-and-forward, duplicates and stand-in. Decisions are pure (time is
+//! passed in); the engine wires them to links.
+
+pub mod config;
+pub mod duplicates;
+pub mod engine;
+pub mod response_codes;
+pub mod routing;
+pub mod saf;
+pub mod server;
+pub mod standin;
+pub mod translate;

@@ -1,0 +1,262 @@
+//! Starts a switch from its configuration: issuer links, the engine, the
+//! store-and-forward worker and the acquirer listeners. Each acquirer
+//! connection reads requests, runs each in its own task (bounded per
+//! connection), and answers on the connection the request came from.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio_util::sync::CancellationToken;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::config::{AcquirerConfig, IssuerConfig, SwitchConfig};
+use super::engine::{Acquirer, Issuer, Switch};
+use super::response_codes::format_error_reject;
+use super::routing::RouteTable;
+use super::standin::StandIn;
+use crate::link::connection::ReadLimits;
+use crate::link::connector::{EndpointSettings, IssuerLink};
+use crate::link::framing::{Frame, FrameCodec};
+use crate::link::listener::{self, Accepted, ListenerSettings};
+use crate::link::tls::{TlsClient, TlsError, TlsServer};
+
+/// Cards tracked by one issuer's stand-in counters at most.
+const STAND_IN_CARDS_MAX: usize = 1_000_000;
+
+/// Why the switch cannot start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    #[error("acquirer '{name}': cannot listen on {address}: {reason}")]
+    Listen {
+        name: String,
+        address: String,
+        reason: String,
+    },
+    #[error("{link}: {source}")]
+    Tls {
+        link: String,
+        #[source]
+        source: TlsError,
+    },
+}
+
+/// A started switch.
+pub struct Running {
+    pub switch: Arc<Switch>,
+    /// Each acquirer listener's name and bound address.
+    pub acquirers: Vec<(String, SocketAddr)>,
+    tasks: tokio_util::task::TaskTracker,
+}
+
+impl Running {
+    /// Waits until every listener and worker has stopped (after shutdown).
+    pub async fn stopped(self) {
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
+}
+
+fn issuer_link(
+    cfg: &IssuerConfig,
+    shutdown: &CancellationToken,
+) -> Result<Arc<IssuerLink>, StartError> {
+    let mut settings = EndpointSettings::new(
+        &cfg.name,
+        &cfg.addresses[0],
+        FrameCodec::new(cfg.framing.clone()),
+        cfg.spec.clone(),
+    );
+    settings.addresses = cfg.addresses.clone();
+    settings.connections = cfg.connections;
+    settings.echo_interval = cfg.echo_interval;
+    settings.sign_on = cfg.sign_on;
+    settings.in_flight_max = cfg.in_flight_max;
+    settings.tls = match &cfg.tls {
+        Some(t) => {
+            let identity = match (&t.cert, &t.key) {
+                (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+                _ => None,
+            };
+            Some(
+                TlsClient::from_files(&t.ca, &t.server_name, identity).map_err(|source| {
+                    StartError::Tls {
+                        link: format!("issuer '{}'", cfg.name),
+                        source,
+                    }
+                })?,
+            )
+        }
+        None => None,
+    };
+    Ok(IssuerLink::start(settings, shutdown.clone()))
+}
+
+/// Starts everything; returns once the acquirer listeners are bound.
+pub async fn start(
+    config: &SwitchConfig,
+    shutdown: CancellationToken,
+) -> Result<Running, StartError> {
+    let mut issuers = Vec::with_capacity(config.issuers.len());
+    for cfg in &config.issuers {
+        issuers.push(Issuer {
+            name: cfg.name.clone(),
+            spec: cfg.spec.clone(),
+            link: issuer_link(cfg, &shutdown)?,
+            stand_in: cfg
+                .stand_in
+                .map(|rules| std::sync::Mutex::new(StandIn::new(rules, STAND_IN_CARDS_MAX))),
+        });
+    }
+    let switch = Arc::new(Switch::new(
+        Bytes::from(config.switch.institution_id.clone()),
+        RouteTable::build(config),
+        issuers,
+        config.switch.saf.policy,
+        config.switch.saf.queue_max,
+        config.switch.duplicate_window,
+    ));
+    let tasks = tokio_util::task::TaskTracker::new();
+    tasks.spawn(switch.clone().run_saf(shutdown.clone()));
+    let mut bound = Vec::new();
+    for cfg in &config.acquirers {
+        let listener = TcpListener::bind(&cfg.listen)
+            .await
+            .map_err(|e| StartError::Listen {
+                name: cfg.name.clone(),
+                address: cfg.listen.clone(),
+                reason: e.to_string(),
+            })?;
+        let addr = listener.local_addr().map_err(|e| StartError::Listen {
+            name: cfg.name.clone(),
+            address: cfg.listen.clone(),
+            reason: e.to_string(),
+        })?;
+        info!(acquirer = %cfg.name, %addr, spec = %cfg.spec_name, "listening");
+        bound.push((cfg.name.clone(), addr));
+        let settings = acquirer_settings(cfg)?;
+        let acquirer = Arc::new(Acquirer {
+            name: cfg.name.clone(),
+            spec: cfg.spec.clone(),
+            allowed_institutions: cfg
+                .allowed_institutions
+                .iter()
+                .map(|s| Bytes::from(s.clone()))
+                .collect(),
+        });
+        let in_flight_max = cfg.in_flight_max;
+        let sw = switch.clone();
+        tasks.spawn(listener::serve(
+            listener,
+            settings,
+            shutdown.clone(),
+            move |conn| serve_acquirer(sw.clone(), acquirer.clone(), in_flight_max, conn),
+        ));
+    }
+    Ok(Running {
+        switch,
+        acquirers: bound,
+        tasks,
+    })
+}
+
+fn acquirer_settings(cfg: &AcquirerConfig) -> Result<ListenerSettings, StartError> {
+    let tls = match &cfg.tls {
+        Some(t) => Some(
+            TlsServer::from_files(&t.cert, &t.key, t.client_ca.as_deref()).map_err(|source| {
+                StartError::Tls {
+                    link: format!("acquirer '{}'", cfg.name),
+                    source,
+                }
+            })?,
+        ),
+        None => None,
+    };
+    Ok(ListenerSettings {
+        name: cfg.name.clone(),
+        codec: FrameCodec::new(cfg.framing.clone()),
+        tls,
+        connections_max: cfg.connections_max,
+        read_limits: ReadLimits {
+            idle: Some(cfg.idle_timeout),
+            frame: Some(Duration::from_secs(5)),
+        },
+        drain_deadline: Duration::from_secs(15),
+    })
+}
+
+/// One acquirer connection: every request runs in its own task, at most
+/// `in_flight_max` at once (reading pauses beyond), each answered on this
+/// connection. On shutdown, reading stops and the requests in flight finish.
+async fn serve_acquirer(
+    switch: Arc<Switch>,
+    acq: Arc<Acquirer>,
+    in_flight_max: usize,
+    mut conn: Accepted,
+) {
+    let limit = Arc::new(Semaphore::new(in_flight_max));
+    loop {
+        let frame = tokio::select! {
+            _ = conn.shutdown.cancelled() => break,
+            f = conn.reader.next() => f,
+        };
+        let frame = match frame {
+            Ok(Some(f)) => f,
+            Ok(None) => break,
+            Err(e) => {
+                warn!(error = %e, "closing acquirer connection");
+                metrics::counter!("cardswitch_link_decode_errors_total", "link" => acq.name.clone(), "kind" => e.kind()).increment(1);
+                break;
+            }
+        };
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            break;
+        };
+        let request = match acq.spec.parse(&frame.message) {
+            Ok(m) => m,
+            Err(e) => {
+                warn!(error = %e, "undecodable request");
+                metrics::counter!("cardswitch_link_decode_errors_total", "link" => acq.name.clone(), "kind" => e.kind()).increment(1);
+                if let Some(reject) = format_error_reject(&acq.spec, &frame.message) {
+                    let _ = conn
+                        .sender
+                        .send(Frame {
+                            tpdu: frame.tpdu.map(|t| t.reply()),
+                            message: reject,
+                        })
+                        .await;
+                }
+                continue;
+            }
+        };
+        let span = info_span!("transaction", acquirer = %acq.name, mti = %request.mti(), stan = request.get_str(11).unwrap_or("-"));
+        let (switch, acq, sender) = (switch.clone(), acq.clone(), conn.sender.clone());
+        tokio::spawn(
+            async move {
+                let _permit = permit;
+                let Some(response) = switch.handle(&acq, request).await else {
+                    return;
+                };
+                match acq.spec.build(&response) {
+                    Ok(bytes) => {
+                        let reply = Frame {
+                            tpdu: frame.tpdu.map(|t| t.reply()),
+                            message: bytes,
+                        };
+                        if sender.send(reply).await.is_err() {
+                            warn!("acquirer connection closed before its response");
+                        }
+                    }
+                    Err(e) => warn!(error = %e, "response cannot be built for the acquirer"),
+                }
+            }
+            .instrument(span),
+        );
+    }
+    // Requests in flight hold permits: wait for them (bounded by their time-outs).
+    let _ = limit.acquire_many(in_flight_max as u32).await;
+}
