@@ -53,9 +53,15 @@ pub struct IssuerSimArgs {
     /// Random extra delay up to this many milliseconds.
     #[arg(long, default_value_t = 0)]
     jitter_ms: u64,
-    /// Fraction of requests never answered (0.0 to 1.0).
+    /// Fraction of requests decided (and recorded) but never answered.
     #[arg(long, default_value_t = 0.0)]
     drop_rate: f64,
+    /// Fraction of answers sent twice (a misbehaving issuer, for tests).
+    #[arg(long, default_value_t = 0.0)]
+    answer_twice_rate: f64,
+    /// Fraction of answers with a wrong STAN (a misbehaving issuer, for tests).
+    #[arg(long, default_value_t = 0.0)]
+    wrong_stan_rate: f64,
     /// Append approvals and acknowledged reversals/advices here (JSON lines).
     #[arg(long)]
     record: Option<PathBuf>,
@@ -82,6 +88,8 @@ struct Sim {
     delay: Duration,
     jitter_ms: u64,
     drop_rate: f64,
+    answer_twice_rate: f64,
+    wrong_stan_rate: f64,
     auth_counter: AtomicU64,
     record: Option<mpsc::Sender<String>>,
 }
@@ -132,6 +140,8 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
             delay: Duration::from_millis(args.delay_ms),
             jitter_ms: args.jitter_ms,
             drop_rate: args.drop_rate,
+            answer_twice_rate: args.answer_twice_rate,
+            wrong_stan_rate: args.wrong_stan_rate,
             auth_counter: AtomicU64::new(1),
             record: record_tx,
         });
@@ -212,15 +222,16 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
         let span =
             info_span!("exchange", mti = %request.mti(), stan = request.get_str(11).unwrap_or("-"));
         let _enter = span.enter();
-        if sim.drop_rate > 0.0 && fastrand::f64() < sim.drop_rate {
-            info!("dropped by rule");
-            continue;
-        }
         let n = sim.auth_counter.fetch_add(1, Ordering::Relaxed);
         let auth_code = format!("{:06}", n % 1_000_000);
-        let Some((response, decision)) = respond(&sim.rules, &request, today(), &auth_code) else {
+        let Some((mut response, decision)) = respond(&sim.rules, &request, today(), &auth_code)
+        else {
             continue;
         };
+        if sim.wrong_stan_rate > 0.0 && fastrand::f64() < sim.wrong_stan_rate {
+            let stan = request.get_u64(11).unwrap_or(0);
+            let _ = response.set_num(11, (stan + 500_000) % 1_000_000, 6);
+        }
         let bytes = match sim.spec.build(&response) {
             Ok(b) => b,
             Err(e) => {
@@ -235,10 +246,19 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
                 let _ = tx.send(record_line(&request, &response)).await;
             }
         }
+        // A dropped answer models a response lost after the issuer decided
+        // (it is recorded): the outcome is unknown to the sender.
+        if sim.drop_rate > 0.0 && fastrand::f64() < sim.drop_rate {
+            info!("answer dropped by rule");
+            continue;
+        }
         let reply = Frame {
             tpdu: frame.tpdu.map(|t| t.reply()),
             message: bytes,
         };
+        if sim.answer_twice_rate > 0.0 && fastrand::f64() < sim.answer_twice_rate {
+            let _ = conn.sender.send(reply.clone()).await;
+        }
         let delay = sim.delay
             + Duration::from_millis(if sim.jitter_ms > 0 {
                 fastrand::u64(0..=sim.jitter_ms)

@@ -159,17 +159,22 @@ impl BinMix {
 
 /// A 16-digit PAN: `bin`, random digits, and the Luhn check digit.
 pub fn pan_for_bin(bin: &str, rng: &mut fastrand::Rng) -> String {
+    String::from_utf8(pan_digits(bin, rng).to_vec()).expect("ASCII digits")
+}
+
+/// [`pan_for_bin`] as bytes, without allocating.
+pub fn pan_digits(bin: &str, rng: &mut fastrand::Rng) -> [u8; PAN_DIGITS] {
     assert!(
         !bin.is_empty() && bin.len() <= BIN_DIGITS_MAX,
         "BIN length checked by BinMix"
     );
-    let mut digits = Vec::with_capacity(PAN_DIGITS);
-    digits.extend_from_slice(bin.as_bytes());
-    while digits.len() < PAN_DIGITS - 1 {
-        digits.push(rng.u8(b'0'..=b'9'));
+    let mut pan = [0u8; PAN_DIGITS];
+    pan[..bin.len()].copy_from_slice(bin.as_bytes());
+    for d in &mut pan[bin.len()..PAN_DIGITS - 1] {
+        *d = rng.u8(b'0'..=b'9');
     }
-    digits.push(luhn_check_digit(&digits));
-    String::from_utf8(digits).expect("ASCII digits")
+    pan[PAN_DIGITS - 1] = luhn_check_digit(&pan[..PAN_DIGITS - 1]);
+    pan
 }
 
 /// How DE12, DE22 and DE25 look in a dialect, and the MTI version digit.
@@ -318,7 +323,10 @@ pub struct Expected {
     pub terminal: Bytes,
 }
 
-/// Generates the requests of one connection (one terminal).
+/// Generates the requests of one connection (one terminal). Fields that do
+/// not change between requests are kept as shared bytes, and the
+/// time-derived ones are recomputed once per second of `now`: a request
+/// costs a few small copies, not a dozen formatted strings.
 #[derive(Debug)]
 pub struct RequestGenerator {
     profile: Arc<LoadProfile>,
@@ -327,6 +335,30 @@ pub struct RequestGenerator {
     stan_last: u32,
     rrn_sequence: u64,
     rng: fastrand::Rng,
+    /// DE3, DE22, DE25, DE32, DE41, DE42, DE49.
+    constant: Vec<(u16, Bytes)>,
+    clock: Option<ClockFields>,
+}
+
+/// DE7, DE12 and DE13 for one second, and the year for DE14.
+#[derive(Debug)]
+struct ClockFields {
+    unix_secs: u64,
+    year: i64,
+    transmission: Bytes,
+    local_time: Bytes,
+    local_date: Bytes,
+}
+
+/// `value` as `N` ASCII digits, zero-padded on the left (the top digits
+/// are dropped if it has more).
+fn digits<const N: usize>(mut value: u64) -> [u8; N] {
+    let mut out = [b'0'; N];
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    out
 }
 
 impl RequestGenerator {
@@ -337,13 +369,30 @@ impl RequestGenerator {
         // A random first STAN: two runs in the same second rarely repeat a
         // (DE41, DE11, DE7) key that a switch would take as a duplicate.
         let stan_last = rng.u32(0..STAN_MAX);
+        let terminal = Terminal::for_connection(connection);
+        let text = |s: &str| Bytes::copy_from_slice(s.as_bytes());
+        let mut constant = vec![
+            (3, Bytes::from_static(b"000000")),
+            (22, text(profile.layout.pos_entry)),
+        ];
+        if let Some(c) = profile.layout.pos_condition {
+            constant.push((25, text(c)));
+        }
+        constant.extend([
+            (32, text(&profile.acquirer_id)),
+            (41, text(&terminal.terminal_id)),
+            (42, text(&terminal.merchant_id)),
+            (49, text(&profile.currency)),
+        ]);
         RequestGenerator {
             profile,
-            terminal: Terminal::for_connection(connection),
+            terminal,
             connection,
             stan_last,
             rrn_sequence: 0,
             rng,
+            constant,
+            clock: None,
         }
     }
 
@@ -367,68 +416,78 @@ impl RequestGenerator {
     /// response must echo.
     pub fn request(&mut self, stan: u32, now: SystemTime) -> (Message, Expected) {
         assert!((1..=STAN_MAX).contains(&stan), "STAN out of range");
-        let profile = self.profile.clone();
-        let p = &*profile;
-        let t = Civil::from_system_time(now);
-        let yy = t.year.rem_euclid(100);
-        let mut m = Message::new(p.mti);
-        let mut set = |n: u16, v: String| {
-            m.set(n, Bytes::from(v))
-                .expect("field numbers are constants");
-        };
-        set(2, p.bins.pan(&mut self.rng));
-        set(3, "000000".into());
-        let amount = self.rng.u64(p.amount_min..=p.amount_max);
-        set(4, format!("{amount:012}"));
-        set(
-            7,
-            format!(
-                "{:02}{:02}{:02}{:02}{:02}",
-                t.month, t.day, t.hour, t.minute, t.second
-            ),
+        let clock = self.clock_fields(now);
+        let (transmission, local_time, local_date, year) = (
+            clock.transmission.clone(),
+            clock.local_time.clone(),
+            clock.local_date.clone(),
+            clock.year,
         );
-        set(11, format!("{stan:06}"));
-        set(
-            12,
-            if p.layout.local_time_with_date {
-                format!(
-                    "{yy:02}{:02}{:02}{:02}{:02}{:02}",
-                    t.month, t.day, t.hour, t.minute, t.second
-                )
-            } else {
-                format!("{:02}{:02}{:02}", t.hour, t.minute, t.second)
-            },
-        );
-        set(13, format!("{:02}{:02}", t.month, t.day));
+        let p = &*self.profile;
+        let bin = p.bins.pick(&mut self.rng);
+        let pan = pan_digits(bin, &mut self.rng);
+        let amount =
+            Bytes::copy_from_slice(&digits::<12>(self.rng.u64(p.amount_min..=p.amount_max)));
+        let stan_bytes = Bytes::copy_from_slice(&digits::<6>(u64::from(stan)));
         // Expiry one to three years ahead: always in the future.
-        let expiry_yy = (t.year + 1 + i64::from(self.rng.u8(0..3))).rem_euclid(100);
-        set(14, format!("{expiry_yy:02}{:02}", self.rng.u8(1..=12)));
-        set(22, p.layout.pos_entry.into());
-        if let Some(c) = p.layout.pos_condition {
-            set(25, c.into());
+        let expiry_yy = (year + 1 + i64::from(self.rng.u8(0..3))).rem_euclid(100) as u64;
+        let expiry = expiry_yy * 100 + u64::from(self.rng.u8(1..=12));
+        // RRN: four digits of connection index, eight of sequence: unique
+        // within a run up to 10^8 requests per connection.
+        let mut rrn = [0u8; 12];
+        rrn[..4].copy_from_slice(&digits::<4>(u64::from(self.connection)));
+        rrn[4..].copy_from_slice(&digits::<8>(self.rrn_sequence % RRN_SEQUENCE_MODULUS));
+        self.rrn_sequence += 1;
+        let rrn = Bytes::copy_from_slice(&rrn);
+        let mut m = Message::new(p.mti);
+        let mut fields = vec![
+            (2, Bytes::copy_from_slice(&pan)),
+            (4, amount.clone()),
+            (7, transmission),
+            (11, stan_bytes.clone()),
+            (12, local_time),
+            (13, local_date),
+            (14, Bytes::copy_from_slice(&digits::<4>(expiry))),
+            (37, rrn.clone()),
+        ];
+        fields.extend(self.constant.iter().cloned());
+        fields.sort_unstable_by_key(|(n, _)| *n);
+        for (n, v) in fields {
+            m.set(n, v).expect("field numbers are constants");
         }
-        set(32, p.acquirer_id.clone());
-        set(37, self.next_rrn());
-        set(41, self.terminal.terminal_id.clone());
-        set(42, self.terminal.merchant_id.clone());
-        set(49, p.currency.clone());
-        let field = |n: u16| m.get(n).cloned().expect("set above");
         let expected = Expected {
             response_mti: p.mti.response().expect("a request has a response"),
-            stan: field(11),
-            rrn: field(37),
-            amount: field(4),
-            terminal: field(41),
+            stan: stan_bytes,
+            rrn,
+            amount,
+            terminal: m.get(41).cloned().expect("DE41 is constant"),
         };
         (m, expected)
     }
 
-    /// Four digits of connection index, eight of sequence: unique within a
-    /// run up to 10^8 requests per connection.
-    fn next_rrn(&mut self) -> String {
-        let seq = self.rrn_sequence % RRN_SEQUENCE_MODULUS;
-        self.rrn_sequence += 1;
-        format!("{:04}{seq:08}", self.connection)
+    /// The time-derived fields for `now`, recomputed when the second changes.
+    fn clock_fields(&mut self, now: SystemTime) -> &ClockFields {
+        let unix_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if self.clock.as_ref().is_none_or(|c| c.unix_secs != unix_secs) {
+            let t = Civil::from_system_time(now);
+            let two = |v: u64| digits::<2>(v);
+            let (mo, d) = (two(u64::from(t.month)), two(u64::from(t.day)));
+            let (h, mi, s) = (two(t.hour), two(t.minute), two(t.second));
+            let hms = [h, mi, s].concat();
+            let local_time = if self.profile.layout.local_time_with_date {
+                [&two(t.year.rem_euclid(100) as u64)[..], &mo, &d, &hms].concat()
+            } else {
+                hms.clone()
+            };
+            self.clock = Some(ClockFields {
+                unix_secs,
+                year: t.year,
+                transmission: Bytes::from([&mo[..], &d, &hms].concat()),
+                local_time: Bytes::from(local_time),
+                local_date: Bytes::from([mo, d].concat()),
+            });
+        }
+        self.clock.as_ref().expect("set above")
     }
 }
 
@@ -692,6 +751,11 @@ mod tests {
         let mut g = RequestGenerator::new(profile("0100", Layout::ISO87), 0, 1);
         let (m, _) = g.request(1, now());
         assert_eq!(m.get_str(12), Some("143005"));
+        // The time fields follow the clock passed in.
+        let (later, _) = g.request(2, now() + Duration::from_secs(3_600 * 10));
+        assert_eq!(later.get_str(7), Some("1124003005"));
+        assert_eq!(later.get_str(12), Some("003005"));
+        assert_eq!(later.get_str(13), Some("1124"));
         assert_eq!(m.get_str(22), Some("051"));
         assert_eq!(m.get_str(25), Some("00"));
     }

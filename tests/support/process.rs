@@ -71,3 +71,66 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
 }
+
+/// Starts `cardswitch ARGS` and reads `count` "... listening on ADDR" lines.
+pub fn start_listening_n(args: &[&str], count: usize) -> (Running, Vec<String>) {
+    let mut child = Command::new(BIN)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn cardswitch");
+    let stdout = child.stdout.take().expect("stdout");
+    let stderr = child.stderr.take().expect("stderr");
+    // Keep the child's stderr drained (and available when a test fails).
+    std::thread::spawn(move || {
+        let mut log = String::new();
+        let mut r = BufReader::new(stderr);
+        while r.read_line(&mut log).unwrap_or(0) > 0 {}
+        if std::env::var_os("CARDSWITCH_TEST_LOGS").is_some() {
+            eprintln!("{log}");
+        }
+    });
+    let mut reader = BufReader::new(stdout);
+    let mut addrs = Vec::new();
+    for _ in 0..count {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read line");
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {line:?}"))
+            .trim()
+            .to_string();
+        addrs.push(addr);
+    }
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).unwrap_or(0) > 0 {
+            sink.clear();
+        }
+    });
+    let addr = addrs.first().cloned().unwrap_or_default();
+    (Running { child, addr }, addrs)
+}
+
+/// A free loopback port (bound and released).
+pub fn free_addr() -> String {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .to_string()
+}
+
+/// Waits until `cond` holds, or fails after `limit`.
+pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    panic!("timed out waiting for: {what}");
+}
