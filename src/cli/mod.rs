@@ -6,6 +6,7 @@ mod issuer_sim;
 mod link_args;
 pub mod load; // TEMP-LOAD
 mod observe;
+mod relay;
 mod run;
 mod send;
 
@@ -29,6 +30,8 @@ enum Command {
     Encode(encode::EncodeArgs),
     /// Run the switch.
     Run(run::RunArgs),
+    /// A bare TCP relay: the reference for the switch's load figures.
+    Relay(relay::RelayArgs),
     /// Run a simulated issuer host that answers by rules.
     IssuerSim(issuer_sim::IssuerSimArgs),
     /// TEMP-LOAD
@@ -46,6 +49,7 @@ pub fn main() -> ExitCode {
         Command::Decode(args) => decode::run(&args),
         Command::Encode(args) => encode::run(&args),
         Command::Run(args) => run::run(&args),
+        Command::Relay(args) => relay::run(&args),
         Command::IssuerSim(args) => issuer_sim::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Load(args) => load::run(&args), // TEMP-LOAD

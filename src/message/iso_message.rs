@@ -86,6 +86,12 @@ impl Message {
             return Err(MessageError::BadFieldNumber { field: n });
         }
         let value = value.into();
+        // Fields are mostly set in ascending order: append without a search.
+        if self.fields.last().is_none_or(|(last, _)| *last < n) {
+            self.fields.push((n, value));
+            self.present.set(n);
+            return Ok(());
+        }
         match self.index(n) {
             Ok(i) => self.fields[i].1 = value,
             Err(i) => {

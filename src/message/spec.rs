@@ -9,6 +9,52 @@ use serde::Deserialize;
 /// Highest data element number with a tertiary bitmap.
 pub const FIELD_NUMBER_MAX: u16 = 192;
 
+const CLASS_N: u8 = 1;
+const CLASS_A: u8 = 2;
+const CLASS_AN: u8 = 4;
+const CLASS_ANS: u8 = 8;
+const CLASS_Z: u8 = 16;
+
+/// For each byte, the classes it belongs to (bit per class): one table
+/// lookup per byte on the hot path of parse and build.
+const CLASS_OF_BYTE: [u8; 256] = {
+    let mut table = [0u8; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        let c = b as u8;
+        let mut bits = 0;
+        if c.is_ascii_digit() {
+            bits |= CLASS_N | CLASS_AN | CLASS_Z;
+        }
+        if c.is_ascii_alphabetic() || c == b' ' {
+            bits |= CLASS_A | CLASS_AN;
+        }
+        if (c >= 0x20 && c <= 0x7E) || c >= 0xA0 {
+            bits |= CLASS_ANS;
+        }
+        if c == b'=' || c == b'D' {
+            bits |= CLASS_Z;
+        }
+        table[b] = bits;
+        b += 1;
+    }
+    table
+};
+
+#[inline]
+fn first_outside(value: &[u8], mask: u8) -> Option<usize> {
+    // The common case, all valid, takes one pass without branching per byte.
+    let all = value
+        .iter()
+        .fold(mask, |acc, &b| acc & CLASS_OF_BYTE[usize::from(b)]);
+    if all == mask {
+        return None;
+    }
+    value
+        .iter()
+        .position(|&b| CLASS_OF_BYTE[usize::from(b)] & mask == 0)
+}
+
 /// Content class of a data element (ISO 8583 attribute notation).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -33,25 +79,25 @@ impl Class {
     /// Checks `value` against the class; `Err(position)` names the first bad byte.
     #[inline]
     pub fn check(self, value: &[u8]) -> Result<(), usize> {
-        let ok: fn(u8) -> bool = match self {
-            Class::N => |b| b.is_ascii_digit(),
-            Class::A => |b| b.is_ascii_alphabetic() || b == b' ',
-            Class::An => |b| b.is_ascii_alphanumeric() || b == b' ',
-            Class::Ans => |b| (0x20..=0x7E).contains(&b) || b >= 0xA0,
+        let mask = match self {
             Class::B => return Ok(()),
-            Class::Z => |b| b.is_ascii_digit() || b == b'=' || b == b'D',
             Class::Xn => {
                 return match value.split_first() {
                     None => Err(0),
                     Some((sign, _)) if *sign != b'C' && *sign != b'D' => Err(0),
-                    Some((_, digits)) => match digits.iter().position(|b| !b.is_ascii_digit()) {
+                    Some((_, digits)) => match first_outside(digits, CLASS_N) {
                         Some(p) => Err(p + 1),
                         None => Ok(()),
                     },
                 };
             }
+            Class::N => CLASS_N,
+            Class::A => CLASS_A,
+            Class::An => CLASS_AN,
+            Class::Ans => CLASS_ANS,
+            Class::Z => CLASS_Z,
         };
-        match value.iter().position(|&b| !ok(b)) {
+        match first_outside(value, mask) {
             Some(p) => Err(p),
             None => Ok(()),
         }

@@ -335,7 +335,7 @@ pub struct RequestGenerator {
     stan_last: u32,
     rrn_sequence: u64,
     rng: fastrand::Rng,
-    /// DE3, DE22, DE25, DE32, DE41, DE42, DE49.
+    /// DE3, DE22, DE25, DE32, DE41, DE42, DE49, in ascending order.
     constant: Vec<(u16, Bytes)>,
     clock: Option<ClockFields>,
 }
@@ -384,6 +384,7 @@ impl RequestGenerator {
             (42, text(&terminal.merchant_id)),
             (49, text(&profile.currency)),
         ]);
+        debug_assert!(constant.windows(2).all(|w| w[0].0 < w[1].0));
         RequestGenerator {
             profile,
             terminal,
@@ -440,7 +441,7 @@ impl RequestGenerator {
         self.rrn_sequence += 1;
         let rrn = Bytes::copy_from_slice(&rrn);
         let mut m = Message::new(p.mti);
-        let mut fields = vec![
+        let variable = [
             (2, Bytes::copy_from_slice(&pan)),
             (4, amount.clone()),
             (7, transmission),
@@ -450,10 +451,17 @@ impl RequestGenerator {
             (14, Bytes::copy_from_slice(&digits::<4>(expiry))),
             (37, rrn.clone()),
         ];
-        fields.extend(self.constant.iter().cloned());
-        fields.sort_unstable_by_key(|(n, _)| *n);
-        for (n, v) in fields {
-            m.set(n, v).expect("field numbers are constants");
+        // Both lists ascend: merging them appends every field at the end.
+        let mut constant = self.constant.iter().peekable();
+        let mut set = |n: u16, v: Bytes| m.set(n, v).expect("field numbers are constants");
+        for (n, v) in variable {
+            while let Some((c, cv)) = constant.next_if(|(c, _)| *c < n) {
+                set(*c, cv.clone());
+            }
+            set(n, v);
+        }
+        for (c, cv) in constant {
+            set(*c, cv.clone());
         }
         let expected = Expected {
             response_mti: p.mti.response().expect("a request has a response"),

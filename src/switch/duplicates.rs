@@ -2,8 +2,12 @@
 //! terminal, transmission date-time) was seen within the window is never
 //! forwarded again. It gets the original response, or waits for it while
 //! the original is in flight. Bounded: the oldest keys are forgotten first.
+//! Responses are kept as the bytes sent (an owned copy, a few hundred bytes),
+//! never as slices that would pin the buffers they were read into.
 
+use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
+use std::hash::BuildHasher;
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
@@ -19,24 +23,28 @@ pub enum Seen {
     /// First time: forward it, then call `complete`.
     New,
     /// The original is in flight: its response will arrive here.
-    InFlight(oneshot::Receiver<Message>),
-    /// The original was answered with this response.
-    Answered(Message),
+    InFlight(oneshot::Receiver<Bytes>),
+    /// The original was answered with this response (as sent).
+    Answered(Bytes),
     /// Too many copies are waiting: answer 94.
     Flooded,
 }
 
 enum Entry {
-    InFlight(Vec<oneshot::Sender<Message>>),
-    Done(Message),
+    InFlight(Vec<oneshot::Sender<Bytes>>),
+    Done(Bytes),
 }
 
 /// Keys seen within the window, with their state.
 pub struct DuplicateCache {
     window: Duration,
     keys_max: usize,
-    entries: HashMap<Bytes, Entry>,
-    order: VecDeque<(Instant, Bytes)>,
+    /// Keys are held as a 128-bit keyed hash: small, fixed-size entries,
+    /// and request content is not kept (two independent random SipHash keys
+    /// make a false match about 2^-100 likely at full size).
+    hashers: (RandomState, RandomState),
+    entries: HashMap<u128, Entry>,
+    order: VecDeque<(Instant, u128)>,
 }
 
 /// The duplicate key of a request from `acquirer`: MTI class, STAN,
@@ -63,6 +71,7 @@ impl DuplicateCache {
         DuplicateCache {
             window,
             keys_max,
+            hashers: (RandomState::new(), RandomState::new()),
             entries: HashMap::new(),
             order: VecDeque::new(),
         }
@@ -86,14 +95,20 @@ impl DuplicateCache {
         }
     }
 
+    fn digest(&self, key: &[u8]) -> u128 {
+        let a = self.hashers.0.hash_one(key);
+        let b = self.hashers.1.hash_one(key);
+        (u128::from(a) << 64) | u128::from(b)
+    }
+
     /// Looks a request up, registering it as in flight when it is new.
     pub fn check(&mut self, key: &Bytes, now: Instant) -> Seen {
         self.expire(now);
-        match self.entries.get_mut(key) {
+        let key = self.digest(key);
+        match self.entries.get_mut(&key) {
             None => {
-                self.entries
-                    .insert(key.clone(), Entry::InFlight(Vec::new()));
-                self.order.push_back((now, key.clone()));
+                self.entries.insert(key, Entry::InFlight(Vec::new()));
+                self.order.push_back((now, key));
                 Seen::New
             }
             Some(Entry::Done(resp)) => Seen::Answered(resp.clone()),
@@ -106,12 +121,12 @@ impl DuplicateCache {
         }
     }
 
-    /// Records the response of a request registered by `check`, and hands
-    /// it to the copies that waited.
-    pub fn complete(&mut self, key: &Bytes, response: &Message) {
-        if let Some(Entry::InFlight(waiters)) = self
-            .entries
-            .insert(key.clone(), Entry::Done(response.clone()))
+    /// Records the response (as sent) of a request registered by `check`,
+    /// and hands it to the copies that waited.
+    pub fn complete(&mut self, key: &Bytes, response: &Bytes) {
+        let key = self.digest(key);
+        if let Some(Entry::InFlight(waiters)) =
+            self.entries.insert(key, Entry::Done(response.clone()))
         {
             for w in waiters {
                 let _ = w.send(response.clone());
@@ -150,9 +165,7 @@ mod tests {
         let Seen::InFlight(mut rx) = cache.check(&key, t0) else {
             panic!("a copy must wait for the original");
         };
-        let mut resp = req("000001");
-        resp.set_mti("0110".parse().expect("mti"));
-        resp.set_str(39, "00").expect("set");
+        let resp = Bytes::from_static(b"0110 response");
         cache.complete(&key, &resp);
         assert_eq!(rx.try_recv().expect("waiter answered"), resp);
         assert!(matches!(cache.check(&key, t0), Seen::Answered(r) if r == resp));
@@ -175,9 +188,7 @@ mod tests {
         for i in 0..50 {
             let key = key_of("pos", &req(&format!("{i:06}"))).expect("key");
             assert!(matches!(cache.check(&key, t0), Seen::New));
-            let mut resp = req("x");
-            resp.set_mti("0110".parse().expect("mti"));
-            cache.complete(&key, &resp);
+            cache.complete(&key, &Bytes::from_static(b"0110"));
         }
         assert!(cache.len() <= 11, "{} keys kept", cache.len());
         let key = key_of("pos", &req("999999")).expect("key");

@@ -29,6 +29,9 @@ use crate::message::{Message, Mti, Spec};
 const RESTORED: &[u16] = &[7, 11, 12, 13, 32, 37, 41, 42];
 /// Request fields never echoed in a response the switch makes itself.
 const NOT_ECHOED: &[u16] = &[35, 36, 45, 52, 55];
+/// Request keys remembered for duplicate detection at most (about 400 bytes
+/// each with the response kept).
+const DUPLICATE_KEYS_MAX: usize = 200_000;
 /// SAF entries kept free for requests in flight (their possible reversals).
 const SAF_RESERVE: usize = 1024;
 
@@ -108,6 +111,19 @@ fn pan_of(msg: &Message) -> Option<Bytes> {
     Some(track.slice(..end))
 }
 
+/// A response that cannot be built for the acquirer, cut down to its key
+/// fields with DE39 = 96 (system malfunction).
+pub fn malfunction(response: &Message) -> Message {
+    let mut out = Message::new(response.mti());
+    for n in [3, 4, 7, 11, 12, 13, 32, 37, 41, 42, 49] {
+        if let Some(v) = response.get(n) {
+            let _ = out.set(n, v.clone());
+        }
+    }
+    let _ = out.set_str(39, Outcome::SystemMalfunction.code());
+    out
+}
+
 /// The response the switch makes itself for `request`.
 pub fn local_response(request: &Message, code: &str) -> Option<Message> {
     let mut resp = request.clone();
@@ -135,7 +151,7 @@ impl Switch {
             saf: Mutex::new(SafQueue::new(saf_policy, saf_entries_max)),
             saf_wake: Notify::new(),
             saf_response_wait: Duration::from_secs(10),
-            duplicates: Mutex::new(DuplicateCache::new(duplicate_window, 1 << 20)),
+            duplicates: Mutex::new(DuplicateCache::new(duplicate_window, DUPLICATE_KEYS_MAX)),
             stats: Stats::default(),
             auth_counter: AtomicU64::new(1),
         }
@@ -158,64 +174,72 @@ impl Switch {
         lock(&self.saf).depth()
     }
 
-    /// Handles one message from an acquirer; `None` when nothing is answered.
-    pub async fn handle(&self, acq: &Acquirer, request: Message) -> Option<Message> {
+    /// Handles one message from an acquirer: the response as sent in the
+    /// acquirer's dialect, or `None` when nothing is answered.
+    pub async fn handle(&self, acq: &Acquirer, request: Message) -> Option<Bytes> {
         let mti = request.mti();
-        let response = match (mti.class(), mti.function()) {
-            (MessageClass::NetworkManagement, _) => netmgmt::answer(&request),
-            (
-                MessageClass::Authorization | MessageClass::Financial | MessageClass::Reversal,
-                Function::Request,
-            ) => {
-                Stats::add(&self.stats.requests);
-                Some(self.deduplicated(acq, request, false).await)
+        match (mti.class(), mti.function()) {
+            (MessageClass::NetworkManagement, _) => {
+                netmgmt::answer(&request).map(|r| self.finish(acq, &r, false))
             }
             (
                 MessageClass::Authorization | MessageClass::Financial | MessageClass::Reversal,
-                Function::Advice,
+                Function::Request | Function::Advice,
             ) => {
                 Stats::add(&self.stats.requests);
-                Some(self.deduplicated(acq, request, true).await)
+                let advice = mti.function() == Function::Advice;
+                Some(self.deduplicated(acq, request, advice).await)
             }
             _ if mti.is_response() => {
                 warn!(mti = %mti, "unexpected response from an acquirer ignored");
                 None
             }
-            _ => local_response(&request, Outcome::InvalidTransaction.code()),
-        };
-        if let Some(r) = &response {
-            match r.get_str(39) {
-                Some("00") => Stats::add(&self.stats.approved),
-                Some(_) if r.mti().class() != MessageClass::NetworkManagement => {
-                    Stats::add(&self.stats.declined)
-                }
-                _ => {}
-            }
+            _ => local_response(&request, Outcome::InvalidTransaction.code())
+                .map(|r| self.finish(acq, &r, true)),
         }
-        response
     }
 
-    async fn deduplicated(&self, acq: &Acquirer, request: Message, advice: bool) -> Message {
+    /// Builds a response for the acquirer, counting its outcome; a response
+    /// that cannot be built becomes a 96 with its key fields.
+    fn finish(&self, acq: &Acquirer, response: &Message, count: bool) -> Bytes {
+        if count {
+            match response.get_str(39) {
+                Some("00") => Stats::add(&self.stats.approved),
+                _ => Stats::add(&self.stats.declined),
+            }
+        }
+        match acq.spec.build(response) {
+            Ok(bytes) => bytes,
+            Err(e) => {
+                warn!(error = %e, "response cannot be built for the acquirer: 96");
+                acq.spec
+                    .build(&malfunction(response))
+                    .unwrap_or_else(|_| Bytes::new())
+            }
+        }
+    }
+
+    async fn deduplicated(&self, acq: &Acquirer, request: Message, advice: bool) -> Bytes {
         let Some(key) = key_of(&acq.name, &request) else {
-            return self.reject(&request, Outcome::FormatError);
+            return self.finish(acq, &self.reject(&request, Outcome::FormatError), true);
         };
         let seen = lock(&self.duplicates).check(&key, Instant::now());
         match seen {
             Seen::New => {}
             Seen::Answered(resp) => {
                 Stats::add(&self.stats.duplicates);
-                return with_mti_of(resp, &request);
+                return resp;
             }
             Seen::InFlight(rx) => {
                 Stats::add(&self.stats.duplicates);
                 return match tokio::time::timeout(Duration::from_secs(60), rx).await {
-                    Ok(Ok(resp)) => with_mti_of(resp, &request),
-                    _ => self.reject(&request, Outcome::Duplicate),
+                    Ok(Ok(resp)) => resp,
+                    _ => self.finish(acq, &self.reject(&request, Outcome::Duplicate), true),
                 };
             }
             Seen::Flooded => {
                 Stats::add(&self.stats.duplicates);
-                return self.reject(&request, Outcome::Duplicate);
+                return self.finish(acq, &self.reject(&request, Outcome::Duplicate), true);
             }
         }
         let response = if advice {
@@ -223,8 +247,9 @@ impl Switch {
         } else {
             self.forward(acq, &request).await
         };
-        lock(&self.duplicates).complete(&key, &response);
-        response
+        let bytes = self.finish(acq, &response, true);
+        lock(&self.duplicates).complete(&key, &bytes);
+        bytes
     }
 
     fn reject(&self, request: &Message, outcome: Outcome) -> Message {
@@ -264,10 +289,6 @@ impl Switch {
         let _ = out.message.set(33, self.institution_id.clone());
         let stan = target.link.next_stan();
         let _ = out.message.set_num(11, u64::from(stan), 6);
-        target.spec.build(&out.message).map_err(|e| {
-            warn!(issuer = %target.name, error = %e, "request cannot be built in the issuer's dialect");
-            Outcome::FormatError
-        })?;
         Ok((issuer, timeout, out.message))
     }
 
@@ -283,6 +304,13 @@ impl Switch {
         let target = &self.issuers[issuer];
         match target.link.request(&outgoing, timeout).await {
             Ok(resp) => self.back_to_acquirer(acq, issuer, request, &resp),
+            Err(LinkError::Mux {
+                source: MuxError::Build(e),
+                ..
+            }) => {
+                warn!(issuer = %target.name, error = %e, "request cannot be built in the issuer's dialect");
+                self.reject(request, Outcome::FormatError)
+            }
             Err(LinkError::Mux { source, .. }) if outcome_unknown(&source) => {
                 Stats::add(&self.stats.timed_out);
                 info!(issuer = %target.name, error = %source, "no answer: reversing");
@@ -325,8 +353,8 @@ impl Switch {
         if !request.has(33) {
             out.remove(33);
         }
-        if acq.spec.build(&out).is_err() || !out.has(39) {
-            warn!(issuer = %target.name, "issuer response unusable for the acquirer: 96");
+        if !out.has(39) {
+            warn!(issuer = %target.name, "issuer response without DE39: 96");
             return self.reject(request, Outcome::SystemMalfunction);
         }
         out
@@ -505,13 +533,4 @@ impl Switch {
 /// is unknown and must be reversed).
 fn outcome_unknown(e: &MuxError) -> bool {
     matches!(e, MuxError::Timeout(_) | MuxError::Closed)
-}
-
-/// A remembered response given to a copy: the MTI follows the copy's
-/// (a repeat 0101 gets 0110 like its original).
-fn with_mti_of(mut resp: Message, request: &Message) -> Message {
-    if let Some(mti) = request.mti().response() {
-        resp.set_mti(mti);
-    }
-    resp
 }

@@ -238,20 +238,15 @@ async fn serve_acquirer(
         tokio::spawn(
             async move {
                 let _permit = permit;
-                let Some(response) = switch.handle(&acq, request).await else {
+                let Some(bytes) = switch.handle(&acq, request).await else {
                     return;
                 };
-                match acq.spec.build(&response) {
-                    Ok(bytes) => {
-                        let reply = Frame {
-                            tpdu: frame.tpdu.map(|t| t.reply()),
-                            message: bytes,
-                        };
-                        if sender.send(reply).await.is_err() {
-                            warn!("acquirer connection closed before its response");
-                        }
-                    }
-                    Err(e) => warn!(error = %e, "response cannot be built for the acquirer"),
+                let reply = Frame {
+                    tpdu: frame.tpdu.map(|t| t.reply()),
+                    message: bytes,
+                };
+                if sender.send(reply).await.is_err() {
+                    warn!("acquirer connection closed before its response");
                 }
             }
             .instrument(span),

@@ -47,6 +47,14 @@ pub fn translate(from: &Spec, to: &Spec, msg: &Message, today: (i64, u32, u32)) 
         if cross && VERSION_SPECIFIC.contains(&n) {
             continue;
         }
+        // A value already valid under an identical field rule needs no check.
+        let same_rule = match (from.field(n), to.field(n)) {
+            (Some(a), Some(b)) => a.class == b.class && a.length == b.length,
+            _ => false,
+        };
+        if same_rule && out.set(n, value.clone()).is_ok() {
+            continue;
+        }
         put_checked(to, &mut out, n, value.clone(), &mut dropped);
     }
     if cross {
