@@ -263,7 +263,12 @@ fn duplicates_and_repeats_are_never_forwarded_twice() {
     let mut repeat = original.clone();
     repeat["mti"] = json!("0101");
     // A copy sent while the original is in flight waits for its answer.
-    let r = send(&pos, "iso87-binary", BINARY, std::slice::from_ref(&original));
+    let r = send(
+        &pos,
+        "iso87-binary",
+        BINARY,
+        std::slice::from_ref(&original),
+    );
     let again = send(&pos, "iso87-binary", BINARY, &[original, repeat]);
     assert_eq!(r[0]["fields"]["39"], "00");
     for copy in &again {

@@ -120,9 +120,34 @@ pub struct LoadProgress {
     mismatched: AtomicU64,
     unmatched: AtomicU64,
     errors: AtomicU64,
+    /// Latencies since the last `take_window_latency`, for live percentiles.
+    window: std::sync::Mutex<Option<Histogram<u64>>>,
 }
 
 impl LoadProgress {
+    /// p50 and p99 latency (µs) of the responses since the last call.
+    pub fn take_window_latency(&self) -> (u64, u64) {
+        let taken = self.window.lock().unwrap_or_else(|e| e.into_inner()).take();
+        match taken {
+            Some(h) if !h.is_empty() => (h.value_at_quantile(0.5), h.value_at_quantile(0.99)),
+            _ => (0, 0),
+        }
+    }
+
+    fn publish_latency(&self, recent: &Histogram<u64>) {
+        if recent.is_empty() {
+            return;
+        }
+        let mut window = self.window.lock().unwrap_or_else(|e| e.into_inner());
+        match window.as_mut() {
+            // Same bounds on every histogram: adding cannot fail.
+            Some(h) => {
+                let _ = h.add(recent);
+            }
+            None => *window = Some(recent.clone()),
+        }
+    }
+
     /// The counts so far.
     pub fn snapshot(&self) -> Tally {
         let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
@@ -523,6 +548,8 @@ struct Conn {
     tally: Tally,
     published: Tally,
     histogram: Histogram<u64>,
+    /// Latencies not yet published to the live window.
+    recent: Histogram<u64>,
     errors: Samples,
 }
 
@@ -542,6 +569,7 @@ async fn drive(shared: Arc<Shared>, index: u32, stream: BoxedStream, seed: u64) 
         tally: Tally::default(),
         published: Tally::default(),
         histogram: load::latency_histogram(),
+        recent: load::latency_histogram(),
         errors: Samples::default(),
         shared,
     };
@@ -746,6 +774,7 @@ impl Conn {
         }
         let micros = u64::try_from((now - slot.sent_at).as_micros()).unwrap_or(u64::MAX);
         load::record_latency(&mut self.histogram, micros);
+        load::record_latency(&mut self.recent, micros);
         None
     }
 
@@ -787,6 +816,8 @@ impl Conn {
         if self.tally != self.published {
             self.shared.progress.publish(&self.tally, &self.published);
             self.published = self.tally;
+            self.shared.progress.publish_latency(&self.recent);
+            self.recent.reset();
         }
     }
 }

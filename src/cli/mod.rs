@@ -1,6 +1,7 @@
 //! The `cardswitch` command line: one binary, one subcommand per job.
 
 mod decode;
+mod demo;
 mod encode;
 mod issuer_sim;
 mod link_args;
@@ -28,6 +29,8 @@ enum Command {
     Decode(decode::DecodeArgs),
     /// Encode messages given as JSON and print them as hex.
     Encode(encode::EncodeArgs),
+    /// The switch, two simulated issuers and simulated terminals, live.
+    Demo(demo::DemoArgs),
     /// Run the switch.
     Run(run::RunArgs),
     /// A bare TCP relay: the reference for the switch's load figures.
@@ -48,6 +51,7 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Decode(args) => decode::run(&args),
         Command::Encode(args) => encode::run(&args),
+        Command::Demo(args) => demo::run(&args),
         Command::Run(args) => run::run(&args),
         Command::Relay(args) => relay::run(&args),
         Command::IssuerSim(args) => issuer_sim::run(&args),

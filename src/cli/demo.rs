@@ -1,0 +1,270 @@
+//! `cardswitch demo`: the switch's main job in one command. Starts two
+//! simulated issuers (a 1987 ASCII host and a 1993 host, different BIN
+//! ranges), the switch in front of them on the embedded configuration
+//! below, and simulated acquirer traffic from a binary (BCD) terminal
+//! network; shows live figures, and stops cleanly on Ctrl-C or after
+//! `--duration-s`. Every process is this same binary; logs go to a
+//! temporary directory whose path is printed.
+
+use std::io::{BufRead, BufReader, IsTerminal, Write};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+
+use super::link_args::{FramingName, LinkArgs};
+use super::load::{LoadArgs, LoadProgress, run_load_observed};
+use super::{CliError, observe};
+
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Stop after this many seconds (default: run until Ctrl-C).
+    #[arg(long)]
+    duration_s: Option<f64>,
+    /// Simulated terminal connections.
+    #[arg(long, default_value_t = 8)]
+    connections: u32,
+    /// Requests outstanding per connection.
+    #[arg(long, default_value_t = 4)]
+    in_flight: u32,
+    /// Target rate in requests/s (default: as fast as the closed loop goes).
+    #[arg(long)]
+    rate: Option<f64>,
+}
+
+/// The embedded switch configuration; ISSUER_A / ISSUER_B are filled in.
+const DEMO_CONFIG: &str = r#"
+[switch]
+institution_id = "99000000001"
+duplicate_window_s = 300
+[switch.saf]
+retry_min_ms = 200
+retry_max_ms = 5000
+
+[[acquirer]]
+name = "terminals"
+listen = "127.0.0.1:0"
+spec = "iso87-binary"
+framing = { length = "binary2", tpdu = true }
+in_flight_max = 256
+
+[[issuer]]
+name = "issuer-a"
+addresses = ["ISSUER_A"]
+spec = "iso87-ascii"
+framing = { length = "binary2" }
+connections = 2
+timeout_ms = 400
+echo_interval_s = 5
+stand_in = { per_transaction_max = 10000, per_card_daily_count = 5, per_card_daily_amount = 30000 }
+
+[[issuer]]
+name = "issuer-b"
+addresses = ["ISSUER_B"]
+spec = "iso93-ascii"
+framing = { length = "ascii4" }
+connections = 2
+timeout_ms = 400
+echo_interval_s = 5
+
+[[route]]
+bins = ["476173"]
+issuer = "issuer-a"
+
+[[route]]
+bin_range = { from = "545400", to = "545499" }
+issuer = "issuer-b"
+"#;
+
+/// Child processes, stopped with SIGTERM (then killed) when dropped.
+struct Children(Vec<Child>);
+
+impl Drop for Children {
+    fn drop(&mut self) {
+        for c in &mut self.0 {
+            let _ = Command::new("kill")
+                .args(["-TERM", &c.id().to_string()])
+                .status();
+        }
+        let deadline = Instant::now() + Duration::from_secs(5);
+        for c in &mut self.0 {
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = c.try_wait() {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// Starts `cardswitch ARGS`, logs to `log`, and returns the address it
+/// prints ("... listening on ADDR").
+fn spawn(children: &mut Children, args: &[&str], log: &Path) -> Result<String, CliError> {
+    let exe = std::env::current_exe().map_err(|e| CliError::Input(e.to_string()))?;
+    let log_file = std::fs::File::create(log)
+        .map_err(|e| CliError::Input(format!("{}: {e}", log.display())))?;
+    let mut child = Command::new(exe)
+        .args(args)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(log_file))
+        .env("RUST_LOG", "warn")
+        .spawn()
+        .map_err(|e| CliError::Input(format!("cannot start {}: {e}", args[0])))?;
+    let stdout = child.stdout.take();
+    children.0.push(child);
+    let mut line = String::new();
+    if let Some(out) = stdout {
+        let _ = BufReader::new(out).read_line(&mut line);
+    }
+    line.split("listening on ")
+        .nth(1)
+        .map(|a| a.trim().to_string())
+        .ok_or_else(|| CliError::Input(format!("{} did not start; see {}", args[0], log.display())))
+}
+
+pub fn run(args: &DemoArgs) -> Result<(), CliError> {
+    observe::init_logging("warn");
+    let dir = std::env::temp_dir().join(format!("cardswitch-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| CliError::Input(e.to_string()))?;
+    let mut children = Children(Vec::new());
+    let a = spawn(
+        &mut children,
+        &[
+            "issuer-sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--spec",
+            "iso87-ascii",
+            "--framing",
+            "binary2",
+            "--approve-limit",
+            "30000",
+            "--jitter-ms",
+            "2",
+        ],
+        &dir.join("issuer-a.log"),
+    )?;
+    let b = spawn(
+        &mut children,
+        &[
+            "issuer-sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--spec",
+            "iso93-ascii",
+            "--framing",
+            "ascii4",
+            "--approve-limit",
+            "20000",
+            "--drop-rate",
+            "0.001",
+        ],
+        &dir.join("issuer-b.log"),
+    )?;
+    let config = dir.join("switch.toml");
+    std::fs::write(
+        &config,
+        DEMO_CONFIG.replace("ISSUER_A", &a).replace("ISSUER_B", &b),
+    )
+    .map_err(|e| CliError::Input(e.to_string()))?;
+    let config_arg = config.display().to_string();
+    let switch = spawn(
+        &mut children,
+        &["run", "--config", &config_arg],
+        &dir.join("switch.log"),
+    )?;
+    println!(
+        "cardswitch demo: switch on {switch} (iso87-binary + TPDU), issuer-a on {a} (iso87-ascii, BIN 476173), issuer-b on {b} (iso93-ascii, BINs 545400-545499)"
+    );
+    println!("logs and configuration in {}; Ctrl-C stops", dir.display());
+
+    let load = LoadArgs {
+        target: switch,
+        spec: "iso87-binary".into(),
+        link: LinkArgs {
+            framing: FramingName::Binary2,
+            tpdu: true,
+            static_header: None,
+            frame_bytes_max: crate::link::framing::FRAME_BYTES_MAX_DEFAULT,
+            tls_cert: None,
+            tls_key: None,
+            tls_ca: None,
+            tls_server_name: "localhost".into(),
+        },
+        connections: args.connections,
+        in_flight: args.in_flight,
+        rate: args.rate,
+        duration_s: Some(args.duration_s.unwrap_or(f64::from(u32::MAX))),
+        requests: None,
+        bins: "476173:3,545400:2".into(),
+        amount_min: 100,
+        amount_max: 40_000,
+        mti: "0100".into(),
+        timeout_ms: 5000,
+        acquirer_id: "400001".into(),
+        currency: "978".into(),
+        seed: None,
+        json: false,
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    let report = runtime.block_on(async {
+        let progress = Arc::new(LoadProgress::default());
+        let run = run_load_observed(&load, progress.clone());
+        tokio::pin!(run);
+        let mut ticker = tokio::time::interval(Duration::from_secs(1));
+        ticker.tick().await;
+        let started = Instant::now();
+        let mut last = progress.snapshot();
+        let live = std::io::stdout().is_terminal();
+        println!(
+            "{:>6} {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+            "time", "req/s", "approved", "declined", "timed out", "p50 µs", "p99 µs"
+        );
+        loop {
+            tokio::select! {
+                r = &mut run => return r.map(Some),
+                _ = observe::termination() => {
+                    return Ok(None);
+                }
+                _ = ticker.tick() => {
+                    let now = progress.snapshot();
+                    let (p50, p99) = progress.take_window_latency();
+                    let line = format!(
+                        "{:>5.0}s {:>9} {:>9} {:>9} {:>9} {:>8} {:>8}",
+                        started.elapsed().as_secs_f64(),
+                        now.sent - last.sent,
+                        now.approved,
+                        now.declined,
+                        now.timed_out,
+                        p50,
+                        p99,
+                    );
+                    if live {
+                        print!("\r{line}");
+                    } else {
+                        println!("{line}");
+                    }
+                    let _ = std::io::stdout().flush();
+                    last = now;
+                }
+            }
+        }
+    });
+    println!();
+    match report? {
+        Some(report) => println!("{}", report.summary()),
+        None => println!("stopped by Ctrl-C"),
+    }
+    println!("logs: {}", dir.display());
+    drop(children);
+    Ok(())
+}
