@@ -24,6 +24,7 @@ use crate::link::netmgmt::civil_from_days;
 use crate::message::mti::MessageClass;
 use crate::message::{Message, Spec};
 use crate::sim::issuer::{IssuerRules, respond};
+use crate::switch::server::parse_or_reject;
 
 /// Approvals waiting for the recorder before answers wait for it.
 const RECORD_QUEUE_MAX: usize = 4096;
@@ -188,36 +189,12 @@ fn today() -> (i64, u32) {
 
 async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
     loop {
-        let frame = tokio::select! {
-            _ = conn.shutdown.cancelled() => break,
-            f = conn.reader.next() => f,
+        let Some(frame) = conn.next_frame("issuer-sim").await else {
+            break;
         };
-        let frame = match frame {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                warn!(error = %e, "closing connection");
-                break;
-            }
-        };
-        let request = match sim.spec.parse(&frame.message) {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "undecodable request");
-                metrics::counter!("cardswitch_link_decode_errors_total", "link" => "issuer-sim", "kind" => e.kind()).increment(1);
-                if let Some(reject) =
-                    crate::switch::response_codes::format_error_reject(&sim.spec, &frame.message)
-                {
-                    let reply = Frame {
-                        tpdu: frame.tpdu.map(|t| t.reply()),
-                        message: reject,
-                    };
-                    if conn.sender.send(reply).await.is_err() {
-                        break;
-                    }
-                }
-                continue;
-            }
+        let Some(request) = parse_or_reject(&sim.spec, &frame, &conn.sender, "issuer-sim").await
+        else {
+            continue;
         };
         let span =
             info_span!("exchange", mti = %request.mti(), stan = request.get_str(11).unwrap_or("-"));

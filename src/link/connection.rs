@@ -118,6 +118,16 @@ impl FrameSender {
         Ok(true)
     }
 
+    /// Answers `request` with `message` (TPDU addresses swapped); false
+    /// when the connection is gone.
+    pub async fn reply(&self, request: &Frame, message: bytes::Bytes) -> bool {
+        let reply = Frame {
+            tpdu: request.tpdu.map(|t| t.reply()),
+            message,
+        };
+        self.send(reply).await.is_ok()
+    }
+
     /// Whether the writer is gone.
     pub fn is_closed(&self) -> bool {
         self.inner.shared.lock().writer_gone

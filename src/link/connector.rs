@@ -360,12 +360,7 @@ impl IssuerLink {
                     Delivery::NotAResponse(m) => match netmgmt::answer(&m) {
                         Some(resp) => match settings.spec.build(&resp) {
                             Ok(bytes) => {
-                                let _ = sender
-                                    .send(Frame {
-                                        tpdu: frame.tpdu.map(|t| t.reply()),
-                                        message: bytes,
-                                    })
-                                    .await;
+                                sender.reply(&frame, bytes).await;
                             }
                             Err(e) => warn!(error = %e, "cannot answer network management request"),
                         },

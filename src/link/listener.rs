@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::connection::{self, FrameReader, FrameSender, LinkStream, ReadLimits};
-use super::framing::FrameCodec;
+use super::framing::{Frame, FrameCodec};
 use super::tls::TlsServer;
 
 /// A boxed stream so that plain and TLS connections share one type.
@@ -26,6 +26,26 @@ pub struct Accepted {
     pub sender: FrameSender,
     /// Cancelled when the listener shuts down.
     pub shutdown: CancellationToken,
+}
+
+impl Accepted {
+    /// The next frame, or `None` when the connection should end: closed by
+    /// the peer, unreadable (logged and counted), or the listener shutting down.
+    pub async fn next_frame(&mut self, link: &str) -> Option<Frame> {
+        let frame = tokio::select! {
+            _ = self.shutdown.cancelled() => return None,
+            f = self.reader.next() => f,
+        };
+        match frame {
+            Ok(frame) => frame,
+            Err(e) => {
+                warn!(error = %e, "closing connection");
+                metrics::counter!("cardswitch_link_decode_errors_total", "link" => link.to_string(), "kind" => e.kind())
+                    .increment(1);
+                None
+            }
+        }
+    }
 }
 
 /// How a listener accepts.

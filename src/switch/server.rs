@@ -18,11 +18,12 @@ use super::engine::{Acquirer, Issuer, Switch};
 use super::response_codes::format_error_reject;
 use super::routing::RouteTable;
 use super::standin::StandIn;
-use crate::link::connection::ReadLimits;
+use crate::link::connection::{FrameSender, ReadLimits};
 use crate::link::connector::{EndpointSettings, IssuerLink};
 use crate::link::framing::{Frame, FrameCodec};
 use crate::link::listener::{self, Accepted, ListenerSettings};
 use crate::link::tls::{TlsClient, TlsError, TlsServer};
+use crate::message::{Message, Spec};
 
 /// Cards tracked by one issuer's stand-in counters at most.
 const STAND_IN_CARDS_MAX: usize = 1_000_000;
@@ -189,6 +190,28 @@ fn acquirer_settings(cfg: &AcquirerConfig) -> Result<ListenerSettings, StartErro
     })
 }
 
+/// Parses a request; one that cannot be parsed is logged, counted and
+/// answered with a format-error reject (DE39 = 30) where its MTI is readable.
+pub async fn parse_or_reject(
+    spec: &Spec,
+    frame: &Frame,
+    sender: &FrameSender,
+    link: &str,
+) -> Option<Message> {
+    match spec.parse(&frame.message) {
+        Ok(m) => Some(m),
+        Err(e) => {
+            warn!(error = %e, "undecodable request");
+            metrics::counter!("cardswitch_link_decode_errors_total", "link" => link.to_string(), "kind" => e.kind())
+                .increment(1);
+            if let Some(reject) = format_error_reject(spec, &frame.message) {
+                sender.reply(frame, reject).await;
+            }
+            None
+        }
+    }
+}
+
 /// One acquirer connection: every request runs in its own task, at most
 /// `in_flight_max` at once (reading pauses beyond), each answered on this
 /// connection. On shutdown, reading stops and the requests in flight finish.
@@ -200,38 +223,15 @@ async fn serve_acquirer(
 ) {
     let limit = Arc::new(Semaphore::new(in_flight_max));
     loop {
-        let frame = tokio::select! {
-            _ = conn.shutdown.cancelled() => break,
-            f = conn.reader.next() => f,
-        };
-        let frame = match frame {
-            Ok(Some(f)) => f,
-            Ok(None) => break,
-            Err(e) => {
-                warn!(error = %e, "closing acquirer connection");
-                metrics::counter!("cardswitch_link_decode_errors_total", "link" => acq.name.clone(), "kind" => e.kind()).increment(1);
-                break;
-            }
+        let Some(frame) = conn.next_frame(&acq.name).await else {
+            break;
         };
         let Ok(permit) = limit.clone().acquire_owned().await else {
             break;
         };
-        let request = match acq.spec.parse(&frame.message) {
-            Ok(m) => m,
-            Err(e) => {
-                warn!(error = %e, "undecodable request");
-                metrics::counter!("cardswitch_link_decode_errors_total", "link" => acq.name.clone(), "kind" => e.kind()).increment(1);
-                if let Some(reject) = format_error_reject(&acq.spec, &frame.message) {
-                    let _ = conn
-                        .sender
-                        .send(Frame {
-                            tpdu: frame.tpdu.map(|t| t.reply()),
-                            message: reject,
-                        })
-                        .await;
-                }
-                continue;
-            }
+        let Some(request) = parse_or_reject(&acq.spec, &frame, &conn.sender, &acq.name).await
+        else {
+            continue;
         };
         let span = info_span!("transaction", acquirer = %acq.name, mti = %request.mti(), stan = request.get_str(11).unwrap_or("-"));
         let (switch, acq, sender) = (switch.clone(), acq.clone(), conn.sender.clone());
@@ -241,11 +241,7 @@ async fn serve_acquirer(
                 let Some(bytes) = switch.handle(&acq, request).await else {
                     return;
                 };
-                let reply = Frame {
-                    tpdu: frame.tpdu.map(|t| t.reply()),
-                    message: bytes,
-                };
-                if sender.send(reply).await.is_err() {
+                if !sender.reply(&frame, bytes).await {
                     warn!("acquirer connection closed before its response");
                 }
             }

@@ -37,25 +37,7 @@ impl Running {
 
 /// Starts `cardswitch ARGS` and waits for a stdout line "... listening on ADDR".
 pub fn start_listening(args: &[&str]) -> Running {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("spawn cardswitch");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut line = String::new();
-    BufReader::new(stdout)
-        .read_line(&mut line)
-        .expect("read first line");
-    let addr = line
-        .split("listening on ")
-        .nth(1)
-        .unwrap_or_else(|| panic!("no address in {line:?}"))
-        .trim()
-        .to_string();
-    Running { child, addr }
+    start_listening_n(args, 1).0
 }
 
 /// Runs `cardswitch ARGS` to completion: (exit code, stdout, stderr).

@@ -1,0 +1,90 @@
+#!/usr/bin/env bash
+# Switch throughput and latency on this machine, with a bare relay measured
+# in the same run as the reference (issue 4, point 10). Three processes on
+# loopback: `cardswitch load` -> switch (or relay) -> `cardswitch issuer-sim`.
+#
+#   bash benches/switch_load.sh            # 10 s per measurement
+#   SECONDS_PER_RUN=30 bash benches/switch_load.sh
+#
+# Prints the closed-loop figures for the switch and the relay, their ratio,
+# the latency at half the switch's closed-loop rate (open loop), and whether
+# each goal holds: >= 100,000 authorizations/s closed loop, p99 < 1 ms at half
+# that rate (50,000/s), >= 50% of the relay's throughput.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+secs=${SECONDS_PER_RUN:-10}
+conns=${CONNECTIONS:-8}
+inflight=${IN_FLIGHT:-8}
+cargo build --release --quiet
+bin=target/release/cardswitch
+work=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+# start NAME ARGS...: runs the binary in the background, echoes its address.
+start() {
+    local name=$1; shift
+    "$bin" "$@" > "$work/$name.out" 2> "$work/$name.err" &
+    pids+=($!)
+    for _ in $(seq 100); do
+        if grep -q "listening on" "$work/$name.out" 2>/dev/null; then
+            sed -n 's/.*listening on //p' "$work/$name.out" | head -1
+            return
+        fi
+        sleep 0.05
+    done
+    echo "$name did not start: $(cat "$work/$name.err")" >&2
+    exit 1
+}
+
+issuer=$(start issuer issuer-sim --listen 127.0.0.1:0 --approve-limit 100000000)
+cat > "$work/switch.toml" <<CONF
+[switch]
+institution_id = "99000000001"
+[[acquirer]]
+name = "pos"
+listen = "127.0.0.1:0"
+spec = "iso87-ascii"
+framing = { length = "binary2" }
+in_flight_max = 1024
+[[issuer]]
+name = "issuer"
+addresses = ["$issuer"]
+spec = "iso87-ascii"
+framing = { length = "binary2" }
+connections = 1
+[[route]]
+bins = ["476173"]
+issuer = "issuer"
+CONF
+switch=$(RUST_LOG=warn start switch run --config "$work/switch.toml")
+relay=$(start relay relay --target "$issuer")
+
+load() { # TARGET EXTRA...
+    local target=$1; shift
+    "$bin" load --target "$target" --connections "$conns" --in-flight "$inflight" \
+        --duration-s "$secs" --bins 476173:1 --amount-max 5000 --json "$@"
+}
+field() { python3 -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print($1)"; }
+
+sw=$(load "$switch")
+rl=$(load "$relay")
+sw_tps=$(echo "$sw" | field 'round(d["throughput_rps"])')
+rl_tps=$(echo "$rl" | field 'round(d["throughput_rps"])')
+half=$(( sw_tps / 2 ))
+paced=$(load "$switch" --rate "$half")
+ratio=$(python3 -c "print(f'{$sw_tps/$rl_tps:.2f}')")
+p99_half=$(echo "$paced" | field 'd["latency_us"]["p99"]')
+sw_p99=$(echo "$sw" | field 'd["latency_us"]["p99"]')
+bad=$(echo "$sw" | field 'd["mismatched"] + d["errors"] + d["timed_out"]')
+
+printf 'switch closed loop (%sx%s): %s req/s, p99 %s us\n' "$conns" "$inflight" "$sw_tps" "$sw_p99"
+printf 'relay  closed loop (%sx%s): %s req/s\n' "$conns" "$inflight" "$rl_tps"
+printf 'switch / relay: %s\n' "$ratio"
+printf 'switch open loop at %s req/s: p99 %s us\n' "$half" "$p99_half"
+verdict() { if [ "$1" = 1 ]; then echo "met"; else echo "NOT met"; fi; }
+echo "goal >= 100000 req/s closed loop: $(verdict $(( sw_tps >= 100000 )))"
+echo "goal p99 < 1 ms at half the rate: $(verdict $(( p99_half < 1000 )))"
+echo "goal >= 0.5 of the relay: $(verdict $(python3 -c "print(int($sw_tps >= 0.5 * $rl_tps))"))"
+[ "$bad" = 0 ] || { echo "switch run had $bad failed requests" >&2; exit 1; }
