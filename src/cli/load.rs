@@ -47,6 +47,10 @@ const DURATION_S_MAX: f64 = 86_400.0;
 const DURATION_S_DEFAULT: f64 = 10.0;
 /// How long the writer may take to flush after a connection's last request.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How often a connection adds its recent latencies to the live window:
+/// adding or resetting a histogram walks all its ~22k buckets, far too
+/// much to do per batch (it took a third of the generator's CPU).
+const LATENCY_PUBLISH_INTERVAL: Duration = Duration::from_millis(100);
 
 const _: () = assert!(IN_FLIGHT_MAX as usize + LATE_KEPT_MAX < STAN_MAX as usize);
 
@@ -550,6 +554,7 @@ struct Conn {
     histogram: Histogram<u64>,
     /// Latencies not yet published to the live window.
     recent: Histogram<u64>,
+    latency_published_at: Instant,
     errors: Samples,
 }
 
@@ -570,13 +575,14 @@ async fn drive(shared: Arc<Shared>, index: u32, stream: BoxedStream, seed: u64) 
         published: Tally::default(),
         histogram: load::latency_histogram(),
         recent: load::latency_histogram(),
+        latency_published_at: Instant::now(),
         errors: Samples::default(),
         shared,
     };
     conn.run(&mut reader, &sender).await;
     // Requests still outstanding when the connection ended are lost.
     conn.tally.errors += conn.pending as u64;
-    conn.publish();
+    conn.publish(true);
     drop(sender);
     let _ = tokio::time::timeout(CLOSE_WAIT, writer).await;
     ConnResult {
@@ -614,7 +620,7 @@ impl Conn {
                 self.fail(e);
                 return;
             }
-            self.publish();
+            self.publish(false);
             if self.stopping && self.pending == 0 {
                 return;
             }
@@ -812,12 +818,21 @@ impl Conn {
         self.errors.add(error);
     }
 
-    fn publish(&mut self) {
+    /// Publishes counts, and latencies every [`LATENCY_PUBLISH_INTERVAL`]
+    /// (or at once when `last`).
+    fn publish(&mut self, last: bool) {
         if self.tally != self.published {
             self.shared.progress.publish(&self.tally, &self.published);
             self.published = self.tally;
+        }
+        if self.recent.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        if last || now - self.latency_published_at >= LATENCY_PUBLISH_INTERVAL {
             self.shared.progress.publish_latency(&self.recent);
             self.recent.reset();
+            self.latency_published_at = now;
         }
     }
 }

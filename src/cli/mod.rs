@@ -5,7 +5,7 @@ mod demo;
 mod encode;
 mod issuer_sim;
 mod link_args;
-pub mod load; // TEMP-LOAD
+pub mod load;
 mod observe;
 mod relay;
 mod run;
@@ -37,7 +37,7 @@ enum Command {
     Relay(relay::RelayArgs),
     /// Run a simulated issuer host that answers by rules.
     IssuerSim(issuer_sim::IssuerSimArgs),
-    /// TEMP-LOAD
+    /// Load generator: many simulated terminals, every response checked.
     Load(load::LoadArgs),
     /// Send messages to a host and print the responses.
     Send(send::SendArgs),
@@ -56,7 +56,7 @@ pub fn main() -> ExitCode {
         Command::Relay(args) => relay::run(&args),
         Command::IssuerSim(args) => issuer_sim::run(&args),
         Command::Send(args) => send::run(&args),
-        Command::Load(args) => load::run(&args), // TEMP-LOAD
+        Command::Load(args) => load::run(&args),
         Command::Specs => list_specs(),
     };
     match result {
