@@ -221,14 +221,28 @@ fn prometheus_endpoint_counts_traffic_without_card_data() {
 
 #[test]
 fn sigterm_drains_in_flight_answers_before_exit() {
-    let mut sim = start_listening(&["issuer-sim", "--listen", "127.0.0.1:0", "--delay-ms", "600"]);
+    let dir = temp_dir("drain");
+    let record = dir.join("record.jsonl");
+    let rec = record.display().to_string();
+    let mut sim = start_listening(&[
+        "issuer-sim",
+        "--listen",
+        "127.0.0.1:0",
+        "--delay-ms",
+        "800",
+        "--record",
+        &rec,
+    ]);
     let client = std::process::Command::new(support::process::BIN)
         .args(["send", "--json", "--target", &sim.addr, AUTH.trim()])
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("spawn send");
-    std::thread::sleep(Duration::from_millis(250));
+    // SIGTERM once the request is in (it is recorded before the delayed answer).
+    support::process::wait_until("request received", Duration::from_secs(10), || {
+        std::fs::read_to_string(&record).is_ok_and(|r| !r.is_empty())
+    });
     let status = sim
         .terminate(Duration::from_secs(5))
         .expect("exits after draining");

@@ -54,7 +54,7 @@ async fn responses_match_their_requests_and_late_ones_are_unmatched() {
     tokio::spawn(answering_peer(
         listener,
         spec.clone(),
-        Duration::from_millis(400),
+        Duration::from_millis(2000),
     ));
 
     let stream = TcpStream::connect(addr).await.expect("connect");
@@ -81,7 +81,7 @@ async fn responses_match_their_requests_and_late_ones_are_unmatched() {
         let mux = mux.clone();
         tasks.push(tokio::spawn(async move {
             let r = mux
-                .request(&request(stan), Duration::from_millis(200))
+                .request(&request(stan), Duration::from_millis(1000))
                 .await;
             (stan, r)
         }));
@@ -112,7 +112,7 @@ async fn responses_match_their_requests_and_late_ones_are_unmatched() {
     assert_eq!(timed_out, 500 / 7);
     assert_eq!(answered, 500 - 500 / 7);
     // Late answers (STAN % 7) and second copies (STAN % 11) are unmatched.
-    tokio::time::sleep(Duration::from_millis(600)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
     let late = 500 / 7;
     let doubles = 500 / 11;
     assert_eq!(
