@@ -84,7 +84,7 @@ fn auth(stan: u64) -> Message {
 }
 
 async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..200 {
+    for _ in 0..400 {
         if cond() {
             return;
         }
@@ -149,8 +149,8 @@ async fn failing_echoes_mark_the_link_down_until_they_recover() {
     let _peer = start_peer(&addr, spec.clone(), state.clone()).await;
 
     let mut settings = EndpointSettings::new("issuer-b", &addr, codec(), spec.clone());
-    settings.echo_interval = Some(Duration::from_millis(80));
-    settings.echo_timeout = Duration::from_millis(60);
+    settings.echo_interval = Some(Duration::from_millis(200));
+    settings.echo_timeout = Duration::from_millis(300);
     settings.sign_on = true;
     let shutdown = CancellationToken::new();
     let link = IssuerLink::start(settings, shutdown.clone());

@@ -1,5 +1,6 @@
 //! Any bytes, parsed with the shipped spec the first byte selects: the
-//! parser returns a typed error or a message, and never panics. A parsed
+//! parser returns a typed error or a message, and never panics; neither does
+//! salvaging what can be read of a malformed message. A parsed
 //! message must also survive the read-only tools that follow a parse
 //! (describe, JSON export, the TLV / PDS readers of structured fields), and
 //! the clear JSON export must import back to the same message.
@@ -8,7 +9,7 @@
 use bytes::Bytes;
 use cardswitch::message::json::{self, Reveal};
 use cardswitch::message::spec::Structure;
-use cardswitch::message::{describe, pds, tlv};
+use cardswitch::message::{describe, parse, pds, tlv};
 use cardswitch_fuzz::select;
 use libfuzzer_sys::fuzz_target;
 
@@ -22,6 +23,9 @@ fuzz_target!(|data: &[u8]| {
         Err(e) => {
             // Error accessors and Display must not panic either.
             let _ = (e.offset(), e.kind(), e.field(), e.to_string());
+            if let Some(partial) = parse::salvage(spec, &input) {
+                let _ = describe::describe(spec, &partial);
+            }
             return;
         }
     };
