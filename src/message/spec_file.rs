@@ -28,6 +28,10 @@ const BUILTIN_SPECS: &[(&str, &str)] = &[
     ),
 ];
 
+/// The largest size of a fixed field: no message holds more (a 4-digit
+/// length prefix ends at 9999 too). Keeps every size computation in range.
+const FIELD_SIZE_MAX: usize = 9999;
+
 /// How deep `base` chains may go; guards against cycles.
 const BASE_DEPTH_MAX: usize = 4;
 
@@ -414,6 +418,11 @@ fn field_spec(
         return Err(fail("length_encoding hex is not supported".into()));
     }
     let length = match (f.length, f.size, f.max) {
+        (LengthKind::Fixed, Some(size), None) if size > FIELD_SIZE_MAX => {
+            return Err(fail(format!(
+                "size {size} exceeds the limit of {FIELD_SIZE_MAX}"
+            )));
+        }
         (LengthKind::Fixed, Some(size), None) if size > 0 => Length::Fixed(size),
         (LengthKind::Fixed, _, Some(_)) => {
             return Err(fail("a fixed field takes size, not max".into()));
@@ -433,7 +442,7 @@ fn field_spec(
                 return Err(fail("class x+n must be fixed length".into()));
             }
             let units = if encoding == Encoding::Hex {
-                max * 2
+                max.saturating_mul(2)
             } else {
                 max
             };
@@ -503,7 +512,14 @@ fn subfields(
             offset,
             size: s.size,
         });
-        offset += s.size;
+        offset = match offset.checked_add(s.size) {
+            Some(o) if o <= FIELD_SIZE_MAX => o,
+            _ => {
+                return Err(fail(format!(
+                    "subfield sizes exceed the limit of {FIELD_SIZE_MAX}"
+                )));
+            }
+        };
     }
     let total = match length {
         Length::Fixed(size) => size,
@@ -563,6 +579,19 @@ mod tests {
             "name = \"x\"\nfields = [{ number = 4, name = \"N\", class = \"q\", length = \"fixed\", size = 4 }]",
         );
         assert!(matches!(e, SpecError::Syntax { line: 2, .. }), "{e}");
+    }
+
+    #[test]
+    fn absurd_sizes_are_refused_not_overflowed() {
+        // Found by the spec_load fuzz target: a size of u64::MAX overflowed.
+        let e = err(
+            "name = \"x\"\nfields = [{ number = 28, name = \"x\", class = \"xn\", length = \"fixed\", size = 18446744073709551615 }]",
+        );
+        assert!(e.to_string().contains("exceeds the limit"), "{e}");
+        let e = err(
+            "name = \"x\"\nfields = [{ number = 90, name = \"x\", class = \"n\", length = \"LLL\", max = 999, subfields = [{ name = \"a\", size = 18446744073709551615 }, { name = \"b\", size = 2 }] }]",
+        );
+        assert!(e.to_string().contains("exceed the limit"), "{e}");
     }
 
     #[test]
