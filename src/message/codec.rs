@@ -212,27 +212,52 @@ pub fn bcd_encode(value: &[u8], class: Class, padding: Padding, out: &mut BytesM
     }
 }
 
+/// Value of each byte as a hex digit, 0xFF when it is not one.
+const HEX_VALUE: [u8; 256] = {
+    let mut t = [0xFFu8; 256];
+    let mut i = 0;
+    while i < 10 {
+        t[b'0' as usize + i] = i as u8;
+        i += 1;
+    }
+    let mut i = 0;
+    while i < 6 {
+        t[b'A' as usize + i] = 10 + i as u8;
+        t[b'a' as usize + i] = 10 + i as u8;
+        i += 1;
+    }
+    t
+};
+
 /// Decodes hexadecimal text (either case) into bytes.
 pub fn hex_decode(wire: &[u8], out: &mut BytesMut) -> Result<(), WireFault> {
     if wire.len() % 2 == 1 {
         return Err(WireFault::Hex(wire.len() - 1));
     }
-    for (i, pair) in wire.chunks_exact(2).enumerate() {
-        let hi = hex_value(pair[0]).ok_or(WireFault::Hex(2 * i))?;
-        let lo = hex_value(pair[1]).ok_or(WireFault::Hex(2 * i + 1))?;
-        out.put_u8((hi << 4) | lo);
+    let start = out.len();
+    out.resize(start + wire.len() / 2, 0);
+    let mut bad = 0u8;
+    for (dst, pair) in out[start..].iter_mut().zip(wire.chunks_exact(2)) {
+        let hi = HEX_VALUE[usize::from(pair[0])];
+        let lo = HEX_VALUE[usize::from(pair[1])];
+        bad |= hi | lo;
+        *dst = (hi << 4) | (lo & 0x0F);
+    }
+    if bad & 0xF0 != 0 {
+        out.truncate(start);
+        let position = wire
+            .iter()
+            .position(|&c| HEX_VALUE[usize::from(c)] == 0xFF)
+            .unwrap_or(0);
+        return Err(WireFault::Hex(position));
     }
     Ok(())
 }
 
 #[inline]
 pub fn hex_value(c: u8) -> Option<u8> {
-    match c {
-        b'0'..=b'9' => Some(c - b'0'),
-        b'A'..=b'F' => Some(c - b'A' + 10),
-        b'a'..=b'f' => Some(c - b'a' + 10),
-        _ => None,
-    }
+    let v = HEX_VALUE[usize::from(c)];
+    (v != 0xFF).then_some(v)
 }
 
 /// Encodes bytes as uppercase hexadecimal text.
