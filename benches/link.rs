@@ -40,9 +40,16 @@ async fn cardswitch_pair() -> (FrameReader<tokio::io::ReadHalf<TcpStream>>, Fram
         let (s, _) = listener.accept().await.expect("accept");
         s.set_nodelay(true).expect("nodelay");
         let (mut reader, sender, _w) = connection::open(s, codec());
+        // A burst is handled as it arrives: the first frame awaited, the
+        // rest already buffered taken without another read.
         while let Ok(Some(f)) = reader.next().await {
             if sender.send(f).await.is_err() {
-                break;
+                return;
+            }
+            while let Ok(Some(f)) = reader.next_buffered() {
+                if sender.send(f).await.is_err() {
+                    return;
+                }
             }
         }
     });

@@ -340,6 +340,9 @@ async fn write_until_closed<W: AsyncWrite + Unpin>(
         }
         if out.is_empty() {
             shared.data_ready.notified().await;
+            // Woken by the first frame of a burst: let the tasks that are
+            // ready add theirs, so the burst leaves in one write.
+            tokio::task::yield_now().await;
             continue;
         }
         shared.space_ready.notify_waiters();

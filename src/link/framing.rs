@@ -255,18 +255,23 @@ impl Decoder for FrameCodec {
         src.advance(header_len);
         let mut frame = src.split_to(body);
         let tpdu = if self.framing.tpdu {
-            let t = frame.split_to(TPDU_BYTES);
-            Some(Tpdu {
+            let t = &frame[..TPDU_BYTES];
+            let tpdu = Tpdu {
                 id: t[0],
                 destination: u16::from_be_bytes([t[1], t[2]]),
                 source: u16::from_be_bytes([t[3], t[4]]),
-            })
+            };
+            frame.advance(TPDU_BYTES);
+            Some(tpdu)
         } else {
             None
         };
-        let header = frame.split_to(self.framing.static_header.len());
-        if header[..] != self.framing.static_header[..] {
-            return Err(FramingError::HeaderMismatch);
+        let header_len = self.framing.static_header.len();
+        if header_len > 0 {
+            if frame[..header_len] != self.framing.static_header[..] {
+                return Err(FramingError::HeaderMismatch);
+            }
+            frame.advance(header_len);
         }
         Ok(Some(Frame {
             tpdu,
