@@ -24,9 +24,13 @@ targets=(parse_message round_trip tlv pds spec_load framing)
 
 for t in "${targets[@]}"; do
     mkdir -p "$corpus/$t"
-    if [[ -d $fuzz_dir/seeds/$t ]]; then
-        find "$fuzz_dir/seeds/$t" -maxdepth 1 -type f -exec cp -f {} "$corpus/$t/" \;
-    fi
+done
+# Committed seeds of every target, including targets not derived from fixtures.
+for dir in "$fuzz_dir"/seeds/*/; do
+    [[ -d $dir ]] || continue
+    t=$(basename "$dir")
+    mkdir -p "$corpus/$t"
+    find "$dir" -maxdepth 1 -type f -exec cp -f {} "$corpus/$t/" \;
 done
 
 # Shipped specs in table order: index = selector byte.
@@ -92,7 +96,7 @@ for toml in "$root"/specs/*.toml "$root"/fixtures/specs-bad/*.toml; do
     cp -f "$toml" "$corpus/spec_load/$(basename "$(dirname "$toml")")-$(basename "$toml")"
 done
 
-for t in "${targets[@]}"; do
+for t in $(cd "$corpus" && ls -d -- */ | tr -d /); do
     printf 'seed-corpus: %-14s %4d inputs\n' "$t" "$(find "$corpus/$t" -maxdepth 1 -type f | wc -l)"
 done
 echo "seed-corpus: specs by selector byte: $(for i in "${!specs[@]}"; do printf '%d=%s ' "$i" "${specs[$i]}"; done)(${count} golden messages)"

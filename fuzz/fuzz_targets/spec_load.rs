@@ -67,7 +67,11 @@ fn probe_built(spec: &Spec, fs: &FieldSpec) {
     let back = spec
         .parse(&wire)
         .unwrap_or_else(|e| panic!("field {}: built message does not parse: {e}", fs.number));
-    assert_eq!(back, msg, "field {}: build/parse changed the message", fs.number);
+    assert_eq!(
+        back, msg,
+        "field {}: build/parse changed the message",
+        fs.number
+    );
 }
 
 fn probe_raw(spec: &Spec, n: u16) {

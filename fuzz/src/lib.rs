@@ -13,9 +13,7 @@ pub fn specs() -> &'static [Arc<Spec>] {
     static SPECS: OnceLock<Vec<Arc<Spec>>> = OnceLock::new();
     SPECS.get_or_init(|| {
         builtin_names()
-            .map(|name| {
-                Spec::resolve(name).unwrap_or_else(|e| panic!("shipped spec {name}: {e}"))
-            })
+            .map(|name| Spec::resolve(name).unwrap_or_else(|e| panic!("shipped spec {name}: {e}")))
             .collect()
     })
 }

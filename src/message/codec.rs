@@ -263,10 +263,11 @@ pub fn hex_value(c: u8) -> Option<u8> {
 /// Encodes bytes as uppercase hexadecimal text.
 pub fn hex_encode(value: &[u8], out: &mut BytesMut) {
     const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    out.reserve(value.len() * 2);
-    for &b in value {
-        out.put_u8(DIGITS[usize::from(b >> 4)]);
-        out.put_u8(DIGITS[usize::from(b & 0x0F)]);
+    let start = out.len();
+    out.resize(start + value.len() * 2, 0);
+    for (pair, &b) in out[start..].chunks_exact_mut(2).zip(value) {
+        pair[0] = DIGITS[usize::from(b >> 4)];
+        pair[1] = DIGITS[usize::from(b & 0x0F)];
     }
 }
 

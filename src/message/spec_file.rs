@@ -286,10 +286,15 @@ fn load_base(
     if let Some(text) = builtin_text(base) {
         return merge(text, &format!("<builtin>/{base}.toml"), None, depth + 1);
     }
-    let candidate: PathBuf = match dir {
-        Some(d) => d.join(format!("{base}.toml")),
-        None => PathBuf::from(format!("{base}.toml")),
+    // Text without a directory (built-in or in memory) may only build on
+    // shipped specs: it must not make the loader read files.
+    let Some(d) = dir else {
+        return Err(SpecError::Spec {
+            file: file.to_string(),
+            reason: format!("base spec '{base}' is not a shipped spec"),
+        });
     };
+    let candidate: PathBuf = d.join(format!("{base}.toml"));
     let text = std::fs::read_to_string(&candidate).map_err(|_| SpecError::Spec {
         file: file.to_string(),
         reason: format!("base spec '{base}' is neither shipped nor found next to this file"),
