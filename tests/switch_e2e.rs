@@ -54,13 +54,13 @@ impl Sim {
     }
 }
 
-/// Starts the switch on a config whose issuer addresses are given.
-fn switch(
+/// Writes the test switch's config for the given issuer addresses.
+fn write_config(
     dir: &Path,
     issuer_a: &str,
     issuer_b: &str,
     issuer_a_extra: &str,
-) -> (Running, String, String) {
+) -> std::path::PathBuf {
     let config = format!(
         r#"
 [switch]
@@ -112,7 +112,19 @@ issuer = "issuer-b"
     );
     let path = dir.join("switch.toml");
     std::fs::write(&path, config).expect("write config");
-    let p = path.display().to_string();
+    path
+}
+
+/// Starts the switch on a config whose issuer addresses are given.
+fn switch(
+    dir: &Path,
+    issuer_a: &str,
+    issuer_b: &str,
+    issuer_a_extra: &str,
+) -> (Running, String, String) {
+    let p = write_config(dir, issuer_a, issuer_b, issuer_a_extra)
+        .display()
+        .to_string();
     let (proc, addrs) = start_listening_n(&["run", "--config", &p], 2);
     (proc, addrs[0].clone(), addrs[1].clone())
 }
@@ -449,5 +461,93 @@ fn an_issuer_link_dropped_mid_flight_is_reversed_after_reconnect() {
             .iter()
             .any(|r| r["mti"] == "0420" || r["mti"] == "0421")
     });
+    let _ = std::fs::remove_dir_all(dir);
+}
+
+/// PCI DSS 3.3.1 / 3.4.1: with debug logging on, across approvals,
+/// declines, time-outs, reversals, malformed requests and TLS-less links,
+/// no full PAN and no track data reaches a log line of the switch or of the
+/// issuer simulator.
+#[test]
+fn no_card_data_in_any_log_line_even_at_debug_level() {
+    use support::process::start_logged;
+    let dir = temp_dir("switch-logs");
+    let (a_log, b_log, sw_log) = (dir.join("a.log"), dir.join("b.log"), dir.join("switch.log"));
+    let debug = [("RUST_LOG", "debug")];
+    let (a, _) = start_logged(
+        &[
+            "issuer-sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--approve-limit",
+            "5000",
+        ],
+        1,
+        &a_log,
+        &debug,
+    );
+    let (b, _) = start_logged(
+        &[
+            "issuer-sim",
+            "--listen",
+            "127.0.0.1:0",
+            "--spec",
+            "iso93-ascii",
+            "--drop-rate",
+            "1.0",
+        ],
+        1,
+        &b_log,
+        &debug,
+    );
+    let cfg = write_config(&dir, &a.addr, &b.addr, "")
+        .display()
+        .to_string();
+    let (_sw, addrs) = start_logged(&["run", "--config", &cfg], 2, &sw_log, &debug);
+    let mut with_track = auth("0100", pan_a(), "000901", 1_000);
+    with_track["fields"]["35"] = json!(format!("{}=28121011234567", pan_a()));
+    let r = send(
+        &addrs[0],
+        "iso87-binary",
+        BINARY,
+        &[
+            with_track,
+            auth("0100", pan_a(), "000902", 9_000),
+            auth("0100", pan_b(), "000903", 1_000),
+        ],
+    );
+    assert_eq!(r.len(), 3);
+    // A malformed request too (truncated after DE2).
+    let good = encode("iso87-binary", &auth("0100", pan_a(), "000904", 1_000));
+    let cut = &good[..good.len() - 20];
+    let _ = run(&[
+        "send",
+        "--timeout-s",
+        "2",
+        "--target",
+        &addrs[0],
+        "--spec",
+        "iso87-binary",
+        "--framing",
+        "binary2",
+        "--tpdu",
+        cut,
+    ]);
+    std::thread::sleep(Duration::from_millis(500));
+    for log in [&a_log, &b_log, &sw_log] {
+        let text = std::fs::read_to_string(log).expect("log");
+        assert!(
+            !text.is_empty(),
+            "{} is empty: logging not captured",
+            log.display()
+        );
+        for secret in [pan_a(), pan_b(), "28121011234567"] {
+            assert!(
+                !text.contains(secret),
+                "{} holds card data ({secret})",
+                log.display()
+            );
+        }
+    }
     let _ = std::fs::remove_dir_all(dir);
 }

@@ -116,3 +116,42 @@ pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     }
     panic!("timed out waiting for: {what}");
 }
+
+/// Like [`start_listening_n`], with the child's stderr (its logs) written
+/// to `log` and extra environment variables set.
+pub fn start_logged(
+    args: &[&str],
+    count: usize,
+    log: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Running, Vec<String>) {
+    let file = std::fs::File::create(log).expect("log file");
+    let mut child = Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::from(file))
+        .spawn()
+        .expect("spawn cardswitch");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut reader = BufReader::new(stdout);
+    let mut addrs = Vec::new();
+    for _ in 0..count {
+        let mut line = String::new();
+        reader.read_line(&mut line).expect("read line");
+        let addr = line
+            .split("listening on ")
+            .nth(1)
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        addrs.push(addr.trim().to_string());
+    }
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        while reader.read_line(&mut sink).unwrap_or(0) > 0 {
+            sink.clear();
+        }
+    });
+    let addr = addrs.first().cloned().unwrap_or_default();
+    (Running { child, addr }, addrs)
+}
