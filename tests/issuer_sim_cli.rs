@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use support::certs::{make_pki, temp_dir};
-use support::process::{run, start_listening};
+use support::process::{http_get, run, start_listening};
 
 const AUTH: &str = include_str!("../fixtures/golden/iso87-ascii/0100-auth-request.hex");
 const ECHO: &str = include_str!("../fixtures/golden/iso87-ascii/0800-echo.hex");
@@ -149,19 +149,6 @@ fn mutual_tls_accepts_its_clients_and_refuses_others() {
     assert!(recorded.contains("\"stan\":\"123456\""), "{recorded}");
     assert!(!recorded.contains("4761739001010119"), "record holds a PAN");
     let _ = std::fs::remove_dir_all(dir);
-}
-
-fn http_get(addr: &str, path: &str) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(addr).expect("connect metrics");
-    write!(
-        s,
-        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
-    )
-    .expect("write");
-    let mut body = String::new();
-    s.read_to_string(&mut body).expect("read");
-    body
 }
 
 #[test]

@@ -20,7 +20,7 @@ use super::{CliError, observe};
 use crate::link::connection::ReadLimits;
 use crate::link::framing::Frame;
 use crate::link::listener::{self, Accepted, ListenerSettings};
-use crate::link::netmgmt::civil_from_days;
+use crate::link::netmgmt::utc_date;
 use crate::message::mti::MessageClass;
 use crate::message::{Message, Spec};
 use crate::sim::issuer::{IssuerRules, respond};
@@ -179,11 +179,9 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
     })
 }
 
-fn today() -> (i64, u32) {
-    let days = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400);
-    let (y, m, _) = civil_from_days(days as i64);
+/// (year, month) of the UTC date, for expiry checks.
+fn year_month(now: SystemTime) -> (i64, u32) {
+    let (y, m, _) = utc_date(now);
     (y, m)
 }
 
@@ -201,8 +199,12 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
         let _enter = span.enter();
         let n = sim.auth_counter.fetch_add(1, Ordering::Relaxed);
         let auth_code = format!("{:06}", n % 1_000_000);
-        let Some((mut response, decision)) = respond(&sim.rules, &request, today(), &auth_code)
-        else {
+        let Some((mut response, decision)) = respond(
+            &sim.rules,
+            &request,
+            year_month(SystemTime::now()),
+            &auth_code,
+        ) else {
             continue;
         };
         if sim.wrong_stan_rate > 0.0 && fastrand::f64() < sim.wrong_stan_rate {

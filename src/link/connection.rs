@@ -127,11 +127,6 @@ impl FrameSender {
         };
         self.send(reply).await.is_ok()
     }
-
-    /// Whether the writer is gone.
-    pub fn is_closed(&self) -> bool {
-        self.inner.shared.lock().writer_gone
-    }
 }
 
 /// How long a reader waits: for the next frame to start (`idle`) and for a

@@ -12,15 +12,27 @@ pub const SIGN_OFF: &str = "002";
 
 /// The current UTC time as DE7 (MMDDhhmmss).
 pub fn transmission_time(now: SystemTime) -> String {
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let (days, rem) = (secs / 86_400, secs % 86_400);
-    let (_, month, day) = civil_from_days(days as i64);
+    let rem = now
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() % 86_400);
+    let (_, month, day) = utc_date(now);
     format!(
         "{month:02}{day:02}{:02}{:02}{:02}",
         rem / 3600,
         (rem % 3600) / 60,
         rem % 60
     )
+}
+
+/// Whole days since 1970-01-01 (UTC) at `now`.
+pub fn days_since_epoch(now: SystemTime) -> i64 {
+    now.duration_since(UNIX_EPOCH)
+        .map_or(0, |d| (d.as_secs() / 86_400) as i64)
+}
+
+/// The UTC date (year, month, day) at `now`.
+pub fn utc_date(now: SystemTime) -> (i64, u32, u32) {
+    civil_from_days(days_since_epoch(now))
 }
 
 /// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian

@@ -10,6 +10,10 @@ use zeroize::Zeroize;
 
 use super::spec::Sensitivity;
 
+/// Request fields a response never carries back: track data (DE35, DE36,
+/// DE45), the PIN block (DE52) and the card's ICC request data (DE55).
+pub const NEVER_ECHOED: &[u16] = &[35, 36, 45, 52, 55];
+
 /// A PAN shown as first 6 / last 4 when it is long enough to hide digits in
 /// between (13+), else as its last 4 only.
 pub fn mask_pan(pan: &[u8]) -> String {

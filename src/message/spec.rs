@@ -118,11 +118,6 @@ impl Class {
         }
     }
 
-    /// Whether values are text (as opposed to raw bytes).
-    pub fn is_text(self) -> bool {
-        self != Class::B
-    }
-
     /// Extra value bytes beyond the counted size (the sign of `xn`).
     pub fn sign_bytes(self) -> usize {
         usize::from(self == Class::Xn)

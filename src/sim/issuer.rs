@@ -6,7 +6,7 @@ use serde::Deserialize;
 
 use crate::message::Message;
 use crate::message::mti::{Function, MessageClass};
-use crate::message::sensitive::luhn_valid;
+use crate::message::sensitive::{NEVER_ECHOED, luhn_valid};
 use crate::switch::response_codes::to_action_code;
 
 /// How the simulated issuer decides.
@@ -30,9 +30,6 @@ impl Default for IssuerRules {
         }
     }
 }
-
-/// Fields never echoed back: track data, PIN block, ICC request data.
-const NOT_ECHOED: &[u16] = &[35, 36, 45, 52, 55];
 
 /// What the simulator answers.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -89,7 +86,7 @@ pub fn respond(
     let response_mti = mti.response()?;
     let mut resp = request.clone();
     resp.set_mti(response_mti);
-    for &f in NOT_ECHOED {
+    for &f in NEVER_ECHOED {
         resp.remove(f);
     }
     // 1993 and later carry three-digit action codes in DE39.

@@ -7,10 +7,10 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::BuildHasher;
+use std::hash::{BuildHasher, Hasher};
 use std::time::{Duration, Instant};
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::oneshot;
 
 use crate::message::Message;
@@ -47,23 +47,10 @@ pub struct DuplicateCache {
     order: VecDeque<(Instant, u128)>,
 }
 
-/// The duplicate key of a request from `acquirer`: MTI class, STAN,
-/// terminal and transmission date-time. `None` without a STAN.
-pub fn key_of(acquirer: &str, msg: &Message) -> Option<Bytes> {
-    let stan = msg.get(11)?;
-    let mut k = BytesMut::with_capacity(64);
-    k.put_u8(msg.mti().digits()[1]);
-    for part in [
-        acquirer.as_bytes(),
-        stan,
-        msg.get(41).map_or(&b""[..], |v| v),
-        msg.get(7).map_or(&b""[..], |v| v),
-    ] {
-        k.put_u16(part.len() as u16);
-        k.put_slice(part);
-    }
-    Some(k.freeze())
-}
+/// A request's duplicate key: a 128-bit keyed hash of the acquirer, MTI
+/// class, STAN, terminal and transmission date-time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct DupKey(u128);
 
 impl DuplicateCache {
     pub fn new(window: Duration, keys_max: usize) -> DuplicateCache {
@@ -95,16 +82,33 @@ impl DuplicateCache {
         }
     }
 
-    fn digest(&self, key: &[u8]) -> u128 {
-        let a = self.hashers.0.hash_one(key);
-        let b = self.hashers.1.hash_one(key);
-        (u128::from(a) << 64) | u128::from(b)
+    /// The key of a request from `acquirer`; `None` without a STAN. The
+    /// parts are hashed where they lie (no key is assembled).
+    pub fn key(&self, acquirer: &str, msg: &Message) -> Option<DupKey> {
+        let stan = msg.get(11)?;
+        let parts: [&[u8]; 5] = [
+            &msg.mti().digits()[1..2],
+            acquirer.as_bytes(),
+            stan,
+            msg.get(41).map_or(&b""[..], |v| v),
+            msg.get(7).map_or(&b""[..], |v| v),
+        ];
+        let digest = |state: &RandomState| {
+            let mut h = state.build_hasher();
+            for part in parts {
+                h.write_usize(part.len());
+                h.write(part);
+            }
+            h.finish()
+        };
+        let (a, b) = (digest(&self.hashers.0), digest(&self.hashers.1));
+        Some(DupKey((u128::from(a) << 64) | u128::from(b)))
     }
 
     /// Looks a request up, registering it as in flight when it is new.
-    pub fn check(&mut self, key: &Bytes, now: Instant) -> Seen {
+    pub fn check(&mut self, key: DupKey, now: Instant) -> Seen {
         self.expire(now);
-        let key = self.digest(key);
+        let key = key.0;
         match self.entries.get_mut(&key) {
             None => {
                 self.entries.insert(key, Entry::InFlight(Vec::new()));
@@ -123,8 +127,8 @@ impl DuplicateCache {
 
     /// Records the response (as sent) of a request registered by `check`,
     /// and hands it to the copies that waited.
-    pub fn complete(&mut self, key: &Bytes, response: &Bytes) {
-        let key = self.digest(key);
+    pub fn complete(&mut self, key: DupKey, response: &Bytes) {
+        let key = key.0;
         if let Some(Entry::InFlight(waiters)) =
             self.entries.insert(key, Entry::Done(response.clone()))
         {
@@ -160,23 +164,23 @@ mod tests {
     fn copies_wait_for_or_get_the_original_response() {
         let mut cache = DuplicateCache::new(Duration::from_secs(60), 100);
         let t0 = Instant::now();
-        let key = key_of("pos", &req("000001")).expect("key");
-        assert!(matches!(cache.check(&key, t0), Seen::New));
-        let Seen::InFlight(mut rx) = cache.check(&key, t0) else {
+        let key = cache.key("pos", &req("000001")).expect("key");
+        assert!(matches!(cache.check(key, t0), Seen::New));
+        let Seen::InFlight(mut rx) = cache.check(key, t0) else {
             panic!("a copy must wait for the original");
         };
         let resp = Bytes::from_static(b"0110 response");
-        cache.complete(&key, &resp);
+        cache.complete(key, &resp);
         assert_eq!(rx.try_recv().expect("waiter answered"), resp);
-        assert!(matches!(cache.check(&key, t0), Seen::Answered(r) if r == resp));
+        assert!(matches!(cache.check(key, t0), Seen::Answered(r) if r == resp));
         // The repeat MTI shares the key; another acquirer does not.
         let mut repeat = req("000001");
         repeat.set_mti("0101".parse().expect("mti"));
-        assert_eq!(key_of("pos", &repeat), Some(key.clone()));
-        assert_ne!(key_of("atm", &repeat), Some(key.clone()));
+        assert_eq!(cache.key("pos", &repeat), Some(key));
+        assert_ne!(cache.key("atm", &repeat), Some(key));
         // After the window the key is forgotten.
         assert!(matches!(
-            cache.check(&key, t0 + Duration::from_secs(61)),
+            cache.check(key, t0 + Duration::from_secs(61)),
             Seen::New
         ));
     }
@@ -186,20 +190,20 @@ mod tests {
         let mut cache = DuplicateCache::new(Duration::from_secs(60), 10);
         let t0 = Instant::now();
         for i in 0..50 {
-            let key = key_of("pos", &req(&format!("{i:06}"))).expect("key");
-            assert!(matches!(cache.check(&key, t0), Seen::New));
-            cache.complete(&key, &Bytes::from_static(b"0110"));
+            let key = cache.key("pos", &req(&format!("{i:06}"))).expect("key");
+            assert!(matches!(cache.check(key, t0), Seen::New));
+            cache.complete(key, &Bytes::from_static(b"0110"));
         }
         assert!(cache.len() <= 11, "{} keys kept", cache.len());
-        let key = key_of("pos", &req("999999")).expect("key");
-        assert!(matches!(cache.check(&key, t0), Seen::New));
+        let key = cache.key("pos", &req("999999")).expect("key");
+        assert!(matches!(cache.check(key, t0), Seen::New));
         let mut waiting = Vec::new();
         for _ in 0..WAITERS_MAX {
-            match cache.check(&key, t0) {
+            match cache.check(key, t0) {
                 Seen::InFlight(rx) => waiting.push(rx),
                 _ => panic!("expected to wait"),
             }
         }
-        assert!(matches!(cache.check(&key, t0), Seen::Flooded));
+        assert!(matches!(cache.check(key, t0), Seen::Flooded));
     }
 }

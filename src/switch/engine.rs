@@ -13,7 +13,7 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tracing::{debug, info, warn};
 
-use super::duplicates::{DuplicateCache, Seen, key_of};
+use super::duplicates::{DuplicateCache, Seen};
 use super::response_codes::Outcome;
 use super::routing::{RouteDecision, RouteTable};
 use super::saf::{Retry, SafKind, SafPolicy, SafQueue};
@@ -21,14 +21,13 @@ use super::standin::StandIn;
 use super::translate::translate;
 use crate::link::connector::{IssuerLink, LinkError};
 use crate::link::mux::MuxError;
-use crate::link::netmgmt::{self, civil_from_days};
+use crate::link::netmgmt;
 use crate::message::mti::{Function, MessageClass};
+use crate::message::sensitive::NEVER_ECHOED;
 use crate::message::{Message, Mti, Spec};
 
 /// Fields an acquirer gets back exactly as it sent them.
 const RESTORED: &[u16] = &[7, 11, 12, 13, 32, 37, 41, 42];
-/// Request fields never echoed in a response the switch makes itself.
-const NOT_ECHOED: &[u16] = &[35, 36, 45, 52, 55];
 /// Request keys remembered for duplicate detection at most (about 400 bytes
 /// each with the response kept).
 const DUPLICATE_KEYS_MAX: usize = 200_000;
@@ -88,19 +87,6 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-fn today() -> (i64, u32, u32) {
-    let days = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() / 86_400);
-    civil_from_days(days as i64)
-}
-
-fn day_number() -> u32 {
-    SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| (d.as_secs() / 86_400) as u32)
-}
-
 /// The PAN of a request: DE2, or the part of DE35 before the separator.
 fn pan_of(msg: &Message) -> Option<Bytes> {
     if let Some(pan) = msg.get(2) {
@@ -128,7 +114,7 @@ pub fn malfunction(response: &Message) -> Message {
 pub fn local_response(request: &Message, code: &str) -> Option<Message> {
     let mut resp = request.clone();
     resp.set_mti(request.mti().response()?);
-    for &f in NOT_ECHOED {
+    for &f in NEVER_ECHOED {
         resp.remove(f);
     }
     let _ = resp.set_str(39, code);
@@ -167,11 +153,6 @@ impl Switch {
             .read()
             .unwrap_or_else(|e| e.into_inner())
             .clone()
-    }
-
-    /// Messages waiting in store-and-forward.
-    pub fn saf_depth(&self) -> usize {
-        lock(&self.saf).depth()
     }
 
     /// Handles one message from an acquirer: the response as sent in the
@@ -220,10 +201,15 @@ impl Switch {
     }
 
     async fn deduplicated(&self, acq: &Acquirer, request: Message, advice: bool) -> Bytes {
-        let Some(key) = key_of(&acq.name, &request) else {
+        let seen = {
+            let mut cache = lock(&self.duplicates);
+            cache
+                .key(&acq.name, &request)
+                .map(|key| (key, cache.check(key, Instant::now())))
+        };
+        let Some((key, seen)) = seen else {
             return self.finish(acq, &self.reject(&request, Outcome::FormatError), true);
         };
-        let seen = lock(&self.duplicates).check(&key, Instant::now());
         match seen {
             Seen::New => {}
             Seen::Answered(resp) => {
@@ -248,7 +234,7 @@ impl Switch {
             self.forward(acq, &request).await
         };
         let bytes = self.finish(acq, &response, true);
-        lock(&self.duplicates).complete(&key, &bytes);
+        lock(&self.duplicates).complete(key, &bytes);
         bytes
     }
 
@@ -282,7 +268,7 @@ impl Switch {
             RouteDecision::Decline { .. } => return Err(Outcome::NoSuchIssuer),
         };
         let target = &self.issuers[issuer];
-        let mut out = translate(&acq.spec, &target.spec, request, today());
+        let mut out = translate(&acq.spec, &target.spec, request, SystemTime::now());
         if !out.dropped.is_empty() {
             debug!(issuer = %target.name, dropped = ?out.dropped, "fields the issuer's dialect cannot carry");
         }
@@ -336,7 +322,7 @@ impl Switch {
         resp: &Message,
     ) -> Message {
         let target = &self.issuers[issuer];
-        let mut out = translate(&target.spec, &acq.spec, resp, today()).message;
+        let mut out = translate(&target.spec, &acq.spec, resp, SystemTime::now()).message;
         if let Some(mti) = request.mti().response() {
             out.set_mti(mti);
         }
@@ -368,8 +354,13 @@ impl Switch {
         ) && request.mti().function() == Function::Request;
         if let (Some(stip), true) = (&target.stand_in, is_purchase) {
             let amount = request.get_u64(4).unwrap_or(u64::MAX);
-            let approved =
-                pan_of(request).is_some_and(|pan| lock(stip).approve(&pan, amount, day_number()));
+            let approved = pan_of(request).is_some_and(|pan| {
+                lock(stip).approve(
+                    &pan,
+                    amount,
+                    netmgmt::days_since_epoch(SystemTime::now()) as u32,
+                )
+            });
             if approved {
                 Stats::add(&self.stats.stood_in);
                 let n = self.auth_counter.fetch_add(1, Ordering::Relaxed) % 100_000;
@@ -461,7 +452,7 @@ impl Switch {
         let target = &self.issuers[issuer];
         let mut advice = request.clone();
         advice.set_mti("0120".parse().expect("constant MTI"));
-        for &f in NOT_ECHOED {
+        for &f in NEVER_ECHOED {
             advice.remove(f);
         }
         for n in [38, 39] {
@@ -469,7 +460,7 @@ impl Switch {
                 let _ = advice.set(n, v.clone());
             }
         }
-        let mut out = translate(&acq.spec, &target.spec, &advice, today()).message;
+        let mut out = translate(&acq.spec, &target.spec, &advice, SystemTime::now()).message;
         let _ = out.set(33, self.institution_id.clone());
         let _ = out.set_num(11, u64::from(target.link.next_stan()), 6);
         self.queue(SafKind::StandInAdvice, issuer, out);

@@ -17,9 +17,12 @@
 //! - DE39: two-character response codes <-> three-digit action codes.
 //! - DE43: fixed 40 (1987) <-> LL..99 (1993): padded or cut to 40.
 
+use std::time::SystemTime;
+
 use bytes::Bytes;
 
 use super::response_codes::{from_action_code, to_action_code};
+use crate::link::netmgmt::utc_date;
 use crate::message::mti::MessageClass;
 use crate::message::{Message, Spec};
 
@@ -35,9 +38,9 @@ const VERSION_SPECIFIC: &[u16] = &[
     12, 13, 18, 22, 24, 25, 26, 30, 39, 43, 44, 53, 54, 56, 90, 95,
 ];
 
-/// Translates `msg` from `from`'s dialect to `to`'s. `today` is
-/// (year, month, day) for the 1987 -> 1993 date mapping.
-pub fn translate(from: &Spec, to: &Spec, msg: &Message, today: (i64, u32, u32)) -> Translated {
+/// Translates `msg` from `from`'s dialect to `to`'s. `now` gives the year
+/// for the 1987 -> 1993 date mapping.
+pub fn translate(from: &Spec, to: &Spec, msg: &Message, now: SystemTime) -> Translated {
     let from_v = from.version.digit();
     let to_v = to.version.digit();
     let mut out = Message::new(msg.mti().with_version(to_v));
@@ -59,7 +62,7 @@ pub fn translate(from: &Spec, to: &Spec, msg: &Message, today: (i64, u32, u32)) 
     }
     if cross {
         if from_v == 0 {
-            to_1993(msg, &mut out, today, to, &mut dropped);
+            to_1993(msg, &mut out, now, to, &mut dropped);
         } else {
             to_1987(msg, &mut out, to, &mut dropped);
         }
@@ -82,15 +85,9 @@ fn put_checked(to: &Spec, out: &mut Message, n: u16, value: Bytes, dropped: &mut
     dropped.push(n);
 }
 
-fn to_1993(
-    msg: &Message,
-    out: &mut Message,
-    today: (i64, u32, u32),
-    to: &Spec,
-    dropped: &mut Vec<u16>,
-) {
+fn to_1993(msg: &Message, out: &mut Message, now: SystemTime, to: &Spec, dropped: &mut Vec<u16>) {
     if let (Some(time), Some(date)) = (msg.get_str(12), msg.get_str(13)) {
-        let yy = today.0.rem_euclid(100);
+        let yy = utc_date(now).0.rem_euclid(100);
         put_checked(
             to,
             out,
@@ -218,11 +215,15 @@ mod tests {
         m
     }
 
+    fn nov_23_2026() -> SystemTime {
+        SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(20_780 * 86_400)
+    }
+
     #[test]
     fn binary_and_ascii_1987_carry_every_field() {
         let bin = Spec::resolve("iso87-binary").expect("spec");
         let ascii = Spec::resolve("iso87-ascii").expect("spec");
-        let t = translate(&bin, &ascii, &auth87(), (2026, 11, 23));
+        let t = translate(&bin, &ascii, &auth87(), nov_23_2026());
         assert!(t.dropped.is_empty(), "{:?}", t.dropped);
         assert_eq!(t.message, auth87());
     }
@@ -231,7 +232,7 @@ mod tests {
     fn from_1987_to_1993_and_back() {
         let v87 = Spec::resolve("iso87-ascii").expect("spec");
         let v93 = Spec::resolve("iso93-ascii").expect("spec");
-        let t = translate(&v87, &v93, &auth87(), (2026, 11, 23));
+        let t = translate(&v87, &v93, &auth87(), nov_23_2026());
         let m = &t.message;
         assert_eq!(m.mti().to_string(), "1100");
         assert_eq!(m.get_str(12), Some("261123143005"));
@@ -244,7 +245,7 @@ mod tests {
         let mut resp = m.clone();
         resp.set_mti("1110".parse().expect("mti"));
         resp.set_str(39, "116").expect("set");
-        let back = translate(&v93, &v87, &resp, (2026, 11, 23)).message;
+        let back = translate(&v93, &v87, &resp, nov_23_2026()).message;
         assert_eq!(back.mti().to_string(), "0110");
         assert_eq!(back.get_str(39), Some("51"));
         assert_eq!(back.get_str(12), Some("143005"));

@@ -55,17 +55,10 @@ pub fn run(args: &[&str]) -> (i32, String, String) {
 }
 
 /// Starts `cardswitch ARGS` and reads `count` "... listening on ADDR" lines.
+/// Its logs are drained (printed when CARDSWITCH_TEST_LOGS is set).
 pub fn start_listening_n(args: &[&str], count: usize) -> (Running, Vec<String>) {
-    let mut child = Command::new(BIN)
-        .args(args)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn cardswitch");
-    let stdout = child.stdout.take().expect("stdout");
+    let mut child = spawn_with(args, Stdio::piped(), &[]);
     let stderr = child.stderr.take().expect("stderr");
-    // Keep the child's stderr drained (and available when a test fails).
     std::thread::spawn(move || {
         let mut log = String::new();
         let mut r = BufReader::new(stderr);
@@ -74,6 +67,35 @@ pub fn start_listening_n(args: &[&str], count: usize) -> (Running, Vec<String>) 
             eprintln!("{log}");
         }
     });
+    read_addresses(child, count)
+}
+
+/// Like [`start_listening_n`], with the child's logs written to `log` and
+/// extra environment variables set.
+pub fn start_logged(
+    args: &[&str],
+    count: usize,
+    log: &std::path::Path,
+    env: &[(&str, &str)],
+) -> (Running, Vec<String>) {
+    let file = std::fs::File::create(log).expect("log file");
+    read_addresses(spawn_with(args, Stdio::from(file), env), count)
+}
+
+fn spawn_with(args: &[&str], stderr: Stdio, env: &[(&str, &str)]) -> Child {
+    Command::new(BIN)
+        .args(args)
+        .envs(env.iter().copied())
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(stderr)
+        .spawn()
+        .expect("spawn cardswitch")
+}
+
+/// Reads `count` "... listening on ADDR" lines, then keeps stdout drained.
+fn read_addresses(mut child: Child, count: usize) -> (Running, Vec<String>) {
+    let stdout = child.stdout.take().expect("stdout");
     let mut reader = BufReader::new(stdout);
     let mut addrs = Vec::new();
     for _ in 0..count {
@@ -82,10 +104,8 @@ pub fn start_listening_n(args: &[&str], count: usize) -> (Running, Vec<String>) 
         let addr = line
             .split("listening on ")
             .nth(1)
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .trim()
-            .to_string();
-        addrs.push(addr);
+            .unwrap_or_else(|| panic!("no address in {line:?}"));
+        addrs.push(addr.trim().to_string());
     }
     std::thread::spawn(move || {
         let mut sink = String::new();
@@ -117,41 +137,16 @@ pub fn wait_until(what: &str, limit: Duration, mut cond: impl FnMut() -> bool) {
     panic!("timed out waiting for: {what}");
 }
 
-/// Like [`start_listening_n`], with the child's stderr (its logs) written
-/// to `log` and extra environment variables set.
-pub fn start_logged(
-    args: &[&str],
-    count: usize,
-    log: &std::path::Path,
-    env: &[(&str, &str)],
-) -> (Running, Vec<String>) {
-    let file = std::fs::File::create(log).expect("log file");
-    let mut child = Command::new(BIN)
-        .args(args)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::from(file))
-        .spawn()
-        .expect("spawn cardswitch");
-    let stdout = child.stdout.take().expect("stdout");
-    let mut reader = BufReader::new(stdout);
-    let mut addrs = Vec::new();
-    for _ in 0..count {
-        let mut line = String::new();
-        reader.read_line(&mut line).expect("read line");
-        let addr = line
-            .split("listening on ")
-            .nth(1)
-            .unwrap_or_else(|| panic!("no address in {line:?}"));
-        addrs.push(addr.trim().to_string());
-    }
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        while reader.read_line(&mut sink).unwrap_or(0) > 0 {
-            sink.clear();
-        }
-    });
-    let addr = addrs.first().cloned().unwrap_or_default();
-    (Running { child, addr }, addrs)
+/// A plain HTTP GET (for the Prometheus endpoint): the whole response.
+pub fn http_get(addr: &str, path: &str) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(addr).expect("connect metrics");
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
+    )
+    .expect("write");
+    let mut body = String::new();
+    s.read_to_string(&mut body).expect("read");
+    body
 }
