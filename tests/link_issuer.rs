@@ -173,3 +173,64 @@ async fn failing_echoes_mark_the_link_down_until_they_recover() {
         .expect("answer once up");
     shutdown.cancel();
 }
+
+/// An issuer's own echo is answered by the link (0810, DE39 00), the link
+/// signs on (DE70 001) when configured, and signs off (002) on shutdown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn incoming_echoes_are_answered_and_the_link_signs_on_and_off() {
+    use cardswitch::link::connection;
+    let spec = Spec::resolve("iso87-ascii").expect("spec");
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let mut settings = EndpointSettings::new("issuer-c", &addr, codec(), spec.clone());
+    settings.sign_on = true;
+    settings.echo_interval = None;
+    let shutdown = CancellationToken::new();
+    let link = IssuerLink::start(settings, shutdown.clone());
+
+    let (stream, _) = listener.accept().await.expect("accept");
+    let (mut reader, sender, _w) = connection::open(stream, codec());
+    let sign_on = read_message(&mut reader, &spec).await;
+    assert_eq!(
+        (sign_on.mti().to_string().as_str(), sign_on.get_str(70)),
+        ("0800", Some("001"))
+    );
+    let answer = netmgmt::answer(&sign_on).expect("answer");
+    sender
+        .send(Frame::new(spec.build(&answer).expect("build")))
+        .await
+        .expect("send");
+    wait_for("up after sign-on", || link.up_connections() == 1).await;
+
+    // The issuer echoes the switch: the link answers by itself.
+    let echo = netmgmt::request(0, netmgmt::ECHO, 777_777, std::time::SystemTime::now());
+    sender
+        .send(Frame::new(spec.build(&echo).expect("build")))
+        .await
+        .expect("send");
+    let reply = read_message(&mut reader, &spec).await;
+    assert_eq!(reply.mti().to_string(), "0810");
+    assert_eq!(
+        (reply.get_str(11), reply.get_str(39)),
+        (Some("777777"), Some("00"))
+    );
+
+    shutdown.cancel();
+    let sign_off = read_message(&mut reader, &spec).await;
+    assert_eq!(
+        (sign_off.mti().to_string().as_str(), sign_off.get_str(70)),
+        ("0800", Some("002"))
+    );
+}
+
+async fn read_message<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut cardswitch::link::connection::FrameReader<R>,
+    spec: &Spec,
+) -> Message {
+    let frame = tokio::time::timeout(Duration::from_secs(5), reader.next())
+        .await
+        .expect("in time")
+        .expect("read")
+        .expect("a frame");
+    spec.parse(&frame.message).expect("parse")
+}

@@ -551,3 +551,41 @@ fn no_card_data_in_any_log_line_even_at_debug_level() {
     }
     let _ = std::fs::remove_dir_all(dir);
 }
+
+/// The switch's Prometheus endpoint reports per-link round-trip latency and
+/// traffic, labelled by link name only.
+#[test]
+fn metrics_report_round_trips_per_issuer_link() {
+    let dir = temp_dir("switch-metrics");
+    let a = sim(&dir, "a", "iso87-ascii", &[]);
+    let b = sim(&dir, "b", "iso93-ascii", &[]);
+    let metrics = free_addr();
+    let path = write_config(&dir, &a.proc.addr, &b.proc.addr, "");
+    let text = std::fs::read_to_string(&path).expect("config");
+    let text = text.replacen(
+        "institution_id = \"99000000001\"",
+        &format!("institution_id = \"99000000001\"\nmetrics = \"{metrics}\""),
+        1,
+    );
+    std::fs::write(&path, text).expect("config");
+    let p = path.display().to_string();
+    let (_sw, addrs) = start_listening_n(&["run", "--config", &p], 2);
+    let r = send(
+        &addrs[0],
+        "iso87-binary",
+        BINARY,
+        &[auth("0100", pan_a(), "000951", 1_000)],
+    );
+    assert_eq!(r[0]["fields"]["39"], "00");
+    let page = support::process::http_get(&metrics, "/metrics");
+    assert!(
+        page.contains("cardswitch_link_round_trip_seconds_count{link=\"issuer-a\"} 1"),
+        "{page}"
+    );
+    assert!(
+        page.contains("cardswitch_link_frames_in_total{link=\"pos-binary\"}"),
+        "{page}"
+    );
+    assert!(!page.contains(pan_a()), "metrics hold a PAN");
+    let _ = std::fs::remove_dir_all(dir);
+}
