@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod cli;
+pub mod journal;
 pub mod link;
 pub mod message;
 pub mod sim;

@@ -5,6 +5,7 @@
 pub mod config;
 pub mod duplicates;
 pub mod engine;
+pub mod hooks;
 pub mod response_codes;
 pub mod routing;
 pub mod saf;

@@ -1,0 +1,7 @@
+//! The durable transaction journal: every exchange recorded before it
+//! matters (a request before it is forwarded, an advice before it is
+//! acknowledged), the store-and-forward queue kept across restarts, and
+//! card data sealed at rest. SQLite by default, behind [`store::JournalStore`].
+
+pub mod crypto;
+pub mod schema;
