@@ -139,7 +139,7 @@ fn luhn_ok(digits: &[u8]) -> bool {
             }
         })
         .sum();
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 /// Full PANs of the test's BIN in `bytes`: as ASCII digits or packed BCD.
