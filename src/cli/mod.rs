@@ -4,6 +4,7 @@ mod decode;
 mod demo;
 mod encode;
 mod issuer_sim;
+mod journal;
 mod link_args;
 pub mod load;
 mod observe;
@@ -39,6 +40,8 @@ enum Command {
     IssuerSim(issuer_sim::IssuerSimArgs),
     /// Load generator: many simulated terminals, every response checked.
     Load(load::LoadArgs),
+    /// Search and show the transaction journal, export it, back it up.
+    Journal(journal::JournalArgs),
     /// Send messages to a host and print the responses.
     Send(send::SendArgs),
     /// List the shipped message specifications.
@@ -56,6 +59,7 @@ pub fn main() -> ExitCode {
         Command::Relay(args) => relay::run(&args),
         Command::IssuerSim(args) => issuer_sim::run(&args),
         Command::Send(args) => send::run(&args),
+        Command::Journal(args) => journal::run(&args),
         Command::Load(args) => load::run(&args),
         Command::Specs => list_specs(),
     };

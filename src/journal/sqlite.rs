@@ -42,9 +42,8 @@ pub fn open_connection(path: &Path) -> Result<Connection, JournalError> {
     Ok(conn)
 }
 
-/// Checks that `keys` are the keys this journal was sealed with, and
-/// records the check values of keys not seen before.
-pub fn verify_keys(conn: &Connection, keys: &Keyring) -> Result<(), JournalError> {
+/// Checks that `keys` are the keys this journal was sealed with.
+pub fn check_keys(conn: &Connection, keys: &Keyring) -> Result<(), JournalError> {
     let mut stmt = conn
         .prepare("SELECT key_id, check_value FROM key_checks")
         .map_err(JournalError::sql("reading key checks"))?;
@@ -59,6 +58,12 @@ pub fn verify_keys(conn: &Connection, keys: &Keyring) -> Result<(), JournalError
             Some(_) => {}
         }
     }
+    Ok(())
+}
+
+/// Checks the keys, then records the check values of keys not seen before.
+pub fn verify_keys(conn: &Connection, keys: &Keyring) -> Result<(), JournalError> {
+    check_keys(conn, keys)?;
     for id in keys.key_ids() {
         if let Some(v) = keys.check_value(&id) {
             conn.execute(

@@ -199,6 +199,13 @@ impl Switch {
         self
     }
 
+    /// How long one store-and-forward attempt waits for its answer.
+    pub fn with_saf_response_wait(mut self, wait: Duration) -> Switch {
+        assert!(!wait.is_zero(), "a delivery attempt waits for its answer");
+        self.saf_response_wait = wait;
+        self
+    }
+
     /// Consults the acquirer's rules (terminals, batch close).
     pub fn with_rules(mut self, rules: Arc<dyn AcquirerRules>) -> Switch {
         self.rules = Some(rules);

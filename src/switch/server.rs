@@ -155,7 +155,8 @@ pub async fn start_with_rules(
         config.switch.saf.policy,
         config.switch.saf.queue_max,
         config.switch.duplicate_window,
-    );
+    )
+    .with_saf_response_wait(config.switch.saf.response_wait);
     if let Some(rules) = rules {
         switch = switch.with_rules(rules);
     }
