@@ -178,19 +178,10 @@ fn filter(
 fn print_table(rows: &[TxnView], out: &mut impl Write) -> std::io::Result<()> {
     writeln!(
         out,
-        "{:>8} {:<24} {:<4} {:<19} {:>12} {:<6} {:<12} {:<8} {:<3} {:<10} {}",
-        "id",
-        "received",
-        "mti",
-        "pan",
-        "amount",
-        "stan",
-        "rrn",
-        "terminal",
-        "rc",
-        "outcome",
-        "state"
+        "{:>8} {:<24} {:<4} {:<19} {:>12} {:<6} {:<12} {:<8} {:<3} {:<10} state",
+        "id", "received", "mti", "pan", "amount", "stan", "rrn", "terminal", "rc", "outcome"
     )?;
+
     for t in rows {
         let o = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
         writeln!(

@@ -202,7 +202,9 @@ pub fn life(conn: &Connection, id: i64) -> Result<Option<(TxnView, Vec<LifeEvent
     let mut stmt = conn
         .prepare("SELECT id, kind, issuer, queued_at_ms, attempts, state, done_at_ms FROM saf WHERE txn_id = ?1")
         .map_err(JournalError::sql("reading the queue"))?;
-    let queued: Vec<(i64, String, String, i64, i64, String, Option<i64>)> = stmt
+    /// id, kind, issuer, queued at, attempts, state, done at.
+    type SafRow = (i64, String, String, i64, i64, String, Option<i64>);
+    let queued: Vec<SafRow> = stmt
         .query_map([id], |r| {
             Ok((
                 r.get(0)?,
