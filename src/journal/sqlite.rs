@@ -357,3 +357,133 @@ impl JournalStore for SqliteJournal {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::record::{Accepted, Answered, Forwarded, SafQueued};
+
+    fn keys(id: &str, byte: u8) -> Arc<Keyring> {
+        Arc::new(Keyring::from_env_value(&format!("{id}:{}", hex::encode([byte; 32]))).unwrap())
+    }
+
+    fn accepted(id: u64, forwarded: bool) -> Record {
+        Record::Accepted(Box::new(Accepted {
+            id,
+            received_at_ms: 1,
+            acquirer: "pos".into(),
+            request_mti: "0100".into(),
+            rrn: Some(format!("{id:012}")),
+            pan: Some(Zeroizing::new(b"4761739001010119".to_vec())),
+            route: forwarded.then(|| Forwarded {
+                issuer: "a".into(),
+                issuer_stan: "000001".into(),
+                message: Zeroizing::new(b"0100 as forwarded".to_vec()),
+            }),
+            ..Accepted::default()
+        }))
+    }
+
+    fn answered(id: u64) -> Record {
+        Record::Answered(Answered {
+            id,
+            response_code: Some("00".into()),
+            outcome: "approved",
+            sent_at_ms: 2,
+            ..Answered::default()
+        })
+    }
+
+    #[test]
+    fn recovery_finds_open_requests_and_pending_entries_across_key_rotation() {
+        let dir = std::env::temp_dir().join(format!("cardswitch-sqlite-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.db");
+        {
+            let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
+            j.append(&[
+                accepted(1, true),
+                accepted(2, true),
+                answered(2),
+                accepted(3, false),
+            ])
+            .unwrap();
+            j.append(&[
+                Record::SafQueued(SafQueued {
+                    id: 7,
+                    txn_id: Some(1),
+                    kind: "timeout_reversal",
+                    issuer: "a".into(),
+                    message: Zeroizing::new(b"0420".to_vec()),
+                    queued_at_ms: 3,
+                }),
+                Record::SafQueued(SafQueued {
+                    id: 8,
+                    txn_id: None,
+                    kind: "acquirer_advice",
+                    issuer: "a".into(),
+                    message: Zeroizing::new(b"0220".to_vec()),
+                    queued_at_ms: 3,
+                }),
+                accepted(4, true),
+            ])
+            .unwrap();
+            let r = j.recover().unwrap();
+            assert_eq!((r.next_txn_id, r.next_saf_id), (5, 9));
+            // 1 has its reversal queued, 2 was answered, 3 never forwarded.
+            let open: Vec<u64> = r.unfinished.iter().map(|u| u.txn_id).collect();
+            assert_eq!(open, [4]);
+            assert_eq!(&r.unfinished[0].message[..], b"0100 as forwarded");
+            let pending: Vec<u64> = r.pending_saf.iter().map(|p| p.id).collect();
+            assert_eq!(pending, [7, 8]);
+            j.append(&[Record::SafDone {
+                id: 7,
+                delivered: true,
+                attempts: 2,
+                at_ms: 4,
+            }])
+            .unwrap();
+            let state: String = j
+                .conn
+                .query_row("SELECT state FROM transactions WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(state, "reversed");
+        }
+        // A rotated key file opens the old rows; a wrong key is refused.
+        let rotated = Arc::new(
+            Keyring::new(
+                [
+                    ("k1".to_string(), Zeroizing::new([1u8; 32])),
+                    ("k2".to_string(), Zeroizing::new([2u8; 32])),
+                ]
+                .into_iter()
+                .collect(),
+                "k2",
+                "k1",
+            )
+            .unwrap(),
+        );
+        let mut j = SqliteJournal::open(&path, rotated).unwrap();
+        let r = j.recover().unwrap();
+        assert_eq!(r.pending_saf.len(), 1);
+        assert_eq!(&r.pending_saf[0].message[..], b"0220");
+        drop(j);
+        assert!(matches!(
+            SqliteJournal::open(&path, keys("k1", 9)).err(),
+            Some(JournalError::Crypto(CryptoError::WrongKey(id))) if id == "k1"
+        ));
+        assert!(matches!(
+            SqliteJournal::open(&path, keys("k3", 1)).err(),
+            Some(JournalError::Crypto(CryptoError::UnknownKey(_)))
+        ));
+        // Nothing in the files holds the PAN in the clear.
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(!bytes.windows(16).any(|w| w == b"4761739001010119"));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+}
