@@ -76,6 +76,10 @@ issuer = "issuer-a"
 [[route]]
 bin_range = { from = "545400", to = "545499" }
 issuer = "issuer-b"
+
+[journal]
+path = "journal.db"
+key_file = "journal-keys.toml"
 "#;
 
 /// Child processes, stopped with SIGTERM (then killed) when dropped.
@@ -167,6 +171,12 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         ],
         &dir.join("issuer-b.log"),
     )?;
+    // A fresh key for the demo's journal (kept beside it in the demo's
+    // directory; a real deployment keeps keys away from the database).
+    let keys =
+        crate::journal::crypto::Keyring::generate_file_text("demo").map_err(CliError::Input)?;
+    std::fs::write(dir.join("journal-keys.toml"), keys.as_bytes())
+        .map_err(|e| CliError::Input(e.to_string()))?;
     let config = dir.join("switch.toml");
     std::fs::write(
         &config,
@@ -182,7 +192,11 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     println!(
         "cardswitch demo: switch on {switch} (iso87-binary + TPDU), issuer-a on {a} (iso87-ascii, BIN 476173), issuer-b on {b} (iso93-ascii, BINs 545400-545499)"
     );
-    println!("logs and configuration in {}; Ctrl-C stops", dir.display());
+    println!(
+        "logs, configuration and journal in {}; Ctrl-C stops; afterwards: cardswitch journal search --config {}",
+        dir.display(),
+        config.display()
+    );
 
     let load = LoadArgs {
         target: switch,
