@@ -419,3 +419,76 @@ fn a_missing_or_wrong_key_stops_start_up() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn an_acknowledged_advice_survives_a_kill_and_reaches_its_issuer() {
+    let dir = temp_dir("journal-advice");
+    // The issuer is down while the advice comes in.
+    let issuer_addr = support::process::free_addr();
+    let config = write_config(&dir, &issuer_addr);
+    let mut switch = start_switch(&dir, &config, 0);
+    let advice = serde_json::json!({"mti": "0220", "fields": {
+        "2": "4761739001010119", "3": "000000", "4": "000000004200", "7": "1123143005",
+        "11": "004711", "12": "143005", "13": "1123", "22": "051", "32": "1234567",
+        "37": "ADVICE004711", "38": "A1B2C3", "39": "00", "41": "TERM0001",
+        "42": "MERCHANT0000001", "49": "978"
+    }});
+    let mut enc = Command::new(BIN)
+        .args(["encode", "--spec", "iso87-ascii"])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("encode");
+    std::io::Write::write_all(
+        &mut enc.stdin.take().expect("stdin"),
+        advice.to_string().as_bytes(),
+    )
+    .expect("write");
+    let hex = String::from_utf8(enc.wait_with_output().expect("encode").stdout).expect("hex");
+    let (code, out, err) = support::process::run(&[
+        "send",
+        "--json",
+        "--timeout-s",
+        "5",
+        "--target",
+        &switch.addr,
+        "--spec",
+        "iso87-ascii",
+        "--framing",
+        "ascii4",
+        hex.trim(),
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let answer: Value = serde_json::from_str(out.lines().next().expect("answer")).expect("json");
+    assert_eq!(answer["mti"], "0230");
+    assert_eq!(answer["fields"]["39"], "00", "acknowledged at once");
+    // Killed before it could deliver: the advice is only in the journal.
+    sigkill(&mut switch);
+    let record = dir.join("issuer.jsonl");
+    let mut issuer = start_listening(&[
+        "issuer-sim",
+        "--listen",
+        &issuer_addr,
+        "--spec",
+        "iso87-ascii",
+        "--record",
+        &record.display().to_string(),
+    ]);
+    let mut switch = start_switch(&dir, &config, 1);
+    let db = dir.join("journal.db");
+    wait_until(
+        "the advice to be delivered",
+        Duration::from_secs(30),
+        || open_work(&db) == (0, 0),
+    );
+    assert!(switch.terminate(Duration::from_secs(10)).is_some());
+    assert!(issuer.terminate(Duration::from_secs(10)).is_some());
+    let delivered: Vec<Value> = read_lines(&record)
+        .into_iter()
+        .filter(|l| field(l, "rrn") == "ADVICE004711")
+        .collect();
+    assert_eq!(delivered.len(), 1, "delivered once: {delivered:?}");
+    assert!(matches!(field(&delivered[0], "mti"), "0220" | "0221"));
+    assert_eq!(field(&delivered[0], "amount"), "000000004200");
+    let _ = std::fs::remove_dir_all(&dir);
+}
