@@ -561,15 +561,15 @@ impl Switch {
                 .stand_in_or_decline(acq, issuer, request, txn_id, "declined")
                 .await;
         }
-        let route = Forwarded {
+        let route = self.journal.is_some().then(|| Forwarded {
             issuer: target.name.clone(),
             issuer_stan: text(&outgoing, 11).unwrap_or_default(),
             message: without_sad(&target.spec, &outgoing),
-        };
+        });
         // Durable before forwarded: after a crash, the journal knows this
         // request may have reached the issuer and reverses it.
         if let Err(e) = self
-            .journal_accept(acq, request, txn_id, Some(route), true)
+            .journal_accept(acq, request, txn_id, route, true)
             .await
         {
             warn!(error = %e, "journal unavailable: not forwarding");
