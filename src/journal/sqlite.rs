@@ -21,6 +21,57 @@ pub const SEAL_MESSAGE: &[u8] = b"message";
 pub struct SqliteJournal {
     conn: Connection,
     keys: Arc<Keyring>,
+    /// Stops the checkpoint thread when the journal is dropped.
+    _checkpointer: Option<Checkpointer>,
+}
+
+/// How often the WAL is copied back into the database.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Checkpoints the WAL on its own thread and connection, so the writer's
+/// commits never wait for the database file's own writes and fsyncs
+/// (SQLite's automatic checkpoint would run inside a commit).
+struct Checkpointer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, JournalError> {
+        let conn = open_connection(path)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("journal-checkpoint".into())
+            .spawn(move || {
+                use std::sync::atomic::Ordering;
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(CHECKPOINT_INTERVAL);
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "journal checkpoint failed");
+                    }
+                }
+            })
+            .map_err(|e| JournalError::Open {
+                path: path.display().to_string(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 /// Opens a database with the journal's settings (also for readers).
@@ -83,7 +134,14 @@ impl SqliteJournal {
         let mut conn = open_connection(path)?;
         migrate(&mut conn, "journal", JOURNAL_MIGRATIONS)?;
         verify_keys(&conn, &keys)?;
-        Ok(SqliteJournal { conn, keys })
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(JournalError::sql("turning off in-commit checkpoints"))?;
+        let checkpointer = Some(Checkpointer::start(path)?);
+        Ok(SqliteJournal {
+            conn,
+            keys,
+            _checkpointer: checkpointer,
+        })
     }
 
     fn insert_accepted(&self, a: &Accepted) -> Result<(), JournalError> {

@@ -568,10 +568,7 @@ impl Switch {
         });
         // Durable before forwarded: after a crash, the journal knows this
         // request may have reached the issuer and reverses it.
-        if let Err(e) = self
-            .journal_accept(acq, request, txn_id, route, true)
-            .await
-        {
+        if let Err(e) = self.journal_accept(acq, request, txn_id, route, true).await {
             warn!(error = %e, "journal unavailable: not forwarding");
             return Decided::local(self.reject(request, Outcome::SystemMalfunction), "rejected");
         }
