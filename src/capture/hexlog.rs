@@ -161,7 +161,7 @@ fn decode_hex(text: &str, line: u64, column: usize) -> Result<Vec<u8>, HexLineEr
             found: c,
         });
     }
-    if text.len() % 2 != 0 {
+    if !text.len().is_multiple_of(2) {
         return Err(HexLineError::OddLength {
             line,
             column,
