@@ -6,5 +6,7 @@ pub mod hexlog;
 pub mod jsonl;
 pub mod mask;
 pub mod pcap_read;
+pub mod pcap_write;
 pub mod record;
+pub mod sink;
 pub mod tcp;

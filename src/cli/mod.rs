@@ -1,5 +1,6 @@
 //! The `cardswitch` command line: one binary, one subcommand per job.
 
+mod capture_args;
 mod decode;
 mod demo;
 mod encode;
