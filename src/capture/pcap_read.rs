@@ -58,9 +58,10 @@ pub fn is_pcap(data: &[u8]) -> bool {
     )
 }
 
-/// Reads the TCP streams of a pcap or pcapng file into frames.
-pub fn read(data: &[u8], framing: &Framing) -> Capture {
-    let mut r = Reassembler::new(framing.clone());
+/// Reads the TCP streams of a pcap or pcapng file into frames; with
+/// `server`, only the connections to that `ip:port`.
+pub fn read(data: &[u8], framing: &Framing, server: Option<&str>) -> Capture {
+    let mut r = Reassembler::new(framing.clone()).only_server(server);
     let result = match data.get(..4) {
         Some([0x0a, 0x0d, 0x0d, 0x0a]) => read_pcapng(data, &mut r),
         _ if is_pcap(data) => read_pcap(data, &mut r),
@@ -313,12 +314,12 @@ mod tests {
     #[test]
     fn not_a_pcap_and_cut_headers_are_errors() {
         let framing = Framing::new(crate::link::framing::LengthHeader::Binary2);
-        let c = read(b"hello world", &framing);
+        let c = read(b"hello world", &framing, None);
         assert_eq!(
             c.problems,
             vec!["byte 0: not a pcap or pcapng file (starts with 68656c6c)"]
         );
-        let c = read(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0], &framing);
+        let c = read(&[0xd4, 0xc3, 0xb2, 0xa1, 2, 0], &framing, None);
         assert!(
             c.problems[0].starts_with("byte 0: bad pcap file header"),
             "{:?}",

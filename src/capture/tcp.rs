@@ -113,6 +113,8 @@ pub struct Reassembler {
     connections: HashMap<(SocketAddr, SocketAddr), Connection>,
     capture: Capture,
     full: bool,
+    /// Only connections whose server is this `ip:port`, when given.
+    server_filter: Option<String>,
 }
 
 fn key(a: SocketAddr, b: SocketAddr) -> (SocketAddr, SocketAddr) {
@@ -131,7 +133,14 @@ impl Reassembler {
             connections: HashMap::new(),
             capture: Capture::default(),
             full: false,
+            server_filter: None,
         }
+    }
+
+    /// Keeps only the connections whose server is `server` (`ip:port`).
+    pub fn only_server(mut self, server: Option<&str>) -> Reassembler {
+        self.server_filter = server.map(str::to_string);
+        self
     }
 
     /// A problem found outside the streams (a packet that is not TCP/IP...).
@@ -162,6 +171,13 @@ impl Reassembler {
                 _ if seg.src.port() < seg.dst.port() => seg.src,
                 _ => seg.dst,
             };
+            if self
+                .server_filter
+                .as_ref()
+                .is_some_and(|f| *f != server.to_string())
+            {
+                return;
+            }
             let half = || Half {
                 next_seq: None,
                 buf: BytesMut::new(),

@@ -9,6 +9,7 @@ mod link_args;
 pub mod load;
 mod observe;
 mod relay;
+mod replay;
 mod run;
 mod send;
 
@@ -42,6 +43,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Send messages to a host and print the responses.
     Send(send::SendArgs),
+    /// Replay a capture against a switch or issuer and diff the responses.
+    Replay(replay::ReplayArgs),
     /// List the shipped message specifications.
     Specs,
 }
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::Relay(args) => relay::run(&args),
         Command::IssuerSim(args) => issuer_sim::run(&args),
         Command::Send(args) => send::run(&args),
+        Command::Replay(args) => replay::run(&args),
         Command::Load(args) => load::run(&args),
         Command::Specs => list_specs(),
     };
