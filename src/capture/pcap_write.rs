@@ -4,7 +4,7 @@
 //! each direction, segments of at most 1460 bytes.
 //!
 //! Addresses are made up: the server of the N-th link seen (1-based) is
-//! `10.0.0.N:8583` (10.0.N/250.N%250 past 250 links), its clients are
+//! `10.0.0.N:8583` (`10.0.N/250.N%250` past 249 links), its clients are
 //! `10.1.x.y` with a port per connection. So a dissector is pointed at
 //! `tcp.port==8583`, and the reader's link names are `10.0.0.N:8583`.
 
@@ -79,7 +79,7 @@ impl<W: Write> PcapFrameWriter<W> {
     ) -> Result<(), PcapWriteError> {
         let key = (link.to_string(), connection);
         if !self.streams.contains_key(&key) {
-            let n = self.links.len() as u32 + 1;
+            let n = self.links.len() as u32;
             let link_index = *self.links.entry(link.to_string()).or_insert(n);
             let server_ip = Ipv4Addr::new(
                 10,
