@@ -167,6 +167,11 @@ impl<W: Write> PcapFrameWriter<W> {
         Ok(())
     }
 
+    /// The underlying writer.
+    pub fn into_inner(self) -> W {
+        self.out
+    }
+
     /// Flushes the underlying writer.
     pub fn flush(&mut self) -> std::io::Result<()> {
         self.out.flush()
