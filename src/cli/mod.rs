@@ -1,5 +1,6 @@
 //! The `cardswitch` command line: one binary, one subcommand per job.
 
+mod capture_args;
 mod decode;
 mod demo;
 mod encode;
@@ -9,6 +10,7 @@ mod link_args;
 pub mod load;
 mod observe;
 mod relay;
+mod replay;
 mod run;
 mod send;
 
@@ -44,6 +46,8 @@ enum Command {
     Journal(journal::JournalArgs),
     /// Send messages to a host and print the responses.
     Send(send::SendArgs),
+    /// Replay a capture against a switch or issuer and diff the responses.
+    Replay(replay::ReplayArgs),
     /// List the shipped message specifications.
     Specs,
 }
@@ -60,6 +64,7 @@ pub fn main() -> ExitCode {
         Command::IssuerSim(args) => issuer_sim::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Journal(args) => journal::run(&args),
+        Command::Replay(args) => replay::run(&args),
         Command::Load(args) => load::run(&args),
         Command::Specs => list_specs(),
     };

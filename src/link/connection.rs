@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::codec::{Encoder, FramedRead};
 
 use super::framing::{Frame, FrameCodec, FramingError};
+use super::tap::{self, ConnectionTap, Direction, Side};
 
 /// Bytes buffered for one connection's writer before senders wait.
 pub const WRITE_BUFFER_BYTES_MAX: usize = 256 * 1024;
@@ -38,6 +39,7 @@ struct WriteShared {
     data_ready: Notify,
     space_ready: Notify,
     counters: LinkMetrics,
+    tap: Option<ConnectionTap>,
 }
 
 impl WriteShared {
@@ -109,7 +111,15 @@ impl FrameSender {
         }
         let was_empty = st.buf.is_empty();
         let WriteState { buf, codec, .. } = &mut *st;
-        codec.encode(frame.take().expect("a frame is put once"), buf)?;
+        let frame = frame.take().expect("a frame is put once");
+        match &shared.tap {
+            // Seen under the lock, so the capture keeps the wire order.
+            Some(tap) => {
+                codec.encode(frame.clone(), buf)?;
+                tap.see(Direction::Out, &frame);
+            }
+            None => codec.encode(frame, buf)?,
+        }
         drop(st);
         shared.counters.frames_out.increment(1);
         if was_empty {
@@ -142,6 +152,7 @@ pub struct FrameReader<R> {
     inner: FramedRead<R, FrameCodec>,
     limits: ReadLimits,
     counters: LinkMetrics,
+    tap: Option<ConnectionTap>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -154,8 +165,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub async fn next(&mut self) -> Result<Option<Frame>, ReadError> {
         let item = self.next_uncounted().await;
         if let Ok(Some(frame)) = &item {
-            self.counters.frames_in.increment(1);
-            self.counters.bytes_in.increment(frame.message.len() as u64);
+            self.seen(frame);
         }
         item
     }
@@ -170,10 +180,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         );
         let item = codec.decode(buf).map_err(ReadError::Framing)?;
         if let Some(frame) = &item {
-            self.counters.frames_in.increment(1);
-            self.counters.bytes_in.increment(frame.message.len() as u64);
+            self.seen(frame);
         }
         Ok(item)
+    }
+
+    fn seen(&self, frame: &Frame) {
+        self.counters.frames_in.increment(1);
+        self.counters.bytes_in.increment(frame.message.len() as u64);
+        if let Some(tap) = &self.tap {
+            tap.see(Direction::In, frame);
+        }
     }
 
     async fn next_uncounted(&mut self) -> Result<Option<Frame>, ReadError> {
@@ -280,8 +297,21 @@ pub fn open<S: LinkStream>(stream: S, codec: FrameCodec) -> Opened<S> {
     open_named(stream, codec, "unnamed")
 }
 
-/// [`open`] with traffic counted under the link's name.
+/// [`open`] with traffic counted under the link's name (this process
+/// connected; frames go to the installed tap, if any).
 pub fn open_named<S: LinkStream>(stream: S, codec: FrameCodec, link: &str) -> Opened<S> {
+    open_tapped(stream, codec, link, Side::Connected, tap::installed())
+}
+
+/// [`open_named`] with the side given and an explicit tap (or none).
+pub fn open_tapped<S: LinkStream>(
+    stream: S,
+    codec: FrameCodec,
+    link: &str,
+    side: Side,
+    tap: Option<std::sync::Arc<dyn tap::FrameTap>>,
+) -> Opened<S> {
+    let tap = tap.map(|t| ConnectionTap::new(t, link, side, codec.framing().clone()));
     let counters = LinkMetrics::new(link);
     let (read, write) = tokio::io::split(stream);
     let shared = Arc::new(WriteShared {
@@ -294,12 +324,14 @@ pub fn open_named<S: LinkStream>(stream: S, codec: FrameCodec, link: &str) -> Op
         data_ready: Notify::new(),
         space_ready: Notify::new(),
         counters: counters.clone(),
+        tap: tap.clone(),
     });
     let writer = tokio::spawn(write_loop(write, shared.clone()));
     let reader = FrameReader {
         inner: FramedRead::with_capacity(read, codec, 16 * 1024),
         limits: ReadLimits::default(),
         counters,
+        tap,
     };
     let sender = FrameSender {
         inner: Arc::new(SenderInner { shared }),
