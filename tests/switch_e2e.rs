@@ -444,7 +444,10 @@ fn an_issuer_link_dropped_mid_flight_is_reversed_after_reconnect() {
             &[auth("0100", pan_a(), "000701", 1_000)],
         )
     });
-    std::thread::sleep(Duration::from_millis(200));
+    // Killed once it has decided (it records before its 400 ms delay).
+    wait_until("the issuer to decide", Duration::from_secs(15), || {
+        a.records().iter().any(|r| r["mti"] == "0100")
+    });
     let _ = a.proc.child.kill();
     let _ = a.proc.child.wait();
     let r = client.join().expect("client");
