@@ -334,6 +334,19 @@ impl JournalStore for SqliteJournal {
     }
 
     fn recover(&mut self) -> Result<Recovery, JournalError> {
+        // Requests never forwarded whose answer was not recorded: an
+        // advice was acknowledged once durably queued (so it was), and
+        // anything else reached no issuer, so there is nothing to undo.
+        self.conn
+            .execute_batch(
+                "UPDATE transactions SET state = 'answered', outcome = 'advice_acked',
+                   response_code = COALESCE(response_code, '00')
+                 WHERE state = 'received'
+                   AND id IN (SELECT txn_id FROM saf WHERE kind = 'acquirer_advice');
+                 UPDATE transactions SET state = 'abandoned', outcome = COALESCE(outcome, 'unknown')
+                 WHERE state = 'received';",
+            )
+            .map_err(JournalError::sql("closing requests never forwarded"))?;
         let max = |sql: &str| -> Result<u64, JournalError> {
             let v: Option<i64> = self
                 .conn
@@ -447,7 +460,7 @@ mod tests {
             id,
             response_code: Some("00".into()),
             outcome: "approved",
-            sent_at_ms: 2,
+            sent_at_ms: Some(2),
             ..Answered::default()
         })
     }

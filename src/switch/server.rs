@@ -288,11 +288,19 @@ async fn serve_acquirer(
         tokio::spawn(
             async move {
                 let _permit = permit;
-                let Some(bytes) = switch.handle(&acq, request).await else {
+                let Some(reply) = switch.handle(&acq, request).await else {
                     return;
                 };
-                if !sender.reply(&frame, bytes).await {
+                let delivered = match (&reply.after, switch.journal()) {
+                    // The journal records "sent" only once it is true.
+                    (Some(_), Some(_)) => sender.reply_written(&frame, reply.bytes).await,
+                    _ => sender.reply(&frame, reply.bytes).await,
+                };
+                if !delivered && reply.after.is_none() {
                     warn!("acquirer connection closed before its response");
+                }
+                if let Some(after) = reply.after {
+                    switch.replied(after, delivered).await;
                 }
             }
             .instrument(span),
