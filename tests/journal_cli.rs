@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::certs::temp_dir;
-use support::process::{BIN, run, start_listening, start_logged, wait_until};
+use support::process::{BIN, start_listening, start_logged, wait_until};
 
 const KEY: &str = "k1:303132333435363738393a3b3c3d3e3f404142434445464748494a4b4c4d4e4f";
 const PAN_OK: &str = "4761739001010119";
@@ -68,34 +68,15 @@ fn auth(pan: &str, stan: &str) -> Value {
 }
 
 fn send(addr: &str, msg: &Value) -> Value {
-    let mut enc = std::process::Command::new(BIN)
-        .args(["encode", "--spec", "iso87-ascii"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("encode");
-    use std::io::Write;
-    enc.stdin
-        .take()
-        .expect("stdin")
-        .write_all(msg.to_string().as_bytes())
-        .expect("write");
-    let hex = String::from_utf8(enc.wait_with_output().expect("encode").stdout).expect("utf8");
-    let (code, out, err) = run(&[
-        "send",
-        "--json",
-        "--timeout-s",
-        "5",
-        "--target",
+    let (code, answers) = support::process::send_messages(
         addr,
-        "--spec",
         "iso87-ascii",
-        "--framing",
-        "ascii4",
-        hex.trim(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    serde_json::from_str(out.lines().next().expect("a response")).expect("json")
+        &["--framing", "ascii4"],
+        5,
+        std::slice::from_ref(msg),
+    );
+    assert_eq!(code, 0);
+    answers.into_iter().next().expect("a response")
 }
 
 fn journal(args: &[&str], key: Option<&str>) -> (i32, String, String) {

@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use cardswitch::message::sensitive::luhn_valid;
 use serde_json::Value;
 use support::certs::temp_dir;
 use support::process::{BIN, Running, start_listening, start_logged, wait_until};
@@ -124,31 +125,13 @@ fn open_work(db: &Path) -> (i64, i64) {
     (open, pending)
 }
 
-/// Whether `digits` (16 ASCII digits) passes the Luhn check.
-fn luhn_ok(digits: &[u8]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| {
-            let d = u32::from(d - b'0');
-            if i % 2 == 1 {
-                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
 /// Full PANs of the test's BIN in `bytes`: as ASCII digits or packed BCD.
 fn pans_in(bytes: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     let bin = BIN_PREFIX.as_bytes();
     for i in 0..bytes.len().saturating_sub(16) {
         let w = &bytes[i..i + 16];
-        if w.starts_with(bin) && w.iter().all(u8::is_ascii_digit) && luhn_ok(w) {
+        if w.starts_with(bin) && w.iter().all(u8::is_ascii_digit) && luhn_valid(w) {
             found.push(String::from_utf8_lossy(w).into_owned());
         }
     }
@@ -159,7 +142,7 @@ fn pans_in(bytes: &[u8]) -> Vec<String> {
                 .iter()
                 .flat_map(|b| [b'0' + (b >> 4), b'0' + (b & 0xF)])
                 .collect();
-            if luhn_ok(&digits) {
+            if luhn_valid(&digits) {
                 found.push(String::from_utf8_lossy(&digits).into_owned());
             }
         }
@@ -433,33 +416,15 @@ fn an_acknowledged_advice_survives_a_kill_and_reaches_its_issuer() {
         "37": "ADVICE004711", "38": "A1B2C3", "39": "00", "41": "TERM0001",
         "42": "MERCHANT0000001", "49": "978"
     }});
-    let mut enc = Command::new(BIN)
-        .args(["encode", "--spec", "iso87-ascii"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("encode");
-    std::io::Write::write_all(
-        &mut enc.stdin.take().expect("stdin"),
-        advice.to_string().as_bytes(),
-    )
-    .expect("write");
-    let hex = String::from_utf8(enc.wait_with_output().expect("encode").stdout).expect("hex");
-    let (code, out, err) = support::process::run(&[
-        "send",
-        "--json",
-        "--timeout-s",
-        "5",
-        "--target",
+    let (code, answers) = support::process::send_messages(
         &switch.addr,
-        "--spec",
         "iso87-ascii",
-        "--framing",
-        "ascii4",
-        hex.trim(),
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let answer: Value = serde_json::from_str(out.lines().next().expect("answer")).expect("json");
+        &["--framing", "ascii4"],
+        5,
+        &[advice],
+    );
+    assert_eq!(code, 0);
+    let answer = &answers[0];
     assert_eq!(answer["mti"], "0230");
     assert_eq!(answer["fields"]["39"], "00", "acknowledged at once");
     // Killed before it could deliver: the advice is only in the journal.

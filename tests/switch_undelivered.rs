@@ -4,12 +4,11 @@
 
 mod support;
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::{Value, json};
 use support::certs::temp_dir;
-use support::process::{BIN, run, start_listening, start_logged, wait_until};
+use support::process::{run, start_listening, start_logged, wait_until};
 
 #[test]
 fn an_approval_the_acquirer_never_gets_is_reversed() {
@@ -69,33 +68,14 @@ issuer = "slow"
         "11": "000901", "12": "143005", "13": "1123", "14": "2812", "22": "051",
         "32": "1234567", "37": "UNDELIVERED1", "41": "TERM0001", "42": "MERCHANT0000001", "49": "978"
     }});
-    let mut enc = Command::new(BIN)
-        .args(["encode", "--spec", "iso87-ascii"])
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("encode");
-    std::io::Write::write_all(
-        &mut enc.stdin.take().expect("stdin"),
-        request.to_string().as_bytes(),
-    )
-    .expect("write");
-    let hex = String::from_utf8(enc.wait_with_output().expect("encode").stdout).expect("hex");
-    // The acquirer waits 1 s, gets nothing, and closes its connection.
-    let (_, out, _) = run(&[
-        "send",
-        "--json",
-        "--timeout-s",
-        "1",
-        "--target",
+    let (_, answers) = support::process::send_messages(
         &switch.addr,
-        "--spec",
         "iso87-ascii",
-        "--framing",
-        "ascii4",
-        hex.trim(),
-    ]);
-    assert!(!out.contains("\"0110\""), "no response within 1 s: {out}");
+        &["--framing", "ascii4"],
+        1,
+        &[request],
+    );
+    assert!(answers.is_empty(), "no response within 1 s: {answers:?}");
     let lines = || -> Vec<Value> {
         std::fs::read_to_string(&record)
             .unwrap_or_default()
