@@ -13,4 +13,5 @@ pub mod ipm_reader;
 pub mod ipm_writer;
 pub mod registry;
 pub mod schema;
+pub mod seed;
 pub mod settlement;
