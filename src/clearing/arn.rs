@@ -22,7 +22,13 @@ pub enum ArnError {
 }
 
 /// Forms the 23-digit ARN.
-pub fn arn(indicator: u8, bin: &str, year: i64, day_of_year: u32, seq: u64) -> Result<String, ArnError> {
+pub fn arn(
+    indicator: u8,
+    bin: &str,
+    year: i64,
+    day_of_year: u32,
+    seq: u64,
+) -> Result<String, ArnError> {
     if indicator > 9 {
         return Err(ArnError::Indicator(indicator));
     }

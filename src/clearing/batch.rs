@@ -67,14 +67,20 @@ impl BatchTotals {
 
     /// Net to the merchant: debits less credits, reversals taken out.
     pub fn net_minor(&self) -> i128 {
-        i128::from(self.debits_minor) - i128::from(self.debit_reversals_minor) - i128::from(self.credits_minor)
+        i128::from(self.debits_minor)
+            - i128::from(self.debit_reversals_minor)
+            - i128::from(self.credits_minor)
             + i128::from(self.credit_reversals_minor)
     }
 
     /// Counts the host's totals from captured (and reversed) transactions.
     pub fn from_capture(derived: &capture::Derived) -> BatchTotals {
         let mut t = BatchTotals::default();
-        for c in derived.items.iter().filter(|c| !c.awaiting_completion || c.voided) {
+        for c in derived
+            .items
+            .iter()
+            .filter(|c| !c.awaiting_completion || c.voided)
+        {
             if c.awaiting_completion {
                 continue; // an authorization reversed before completion moved no money
             }
@@ -133,14 +139,19 @@ pub fn host_totals(conn: &Connection, terminal: &str) -> Result<(BatchTotals, i6
     );
     let mut stmt = conn.prepare(&sql)?;
     let rows = stmt
-        .query_map(params![terminal, trimmed, after, up_to], |r| JournalRow::from_sql(r, 0))?
+        .query_map(params![terminal, trimmed, after, up_to], |r| {
+            JournalRow::from_sql(r, 0)
+        })?
         .collect::<Result<Vec<_>, _>>()?;
     Ok((BatchTotals::from_capture(&capture::derive(rows)), up_to))
 }
 
 /// Answers a 0500 and records the close.
 pub fn reconcile(conn: &Connection, request: &Message, now_ms: i64) -> Result<Message, BatchError> {
-    let terminal = request.get_str(41).ok_or(BatchError::NoTerminal)?.to_string();
+    let terminal = request
+        .get_str(41)
+        .ok_or(BatchError::NoTerminal)?
+        .to_string();
     let (host, up_to) = host_totals(conn, &terminal)?;
     let sent = BatchTotals::from_message(request);
     let in_balance = host == sent;
@@ -195,13 +206,19 @@ impl ClearingRules {
 
 impl AcquirerRules for ClearingRules {
     fn admit(&self, terminal_id: Option<&[u8]>, merchant_id: Option<&[u8]>) -> Admission {
-        let snap = self.snapshot.read().unwrap_or_else(|p| p.into_inner()).clone();
+        let snap = self
+            .snapshot
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         snap.admit(terminal_id, merchant_id)
     }
 
     fn reconcile(&self, request: &Message) -> Option<Message> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+        let now_ms = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_millis() as i64);
         match reconcile(&conn, request, now_ms) {
             Ok(answer) => Some(answer),
             Err(e) => {
@@ -242,7 +259,14 @@ mod tests {
         }
     }
 
-    fn close(debits: u64, debits_minor: u64, reversals: u64, reversed_minor: u64, credits: u64, credits_minor: u64) -> Message {
+    fn close(
+        debits: u64,
+        debits_minor: u64,
+        reversals: u64,
+        reversed_minor: u64,
+        credits: u64,
+        credits_minor: u64,
+    ) -> Message {
         let mut m = Message::new(Mti::from_digits(*b"0500").unwrap());
         m.set_str(3, "920000").unwrap();
         m.set_str(11, "000099").unwrap();
@@ -250,7 +274,12 @@ mod tests {
         for (f, v) in [(74, credits), (75, 0), (76, debits), (77, reversals)] {
             m.set_num(f, v, 10).unwrap();
         }
-        for (f, v) in [(86, credits_minor), (87, 0), (88, debits_minor), (89, reversed_minor)] {
+        for (f, v) in [
+            (86, credits_minor),
+            (87, 0),
+            (88, debits_minor),
+            (89, reversed_minor),
+        ] {
             m.set_num(f, v, 16).unwrap();
         }
         m
@@ -265,9 +294,18 @@ mod tests {
         let rows = vec![
             row("0200", "000000", 1000, 1, &pan),
             row("0200", "000000", 2000, 2, &pan),
-            SeedRow { replacement_minor: Some(1500), original_data: Some("0200000002".into()), rrn: None, ..row("0400", "000000", 2000, 3, &pan) },
+            SeedRow {
+                replacement_minor: Some(1500),
+                original_data: Some("0200000002".into()),
+                rrn: None,
+                ..row("0400", "000000", 2000, 3, &pan)
+            },
             row("0200", "200000", 300, 4, &pan),
-            SeedRow { outcome: "declined", response_code: "51", ..row("0200", "000000", 9999, 5, &pan) },
+            SeedRow {
+                outcome: "declined",
+                response_code: "51",
+                ..row("0200", "000000", 9999, 5, &pan)
+            },
         ];
         insert_rows(&mut conn, &k, rows).unwrap();
         let answer = reconcile(&conn, &close(2, 3000, 1, 500, 1, 300), 5).unwrap();
@@ -284,7 +322,13 @@ mod tests {
         assert_eq!(answer.get_str(66), Some("2"));
         assert_eq!(answer.get_u64(76), Some(1));
         assert_eq!(answer.get_u64(88), Some(700));
-        let closes: i64 = conn.query_row("SELECT COUNT(*) FROM terminal_batches WHERE in_balance = 0", [], |r| r.get(0)).unwrap();
+        let closes: i64 = conn
+            .query_row(
+                "SELECT COUNT(*) FROM terminal_batches WHERE in_balance = 0",
+                [],
+                |r| r.get(0),
+            )
+            .unwrap();
         assert_eq!(closes, 1);
     }
 }

@@ -54,7 +54,7 @@ impl Blocker {
 /// Removes the blocking: checks every block's two trailing bytes and returns
 /// the data bytes (file offset of data byte `i` is [`file_offset`]`(i)`).
 pub fn unblock(file: &[u8]) -> Result<Vec<u8>, BlockingError> {
-    if file.len() % BLOCK_BYTES != 0 {
+    if !file.len().is_multiple_of(BLOCK_BYTES) {
         return Err(BlockingError::PartialBlock { length: file.len() });
     }
     let mut out = Vec::with_capacity(file.len() / BLOCK_BYTES * BLOCK_DATA_BYTES);

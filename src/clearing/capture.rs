@@ -90,7 +90,9 @@ impl JournalRow {
             _ => (Kind::Other, false),
         };
         let credit = text(row.get_ref(at + 2)?).is_some_and(|p| p.starts_with(b"20"));
-        let amount_minor = row.get::<_, Option<i64>>(at + 3)?.and_then(|a| u64::try_from(a).ok());
+        let amount_minor = row
+            .get::<_, Option<i64>>(at + 3)?
+            .and_then(|a| u64::try_from(a).ok());
         let stan = text(row.get_ref(at + 4)?).and_then(digits);
         let rrn = text(row.get_ref(at + 5)?).map(fixed::<12>);
         let terminal = fixed::<8>(text(row.get_ref(at + 6)?).unwrap_or_default());
@@ -98,7 +100,9 @@ impl JournalRow {
             let class = *o.get(1)?;
             Some((class, digits(o.get(4..10)?)?))
         });
-        let replacement_minor = row.get::<_, Option<i64>>(at + 8)?.and_then(|a| u64::try_from(a).ok());
+        let replacement_minor = row
+            .get::<_, Option<i64>>(at + 8)?
+            .and_then(|a| u64::try_from(a).ok());
         let outcome = text(row.get_ref(at + 9)?).unwrap_or_default();
         let code = text(row.get_ref(at + 10)?).unwrap_or_default();
         let approved = outcome == b"approved" || (outcome == b"stand_in" && code == b"00");
@@ -172,7 +176,11 @@ pub fn derive(rows: impl IntoIterator<Item = JournalRow>) -> Derived {
                 if !row.approved {
                     continue;
                 }
-                let class = if row.kind == Kind::PreAuth { b'1' } else { b'2' };
+                let class = if row.kind == Kind::PreAuth {
+                    b'1'
+                } else {
+                    b'2'
+                };
                 let key = row.stan.map(|s| ((row.terminal, s), class));
                 // A repeat of a request already captured is the same transaction.
                 if row.repeat
@@ -205,7 +213,9 @@ pub fn derive(rows: impl IntoIterator<Item = JournalRow>) -> Derived {
                 if row.refused {
                     continue;
                 }
-                let by_original = row.original.and_then(|(class, stan)| by_stan.get(&((row.terminal, stan), class)));
+                let by_original = row
+                    .original
+                    .and_then(|(class, stan)| by_stan.get(&((row.terminal, stan), class)));
                 let found = by_original
                     .or_else(|| row.rrn.and_then(|r| by_rrn.get(&(row.terminal, r))))
                     .copied();
@@ -268,7 +278,11 @@ mod tests {
     }
 
     fn of(orig: &JournalRow, id: i64, kind: Kind, stan: u32) -> JournalRow {
-        let class = if orig.kind == Kind::PreAuth { b'1' } else { b'2' };
+        let class = if orig.kind == Kind::PreAuth {
+            b'1'
+        } else {
+            b'2'
+        };
         JournalRow {
             original: Some((class, orig.stan.unwrap())),
             rrn: None,
@@ -279,26 +293,56 @@ mod tests {
     #[test]
     fn purchases_completions_and_reversals() {
         let sale = row(1, Kind::Financial, 1, 1000);
-        let declined = JournalRow { approved: false, ..row(2, Kind::Financial, 2, 500) };
+        let declined = JournalRow {
+            approved: false,
+            ..row(2, Kind::Financial, 2, 500)
+        };
         let auth = row(3, Kind::PreAuth, 3, 8000);
-        let completion = JournalRow { amount_minor: Some(7500), ..of(&auth, 4, Kind::Completion, 4) };
+        let completion = JournalRow {
+            amount_minor: Some(7500),
+            ..of(&auth, 4, Kind::Completion, 4)
+        };
         let sale2 = row(5, Kind::Financial, 5, 2000);
-        let partial = JournalRow { replacement_minor: Some(1200), ..of(&sale2, 6, Kind::Reversal, 6) };
+        let partial = JournalRow {
+            replacement_minor: Some(1200),
+            ..of(&sale2, 6, Kind::Reversal, 6)
+        };
         let sale3 = row(7, Kind::Financial, 7, 3000);
         // Matched by RRN (no DE90), full reversal.
-        let full = JournalRow { original: None, rrn: sale3.rrn, ..row(8, Kind::Reversal, 8, 3000) };
-        let repeat = JournalRow { repeat: true, ..full };
+        let full = JournalRow {
+            original: None,
+            rrn: sale3.rrn,
+            ..row(8, Kind::Reversal, 8, 3000)
+        };
+        let repeat = JournalRow {
+            repeat: true,
+            ..full
+        };
         let repeat = JournalRow { id: 9, ..repeat };
         let lone_auth = row(10, Kind::PreAuth, 10, 100);
-        let orphan = JournalRow { original: Some((b'2', 999)), rrn: None, ..row(11, Kind::Reversal, 11, 1) };
-        let d = derive([sale, declined, auth, completion, sale2, partial, sale3, full, repeat, lone_auth, orphan]);
-        let presented: Vec<(i64, u64)> = d.presentable().map(|c| (c.txn_id, c.amount_minor)).collect();
+        let orphan = JournalRow {
+            original: Some((b'2', 999)),
+            rrn: None,
+            ..row(11, Kind::Reversal, 11, 1)
+        };
+        let d = derive([
+            sale, declined, auth, completion, sale2, partial, sale3, full, repeat, lone_auth,
+            orphan,
+        ]);
+        let presented: Vec<(i64, u64)> = d
+            .presentable()
+            .map(|c| (c.txn_id, c.amount_minor))
+            .collect();
         assert_eq!(presented, vec![(1, 1000), (3, 7500), (5, 1200)]);
         let voided = d.items.iter().find(|c| c.txn_id == 7).unwrap();
         assert!(voided.voided);
         assert_eq!(voided.folded, vec![8, 9]);
         assert_eq!(voided.reversals, 1);
-        assert!(d.items.iter().any(|c| c.txn_id == 10 && c.awaiting_completion));
+        assert!(
+            d.items
+                .iter()
+                .any(|c| c.txn_id == 10 && c.awaiting_completion)
+        );
         assert_eq!(d.unmatched, vec![11]);
     }
 

@@ -25,7 +25,9 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::arn::{self, ArnError};
 use super::capture::{self, CAPTURE_MTIS_SQL, JournalRow, ROW_COLUMNS};
-use super::ipm_writer::{FILE_TYPE_OUTGOING, FileParams, FileTotals, IpmWriteError, IpmWriter, Presentment};
+use super::ipm_writer::{
+    FILE_TYPE_OUTGOING, FileParams, FileTotals, IpmWriteError, IpmWriter, Presentment,
+};
 use super::registry::{self, Brand, Fee, RegistryError};
 use super::schema::migrate_all;
 use super::settlement::Settlement;
@@ -59,14 +61,19 @@ pub enum CutoffError {
     #[error(transparent)]
     Write(#[from] IpmWriteError),
     #[error("{path}: {source}")]
-    Io { path: String, source: std::io::Error },
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
     #[error("business date '{0}' is not YYYY-MM-DD")]
     Date(String),
     #[error("member id must be 1-11 digits, acquirer BIN 6 digits")]
     Ids,
     /// A captured transaction whose terminal the registry does not know:
     /// load the registry, then run the cut-off again (nothing was cleared).
-    #[error("journal row {txn_id}: terminal '{terminal}' is not in the merchant registry; nothing was cleared")]
+    #[error(
+        "journal row {txn_id}: terminal '{terminal}' is not in the merchant registry; nothing was cleared"
+    )]
     Unregistered { txn_id: i64, terminal: String },
     #[error("merchant {merchant}: fee plan '{plan}' has no fee for {brand} nor for other")]
     NoFee {
@@ -77,7 +84,9 @@ pub enum CutoffError {
     #[error("journal row {txn_id}: {what} missing or malformed")]
     Row { txn_id: i64, what: &'static str },
     /// The settlement does not add up to the file (a bug: nothing is renamed into place).
-    #[error("{file}: settlement (count, gross) {settled:?} does not match the file's (messages, PDS 0301) {file_totals:?}")]
+    #[error(
+        "{file}: settlement (count, gross) {settled:?} does not match the file's (messages, PDS 0301) {file_totals:?}"
+    )]
     Unbalanced {
         file: String,
         settled: (u64, u64),
@@ -153,6 +162,12 @@ fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
     era * 146_097 + doe - 719_468
 }
 
+/// Unix milliseconds of 00:00 UTC of a YYYY-MM-DD date.
+pub fn day_start_ms(date: &str) -> Option<i64> {
+    let (y, m, d) = parse_date(date)?;
+    Some(days_from_civil(y, m, d) * 86_400_000)
+}
+
 fn stall(point: &str) {
     if std::env::var(STALL_ENV).is_ok_and(|v| v == point) {
         eprintln!("cutoff: stalled at {point}");
@@ -171,9 +186,13 @@ pub fn open_db(path: &Path) -> Result<Connection, CutoffError> {
 /// Runs the cut-off: first finishes files an interrupted run chose, then
 /// chooses and writes a new file if anything is left to clear.
 pub fn run(cfg: &CutoffConfig, keyring: &Keyring) -> Result<CutoffReport, CutoffError> {
-    let (y, m, d) = parse_date(&cfg.business_date).ok_or_else(|| CutoffError::Date(cfg.business_date.clone()))?;
-    let member_ok = !cfg.member_id.is_empty() && cfg.member_id.len() <= 11 && cfg.member_id.bytes().all(|b| b.is_ascii_digit());
-    let bin_ok = cfg.acquirer_bin.len() == 6 && cfg.acquirer_bin.bytes().all(|b| b.is_ascii_digit());
+    let (y, m, d) = parse_date(&cfg.business_date)
+        .ok_or_else(|| CutoffError::Date(cfg.business_date.clone()))?;
+    let member_ok = !cfg.member_id.is_empty()
+        && cfg.member_id.len() <= 11
+        && cfg.member_id.bytes().all(|b| b.is_ascii_digit());
+    let bin_ok =
+        cfg.acquirer_bin.len() == 6 && cfg.acquirer_bin.bytes().all(|b| b.is_ascii_digit());
     if !member_ok || !bin_ok {
         return Err(CutoffError::Ids);
     }
@@ -194,15 +213,20 @@ pub fn run(cfg: &CutoffConfig, keyring: &Keyring) -> Result<CutoffReport, Cutoff
     report.choose_ms = started.elapsed().as_millis();
     let written = std::time::Instant::now();
     if let Some(file_row) = chosen {
-        report.files.push(write_file(&conn, cfg, keyring, file_row)?);
+        report
+            .files
+            .push(write_file(&conn, cfg, keyring, file_row)?);
     }
     report.write_ms = written.elapsed().as_millis();
     Ok(report)
 }
 
 fn pending_files(conn: &Connection) -> Result<Vec<i64>, CutoffError> {
-    let mut stmt = conn.prepare("SELECT id FROM clearing_files WHERE state = 'committed' ORDER BY id")?;
-    let ids = stmt.query_map([], |r| r.get(0))?.collect::<Result<_, _>>()?;
+    let mut stmt =
+        conn.prepare("SELECT id FROM clearing_files WHERE state = 'committed' ORDER BY id")?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
     Ok(ids)
 }
 
@@ -271,7 +295,11 @@ fn choose(
             });
         }
     }
-    let awaiting = derived.items.iter().filter(|c| c.awaiting_completion && !c.voided).count() as u64;
+    let awaiting = derived
+        .items
+        .iter()
+        .filter(|c| c.awaiting_completion && !c.voided)
+        .count() as u64;
     report.awaiting_completion = awaiting;
     let consumed: usize = derived
         .items
@@ -289,9 +317,14 @@ fn choose(
         |r| r.get(0),
     )?;
     let yymmdd = format!("{:02}{m:02}{d:02}", y.rem_euclid(100));
-    let ipm_file_id = format!("{FILE_TYPE_OUTGOING}{yymmdd}{:0>11}{file_seq:05}", cfg.member_id);
+    let ipm_file_id = format!(
+        "{FILE_TYPE_OUTGOING}{yymmdd}{:0>11}{file_seq:05}",
+        cfg.member_id
+    );
     let name = format!("IPM-{y:04}{m:02}{d:02}-{file_seq:05}.ipm");
-    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
     let (count, total) = derived
         .presentable()
         .filter(|c| !c.credit)
@@ -302,7 +335,11 @@ fn choose(
         params![cfg.business_date, file_seq, ipm_file_id, name, now_ms, count, total],
     )?;
     let file_row = tx.last_insert_rowid();
-    let mut arn_seq: u64 = tx.query_row("SELECT COALESCE(MAX(arn_seq), 0) FROM clearing_items", [], |r| r.get::<_, i64>(0))? as u64;
+    let mut arn_seq: u64 = tx.query_row(
+        "SELECT COALESCE(MAX(arn_seq), 0) FROM clearing_items",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64;
     let doy = arn::day_of_year(y, m, d);
     {
         let mut item = tx.prepare(
@@ -313,21 +350,56 @@ fn choose(
                 continue;
             }
             if c.voided || c.amount_minor == 0 {
-                item.execute(params![c.txn_id, file_row, "voided", None::<i64>, None::<i64>, None::<String>])?;
+                item.execute(params![
+                    c.txn_id,
+                    file_row,
+                    "voided",
+                    None::<i64>,
+                    None::<i64>,
+                    None::<String>
+                ])?;
             } else if c.credit {
                 // Refunds are counted in batch totals but not presented: see the README.
-                item.execute(params![c.txn_id, file_row, "credit_not_cleared", None::<i64>, c.amount_minor as i64, None::<String>])?;
+                item.execute(params![
+                    c.txn_id,
+                    file_row,
+                    "credit_not_cleared",
+                    None::<i64>,
+                    c.amount_minor as i64,
+                    None::<String>
+                ])?;
             } else {
                 arn_seq += 1;
                 let arn = arn::arn(cfg.arn_indicator, &cfg.acquirer_bin, y, doy, arn_seq)?;
-                item.execute(params![c.txn_id, file_row, "presented", arn_seq as i64, c.amount_minor as i64, arn])?;
+                item.execute(params![
+                    c.txn_id,
+                    file_row,
+                    "presented",
+                    arn_seq as i64,
+                    c.amount_minor as i64,
+                    arn
+                ])?;
             }
             for f in &c.folded {
-                item.execute(params![f, file_row, "folded", None::<i64>, None::<i64>, None::<String>])?;
+                item.execute(params![
+                    f,
+                    file_row,
+                    "folded",
+                    None::<i64>,
+                    None::<i64>,
+                    None::<String>
+                ])?;
             }
         }
         for u in &derived.unmatched {
-            item.execute(params![u, file_row, "unmatched", None::<i64>, None::<i64>, None::<String>])?;
+            item.execute(params![
+                u,
+                file_row,
+                "unmatched",
+                None::<i64>,
+                None::<i64>,
+                None::<String>
+            ])?;
         }
     }
     report.consumed_only = (consumed as u64).saturating_sub(count as u64);
@@ -339,14 +411,20 @@ fn choose(
     Ok(Some(file_row))
 }
 
-fn progress_bar(wanted: bool, len: Option<u64>, what: &'static str) -> Option<indicatif::ProgressBar> {
+fn progress_bar(
+    wanted: bool,
+    len: Option<u64>,
+    what: &'static str,
+) -> Option<indicatif::ProgressBar> {
     if !wanted || !std::io::stderr().is_terminal() {
         return None;
     }
     let bar = match len {
         Some(n) => indicatif::ProgressBar::new(n).with_style(
-            indicatif::ProgressStyle::with_template("{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}")
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
         ),
         None => indicatif::ProgressBar::new_spinner(),
     };
@@ -367,7 +445,13 @@ fn date_time(ms: i64) -> String {
     let secs = ms.div_euclid(1000);
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
-    format!("{:02}{mo:02}{d:02}{:02}{:02}{:02}", y.rem_euclid(100), s / 3600, s / 60 % 60, s % 60)
+    format!(
+        "{:02}{mo:02}{d:02}{:02}{:02}{:02}",
+        y.rem_euclid(100),
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
 }
 
 /// DE22 (12 positions) from the 1987 POS entry mode: position 7, the card
@@ -390,7 +474,12 @@ fn pad_right(text: &str, width: usize) -> String {
 }
 
 /// Step 2: writes the file of a committed row and its reports, then marks it written.
-fn write_file(conn: &Connection, cfg: &CutoffConfig, keyring: &Keyring, file_row: i64) -> Result<FileOutcome, CutoffError> {
+fn write_file(
+    conn: &Connection,
+    cfg: &CutoffConfig,
+    keyring: &Keyring,
+    file_row: i64,
+) -> Result<FileOutcome, CutoffError> {
     let (ipm_file_id, name, item_count): (String, String, i64) = conn.query_row(
         "SELECT ipm_file_id, name, item_count FROM clearing_files WHERE id = ?1",
         params![file_row],
@@ -400,7 +489,12 @@ fn write_file(conn: &Connection, cfg: &CutoffConfig, keyring: &Keyring, file_row
     let stem = name.trim_end_matches(".ipm");
     let csv_path = cfg.out_dir.join(format!("{stem}-settlement.csv"));
     let txt_path = cfg.out_dir.join(format!("{stem}-settlement.txt"));
-    let tmp = |p: &Path| p.with_extension(format!("{}.tmp", p.extension().and_then(|e| e.to_str()).unwrap_or("")));
+    let tmp = |p: &Path| {
+        p.with_extension(format!(
+            "{}.tmp",
+            p.extension().and_then(|e| e.to_str()).unwrap_or("")
+        ))
+    };
     let ipm_tmp = tmp(&path);
     let file = File::create(&ipm_tmp).map_err(io_err(&ipm_tmp))?;
     let params = FileParams {
@@ -436,50 +530,66 @@ fn write_file(conn: &Connection, cfg: &CutoffConfig, keyring: &Keyring, file_row
         let sealed: Option<Vec<u8>> = r.get(10)?;
         let masked: Option<String> = r.get(11)?;
         let mut tkey = [b' '; 8];
-        tkey[..terminal.len().min(8)].copy_from_slice(&terminal.as_bytes()[..terminal.len().min(8)]);
-        let info = terminals.get(&tkey).ok_or_else(|| CutoffError::Unregistered {
-            txn_id,
-            terminal: terminal.clone(),
-        })?;
+        tkey[..terminal.len().min(8)]
+            .copy_from_slice(&terminal.as_bytes()[..terminal.len().min(8)]);
+        let info = terminals
+            .get(&tkey)
+            .ok_or_else(|| CutoffError::Unregistered {
+                txn_id,
+                terminal: terminal.clone(),
+            })?;
         let (Some(key_id), Some(sealed)) = (key_id, sealed) else {
             return Err(bad("sealed PAN"));
         };
         let pan = keyring
             .open(b"pan", &key_id, &sealed)
             .map_err(|source| CutoffError::Pan { txn_id, source })?;
-        let currency = currency.filter(|c| c.len() == 3).ok_or(bad("currency (DE49)"))?;
-        let processing_code = processing_code.filter(|p| p.len() == 6).unwrap_or_else(|| "000000".into());
+        let currency = currency
+            .filter(|c| c.len() == 3)
+            .ok_or(bad("currency (DE49)"))?;
+        let processing_code = processing_code
+            .filter(|p| p.len() == 6)
+            .unwrap_or_else(|| "000000".into());
         let approval = pad_right(approval.as_deref().unwrap_or(""), 6);
         let brand = Brand::of_pan(masked.as_deref().map(str::as_bytes).unwrap_or(&pan));
         let fee = fee_for(&fees, info, brand)?;
-        writer.presentment(&Presentment {
-            pan: &pan,
-            processing_code: &processing_code,
-            amount_minor: amount.max(0) as u64,
-            local_date_time: &date_time(received_at_ms),
-            pos_data_code: &pos_data_code(entry_mode.as_deref()),
-            mcc: &info.mcc,
-            arn: &arn,
-            approval_code: &approval,
-            merchant_id: &pad_right(&info.merchant_id, 15),
-            name_location: &info.name_location,
-            currency: &currency,
-            originator_id: &cfg.member_id,
-        })
-        .map_err(|e| {
-            tracing::error!(txn_id, pan = %mask_pan(&pan), "presentment refused: {e}");
-            e
-        })?;
-        settlement.add(&info.merchant_id, &info.account, &currency, amount.max(0) as u64, fee);
+        writer
+            .presentment(&Presentment {
+                pan: &pan,
+                processing_code: &processing_code,
+                amount_minor: amount.max(0) as u64,
+                local_date_time: &date_time(received_at_ms),
+                pos_data_code: &pos_data_code(entry_mode.as_deref()),
+                mcc: &info.mcc,
+                arn: &arn,
+                approval_code: &approval,
+                merchant_id: &pad_right(&info.merchant_id, 15),
+                name_location: &info.name_location,
+                currency: &currency,
+                originator_id: &cfg.member_id,
+            })
+            .map_err(|e| {
+                tracing::error!(txn_id, pan = %mask_pan(&pan), "presentment refused: {e}");
+                e
+            })?;
+        settlement.add(
+            &info.merchant_id,
+            &info.account,
+            &currency,
+            amount.max(0) as u64,
+            fee,
+        );
         written += 1;
         if let Some(b) = &bar
-            && written % 4096 == 0
+            && written.is_multiple_of(4096)
         {
             b.set_position(written);
         }
     }
     let (totals, out): (FileTotals, BufWriter<File>) = writer.finish()?;
-    let file = out.into_inner().map_err(|e| io_err(&ipm_tmp)(e.into_error()))?;
+    let file = out
+        .into_inner()
+        .map_err(|e| io_err(&ipm_tmp)(e.into_error()))?;
     file.sync_all().map_err(io_err(&ipm_tmp))?;
     if let Some(b) = bar {
         b.finish_and_clear();
@@ -497,11 +607,16 @@ fn write_file(conn: &Connection, cfg: &CutoffConfig, keyring: &Keyring, file_row
         "Settlement of clearing file {name} (file id {ipm_file_id}), business date {}",
         cfg.business_date
     );
-    let reports = [(&csv_path, settlement.csv()), (&txt_path, settlement.summary(&title))];
+    let reports = [
+        (&csv_path, settlement.csv()),
+        (&txt_path, settlement.summary(&title)),
+    ];
     for (p, text) in &reports {
         let t = tmp(p);
         let mut f = File::create(&t).map_err(io_err(&t))?;
-        f.write_all(text.as_bytes()).and_then(|()| f.sync_all()).map_err(io_err(&t))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(&t))?;
     }
     stall("before_rename");
     for (p, _) in &reports {
@@ -511,7 +626,10 @@ fn write_file(conn: &Connection, cfg: &CutoffConfig, keyring: &Keyring, file_row
     if let Ok(dir) = File::open(&cfg.out_dir) {
         let _ = dir.sync_all();
     }
-    conn.execute("UPDATE clearing_files SET state = 'written' WHERE id = ?1", params![file_row])?;
+    conn.execute(
+        "UPDATE clearing_files SET state = 'written' WHERE id = ?1",
+        params![file_row],
+    )?;
     Ok(FileOutcome {
         file_row,
         ipm_file_id,
@@ -524,7 +642,11 @@ fn write_file(conn: &Connection, cfg: &CutoffConfig, keyring: &Keyring, file_row
     })
 }
 
-fn fee_for(fees: &HashMap<(String, Brand), Fee>, info: &MerchantInfo, brand: Brand) -> Result<Fee, CutoffError> {
+fn fee_for(
+    fees: &HashMap<(String, Brand), Fee>,
+    info: &MerchantInfo,
+    brand: Brand,
+) -> Result<Fee, CutoffError> {
     fees.get(&(info.fee_plan.clone(), brand))
         .or_else(|| fees.get(&(info.fee_plan.clone(), Brand::Other)))
         .copied()

@@ -86,7 +86,9 @@ pub enum IpmReadError {
         stated: u64,
         computed: u64,
     },
-    #[error("trailer at offset {offset}: PDS 0306 states {stated} messages, the file has {computed}")]
+    #[error(
+        "trailer at offset {offset}: PDS 0306 states {stated} messages, the file has {computed}"
+    )]
     CountTotal {
         offset: usize,
         stated: u64,
@@ -211,14 +213,14 @@ pub fn for_each_record(
         }
         let offset = at(pos);
         let record_number = check.records + 1;
-        let message = spec
-            .parse_slice(&rest[4..4 + length])
-            .map_err(|source| IpmReadError::Record {
-                record: record_number,
-                offset,
-                data_offset: at(pos + 4),
-                source,
-            })?;
+        let message =
+            spec.parse_slice(&rest[4..4 + length])
+                .map_err(|source| IpmReadError::Record {
+                    record: record_number,
+                    offset,
+                    data_offset: at(pos + 4),
+                    source,
+                })?;
         check.record(&message, offset)?;
         visit(Record { offset, message })?;
         pos += 4 + length;
@@ -273,7 +275,8 @@ impl Checker {
             });
         }
         if let Some(amount) = msg.get(4) {
-            let amount = digits_u64(amount, 12).ok_or(IpmReadError::BadAmount { record, offset })?;
+            let amount =
+                digits_u64(amount, 12).ok_or(IpmReadError::BadAmount { record, offset })?;
             // 12-digit amounts cannot overflow u64 within RECORD limits of a file in memory.
             self.amount_sum = self.amount_sum.saturating_add(amount);
         }

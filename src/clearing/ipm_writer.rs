@@ -106,7 +106,8 @@ fn mti(digits: &[u8; 4]) -> Mti {
 impl<W: Write> IpmWriter<W> {
     /// Starts a file: writes the 1644/697 header.
     pub fn start(out: W, params: FileParams) -> Result<IpmWriter<W>, IpmWriteError> {
-        if params.ipm_file_id.len() != 25 || !params.ipm_file_id.bytes().all(|b| b.is_ascii_digit()) {
+        if params.ipm_file_id.len() != 25 || !params.ipm_file_id.bytes().all(|b| b.is_ascii_digit())
+        {
             return Err(IpmWriteError::FileId);
         }
         let spec = Spec::resolve(IPM_SPEC).map_err(|e| IpmWriteError::Spec(e.to_string()))?;
@@ -151,7 +152,8 @@ impl<W: Write> IpmWriter<W> {
             source,
         };
         let mut m = Message::new(mti(b"1240"));
-        m.set(2, bytes::Bytes::copy_from_slice(p.pan)).map_err(build)?;
+        m.set(2, bytes::Bytes::copy_from_slice(p.pan))
+            .map_err(build)?;
         m.set_str(3, p.processing_code).map_err(build)?;
         m.set_num(4, p.amount_minor, 12).map_err(build)?;
         m.set_str(12, p.local_date_time).map_err(build)?;
@@ -201,8 +203,12 @@ impl<W: Write> IpmWriter<W> {
         trailer.set_str(24, "695").map_err(build)?;
         let mut de48 = BytesMut::new();
         pds::write(105, self.params.ipm_file_id.as_bytes(), &mut de48).map_err(pds_err)?;
-        pds::write(301, format!("{:016}", self.amount_sum).as_bytes(), &mut de48)
-            .map_err(pds_err)?;
+        pds::write(
+            301,
+            format!("{:016}", self.amount_sum).as_bytes(),
+            &mut de48,
+        )
+        .map_err(pds_err)?;
         pds::write(306, format!("{:08}", number).as_bytes(), &mut de48).map_err(pds_err)?;
         trailer.set(48, de48.freeze()).map_err(build)?;
         self.push_message(trailer, "trailer")?;

@@ -130,7 +130,9 @@ fn check_text(what: &str, value: &str, min: usize, max: usize) -> Result<(), Str
     if ok {
         Ok(())
     } else {
-        Err(format!("{what} must be {min}-{max} printable ASCII characters"))
+        Err(format!(
+            "{what} must be {min}-{max} printable ASCII characters"
+        ))
     }
 }
 
@@ -159,7 +161,9 @@ impl RegistryFile {
                 reason,
             };
             for (brand, fee) in fees {
-                Brand::parse(brand).ok_or_else(|| fail(format!("unknown brand '{brand}' (mastercard, visa, other)")))?;
+                Brand::parse(brand).ok_or_else(|| {
+                    fail(format!("unknown brand '{brand}' (mastercard, visa, other)"))
+                })?;
                 if fee.mdr_bp > MDR_BP_MAX {
                     return Err(fail(format!("{brand}: mdr_bp above {MDR_BP_MAX}")));
                 }
@@ -235,7 +239,11 @@ impl RegistryFile {
 }
 
 /// Blocks or unblocks a terminal.
-pub fn set_terminal_blocked(conn: &Connection, terminal: &str, blocked: bool) -> Result<(), RegistryError> {
+pub fn set_terminal_blocked(
+    conn: &Connection,
+    terminal: &str,
+    blocked: bool,
+) -> Result<(), RegistryError> {
     let n = conn.execute(
         "UPDATE terminals SET blocked = ?2 WHERE terminal_id = ?1",
         params![terminal, blocked],
@@ -247,7 +255,11 @@ pub fn set_terminal_blocked(conn: &Connection, terminal: &str, blocked: bool) ->
 }
 
 /// Blocks or unblocks a merchant (and so all its terminals).
-pub fn set_merchant_blocked(conn: &Connection, merchant: &str, blocked: bool) -> Result<(), RegistryError> {
+pub fn set_merchant_blocked(
+    conn: &Connection,
+    merchant: &str,
+    blocked: bool,
+) -> Result<(), RegistryError> {
     let n = conn.execute(
         "UPDATE merchants SET blocked = ?2 WHERE merchant_id = ?1",
         params![merchant, blocked],
@@ -291,9 +303,20 @@ pub fn merchants(conn: &Connection) -> Result<Vec<Merchant>, RegistryError> {
             })
         })?
         .collect::<Result<_, _>>()?;
-    let index: HashMap<String, usize> = out.iter().enumerate().map(|(i, m)| (m.id.clone(), i)).collect();
-    let mut stmt = conn.prepare("SELECT terminal_id, merchant_id, blocked FROM terminals ORDER BY terminal_id")?;
-    let rows = stmt.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, bool>(2)?)))?;
+    let index: HashMap<String, usize> = out
+        .iter()
+        .enumerate()
+        .map(|(i, m)| (m.id.clone(), i))
+        .collect();
+    let mut stmt = conn
+        .prepare("SELECT terminal_id, merchant_id, blocked FROM terminals ORDER BY terminal_id")?;
+    let rows = stmt.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, bool>(2)?,
+        ))
+    })?;
     for row in rows {
         let (t, m, blocked) = row?;
         if let Some(&i) = index.get(&m) {
@@ -307,7 +330,12 @@ pub fn merchants(conn: &Connection) -> Result<Vec<Merchant>, RegistryError> {
 pub fn fee_plans(conn: &Connection) -> Result<HashMap<(String, Brand), Fee>, RegistryError> {
     let mut stmt = conn.prepare("SELECT plan, brand, mdr_bp, fixed_minor FROM fee_plans")?;
     let rows = stmt.query_map([], |r| {
-        Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?, r.get::<_, i64>(3)?))
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, u32>(2)?,
+            r.get::<_, i64>(3)?,
+        ))
     })?;
     let mut out = HashMap::new();
     for row in rows {
@@ -316,7 +344,13 @@ pub fn fee_plans(conn: &Connection) -> Result<HashMap<(String, Brand), Fee>, Reg
             plan: plan.clone(),
             reason: format!("unknown brand '{brand}'"),
         })?;
-        out.insert((plan, brand), Fee { mdr_bp, fixed_minor: fixed.max(0) as u64 });
+        out.insert(
+            (plan, brand),
+            Fee {
+                mdr_bp,
+                fixed_minor: fixed.max(0) as u64,
+            },
+        );
     }
     Ok(out)
 }
@@ -427,22 +461,57 @@ blocked = true
     fn admits_known_terminals_and_declines_unknown_or_blocked() {
         let conn = db();
         let snap = Snapshot::load(&conn).unwrap();
-        assert_eq!(snap.admit(Some(b"TERM0001"), Some(b"MERCHANT0000001")), Admission::Admit);
+        assert_eq!(
+            snap.admit(Some(b"TERM0001"), Some(b"MERCHANT0000001")),
+            Admission::Admit
+        );
         assert_eq!(snap.admit(Some(b"TERM0002"), None), Admission::Admit);
-        assert_eq!(snap.admit(Some(b"TERM7777"), None), Admission::Decline("58"));
+        assert_eq!(
+            snap.admit(Some(b"TERM7777"), None),
+            Admission::Decline("58")
+        );
         assert_eq!(snap.admit(None, None), Admission::Decline("58"));
-        assert_eq!(snap.admit(Some(b"TERM0009"), None), Admission::Decline("03"));
-        assert_eq!(snap.admit(Some(b"TERM0001"), Some(b"MERCHANT0000002")), Admission::Decline("03"));
+        assert_eq!(
+            snap.admit(Some(b"TERM0009"), None),
+            Admission::Decline("03")
+        );
+        assert_eq!(
+            snap.admit(Some(b"TERM0001"), Some(b"MERCHANT0000002")),
+            Admission::Decline("03")
+        );
         set_terminal_blocked(&conn, "TERM0002", true).unwrap();
         let snap = Snapshot::load(&conn).unwrap();
-        assert_eq!(snap.admit(Some(b"TERM0002"), None), Admission::Decline("58"));
-        assert!(matches!(set_terminal_blocked(&conn, "NOPE", true), Err(RegistryError::UnknownTerminal(_))));
+        assert_eq!(
+            snap.admit(Some(b"TERM0002"), None),
+            Admission::Decline("58")
+        );
+        assert!(matches!(
+            set_terminal_blocked(&conn, "NOPE", true),
+            Err(RegistryError::UnknownTerminal(_))
+        ));
         set_merchant_blocked(&conn, "MERCHANT0000002", false).unwrap();
-        assert_eq!(Snapshot::load(&conn).unwrap().admit(Some(b"TERM0009"), None), Admission::Admit);
+        assert_eq!(
+            Snapshot::load(&conn)
+                .unwrap()
+                .admit(Some(b"TERM0009"), None),
+            Admission::Admit
+        );
         let all = merchants(&conn).unwrap();
-        assert_eq!(all[0].terminals, vec![("TERM0001".to_string(), false), ("TERM0002".to_string(), true)]);
+        assert_eq!(
+            all[0].terminals,
+            vec![
+                ("TERM0001".to_string(), false),
+                ("TERM0002".to_string(), true)
+            ]
+        );
         let plans = fee_plans(&conn).unwrap();
-        assert_eq!(plans[&("standard".to_string(), Brand::Mastercard)], Fee { mdr_bp: 150, fixed_minor: 10 });
+        assert_eq!(
+            plans[&("standard".to_string(), Brand::Mastercard)],
+            Fee {
+                mdr_bp: 150,
+                fixed_minor: 10
+            }
+        );
     }
 
     #[test]
@@ -450,9 +519,19 @@ blocked = true
         let bad = FILE.replace("\"5411\"", "\"54A1\"");
         let file: RegistryFile = toml::from_str(&bad).unwrap();
         let err = file.check().unwrap_err().to_string();
-        assert!(err.contains("MERCHANT0000001") && err.contains("mcc"), "{err}");
-        let bad = FILE.replace("fee_plan = \"standard\"\nterminals = [\"TERM0009\"]", "fee_plan = \"gold\"\nterminals = [\"TERM0009\"]");
-        let err = toml::from_str::<RegistryFile>(&bad).unwrap().check().unwrap_err().to_string();
+        assert!(
+            err.contains("MERCHANT0000001") && err.contains("mcc"),
+            "{err}"
+        );
+        let bad = FILE.replace(
+            "fee_plan = \"standard\"\nterminals = [\"TERM0009\"]",
+            "fee_plan = \"gold\"\nterminals = [\"TERM0009\"]",
+        );
+        let err = toml::from_str::<RegistryFile>(&bad)
+            .unwrap()
+            .check()
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("gold"), "{err}");
         assert_eq!(Brand::of_pan(b"5454000000000001"), Brand::Mastercard);
         assert_eq!(Brand::of_pan(b"2221000000000009"), Brand::Mastercard);

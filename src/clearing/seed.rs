@@ -88,9 +88,27 @@ pub fn registry(merchants: usize, terminals_each: usize) -> RegistryFile {
     plans.insert(
         "standard".to_string(),
         [
-            ("mastercard", Fee { mdr_bp: 150, fixed_minor: 10 }),
-            ("visa", Fee { mdr_bp: 175, fixed_minor: 10 }),
-            ("other", Fee { mdr_bp: 250, fixed_minor: 0 }),
+            (
+                "mastercard",
+                Fee {
+                    mdr_bp: 150,
+                    fixed_minor: 10,
+                },
+            ),
+            (
+                "visa",
+                Fee {
+                    mdr_bp: 175,
+                    fixed_minor: 10,
+                },
+            ),
+            (
+                "other",
+                Fee {
+                    mdr_bp: 250,
+                    fixed_minor: 0,
+                },
+            ),
         ]
         .into_iter()
         .map(|(b, f)| (b.to_string(), f))
@@ -106,7 +124,9 @@ pub fn registry(merchants: usize, terminals_each: usize) -> RegistryFile {
                 mcc: "5411".into(),
                 settlement_account: format!("DE00SEED{i:010}"),
                 fee_plan: "standard".into(),
-                terminals: (0..terminals_each).map(|j| format!("T{i:03}{j:04}")).collect(),
+                terminals: (0..terminals_each)
+                    .map(|j| format!("T{i:03}{j:04}"))
+                    .collect(),
                 blocked: false,
             })
             .collect(),
@@ -127,7 +147,9 @@ pub fn approved_purchases(
         .iter()
         .flat_map(|m| m.terminals.iter().map(move |t| (t.as_str(), m.id.as_str())))
         .collect();
-    let pans: Vec<String> = (0..64).map(|i| test_pan(if i % 2 == 0 { "545400" } else { "476173" }, i)).collect();
+    let pans: Vec<String> = (0..64)
+        .map(|i| test_pan(if i % 2 == 0 { "545400" } else { "476173" }, i))
+        .collect();
     let mut sum = 0u64;
     let rows = (0..count).map(|i| {
         let (terminal_id, merchant_id) = terminals[i % terminals.len()];

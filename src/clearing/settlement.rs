@@ -49,7 +49,14 @@ pub struct Settlement {
 
 impl Settlement {
     /// Adds one presented transaction.
-    pub fn add(&mut self, merchant_id: &str, account: &str, currency: &str, amount_minor: u64, fee: Fee) {
+    pub fn add(
+        &mut self,
+        merchant_id: &str,
+        account: &str,
+        currency: &str,
+        amount_minor: u64,
+        fee: Fee,
+    ) {
         let line = self
             .lines
             .entry((merchant_id.to_string(), currency.to_string()))
@@ -72,7 +79,9 @@ impl Settlement {
 
     /// The CSV report.
     pub fn csv(&self) -> String {
-        let mut out = String::from("merchant_id,currency,settlement_account,count,gross_minor,fee_minor,net_minor\n");
+        let mut out = String::from(
+            "merchant_id,currency,settlement_account,count,gross_minor,fee_minor,net_minor\n",
+        );
         for ((merchant, currency), l) in &self.lines {
             let _ = writeln!(
                 out,
@@ -114,10 +123,17 @@ impl Settlement {
         }
         out.push('\n');
         for (currency, (c, g, f, n)) in &per_currency {
-            let _ = writeln!(out, "{:<15} {currency:>3} {c:>8} {g:>16} {f:>14} {n:>16}", "total");
+            let _ = writeln!(
+                out,
+                "{:<15} {currency:>3} {c:>8} {g:>16} {f:>14} {n:>16}",
+                "total"
+            );
         }
         let (count, gross) = self.totals();
-        let _ = writeln!(out, "\nfile total: {count} presentments, DE4 sum {gross} (minor units, all currencies)");
+        let _ = writeln!(
+            out,
+            "\nfile total: {count} presentments, DE4 sum {gross} (minor units, all currencies)"
+        );
         out
     }
 }
@@ -138,23 +154,58 @@ mod tests {
         assert_eq!(rate_fee(199, 175), 3);
         assert_eq!(rate_fee(0, 150), 0);
         assert_eq!(rate_fee(u64::MAX, 10_000), u64::MAX);
-        assert_eq!(transaction_fee(100, Fee { mdr_bp: 150, fixed_minor: 10 }), 12);
+        assert_eq!(
+            transaction_fee(
+                100,
+                Fee {
+                    mdr_bp: 150,
+                    fixed_minor: 10
+                }
+            ),
+            12
+        );
     }
 
     #[test]
     fn per_transaction_rounding_differs_from_rounding_the_sum() {
         // Two transactions of 1.00 at 1.50%: 2 + 2 = 4, not round(3.0) = 3.
-        let fee = Fee { mdr_bp: 150, fixed_minor: 0 };
+        let fee = Fee {
+            mdr_bp: 150,
+            fixed_minor: 0,
+        };
         let mut s = Settlement::default();
         s.add("M1", "ACC", "978", 100, fee);
         s.add("M1", "ACC", "978", 100, fee);
         let line = &s.lines[&("M1".to_string(), "978".to_string())];
-        assert_eq!((line.count, line.gross_minor, line.fee_minor, line.net_minor()), (2, 200, 4, 196));
+        assert_eq!(
+            (
+                line.count,
+                line.gross_minor,
+                line.fee_minor,
+                line.net_minor()
+            ),
+            (2, 200, 4, 196)
+        );
         // A fixed fee above the amount makes the net negative, not zero.
-        s.add("M2", "ACC2", "978", 5, Fee { mdr_bp: 0, fixed_minor: 10 });
-        assert_eq!(s.lines[&("M2".to_string(), "978".to_string())].net_minor(), -5);
+        s.add(
+            "M2",
+            "ACC2",
+            "978",
+            5,
+            Fee {
+                mdr_bp: 0,
+                fixed_minor: 10,
+            },
+        );
+        assert_eq!(
+            s.lines[&("M2".to_string(), "978".to_string())].net_minor(),
+            -5
+        );
         assert!(s.csv().contains("M2,978,ACC2,1,5,10,-5\n"));
-        assert!(s.summary("t").contains("file total: 3 presentments, DE4 sum 205"));
+        assert!(
+            s.summary("t")
+                .contains("file total: 3 presentments, DE4 sum 205")
+        );
     }
 
     proptest! {

@@ -1,5 +1,6 @@
 //! The `cardswitch` command line: one binary, one subcommand per job.
 
+mod clearing;
 mod decode;
 mod demo;
 mod encode;
@@ -41,6 +42,8 @@ enum Command {
     Load(load::LoadArgs),
     /// Send messages to a host and print the responses.
     Send(send::SendArgs),
+    /// Acquirer processing: merchants, cut-off into IPM clearing files, reading them.
+    Clearing(clearing::ClearingArgs),
     /// List the shipped message specifications.
     Specs,
 }
@@ -57,6 +60,7 @@ pub fn main() -> ExitCode {
         Command::IssuerSim(args) => issuer_sim::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Load(args) => load::run(&args),
+        Command::Clearing(args) => clearing::run(&args),
         Command::Specs => list_specs(),
     };
     match result {
