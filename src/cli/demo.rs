@@ -211,6 +211,8 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         currency: "978".into(),
         seed: None,
         json: false,
+        record: None,
+        rrn_start: 0,
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -110,6 +110,14 @@ pub struct LoadArgs {
     /// Print the report as one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Write every response received as a JSON line (RRN, STAN, terminal,
+    /// DE39, late or not; no card data), for tests that check end to end.
+    #[arg(long)]
+    pub record: Option<std::path::PathBuf>,
+    /// First RRN sequence number, so that runs against the same host use
+    /// distinct RRNs.
+    #[arg(long, default_value_t = 0)]
+    pub rrn_start: u64,
 }
 
 /// Counters updated while a run goes on, for live display (`demo`).
@@ -312,6 +320,13 @@ pub async fn run_load_observed(
     }
     let established = streams.len() as u32;
     let start = Instant::now();
+    let record = match &args.record {
+        Some(path) => Some(std::sync::Mutex::new(std::io::BufWriter::new(
+            std::fs::File::create(path)
+                .map_err(|e| CliError::Input(format!("--record {}: {e}", path.display())))?,
+        ))),
+        None => None,
+    };
     let shared = Arc::new(Shared {
         spec: plan.spec,
         codec: plan.codec,
@@ -324,6 +339,8 @@ pub async fn run_load_observed(
         stop: CancellationToken::new(),
         start,
         progress: progress.clone(),
+        record,
+        rrn_start: args.rrn_start,
     });
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
     let tasks: Vec<_> = streams
@@ -487,6 +504,8 @@ struct Shared {
     stop: CancellationToken,
     start: Instant,
     progress: Arc<LoadProgress>,
+    record: Option<std::sync::Mutex<std::io::BufWriter<std::fs::File>>>,
+    rrn_start: u64,
 }
 
 impl Shared {
@@ -561,7 +580,8 @@ struct Conn {
 async fn drive(shared: Arc<Shared>, index: u32, stream: BoxedStream, seed: u64) -> ConnResult {
     let (mut reader, sender, writer) = connection::open_named(stream, shared.codec.clone(), "load");
     let mut conn = Conn {
-        generator: RequestGenerator::new(shared.profile.clone(), index, seed),
+        generator: RequestGenerator::new(shared.profile.clone(), index, seed)
+            .with_rrn_start(shared.rrn_start),
         slots: HashMap::with_capacity(shared.in_flight * 2),
         pending: 0,
         deadlines: VecDeque::with_capacity(shared.in_flight),
@@ -763,6 +783,7 @@ impl Conn {
             return None;
         };
         let outcome = load::check_response(&slot.expected, &msg);
+        self.write_record(&slot, &msg);
         if slot.timed_out {
             self.tally.late += 1;
             if let Outcome::Mismatched(m) = outcome {
@@ -782,6 +803,22 @@ impl Conn {
         load::record_latency(&mut self.histogram, micros);
         load::record_latency(&mut self.recent, micros);
         None
+    }
+
+    fn write_record(&self, slot: &Slot, response: &crate::message::Message) {
+        let Some(record) = &self.shared.record else {
+            return;
+        };
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        let line = serde_json::json!({
+            "rrn": text(&slot.expected.rrn),
+            "stan": text(&slot.expected.stan),
+            "terminal": text(&slot.expected.terminal),
+            "response_code": response.get_str(39).unwrap_or(""),
+            "late": slot.timed_out,
+        });
+        let mut w = record.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = std::io::Write::write_fmt(&mut *w, format_args!("{line}\n"));
     }
 
     /// Times out requests past their deadline and forgets old time-outs.

@@ -4,4 +4,12 @@
 //! card data sealed at rest. SQLite by default, behind [`store::JournalStore`].
 
 pub mod crypto;
+pub mod record;
 pub mod schema;
+pub mod sqlite;
+pub mod store;
+pub mod writer;
+
+pub use record::Record;
+pub use store::{JournalError, JournalStore, Recovery};
+pub use writer::Journal;

@@ -30,7 +30,7 @@ pub const JOURNAL_MIGRATIONS: &[&str] = &[
         currency          TEXT,                  -- DE49
         original_data     TEXT,                  -- DE90 (1987) or DE56 (1993)
         replacement_amount INTEGER,              -- first 12 digits of DE95, minor units
-        pan_key_id        TEXT,                  -- key that sealed pan_sealed
+        pan_key_id        TEXT,                  -- key that sealed this row's sealed columns
         pan_sealed        BLOB,                  -- AES-256-GCM nonce || ciphertext
         pan_hmac          BLOB,                  -- HMAC-SHA-256 of the whole PAN
         pan_masked        TEXT,                  -- first 6 / last 4

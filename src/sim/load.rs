@@ -397,6 +397,12 @@ impl RequestGenerator {
         }
     }
 
+    /// Starts the RRN sequence at `first` (distinct RRNs across runs).
+    pub fn with_rrn_start(mut self, first: u64) -> RequestGenerator {
+        self.rrn_sequence = first;
+        self
+    }
+
     pub fn terminal(&self) -> &Terminal {
         &self.terminal
     }

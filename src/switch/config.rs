@@ -104,6 +104,20 @@ pub struct SwitchConfig {
     /// In file order; route `n` in messages is `routes[n - 1]`.
     pub routes: Vec<RouteConfig>,
     pub default_route: DefaultRoute,
+    /// `[journal]`: where every exchange is recorded; none runs without.
+    pub journal: Option<JournalSettings>,
+}
+
+/// `[journal]`: the durable transaction journal.
+#[derive(Debug, Clone)]
+pub struct JournalSettings {
+    /// The SQLite database file (created if missing).
+    pub path: PathBuf,
+    /// The key file; without one, the key comes from the environment
+    /// (`CARDSWITCH_JOURNAL_KEY`).
+    pub key_file: Option<PathBuf>,
+    /// Records committed in one group at most.
+    pub group_records_max: usize,
 }
 
 /// `[switch]`.
@@ -278,6 +292,15 @@ struct ConfigFile {
     #[serde(default)]
     route: Vec<Spanned<RouteFile>>,
     default_route: Option<Spanned<DefaultRouteFile>>,
+    journal: Option<Spanned<JournalFile>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JournalFile {
+    path: Text,
+    key_file: Option<Text>,
+    group_records_max: Number,
 }
 
 #[derive(Deserialize)]
@@ -566,6 +589,25 @@ fn parse(text: &str, file: &str, dir: Option<&Path>) -> Result<SwitchConfig, Con
         ));
     }
     let default_route = check_default_route(&ctx, raw.default_route.as_ref(), &issuers)?;
+    let journal = match &raw.journal {
+        Some(j) => {
+            let j = j.get_ref();
+            if j.path.get_ref().trim().is_empty() {
+                return Err(ctx.invalid(j.path.span(), "journal", "path is empty"));
+            }
+            Some(JournalSettings {
+                path: ctx.path(j.path.get_ref()),
+                key_file: j.key_file.as_ref().map(|k| ctx.path(k.get_ref())),
+                group_records_max: ctx.positive_usize(
+                    &j.group_records_max,
+                    crate::journal::writer::GROUP_RECORDS_MAX as u64,
+                    "journal",
+                    "group_records_max",
+                )?,
+            })
+        }
+        None => None,
+    };
     Ok(SwitchConfig {
         file: file.to_string(),
         switch,
@@ -573,6 +615,7 @@ fn parse(text: &str, file: &str, dir: Option<&Path>) -> Result<SwitchConfig, Con
         issuers,
         routes,
         default_route,
+        journal,
     })
 }
 

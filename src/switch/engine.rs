@@ -11,14 +11,17 @@ use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use tokio::sync::Notify;
-use tracing::{debug, info, warn};
+use tracing::{Instrument, debug, info, warn};
 
 use super::duplicates::{DuplicateCache, Seen};
+use super::hooks::{AcquirerRules, Admission};
 use super::response_codes::Outcome;
 use super::routing::{RouteDecision, RouteTable};
 use super::saf::{Retry, SafKind, SafPolicy, SafQueue};
 use super::standin::StandIn;
 use super::translate::translate;
+use crate::journal::record::{Accepted, Answered, Forwarded, SafQueued, now_ms};
+use crate::journal::{Journal, Record, Recovery};
 use crate::link::connector::{IssuerLink, LinkError};
 use crate::link::mux::MuxError;
 use crate::link::netmgmt;
@@ -81,6 +84,50 @@ pub struct Switch {
     duplicates: Mutex<DuplicateCache>,
     pub stats: Stats,
     auth_counter: AtomicU64,
+    /// Where every exchange is recorded; `None` runs without a journal.
+    journal: Option<Journal>,
+    rules: Option<Arc<dyn AcquirerRules>>,
+    next_txn_id: AtomicU64,
+}
+
+/// What the switch decided for one request.
+struct Decided {
+    response: Message,
+    /// For the journal: approved, declined, timed_out, stand_in, rejected,
+    /// advice_acked.
+    outcome: &'static str,
+    response_at_ms: Option<i64>,
+}
+
+impl Decided {
+    fn local(response: Message, outcome: &'static str) -> Decided {
+        Decided {
+            response,
+            outcome,
+            response_at_ms: None,
+        }
+    }
+}
+
+/// A field as text, for the journal.
+fn text(msg: &Message, n: u16) -> Option<String> {
+    msg.get_str(n).map(str::to_string)
+}
+
+/// A message without sensitive authentication data, as bytes in `spec`
+/// (what the journal may keep, sealed).
+fn without_sad(spec: &Spec, msg: &Message) -> zeroize::Zeroizing<Vec<u8>> {
+    let mut copy = msg.clone();
+    for &f in NEVER_ECHOED {
+        copy.remove(f);
+    }
+    match spec.build(&copy) {
+        Ok(bytes) => zeroize::Zeroizing::new(bytes.to_vec()),
+        Err(e) => {
+            warn!(error = %e, "message cannot be built for the journal");
+            zeroize::Zeroizing::new(Vec::new())
+        }
+    }
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -140,6 +187,165 @@ impl Switch {
             duplicates: Mutex::new(DuplicateCache::new(duplicate_window, DUPLICATE_KEYS_MAX)),
             stats: Stats::default(),
             auth_counter: AtomicU64::new(1),
+            journal: None,
+            rules: None,
+            next_txn_id: AtomicU64::new(1),
+        }
+    }
+
+    /// Records every exchange in `journal` (set before traffic starts).
+    pub fn with_journal(mut self, journal: Journal) -> Switch {
+        self.journal = Some(journal);
+        self
+    }
+
+    /// Consults the acquirer's rules (terminals, batch close).
+    pub fn with_rules(mut self, rules: Arc<dyn AcquirerRules>) -> Switch {
+        self.rules = Some(rules);
+        self
+    }
+
+    pub fn journal(&self) -> Option<&Journal> {
+        self.journal.as_ref()
+    }
+
+    /// Picks up after a restart: continues the journal's numbering, queues
+    /// again every store-and-forward entry not yet acknowledged, and
+    /// reverses every request forwarded whose answer never reached its
+    /// acquirer (its outcome at the issuer is unknown).
+    pub async fn recover(&self, recovery: Recovery) {
+        self.next_txn_id
+            .fetch_max(recovery.next_txn_id, Ordering::Relaxed);
+        lock(&self.saf).resume_ids_from(recovery.next_saf_id);
+        let issuer_of = |name: &str| self.issuers.iter().position(|i| i.name == name);
+        let (mut requeued, mut reversed) = (0usize, 0usize);
+        for p in recovery.pending_saf {
+            let (Some(issuer), Some(kind)) = (issuer_of(&p.issuer), SafKind::from_label(&p.kind))
+            else {
+                warn!(id = p.id, issuer = %p.issuer, "queued entry for an unknown issuer or kind left in the journal");
+                continue;
+            };
+            match crate::message::parse::parse(
+                &self.issuers[issuer].spec,
+                &Bytes::copy_from_slice(&p.message),
+            ) {
+                Ok(msg) => {
+                    let inserted = lock(&self.saf).insert(
+                        p.id,
+                        p.txn_id,
+                        kind,
+                        issuer,
+                        msg,
+                        p.attempts,
+                        Instant::now(),
+                    );
+                    match inserted {
+                        Ok(()) => requeued += 1,
+                        Err(e) => warn!(id = p.id, error = %e, "queued entry not restored"),
+                    }
+                }
+                Err(e) => {
+                    warn!(id = p.id, error = %e, "queued entry does not parse: left in the journal")
+                }
+            }
+        }
+        for u in recovery.unfinished {
+            let Some(issuer) = issuer_of(&u.issuer) else {
+                warn!(txn = u.txn_id, issuer = %u.issuer, "open request for an unknown issuer");
+                continue;
+            };
+            match crate::message::parse::parse(
+                &self.issuers[issuer].spec,
+                &Bytes::copy_from_slice(&u.message),
+            ) {
+                Ok(original) => {
+                    self.queue_reversal(issuer, &original, Some(u.txn_id)).await;
+                    self.note(Some(u.txn_id), "reversed_after_restart", String::new())
+                        .await;
+                    reversed += 1;
+                }
+                Err(e) => warn!(txn = u.txn_id, error = %e, "open request does not parse"),
+            }
+        }
+        info!(requeued, reversed, "recovered from the journal");
+        self.saf_wake.notify_one();
+    }
+
+    /// Records an event in the journal, if there is one.
+    async fn note(&self, txn_id: Option<u64>, kind: &'static str, detail: String) {
+        if let Some(j) = &self.journal {
+            j.record(Record::Event {
+                txn_id,
+                at_ms: now_ms(),
+                kind,
+                detail,
+            })
+            .await;
+        }
+    }
+
+    /// Records an accepted request; with `durable`, waits until it is on
+    /// disk (a request is durable before it is forwarded).
+    async fn journal_accept(
+        &self,
+        acq: &Acquirer,
+        request: &Message,
+        txn_id: u64,
+        route: Option<Forwarded>,
+        durable: bool,
+    ) -> Result<(), crate::journal::JournalError> {
+        let Some(journal) = &self.journal else {
+            return Ok(());
+        };
+        let original_data = text(request, 90).or_else(|| text(request, 56));
+        let replacement_amount = request
+            .get_str(95)
+            .and_then(|v| v.get(..12))
+            .and_then(|v| v.parse().ok());
+        let record = Record::Accepted(Box::new(Accepted {
+            id: txn_id,
+            received_at_ms: now_ms(),
+            acquirer: acq.name.clone(),
+            request_mti: request.mti().to_string(),
+            processing_code: text(request, 3),
+            amount_minor: request.get_u64(4).and_then(|a| i64::try_from(a).ok()),
+            transmission_at: text(request, 7),
+            stan: text(request, 11),
+            local_time: text(request, 12),
+            local_date: text(request, 13),
+            mcc: text(request, 18),
+            pos_entry_mode: text(request, 22),
+            acquirer_inst: text(request, 32),
+            rrn: text(request, 37),
+            terminal_id: text(request, 41),
+            merchant_id: text(request, 42),
+            merchant_name_loc: text(request, 43),
+            currency: text(request, 49),
+            original_data,
+            replacement_amount,
+            pan: pan_of(request).map(|p| zeroize::Zeroizing::new(p.to_vec())),
+            route,
+        }));
+        if durable {
+            journal.durable(record).await
+        } else {
+            journal.record(record).await;
+            Ok(())
+        }
+    }
+
+    async fn journal_answer(&self, txn_id: u64, decided: &Decided) {
+        if let Some(journal) = &self.journal {
+            journal
+                .record(Record::Answered(Answered {
+                    id: txn_id,
+                    response_code: text(&decided.response, 39),
+                    approval_code: text(&decided.response, 38),
+                    outcome: decided.outcome,
+                    response_at_ms: decided.response_at_ms,
+                    sent_at_ms: now_ms(),
+                }))
+                .await;
         }
     }
 
@@ -171,6 +377,9 @@ impl Switch {
                 let advice = mti.function() == Function::Advice;
                 Some(self.deduplicated(acq, request, advice).await)
             }
+            (MessageClass::Reconciliation, Function::Request | Function::Advice) => {
+                Some(self.reconcile(acq, request).await)
+            }
             _ if mti.is_response() => {
                 warn!(mti = %mti, "unexpected response from an acquirer ignored");
                 None
@@ -197,6 +406,39 @@ impl Switch {
                     .build(&malfunction(response))
                     .unwrap_or_else(|_| Bytes::new())
             }
+        }
+    }
+
+    /// A terminal's batch close, answered by the acquirer's rules once the
+    /// journal holds everything before it.
+    async fn reconcile(&self, acq: &Acquirer, request: Message) -> Bytes {
+        let Some(rules) = self.rules.clone() else {
+            return self.finish(
+                acq,
+                &self.reject(&request, Outcome::InvalidTransaction),
+                true,
+            );
+        };
+        if let Some(Err(e)) = match &self.journal {
+            Some(journal) => Some(journal.flush().await),
+            None => None,
+        } {
+            warn!(error = %e, "journal unavailable: batch close declined");
+            return self.finish(
+                acq,
+                &self.reject(&request, Outcome::SystemMalfunction),
+                true,
+            );
+        }
+        let req = request.clone();
+        let answer = tokio::task::spawn_blocking(move || rules.reconcile(&req)).await;
+        match answer {
+            Ok(Some(resp)) => self.finish(acq, &resp, false),
+            _ => self.finish(
+                acq,
+                &self.reject(&request, Outcome::InvalidTransaction),
+                true,
+            ),
         }
     }
 
@@ -228,12 +470,19 @@ impl Switch {
                 return self.finish(acq, &self.reject(&request, Outcome::Duplicate), true);
             }
         }
-        let response = if advice {
-            self.advice(acq, &request)
-        } else {
-            self.forward(acq, &request).await
-        };
-        let bytes = self.finish(acq, &response, true);
+        let txn_id = self.next_txn_id.fetch_add(1, Ordering::Relaxed);
+        let span = tracing::debug_span!("txn", id = txn_id, mti = %request.mti());
+        let decided = async {
+            if advice {
+                self.advice(acq, &request, txn_id).await
+            } else {
+                self.forward(acq, &request, txn_id).await
+            }
+        }
+        .instrument(span)
+        .await;
+        let bytes = self.finish(acq, &decided.response, true);
+        self.journal_answer(txn_id, &decided).await;
         lock(&self.duplicates).complete(key, &bytes);
         bytes
     }
@@ -254,6 +503,17 @@ impl Switch {
                 .is_some_and(|id| acq.allowed_institutions.iter().any(|a| a == id));
             if !allowed {
                 return Err(Outcome::InvalidMerchant);
+            }
+        }
+        if let Some(rules) = &self.rules {
+            let admission = rules.admit(
+                request.get(41).map(|v| &v[..]),
+                request.get(42).map(|v| &v[..]),
+            );
+            match admission {
+                Admission::Admit => {}
+                Admission::Decline("03") => return Err(Outcome::InvalidMerchant),
+                Admission::Decline(_) => return Err(Outcome::NotPermittedToTerminal),
             }
         }
         let pan = pan_of(request).ok_or(Outcome::FormatError)?;
@@ -278,38 +538,74 @@ impl Switch {
         Ok((issuer, timeout, out.message))
     }
 
-    async fn forward(&self, acq: &Acquirer, request: &Message) -> Message {
+    async fn forward(&self, acq: &Acquirer, request: &Message, txn_id: u64) -> Decided {
         let (issuer, timeout, outgoing) = match self.prepare(acq, request) {
             Ok(x) => x,
-            Err(outcome) => return self.reject(request, outcome),
+            Err(outcome) => {
+                let _ = self.journal_accept(acq, request, txn_id, None, false).await;
+                return Decided::local(self.reject(request, outcome), "rejected");
+            }
         };
+        let target = &self.issuers[issuer];
         if !lock(&self.saf).has_room(SAF_RESERVE) {
             warn!("store-and-forward queue nearly full: not forwarding");
-            return self.stand_in_or_decline(acq, issuer, request);
+            let _ = self.journal_accept(acq, request, txn_id, None, false).await;
+            return self
+                .stand_in_or_decline(acq, issuer, request, txn_id, "declined")
+                .await;
         }
-        let target = &self.issuers[issuer];
+        let route = Forwarded {
+            issuer: target.name.clone(),
+            issuer_stan: text(&outgoing, 11).unwrap_or_default(),
+            message: without_sad(&target.spec, &outgoing),
+        };
+        // Durable before forwarded: after a crash, the journal knows this
+        // request may have reached the issuer and reverses it.
+        if let Err(e) = self
+            .journal_accept(acq, request, txn_id, Some(route), true)
+            .await
+        {
+            warn!(error = %e, "journal unavailable: not forwarding");
+            return Decided::local(self.reject(request, Outcome::SystemMalfunction), "rejected");
+        }
         match target.link.request(&outgoing, timeout).await {
-            Ok(resp) => self.back_to_acquirer(acq, issuer, request, &resp),
+            Ok(resp) => {
+                let response = self.back_to_acquirer(acq, issuer, request, &resp);
+                let outcome = match response.get_str(39) {
+                    Some("00" | "000" | "001") => "approved",
+                    _ => "declined",
+                };
+                Decided {
+                    response,
+                    outcome,
+                    response_at_ms: Some(now_ms()),
+                }
+            }
             Err(LinkError::Mux {
                 source: MuxError::Build(e),
                 ..
             }) => {
                 warn!(issuer = %target.name, error = %e, "request cannot be built in the issuer's dialect");
-                self.reject(request, Outcome::FormatError)
+                Decided::local(self.reject(request, Outcome::FormatError), "rejected")
             }
             Err(LinkError::Mux { source, .. }) if outcome_unknown(&source) => {
                 Stats::add(&self.stats.timed_out);
                 info!(issuer = %target.name, error = %source, "no answer: reversing");
-                self.queue_reversal(issuer, &outgoing);
+                self.note(Some(txn_id), "timed_out", source.to_string())
+                    .await;
+                self.queue_reversal(issuer, &outgoing, Some(txn_id)).await;
                 if request.mti().class() == MessageClass::Reversal {
                     // The reversal is now the queue's to deliver.
-                    return self.reject(request, Outcome::Approved);
+                    return Decided::local(self.reject(request, Outcome::Approved), "timed_out");
                 }
-                self.stand_in_or_decline(acq, issuer, request)
+                self.stand_in_or_decline(acq, issuer, request, txn_id, "timed_out")
+                    .await
             }
             Err(e) => {
                 debug!(issuer = %target.name, error = %e, "not sent");
-                self.stand_in_or_decline(acq, issuer, request)
+                self.note(Some(txn_id), "not_sent", e.to_string()).await;
+                self.stand_in_or_decline(acq, issuer, request, txn_id, "declined")
+                    .await
             }
         }
     }
@@ -346,7 +642,16 @@ impl Switch {
         out
     }
 
-    fn stand_in_or_decline(&self, acq: &Acquirer, issuer: usize, request: &Message) -> Message {
+    /// Stands in for an issuer that is down or did not answer, by its
+    /// rules, or declines with 91 (`outcome` says which for the journal).
+    async fn stand_in_or_decline(
+        &self,
+        acq: &Acquirer,
+        issuer: usize,
+        request: &Message,
+        txn_id: u64,
+        outcome: &'static str,
+    ) -> Decided {
         let target = &self.issuers[issuer];
         let is_purchase = matches!(
             request.mti().class(),
@@ -366,54 +671,107 @@ impl Switch {
                 let n = self.auth_counter.fetch_add(1, Ordering::Relaxed) % 100_000;
                 let mut resp = self.reject(request, Outcome::Approved);
                 let _ = resp.set_str(38, &format!("S{n:05}"));
-                self.queue_stand_in_advice(acq, issuer, request, &resp);
-                return resp;
+                self.note(Some(txn_id), "stand_in", String::new()).await;
+                self.queue_stand_in_advice(acq, issuer, request, &resp, txn_id)
+                    .await;
+                return Decided::local(resp, "stand_in");
             }
         }
-        self.reject(request, Outcome::IssuerUnavailable)
+        Decided::local(self.reject(request, Outcome::IssuerUnavailable), outcome)
     }
 
-    /// Acknowledges an acquirer's advice and queues it for the issuer.
-    fn advice(&self, acq: &Acquirer, request: &Message) -> Message {
+    /// Acknowledges an acquirer's advice once it is durably queued for
+    /// the issuer.
+    async fn advice(&self, acq: &Acquirer, request: &Message, txn_id: u64) -> Decided {
         let (issuer, _, outgoing) = match self.prepare(acq, request) {
             Ok(x) => x,
-            Err(outcome) => return self.reject(request, outcome),
-        };
-        let pushed =
-            lock(&self.saf).push(SafKind::AcquirerAdvice, issuer, outgoing, Instant::now());
-        match pushed {
-            Ok(_) => {
-                Stats::add(&self.stats.saf_queued);
-                self.saf_wake.notify_one();
-                self.reject(request, Outcome::Approved)
+            Err(outcome) => {
+                let _ = self.journal_accept(acq, request, txn_id, None, false).await;
+                return Decided::local(self.reject(request, outcome), "rejected");
             }
-            Err(e) => {
-                warn!(error = %e, "advice not acknowledged");
-                self.reject(request, Outcome::IssuerUnavailable)
+        };
+        let _ = self.journal_accept(acq, request, txn_id, None, false).await;
+        match self
+            .queue(
+                SafKind::AcquirerAdvice,
+                issuer,
+                outgoing,
+                Some(txn_id),
+                true,
+            )
+            .await
+        {
+            Ok(()) => Decided::local(self.reject(request, Outcome::Approved), "advice_acked"),
+            Err(reason) => {
+                warn!(reason, "advice not acknowledged");
+                Decided::local(self.reject(request, Outcome::IssuerUnavailable), "rejected")
             }
         }
     }
 
-    fn queue(&self, kind: SafKind, issuer: usize, msg: Message) {
-        let pushed = lock(&self.saf).push(kind, issuer, msg, Instant::now());
+    /// Queues a message for its issuer: journaled (and, with `durable`,
+    /// on disk) before it enters the in-memory queue. Track data, PIN
+    /// block and ICC data are dropped: an advice never needs them.
+    async fn queue(
+        &self,
+        kind: SafKind,
+        issuer: usize,
+        mut msg: Message,
+        txn_id: Option<u64>,
+        durable: bool,
+    ) -> Result<(), &'static str> {
+        for &f in NEVER_ECHOED {
+            msg.remove(f);
+        }
+        let id = {
+            let mut q = lock(&self.saf);
+            if !q.has_room(0) {
+                warn!(kind = kind.label(), "store-and-forward overflow");
+                metrics::counter!("cardswitch_saf_overflow_total").increment(1);
+                return Err("store-and-forward queue full");
+            }
+            q.allocate_id()
+        };
+        if let Some(journal) = &self.journal {
+            let target = &self.issuers[issuer];
+            let record = Record::SafQueued(SafQueued {
+                id,
+                txn_id,
+                kind: kind.label(),
+                issuer: target.name.clone(),
+                message: without_sad(&target.spec, &msg),
+                queued_at_ms: now_ms(),
+            });
+            if durable {
+                journal
+                    .durable(record)
+                    .await
+                    .map_err(|_| "journal unavailable")?;
+            } else {
+                journal.record(record).await;
+            }
+        }
+        let pushed = lock(&self.saf).insert(id, txn_id, kind, issuer, msg, 0, Instant::now());
         match pushed {
-            Ok(_) => {
+            Ok(()) => {
                 Stats::add(&self.stats.saf_queued);
                 metrics::counter!("cardswitch_saf_queued_total", "kind" => kind.label())
                     .increment(1);
                 self.saf_wake.notify_one();
+                Ok(())
             }
             Err(e) => {
                 // Cannot happen while `has_room(SAF_RESERVE)` gates forwarding.
                 warn!(kind = kind.label(), error = %e, "store-and-forward overflow");
                 metrics::counter!("cardswitch_saf_overflow_total").increment(1);
+                Err("store-and-forward queue full")
             }
         }
     }
 
     /// A 0420 reversal advice (issuer dialect) for a request whose outcome
     /// is unknown, referring to it by DE90 (1987) or DE56 (1993).
-    fn queue_reversal(&self, issuer: usize, original: &Message) {
+    async fn queue_reversal(&self, issuer: usize, original: &Message, txn_id: Option<u64>) {
         let target = &self.issuers[issuer];
         let version = target.spec.version.digit();
         let mti: Mti = "0420".parse().expect("constant MTI");
@@ -438,16 +796,19 @@ impl Switch {
             let odt = original.get_str(12).unwrap_or("000000000000");
             let _ = rev.set_str(56, &format!("{omti}{ostan}{odt}{:02}{acq}", acq.len()));
         }
-        self.queue(SafKind::TimeoutReversal, issuer, rev);
+        let _ = self
+            .queue(SafKind::TimeoutReversal, issuer, rev, txn_id, false)
+            .await;
     }
 
     /// An 0120 advice (issuer dialect) of a stand-in approval.
-    fn queue_stand_in_advice(
+    async fn queue_stand_in_advice(
         &self,
         acq: &Acquirer,
         issuer: usize,
         request: &Message,
         response: &Message,
+        txn_id: u64,
     ) {
         let target = &self.issuers[issuer];
         let mut advice = request.clone();
@@ -463,7 +824,9 @@ impl Switch {
         let mut out = translate(&acq.spec, &target.spec, &advice, SystemTime::now()).message;
         let _ = out.set(33, self.institution_id.clone());
         let _ = out.set_num(11, u64::from(target.link.next_stan()), 6);
-        self.queue(SafKind::StandInAdvice, issuer, out);
+        let _ = self
+            .queue(SafKind::StandInAdvice, issuer, out, Some(txn_id), false)
+            .await;
     }
 
     /// Delivers store-and-forward entries until `shutdown`: each is sent to
@@ -500,22 +863,57 @@ impl Switch {
                         msg.set_mti(msg.mti().as_repeat());
                     }
                     let result = link.request(&msg, this.saf_response_wait).await;
-                    let retry_code = result.as_ref().ok().and_then(|r| r.get_str(39)).is_some_and(|c| c == "91" || c == "911");
+                    let retry_code = result
+                        .as_ref()
+                        .ok()
+                        .and_then(|r| r.get_str(39))
+                        .is_some_and(|c| c == "91" || c == "911");
+                    let (id, kind, attempts) = (entry.id, entry.kind, entry.attempts + 1);
                     if result.is_ok() && !retry_code {
                         Stats::add(&this.stats.saf_delivered);
-                        metrics::counter!("cardswitch_saf_delivered_total", "kind" => entry.kind.label()).increment(1);
+                        metrics::counter!("cardswitch_saf_delivered_total", "kind" => kind.label())
+                            .increment(1);
+                        this.journal_saf(Record::SafDone {
+                            id,
+                            delivered: true,
+                            attempts,
+                            at_ms: now_ms(),
+                        })
+                        .await;
                         return;
                     }
-                    let kind = entry.kind;
-                    let id = entry.id;
-                    if lock(&this.saf).retry(entry, Instant::now()) == Retry::GaveUp {
+                    let retry = lock(&this.saf).retry(entry, Instant::now());
+                    if retry == Retry::GaveUp {
                         Stats::add(&this.stats.saf_given_up);
-                        metrics::counter!("cardswitch_saf_given_up_total", "kind" => kind.label()).increment(1);
-                        warn!(id, kind = kind.label(), "store-and-forward gave up: expired or out of attempts");
+                        metrics::counter!("cardswitch_saf_given_up_total", "kind" => kind.label())
+                            .increment(1);
+                        warn!(
+                            id,
+                            kind = kind.label(),
+                            "store-and-forward gave up: expired or out of attempts"
+                        );
+                        this.journal_saf(Record::SafDone {
+                            id,
+                            delivered: false,
+                            attempts,
+                            at_ms: now_ms(),
+                        })
+                        .await;
+                    } else {
+                        this.journal_saf(Record::SafAttempted { id, attempts })
+                            .await;
                     }
                 }
             });
             futures_util::future::join_all(sends).await;
+        }
+    }
+}
+
+impl Switch {
+    async fn journal_saf(&self, record: Record) {
+        if let Some(j) = &self.journal {
+            j.record(record).await;
         }
     }
 }

@@ -29,12 +29,24 @@ impl SafKind {
             SafKind::StandInAdvice => "stand_in_advice",
         }
     }
+
+    pub fn from_label(label: &str) -> Option<SafKind> {
+        [
+            SafKind::TimeoutReversal,
+            SafKind::AcquirerAdvice,
+            SafKind::StandInAdvice,
+        ]
+        .into_iter()
+        .find(|k| k.label() == label)
+    }
 }
 
 /// One message to deliver.
 #[derive(Debug, Clone)]
 pub struct SafEntry {
     pub id: u64,
+    /// The journal's transaction this entry belongs to, if any.
+    pub txn_id: Option<u64>,
     pub kind: SafKind,
     /// Index of the issuer it goes to.
     pub issuer: usize,
@@ -102,22 +114,51 @@ impl SafQueue {
         message: Message,
         now: Instant,
     ) -> Result<u64, SafFull> {
+        let id = self.allocate_id();
+        self.insert(id, None, kind, issuer, message, 0, now)?;
+        Ok(id)
+    }
+
+    /// The id the next entry gets (ids are the journal's keys too).
+    pub fn allocate_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// Continues numbering after ids already used (after a restart).
+    pub fn resume_ids_from(&mut self, next_id: u64) {
+        self.next_id = self.next_id.max(next_id);
+    }
+
+    /// Queues a message under an allocated id, due now; `attempts` already
+    /// made (a restored entry is sent as a repeat).
+    #[allow(clippy::too_many_arguments)]
+    pub fn insert(
+        &mut self,
+        id: u64,
+        txn_id: Option<u64>,
+        kind: SafKind,
+        issuer: usize,
+        message: Message,
+        attempts: u32,
+        now: Instant,
+    ) -> Result<(), SafFull> {
         if self.by_due.len() >= self.entries_max {
             return Err(SafFull(self.by_due.len()));
         }
-        let id = self.next_id;
-        self.next_id += 1;
         let entry = SafEntry {
             id,
+            txn_id,
             kind,
             issuer,
             message,
-            attempts: 0,
+            attempts,
             due: now,
             expires: now + self.policy.expiry,
         };
         self.by_due.insert((now, id), entry);
-        Ok(id)
+        Ok(())
     }
 
     /// Takes up to `limit` entries due at `now` whose issuer `ready` accepts.

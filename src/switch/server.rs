@@ -15,9 +15,13 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::config::{AcquirerConfig, IssuerConfig, SwitchConfig};
 use super::engine::{Acquirer, Issuer, Switch};
+use super::hooks::AcquirerRules;
 use super::response_codes::format_error_reject;
 use super::routing::RouteTable;
 use super::standin::StandIn;
+use crate::journal::crypto::Keyring;
+use crate::journal::sqlite::SqliteJournal;
+use crate::journal::{Journal, JournalError, JournalStore, Recovery};
 use crate::link::connection::{FrameSender, ReadLimits};
 use crate::link::connector::{EndpointSettings, IssuerLink};
 use crate::link::framing::{Frame, FrameCodec};
@@ -38,6 +42,8 @@ pub enum StartError {
         address: String,
         reason: String,
     },
+    #[error(transparent)]
+    Journal(#[from] crate::journal::JournalError),
     #[error("{link}: {source}")]
     Tls {
         link: String,
@@ -59,6 +65,11 @@ impl Running {
     pub async fn stopped(self) {
         self.tasks.close();
         self.tasks.wait().await;
+        if let Some(journal) = self.switch.journal()
+            && let Err(e) = journal.flush().await
+        {
+            warn!(error = %e, "journal not flushed at shutdown");
+        }
     }
 }
 
@@ -97,11 +108,35 @@ fn issuer_link(
     Ok(IssuerLink::start(settings, shutdown.clone()))
 }
 
+/// Opens the configured journal: keys checked against the data, schema
+/// migrated, and what a restart must pick up read.
+fn open_journal(
+    settings: &crate::switch::config::JournalSettings,
+) -> Result<(Journal, Recovery), StartError> {
+    let keys = Arc::new(Keyring::load(settings.key_file.as_deref()).map_err(JournalError::from)?);
+    let mut store = SqliteJournal::open(&settings.path, keys)?;
+    let recovery = store.recover()?;
+    let (journal, _thread) = Journal::start(Box::new(store), settings.group_records_max);
+    info!(path = %settings.path.display(), "journal open");
+    Ok((journal, recovery))
+}
+
 /// Starts everything; returns once the acquirer listeners are bound.
 pub async fn start(
     config: &SwitchConfig,
     shutdown: CancellationToken,
 ) -> Result<Running, StartError> {
+    start_with_rules(config, shutdown, None).await
+}
+
+/// Starts everything, consulting the acquirer's `rules` (terminals, batch
+/// close) when given.
+pub async fn start_with_rules(
+    config: &SwitchConfig,
+    shutdown: CancellationToken,
+    rules: Option<Arc<dyn AcquirerRules>>,
+) -> Result<Running, StartError> {
+    let journal = config.journal.as_ref().map(open_journal).transpose()?;
     let mut issuers = Vec::with_capacity(config.issuers.len());
     for cfg in &config.issuers {
         issuers.push(Issuer {
@@ -113,14 +148,28 @@ pub async fn start(
                 .map(|rules| std::sync::Mutex::new(StandIn::new(rules, STAND_IN_CARDS_MAX))),
         });
     }
-    let switch = Arc::new(Switch::new(
+    let mut switch = Switch::new(
         Bytes::from(config.switch.institution_id.clone()),
         RouteTable::build(config),
         issuers,
         config.switch.saf.policy,
         config.switch.saf.queue_max,
         config.switch.duplicate_window,
-    ));
+    );
+    if let Some(rules) = rules {
+        switch = switch.with_rules(rules);
+    }
+    let recovery = match journal {
+        Some((journal, recovery)) => {
+            switch = switch.with_journal(journal);
+            Some(recovery)
+        }
+        None => None,
+    };
+    let switch = Arc::new(switch);
+    if let Some(recovery) = recovery {
+        switch.recover(recovery).await;
+    }
     let tasks = tokio_util::task::TaskTracker::new();
     tasks.spawn(switch.clone().run_saf(shutdown.clone()));
     let mut bound = Vec::new();

@@ -1,0 +1,162 @@
+//! The journal's one writer: a thread that owns the store and commits
+//! records in groups. While one group's commit (and its fsync) runs, the
+//! next group gathers in a bounded channel, so durability costs one fsync
+//! per group rather than one per record. Callers that need durability
+//! (a request before it is forwarded) wait for their group's commit.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::Instant;
+
+use tokio::sync::{mpsc, oneshot};
+use tracing::error;
+
+use super::record::Record;
+use super::store::{JournalError, JournalStore};
+
+/// Records waiting for the writer at most; senders wait when it is full.
+pub const QUEUE_RECORDS_MAX: usize = 65_536;
+/// Records in one commit at most.
+pub const GROUP_RECORDS_MAX: usize = 4_096;
+
+type Ack = oneshot::Sender<bool>;
+
+enum Command {
+    Record(Record, Option<Ack>),
+    Flush(Ack),
+}
+
+/// Counters of the writer's work.
+#[derive(Debug, Default)]
+pub struct WriterStats {
+    pub records: AtomicU64,
+    pub commits: AtomicU64,
+    pub failures: AtomicU64,
+}
+
+/// A handle on the journal writer; cheap to clone.
+#[derive(Clone)]
+pub struct Journal {
+    tx: mpsc::Sender<Command>,
+    pub stats: Arc<WriterStats>,
+    failed: Arc<AtomicBool>,
+}
+
+impl Journal {
+    /// Starts the writer thread on `store`. It stops when every handle is
+    /// dropped, after committing what was queued.
+    pub fn start(
+        store: Box<dyn JournalStore>,
+        group_records_max: usize,
+    ) -> (Journal, std::thread::JoinHandle<()>) {
+        assert!(group_records_max > 0, "a group holds at least one record");
+        let (tx, rx) = mpsc::channel(QUEUE_RECORDS_MAX);
+        let stats = Arc::new(WriterStats::default());
+        let failed = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let stats = stats.clone();
+            let failed = failed.clone();
+            std::thread::Builder::new()
+                .name("journal-writer".into())
+                .spawn(move || write_loop(store, rx, group_records_max, &stats, &failed))
+                .expect("spawning the journal writer thread")
+        };
+        (Journal { tx, stats, failed }, thread)
+    }
+
+    /// Queues a record and waits until it is durable.
+    pub async fn durable(&self, record: Record) -> Result<(), JournalError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Command::Record(record, Some(ack)))
+            .await
+            .map_err(|_| JournalError::Closed)?;
+        match done.await {
+            Ok(true) => Ok(()),
+            _ => Err(JournalError::Closed),
+        }
+    }
+
+    /// Queues a record without waiting for its commit (waits only while
+    /// the queue is full).
+    pub async fn record(&self, record: Record) {
+        if let Err(mpsc::error::TrySendError::Full(cmd)) =
+            self.tx.try_send(Command::Record(record, None))
+        {
+            let _ = self.tx.send(cmd).await;
+        }
+    }
+
+    /// Waits until everything queued before it is durable.
+    pub async fn flush(&self) -> Result<(), JournalError> {
+        let (ack, done) = oneshot::channel();
+        self.tx
+            .send(Command::Flush(ack))
+            .await
+            .map_err(|_| JournalError::Closed)?;
+        match done.await {
+            Ok(true) => Ok(()),
+            _ => Err(JournalError::Closed),
+        }
+    }
+
+    /// Whether a commit has failed since start (the switch then refuses
+    /// to forward until restarted with a working journal).
+    pub fn has_failed(&self) -> bool {
+        self.failed.load(Ordering::Relaxed)
+    }
+}
+
+fn write_loop(
+    mut store: Box<dyn JournalStore>,
+    mut rx: mpsc::Receiver<Command>,
+    group_records_max: usize,
+    stats: &WriterStats,
+    failed: &AtomicBool,
+) {
+    let mut records = Vec::with_capacity(group_records_max);
+    let mut acks = Vec::with_capacity(group_records_max);
+    while let Some(first) = rx.blocking_recv() {
+        let mut next = Some(first);
+        while let Some(cmd) = next.take() {
+            match cmd {
+                Command::Record(r, ack) => {
+                    records.push(r);
+                    acks.extend(ack);
+                }
+                Command::Flush(ack) => acks.push(ack),
+            }
+            if records.len() < group_records_max {
+                next = rx.try_recv().ok();
+            }
+        }
+        let started = Instant::now();
+        let ok = records.is_empty() || {
+            match store.append(&records) {
+                Ok(()) => true,
+                Err(e) => {
+                    error!(error = %e, records = records.len(), "journal commit failed");
+                    false
+                }
+            }
+        };
+        if ok {
+            stats
+                .records
+                .fetch_add(records.len() as u64, Ordering::Relaxed);
+            stats.commits.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("cardswitch_journal_records_total").increment(records.len() as u64);
+            metrics::counter!("cardswitch_journal_commits_total").increment(1);
+            metrics::histogram!("cardswitch_journal_commit_seconds")
+                .record(started.elapsed().as_secs_f64());
+        } else {
+            failed.store(true, Ordering::Relaxed);
+            stats.failures.fetch_add(1, Ordering::Relaxed);
+            metrics::counter!("cardswitch_journal_failures_total").increment(1);
+        }
+        for ack in acks.drain(..) {
+            let _ = ack.send(ok);
+        }
+        records.clear();
+    }
+}
