@@ -179,6 +179,11 @@ pub fn for_each_record(
                 available: rest.len(),
             });
         }
+        // Padding where a length should be: the records stopped without an
+        // end-of-file record (0x40404040 is beyond any record length).
+        if blocked && rest[..4] == [PAD; 4] {
+            return Err(IpmReadError::NoEndOfFile { offset: at(pos) });
+        }
         let length = u32::from_be_bytes([rest[0], rest[1], rest[2], rest[3]]) as usize;
         if length == 0 {
             check.finish(at(pos))?;

@@ -363,10 +363,9 @@ fn run_seed(args: &SeedArgs) -> Result<(), CliError> {
 pub fn acquirer_rules(
     config: &crate::switch::config::SwitchConfig,
 ) -> Result<std::sync::Arc<dyn crate::switch::hooks::AcquirerRules>, CliError> {
-    let journal = config
-        .journal
-        .as_ref()
-        .ok_or_else(|| input("--merchant-registry needs a [journal] section: the registry lives in its database"))?;
+    let journal = config.journal.as_ref().ok_or_else(|| {
+        input("--merchant-registry needs a [journal] section: the registry lives in its database")
+    })?;
     let conn = cutoff::open_db(&journal.path).map_err(input)?;
     let rules = crate::clearing::batch::ClearingRules::new(conn).map_err(input)?;
     Ok(std::sync::Arc::new(rules))
