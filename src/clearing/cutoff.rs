@@ -3,10 +3,11 @@
 //! clearing file, once.
 //!
 //! Two steps, each safe to interrupt:
-//! 1. Choose (one SQLite transaction): derive capture from the journal rows
-//!    not yet in `clearing_items`, give each presentment its ARN, and insert
-//!    the `clearing_files` row (state `committed`) together with one
-//!    `clearing_items` row per journal row consumed. `txn_id` is the primary
+//! 1. Choose: derive capture from a read snapshot of the journal rows not
+//!    yet in `clearing_items`; then, in one SQLite write transaction, give
+//!    each presentment its ARN and insert the `clearing_files` row (state
+//!    `committed`) together with one `clearing_items` row per journal row
+//!    consumed. `txn_id` is the primary
 //!    key, so no row is ever chosen twice; a crash before the commit leaves
 //!    nothing behind.
 //! 2. Write: the file and its settlement reports are a deterministic
@@ -271,8 +272,12 @@ fn choose(
     day_end_ms: i64,
     report: &mut CutoffReport,
 ) -> Result<Option<i64>, CutoffError> {
-    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    // Read and derive in a read transaction (a consistent snapshot) without
+    // the write lock, so the switch's journal writer is held up only while
+    // the choice is inserted. Rows that arrive meanwhile wait for the next
+    // cut-off; a concurrent cut-off makes the inserts fail on the primary key.
     let spinner = progress_bar(cfg.progress, None, "choosing");
+    let read = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
     let derived = {
         let sql = format!(
             "SELECT {ROW_COLUMNS} FROM transactions t
@@ -280,13 +285,14 @@ fn choose(
                AND NOT EXISTS (SELECT 1 FROM clearing_items c WHERE c.txn_id = t.id)
              ORDER BY t.id"
         );
-        let mut stmt = tx.prepare(&sql)?;
+        let mut stmt = read.prepare(&sql)?;
         let rows = stmt
             .query_map(params![day_end_ms], |r| JournalRow::from_sql(r, 0))?
             .collect::<Result<Vec<_>, _>>()?;
         capture::derive(rows)
     };
-    let terminals = terminal_merchants(&tx)?;
+    let terminals = terminal_merchants(&read)?;
+    read.finish()?;
     for c in derived.presentable() {
         if !terminals.contains_key(&c.terminal) {
             return Err(CutoffError::Unregistered {
@@ -311,6 +317,7 @@ fn choose(
     if consumed == 0 {
         return Ok(None);
     }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
     let file_seq: i64 = tx.query_row(
         "SELECT COALESCE(MAX(file_seq), 0) + 1 FROM clearing_files WHERE business_date = ?1",
         params![cfg.business_date],
