@@ -119,17 +119,9 @@ fn request(mti: &str, terminal: &str, merchant: &str, stan: u32, amount: u64) ->
     }})
 }
 
-fn reversal_of(
-    mti: &str,
-    orig_mti: &str,
-    orig_stan: u32,
-    terminal: &str,
-    merchant: &str,
-    stan: u32,
-    amount: u64,
-    replacement: Option<u64>,
-) -> Value {
-    let mut m = request(mti, terminal, merchant, stan, amount);
+/// `m` (a 0220 / 0400 / 0420) pointing at its original by DE90, with a
+/// DE95 replacement amount when given.
+fn reversal_of(mut m: Value, orig_mti: &str, orig_stan: u32, replacement: Option<u64>) -> Value {
     m["fields"]["90"] = json!(format!(
         "{orig_mti}{orig_stan:06}112314300500001234567{:011}",
         0
@@ -258,7 +250,12 @@ fn terminal_traffic_to_clearing_file_and_settlement() {
     );
     let partial = send(
         pos,
-        reversal_of("0400", "0200", 11, "TERM0001", m1, 12, 2_000, Some(1_500)),
+        reversal_of(
+            request("0400", "TERM0001", m1, 12, 2_000),
+            "0200",
+            11,
+            Some(1_500),
+        ),
     );
     assert_eq!(partial["mti"], "0410");
     assert_eq!(
@@ -272,7 +269,7 @@ fn terminal_traffic_to_clearing_file_and_settlement() {
     );
     let completion = send(
         pos,
-        reversal_of("0220", "0100", 20, "TERM0002", m1, 21, 7_350, None),
+        reversal_of(request("0220", "TERM0002", m1, 21, 7_350), "0100", 20, None),
     );
     assert_eq!(completion["mti"], "0230");
     assert_eq!(
@@ -281,7 +278,7 @@ fn terminal_traffic_to_clearing_file_and_settlement() {
     );
     let full = send(
         pos,
-        reversal_of("0420", "0200", 22, "TERM0002", m1, 23, 3_000, None),
+        reversal_of(request("0420", "TERM0002", m1, 23, 3_000), "0200", 22, None),
     );
     assert_eq!(full["mti"], "0430");
 
