@@ -282,6 +282,52 @@ fn terminal_traffic_to_clearing_file_and_settlement() {
     );
     assert_eq!(full["mti"], "0430");
 
+    // Blocking a terminal takes effect on the running switch. Probes are
+    // pre-authorizations never completed (so never cleared), each with its
+    // own STAN (not duplicates).
+    let mut probe_stan = 100;
+    let mut probe = || {
+        probe_stan += 1;
+        code(&send(
+            pos,
+            request("0100", "TERM0003", "MERCHANT0000002", probe_stan, 100),
+        ))
+        .to_string()
+    };
+    assert_eq!(probe(), "00");
+    let (c, _, err) = cli(
+        &[
+            "clearing",
+            "merchants",
+            "block",
+            "--terminal",
+            "TERM0003",
+            "--db",
+            &db_s,
+        ],
+        &[],
+    );
+    assert_eq!(c, 0, "{err}");
+    support::process::wait_until("TERM0003 blocked", Duration::from_secs(10), || {
+        probe() == "58"
+    });
+    let (c, _, err) = cli(
+        &[
+            "clearing",
+            "merchants",
+            "unblock",
+            "--terminal",
+            "TERM0003",
+            "--db",
+            &db_s,
+        ],
+        &[],
+    );
+    assert_eq!(c, 0, "{err}");
+    support::process::wait_until("TERM0003 unblocked", Duration::from_secs(10), || {
+        probe() == "00"
+    });
+
     // Batch close: TERM0001 in balance (2 debits 12000, 1 reversal of 500),
     // TERM0002 out of balance (it forgot the reversal).
     let closed = send(pos, batch_close("TERM0001", 30, 2, 12_000, 1, 500));

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rusqlite::{Connection, OptionalExtension, params};
 
 use super::capture::{self, CAPTURE_MTIS_SQL, JournalRow, ROW_COLUMNS};
-use super::registry::{RegistryError, Snapshot};
+use super::registry::{self, RegistryError, Snapshot};
 use crate::message::Message;
 use crate::message::sensitive::NEVER_ECHOED;
 use crate::switch::hooks::{AcquirerRules, Admission};
@@ -182,25 +182,56 @@ pub fn reconcile(conn: &Connection, request: &Message, now_ms: i64) -> Result<Me
 pub struct ClearingRules {
     snapshot: RwLock<Arc<Snapshot>>,
     conn: Mutex<Connection>,
+    /// The registry version the snapshot was read at.
+    version: std::sync::atomic::AtomicI64,
 }
+
+/// How often a watching `ClearingRules` looks for registry changes.
+pub const REGISTRY_POLL_MS: u64 = 500;
 
 impl ClearingRules {
     /// Loads the registry from `conn` (already migrated) and keeps `conn`
     /// for batch close.
     pub fn new(conn: Connection) -> Result<ClearingRules, RegistryError> {
+        let version = registry::version(&conn)?;
         let snapshot = Snapshot::load(&conn)?;
         Ok(ClearingRules {
             snapshot: RwLock::new(Arc::new(snapshot)),
             conn: Mutex::new(conn),
+            version: std::sync::atomic::AtomicI64::new(version),
         })
     }
 
-    /// Re-reads the registry (after `clearing merchants load|block`).
-    pub fn reload(&self) -> Result<(), RegistryError> {
+    /// Re-reads the registry if it changed since the last read (after
+    /// `clearing merchants load|block|unblock`). Returns whether it did.
+    pub fn reload_if_changed(&self) -> Result<bool, RegistryError> {
+        use std::sync::atomic::Ordering;
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let now = registry::version(&conn)?;
+        if now == self.version.load(Ordering::Acquire) {
+            return Ok(false);
+        }
         let fresh = Arc::new(Snapshot::load(&conn)?);
         *self.snapshot.write().unwrap_or_else(|p| p.into_inner()) = fresh;
-        Ok(())
+        self.version.store(now, Ordering::Release);
+        Ok(true)
+    }
+
+    /// Starts a thread that applies registry changes every
+    /// [`REGISTRY_POLL_MS`]; it ends when the last `Arc` is dropped.
+    pub fn watch(self: &Arc<Self>) {
+        let weak = Arc::downgrade(self);
+        std::thread::spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_millis(REGISTRY_POLL_MS));
+                let Some(rules) = weak.upgrade() else { return };
+                match rules.reload_if_changed() {
+                    Ok(true) => tracing::info!("merchant registry reloaded"),
+                    Ok(false) => {}
+                    Err(e) => tracing::warn!("merchant registry not reloaded: {e}"),
+                }
+            }
+        });
     }
 }
 

@@ -233,9 +233,27 @@ impl RegistryFile {
                 }
             }
         }
+        bump_version(&tx)?;
         tx.commit()?;
         Ok((self.merchants.len(), terminals))
     }
+}
+
+fn bump_version(conn: &Connection) -> rusqlite::Result<()> {
+    conn.execute(
+        "UPDATE registry_version SET version = version + 1 WHERE id = 1",
+        [],
+    )
+    .map(|_| ())
+}
+
+/// The registry's change counter.
+pub fn version(conn: &Connection) -> Result<i64, RegistryError> {
+    Ok(conn.query_row(
+        "SELECT version FROM registry_version WHERE id = 1",
+        [],
+        |r| r.get(0),
+    )?)
 }
 
 /// Blocks or unblocks a terminal.
@@ -251,7 +269,7 @@ pub fn set_terminal_blocked(
     if n == 0 {
         return Err(RegistryError::UnknownTerminal(terminal.to_string()));
     }
-    Ok(())
+    Ok(bump_version(conn)?)
 }
 
 /// Blocks or unblocks a merchant (and so all its terminals).
@@ -267,7 +285,7 @@ pub fn set_merchant_blocked(
     if n == 0 {
         return Err(RegistryError::UnknownMerchant(merchant.to_string()));
     }
-    Ok(())
+    Ok(bump_version(conn)?)
 }
 
 /// A merchant as the registry holds it.
@@ -479,7 +497,9 @@ blocked = true
             snap.admit(Some(b"TERM0001"), Some(b"MERCHANT0000002")),
             Admission::Decline("03")
         );
+        let before = version(&conn).unwrap();
         set_terminal_blocked(&conn, "TERM0002", true).unwrap();
+        assert_eq!(version(&conn).unwrap(), before + 1);
         let snap = Snapshot::load(&conn).unwrap();
         assert_eq!(
             snap.admit(Some(b"TERM0002"), None),

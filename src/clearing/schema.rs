@@ -33,6 +33,12 @@ pub const CLEARING_MIGRATIONS: &[&str] = &[
         merchant_id  TEXT NOT NULL,
         blocked      INTEGER NOT NULL DEFAULT 0
     );
+    -- Bumped by every registry change, so a running switch notices it.
+    CREATE TABLE registry_version (
+        id       INTEGER PRIMARY KEY CHECK (id = 1),
+        version  INTEGER NOT NULL
+    );
+    INSERT INTO registry_version (id, version) VALUES (1, 0);
     CREATE TABLE clearing_files (
         id             INTEGER PRIMARY KEY,
         business_date  TEXT NOT NULL,          -- YYYY-MM-DD

@@ -367,6 +367,8 @@ pub fn acquirer_rules(
         input("--merchant-registry needs a [journal] section: the registry lives in its database")
     })?;
     let conn = cutoff::open_db(&journal.path).map_err(input)?;
-    let rules = crate::clearing::batch::ClearingRules::new(conn).map_err(input)?;
-    Ok(std::sync::Arc::new(rules))
+    let rules =
+        std::sync::Arc::new(crate::clearing::batch::ClearingRules::new(conn).map_err(input)?);
+    rules.watch();
+    Ok(rules)
 }
