@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-40}"
 VENV="${VENV:-.venv}"
 started=$(date +%s)
 step() { printf '\n==== %s (%ss)\n' "$*" "$(( $(date +%s) - started ))"; }
@@ -53,6 +53,9 @@ fi
 
 step "interop: pyiso8583 <-> cardswitch (iso87-ascii)"
 "$VENV/bin/python" tests/interop/pyiso8583_interop.py --bin target/debug/cardswitch --count 1000
+
+step "interop: cardutil reads cardswitch's IPM clearing files (blocked and unblocked)"
+"$VENV/bin/python" tests/interop/cardutil_ipm.py --bin target/debug/cardswitch --count 2500
 
 if [ -z "${SKIP_FUZZ:-}" ]; then
     step "fuzz: every target for ${FUZZ_SECONDS}s"

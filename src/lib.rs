@@ -8,6 +8,7 @@
 #![forbid(unsafe_code)]
 
 pub mod capture;
+pub mod clearing;
 pub mod cli;
 pub mod journal;
 pub mod link;

@@ -1,6 +1,7 @@
 //! The `cardswitch` command line: one binary, one subcommand per job.
 
 mod capture_args;
+mod clearing;
 mod decode;
 mod demo;
 mod encode;
@@ -48,6 +49,8 @@ enum Command {
     Send(send::SendArgs),
     /// Replay a capture against a switch or issuer and diff the responses.
     Replay(replay::ReplayArgs),
+    /// Acquirer processing: merchants, cut-off into IPM clearing files, reading them.
+    Clearing(clearing::ClearingArgs),
     /// List the shipped message specifications.
     Specs,
 }
@@ -66,6 +69,7 @@ pub fn main() -> ExitCode {
         Command::Journal(args) => journal::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Load(args) => load::run(&args),
+        Command::Clearing(args) => clearing::run(&args),
         Command::Specs => list_specs(),
     };
     match result {

@@ -22,6 +22,11 @@ pub struct RunArgs {
     config: PathBuf,
     #[command(flatten)]
     capture: CaptureArgs,
+    /// Consult the merchant registry in the journal's database: requests
+    /// from unknown or blocked terminals are declined (58 / 03), and 0500
+    /// batch closes are answered from the journal (see `cardswitch clearing`).
+    #[arg(long)]
+    merchant_registry: bool,
 }
 
 pub fn run(args: &RunArgs) -> Result<(), CliError> {
@@ -51,7 +56,11 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             .collect();
         let capture = args.capture.start(specs, None)?;
         let shutdown = CancellationToken::new();
-        let running = server::start(&config, shutdown.clone())
+        let rules = match args.merchant_registry {
+            true => Some(super::clearing::acquirer_rules(&config)?),
+            false => None,
+        };
+        let running = server::start_with_rules(&config, shutdown.clone(), rules)
             .await
             .map_err(|e| CliError::Input(e.to_string()))?;
         for (name, addr) in &running.acquirers {

@@ -1,0 +1,683 @@
+//! The business-day cut-off: every captured, not-yet-cleared transaction
+//! received before the end of the business date goes into exactly one
+//! clearing file, once.
+//!
+//! Two steps, each safe to interrupt:
+//! 1. Choose: derive capture from a read snapshot of the journal rows not
+//!    yet in `clearing_items`; then, in one SQLite write transaction, give
+//!    each presentment its ARN and insert the `clearing_files` row (state
+//!    `committed`) together with one `clearing_items` row per journal row
+//!    consumed. `txn_id` is the primary
+//!    key, so no row is ever chosen twice; a crash before the commit leaves
+//!    nothing behind.
+//! 2. Write: the file and its settlement reports are a deterministic
+//!    function of the committed rows. They are written under temporary
+//!    names, synced, renamed into place, then the file row becomes
+//!    `written`. A crash here leaves a `committed` row, and the next run
+//!    writes that file again before choosing anything new.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rusqlite::{Connection, TransactionBehavior, params};
+
+use super::arn::{self, ArnError};
+use super::capture::{self, CAPTURE_MTIS_SQL, JournalRow, ROW_COLUMNS};
+use super::ipm_writer::{
+    FILE_TYPE_OUTGOING, FileParams, FileTotals, IpmWriteError, IpmWriter, Presentment,
+};
+use super::registry::{self, Brand, Fee, RegistryError};
+use super::schema::migrate_all;
+use super::settlement::Settlement;
+use crate::journal::crypto::{CryptoError, Keyring};
+use crate::journal::schema::SchemaError;
+use crate::link::netmgmt::civil_from_days;
+use crate::message::sensitive::mask_pan;
+
+/// Fault injection for the crash tests: `before_commit` or `before_rename`
+/// makes the cut-off stop there (it prints `cutoff: stalled at POINT` on
+/// stderr and sleeps) so a test can SIGKILL it at a known point.
+pub const STALL_ENV: &str = "CARDSWITCH_CUTOFF_STALL";
+const STALL_SECONDS_MAX: u64 = 600;
+/// How long to wait for the switch's journal writer to release the database.
+const BUSY_TIMEOUT_MS: u64 = 10_000;
+
+/// Why a cut-off failed; nothing is half-done (see the module notes).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CutoffError {
+    #[error("database: {0}")]
+    Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Schema(#[from] SchemaError),
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
+    #[error(transparent)]
+    Crypto(#[from] CryptoError),
+    #[error(transparent)]
+    Arn(#[from] ArnError),
+    #[error(transparent)]
+    Write(#[from] IpmWriteError),
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("business date '{0}' is not YYYY-MM-DD")]
+    Date(String),
+    #[error("member id must be 1-11 digits, acquirer BIN 6 digits")]
+    Ids,
+    /// A captured transaction whose terminal the registry does not know:
+    /// load the registry, then run the cut-off again (nothing was cleared).
+    #[error(
+        "journal row {txn_id}: terminal '{terminal}' is not in the merchant registry; nothing was cleared"
+    )]
+    Unregistered { txn_id: i64, terminal: String },
+    #[error("merchant {merchant}: fee plan '{plan}' has no fee for {brand} nor for other")]
+    NoFee {
+        merchant: String,
+        plan: String,
+        brand: &'static str,
+    },
+    #[error("journal row {txn_id}: {what} missing or malformed")]
+    Row { txn_id: i64, what: &'static str },
+    /// The settlement does not add up to the file (a bug: nothing is renamed into place).
+    #[error(
+        "{file}: settlement (count, gross) {settled:?} does not match the file's (messages, PDS 0301) {file_totals:?}"
+    )]
+    Unbalanced {
+        file: String,
+        settled: (u64, u64),
+        file_totals: (u64, u64),
+    },
+    #[error("journal row {txn_id}: the sealed PAN does not open ({source})")]
+    Pan { txn_id: i64, source: CryptoError },
+}
+
+/// What a cut-off needs to know.
+#[derive(Debug, Clone)]
+pub struct CutoffConfig {
+    pub db: PathBuf,
+    pub out_dir: PathBuf,
+    /// YYYY-MM-DD: rows received before the next day 00:00 UTC are in.
+    pub business_date: String,
+    /// Our Mastercard member id (PDS 0105, DE94), up to 11 digits.
+    pub member_id: String,
+    /// The acquirer BIN of the ARN.
+    pub acquirer_bin: String,
+    pub arn_indicator: u8,
+    pub production: bool,
+    pub blocked: bool,
+    /// Show a progress bar (only when stderr is a terminal).
+    pub progress: bool,
+}
+
+/// One clearing file and its reports.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileOutcome {
+    pub file_row: i64,
+    pub ipm_file_id: String,
+    pub path: PathBuf,
+    pub csv: PathBuf,
+    pub summary: PathBuf,
+    pub presentments: u64,
+    pub amount_sum: u64,
+    /// The file was chosen by an earlier, interrupted run.
+    pub recovered: bool,
+}
+
+/// What a run did.
+#[derive(Debug, Default)]
+pub struct CutoffReport {
+    pub files: Vec<FileOutcome>,
+    /// Journal rows consumed without a presentment (voided, folded).
+    pub consumed_only: u64,
+    /// Pre-authorizations still waiting for their completion.
+    pub awaiting_completion: u64,
+    pub choose_ms: u128,
+    pub write_ms: u128,
+}
+
+fn parse_date(text: &str) -> Option<(i64, u32, u32)> {
+    let b = text.as_bytes();
+    if b.len() != 10 || b[4] != b'-' || b[7] != b'-' {
+        return None;
+    }
+    let y: i64 = text[..4].parse().ok()?;
+    let m: u32 = text[5..7].parse().ok()?;
+    let d: u32 = text[8..].parse().ok()?;
+    ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
+}
+
+/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (i64::from(m) + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// Unix milliseconds of 00:00 UTC of a YYYY-MM-DD date.
+pub fn day_start_ms(date: &str) -> Option<i64> {
+    let (y, m, d) = parse_date(date)?;
+    Some(days_from_civil(y, m, d) * 86_400_000)
+}
+
+fn stall(point: &str) {
+    if std::env::var(STALL_ENV).is_ok_and(|v| v == point) {
+        eprintln!("cutoff: stalled at {point}");
+        std::thread::sleep(Duration::from_secs(STALL_SECONDS_MAX));
+    }
+}
+
+/// Opens the journal's database for clearing and brings the schema up.
+pub fn open_db(path: &Path) -> Result<Connection, CutoffError> {
+    let mut conn = Connection::open(path)?;
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    migrate_all(&mut conn)?;
+    Ok(conn)
+}
+
+/// Runs the cut-off: first finishes files an interrupted run chose, then
+/// chooses and writes a new file if anything is left to clear.
+pub fn run(cfg: &CutoffConfig, keyring: &Keyring) -> Result<CutoffReport, CutoffError> {
+    let (y, m, d) = parse_date(&cfg.business_date)
+        .ok_or_else(|| CutoffError::Date(cfg.business_date.clone()))?;
+    let member_ok = !cfg.member_id.is_empty()
+        && cfg.member_id.len() <= 11
+        && cfg.member_id.bytes().all(|b| b.is_ascii_digit());
+    let bin_ok =
+        cfg.acquirer_bin.len() == 6 && cfg.acquirer_bin.bytes().all(|b| b.is_ascii_digit());
+    if !member_ok || !bin_ok {
+        return Err(CutoffError::Ids);
+    }
+    std::fs::create_dir_all(&cfg.out_dir).map_err(|source| CutoffError::Io {
+        path: cfg.out_dir.display().to_string(),
+        source,
+    })?;
+    let mut conn = open_db(&cfg.db)?;
+    let mut report = CutoffReport::default();
+    let started = std::time::Instant::now();
+    for file_row in pending_files(&conn)? {
+        let mut outcome = write_file(&conn, cfg, keyring, file_row)?;
+        outcome.recovered = true;
+        report.files.push(outcome);
+    }
+    let day_end_ms = (days_from_civil(y, m, d) + 1) * 86_400_000;
+    let chosen = choose(&mut conn, cfg, (y, m, d), day_end_ms, &mut report)?;
+    report.choose_ms = started.elapsed().as_millis();
+    let written = std::time::Instant::now();
+    if let Some(file_row) = chosen {
+        report
+            .files
+            .push(write_file(&conn, cfg, keyring, file_row)?);
+    }
+    report.write_ms = written.elapsed().as_millis();
+    Ok(report)
+}
+
+fn pending_files(conn: &Connection) -> Result<Vec<i64>, CutoffError> {
+    let mut stmt =
+        conn.prepare("SELECT id FROM clearing_files WHERE state = 'committed' ORDER BY id")?;
+    let ids = stmt
+        .query_map([], |r| r.get(0))?
+        .collect::<Result<_, _>>()?;
+    Ok(ids)
+}
+
+/// Registry data a presentment and its settlement need, per terminal.
+struct MerchantInfo {
+    merchant_id: String,
+    name_location: String,
+    mcc: String,
+    account: String,
+    fee_plan: String,
+}
+
+fn terminal_merchants(conn: &Connection) -> Result<HashMap<[u8; 8], MerchantInfo>, CutoffError> {
+    let mut out = HashMap::new();
+    for m in registry::merchants(conn)? {
+        for (t, _) in &m.terminals {
+            let mut key = [b' '; 8];
+            key[..t.len().min(8)].copy_from_slice(&t.as_bytes()[..t.len().min(8)]);
+            let mut name_location = format!("{}\\{}", m.name, m.location);
+            name_location.truncate(99);
+            out.insert(
+                key,
+                MerchantInfo {
+                    merchant_id: m.id.clone(),
+                    name_location,
+                    mcc: m.mcc.clone(),
+                    account: m.settlement_account.clone(),
+                    fee_plan: m.fee_plan.clone(),
+                },
+            );
+        }
+    }
+    Ok(out)
+}
+
+/// Step 1: chooses what the new file holds, in one transaction. Returns
+/// the new file's row, or `None` when there is nothing to clear.
+fn choose(
+    conn: &mut Connection,
+    cfg: &CutoffConfig,
+    (y, m, d): (i64, u32, u32),
+    day_end_ms: i64,
+    report: &mut CutoffReport,
+) -> Result<Option<i64>, CutoffError> {
+    // Read and derive in a read transaction (a consistent snapshot) without
+    // the write lock, so the switch's journal writer is held up only while
+    // the choice is inserted. Rows that arrive meanwhile wait for the next
+    // cut-off; a concurrent cut-off makes the inserts fail on the primary key.
+    let spinner = progress_bar(cfg.progress, None, "choosing");
+    let read = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
+    let derived = {
+        let sql = format!(
+            "SELECT {ROW_COLUMNS} FROM transactions t
+             WHERE t.received_at_ms < ?1 AND t.request_mti IN {CAPTURE_MTIS_SQL}
+               AND NOT EXISTS (SELECT 1 FROM clearing_items c WHERE c.txn_id = t.id)
+             ORDER BY t.id"
+        );
+        let mut stmt = read.prepare(&sql)?;
+        let rows = stmt
+            .query_map(params![day_end_ms], |r| JournalRow::from_sql(r, 0))?
+            .collect::<Result<Vec<_>, _>>()?;
+        capture::derive(rows)
+    };
+    let terminals = terminal_merchants(&read)?;
+    read.finish()?;
+    for c in derived.presentable() {
+        if !terminals.contains_key(&c.terminal) {
+            return Err(CutoffError::Unregistered {
+                txn_id: c.txn_id,
+                terminal: String::from_utf8_lossy(&c.terminal).trim_end().to_string(),
+            });
+        }
+    }
+    let awaiting = derived
+        .items
+        .iter()
+        .filter(|c| c.awaiting_completion && !c.voided)
+        .count() as u64;
+    report.awaiting_completion = awaiting;
+    let consumed: usize = derived
+        .items
+        .iter()
+        .filter(|c| !c.awaiting_completion || c.voided)
+        .map(|c| 1 + c.folded.len())
+        .sum::<usize>()
+        + derived.unmatched.len();
+    if consumed == 0 {
+        return Ok(None);
+    }
+    let tx = conn.transaction_with_behavior(TransactionBehavior::Immediate)?;
+    let file_seq: i64 = tx.query_row(
+        "SELECT COALESCE(MAX(file_seq), 0) + 1 FROM clearing_files WHERE business_date = ?1",
+        params![cfg.business_date],
+        |r| r.get(0),
+    )?;
+    let yymmdd = format!("{:02}{m:02}{d:02}", y.rem_euclid(100));
+    let ipm_file_id = format!(
+        "{FILE_TYPE_OUTGOING}{yymmdd}{:0>11}{file_seq:05}",
+        cfg.member_id
+    );
+    let name = format!("IPM-{y:04}{m:02}{d:02}-{file_seq:05}.ipm");
+    let now_ms = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let (count, total) = derived
+        .presentable()
+        .filter(|c| !c.credit)
+        .fold((0i64, 0i64), |(n, s), c| (n + 1, s + c.amount_minor as i64));
+    tx.execute(
+        "INSERT INTO clearing_files (business_date, file_seq, ipm_file_id, name, created_at_ms, item_count, amount_total, state)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'committed')",
+        params![cfg.business_date, file_seq, ipm_file_id, name, now_ms, count, total],
+    )?;
+    let file_row = tx.last_insert_rowid();
+    let mut arn_seq: u64 = tx.query_row(
+        "SELECT COALESCE(MAX(arn_seq), 0) FROM clearing_items",
+        [],
+        |r| r.get::<_, i64>(0),
+    )? as u64;
+    let doy = arn::day_of_year(y, m, d);
+    {
+        let mut item = tx.prepare(
+            "INSERT INTO clearing_items (txn_id, file_id, role, arn_seq, amount_minor, arn) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )?;
+        for c in &derived.items {
+            if c.awaiting_completion && !c.voided {
+                continue;
+            }
+            if c.voided || c.amount_minor == 0 {
+                item.execute(params![
+                    c.txn_id,
+                    file_row,
+                    "voided",
+                    None::<i64>,
+                    None::<i64>,
+                    None::<String>
+                ])?;
+            } else if c.credit {
+                // Refunds are counted in batch totals but not presented: see the README.
+                item.execute(params![
+                    c.txn_id,
+                    file_row,
+                    "credit_not_cleared",
+                    None::<i64>,
+                    c.amount_minor as i64,
+                    None::<String>
+                ])?;
+            } else {
+                arn_seq += 1;
+                let arn = arn::arn(cfg.arn_indicator, &cfg.acquirer_bin, y, doy, arn_seq)?;
+                item.execute(params![
+                    c.txn_id,
+                    file_row,
+                    "presented",
+                    arn_seq as i64,
+                    c.amount_minor as i64,
+                    arn
+                ])?;
+            }
+            for f in &c.folded {
+                item.execute(params![
+                    f,
+                    file_row,
+                    "folded",
+                    None::<i64>,
+                    None::<i64>,
+                    None::<String>
+                ])?;
+            }
+        }
+        for u in &derived.unmatched {
+            item.execute(params![
+                u,
+                file_row,
+                "unmatched",
+                None::<i64>,
+                None::<i64>,
+                None::<String>
+            ])?;
+        }
+    }
+    report.consumed_only = (consumed as u64).saturating_sub(count as u64);
+    if let Some(s) = spinner {
+        s.finish_and_clear();
+    }
+    stall("before_commit");
+    tx.commit()?;
+    Ok(Some(file_row))
+}
+
+fn progress_bar(
+    wanted: bool,
+    len: Option<u64>,
+    what: &'static str,
+) -> Option<indicatif::ProgressBar> {
+    if !wanted || !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = match len {
+        Some(n) => indicatif::ProgressBar::new(n).with_style(
+            indicatif::ProgressStyle::with_template(
+                "{msg} [{bar:40}] {pos}/{len} {per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+        ),
+        None => indicatif::ProgressBar::new_spinner(),
+    };
+    bar.set_message(what);
+    bar.enable_steady_tick(Duration::from_millis(200));
+    Some(bar)
+}
+
+fn io_err(path: &Path) -> impl Fn(std::io::Error) -> CutoffError + '_ {
+    move |source| CutoffError::Io {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// YYMMDDhhmmss (UTC) of a unix time in milliseconds.
+fn date_time(ms: i64) -> String {
+    let secs = ms.div_euclid(1000);
+    let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
+    let s = secs.rem_euclid(86_400);
+    format!(
+        "{:02}{mo:02}{d:02}{:02}{:02}{:02}",
+        y.rem_euclid(100),
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// DE22 (12 positions) from the 1987 POS entry mode: position 7, the card
+/// data input mode, carries how the card was read; the rest describe an
+/// attended, card-present, chip-and-PIN capable terminal.
+fn pos_data_code(entry_mode: Option<&str>) -> String {
+    let mode = match entry_mode.and_then(|m| m.get(..2)) {
+        Some("01") => '6',
+        Some("02") | Some("90") => 'B',
+        Some("05") => 'C',
+        Some("07") => 'M',
+        Some("81") => 'S',
+        _ => '0',
+    };
+    format!("510101{mode}00141")
+}
+
+fn pad_right(text: &str, width: usize) -> String {
+    format!("{text:<width$}")
+}
+
+/// Step 2: writes the file of a committed row and its reports, then marks it written.
+fn write_file(
+    conn: &Connection,
+    cfg: &CutoffConfig,
+    keyring: &Keyring,
+    file_row: i64,
+) -> Result<FileOutcome, CutoffError> {
+    let (ipm_file_id, name, item_count): (String, String, i64) = conn.query_row(
+        "SELECT ipm_file_id, name, item_count FROM clearing_files WHERE id = ?1",
+        params![file_row],
+        |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+    )?;
+    let path = cfg.out_dir.join(&name);
+    let stem = name.trim_end_matches(".ipm");
+    let csv_path = cfg.out_dir.join(format!("{stem}-settlement.csv"));
+    let txt_path = cfg.out_dir.join(format!("{stem}-settlement.txt"));
+    let tmp = |p: &Path| {
+        p.with_extension(format!(
+            "{}.tmp",
+            p.extension().and_then(|e| e.to_str()).unwrap_or("")
+        ))
+    };
+    let ipm_tmp = tmp(&path);
+    let file = File::create(&ipm_tmp).map_err(io_err(&ipm_tmp))?;
+    let params = FileParams {
+        ipm_file_id: ipm_file_id.clone(),
+        production: cfg.production,
+        blocked: cfg.blocked,
+    };
+    let mut writer = IpmWriter::start(BufWriter::with_capacity(1 << 20, file), params)?;
+    let terminals = terminal_merchants(conn)?;
+    let fees = registry::fee_plans(conn)?;
+    let mut settlement = Settlement::default();
+    let bar = progress_bar(cfg.progress, Some(item_count.max(0) as u64), "writing");
+    let mut stmt = conn.prepare(
+        "SELECT c.txn_id, c.amount_minor, c.arn, t.processing_code, t.received_at_ms, t.pos_entry_mode,
+                t.approval_code, t.terminal_id, t.currency, t.pan_key_id, t.pan_sealed, t.pan_masked
+         FROM clearing_items c JOIN transactions t ON t.id = c.txn_id
+         WHERE c.file_id = ?1 AND c.role = 'presented' ORDER BY c.arn_seq",
+    )?;
+    let mut rows = stmt.query(params![file_row])?;
+    let mut written = 0u64;
+    while let Some(r) = rows.next()? {
+        let txn_id: i64 = r.get(0)?;
+        let bad = |what| CutoffError::Row { txn_id, what };
+        let amount: i64 = r.get(1)?;
+        let arn: String = r.get(2)?;
+        let processing_code: Option<String> = r.get(3)?;
+        let received_at_ms: i64 = r.get(4)?;
+        let entry_mode: Option<String> = r.get(5)?;
+        let approval: Option<String> = r.get(6)?;
+        let terminal: String = r.get::<_, Option<String>>(7)?.unwrap_or_default();
+        let currency: Option<String> = r.get(8)?;
+        let key_id: Option<String> = r.get(9)?;
+        let sealed: Option<Vec<u8>> = r.get(10)?;
+        let masked: Option<String> = r.get(11)?;
+        let mut tkey = [b' '; 8];
+        tkey[..terminal.len().min(8)]
+            .copy_from_slice(&terminal.as_bytes()[..terminal.len().min(8)]);
+        let info = terminals
+            .get(&tkey)
+            .ok_or_else(|| CutoffError::Unregistered {
+                txn_id,
+                terminal: terminal.clone(),
+            })?;
+        let (Some(key_id), Some(sealed)) = (key_id, sealed) else {
+            return Err(bad("sealed PAN"));
+        };
+        let pan = keyring
+            .open(b"pan", &key_id, &sealed)
+            .map_err(|source| CutoffError::Pan { txn_id, source })?;
+        let currency = currency
+            .filter(|c| c.len() == 3)
+            .ok_or(bad("currency (DE49)"))?;
+        let processing_code = processing_code
+            .filter(|p| p.len() == 6)
+            .unwrap_or_else(|| "000000".into());
+        let approval = pad_right(approval.as_deref().unwrap_or(""), 6);
+        let brand = Brand::of_pan(masked.as_deref().map(str::as_bytes).unwrap_or(&pan));
+        let fee = fee_for(&fees, info, brand)?;
+        writer
+            .presentment(&Presentment {
+                pan: &pan,
+                processing_code: &processing_code,
+                amount_minor: amount.max(0) as u64,
+                local_date_time: &date_time(received_at_ms),
+                pos_data_code: &pos_data_code(entry_mode.as_deref()),
+                mcc: &info.mcc,
+                arn: &arn,
+                approval_code: &approval,
+                merchant_id: &pad_right(&info.merchant_id, 15),
+                name_location: &info.name_location,
+                currency: &currency,
+                originator_id: &cfg.member_id,
+            })
+            .map_err(|e| {
+                tracing::error!(txn_id, pan = %mask_pan(&pan), "presentment refused: {e}");
+                e
+            })?;
+        settlement.add(
+            &info.merchant_id,
+            &info.account,
+            &currency,
+            amount.max(0) as u64,
+            fee,
+        );
+        written += 1;
+        if let Some(b) = &bar
+            && written.is_multiple_of(4096)
+        {
+            b.set_position(written);
+        }
+    }
+    let (totals, out): (FileTotals, BufWriter<File>) = writer.finish()?;
+    let file = out
+        .into_inner()
+        .map_err(|e| io_err(&ipm_tmp)(e.into_error()))?;
+    file.sync_all().map_err(io_err(&ipm_tmp))?;
+    if let Some(b) = bar {
+        b.finish_and_clear();
+    }
+    // Money invariant: the reports add up to the file's trailer.
+    let (count, gross) = settlement.totals();
+    if count + 2 != totals.message_count || gross != totals.amount_sum {
+        return Err(CutoffError::Unbalanced {
+            file: name,
+            settled: (count, gross),
+            file_totals: (totals.message_count, totals.amount_sum),
+        });
+    }
+    let title = format!(
+        "Settlement of clearing file {name} (file id {ipm_file_id}), business date {}",
+        cfg.business_date
+    );
+    let reports = [
+        (&csv_path, settlement.csv()),
+        (&txt_path, settlement.summary(&title)),
+    ];
+    for (p, text) in &reports {
+        let t = tmp(p);
+        let mut f = File::create(&t).map_err(io_err(&t))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(io_err(&t))?;
+    }
+    stall("before_rename");
+    for (p, _) in &reports {
+        std::fs::rename(tmp(p), p).map_err(io_err(p))?;
+    }
+    std::fs::rename(&ipm_tmp, &path).map_err(io_err(&path))?;
+    if let Ok(dir) = File::open(&cfg.out_dir) {
+        let _ = dir.sync_all();
+    }
+    conn.execute(
+        "UPDATE clearing_files SET state = 'written' WHERE id = ?1",
+        params![file_row],
+    )?;
+    Ok(FileOutcome {
+        file_row,
+        ipm_file_id,
+        path,
+        csv: csv_path,
+        summary: txt_path,
+        presentments: count,
+        amount_sum: gross,
+        recovered: false,
+    })
+}
+
+fn fee_for(
+    fees: &HashMap<(String, Brand), Fee>,
+    info: &MerchantInfo,
+    brand: Brand,
+) -> Result<Fee, CutoffError> {
+    fees.get(&(info.fee_plan.clone(), brand))
+        .or_else(|| fees.get(&(info.fee_plan.clone(), Brand::Other)))
+        .copied()
+        .ok_or_else(|| CutoffError::NoFee {
+            merchant: info.merchant_id.clone(),
+            plan: info.fee_plan.clone(),
+            brand: brand.as_str(),
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dates_and_codes() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(days_from_civil(2026, 11, 23), 20780);
+        assert_eq!(civil_from_days(20780), (2026, 11, 23));
+        assert_eq!(date_time(20780 * 86_400_000 + 3_723_000), "261123010203");
+        assert_eq!(parse_date("2026-11-23"), Some((2026, 11, 23)));
+        assert_eq!(parse_date("2026-13-01"), None);
+        assert_eq!(parse_date("20261123"), None);
+        assert_eq!(pos_data_code(Some("051")), "510101C00141");
+        assert_eq!(pos_data_code(None).len(), 12);
+    }
+}
