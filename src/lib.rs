@@ -3,6 +3,10 @@
 //! Layers, dependencies pointing down only:
 //! - [`message`]: specs as data, parse and build, masking (no I/O).
 //! - [`link`]: framing codecs and connections (no business rules).
+//! - [`journal`]: the durable record of every exchange, card data sealed.
+//! - [`switch`]: routing, translation, flows, time-outs, store-and-forward.
+//! - [`clearing`], [`capture`]: acquirer processing (IPM files,
+//!   settlement) and testers' tools (captures, replay), above the switch.
 //! - [`sim`]: simulators for testing and demos.
 //! - [`cli`]: the `cardswitch` command line on top.
 #![forbid(unsafe_code)]
