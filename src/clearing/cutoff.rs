@@ -561,6 +561,94 @@ fn pos_data_code(entry_mode: Option<&[u8]>) -> &'static str {
     }
 }
 
+/// Rows handed from the reader thread to the writer at a time.
+const FILE_ROWS_PER_BATCH: usize = 1024;
+
+/// One presentment's journal data, PAN opened (zeroized when dropped).
+struct FileRow {
+    txn_id: i64,
+    amount: u64,
+    arn: String,
+    processing_code: String,
+    received_at_ms: i64,
+    pos_data_code: &'static str,
+    approval: String,
+    terminal: [u8; 8],
+    currency: [u8; 3],
+    brand: Brand,
+    pan: zeroize::Zeroizing<Vec<u8>>,
+}
+
+/// Reads the presentments of a committed file in ARN order, opening each
+/// PAN, and sends them in batches; stops when the receiver is gone.
+fn read_rows(
+    db: &Path,
+    file_row: i64,
+    keyring: &Keyring,
+    out: &std::sync::mpsc::SyncSender<Result<Vec<FileRow>, CutoffError>>,
+) -> Result<(), CutoffError> {
+    let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    let mut stmt = conn.prepare(
+        "SELECT c.txn_id, c.amount_minor, c.arn, t.processing_code, t.received_at_ms, t.pos_entry_mode,
+                t.approval_code, t.terminal_id, t.currency, t.pan_key_id, t.pan_sealed, t.pan_masked
+         FROM clearing_items c JOIN transactions t ON t.id = c.txn_id
+         WHERE c.file_id = ?1 AND c.role = 'presented' ORDER BY c.arn_seq",
+    )?;
+    let mut rows = stmt.query(params![file_row])?;
+    let mut batch = Vec::with_capacity(FILE_ROWS_PER_BATCH);
+    while let Some(r) = rows.next()? {
+        let txn_id: i64 = r.get(0)?;
+        let bad = |what| CutoffError::Row { txn_id, what };
+        let amount = u64::try_from(r.get::<_, i64>(1)?).map_err(|_| bad("amount"))?;
+        let arn = text(r.get_ref(2)?).ok_or(bad("ARN"))?.to_string();
+        let processing_code = text(r.get_ref(3)?)
+            .filter(|p| p.len() == 6)
+            .unwrap_or("000000")
+            .to_string();
+        let received_at_ms: i64 = r.get(4)?;
+        let pos_data_code = pos_data_code(text(r.get_ref(5)?).map(str::as_bytes));
+        let approval = text(r.get_ref(6)?).unwrap_or("").to_string();
+        let terminal = terminal_key(text(r.get_ref(7)?).unwrap_or("").as_bytes());
+        let currency = text(r.get_ref(8)?)
+            .filter(|c| c.len() == 3)
+            .ok_or(bad("currency (DE49)"))?;
+        let mut cur = [0u8; 3];
+        cur.copy_from_slice(currency.as_bytes());
+        let key_id = text(r.get_ref(9)?).ok_or(bad("PAN key id"))?;
+        let ValueRef::Blob(sealed) = r.get_ref(10)? else {
+            return Err(bad("sealed PAN"));
+        };
+        let pan = keyring
+            .open(b"pan", key_id, sealed)
+            .map_err(|source| CutoffError::Pan { txn_id, source })?;
+        let brand = Brand::of_pan(text(r.get_ref(11)?).map(str::as_bytes).unwrap_or(&pan));
+        batch.push(FileRow {
+            txn_id,
+            amount,
+            arn,
+            processing_code,
+            received_at_ms,
+            pos_data_code,
+            approval,
+            terminal,
+            currency: cur,
+            brand,
+            pan,
+        });
+        if batch.len() == FILE_ROWS_PER_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(FILE_ROWS_PER_BATCH));
+            if out.send(Ok(full)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = out.send(Ok(batch));
+    }
+    Ok(())
+}
+
 fn pad_right(text: &str, width: usize) -> String {
     format!("{text:<width$}")
 }
@@ -600,86 +688,71 @@ fn write_file(
     // (merchant index, currency) -> count, gross, fee; a Settlement at the end.
     let mut lines: SettlementSums = HashMap::default();
     let bar = progress_bar(cfg.progress, Some(item_count.max(0) as u64), "writing");
-    let mut stmt = conn.prepare(
-        "SELECT c.txn_id, c.amount_minor, c.arn, t.processing_code, t.received_at_ms, t.pos_entry_mode,
-                t.approval_code, t.terminal_id, t.currency, t.pan_key_id, t.pan_sealed, t.pan_masked
-         FROM clearing_items c JOIN transactions t ON t.id = c.txn_id
-         WHERE c.file_id = ?1 AND c.role = 'presented' ORDER BY c.arn_seq",
-    )?;
-    let mut rows = stmt.query(params![file_row])?;
+    // Two threads, so a second core is used when there is one: a reader
+    // (its own connection) steps through the rows and opens the PANs; this
+    // thread builds and writes the records. A bounded channel of batches
+    // keeps memory flat.
     let mut written = 0u64;
-    while let Some(r) = rows.next()? {
-        let txn_id: i64 = r.get(0)?;
-        let bad = |what| CutoffError::Row { txn_id, what };
-        let amount = u64::try_from(r.get::<_, i64>(1)?).map_err(|_| bad("amount"))?;
-        let arn = text(r.get_ref(2)?).ok_or(bad("ARN"))?;
-        let processing_code = text(r.get_ref(3)?)
-            .filter(|p| p.len() == 6)
-            .unwrap_or("000000");
-        let received_at_ms: i64 = r.get(4)?;
-        let entry_mode = text(r.get_ref(5)?).map(str::as_bytes);
-        let approval = text(r.get_ref(6)?).unwrap_or("");
-        let terminal = text(r.get_ref(7)?).unwrap_or("");
-        let currency = text(r.get_ref(8)?)
-            .filter(|c| c.len() == 3)
-            .ok_or(bad("currency (DE49)"))?;
-        let key_id = text(r.get_ref(9)?).ok_or(bad("PAN key id"))?;
-        let ValueRef::Blob(sealed) = r.get_ref(10)? else {
-            return Err(bad("sealed PAN"));
-        };
-        let masked = text(r.get_ref(11)?);
-        let info = terminals
-            .get(&terminal_key(terminal.as_bytes()))
-            .ok_or_else(|| CutoffError::Unregistered {
-                txn_id,
-                terminal: terminal.to_string(),
-            })?;
-        let pan = keyring
-            .open(b"pan", key_id, sealed)
-            .map_err(|source| CutoffError::Pan { txn_id, source })?;
-        let approval = if approval.len() == 6 {
-            std::borrow::Cow::Borrowed(approval)
-        } else {
-            std::borrow::Cow::Owned(pad_right(approval, 6))
-        };
-        let brand = Brand::of_pan(masked.map(str::as_bytes).unwrap_or(&pan));
-        let fee = info.fees[brand_index(brand)].ok_or_else(|| CutoffError::NoFee {
-            merchant: info.merchant_id.clone(),
-            plan: info.fee_plan.clone(),
-            brand: brand.as_str(),
-        })?;
-        let local = date_time(received_at_ms);
-        writer
-            .presentment(&Presentment {
-                pan: &pan,
-                processing_code,
-                amount_minor: amount,
-                local_date_time: std::str::from_utf8(&local).unwrap_or("000000000000"),
-                pos_data_code: pos_data_code(entry_mode),
-                mcc: &info.mcc,
-                arn,
-                approval_code: &approval,
-                merchant_id: &info.merchant_id_padded,
-                name_location: &info.name_location,
-                currency,
-            })
-            .map_err(|e| {
-                tracing::error!(txn_id, pan = %mask_pan(&pan), "presentment refused: {e}");
-                e
-            })?;
-        let mut cur = [0u8; 3];
-        cur.copy_from_slice(currency.as_bytes());
-        let line = lines.entry((info.merchant_index, cur)).or_default();
-        line.0 += 1;
-        line.1 += amount;
-        line.2 += transaction_fee(amount, fee);
-        written += 1;
-        if let Some(b) = &bar
-            && written.is_multiple_of(4096)
-        {
-            b.set_position(written);
+    std::thread::scope(|scope| -> Result<(), CutoffError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<FileRow>, CutoffError>>(4);
+        let db = cfg.db.clone();
+        scope.spawn(move || {
+            if let Err(e) = read_rows(&db, file_row, keyring, &tx) {
+                let _ = tx.send(Err(e));
+            }
+        });
+        for batch in rx {
+            for row in batch? {
+                let info =
+                    terminals
+                        .get(&row.terminal)
+                        .ok_or_else(|| CutoffError::Unregistered {
+                            txn_id: row.txn_id,
+                            terminal: String::from_utf8_lossy(&row.terminal)
+                                .trim_end()
+                                .to_string(),
+                        })?;
+                let fee = info.fees[brand_index(row.brand)].ok_or_else(|| CutoffError::NoFee {
+                    merchant: info.merchant_id.clone(),
+                    plan: info.fee_plan.clone(),
+                    brand: row.brand.as_str(),
+                })?;
+                let local = date_time(row.received_at_ms);
+                let approval = format!("{:<6}", row.approval);
+                writer
+                    .presentment(&Presentment {
+                        pan: &row.pan,
+                        processing_code: &row.processing_code,
+                        amount_minor: row.amount,
+                        local_date_time: std::str::from_utf8(&local).unwrap_or("000000000000"),
+                        pos_data_code: row.pos_data_code,
+                        mcc: &info.mcc,
+                        arn: &row.arn,
+                        approval_code: &approval,
+                        merchant_id: &info.merchant_id_padded,
+                        name_location: &info.name_location,
+                        currency: std::str::from_utf8(&row.currency).unwrap_or(""),
+                    })
+                    .map_err(|e| {
+                        tracing::error!(txn_id = row.txn_id, pan = %mask_pan(&row.pan), "presentment refused: {e}");
+                        e
+                    })?;
+                let line = lines
+                    .entry((info.merchant_index, row.currency))
+                    .or_default();
+                line.0 += 1;
+                line.1 += row.amount;
+                line.2 += transaction_fee(row.amount, fee);
+                written += 1;
+                if let Some(b) = &bar
+                    && written.is_multiple_of(4096)
+                {
+                    b.set_position(written);
+                }
+            }
         }
-    }
+        Ok(())
+    })?;
     let mut settlement = Settlement::default();
     let by_index: HashMap<usize, &MerchantInfo> =
         terminals.values().map(|m| (m.merchant_index, m)).collect();
