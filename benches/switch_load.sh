@@ -9,7 +9,8 @@
 # Prints the closed-loop figures for the switch and the relay, their ratio,
 # the latency at half the switch's closed-loop rate (open loop), and whether
 # each goal holds: >= 100,000 authorizations/s closed loop, p99 < 1 ms at half
-# that rate (50,000/s), >= 50% of the relay's throughput.
+# that rate (50,000/s), >= 50% of the relay's throughput; and the same
+# switch with its journal on, which should keep >= 80% of the throughput.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SECONDS_PER_RUN:-10}
@@ -59,6 +60,10 @@ bins = ["476173"]
 issuer = "issuer"
 CONF
 switch=$(RUST_LOG=warn start switch run --config "$work/switch.toml")
+# The same switch with its journal on (issue 5: the journal costs < 20%).
+{ cat "$work/switch.toml"; printf '[journal]\npath = "%s/journal.db"\n' "$work"; } > "$work/journaled.toml"
+export CARDSWITCH_JOURNAL_KEY="bench:$(head -c 32 /dev/urandom | od -An -tx1 | tr -d ' \n')"
+journaled=$(RUST_LOG=warn start journaled run --config "$work/journaled.toml")
 relay=$(start relay relay --target "$issuer")
 
 load() { # TARGET EXTRA...
@@ -72,6 +77,10 @@ sw=$(load "$switch")
 rl=$(load "$relay")
 sw_tps=$(echo "$sw" | field 'round(d["throughput_rps"])')
 rl_tps=$(echo "$rl" | field 'round(d["throughput_rps"])')
+jn=$(load "$journaled")
+jn_tps=$(echo "$jn" | field 'round(d["throughput_rps"])')
+jn_p99=$(echo "$jn" | field 'd["latency_us"]["p99"]')
+jn_ratio=$(python3 -c "print(f'{$jn_tps/$sw_tps:.2f}')")
 half=$(( sw_tps / 2 ))
 paced=$(load "$switch" --rate "$half")
 ratio=$(python3 -c "print(f'{$sw_tps/$rl_tps:.2f}')")
@@ -82,9 +91,11 @@ bad=$(echo "$sw" | field 'd["mismatched"] + d["errors"] + d["timed_out"]')
 printf 'switch closed loop (%sx%s): %s req/s, p99 %s us\n' "$conns" "$inflight" "$sw_tps" "$sw_p99"
 printf 'relay  closed loop (%sx%s): %s req/s\n' "$conns" "$inflight" "$rl_tps"
 printf 'switch / relay: %s\n' "$ratio"
+printf 'switch with journal (%sx%s): %s req/s, p99 %s us; journal on / off: %s\n' "$conns" "$inflight" "$jn_tps" "$jn_p99" "$jn_ratio"
 printf 'switch open loop at %s req/s: p99 %s us\n' "$half" "$p99_half"
 verdict() { if [ "$1" = 1 ]; then echo "met"; else echo "NOT met"; fi; }
 echo "goal >= 100000 req/s closed loop: $(verdict $(( sw_tps >= 100000 )))"
 echo "goal p99 < 1 ms at half the rate: $(verdict $(( p99_half < 1000 )))"
 echo "goal >= 0.5 of the relay: $(verdict $(python3 -c "print(int($sw_tps >= 0.5 * $rl_tps))"))"
+echo "goal journal costs < 20% of throughput: $(verdict $(python3 -c "print(int($jn_tps >= 0.8 * $sw_tps))"))"
 [ "$bad" = 0 ] || { echo "switch run had $bad failed requests" >&2; exit 1; }

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The whole cardswitch test suite in one command, from a fresh machine.
 # Installs what the tests need (a Python virtual environment with the peer
-# implementations, cargo-fuzz), then runs: format check, clippy, the Rust
+# implementations, tshark from Debian, cargo-fuzz), then runs: format check, clippy, the Rust
 # tests (unit, property, golden, end-to-end), the interoperability tests
 # against independent implementations, and a bounded fuzz run per target.
 # Any failure fails the script.
@@ -12,7 +12,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-FUZZ_SECONDS="${FUZZ_SECONDS:-60}"
+FUZZ_SECONDS="${FUZZ_SECONDS:-40}"
 VENV="${VENV:-.venv}"
 started=$(date +%s)
 step() { printf '\n==== %s (%ss)\n' "$*" "$(( $(date +%s) - started ))"; }
@@ -23,6 +23,15 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 "$VENV/bin/python" -c "import iso8583, cardutil; print('pyiso8583', iso8583.__version__)"
+
+if ! command -v tshark >/dev/null 2>&1; then
+    step "install: tshark (Wireshark's ISO 8583 dissector, for tests/capture_tshark.rs)"
+    # Non-interactive: answer wireshark-common's question (non-root capture: no).
+    echo "wireshark-common wireshark-common/install-setuid boolean false" | debconf-set-selections
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -q tshark >/dev/null \
+        || { apt-get update -q >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -q tshark >/dev/null; }
+fi
+tshark --version | head -n 1
 
 if [ -z "${SKIP_FUZZ:-}" ] && ! cargo fuzz --version >/dev/null 2>&1; then
     step "install: cargo-fuzz"

@@ -7,6 +7,7 @@
 //! - [`cli`]: the `cardswitch` command line on top.
 #![forbid(unsafe_code)]
 
+pub mod capture;
 pub mod clearing;
 pub mod cli;
 pub mod journal;

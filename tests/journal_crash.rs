@@ -13,6 +13,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
+use cardswitch::message::sensitive::luhn_valid;
 use serde_json::Value;
 use support::certs::temp_dir;
 use support::process::{BIN, Running, start_listening, start_logged, wait_until};
@@ -124,31 +125,13 @@ fn open_work(db: &Path) -> (i64, i64) {
     (open, pending)
 }
 
-/// Whether `digits` (16 ASCII digits) passes the Luhn check.
-fn luhn_ok(digits: &[u8]) -> bool {
-    let sum: u32 = digits
-        .iter()
-        .rev()
-        .enumerate()
-        .map(|(i, d)| {
-            let d = u32::from(d - b'0');
-            if i % 2 == 1 {
-                if d * 2 > 9 { d * 2 - 9 } else { d * 2 }
-            } else {
-                d
-            }
-        })
-        .sum();
-    sum.is_multiple_of(10)
-}
-
 /// Full PANs of the test's BIN in `bytes`: as ASCII digits or packed BCD.
 fn pans_in(bytes: &[u8]) -> Vec<String> {
     let mut found = Vec::new();
     let bin = BIN_PREFIX.as_bytes();
     for i in 0..bytes.len().saturating_sub(16) {
         let w = &bytes[i..i + 16];
-        if w.starts_with(bin) && w.iter().all(u8::is_ascii_digit) && luhn_ok(w) {
+        if w.starts_with(bin) && w.iter().all(u8::is_ascii_digit) && luhn_valid(w) {
             found.push(String::from_utf8_lossy(w).into_owned());
         }
     }
@@ -159,7 +142,7 @@ fn pans_in(bytes: &[u8]) -> Vec<String> {
                 .iter()
                 .flat_map(|b| [b'0' + (b >> 4), b'0' + (b & 0xF)])
                 .collect();
-            if luhn_ok(&digits) {
+            if luhn_valid(&digits) {
                 found.push(String::from_utf8_lossy(&digits).into_owned());
             }
         }
@@ -417,5 +400,60 @@ fn a_missing_or_wrong_key_stops_start_up() {
         !err.contains("ff01020304"),
         "the key never shows in an error: {err}"
     );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn an_acknowledged_advice_survives_a_kill_and_reaches_its_issuer() {
+    let dir = temp_dir("journal-advice");
+    // The issuer is down while the advice comes in.
+    let issuer_addr = support::process::free_addr();
+    let config = write_config(&dir, &issuer_addr);
+    let mut switch = start_switch(&dir, &config, 0);
+    let advice = serde_json::json!({"mti": "0220", "fields": {
+        "2": "4761739001010119", "3": "000000", "4": "000000004200", "7": "1123143005",
+        "11": "004711", "12": "143005", "13": "1123", "22": "051", "32": "1234567",
+        "37": "ADVICE004711", "38": "A1B2C3", "39": "00", "41": "TERM0001",
+        "42": "MERCHANT0000001", "49": "978"
+    }});
+    let (code, answers) = support::process::send_messages(
+        &switch.addr,
+        "iso87-ascii",
+        &["--framing", "ascii4"],
+        5,
+        &[advice],
+    );
+    assert_eq!(code, 0);
+    let answer = &answers[0];
+    assert_eq!(answer["mti"], "0230");
+    assert_eq!(answer["fields"]["39"], "00", "acknowledged at once");
+    // Killed before it could deliver: the advice is only in the journal.
+    sigkill(&mut switch);
+    let record = dir.join("issuer.jsonl");
+    let mut issuer = start_listening(&[
+        "issuer-sim",
+        "--listen",
+        &issuer_addr,
+        "--spec",
+        "iso87-ascii",
+        "--record",
+        &record.display().to_string(),
+    ]);
+    let mut switch = start_switch(&dir, &config, 1);
+    let db = dir.join("journal.db");
+    wait_until(
+        "the advice to be delivered",
+        Duration::from_secs(30),
+        || open_work(&db) == (0, 0),
+    );
+    assert!(switch.terminate(Duration::from_secs(10)).is_some());
+    assert!(issuer.terminate(Duration::from_secs(10)).is_some());
+    let delivered: Vec<Value> = read_lines(&record)
+        .into_iter()
+        .filter(|l| field(l, "rrn") == "ADVICE004711")
+        .collect();
+    assert_eq!(delivered.len(), 1, "delivered once: {delivered:?}");
+    assert!(matches!(field(&delivered[0], "mti"), "0220" | "0221"));
+    assert_eq!(field(&delivered[0], "amount"), "000000004200");
     let _ = std::fs::remove_dir_all(&dir);
 }

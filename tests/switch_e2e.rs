@@ -138,45 +138,11 @@ fn auth(mti: &str, pan: &str, stan: &str, amount: u64) -> Value {
     }})
 }
 
-fn encode(spec: &str, msg: &Value) -> String {
-    let out = std::process::Command::new(support::process::BIN)
-        .args(["encode", "--spec", spec])
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .and_then(|mut c| {
-            use std::io::Write;
-            c.stdin
-                .take()
-                .expect("stdin")
-                .write_all(msg.to_string().as_bytes())?;
-            c.wait_with_output()
-        })
-        .expect("encode");
-    assert!(out.status.success(), "encode failed for {msg}");
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 /// Sends messages to an acquirer port and returns the JSON responses.
 fn send(addr: &str, spec: &str, link: &[&str], msgs: &[Value]) -> Vec<Value> {
-    let hex: Vec<String> = msgs.iter().map(|m| encode(spec, m)).collect();
-    let mut args = vec![
-        "send",
-        "--json",
-        "--timeout-s",
-        "5",
-        "--target",
-        addr,
-        "--spec",
-        spec,
-    ];
-    args.extend_from_slice(link);
-    args.extend(hex.iter().map(String::as_str));
-    let (code, out, err) = run(&args);
-    assert_eq!(code, 0, "send failed: {err}");
-    out.lines()
-        .map(|l| serde_json::from_str(l).expect("json"))
-        .collect()
+    let (code, answers) = support::process::send_messages(addr, spec, link, 5, msgs);
+    assert_eq!(code, 0, "send failed");
+    answers
 }
 
 const BINARY: &[&str] = &["--framing", "binary2", "--tpdu"];
@@ -444,7 +410,10 @@ fn an_issuer_link_dropped_mid_flight_is_reversed_after_reconnect() {
             &[auth("0100", pan_a(), "000701", 1_000)],
         )
     });
-    std::thread::sleep(Duration::from_millis(200));
+    // Killed once it has decided (it records before its 400 ms delay).
+    wait_until("the issuer to decide", Duration::from_secs(15), || {
+        a.records().iter().any(|r| r["mti"] == "0100")
+    });
     let _ = a.proc.child.kill();
     let _ = a.proc.child.wait();
     let r = client.join().expect("client");
@@ -518,7 +487,7 @@ fn no_card_data_in_any_log_line_even_at_debug_level() {
     );
     assert_eq!(r.len(), 3);
     // A malformed request too (truncated after DE2).
-    let good = encode("iso87-binary", &auth("0100", pan_a(), "000904", 1_000));
+    let good = support::process::encode("iso87-binary", &auth("0100", pan_a(), "000904", 1_000));
     let cut = &good[..good.len() - 20];
     let _ = run(&[
         "send",

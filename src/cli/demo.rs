@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 
 use clap::Args;
 
+use super::capture_args::CaptureArgs;
 use super::link_args::{FramingName, LinkArgs};
 use super::load::{LoadArgs, LoadProgress, run_load_observed};
 use super::{CliError, observe};
@@ -32,6 +33,9 @@ pub struct DemoArgs {
     /// Target rate in requests/s (default: as fast as the closed loop goes).
     #[arg(long)]
     rate: Option<f64>,
+    /// The switch writes what it sends and receives on every link here.
+    #[command(flatten)]
+    capture: CaptureArgs,
 }
 
 /// The embedded switch configuration; ISSUER_A / ISSUER_B are filled in.
@@ -76,6 +80,10 @@ issuer = "issuer-a"
 [[route]]
 bin_range = { from = "545400", to = "545499" }
 issuer = "issuer-b"
+
+[journal]
+path = "journal.db"
+key_file = "journal-keys.toml"
 "#;
 
 /// Child processes, stopped with SIGTERM (then killed) when dropped.
@@ -167,6 +175,12 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         ],
         &dir.join("issuer-b.log"),
     )?;
+    // A fresh key for the demo's journal (kept beside it in the demo's
+    // directory; a real deployment keeps keys away from the database).
+    let keys =
+        crate::journal::crypto::Keyring::generate_file_text("demo").map_err(CliError::Input)?;
+    std::fs::write(dir.join("journal-keys.toml"), keys.as_bytes())
+        .map_err(|e| CliError::Input(e.to_string()))?;
     let config = dir.join("switch.toml");
     std::fs::write(
         &config,
@@ -174,15 +188,21 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     )
     .map_err(|e| CliError::Input(e.to_string()))?;
     let config_arg = config.display().to_string();
-    let switch = spawn(
-        &mut children,
-        &["run", "--config", &config_arg],
-        &dir.join("switch.log"),
-    )?;
+    let capture_args = args.capture.to_args();
+    if args.capture.capture_unmasked {
+        eprintln!("WARNING: --capture-unmasked: the switch's capture will hold card data in clear");
+    }
+    let mut switch_args = vec!["run", "--config", &config_arg];
+    switch_args.extend(capture_args.iter().map(String::as_str));
+    let switch = spawn(&mut children, &switch_args, &dir.join("switch.log"))?;
     println!(
         "cardswitch demo: switch on {switch} (iso87-binary + TPDU), issuer-a on {a} (iso87-ascii, BIN 476173), issuer-b on {b} (iso93-ascii, BINs 545400-545499)"
     );
-    println!("logs and configuration in {}; Ctrl-C stops", dir.display());
+    println!(
+        "logs, configuration and journal in {}; Ctrl-C stops; afterwards: cardswitch journal search --config {}",
+        dir.display(),
+        config.display()
+    );
 
     let load = LoadArgs {
         target: switch,

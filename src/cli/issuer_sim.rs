@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
+use super::capture_args::{self, CaptureArgs};
 use super::link_args::LinkArgs;
 use super::{CliError, observe};
 use crate::link::connection::ReadLimits;
@@ -39,6 +40,8 @@ pub struct IssuerSimArgs {
     spec: String,
     #[command(flatten)]
     link: LinkArgs,
+    #[command(flatten)]
+    capture: CaptureArgs,
     /// Approve up to this amount (minor units); above it, 51.
     #[arg(long, default_value_t = 100_000)]
     approve_limit: u64,
@@ -119,6 +122,7 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
         let local = listener
             .local_addr()
             .map_err(|e| CliError::Input(e.to_string()))?;
+        let capture = args.capture.start(Default::default(), Some(spec.clone()))?;
         println!("issuer-sim listening on {local}");
         let _ = std::io::stdout().flush();
         let (record_tx, recorder) = match &args.record {
@@ -175,7 +179,7 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
         if let Some(r) = recorder {
             let _ = r.await;
         }
-        Ok(())
+        capture_args::finish(capture)
     })
 }
 

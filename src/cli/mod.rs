@@ -1,14 +1,17 @@
 //! The `cardswitch` command line: one binary, one subcommand per job.
 
+mod capture_args;
 mod clearing;
 mod decode;
 mod demo;
 mod encode;
 mod issuer_sim;
+mod journal;
 mod link_args;
 pub mod load;
 mod observe;
 mod relay;
+mod replay;
 mod run;
 mod send;
 
@@ -40,8 +43,12 @@ enum Command {
     IssuerSim(issuer_sim::IssuerSimArgs),
     /// Load generator: many simulated terminals, every response checked.
     Load(load::LoadArgs),
+    /// Search and show the transaction journal, export it, back it up.
+    Journal(journal::JournalArgs),
     /// Send messages to a host and print the responses.
     Send(send::SendArgs),
+    /// Replay a capture against a switch or issuer and diff the responses.
+    Replay(replay::ReplayArgs),
     /// Acquirer processing: merchants, cut-off into IPM clearing files, reading them.
     Clearing(clearing::ClearingArgs),
     /// List the shipped message specifications.
@@ -59,6 +66,8 @@ pub fn main() -> ExitCode {
         Command::Relay(args) => relay::run(&args),
         Command::IssuerSim(args) => issuer_sim::run(&args),
         Command::Send(args) => send::run(&args),
+        Command::Journal(args) => journal::run(&args),
+        Command::Replay(args) => replay::run(&args),
         Command::Load(args) => load::run(&args),
         Command::Clearing(args) => clearing::run(&args),
         Command::Specs => list_specs(),

@@ -9,6 +9,7 @@ use clap::Args;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info};
 
+use super::capture_args::{self, CaptureArgs};
 use super::{CliError, observe};
 use crate::switch::config::SwitchConfig;
 use crate::switch::routing::RouteTable;
@@ -19,6 +20,8 @@ pub struct RunArgs {
     /// The switch configuration (see fixtures/switch/example.toml).
     #[arg(long)]
     config: PathBuf,
+    #[command(flatten)]
+    capture: CaptureArgs,
     /// Consult the merchant registry in the journal's database: requests
     /// from unknown or blocked terminals are declined (58 / 03), and 0500
     /// batch closes are answered from the journal (see `cardswitch clearing`).
@@ -40,6 +43,18 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             })?;
             observe::serve_metrics(addr)?;
         }
+        let specs = config
+            .acquirers
+            .iter()
+            .map(|a| (a.name.clone(), a.spec.clone()))
+            .chain(
+                config
+                    .issuers
+                    .iter()
+                    .map(|i| (i.name.clone(), i.spec.clone())),
+            )
+            .collect();
+        let capture = args.capture.start(specs, None)?;
         let shutdown = CancellationToken::new();
         let rules = match args.merchant_registry {
             true => Some(super::clearing::acquirer_rules(&config)?),
@@ -65,7 +80,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         info!("terminating: no new connections, draining requests in flight");
         shutdown.cancel();
         running.stopped().await;
-        Ok(())
+        capture_args::finish(capture)
     })
 }
 

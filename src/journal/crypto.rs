@@ -62,8 +62,10 @@ pub struct Sealed<'a> {
 
 /// The journal's keys.
 pub struct Keyring {
-    /// key id -> sealing key (derived).
-    seal_keys: BTreeMap<String, Zeroizing<[u8; 32]>>,
+    /// key id -> sealing cipher (key derived; schedule zeroized on drop).
+    seal_keys: BTreeMap<String, Aes256Gcm>,
+    /// key id -> check value, computed once.
+    checks: BTreeMap<String, [u8; 32]>,
     current: String,
     lookup_id: String,
     lookup_key: Zeroizing<[u8; 32]>,
@@ -121,12 +123,21 @@ impl Keyring {
             return Err(format!("current key id '{current}' is not among the keys"));
         }
         let lookup_key = derive(lookup_master, b"cardswitch journal pan lookup v1");
-        let seal_keys = masters
-            .iter()
-            .map(|(id, m)| (id.clone(), derive(m, b"cardswitch journal seal v1")))
-            .collect();
+        let mut seal_keys = BTreeMap::new();
+        let mut checks = BTreeMap::new();
+        for (id, master) in &masters {
+            let key = derive(master, b"cardswitch journal seal v1");
+            checks.insert(id.clone(), *derive(&key, b"cardswitch key check v1"));
+            let cipher = Aes256Gcm::new_from_slice(&key[..]).expect("32-byte key");
+            seal_keys.insert(id.clone(), cipher);
+        }
+        checks.insert(
+            format!("lookup:{lookup}"),
+            *derive(&lookup_key, b"cardswitch key check v1"),
+        );
         Ok(Keyring {
             seal_keys,
+            checks,
             current: current.to_string(),
             lookup_id: lookup.to_string(),
             lookup_key,
@@ -211,19 +222,13 @@ impl Keyring {
 
     /// A value that proves which key is behind `key_id` without revealing it.
     pub fn check_value(&self, key_id: &str) -> Option<[u8; 32]> {
-        let key = match key_id.strip_prefix("lookup:") {
-            Some(id) if id == self.lookup_id => &self.lookup_key,
-            Some(_) => return None,
-            None => self.seal_keys.get(key_id)?,
-        };
-        Some(*derive(key, b"cardswitch key check v1"))
+        self.checks.get(key_id).copied()
     }
 
     /// Seals `plain` under the current key; `purpose` is bound in as
     /// associated data so a sealed PAN cannot pass for a sealed message.
     pub fn seal(&self, purpose: &[u8], plain: &[u8]) -> Sealed<'_> {
-        let key = &self.seal_keys[&self.current];
-        let cipher = Aes256Gcm::new_from_slice(&key[..]).expect("32-byte key");
+        let cipher = &self.seal_keys[&self.current];
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let aad = [purpose, b"/", self.current.as_bytes()].concat();
         let sealed = cipher
@@ -251,7 +256,7 @@ impl Keyring {
         key_id: &str,
         blob: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        let key = self
+        let cipher = self
             .seal_keys
             .get(key_id)
             .ok_or_else(|| CryptoError::UnknownKey(key_id.to_string()))?;
@@ -262,7 +267,6 @@ impl Keyring {
             return Err(unauthentic());
         }
         let (nonce, sealed) = blob.split_at(NONCE_BYTES);
-        let cipher = Aes256Gcm::new_from_slice(&key[..]).expect("32-byte key");
         let aad = [purpose, b"/", key_id.as_bytes()].concat();
         cipher
             .decrypt(

@@ -51,7 +51,9 @@ pub struct Answered {
     pub approval_code: Option<String>,
     pub outcome: &'static str,
     pub response_at_ms: Option<i64>,
-    pub sent_at_ms: i64,
+    /// When the response was handed to the acquirer's connection; `None`
+    /// when it could not be.
+    pub sent_at_ms: Option<i64>,
 }
 
 /// A store-and-forward entry queued.

@@ -43,7 +43,7 @@ pub const JOURNAL_MIGRATIONS: &[&str] = &[
         outcome           TEXT,                  -- approved, declined, timed_out, stand_in, rejected, advice_acked
         response_at_ms    INTEGER,               -- issuer response received
         sent_at_ms        INTEGER,               -- response handed to the acquirer link
-        state             TEXT NOT NULL          -- received, forwarded, answered, reversal_queued, reversed
+        state             TEXT NOT NULL          -- received, forwarded, answered, reversal_queued, reversed, abandoned (never forwarded, answer lost in a crash)
     );
     CREATE INDEX transactions_rrn ON transactions(rrn);
     CREATE INDEX transactions_stan ON transactions(stan, terminal_id);

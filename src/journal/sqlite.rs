@@ -21,6 +21,57 @@ pub const SEAL_MESSAGE: &[u8] = b"message";
 pub struct SqliteJournal {
     conn: Connection,
     keys: Arc<Keyring>,
+    /// Stops the checkpoint thread when the journal is dropped.
+    _checkpointer: Option<Checkpointer>,
+}
+
+/// How often the WAL is copied back into the database.
+const CHECKPOINT_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Checkpoints the WAL on its own thread and connection, so the writer's
+/// commits never wait for the database file's own writes and fsyncs
+/// (SQLite's automatic checkpoint would run inside a commit).
+struct Checkpointer {
+    stop: Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Checkpointer, JournalError> {
+        let conn = open_connection(path)?;
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::Builder::new()
+            .name("journal-checkpoint".into())
+            .spawn(move || {
+                use std::sync::atomic::Ordering;
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::park_timeout(CHECKPOINT_INTERVAL);
+                    if let Err(e) = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                    {
+                        tracing::warn!(error = %e, "journal checkpoint failed");
+                    }
+                }
+            })
+            .map_err(|e| JournalError::Open {
+                path: path.display().to_string(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            t.thread().unpark();
+            let _ = t.join();
+        }
+    }
 }
 
 /// Opens a database with the journal's settings (also for readers).
@@ -42,9 +93,8 @@ pub fn open_connection(path: &Path) -> Result<Connection, JournalError> {
     Ok(conn)
 }
 
-/// Checks that `keys` are the keys this journal was sealed with, and
-/// records the check values of keys not seen before.
-pub fn verify_keys(conn: &Connection, keys: &Keyring) -> Result<(), JournalError> {
+/// Checks that `keys` are the keys this journal was sealed with.
+pub fn check_keys(conn: &Connection, keys: &Keyring) -> Result<(), JournalError> {
     let mut stmt = conn
         .prepare("SELECT key_id, check_value FROM key_checks")
         .map_err(JournalError::sql("reading key checks"))?;
@@ -59,6 +109,12 @@ pub fn verify_keys(conn: &Connection, keys: &Keyring) -> Result<(), JournalError
             Some(_) => {}
         }
     }
+    Ok(())
+}
+
+/// Checks the keys, then records the check values of keys not seen before.
+pub fn verify_keys(conn: &Connection, keys: &Keyring) -> Result<(), JournalError> {
+    check_keys(conn, keys)?;
     for id in keys.key_ids() {
         if let Some(v) = keys.check_value(&id) {
             conn.execute(
@@ -78,7 +134,14 @@ impl SqliteJournal {
         let mut conn = open_connection(path)?;
         migrate(&mut conn, "journal", JOURNAL_MIGRATIONS)?;
         verify_keys(&conn, &keys)?;
-        Ok(SqliteJournal { conn, keys })
+        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
+            .map_err(JournalError::sql("turning off in-commit checkpoints"))?;
+        let checkpointer = Some(Checkpointer::start(path)?);
+        Ok(SqliteJournal {
+            conn,
+            keys,
+            _checkpointer: checkpointer,
+        })
     }
 
     fn insert_accepted(&self, a: &Accepted) -> Result<(), JournalError> {
@@ -271,6 +334,19 @@ impl JournalStore for SqliteJournal {
     }
 
     fn recover(&mut self) -> Result<Recovery, JournalError> {
+        // Requests never forwarded whose answer was not recorded: an
+        // advice was acknowledged once durably queued (so it was), and
+        // anything else reached no issuer, so there is nothing to undo.
+        self.conn
+            .execute_batch(
+                "UPDATE transactions SET state = 'answered', outcome = 'advice_acked',
+                   response_code = COALESCE(response_code, '00')
+                 WHERE state = 'received'
+                   AND id IN (SELECT txn_id FROM saf WHERE kind = 'acquirer_advice');
+                 UPDATE transactions SET state = 'abandoned', outcome = COALESCE(outcome, 'unknown')
+                 WHERE state = 'received';",
+            )
+            .map_err(JournalError::sql("closing requests never forwarded"))?;
         let max = |sql: &str| -> Result<u64, JournalError> {
             let v: Option<i64> = self
                 .conn
@@ -350,5 +426,135 @@ impl JournalStore for SqliteJournal {
             pending_saf,
             unfinished,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::record::{Accepted, Answered, Forwarded, SafQueued};
+
+    fn keys(id: &str, byte: u8) -> Arc<Keyring> {
+        Arc::new(Keyring::from_env_value(&format!("{id}:{}", hex::encode([byte; 32]))).unwrap())
+    }
+
+    fn accepted(id: u64, forwarded: bool) -> Record {
+        Record::Accepted(Box::new(Accepted {
+            id,
+            received_at_ms: 1,
+            acquirer: "pos".into(),
+            request_mti: "0100".into(),
+            rrn: Some(format!("{id:012}")),
+            pan: Some(Zeroizing::new(b"4761739001010119".to_vec())),
+            route: forwarded.then(|| Forwarded {
+                issuer: "a".into(),
+                issuer_stan: "000001".into(),
+                message: Zeroizing::new(b"0100 as forwarded".to_vec()),
+            }),
+            ..Accepted::default()
+        }))
+    }
+
+    fn answered(id: u64) -> Record {
+        Record::Answered(Answered {
+            id,
+            response_code: Some("00".into()),
+            outcome: "approved",
+            sent_at_ms: Some(2),
+            ..Answered::default()
+        })
+    }
+
+    #[test]
+    fn recovery_finds_open_requests_and_pending_entries_across_key_rotation() {
+        let dir = std::env::temp_dir().join(format!("cardswitch-sqlite-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("j.db");
+        {
+            let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
+            j.append(&[
+                accepted(1, true),
+                accepted(2, true),
+                answered(2),
+                accepted(3, false),
+            ])
+            .unwrap();
+            j.append(&[
+                Record::SafQueued(SafQueued {
+                    id: 7,
+                    txn_id: Some(1),
+                    kind: "timeout_reversal",
+                    issuer: "a".into(),
+                    message: Zeroizing::new(b"0420".to_vec()),
+                    queued_at_ms: 3,
+                }),
+                Record::SafQueued(SafQueued {
+                    id: 8,
+                    txn_id: None,
+                    kind: "acquirer_advice",
+                    issuer: "a".into(),
+                    message: Zeroizing::new(b"0220".to_vec()),
+                    queued_at_ms: 3,
+                }),
+                accepted(4, true),
+            ])
+            .unwrap();
+            let r = j.recover().unwrap();
+            assert_eq!((r.next_txn_id, r.next_saf_id), (5, 9));
+            // 1 has its reversal queued, 2 was answered, 3 never forwarded.
+            let open: Vec<u64> = r.unfinished.iter().map(|u| u.txn_id).collect();
+            assert_eq!(open, [4]);
+            assert_eq!(&r.unfinished[0].message[..], b"0100 as forwarded");
+            let pending: Vec<u64> = r.pending_saf.iter().map(|p| p.id).collect();
+            assert_eq!(pending, [7, 8]);
+            j.append(&[Record::SafDone {
+                id: 7,
+                delivered: true,
+                attempts: 2,
+                at_ms: 4,
+            }])
+            .unwrap();
+            let state: String = j
+                .conn
+                .query_row("SELECT state FROM transactions WHERE id = 1", [], |r| {
+                    r.get(0)
+                })
+                .unwrap();
+            assert_eq!(state, "reversed");
+        }
+        // A rotated key file opens the old rows; a wrong key is refused.
+        let rotated = Arc::new(
+            Keyring::new(
+                [
+                    ("k1".to_string(), Zeroizing::new([1u8; 32])),
+                    ("k2".to_string(), Zeroizing::new([2u8; 32])),
+                ]
+                .into_iter()
+                .collect(),
+                "k2",
+                "k1",
+            )
+            .unwrap(),
+        );
+        let mut j = SqliteJournal::open(&path, rotated).unwrap();
+        let r = j.recover().unwrap();
+        assert_eq!(r.pending_saf.len(), 1);
+        assert_eq!(&r.pending_saf[0].message[..], b"0220");
+        drop(j);
+        assert!(matches!(
+            SqliteJournal::open(&path, keys("k1", 9)).err(),
+            Some(JournalError::Crypto(CryptoError::WrongKey(id))) if id == "k1"
+        ));
+        assert!(matches!(
+            SqliteJournal::open(&path, keys("k3", 1)).err(),
+            Some(JournalError::Crypto(CryptoError::UnknownKey(_)))
+        ));
+        // Nothing in the files holds the PAN in the clear.
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            assert!(!bytes.windows(16).any(|w| w == b"4761739001010119"));
+        }
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -16,6 +16,7 @@ use tokio::sync::Notify;
 use tokio_util::codec::{Encoder, FramedRead};
 
 use super::framing::{Frame, FrameCodec, FramingError};
+use super::tap::{self, ConnectionTap, Direction, Side};
 
 /// Bytes buffered for one connection's writer before senders wait.
 pub const WRITE_BUFFER_BYTES_MAX: usize = 256 * 1024;
@@ -31,6 +32,16 @@ struct WriteState {
     senders_gone: bool,
     /// The writer stopped (write failed or closed): sends fail.
     writer_gone: bool,
+    /// Bytes ever put in `buf` (the stream offset a frame ends at).
+    queued_total: u64,
+}
+
+/// How far the writer has got: bytes handed to the stream, and whether it
+/// has stopped (nothing more will be written).
+#[derive(Debug, Clone, Copy, Default)]
+struct Progress {
+    written_total: u64,
+    stopped: bool,
 }
 
 struct WriteShared {
@@ -38,6 +49,8 @@ struct WriteShared {
     data_ready: Notify,
     space_ready: Notify,
     counters: LinkMetrics,
+    tap: Option<ConnectionTap>,
+    progress: tokio::sync::watch::Sender<Progress>,
 }
 
 impl WriteShared {
@@ -97,25 +110,81 @@ impl FrameSender {
         }
     }
 
+    /// Queues a frame like [`send`](Self::send), then waits until it has
+    /// been handed to the stream (the kernel), so that a record of "sent"
+    /// is true. False when the connection stopped first.
+    pub async fn send_written(&self, frame: Frame) -> bool {
+        let mut frame = Some(frame);
+        let end = loop {
+            match self.try_put_at(&mut frame) {
+                Err(_) => return false,
+                Ok(Some(end)) => break end,
+                Ok(None) => {}
+            }
+            let shared = &self.inner.shared;
+            let mut space = pin!(shared.space_ready.notified());
+            space.as_mut().enable();
+            match self.try_put_at(&mut frame) {
+                Err(_) => return false,
+                Ok(Some(end)) => break end,
+                Ok(None) => space.await,
+            }
+        };
+        let mut progress = self.inner.shared.progress.subscribe();
+        match progress
+            .wait_for(|p| p.written_total >= end || p.stopped)
+            .await
+        {
+            Ok(p) => p.written_total >= end,
+            Err(_) => false,
+        }
+    }
+
+    /// Answers `request` like [`reply`](Self::reply), returning once the
+    /// answer is handed to the stream (true) or the connection stopped.
+    pub async fn reply_written(&self, request: &Frame, message: bytes::Bytes) -> bool {
+        let reply = Frame {
+            tpdu: request.tpdu.map(|t| t.reply()),
+            message,
+        };
+        self.send_written(reply).await
+    }
+
     /// Encodes the frame into the write buffer if there is room.
     fn try_put(&self, frame: &mut Option<Frame>) -> Result<bool, SendError> {
+        self.try_put_at(frame).map(|end| end.is_some())
+    }
+
+    /// Like `try_put`, returning the stream offset the frame ends at.
+    fn try_put_at(&self, frame: &mut Option<Frame>) -> Result<Option<u64>, SendError> {
         let shared = &self.inner.shared;
         let mut st = shared.lock();
         if st.writer_gone {
             return Err(SendError::Closed);
         }
         if st.buf.len() >= WRITE_BUFFER_BYTES_MAX {
-            return Ok(false);
+            return Ok(None);
         }
+        let before = st.buf.len();
         let was_empty = st.buf.is_empty();
         let WriteState { buf, codec, .. } = &mut *st;
-        codec.encode(frame.take().expect("a frame is put once"), buf)?;
+        let frame = frame.take().expect("a frame is put once");
+        match &shared.tap {
+            // Seen under the lock, so the capture keeps the wire order.
+            Some(tap) => {
+                codec.encode(frame.clone(), buf)?;
+                tap.see(Direction::Out, &frame);
+            }
+            None => codec.encode(frame, buf)?,
+        }
+        st.queued_total += (st.buf.len() - before) as u64;
+        let end = st.queued_total;
         drop(st);
         shared.counters.frames_out.increment(1);
         if was_empty {
             shared.data_ready.notify_one();
         }
-        Ok(true)
+        Ok(Some(end))
     }
 
     /// Answers `request` with `message` (TPDU addresses swapped); false
@@ -142,6 +211,7 @@ pub struct FrameReader<R> {
     inner: FramedRead<R, FrameCodec>,
     limits: ReadLimits,
     counters: LinkMetrics,
+    tap: Option<ConnectionTap>,
 }
 
 impl<R: AsyncRead + Unpin> FrameReader<R> {
@@ -154,8 +224,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub async fn next(&mut self) -> Result<Option<Frame>, ReadError> {
         let item = self.next_uncounted().await;
         if let Ok(Some(frame)) = &item {
-            self.counters.frames_in.increment(1);
-            self.counters.bytes_in.increment(frame.message.len() as u64);
+            self.seen(frame);
         }
         item
     }
@@ -170,10 +239,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         );
         let item = codec.decode(buf).map_err(ReadError::Framing)?;
         if let Some(frame) = &item {
-            self.counters.frames_in.increment(1);
-            self.counters.bytes_in.increment(frame.message.len() as u64);
+            self.seen(frame);
         }
         Ok(item)
+    }
+
+    fn seen(&self, frame: &Frame) {
+        self.counters.frames_in.increment(1);
+        self.counters.bytes_in.increment(frame.message.len() as u64);
+        if let Some(tap) = &self.tap {
+            tap.see(Direction::In, frame);
+        }
     }
 
     async fn next_uncounted(&mut self) -> Result<Option<Frame>, ReadError> {
@@ -280,8 +356,21 @@ pub fn open<S: LinkStream>(stream: S, codec: FrameCodec) -> Opened<S> {
     open_named(stream, codec, "unnamed")
 }
 
-/// [`open`] with traffic counted under the link's name.
+/// [`open`] with traffic counted under the link's name (this process
+/// connected; frames go to the installed tap, if any).
 pub fn open_named<S: LinkStream>(stream: S, codec: FrameCodec, link: &str) -> Opened<S> {
+    open_tapped(stream, codec, link, Side::Connected, tap::installed())
+}
+
+/// [`open_named`] with the side given and an explicit tap (or none).
+pub fn open_tapped<S: LinkStream>(
+    stream: S,
+    codec: FrameCodec,
+    link: &str,
+    side: Side,
+    tap: Option<std::sync::Arc<dyn tap::FrameTap>>,
+) -> Opened<S> {
+    let tap = tap.map(|t| ConnectionTap::new(t, link, side, codec.framing().clone()));
     let counters = LinkMetrics::new(link);
     let (read, write) = tokio::io::split(stream);
     let shared = Arc::new(WriteShared {
@@ -290,16 +379,20 @@ pub fn open_named<S: LinkStream>(stream: S, codec: FrameCodec, link: &str) -> Op
             codec: codec.clone(),
             senders_gone: false,
             writer_gone: false,
+            queued_total: 0,
         }),
         data_ready: Notify::new(),
         space_ready: Notify::new(),
         counters: counters.clone(),
+        tap: tap.clone(),
+        progress: tokio::sync::watch::Sender::new(Progress::default()),
     });
     let writer = tokio::spawn(write_loop(write, shared.clone()));
     let reader = FrameReader {
         inner: FramedRead::with_capacity(read, codec, 16 * 1024),
         limits: ReadLimits::default(),
         counters,
+        tap,
     };
     let sender = FrameSender {
         inner: Arc::new(SenderInner { shared }),
@@ -313,6 +406,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
 ) -> Result<(), FramingError> {
     let result = write_until_closed(&mut write, &shared).await;
     shared.lock().writer_gone = true;
+    shared.progress.send_modify(|p| p.stopped = true);
     shared.space_ready.notify_waiters();
     result
 }
@@ -344,7 +438,9 @@ async fn write_until_closed<W: AsyncWrite + Unpin>(
         shared.counters.bytes_out.increment(out.len() as u64);
         shared.counters.writes.increment(1);
         write.write_all(&out).await?;
+        let written = out.len() as u64;
         out.clear();
+        shared.progress.send_modify(|p| p.written_total += written);
     }
     write.shutdown().await?;
     Ok(())

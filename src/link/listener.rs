@@ -14,6 +14,7 @@ use tracing::{Instrument, info, info_span, warn};
 
 use super::connection::{self, FrameReader, FrameSender, LinkStream, ReadLimits};
 use super::framing::{Frame, FrameCodec};
+use super::tap::{self, Side};
 use super::tls::TlsServer;
 
 /// A boxed stream so that plain and TLS connections share one type.
@@ -124,7 +125,7 @@ pub async fn serve<F, Fut>(
                     None => Box::new(tcp),
                 };
                 info!("connected");
-                let (mut reader, sender, writer) = connection::open_named(stream, settings.codec.clone(), &settings.name);
+                let (mut reader, sender, writer) = connection::open_tapped(stream, settings.codec.clone(), &settings.name, Side::Accepted, tap::installed());
                 reader.set_limits(settings.read_limits);
                 handle(Accepted {
                     peer,

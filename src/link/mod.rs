@@ -7,4 +7,5 @@ pub mod framing;
 pub mod listener;
 pub mod mux;
 pub mod netmgmt;
+pub mod tap;
 pub mod tls;

@@ -32,6 +32,8 @@ pub const DUPLICATE_WINDOW_S_DEFAULT: u64 = 300;
 pub const SAF_QUEUE_MAX_DEFAULT: u64 = 100_000;
 pub const SAF_RETRY_MIN_MS_DEFAULT: u64 = 1_000;
 pub const SAF_RETRY_MAX_MS_DEFAULT: u64 = 60_000;
+/// jPOS-EE's SAF waits 60 s; 10 s matches a POS time-out.
+pub const SAF_RESPONSE_WAIT_MS_DEFAULT: u64 = 10_000;
 pub const SAF_EXPIRY_S_DEFAULT: u64 = 86_400;
 pub const SAF_MAX_ATTEMPTS_DEFAULT: u64 = 50;
 /// Acquirer defaults.
@@ -138,6 +140,8 @@ pub struct SafSettings {
     /// Entries held at most; a full queue refuses new work.
     pub queue_max: usize,
     pub policy: SafPolicy,
+    /// How long one delivery attempt waits for the issuer's answer.
+    pub response_wait: Duration,
 }
 
 /// One `[[acquirer]]` listener.
@@ -320,6 +324,7 @@ struct SafFile {
     retry_max_ms: Number,
     expiry_s: Number,
     max_attempts: Number,
+    response_wait_ms: Number,
 }
 
 #[derive(Deserialize)]
@@ -647,6 +652,7 @@ fn check_switch(ctx: &Ctx, raw: &Spanned<SwitchFile>) -> Result<SwitchSettings, 
         retry_max_ms: None,
         expiry_s: None,
         max_attempts: None,
+        response_wait_ms: None,
     };
     let saf = s.saf.as_ref().unwrap_or(&none);
     let section_saf = "switch.saf";
@@ -691,6 +697,12 @@ fn check_switch(ctx: &Ctx, raw: &Spanned<SwitchFile>) -> Result<SwitchSettings, 
         let span = saf.max_attempts.as_ref().map_or(0..0, Spanned::span);
         ctx.invalid(span, section_saf, "max_attempts is too large")
     })?;
+    let response_wait_ms = ctx.positive(
+        &saf.response_wait_ms,
+        SAF_RESPONSE_WAIT_MS_DEFAULT,
+        section_saf,
+        "response_wait_ms",
+    )?;
     let window_s = ctx.positive(
         &s.duplicate_window_s,
         DUPLICATE_WINDOW_S_DEFAULT,
@@ -708,6 +720,7 @@ fn check_switch(ctx: &Ctx, raw: &Spanned<SwitchFile>) -> Result<SwitchSettings, 
                 expiry: Duration::from_secs(expiry_s),
                 attempts_max,
             },
+            response_wait: Duration::from_millis(response_wait_ms),
         },
         duplicate_window: Duration::from_secs(window_s),
     })

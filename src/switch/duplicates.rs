@@ -7,7 +7,7 @@
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
-use std::hash::{BuildHasher, Hasher};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -43,8 +43,30 @@ pub struct DuplicateCache {
     /// and request content is not kept (two independent random SipHash keys
     /// make a false match about 2^-100 likely at full size).
     hashers: (RandomState, RandomState),
-    entries: HashMap<u128, Entry>,
+    entries: HashMap<u128, Entry, BuildHasherDefault<KeyedHashHasher>>,
     order: VecDeque<(Instant, u128)>,
+}
+
+/// Map keys here are already keyed hashes: hashing them again would only
+/// cost time, so the map uses their low 64 bits as they are.
+#[derive(Default)]
+struct KeyedHashHasher(u64);
+
+impl Hasher for KeyedHashHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u128 keys reach this map; fold anything else in anyway.
+        for chunk in bytes.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.0 = self.0.rotate_left(5) ^ u64::from_le_bytes(word);
+        }
+    }
+    fn write_u128(&mut self, key: u128) {
+        self.0 = key as u64;
+    }
 }
 
 /// A request's duplicate key: a 128-bit keyed hash of the acquirer, MTI
@@ -59,7 +81,7 @@ impl DuplicateCache {
             window,
             keys_max,
             hashers: (RandomState::new(), RandomState::new()),
-            entries: HashMap::new(),
+            entries: HashMap::default(),
             order: VecDeque::new(),
         }
     }

@@ -97,6 +97,9 @@ struct Decided {
     /// advice_acked.
     outcome: &'static str,
     response_at_ms: Option<i64>,
+    /// An issuer's approval, as (issuer, request as forwarded): reversed
+    /// if the response cannot be handed to the acquirer.
+    undo: Option<(usize, Message)>,
 }
 
 impl Decided {
@@ -105,8 +108,29 @@ impl Decided {
             response,
             outcome,
             response_at_ms: None,
+            undo: None,
         }
     }
+}
+
+/// A response for the acquirer, and what is left to do once the server
+/// has written it (or failed to).
+pub struct Reply {
+    pub bytes: Bytes,
+    pub after: Option<AfterSend>,
+}
+
+impl Reply {
+    fn plain(bytes: Bytes) -> Reply {
+        Reply { bytes, after: None }
+    }
+}
+
+/// The end of a transaction, recorded once its response is out: a journal
+/// records "sent" only when it is true.
+pub struct AfterSend {
+    answered: Answered,
+    undo: Option<(usize, Message)>,
 }
 
 /// A field as text, for the journal.
@@ -196,6 +220,13 @@ impl Switch {
     /// Records every exchange in `journal` (set before traffic starts).
     pub fn with_journal(mut self, journal: Journal) -> Switch {
         self.journal = Some(journal);
+        self
+    }
+
+    /// How long one store-and-forward attempt waits for its answer.
+    pub fn with_saf_response_wait(mut self, wait: Duration) -> Switch {
+        assert!(!wait.is_zero(), "a delivery attempt waits for its answer");
+        self.saf_response_wait = wait;
         self
     }
 
@@ -334,21 +365,6 @@ impl Switch {
         }
     }
 
-    async fn journal_answer(&self, txn_id: u64, decided: &Decided) {
-        if let Some(journal) = &self.journal {
-            journal
-                .record(Record::Answered(Answered {
-                    id: txn_id,
-                    response_code: text(&decided.response, 39),
-                    approval_code: text(&decided.response, 38),
-                    outcome: decided.outcome,
-                    response_at_ms: decided.response_at_ms,
-                    sent_at_ms: now_ms(),
-                }))
-                .await;
-        }
-    }
-
     /// Replaces the route table (SIGHUP); requests in flight keep theirs.
     pub fn replace_routes(&self, routes: RouteTable) {
         *self.routes.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(routes);
@@ -363,11 +379,14 @@ impl Switch {
 
     /// Handles one message from an acquirer: the response as sent in the
     /// acquirer's dialect, or `None` when nothing is answered.
-    pub async fn handle(&self, acq: &Acquirer, request: Message) -> Option<Bytes> {
+    /// Handles one message from an acquirer: the response as sent in the
+    /// acquirer's dialect, or `None` when nothing is answered. The server
+    /// hands back the reply's `after` with [`Switch::replied`].
+    pub async fn handle(&self, acq: &Acquirer, request: Message) -> Option<Reply> {
         let mti = request.mti();
         match (mti.class(), mti.function()) {
             (MessageClass::NetworkManagement, _) => {
-                netmgmt::answer(&request).map(|r| self.finish(acq, &r, false))
+                netmgmt::answer(&request).map(|r| Reply::plain(self.finish(acq, &r, false)))
             }
             (
                 MessageClass::Authorization | MessageClass::Financial | MessageClass::Reversal,
@@ -378,14 +397,37 @@ impl Switch {
                 Some(self.deduplicated(acq, request, advice).await)
             }
             (MessageClass::Reconciliation, Function::Request | Function::Advice) => {
-                Some(self.reconcile(acq, request).await)
+                Some(Reply::plain(self.reconcile(acq, request).await))
             }
             _ if mti.is_response() => {
                 warn!(mti = %mti, "unexpected response from an acquirer ignored");
                 None
             }
             _ => local_response(&request, Outcome::InvalidTransaction.code())
-                .map(|r| self.finish(acq, &r, true)),
+                .map(|r| Reply::plain(self.finish(acq, &r, true))),
+        }
+    }
+
+    /// Ends a transaction once the server has written its response
+    /// (`delivered`) or could not: the journal records the answer as sent
+    /// only now; an approval that never reached its acquirer is reversed.
+    pub async fn replied(&self, after: AfterSend, delivered: bool) {
+        let AfterSend { mut answered, undo } = after;
+        if delivered {
+            answered.sent_at_ms = Some(now_ms());
+        } else {
+            warn!(
+                txn = answered.id,
+                "response not delivered: the acquirer's connection is gone"
+            );
+            answered.outcome = "undelivered";
+            if let Some((issuer, outgoing)) = undo {
+                self.queue_reversal(issuer, &outgoing, Some(answered.id))
+                    .await;
+            }
+        }
+        if let Some(journal) = &self.journal {
+            journal.record(Record::Answered(answered)).await;
         }
     }
 
@@ -442,7 +484,7 @@ impl Switch {
         }
     }
 
-    async fn deduplicated(&self, acq: &Acquirer, request: Message, advice: bool) -> Bytes {
+    async fn deduplicated(&self, acq: &Acquirer, request: Message, advice: bool) -> Reply {
         let seen = {
             let mut cache = lock(&self.duplicates);
             cache
@@ -450,24 +492,28 @@ impl Switch {
                 .map(|key| (key, cache.check(key, Instant::now())))
         };
         let Some((key, seen)) = seen else {
-            return self.finish(acq, &self.reject(&request, Outcome::FormatError), true);
+            let reject = self.reject(&request, Outcome::FormatError);
+            return Reply::plain(self.finish(acq, &reject, true));
         };
         match seen {
             Seen::New => {}
             Seen::Answered(resp) => {
                 Stats::add(&self.stats.duplicates);
-                return resp;
+                return Reply::plain(resp);
             }
             Seen::InFlight(rx) => {
                 Stats::add(&self.stats.duplicates);
-                return match tokio::time::timeout(Duration::from_secs(60), rx).await {
-                    Ok(Ok(resp)) => resp,
-                    _ => self.finish(acq, &self.reject(&request, Outcome::Duplicate), true),
-                };
+                return Reply::plain(
+                    match tokio::time::timeout(Duration::from_secs(60), rx).await {
+                        Ok(Ok(resp)) => resp,
+                        _ => self.finish(acq, &self.reject(&request, Outcome::Duplicate), true),
+                    },
+                );
             }
             Seen::Flooded => {
                 Stats::add(&self.stats.duplicates);
-                return self.finish(acq, &self.reject(&request, Outcome::Duplicate), true);
+                let reject = self.reject(&request, Outcome::Duplicate);
+                return Reply::plain(self.finish(acq, &reject, true));
             }
         }
         let txn_id = self.next_txn_id.fetch_add(1, Ordering::Relaxed);
@@ -482,9 +528,22 @@ impl Switch {
         .instrument(span)
         .await;
         let bytes = self.finish(acq, &decided.response, true);
-        self.journal_answer(txn_id, &decided).await;
         lock(&self.duplicates).complete(key, &bytes);
-        bytes
+        let answered = Answered {
+            id: txn_id,
+            response_code: text(&decided.response, 39),
+            approval_code: text(&decided.response, 38),
+            outcome: decided.outcome,
+            response_at_ms: decided.response_at_ms,
+            sent_at_ms: None,
+        };
+        Reply {
+            bytes,
+            after: Some(AfterSend {
+                answered,
+                undo: decided.undo,
+            }),
+        }
     }
 
     fn reject(&self, request: &Message, outcome: Outcome) -> Message {
@@ -554,17 +613,14 @@ impl Switch {
                 .stand_in_or_decline(acq, issuer, request, txn_id, "declined")
                 .await;
         }
-        let route = Forwarded {
+        let route = self.journal.is_some().then(|| Forwarded {
             issuer: target.name.clone(),
             issuer_stan: text(&outgoing, 11).unwrap_or_default(),
             message: without_sad(&target.spec, &outgoing),
-        };
+        });
         // Durable before forwarded: after a crash, the journal knows this
         // request may have reached the issuer and reverses it.
-        if let Err(e) = self
-            .journal_accept(acq, request, txn_id, Some(route), true)
-            .await
-        {
+        if let Err(e) = self.journal_accept(acq, request, txn_id, route, true).await {
             warn!(error = %e, "journal unavailable: not forwarding");
             return Decided::local(self.reject(request, Outcome::SystemMalfunction), "rejected");
         }
@@ -579,6 +635,7 @@ impl Switch {
                     response,
                     outcome,
                     response_at_ms: Some(now_ms()),
+                    undo: (outcome == "approved").then_some((issuer, outgoing)),
                 }
             }
             Err(LinkError::Mux {

@@ -155,7 +155,8 @@ pub async fn start_with_rules(
         config.switch.saf.policy,
         config.switch.saf.queue_max,
         config.switch.duplicate_window,
-    );
+    )
+    .with_saf_response_wait(config.switch.saf.response_wait);
     if let Some(rules) = rules {
         switch = switch.with_rules(rules);
     }
@@ -271,8 +272,13 @@ async fn serve_acquirer(
     mut conn: Accepted,
 ) {
     let limit = Arc::new(Semaphore::new(in_flight_max));
+    // Set once the acquirer has closed its side: a response written after
+    // that is accepted by the kernel but never read, so it counts as not
+    // delivered (an approval is then reversed).
+    let peer_gone = Arc::new(std::sync::atomic::AtomicBool::new(false));
     loop {
         let Some(frame) = conn.next_frame(&acq.name).await else {
+            peer_gone.store(true, std::sync::atomic::Ordering::Relaxed);
             break;
         };
         let Ok(permit) = limit.clone().acquire_owned().await else {
@@ -284,14 +290,24 @@ async fn serve_acquirer(
         };
         let span = info_span!("transaction", acquirer = %acq.name, mti = %request.mti(), stan = request.get_str(11).unwrap_or("-"));
         let (switch, acq, sender) = (switch.clone(), acq.clone(), conn.sender.clone());
+        let peer_gone = peer_gone.clone();
         tokio::spawn(
             async move {
                 let _permit = permit;
-                let Some(bytes) = switch.handle(&acq, request).await else {
+                let Some(reply) = switch.handle(&acq, request).await else {
                     return;
                 };
-                if !sender.reply(&frame, bytes).await {
+                let delivered = match (&reply.after, switch.journal()) {
+                    _ if peer_gone.load(std::sync::atomic::Ordering::Relaxed) => false,
+                    // The journal records "sent" only once it is true.
+                    (Some(_), Some(_)) => sender.reply_written(&frame, reply.bytes).await,
+                    _ => sender.reply(&frame, reply.bytes).await,
+                };
+                if !delivered && reply.after.is_none() {
                     warn!("acquirer connection closed before its response");
+                }
+                if let Some(after) = reply.after {
+                    switch.replied(after, delivered).await;
                 }
             }
             .instrument(span),

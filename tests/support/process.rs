@@ -150,3 +150,55 @@ pub fn http_get(addr: &str, path: &str) -> String {
     s.read_to_string(&mut body).expect("read");
     body
 }
+
+/// A message given as JSON, encoded with `cardswitch encode`: its hex.
+pub fn encode(spec: &str, msg: &serde_json::Value) -> String {
+    use std::io::Write;
+    let out = Command::new(BIN)
+        .args(["encode", "--spec", spec])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .and_then(|mut c| {
+            c.stdin
+                .take()
+                .expect("stdin")
+                .write_all(msg.to_string().as_bytes())?;
+            c.wait_with_output()
+        })
+        .expect("encode");
+    assert!(out.status.success(), "encode failed for {msg}");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Sends messages to a host with `cardswitch send --json` (link options in
+/// `link`, waiting up to `timeout_s` for each answer): the exit code and
+/// the answers received.
+pub fn send_messages(
+    addr: &str,
+    spec: &str,
+    link: &[&str],
+    timeout_s: u64,
+    msgs: &[serde_json::Value],
+) -> (i32, Vec<serde_json::Value>) {
+    let hex: Vec<String> = msgs.iter().map(|m| encode(spec, m)).collect();
+    let timeout = timeout_s.to_string();
+    let mut args = vec![
+        "send",
+        "--json",
+        "--timeout-s",
+        &timeout,
+        "--target",
+        addr,
+        "--spec",
+        spec,
+    ];
+    args.extend_from_slice(link);
+    args.extend(hex.iter().map(String::as_str));
+    let (code, out, _) = run(&args);
+    let answers = out
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json answer"))
+        .collect();
+    (code, answers)
+}

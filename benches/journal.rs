@@ -1,0 +1,143 @@
+//! Journal write throughput and added latency (issue 5, point 7): many
+//! tasks each waiting for their request to be durable, as the switch does
+//! before forwarding, with group commit; against the reference of one
+//! commit (one fsync) per record, measured in the same run.
+//!
+//!   cargo bench --bench journal            # 3 s per measurement
+//!   JOURNAL_BENCH_SECONDS=10 cargo bench --bench journal
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use cardswitch::journal::crypto::Keyring;
+use cardswitch::journal::record::{Accepted, Forwarded, Record, now_ms};
+use cardswitch::journal::sqlite::SqliteJournal;
+use cardswitch::journal::{Journal, JournalStore};
+use hdrhistogram::Histogram;
+use zeroize::Zeroizing;
+
+const WRITERS: u64 = 64;
+
+fn accepted(id: u64) -> Record {
+    Record::Accepted(Box::new(Accepted {
+        id,
+        received_at_ms: now_ms(),
+        acquirer: "pos".into(),
+        request_mti: "0100".into(),
+        processing_code: Some("000000".into()),
+        amount_minor: Some(1500),
+        transmission_at: Some("1123143005".into()),
+        stan: Some(format!("{:06}", id % 1_000_000)),
+        local_time: Some("143005".into()),
+        local_date: Some("1123".into()),
+        mcc: Some("5411".into()),
+        pos_entry_mode: Some("051".into()),
+        acquirer_inst: Some("1234567".into()),
+        rrn: Some(format!("{id:012}")),
+        terminal_id: Some("TERM0001".into()),
+        merchant_id: Some("MERCHANT0000001".into()),
+        merchant_name_loc: None,
+        currency: Some("978".into()),
+        original_data: None,
+        replacement_amount: None,
+        pan: Some(Zeroizing::new(b"4761739001010119".to_vec())),
+        route: Some(Forwarded {
+            issuer: "issuer-a".into(),
+            issuer_stan: format!("{:06}", id % 1_000_000),
+            message: Zeroizing::new(vec![b'0'; 180]),
+        }),
+    }))
+}
+
+struct Figures {
+    records_per_s: f64,
+    commits: u64,
+    p50_us: u64,
+    p99_us: u64,
+}
+
+fn measure(group_records_max: usize, seconds: f64) -> Figures {
+    let dir = std::env::temp_dir().join(format!(
+        "cardswitch-bench-journal-{}-{group_records_max}",
+        std::process::id()
+    ));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("dir");
+    let keys = Arc::new(Keyring::from_env_value(&format!("b:{}", "ab".repeat(32))).expect("key"));
+    let mut store = SqliteJournal::open(&dir.join("j.db"), keys).expect("open");
+    store.recover().expect("recover");
+    let (journal, thread) = Journal::start(Box::new(store), group_records_max);
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let run_for = Duration::from_secs_f64(seconds);
+    let (count, hist) = rt.block_on(async {
+        let start = Instant::now();
+        let tasks: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let journal = journal.clone();
+                tokio::spawn(async move {
+                    let mut hist = Histogram::<u64>::new(3).expect("histogram");
+                    let mut id = w * 100_000_000 + 1;
+                    while start.elapsed() < run_for {
+                        let t = Instant::now();
+                        journal.durable(accepted(id)).await.expect("durable");
+                        hist.record(t.elapsed().as_micros() as u64).expect("record");
+                        id += 1;
+                    }
+                    hist
+                })
+            })
+            .collect();
+        let mut all = Histogram::<u64>::new(3).expect("histogram");
+        for t in tasks {
+            all.add(t.await.expect("task")).expect("add");
+        }
+        (all.len(), all)
+    });
+    let elapsed = run_for.as_secs_f64();
+    let commits = journal
+        .stats
+        .commits
+        .load(std::sync::atomic::Ordering::Relaxed);
+    drop(journal);
+    thread.join().expect("writer");
+    let _ = std::fs::remove_dir_all(&dir);
+    Figures {
+        records_per_s: count as f64 / elapsed,
+        commits,
+        p50_us: hist.value_at_quantile(0.5),
+        p99_us: hist.value_at_quantile(0.99),
+    }
+}
+
+fn main() {
+    // `cargo test --benches` runs this with --bench absent: keep it short.
+    let quick = !std::env::args().any(|a| a == "--bench");
+    let seconds: f64 = std::env::var("JOURNAL_BENCH_SECONDS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(if quick { 0.3 } else { 3.0 });
+    let group = measure(cardswitch::journal::writer::GROUP_RECORDS_MAX, seconds);
+    let single = measure(1, seconds);
+    let show = |name: &str, f: &Figures| {
+        println!(
+            "{name:<28} {:>9.0} records/s  {:>6} commits  {:>6.1} records/commit  durable p50 {:>6} us  p99 {:>6} us",
+            f.records_per_s,
+            f.commits,
+            f.records_per_s * seconds / f.commits.max(1) as f64,
+            f.p50_us,
+            f.p99_us
+        );
+    };
+    println!(
+        "journal, {WRITERS} writers waiting for durability, {seconds} s each (WAL, synchronous FULL):"
+    );
+    show("group commit", &group);
+    show("one commit per record (ref)", &single);
+    println!(
+        "group commit / one per record: {:.1}x",
+        group.records_per_s / single.records_per_s.max(1.0)
+    );
+}

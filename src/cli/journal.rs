@@ -1,0 +1,305 @@
+//! `cardswitch journal`: search the journal, show one transaction's life,
+//! export (CSV or JSON), back up a live journal, and make a key file.
+//! Everything printed is masked; a PAN given to search by is turned into
+//! its keyed hash and never printed.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use clap::{Args, Subcommand};
+use zeroize::Zeroizing;
+
+use super::CliError;
+use crate::journal::crypto::Keyring;
+use crate::journal::query::{self, Filter, TxnView};
+use crate::journal::sqlite::{check_keys, open_connection};
+use crate::switch::config::SwitchConfig;
+
+#[derive(Debug, Args)]
+pub struct JournalArgs {
+    #[command(subcommand)]
+    command: JournalCommand,
+}
+
+/// Where the journal is: a database file, or the switch's configuration.
+#[derive(Debug, Args)]
+struct Location {
+    /// The journal database file.
+    #[arg(long, conflicts_with = "config")]
+    db: Option<PathBuf>,
+    /// The switch configuration whose [journal] to use.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Key file (for --pan); defaults to the configuration's, then to
+    /// CARDSWITCH_JOURNAL_KEY.
+    #[arg(long)]
+    key_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+struct FilterArgs {
+    #[arg(long)]
+    rrn: Option<String>,
+    #[arg(long)]
+    stan: Option<String>,
+    #[arg(long)]
+    terminal: Option<String>,
+    /// A whole PAN, matched through its keyed hash (needs the key).
+    #[arg(long)]
+    pan: Option<String>,
+    /// A masked PAN as shown (first 6, last 4), e.g. 476173******0010.
+    #[arg(long)]
+    masked_pan: Option<String>,
+    /// From this time (UTC, YYYY-MM-DD[THH:MM[:SS]] or Unix ms), inclusive.
+    #[arg(long)]
+    from: Option<String>,
+    /// Until this time, exclusive.
+    #[arg(long)]
+    to: Option<String>,
+    /// Rows at most.
+    #[arg(long, default_value_t = 1000)]
+    limit: usize,
+}
+
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+enum Format {
+    Table,
+    Csv,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum JournalCommand {
+    /// Find transactions (masked).
+    Search {
+        #[command(flatten)]
+        at: Location,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+    },
+    /// One transaction's life: every event, masked.
+    Show {
+        #[command(flatten)]
+        at: Location,
+        /// The transaction id (from search).
+        id: i64,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Export transactions as CSV or JSON lines.
+    Export {
+        #[command(flatten)]
+        at: Location,
+        #[command(flatten)]
+        filter: FilterArgs,
+        #[arg(long, value_enum, default_value = "csv")]
+        format: Format,
+        /// Write here instead of standard output.
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// A consistent copy of the journal, while the switch runs.
+    Backup {
+        #[command(flatten)]
+        at: Location,
+        /// Where the copy goes (must not exist).
+        dest: PathBuf,
+    },
+    /// Write a new key file with one random key.
+    Keygen {
+        file: PathBuf,
+        #[arg(long, default_value = "k1")]
+        key_id: String,
+    },
+}
+
+fn input(e: impl std::fmt::Display) -> CliError {
+    CliError::Input(e.to_string())
+}
+
+/// The database path and key file named by `at`.
+fn locate(at: &Location) -> Result<(PathBuf, Option<PathBuf>), CliError> {
+    if let Some(db) = &at.db {
+        return Ok((db.clone(), at.key_file.clone()));
+    }
+    let Some(config) = &at.config else {
+        return Err(input("give --db FILE or --config FILE"));
+    };
+    let config = SwitchConfig::load(config).map_err(input)?;
+    let journal = config
+        .journal
+        .ok_or_else(|| input(format!("{} has no [journal] section", config.file)))?;
+    Ok((journal.path, at.key_file.clone().or(journal.key_file)))
+}
+
+fn open_reader(db: &Path) -> Result<rusqlite::Connection, CliError> {
+    if !db.exists() {
+        return Err(input(format!("no journal at {}", db.display())));
+    }
+    let conn = open_connection(db).map_err(input)?;
+    conn.execute_batch("PRAGMA query_only = ON")
+        .map_err(input)?;
+    Ok(conn)
+}
+
+fn filter(
+    args: &FilterArgs,
+    key_file: Option<&Path>,
+    conn: &rusqlite::Connection,
+) -> Result<Filter, CliError> {
+    let time = |t: &Option<String>| t.as_deref().map(query::parse_time_ms).transpose();
+    let pan_hash = match &args.pan {
+        Some(pan) => {
+            let pan = Zeroizing::new(pan.trim().to_string());
+            if !(12..=19).contains(&pan.len()) || !pan.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(input("--pan: 12 to 19 digits"));
+            }
+            let keys = Keyring::load(key_file).map_err(input)?;
+            // A search with the wrong key would silently find nothing.
+            check_keys(conn, &keys).map_err(input)?;
+            Some(keys.pan_hash(pan.as_bytes()))
+        }
+        None => None,
+    };
+    Ok(Filter {
+        rrn: args.rrn.clone(),
+        stan: args.stan.clone(),
+        terminal: args.terminal.clone(),
+        pan_hash,
+        masked_pan: args.masked_pan.clone(),
+        from_ms: time(&args.from).map_err(|e| input(format!("--from: {e}")))?,
+        to_ms: time(&args.to).map_err(|e| input(format!("--to: {e}")))?,
+        limit: args.limit,
+    })
+}
+
+fn print_table(rows: &[TxnView], out: &mut impl Write) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>8} {:<24} {:<4} {:<19} {:>12} {:<6} {:<12} {:<8} {:<3} {:<10} state",
+        "id", "received", "mti", "pan", "amount", "stan", "rrn", "terminal", "rc", "outcome"
+    )?;
+
+    for t in rows {
+        let o = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+        writeln!(
+            out,
+            "{:>8} {:<24} {:<4} {:<19} {:>12} {:<6} {:<12} {:<8} {:<3} {:<10} {}",
+            t.id,
+            t.received_at,
+            t.mti,
+            o(&t.pan),
+            t.amount.map_or("-".into(), |a| a.to_string()),
+            o(&t.stan),
+            o(&t.rrn),
+            o(&t.terminal),
+            o(&t.response_code),
+            o(&t.outcome),
+            t.state
+        )?;
+    }
+    Ok(())
+}
+
+fn write_rows(rows: &[TxnView], format: Format, out: &mut impl Write) -> std::io::Result<()> {
+    match format {
+        Format::Table => print_table(rows, out),
+        Format::Csv => {
+            writeln!(out, "{}", query::CSV_HEADER)?;
+            rows.iter()
+                .try_for_each(|t| writeln!(out, "{}", query::csv_row(t)))
+        }
+        Format::Json => rows
+            .iter()
+            .try_for_each(|t| writeln!(out, "{}", serde_json::to_string(t).unwrap_or_default())),
+    }
+}
+
+pub fn run(args: &JournalArgs) -> Result<(), CliError> {
+    let stdout = std::io::stdout();
+    match &args.command {
+        JournalCommand::Search {
+            at,
+            filter: f,
+            format,
+        } => {
+            let (db, key_file) = locate(at)?;
+            let conn = open_reader(&db)?;
+            let rows =
+                query::search(&conn, &filter(f, key_file.as_deref(), &conn)?).map_err(input)?;
+            write_rows(&rows, *format, &mut stdout.lock()).map_err(input)?;
+            eprintln!("{} transactions", rows.len());
+        }
+        JournalCommand::Show { at, id, json } => {
+            let (db, _) = locate(at)?;
+            let conn = open_reader(&db)?;
+            let (txn, life) = query::life(&conn, *id)
+                .map_err(input)?
+                .ok_or_else(|| input(format!("no transaction {id}")))?;
+            let mut out = stdout.lock();
+            if *json {
+                let v = serde_json::json!({"transaction": txn, "life": life});
+                writeln!(out, "{v:#}").map_err(input)?;
+            } else {
+                print_table(std::slice::from_ref(&txn), &mut out).map_err(input)?;
+                writeln!(out).map_err(input)?;
+                for e in life {
+                    writeln!(out, "{}  {:<28} {}", e.at, e.what, e.detail).map_err(input)?;
+                }
+            }
+        }
+        JournalCommand::Export {
+            at,
+            filter: f,
+            format,
+            out,
+        } => {
+            let (db, key_file) = locate(at)?;
+            let conn = open_reader(&db)?;
+            let rows =
+                query::search(&conn, &filter(f, key_file.as_deref(), &conn)?).map_err(input)?;
+            match out {
+                Some(path) => {
+                    let mut w =
+                        std::io::BufWriter::new(std::fs::File::create(path).map_err(input)?);
+                    write_rows(&rows, *format, &mut w)
+                        .and_then(|()| w.flush())
+                        .map_err(input)?;
+                }
+                None => write_rows(&rows, *format, &mut stdout.lock()).map_err(input)?,
+            }
+            eprintln!("{} transactions exported", rows.len());
+        }
+        JournalCommand::Backup { at, dest } => {
+            let (db, _) = locate(at)?;
+            if dest.exists() {
+                return Err(input(format!(
+                    "{} exists: a backup never overwrites",
+                    dest.display()
+                )));
+            }
+            let conn = open_reader(&db)?;
+            query::backup(&conn, dest).map_err(input)?;
+            println!("journal copied to {}", dest.display());
+        }
+        JournalCommand::Keygen { file, key_id } => {
+            if file.exists() {
+                return Err(input(format!(
+                    "{} exists: a key file is never overwritten",
+                    file.display()
+                )));
+            }
+            let text = Keyring::generate_file_text(key_id).map_err(input)?;
+            let mut options = std::fs::OpenOptions::new();
+            options.write(true).create_new(true);
+            #[cfg(unix)]
+            std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+            let mut f = options.open(file).map_err(input)?;
+            f.write_all(text.as_bytes()).map_err(input)?;
+            println!("key file written: {} (key id {key_id})", file.display());
+        }
+    }
+    Ok(())
+}
