@@ -22,6 +22,7 @@ fn written(count: u64, blocked: bool) -> (Vec<u8>, u64) {
         ipm_file_id: FILE_ID.into(),
         production: false,
         blocked,
+        originator_id: "00000012345".into(),
     };
     let mut w = IpmWriter::start(Vec::new(), params).unwrap();
     let mut sum = 0;
@@ -42,7 +43,6 @@ fn written(count: u64, blocked: bool) -> (Vec<u8>, u64) {
             merchant_id: "MERCHANT0000001",
             name_location: "CORNER GROCERY\\BERLIN DE",
             currency: "978",
-            originator_id: "00000012345",
         })
         .unwrap();
     }

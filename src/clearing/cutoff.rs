@@ -22,6 +22,7 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rusqlite::types::ValueRef;
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::arn::{self, ArnError};
@@ -31,7 +32,7 @@ use super::ipm_writer::{
 };
 use super::registry::{self, Brand, Fee, RegistryError};
 use super::schema::migrate_all;
-use super::settlement::Settlement;
+use super::settlement::{Settlement, transaction_fee};
 use crate::journal::crypto::{CryptoError, Keyring};
 use crate::journal::schema::SchemaError;
 use crate::link::netmgmt::civil_from_days;
@@ -231,36 +232,81 @@ fn pending_files(conn: &Connection) -> Result<Vec<i64>, CutoffError> {
     Ok(ids)
 }
 
-/// Registry data a presentment and its settlement need, per terminal.
+/// Registry data a presentment and its settlement need, per terminal,
+/// computed once per cut-off rather than once per transaction.
 struct MerchantInfo {
+    /// Index of the merchant in registry order (settlement accumulators).
+    merchant_index: usize,
     merchant_id: String,
+    /// DE42: the id padded to 15.
+    merchant_id_padded: String,
     name_location: String,
     mcc: String,
     account: String,
     fee_plan: String,
+    /// By [`brand_index`]; a plan without the brand uses its `other` fee.
+    fees: [Option<Fee>; 3],
 }
 
-fn terminal_merchants(conn: &Connection) -> Result<HashMap<[u8; 8], MerchantInfo>, CutoffError> {
-    let mut out = HashMap::new();
-    for m in registry::merchants(conn)? {
+fn brand_index(brand: Brand) -> usize {
+    match brand {
+        Brand::Mastercard => 0,
+        Brand::Visa => 1,
+        Brand::Other => 2,
+    }
+}
+
+/// (merchant index, currency) -> (count, gross, fee).
+type SettlementSums = HashMap<(usize, [u8; 3]), (u64, u64, u64), foldhash::fast::RandomState>;
+
+type Terminals = HashMap<[u8; 8], MerchantInfo, foldhash::fast::RandomState>;
+
+fn terminal_merchants(conn: &Connection) -> Result<Terminals, CutoffError> {
+    let plans = registry::fee_plans(conn)?;
+    let mut out = Terminals::default();
+    for (merchant_index, m) in registry::merchants(conn)?.into_iter().enumerate() {
+        let fee = |brand| {
+            plans
+                .get(&(m.fee_plan.clone(), brand))
+                .or_else(|| plans.get(&(m.fee_plan.clone(), Brand::Other)))
+                .copied()
+        };
+        let fees = [fee(Brand::Mastercard), fee(Brand::Visa), fee(Brand::Other)];
+        let mut name_location = format!("{}\\{}", m.name, m.location);
+        name_location.truncate(99);
         for (t, _) in &m.terminals {
-            let mut key = [b' '; 8];
-            key[..t.len().min(8)].copy_from_slice(&t.as_bytes()[..t.len().min(8)]);
-            let mut name_location = format!("{}\\{}", m.name, m.location);
-            name_location.truncate(99);
             out.insert(
-                key,
+                terminal_key(t.as_bytes()),
                 MerchantInfo {
+                    merchant_index,
                     merchant_id: m.id.clone(),
-                    name_location,
+                    merchant_id_padded: pad_right(&m.id, 15),
+                    name_location: name_location.clone(),
                     mcc: m.mcc.clone(),
                     account: m.settlement_account.clone(),
                     fee_plan: m.fee_plan.clone(),
+                    fees,
                 },
             );
         }
     }
     Ok(out)
+}
+
+/// A text column without copying it (non-UTF-8 reads as empty).
+fn text(v: ValueRef<'_>) -> Option<&str> {
+    match v {
+        ValueRef::Text(t) => Some(std::str::from_utf8(t).unwrap_or("")),
+        _ => None,
+    }
+}
+
+/// DE41 as a fixed 8-byte key, space padded.
+fn terminal_key(t: &[u8]) -> [u8; 8] {
+    let mut key = [b' '; 8];
+    let n = t.len().min(8);
+    key[..n].copy_from_slice(&t[..n]);
+    key
 }
 
 /// Step 1: chooses what the new file holds, in one transaction. Returns
@@ -349,65 +395,33 @@ fn choose(
     )? as u64;
     let doy = arn::day_of_year(y, m, d);
     {
-        let mut item = tx.prepare(
-            "INSERT INTO clearing_items (txn_id, file_id, role, arn_seq, amount_minor, arn) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )?;
+        let mut items = ItemInserter::new(&tx, file_row);
         for c in &derived.items {
             if c.awaiting_completion && !c.voided {
                 continue;
             }
             if c.voided || c.amount_minor == 0 {
-                item.execute(params![
-                    c.txn_id,
-                    file_row,
-                    "voided",
-                    None::<i64>,
-                    None::<i64>,
-                    None::<String>
-                ])?;
+                items.push(c.txn_id, "voided", None)?;
             } else if c.credit {
                 // Refunds are counted in batch totals but not presented: see the README.
-                item.execute(params![
-                    c.txn_id,
-                    file_row,
-                    "credit_not_cleared",
-                    None::<i64>,
-                    c.amount_minor as i64,
-                    None::<String>
-                ])?;
+                items.push(c.txn_id, "credit_not_cleared", None)?;
             } else {
                 arn_seq += 1;
                 let arn = arn::arn(cfg.arn_indicator, &cfg.acquirer_bin, y, doy, arn_seq)?;
-                item.execute(params![
+                items.push(
                     c.txn_id,
-                    file_row,
                     "presented",
-                    arn_seq as i64,
-                    c.amount_minor as i64,
-                    arn
-                ])?;
+                    Some((arn_seq as i64, c.amount_minor as i64, arn)),
+                )?;
             }
             for f in &c.folded {
-                item.execute(params![
-                    f,
-                    file_row,
-                    "folded",
-                    None::<i64>,
-                    None::<i64>,
-                    None::<String>
-                ])?;
+                items.push(*f, "folded", None)?;
             }
         }
         for u in &derived.unmatched {
-            item.execute(params![
-                u,
-                file_row,
-                "unmatched",
-                None::<i64>,
-                None::<i64>,
-                None::<String>
-            ])?;
+            items.push(*u, "unmatched", None)?;
         }
+        items.flush()?;
     }
     report.consumed_only = (consumed as u64).saturating_sub(count as u64);
     if let Some(s) = spinner {
@@ -416,6 +430,71 @@ fn choose(
     stall("before_commit");
     tx.commit()?;
     Ok(Some(file_row))
+}
+
+/// Rows per multi-row INSERT: one statement per row was a quarter of a
+/// 1,000,000-row cut-off.
+const ITEMS_PER_INSERT: usize = 128;
+
+/// A presentment's (ARN sequence, amount, ARN).
+type Presented = (i64, i64, String);
+
+/// Buffers `clearing_items` rows and inserts them in multi-row statements.
+struct ItemInserter<'t> {
+    tx: &'t rusqlite::Transaction<'t>,
+    file_row: i64,
+    /// (txn_id, role, presented: (arn_seq, amount, arn)).
+    pending: Vec<(i64, &'static str, Option<Presented>)>,
+}
+
+impl<'t> ItemInserter<'t> {
+    fn new(tx: &'t rusqlite::Transaction<'t>, file_row: i64) -> Self {
+        ItemInserter {
+            tx,
+            file_row,
+            pending: Vec::with_capacity(ITEMS_PER_INSERT),
+        }
+    }
+
+    fn push(
+        &mut self,
+        txn_id: i64,
+        role: &'static str,
+        presented: Option<Presented>,
+    ) -> rusqlite::Result<()> {
+        self.pending.push((txn_id, role, presented));
+        if self.pending.len() == ITEMS_PER_INSERT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self) -> rusqlite::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let rows = vec!["(?, ?, ?, ?, ?, ?)"; self.pending.len()].join(", ");
+        let sql = format!(
+            "INSERT INTO clearing_items (txn_id, file_id, role, arn_seq, amount_minor, arn) VALUES {rows}"
+        );
+        let mut stmt = self.tx.prepare_cached(&sql)?;
+        let mut at = 1;
+        for (txn_id, role, presented) in self.pending.drain(..) {
+            stmt.raw_bind_parameter(at, txn_id)?;
+            stmt.raw_bind_parameter(at + 1, self.file_row)?;
+            stmt.raw_bind_parameter(at + 2, role)?;
+            let (seq, amount, arn) = match presented {
+                Some((s, a, arn)) => (Some(s), Some(a), Some(arn)),
+                None => (None, None, None),
+            };
+            stmt.raw_bind_parameter(at + 3, seq)?;
+            stmt.raw_bind_parameter(at + 4, amount)?;
+            stmt.raw_bind_parameter(at + 5, arn)?;
+            at += 6;
+        }
+        stmt.raw_execute()?;
+        Ok(())
+    }
 }
 
 fn progress_bar(
@@ -448,32 +527,126 @@ fn io_err(path: &Path) -> impl Fn(std::io::Error) -> CutoffError + '_ {
 }
 
 /// YYMMDDhhmmss (UTC) of a unix time in milliseconds.
-fn date_time(ms: i64) -> String {
+fn date_time(ms: i64) -> [u8; 12] {
     let secs = ms.div_euclid(1000);
     let (y, mo, d) = civil_from_days(secs.div_euclid(86_400));
     let s = secs.rem_euclid(86_400);
-    format!(
-        "{:02}{mo:02}{d:02}{:02}{:02}{:02}",
+    let parts = [
         y.rem_euclid(100),
+        i64::from(mo),
+        i64::from(d),
         s / 3600,
         s / 60 % 60,
-        s % 60
-    )
+        s % 60,
+    ];
+    let mut out = [b'0'; 12];
+    for (i, v) in parts.iter().enumerate() {
+        out[2 * i] = b'0' + (v / 10) as u8;
+        out[2 * i + 1] = b'0' + (v % 10) as u8;
+    }
+    out
 }
 
 /// DE22 (12 positions) from the 1987 POS entry mode: position 7, the card
 /// data input mode, carries how the card was read; the rest describe an
 /// attended, card-present, chip-and-PIN capable terminal.
-fn pos_data_code(entry_mode: Option<&str>) -> String {
-    let mode = match entry_mode.and_then(|m| m.get(..2)) {
-        Some("01") => '6',
-        Some("02") | Some("90") => 'B',
-        Some("05") => 'C',
-        Some("07") => 'M',
-        Some("81") => 'S',
-        _ => '0',
-    };
-    format!("510101{mode}00141")
+fn pos_data_code(entry_mode: Option<&[u8]>) -> &'static str {
+    match entry_mode.and_then(|m| m.get(..2)) {
+        Some(b"01") => "510101600141",
+        Some(b"02") | Some(b"90") => "510101B00141",
+        Some(b"05") => "510101C00141",
+        Some(b"07") => "510101M00141",
+        Some(b"81") => "510101S00141",
+        _ => "510101000141",
+    }
+}
+
+/// Rows handed from the reader thread to the writer at a time.
+const FILE_ROWS_PER_BATCH: usize = 1024;
+
+/// One presentment's journal data, PAN opened (zeroized when dropped).
+struct FileRow {
+    txn_id: i64,
+    amount: u64,
+    arn: String,
+    processing_code: String,
+    received_at_ms: i64,
+    pos_data_code: &'static str,
+    approval: String,
+    terminal: [u8; 8],
+    currency: [u8; 3],
+    brand: Brand,
+    pan: zeroize::Zeroizing<Vec<u8>>,
+}
+
+/// Reads the presentments of a committed file in ARN order, opening each
+/// PAN, and sends them in batches; stops when the receiver is gone.
+fn read_rows(
+    db: &Path,
+    file_row: i64,
+    keyring: &Keyring,
+    out: &std::sync::mpsc::SyncSender<Result<Vec<FileRow>, CutoffError>>,
+) -> Result<(), CutoffError> {
+    let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
+    conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    let mut stmt = conn.prepare(
+        "SELECT c.txn_id, c.amount_minor, c.arn, t.processing_code, t.received_at_ms, t.pos_entry_mode,
+                t.approval_code, t.terminal_id, t.currency, t.pan_key_id, t.pan_sealed, t.pan_masked
+         FROM clearing_items c JOIN transactions t ON t.id = c.txn_id
+         WHERE c.file_id = ?1 AND c.role = 'presented' ORDER BY c.arn_seq",
+    )?;
+    let mut rows = stmt.query(params![file_row])?;
+    let mut batch = Vec::with_capacity(FILE_ROWS_PER_BATCH);
+    while let Some(r) = rows.next()? {
+        let txn_id: i64 = r.get(0)?;
+        let bad = |what| CutoffError::Row { txn_id, what };
+        let amount = u64::try_from(r.get::<_, i64>(1)?).map_err(|_| bad("amount"))?;
+        let arn = text(r.get_ref(2)?).ok_or(bad("ARN"))?.to_string();
+        let processing_code = text(r.get_ref(3)?)
+            .filter(|p| p.len() == 6)
+            .unwrap_or("000000")
+            .to_string();
+        let received_at_ms: i64 = r.get(4)?;
+        let pos_data_code = pos_data_code(text(r.get_ref(5)?).map(str::as_bytes));
+        let approval = text(r.get_ref(6)?).unwrap_or("").to_string();
+        let terminal = terminal_key(text(r.get_ref(7)?).unwrap_or("").as_bytes());
+        let currency = text(r.get_ref(8)?)
+            .filter(|c| c.len() == 3)
+            .ok_or(bad("currency (DE49)"))?;
+        let mut cur = [0u8; 3];
+        cur.copy_from_slice(currency.as_bytes());
+        let key_id = text(r.get_ref(9)?).ok_or(bad("PAN key id"))?;
+        let ValueRef::Blob(sealed) = r.get_ref(10)? else {
+            return Err(bad("sealed PAN"));
+        };
+        let pan = keyring
+            .open(b"pan", key_id, sealed)
+            .map_err(|source| CutoffError::Pan { txn_id, source })?;
+        let brand = Brand::of_pan(text(r.get_ref(11)?).map(str::as_bytes).unwrap_or(&pan));
+        batch.push(FileRow {
+            txn_id,
+            amount,
+            arn,
+            processing_code,
+            received_at_ms,
+            pos_data_code,
+            approval,
+            terminal,
+            currency: cur,
+            brand,
+            pan,
+        });
+        if batch.len() == FILE_ROWS_PER_BATCH {
+            let full = std::mem::replace(&mut batch, Vec::with_capacity(FILE_ROWS_PER_BATCH));
+            if out.send(Ok(full)).is_err() {
+                return Ok(());
+            }
+        }
+    }
+    if !batch.is_empty() {
+        let _ = out.send(Ok(batch));
+    }
+    Ok(())
 }
 
 fn pad_right(text: &str, width: usize) -> String {
@@ -508,90 +681,85 @@ fn write_file(
         ipm_file_id: ipm_file_id.clone(),
         production: cfg.production,
         blocked: cfg.blocked,
+        originator_id: cfg.member_id.clone(),
     };
     let mut writer = IpmWriter::start(BufWriter::with_capacity(1 << 20, file), params)?;
     let terminals = terminal_merchants(conn)?;
-    let fees = registry::fee_plans(conn)?;
-    let mut settlement = Settlement::default();
+    // (merchant index, currency) -> count, gross, fee; a Settlement at the end.
+    let mut lines: SettlementSums = HashMap::default();
     let bar = progress_bar(cfg.progress, Some(item_count.max(0) as u64), "writing");
-    let mut stmt = conn.prepare(
-        "SELECT c.txn_id, c.amount_minor, c.arn, t.processing_code, t.received_at_ms, t.pos_entry_mode,
-                t.approval_code, t.terminal_id, t.currency, t.pan_key_id, t.pan_sealed, t.pan_masked
-         FROM clearing_items c JOIN transactions t ON t.id = c.txn_id
-         WHERE c.file_id = ?1 AND c.role = 'presented' ORDER BY c.arn_seq",
-    )?;
-    let mut rows = stmt.query(params![file_row])?;
+    // Two threads, so a second core is used when there is one: a reader
+    // (its own connection) steps through the rows and opens the PANs; this
+    // thread builds and writes the records. A bounded channel of batches
+    // keeps memory flat.
     let mut written = 0u64;
-    while let Some(r) = rows.next()? {
-        let txn_id: i64 = r.get(0)?;
-        let bad = |what| CutoffError::Row { txn_id, what };
-        let amount: i64 = r.get(1)?;
-        let arn: String = r.get(2)?;
-        let processing_code: Option<String> = r.get(3)?;
-        let received_at_ms: i64 = r.get(4)?;
-        let entry_mode: Option<String> = r.get(5)?;
-        let approval: Option<String> = r.get(6)?;
-        let terminal: String = r.get::<_, Option<String>>(7)?.unwrap_or_default();
-        let currency: Option<String> = r.get(8)?;
-        let key_id: Option<String> = r.get(9)?;
-        let sealed: Option<Vec<u8>> = r.get(10)?;
-        let masked: Option<String> = r.get(11)?;
-        let mut tkey = [b' '; 8];
-        tkey[..terminal.len().min(8)]
-            .copy_from_slice(&terminal.as_bytes()[..terminal.len().min(8)]);
-        let info = terminals
-            .get(&tkey)
-            .ok_or_else(|| CutoffError::Unregistered {
-                txn_id,
-                terminal: terminal.clone(),
-            })?;
-        let (Some(key_id), Some(sealed)) = (key_id, sealed) else {
-            return Err(bad("sealed PAN"));
-        };
-        let pan = keyring
-            .open(b"pan", &key_id, &sealed)
-            .map_err(|source| CutoffError::Pan { txn_id, source })?;
-        let currency = currency
-            .filter(|c| c.len() == 3)
-            .ok_or(bad("currency (DE49)"))?;
-        let processing_code = processing_code
-            .filter(|p| p.len() == 6)
-            .unwrap_or_else(|| "000000".into());
-        let approval = pad_right(approval.as_deref().unwrap_or(""), 6);
-        let brand = Brand::of_pan(masked.as_deref().map(str::as_bytes).unwrap_or(&pan));
-        let fee = fee_for(&fees, info, brand)?;
-        writer
-            .presentment(&Presentment {
-                pan: &pan,
-                processing_code: &processing_code,
-                amount_minor: amount.max(0) as u64,
-                local_date_time: &date_time(received_at_ms),
-                pos_data_code: &pos_data_code(entry_mode.as_deref()),
-                mcc: &info.mcc,
-                arn: &arn,
-                approval_code: &approval,
-                merchant_id: &pad_right(&info.merchant_id, 15),
-                name_location: &info.name_location,
-                currency: &currency,
-                originator_id: &cfg.member_id,
-            })
-            .map_err(|e| {
-                tracing::error!(txn_id, pan = %mask_pan(&pan), "presentment refused: {e}");
-                e
-            })?;
-        settlement.add(
-            &info.merchant_id,
-            &info.account,
-            &currency,
-            amount.max(0) as u64,
-            fee,
-        );
-        written += 1;
-        if let Some(b) = &bar
-            && written.is_multiple_of(4096)
-        {
-            b.set_position(written);
+    std::thread::scope(|scope| -> Result<(), CutoffError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<Result<Vec<FileRow>, CutoffError>>(4);
+        let db = cfg.db.clone();
+        scope.spawn(move || {
+            if let Err(e) = read_rows(&db, file_row, keyring, &tx) {
+                let _ = tx.send(Err(e));
+            }
+        });
+        for batch in rx {
+            for row in batch? {
+                let info =
+                    terminals
+                        .get(&row.terminal)
+                        .ok_or_else(|| CutoffError::Unregistered {
+                            txn_id: row.txn_id,
+                            terminal: String::from_utf8_lossy(&row.terminal)
+                                .trim_end()
+                                .to_string(),
+                        })?;
+                let fee = info.fees[brand_index(row.brand)].ok_or_else(|| CutoffError::NoFee {
+                    merchant: info.merchant_id.clone(),
+                    plan: info.fee_plan.clone(),
+                    brand: row.brand.as_str(),
+                })?;
+                let local = date_time(row.received_at_ms);
+                let approval = format!("{:<6}", row.approval);
+                writer
+                    .presentment(&Presentment {
+                        pan: &row.pan,
+                        processing_code: &row.processing_code,
+                        amount_minor: row.amount,
+                        local_date_time: std::str::from_utf8(&local).unwrap_or("000000000000"),
+                        pos_data_code: row.pos_data_code,
+                        mcc: &info.mcc,
+                        arn: &row.arn,
+                        approval_code: &approval,
+                        merchant_id: &info.merchant_id_padded,
+                        name_location: &info.name_location,
+                        currency: std::str::from_utf8(&row.currency).unwrap_or(""),
+                    })
+                    .map_err(|e| {
+                        tracing::error!(txn_id = row.txn_id, pan = %mask_pan(&row.pan), "presentment refused: {e}");
+                        e
+                    })?;
+                let line = lines
+                    .entry((info.merchant_index, row.currency))
+                    .or_default();
+                line.0 += 1;
+                line.1 += row.amount;
+                line.2 += transaction_fee(row.amount, fee);
+                written += 1;
+                if let Some(b) = &bar
+                    && written.is_multiple_of(4096)
+                {
+                    b.set_position(written);
+                }
+            }
         }
+        Ok(())
+    })?;
+    let mut settlement = Settlement::default();
+    let by_index: HashMap<usize, &MerchantInfo> =
+        terminals.values().map(|m| (m.merchant_index, m)).collect();
+    for ((index, currency), (count, gross, fee)) in lines {
+        let m = by_index[&index];
+        let currency = String::from_utf8_lossy(&currency);
+        settlement.add_line(&m.merchant_id, &m.account, &currency, count, gross, fee);
     }
     let (totals, out): (FileTotals, BufWriter<File>) = writer.finish()?;
     let file = out
@@ -649,21 +817,6 @@ fn write_file(
     })
 }
 
-fn fee_for(
-    fees: &HashMap<(String, Brand), Fee>,
-    info: &MerchantInfo,
-    brand: Brand,
-) -> Result<Fee, CutoffError> {
-    fees.get(&(info.fee_plan.clone(), brand))
-        .or_else(|| fees.get(&(info.fee_plan.clone(), Brand::Other)))
-        .copied()
-        .ok_or_else(|| CutoffError::NoFee {
-            merchant: info.merchant_id.clone(),
-            plan: info.fee_plan.clone(),
-            brand: brand.as_str(),
-        })
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -673,11 +826,11 @@ mod tests {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(days_from_civil(2026, 11, 23), 20780);
         assert_eq!(civil_from_days(20780), (2026, 11, 23));
-        assert_eq!(date_time(20780 * 86_400_000 + 3_723_000), "261123010203");
+        assert_eq!(&date_time(20780 * 86_400_000 + 3_723_000), b"261123010203");
         assert_eq!(parse_date("2026-11-23"), Some((2026, 11, 23)));
         assert_eq!(parse_date("2026-13-01"), None);
         assert_eq!(parse_date("20261123"), None);
-        assert_eq!(pos_data_code(Some("051")), "510101C00141");
+        assert_eq!(pos_data_code(Some(b"051")), "510101C00141");
         assert_eq!(pos_data_code(None).len(), 12);
     }
 }

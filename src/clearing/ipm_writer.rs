@@ -7,7 +7,7 @@
 use std::io::Write;
 use std::sync::Arc;
 
-use bytes::BytesMut;
+use bytes::{Bytes, BytesMut};
 
 use super::blocking::Blocker;
 use crate::message::{Message, MessageError, Mti, Spec, pds};
@@ -52,6 +52,8 @@ pub struct FileParams {
     pub production: bool,
     /// 1014-byte blocking (the default) or the bare RDW stream.
     pub blocked: bool,
+    /// DE94 of every presentment: our member id (up to 11 digits).
+    pub originator_id: String,
 }
 
 /// One first presentment's data, all in logical (ASCII) form.
@@ -62,16 +64,14 @@ pub struct Presentment<'a> {
     pub amount_minor: u64,
     /// DE12, YYMMDDhhmmss.
     pub local_date_time: &'a str,
-    /// DE22, 12 characters.
-    pub pos_data_code: &'a str,
+    /// DE22, 12 characters (one of a few constants).
+    pub pos_data_code: &'static str,
     pub mcc: &'a str,
     pub arn: &'a str,
     pub approval_code: &'a str,
     pub merchant_id: &'a str,
     pub name_location: &'a str,
     pub currency: &'a str,
-    /// DE94, the originating member (11 digits max).
-    pub originator_id: &'a str,
 }
 
 /// What a finished file holds (as its trailer states it).
@@ -94,6 +94,9 @@ pub struct IpmWriter<W: Write> {
     params: FileParams,
     blocker: Option<Blocker>,
     buf: Vec<u8>,
+    /// DE48 and DE94 of every presentment, built once.
+    presentment_de48: Bytes,
+    originator: Bytes,
     messages: u64,
     amount_sum: u64,
     bytes: u64,
@@ -101,6 +104,17 @@ pub struct IpmWriter<W: Write> {
 
 fn mti(digits: &[u8; 4]) -> Mti {
     Mti::from_digits(*digits).expect("constant MTI of four digits")
+}
+
+/// `value` as N decimal digits, zero padded (the caller keeps it in range:
+/// amounts below 10^12, message numbers below 10^8).
+fn digits<const N: usize>(mut value: u64) -> [u8; N] {
+    let mut out = [b'0'; N];
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    out
 }
 
 impl<W: Write> IpmWriter<W> {
@@ -112,12 +126,25 @@ impl<W: Write> IpmWriter<W> {
         }
         let spec = Spec::resolve(IPM_SPEC).map_err(|e| IpmWriteError::Spec(e.to_string()))?;
         let blocker = params.blocked.then(Blocker::default);
+        // 0023 terminal type (POI: point of interaction), 0158 business
+        // activity (card program MCC, service level), 0165 settlement
+        // indicator (M: settled by Mastercard).
+        let mut de48 = BytesMut::with_capacity(32);
+        for (tag, value) in [(23, &b"POI"[..]), (158, b"MCC1"), (165, b"M")] {
+            pds::write(tag, value, &mut de48).map_err(|source| IpmWriteError::Pds {
+                message_number: 0,
+                source,
+            })?;
+        }
+        let originator = Bytes::copy_from_slice(params.originator_id.as_bytes());
         let mut w = IpmWriter {
             out,
             spec,
             params,
             blocker,
             buf: Vec::with_capacity(64 * 1024),
+            presentment_de48: de48.freeze(),
+            originator,
             messages: 0,
             amount_sum: 0,
             bytes: 0,
@@ -152,38 +179,28 @@ impl<W: Write> IpmWriter<W> {
             source,
         };
         let mut m = Message::new(mti(b"1240"));
-        m.set(2, bytes::Bytes::copy_from_slice(p.pan))
-            .map_err(build)?;
+        m.set(2, Bytes::copy_from_slice(p.pan)).map_err(build)?;
         m.set_str(3, p.processing_code).map_err(build)?;
-        m.set_num(4, p.amount_minor, 12).map_err(build)?;
+        m.set(4, Bytes::copy_from_slice(&digits::<12>(p.amount_minor)))
+            .map_err(build)?;
         m.set_str(12, p.local_date_time).map_err(build)?;
-        m.set_str(22, p.pos_data_code).map_err(build)?;
-        m.set_str(24, "200").map_err(build)?;
+        m.set(22, Bytes::from_static(p.pos_data_code.as_bytes()))
+            .map_err(build)?;
+        m.set(24, Bytes::from_static(b"200")).map_err(build)?;
         m.set_str(26, p.mcc).map_err(build)?;
         m.set_str(31, p.arn).map_err(build)?;
         m.set_str(38, p.approval_code).map_err(build)?;
         m.set_str(42, p.merchant_id).map_err(build)?;
         m.set_str(43, p.name_location).map_err(build)?;
-        let mut de48 = BytesMut::with_capacity(48);
-        let pds_err = |source| IpmWriteError::Pds {
-            message_number: number,
-            source,
-        };
-        // 0023 terminal type (POI: point of interaction), 0158 business
-        // activity (card program MCC, service level), 0165 settlement
-        // indicator (M: settled by Mastercard).
-        pds::write(23, b"POI", &mut de48).map_err(pds_err)?;
-        pds::write(158, b"MCC1", &mut de48).map_err(pds_err)?;
-        pds::write(165, b"M", &mut de48).map_err(pds_err)?;
-        m.set(48, de48.freeze()).map_err(build)?;
+        m.set(48, self.presentment_de48.clone()).map_err(build)?;
         m.set_str(49, p.currency).map_err(build)?;
         self.amount_sum = self
             .amount_sum
             .checked_add(p.amount_minor)
             .filter(|s| *s <= AMOUNT_SUM_MAX)
             .ok_or(IpmWriteError::TotalOverflow)?;
-        // DE71 and DE94 follow in push_message / here, in field order.
-        m.set_str(94, p.originator_id).map_err(build)?;
+        // DE71 is set in push_message, in field order.
+        m.set(94, self.originator.clone()).map_err(build)?;
         self.push_message(m, "presentment")
     }
 
@@ -229,7 +246,7 @@ impl<W: Write> IpmWriter<W> {
     fn push_message(&mut self, mut m: Message, what: &'static str) -> Result<(), IpmWriteError> {
         self.messages += 1;
         let number = self.messages;
-        m.set_num(71, number, 8)
+        m.set(71, Bytes::copy_from_slice(&digits::<8>(number)))
             .and_then(|()| self.spec.build(&m))
             .map_err(|source| IpmWriteError::Build {
                 message_number: number,

@@ -69,6 +69,28 @@ impl Settlement {
         line.fee_minor += transaction_fee(amount_minor, fee);
     }
 
+    /// Adds transactions already summed (count, gross, fee) to a line.
+    pub fn add_line(
+        &mut self,
+        merchant_id: &str,
+        account: &str,
+        currency: &str,
+        count: u64,
+        gross_minor: u64,
+        fee_minor: u64,
+    ) {
+        let line = self
+            .lines
+            .entry((merchant_id.to_string(), currency.to_string()))
+            .or_insert_with(|| Line {
+                settlement_account: account.to_string(),
+                ..Line::default()
+            });
+        line.count += count;
+        line.gross_minor += gross_minor;
+        line.fee_minor += fee_minor;
+    }
+
     /// Total count and gross over every line (equal to the clearing file's
     /// presentment count and PDS 0301).
     pub fn totals(&self) -> (u64, u64) {
