@@ -1,6 +1,14 @@
 //! The `Message` value: an MTI and data elements by number. Values are kept
 //! in their logical form (text as Latin-1 characters, binary as raw bytes),
 //! independent of any dialect, so one message can be built in another spec.
+//!
+//! A parsed message keeps the frame it came from (and one buffer of the
+//! values that had to be transcoded) plus a span per field, instead of one
+//! refcounted `Bytes` per field: a `Bytes` costs two atomic operations, and
+//! most fields of a forwarded message are never looked at one by one. `get`
+//! still hands out a `&Bytes`, made on first use; `value` is the cheap way.
+
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 
@@ -9,13 +17,79 @@ use super::error::MessageError;
 use super::mti::Mti;
 use super::spec::FIELD_NUMBER_MAX;
 
+/// Which buffer of a parsed message a span points into.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// The frame as received (ASCII and binary values).
+    Frame,
+    /// Values transcoded from BCD, EBCDIC or hexadecimal text.
+    Decoded,
+}
+
+/// One present field.
+#[derive(Clone)]
+pub(crate) struct Slot {
+    number: u16,
+    /// The value passed the checks of the spec `Message::checked_by`.
+    checked: bool,
+    source: Source,
+    start: u32,
+    len: u32,
+    /// A value given to `set`, or a parsed value once `get` shared it.
+    shared: OnceLock<Bytes>,
+}
+
+impl Slot {
+    /// A parsed value at `start..start + len` of `source`, checked by the parsing spec.
+    pub(crate) fn parsed(number: u16, source: Source, start: usize, len: usize) -> Slot {
+        Slot {
+            number,
+            checked: true,
+            source,
+            // Frames are at most `MESSAGE_BYTES_MAX` (64 KiB) long.
+            start: start as u32,
+            len: len as u32,
+            shared: OnceLock::new(),
+        }
+    }
+
+    fn owned(number: u16, value: Bytes) -> Slot {
+        Slot {
+            number,
+            checked: false,
+            source: Source::Frame,
+            start: 0,
+            len: 0,
+            shared: OnceLock::from(value),
+        }
+    }
+
+    pub(crate) fn number(&self) -> u16 {
+        self.number
+    }
+}
+
 /// An ISO 8583 message: MTI plus fields 2..=192 (bitmaps are derived).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Message {
     mti: Mti,
     present: Bitmap,
     /// Sorted by field number; the same set as `present`.
-    fields: Vec<(u16, Bytes)>,
+    slots: Vec<Slot>,
+    frame: Bytes,
+    decoded: Bytes,
+    /// The spec (`Spec::id`) whose checks the slots marked `checked` passed; 0: none.
+    checked_by: u64,
+}
+
+/// The buffers a parser fills, turned into a `Message` by `Message::parsed`.
+pub(crate) struct ParsedParts {
+    pub mti: Mti,
+    pub present: Bitmap,
+    pub slots: Vec<Slot>,
+    pub frame: Bytes,
+    pub decoded: Bytes,
+    pub spec_id: u64,
 }
 
 impl Message {
@@ -24,19 +98,53 @@ impl Message {
         Message {
             mti,
             present: Bitmap::default(),
-            fields: Vec::with_capacity(24),
+            slots: Vec::with_capacity(24),
+            frame: Bytes::new(),
+            decoded: Bytes::new(),
+            checked_by: 0,
         }
     }
 
     /// Used by the parser, which delivers fields in ascending order.
-    pub(crate) fn from_sorted(mti: Mti, present: Bitmap, fields: Vec<(u16, Bytes)>) -> Message {
-        debug_assert!(fields.windows(2).all(|w| w[0].0 < w[1].0));
-        debug_assert_eq!(present.count(), fields.len());
+    pub(crate) fn parsed(parts: ParsedParts) -> Message {
+        debug_assert!(parts.slots.windows(2).all(|w| w[0].number < w[1].number));
+        debug_assert_eq!(parts.present.count(), parts.slots.len());
         Message {
-            mti,
-            present,
-            fields,
+            mti: parts.mti,
+            present: parts.present,
+            slots: parts.slots,
+            frame: parts.frame,
+            decoded: parts.decoded,
+            checked_by: parts.spec_id,
         }
+    }
+
+    /// The bytes of a slot's value.
+    #[inline]
+    fn slice<'a>(&'a self, slot: &'a Slot) -> &'a [u8] {
+        if let Some(shared) = slot.shared.get() {
+            return shared;
+        }
+        let buffer = match slot.source {
+            Source::Frame => &self.frame,
+            Source::Decoded => &self.decoded,
+        };
+        let start = slot.start as usize;
+        // The parser made the span inside its buffer; never panic regardless.
+        buffer.get(start..start + slot.len as usize).unwrap_or(&[])
+    }
+
+    /// A slot's value as a shared `Bytes` (a refcount increment, made once).
+    fn shared<'a>(&'a self, slot: &'a Slot) -> &'a Bytes {
+        slot.shared.get_or_init(|| {
+            let buffer = match slot.source {
+                Source::Frame => &self.frame,
+                Source::Decoded => &self.decoded,
+            };
+            let start = (slot.start as usize).min(buffer.len());
+            let end = (start + slot.len as usize).min(buffer.len());
+            buffer.slice(start..end)
+        })
     }
 
     pub fn mti(&self) -> Mti {
@@ -54,26 +162,37 @@ impl Message {
     }
 
     fn index(&self, n: u16) -> Result<usize, usize> {
-        self.fields.binary_search_by_key(&n, |(k, _)| *k)
+        self.slots.binary_search_by_key(&n, |s| s.number)
     }
 
-    /// The value of field `n`.
-    #[inline]
-    pub fn get(&self, n: u16) -> Option<&Bytes> {
+    fn slot(&self, n: u16) -> Option<&Slot> {
         if !self.has(n) {
             return None;
         }
-        self.index(n).ok().map(|i| &self.fields[i].1)
+        self.index(n).ok().map(|i| &self.slots[i])
+    }
+
+    /// The value of field `n`, shared as `Bytes` (see [`Message::value`]
+    /// for the cheaper borrowed form).
+    #[inline]
+    pub fn get(&self, n: u16) -> Option<&Bytes> {
+        self.slot(n).map(|s| self.shared(s))
+    }
+
+    /// The value of field `n` as a borrowed slice: no refcount, no allocation.
+    #[inline]
+    pub fn value(&self, n: u16) -> Option<&[u8]> {
+        self.slot(n).map(|s| self.slice(s))
     }
 
     /// The value of field `n` as text, if it is valid UTF-8 (ASCII text is).
     pub fn get_str(&self, n: u16) -> Option<&str> {
-        self.get(n).and_then(|v| std::str::from_utf8(v).ok())
+        self.value(n).and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// The value of a numeric field as an integer.
     pub fn get_u64(&self, n: u16) -> Option<u64> {
-        let v = self.get(n)?;
+        let v = self.value(n)?;
         if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
             return None;
         }
@@ -85,17 +204,17 @@ impl Message {
         if !(2..=FIELD_NUMBER_MAX).contains(&n) {
             return Err(MessageError::BadFieldNumber { field: n });
         }
-        let value = value.into();
+        let slot = Slot::owned(n, value.into());
         // Fields are mostly set in ascending order: append without a search.
-        if self.fields.last().is_none_or(|(last, _)| *last < n) {
-            self.fields.push((n, value));
+        if self.slots.last().is_none_or(|last| last.number < n) {
+            self.slots.push(slot);
             self.present.set(n);
             return Ok(());
         }
         match self.index(n) {
-            Ok(i) => self.fields[i].1 = value,
+            Ok(i) => self.slots[i] = slot,
             Err(i) => {
-                self.fields.insert(i, (n, value));
+                self.slots.insert(i, slot);
                 self.present.set(n);
             }
         }
@@ -114,27 +233,44 @@ impl Message {
 
     /// Removes field `n`, returning its value.
     pub fn remove(&mut self, n: u16) -> Option<Bytes> {
-        if !self.has(n) {
-            return None;
-        }
-        let i = self.index(n).ok()?;
+        let i = self.index(n).ok().filter(|_| self.has(n))?;
+        let value = self.shared(&self.slots[i]).clone();
         self.present.clear(n);
-        Some(self.fields.remove(i).1)
+        self.slots.remove(i);
+        Some(value)
     }
 
-    /// Present fields in ascending order.
+    /// Present fields in ascending order, each shared as `Bytes` (see
+    /// [`Message::values`] for the cheaper borrowed form).
     pub fn fields(&self) -> impl Iterator<Item = (u16, &Bytes)> {
-        self.fields.iter().map(|(n, v)| (*n, v))
+        self.slots.iter().map(|s| (s.number, self.shared(s)))
+    }
+
+    /// Present fields in ascending order, as borrowed slices.
+    pub fn values(&self) -> impl Iterator<Item = (u16, &[u8])> {
+        self.slots.iter().map(|s| (s.number, self.slice(s)))
+    }
+
+    /// Present fields for the builder of spec `spec_id`: number, value, and
+    /// whether that spec has already checked the value (on parse).
+    pub(crate) fn values_checked_by(
+        &self,
+        spec_id: u64,
+    ) -> impl Iterator<Item = (u16, &[u8], bool)> {
+        let same_spec = spec_id != 0 && spec_id == self.checked_by;
+        self.slots
+            .iter()
+            .map(move |s| (s.number, self.slice(s), same_spec && s.checked))
     }
 
     /// Number of present fields.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.slots.len()
     }
 
     /// Whether no field is present.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.slots.is_empty()
     }
 
     /// The presence bitmap of the data elements (bits 1 and 65 not included).
@@ -143,10 +279,23 @@ impl Message {
     }
 }
 
+/// Equal when the MTI and every field's value are: where the values live
+/// (a parsed frame or `set`) does not matter.
+impl PartialEq for Message {
+    fn eq(&self, other: &Message) -> bool {
+        self.mti == other.mti
+            && self.present == other.present
+            && self.slots.len() == other.slots.len()
+            && self.values().eq(other.values())
+    }
+}
+
+impl Eq for Message {}
+
 /// Debug output never shows values: a message may carry card data.
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let numbers: Vec<u16> = self.fields.iter().map(|(n, _)| *n).collect();
+        let numbers: Vec<u16> = self.slots.iter().map(|s| s.number).collect();
         f.debug_struct("Message")
             .field("mti", &self.mti)
             .field("fields", &numbers)

@@ -10,6 +10,7 @@ pub mod ebcdic;
 pub mod error;
 pub mod iso_message;
 pub mod json;
+mod layout;
 pub mod mti;
 pub mod parse;
 pub mod path;

@@ -6,6 +6,8 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use super::layout::{self, FieldLayout};
+
 /// Highest data element number with a tertiary bitmap.
 pub const FIELD_NUMBER_MAX: u16 = 192;
 
@@ -334,18 +336,32 @@ pub struct Spec {
     pub secondary_bitmap_always: bool,
     /// Indexed by field number; entries 0 and 1 are always `None`.
     pub(crate) fields: Box<[Option<FieldSpec>]>,
+    /// `fields` compiled for the parse and build loops, same indexing.
+    pub(crate) layouts: Box<[FieldLayout]>,
+    /// Identity of this spec (shared by its clones, which have the same fields).
+    pub(crate) id: u64,
 }
 
 impl Spec {
-    /// Places validated field definitions at their numbers (see `spec_file`).
-    pub(crate) fn index_fields(list: Vec<FieldSpec>) -> Box<[Option<FieldSpec>]> {
+    /// Places validated field definitions at their numbers (see
+    /// `spec_file`) and compiles them into the table the hot loops use.
+    pub(crate) fn index_fields(
+        list: Vec<FieldSpec>,
+    ) -> (Box<[Option<FieldSpec>]>, Box<[FieldLayout]>) {
         let mut fields: Box<[Option<FieldSpec>]> =
             vec![None; usize::from(FIELD_NUMBER_MAX) + 1].into_boxed_slice();
         for f in list {
             let n = usize::from(f.number);
             fields[n] = Some(f);
         }
-        fields
+        let layouts = layout::table(&fields);
+        (fields, layouts)
+    }
+
+    /// The compiled layout of field `number` (undefined ones say so).
+    #[inline]
+    pub(crate) fn layout(&self, number: u16) -> Option<&FieldLayout> {
+        self.layouts.get(usize::from(number)).filter(|l| l.defined)
     }
 
     /// The definition of field `number`, if the dialect has one.
