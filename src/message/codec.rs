@@ -6,6 +6,7 @@ use bytes::BytesMut;
 
 use super::ebcdic;
 use super::spec::{Class, Encoding, FieldSpec, Length, Padding};
+use super::swar;
 
 /// Where encoders and decoders append: a `Vec<u8>` (the builder's
 /// exact-size buffer, the parser's transcoding buffer) or a `BytesMut`.
@@ -413,18 +414,7 @@ pub fn hex_decode(wire: &[u8], out: &mut impl Output) -> Result<(), WireFault> {
         return Err(WireFault::Hex(wire.len() - 1));
     }
     let start = out.written();
-    let mut bad = 0u8;
-    for (dst, pair) in out
-        .grow(wire.len() / 2)
-        .iter_mut()
-        .zip(wire.chunks_exact(2))
-    {
-        let hi = HEX_VALUE[usize::from(pair[0])];
-        let lo = HEX_VALUE[usize::from(pair[1])];
-        bad |= hi | lo;
-        *dst = (hi << 4) | (lo & 0x0F);
-    }
-    if bad & 0xF0 != 0 {
+    if !swar::hex_decode_into(wire, out.grow(wire.len() / 2)) {
         out.truncate_to(start);
         let position = wire
             .iter()

@@ -17,17 +17,20 @@ use super::error::MessageError;
 use super::mti::Mti;
 use super::spec::FIELD_NUMBER_MAX;
 
-/// Which buffer of a parsed message a span points into.
+/// Where a field's value lies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source {
-    /// The frame as received (ASCII and binary values).
+    /// In the frame as received (ASCII and binary values).
     Frame,
-    /// Values transcoded from BCD, EBCDIC or hexadecimal text.
+    /// In the buffer of values transcoded from BCD, EBCDIC or hex text.
     Decoded,
+    /// In `Message::owned`, at index `start` (a value given to `set`).
+    Owned,
 }
 
-/// One present field.
-#[derive(Clone)]
+/// One present field: where its value is. Small and `Copy`, so that a
+/// parse pushes 12 bytes per field and a drop does not visit the fields.
+#[derive(Debug, Clone, Copy)]
 pub(crate) struct Slot {
     number: u16,
     /// The value passed the checks of the spec `Message::checked_by`.
@@ -35,12 +38,11 @@ pub(crate) struct Slot {
     source: Source,
     start: u32,
     len: u32,
-    /// A value given to `set`, or a parsed value once `get` shared it.
-    shared: OnceLock<Bytes>,
 }
 
 impl Slot {
     /// A parsed value at `start..start + len` of `source`, checked by the parsing spec.
+    #[inline]
     pub(crate) fn parsed(number: u16, source: Source, start: usize, len: usize) -> Slot {
         Slot {
             number,
@@ -49,18 +51,6 @@ impl Slot {
             // Frames are at most `MESSAGE_BYTES_MAX` (64 KiB) long.
             start: start as u32,
             len: len as u32,
-            shared: OnceLock::new(),
-        }
-    }
-
-    fn owned(number: u16, value: Bytes) -> Slot {
-        Slot {
-            number,
-            checked: false,
-            source: Source::Frame,
-            start: 0,
-            len: 0,
-            shared: OnceLock::from(value),
         }
     }
 
@@ -78,6 +68,11 @@ pub struct Message {
     slots: Vec<Slot>,
     frame: Bytes,
     decoded: Bytes,
+    /// Values given to `set`; slots of source `Owned` index it.
+    owned: Vec<Bytes>,
+    /// Parsed values shared as `Bytes` by `get`, by slot index: made on
+    /// first use, dropped when the slots change.
+    shared: OnceLock<Box<[OnceLock<Bytes>]>>,
     /// The spec (`Spec::id`) whose checks the slots marked `checked` passed; 0: none.
     checked_by: u64,
 }
@@ -92,15 +87,20 @@ pub(crate) struct ParsedParts {
     pub spec_id: u64,
 }
 
+/// Fields a message usually has: room reserved up front.
+const FIELDS_TYPICAL: usize = 24;
+
 impl Message {
     /// An empty message of type `mti`.
     pub fn new(mti: Mti) -> Message {
         Message {
             mti,
             present: Bitmap::default(),
-            slots: Vec::with_capacity(24),
+            slots: Vec::with_capacity(FIELDS_TYPICAL),
             frame: Bytes::new(),
             decoded: Bytes::new(),
+            owned: Vec::new(),
+            shared: OnceLock::new(),
             checked_by: 0,
         }
     }
@@ -115,32 +115,43 @@ impl Message {
             slots: parts.slots,
             frame: parts.frame,
             decoded: parts.decoded,
+            owned: Vec::new(),
+            shared: OnceLock::new(),
             checked_by: parts.spec_id,
         }
     }
 
     /// The bytes of a slot's value.
     #[inline]
-    fn slice<'a>(&'a self, slot: &'a Slot) -> &'a [u8] {
-        if let Some(shared) = slot.shared.get() {
-            return shared;
-        }
+    fn slice(&self, slot: &Slot) -> &[u8] {
         let buffer = match slot.source {
             Source::Frame => &self.frame,
             Source::Decoded => &self.decoded,
+            Source::Owned => return self.owned.get(slot.start as usize).map_or(&[], |b| b),
         };
         let start = slot.start as usize;
         // The parser made the span inside its buffer; never panic regardless.
         buffer.get(start..start + slot.len as usize).unwrap_or(&[])
     }
 
-    /// A slot's value as a shared `Bytes` (a refcount increment, made once).
-    fn shared<'a>(&'a self, slot: &'a Slot) -> &'a Bytes {
-        slot.shared.get_or_init(|| {
-            let buffer = match slot.source {
-                Source::Frame => &self.frame,
-                Source::Decoded => &self.decoded,
-            };
+    /// The value of slot `i` as a shared `Bytes` (a refcount increment, made once).
+    fn shared(&self, i: usize) -> &Bytes {
+        static EMPTY: Bytes = Bytes::new();
+        let Some(slot) = self.slots.get(i) else {
+            return &EMPTY;
+        };
+        let buffer = match slot.source {
+            Source::Frame => &self.frame,
+            Source::Decoded => &self.decoded,
+            Source::Owned => return self.owned.get(slot.start as usize).unwrap_or(&EMPTY),
+        };
+        let table = self
+            .shared
+            .get_or_init(|| self.slots.iter().map(|_| OnceLock::new()).collect());
+        let Some(cell) = table.get(i) else {
+            return &EMPTY;
+        };
+        cell.get_or_init(|| {
             let start = (slot.start as usize).min(buffer.len());
             let end = (start + slot.len as usize).min(buffer.len());
             buffer.slice(start..end)
@@ -165,24 +176,24 @@ impl Message {
         self.slots.binary_search_by_key(&n, |s| s.number)
     }
 
-    fn slot(&self, n: u16) -> Option<&Slot> {
+    fn position(&self, n: u16) -> Option<usize> {
         if !self.has(n) {
             return None;
         }
-        self.index(n).ok().map(|i| &self.slots[i])
+        self.index(n).ok()
     }
 
     /// The value of field `n`, shared as `Bytes` (see [`Message::value`]
     /// for the cheaper borrowed form).
     #[inline]
     pub fn get(&self, n: u16) -> Option<&Bytes> {
-        self.slot(n).map(|s| self.shared(s))
+        self.position(n).map(|i| self.shared(i))
     }
 
     /// The value of field `n` as a borrowed slice: no refcount, no allocation.
     #[inline]
     pub fn value(&self, n: u16) -> Option<&[u8]> {
-        self.slot(n).map(|s| self.slice(s))
+        self.position(n).map(|i| self.slice(&self.slots[i]))
     }
 
     /// The value of field `n` as text, if it is valid UTF-8 (ASCII text is).
@@ -204,21 +215,45 @@ impl Message {
         if !(2..=FIELD_NUMBER_MAX).contains(&n) {
             return Err(MessageError::BadFieldNumber { field: n });
         }
-        let slot = Slot::owned(n, value.into());
+        let value = value.into();
+        self.shared.take();
         // Fields are mostly set in ascending order: append without a search.
-        if self.slots.last().is_none_or(|last| last.number < n) {
-            self.slots.push(slot);
-            self.present.set(n);
-            return Ok(());
-        }
-        match self.index(n) {
-            Ok(i) => self.slots[i] = slot,
+        let at = if self.slots.last().is_none_or(|last| last.number < n) {
+            Err(self.slots.len())
+        } else {
+            self.index(n)
+        };
+        match at {
+            Ok(i) if self.slots[i].source == Source::Owned => {
+                let slot = &mut self.slots[i];
+                slot.checked = false;
+                if let Some(old) = self.owned.get_mut(slot.start as usize) {
+                    *old = value;
+                }
+            }
+            Ok(i) => self.slots[i] = self.own(n, value),
             Err(i) => {
+                let slot = self.own(n, value);
                 self.slots.insert(i, slot);
                 self.present.set(n);
             }
         }
         Ok(())
+    }
+
+    /// Keeps `value` in `owned` and returns a slot that points to it.
+    fn own(&mut self, n: u16, value: Bytes) -> Slot {
+        if self.owned.capacity() == 0 {
+            self.owned.reserve(FIELDS_TYPICAL);
+        }
+        self.owned.push(value);
+        Slot {
+            number: n,
+            checked: false,
+            source: Source::Owned,
+            start: (self.owned.len() - 1) as u32,
+            len: 0,
+        }
     }
 
     /// Sets a text field.
@@ -233,17 +268,39 @@ impl Message {
 
     /// Removes field `n`, returning its value.
     pub fn remove(&mut self, n: u16) -> Option<Bytes> {
-        let i = self.index(n).ok().filter(|_| self.has(n))?;
-        let value = self.shared(&self.slots[i]).clone();
+        let i = self.position(n)?;
+        let value = self.shared(i).clone();
+        self.shared.take();
         self.present.clear(n);
-        self.slots.remove(i);
+        let slot = self.slots.remove(i);
+        if slot.source == Source::Owned
+            && let Some(last) = self.owned.len().checked_sub(1)
+            && (slot.start as usize) <= last
+        {
+            // Keep `owned` as long as the owned slots: move its last value
+            // into the freed place and repoint the slot that had it.
+            let freed = slot.start;
+            let last = last as u32;
+            if freed < last
+                && let Some(moved) = self
+                    .slots
+                    .iter_mut()
+                    .find(|s| s.source == Source::Owned && s.start == last)
+            {
+                moved.start = freed;
+            }
+            self.owned.swap_remove(freed as usize);
+        }
         Some(value)
     }
 
     /// Present fields in ascending order, each shared as `Bytes` (see
     /// [`Message::values`] for the cheaper borrowed form).
     pub fn fields(&self) -> impl Iterator<Item = (u16, &Bytes)> {
-        self.slots.iter().map(|s| (s.number, self.shared(s)))
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.number, self.shared(i)))
     }
 
     /// Present fields in ascending order, as borrowed slices.
@@ -324,6 +381,44 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert!(m.set_str(1, "x").is_err());
         assert!(m.set_str(193, "x").is_err());
+    }
+
+    /// Any sequence of sets and removes, on an empty or a parsed message,
+    /// reads back like a map of the same operations.
+    #[test]
+    fn sets_and_removes_behave_like_a_map() {
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+        let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
+        let golden = include_str!("../../fixtures/golden/iso87-ascii/0100-auth-request.hex");
+        let wire = Bytes::from(hex::decode(golden.trim()).expect("hex"));
+        let ops = proptest::collection::vec((any::<bool>(), 2u16..12, any::<u8>()), 0..40);
+        proptest!(|(start_parsed in any::<bool>(), ops in ops)| {
+            let mut msg = if start_parsed {
+                spec.parse(&wire).expect("golden parses")
+            } else {
+                Message::new("0100".parse().expect("mti"))
+            };
+            let mut model: BTreeMap<u16, Vec<u8>> =
+                msg.values().map(|(n, v)| (n, v.to_vec())).collect();
+            for (is_set, n, byte) in ops {
+                if is_set {
+                    msg.set(n, vec![byte; usize::from(byte % 5)]).expect("set");
+                    model.insert(n, vec![byte; usize::from(byte % 5)]);
+                } else {
+                    prop_assert_eq!(msg.remove(n).map(|b| b.to_vec()), model.remove(&n));
+                }
+                // `get` and `value` agree, after `get` made its shared table.
+                for (&k, v) in &model {
+                    prop_assert_eq!(msg.get(k).map(|b| b.to_vec()), Some(v.clone()));
+                    prop_assert_eq!(msg.value(k), Some(&v[..]));
+                }
+            }
+            let fields: Vec<(u16, Vec<u8>)> = msg.fields().map(|(n, v)| (n, v.to_vec())).collect();
+            let expected: Vec<(u16, Vec<u8>)> = model.into_iter().collect();
+            prop_assert_eq!(fields, expected);
+            prop_assert_eq!(msg.len(), msg.presence().count());
+        });
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub(crate) struct FieldLayout {
     pub value_len: u32,
     /// The `x+n` sign byte (0 or 1).
     pub sign_bytes: u8,
+    /// Fixed field: its bytes on the wire; variable: 0.
+    pub fixed_wire_bytes: u32,
 }
 
 impl FieldLayout {
@@ -44,6 +46,7 @@ impl FieldLayout {
         units: 0,
         value_len: 0,
         sign_bytes: 0,
+        fixed_wire_bytes: 0,
     };
 
     fn of(fs: &FieldSpec) -> FieldLayout {
@@ -54,7 +57,7 @@ impl FieldLayout {
                 codec::prefix_bytes(digits, fs.length_encoding) as u8,
             ),
         };
-        FieldLayout {
+        let mut layout = FieldLayout {
             defined: true,
             class: fs.class,
             encoding: fs.encoding,
@@ -68,7 +71,12 @@ impl FieldLayout {
                 Length::Variable { max, .. } => max,
             }),
             sign_bytes: fs.class.sign_bytes() as u8,
+            fixed_wire_bytes: 0,
+        };
+        if !layout.is_variable() {
+            layout.fixed_wire_bytes = to_u32(layout.wire_bytes(layout.units as usize));
         }
+        layout
     }
 
     /// Whether the field has a length prefix.

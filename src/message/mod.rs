@@ -18,6 +18,7 @@ pub mod pds;
 pub mod sensitive;
 pub mod spec;
 pub mod spec_file;
+mod swar;
 pub mod tlv;
 
 pub use bitmap::Bitmap;
