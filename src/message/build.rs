@@ -14,10 +14,12 @@ use super::spec::{BitmapEncoding, Encoding, Spec};
 
 /// Builds `msg` into a new buffer of exactly its size.
 pub fn build(spec: &Spec, msg: &Message) -> Result<Bytes, MessageError> {
-    let (bitmap, size) = plan(spec, msg)?;
+    let (bitmap, size) = plan_or_skip(spec, msg)?;
     let mut out = Vec::with_capacity(size);
     write_message(spec, msg, bitmap, &mut out)?;
     debug_assert_eq!(out.len(), size, "build planned the wrong size");
+    // Were the size ever wrong, the result would still be right: `Bytes`
+    // would just take a second allocation.
     // A vector whose length is its capacity becomes `Bytes` without copying
     // or a second allocation.
     Ok(Bytes::from(out))
@@ -25,7 +27,7 @@ pub fn build(spec: &Spec, msg: &Message) -> Result<Bytes, MessageError> {
 
 /// Appends `msg` to `out`. On error `out` is left as it was.
 pub fn build_into(spec: &Spec, msg: &Message, out: &mut BytesMut) -> Result<(), MessageError> {
-    let (bitmap, size) = plan(spec, msg)?;
+    let (bitmap, size) = plan_or_skip(spec, msg)?;
     out.reserve(size);
     let start = out.len();
     let result = write_message(spec, msg, bitmap, out);
@@ -33,6 +35,15 @@ pub fn build_into(spec: &Spec, msg: &Message, out: &mut BytesMut) -> Result<(), 
         out.truncate(start);
     }
     result
+}
+
+/// `plan`, unless this spec parsed the message and nothing changed since:
+/// then every field is defined and checked, and the size is the frame's.
+fn plan_or_skip(spec: &Spec, msg: &Message) -> Result<(Bitmap, usize), MessageError> {
+    match msg.known_size(spec.id) {
+        Some(size) => Ok((wire_bitmap(spec, msg)?, size)),
+        None => plan(spec, msg),
+    }
 }
 
 /// Checks every field and returns the wire bitmap and the message's size in
@@ -109,10 +120,15 @@ fn write_message(
 /// with a tertiary bitmap, bit 65.
 fn wire_bitmap(spec: &Spec, msg: &Message) -> Result<Bitmap, MessageError> {
     let mut bitmap = msg.presence();
-    if let Some(n) = bitmap
-        .iter()
-        .find(|&n| n > spec.field_number_max() || (spec.tertiary_bitmap && n == 65))
-    {
+    // The lowest field this spec cannot carry: 65 is the tertiary bitmap's
+    // flag where there is one, and 129 up need a tertiary bitmap.
+    let undefined = if spec.tertiary_bitmap {
+        bitmap.get(65).then_some(65)
+    } else {
+        let word = bitmap.word(2);
+        (word != 0).then(|| 129 + word.leading_zeros() as u16)
+    };
+    if let Some(n) = undefined {
         return Err(MessageError::UndefinedField {
             part: Part::Field(n),
             offset: 0,
@@ -144,5 +160,68 @@ fn write_bitmap(spec: &Spec, word: u64, out: &mut impl Output) {
     match spec.bitmap_encoding {
         BitmapEncoding::Binary => out.put(&word.to_be_bytes()),
         BitmapEncoding::Hex => codec::hex_encode(&word.to_be_bytes(), out),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Spec;
+
+    fn golden() -> (std::sync::Arc<Spec>, Bytes, Message) {
+        let spec = Spec::resolve("iso87-ascii").expect("spec");
+        let text = include_str!("../../fixtures/golden/iso87-ascii/0100-auth-request.hex");
+        let wire = Bytes::from(hex::decode(text.trim()).expect("hex"));
+        let msg = spec.parse(&wire).expect("golden parses");
+        (spec, wire, msg)
+    }
+
+    /// A copy of `msg` made with `set`, so that nothing is remembered as checked.
+    fn fresh_copy(msg: &Message) -> Message {
+        let mut copy = Message::new(msg.mti());
+        for (n, v) in msg.values() {
+            copy.set(n, Bytes::copy_from_slice(v)).expect("set");
+        }
+        copy
+    }
+
+    #[test]
+    fn a_parsed_message_rebuilds_like_a_fresh_copy() {
+        let (spec, wire, mut msg) = golden();
+        assert_eq!(build(&spec, &msg).expect("build"), wire);
+        msg.set_mti("0101".parse().expect("mti"));
+        let rebuilt = build(&spec, &msg).expect("build");
+        assert_eq!(rebuilt, build(&spec, &fresh_copy(&msg)).expect("build"));
+        assert_eq!(&rebuilt[..4], b"0101");
+        let mut into = BytesMut::from(&b"xx"[..]);
+        build_into(&spec, &msg, &mut into).expect("build_into");
+        assert_eq!(&into[2..], &rebuilt[..]);
+    }
+
+    #[test]
+    fn a_value_set_after_parsing_is_checked() {
+        let (spec, _, mut msg) = golden();
+        msg.set(4, &b"00000001250A"[..]).expect("set");
+        let err = build(&spec, &msg).expect_err("letter in an n field");
+        assert_eq!(err.kind(), "invalid_content");
+        assert_eq!(err.field(), Some(4));
+        msg.set(4, &b"000000012500"[..]).expect("set");
+        msg.remove(11);
+        let rebuilt = build(&spec, &msg).expect("build");
+        assert_eq!(spec.parse(&rebuilt).expect("parse"), msg);
+    }
+
+    #[test]
+    fn another_spec_checks_parsed_values_again() {
+        let (_, _, msg) = golden();
+        let ipm = Spec::resolve("mastercard-ipm").expect("spec");
+        let binary = Spec::resolve("iso87-binary").expect("spec");
+        assert_eq!(
+            build(&ipm, &msg).map_err(|e| e.kind()),
+            build(&ipm, &fresh_copy(&msg)).map_err(|e| e.kind())
+        );
+        let wire = build(&binary, &msg).expect("the 0100 fits iso87-binary");
+        assert_eq!(wire, build(&binary, &fresh_copy(&msg)).expect("build"));
+        assert_eq!(binary.parse(&wire).expect("parse"), msg);
     }
 }

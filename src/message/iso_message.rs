@@ -75,6 +75,9 @@ pub struct Message {
     shared: OnceLock<Box<[OnceLock<Bytes>]>>,
     /// The spec (`Spec::id`) whose checks the slots marked `checked` passed; 0: none.
     checked_by: u64,
+    /// No field was set or removed since the parse: every slot is checked
+    /// and the message rebuilds, in its spec, to the frame's size.
+    pristine: bool,
 }
 
 /// The buffers a parser fills, turned into a `Message` by `Message::parsed`.
@@ -102,6 +105,7 @@ impl Message {
             owned: Vec::new(),
             shared: OnceLock::new(),
             checked_by: 0,
+            pristine: false,
         }
     }
 
@@ -118,6 +122,7 @@ impl Message {
             owned: Vec::new(),
             shared: OnceLock::new(),
             checked_by: parts.spec_id,
+            pristine: true,
         }
     }
 
@@ -217,6 +222,7 @@ impl Message {
         }
         let value = value.into();
         self.shared.take();
+        self.pristine = false;
         // Fields are mostly set in ascending order: append without a search.
         let at = if self.slots.last().is_none_or(|last| last.number < n) {
             Err(self.slots.len())
@@ -271,6 +277,7 @@ impl Message {
         let i = self.position(n)?;
         let value = self.shared(i).clone();
         self.shared.take();
+        self.pristine = false;
         self.present.clear(n);
         let slot = self.slots.remove(i);
         if slot.source == Source::Owned
@@ -318,6 +325,13 @@ impl Message {
         self.slots
             .iter()
             .map(move |s| (s.number, self.slice(s), same_spec && s.checked))
+    }
+
+    /// The size in bytes of this message built in spec `spec_id`, when it
+    /// is known without looking at the fields: a parsed message nobody
+    /// changed (but its MTI) rebuilds to the size of its frame.
+    pub(crate) fn known_size(&self, spec_id: u64) -> Option<usize> {
+        (self.pristine && spec_id != 0 && spec_id == self.checked_by).then_some(self.frame.len())
     }
 
     /// Number of present fields.
