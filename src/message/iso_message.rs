@@ -67,7 +67,11 @@ pub struct Message {
     /// Sorted by field number; the same set as `present`.
     slots: Vec<Slot>,
     frame: Bytes,
-    decoded: Bytes,
+    /// Transcoded values. A plain vector: turning it into `Bytes` would
+    /// cost an allocation per parse; `get` copies it into `decoded_shared`
+    /// the first time it is asked for a transcoded value.
+    decoded: Vec<u8>,
+    decoded_shared: OnceLock<Bytes>,
     /// Values given to `set`; slots of source `Owned` index it.
     owned: Vec<Bytes>,
     /// Parsed values shared as `Bytes` by `get`, by slot index: made on
@@ -86,7 +90,7 @@ pub(crate) struct ParsedParts {
     pub present: Bitmap,
     pub slots: Vec<Slot>,
     pub frame: Bytes,
-    pub decoded: Bytes,
+    pub decoded: Vec<u8>,
     pub spec_id: u64,
 }
 
@@ -101,7 +105,8 @@ impl Message {
             present: Bitmap::default(),
             slots: Vec::with_capacity(FIELDS_TYPICAL),
             frame: Bytes::new(),
-            decoded: Bytes::new(),
+            decoded: Vec::new(),
+            decoded_shared: OnceLock::new(),
             owned: Vec::new(),
             shared: OnceLock::new(),
             checked_by: 0,
@@ -119,6 +124,7 @@ impl Message {
             slots: parts.slots,
             frame: parts.frame,
             decoded: parts.decoded,
+            decoded_shared: OnceLock::new(),
             owned: Vec::new(),
             shared: OnceLock::new(),
             checked_by: parts.spec_id,
@@ -129,7 +135,7 @@ impl Message {
     /// The bytes of a slot's value.
     #[inline]
     fn slice(&self, slot: &Slot) -> &[u8] {
-        let buffer = match slot.source {
+        let buffer: &[u8] = match slot.source {
             Source::Frame => &self.frame,
             Source::Decoded => &self.decoded,
             Source::Owned => return self.owned.get(slot.start as usize).map_or(&[], |b| b),
@@ -147,7 +153,9 @@ impl Message {
         };
         let buffer = match slot.source {
             Source::Frame => &self.frame,
-            Source::Decoded => &self.decoded,
+            Source::Decoded => self
+                .decoded_shared
+                .get_or_init(|| Bytes::copy_from_slice(&self.decoded)),
             Source::Owned => return self.owned.get(slot.start as usize).unwrap_or(&EMPTY),
         };
         let table = self

@@ -87,7 +87,7 @@ impl Fields {
             present,
             slots: self.slots,
             frame: input.clone(),
-            decoded: Bytes::from(self.decoded),
+            decoded: self.decoded,
             spec_id: spec.id,
         })
     }

@@ -121,26 +121,24 @@ pub(crate) fn all_printable(value: &[u8]) -> bool {
 /// if any is not a hex digit.
 #[inline]
 pub(crate) fn hex16(text: &[u8; 16]) -> Option<[u8; 8]> {
-    let mut out = [0u8; 8];
-    for (half, dst) in text.chunks_exact(8).zip(out.chunks_exact_mut(4)) {
-        let mut word = [0u8; 8];
-        word.copy_from_slice(half);
-        dst.copy_from_slice(&hex8(u64::from_le_bytes(word))?);
+    let (high, high_fault) = hex8(word(&text[..8]));
+    let (low, low_fault) = hex8(word(&text[8..]));
+    if high_fault | low_fault != 0 {
+        return None;
     }
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&high);
+    out[4..].copy_from_slice(&low);
     Some(out)
 }
 
-/// 8 hexadecimal characters (a little-endian word) into 4 bytes.
+/// 8 hexadecimal characters (a little-endian word) into 4 bytes, and a
+/// fault word that is zero when all 8 are hex digits.
 #[inline(always)]
-fn hex8(x: u64) -> Option<[u8; 4]> {
-    if x & HIGH != 0 {
-        return None;
-    }
+fn hex8(x: u64) -> ([u8; 4], u64) {
     // Folding case maps A-F onto a-f and leaves digits as they are.
     let valid = in_range(x, b'0', b'9') | in_range(x | (ONES * 0x20), b'a', b'f');
-    if valid != HIGH {
-        return None;
-    }
+    let fault = (x & HIGH) | (valid ^ HIGH);
     // Letters have bit 6 set: their value is the low nibble plus 9.
     let nibbles = (x & (ONES * 0x0F)) + ((x >> 6) & ONES) * 9;
     // Each 16-bit lane holds (high nibble, low nibble): make it one byte.
@@ -149,35 +147,35 @@ fn hex8(x: u64) -> Option<[u8; 4]> {
     // Gather the low byte of each 16-bit lane.
     let packed = (bytes | (bytes >> 8)) & 0x0000_FFFF_0000_FFFF;
     let packed = (packed | (packed >> 16)) & 0xFFFF_FFFF;
-    Some((packed as u32).to_le_bytes())
+    ((packed as u32).to_le_bytes(), fault)
 }
 
 /// Decodes hexadecimal text into `out` (`out.len() * 2 == text.len()`);
 /// `false` if any character is not a hex digit.
 #[inline]
 pub(crate) fn hex_decode_into(text: &[u8], out: &mut [u8]) -> bool {
-    let mut ok = true;
-    let pairs = text.chunks_exact(16);
-    let tail = pairs.remainder();
-    let mut dst = out.chunks_exact_mut(8);
-    for (src, d) in pairs.zip(dst.by_ref()) {
-        let mut block = [0u8; 16];
-        block.copy_from_slice(src);
-        match hex16(&block) {
-            Some(bytes) => d.copy_from_slice(&bytes),
-            None => ok = false,
-        }
+    let mut faults = 0;
+    let mut src = text.chunks_exact(8);
+    let mut dst = out.chunks_exact_mut(4);
+    // `src` leads the zip so that `dst` keeps its chunk for the tail.
+    for (s, d) in (&mut src).zip(&mut dst) {
+        let (bytes, fault) = hex8(word(s));
+        faults |= fault;
+        d.copy_from_slice(&bytes);
     }
-    let dst_tail = dst.into_remainder();
+    let tail = src.remainder();
     if !tail.is_empty() {
-        let mut block = [b'0'; 16];
-        block[..tail.len()].copy_from_slice(tail);
-        match hex16(&block) {
-            Some(bytes) => dst_tail.copy_from_slice(&bytes[..dst_tail.len()]),
-            None => ok = false,
+        let mut w = [b'0'; 8];
+        for (d, &c) in w.iter_mut().zip(tail) {
+            *d = c;
+        }
+        let (bytes, fault) = hex8(u64::from_le_bytes(w));
+        faults |= fault;
+        for (d, b) in dst.into_remainder().iter_mut().zip(bytes) {
+            *d = b;
         }
     }
-    ok
+    faults == 0
 }
 
 #[cfg(test)]
