@@ -19,6 +19,8 @@ pub trait Output {
     fn written(&self) -> usize;
     /// Drops what was written after `len`.
     fn truncate_to(&mut self, len: usize);
+    /// Appends each byte of `bytes` mapped through `table`.
+    fn put_mapped(&mut self, bytes: &[u8], table: &[u8; 256]);
 }
 
 impl Output for Vec<u8> {
@@ -40,6 +42,10 @@ impl Output for Vec<u8> {
     fn truncate_to(&mut self, len: usize) {
         self.truncate(len);
     }
+    #[inline]
+    fn put_mapped(&mut self, bytes: &[u8], table: &[u8; 256]) {
+        self.extend(bytes.iter().map(|&b| table[usize::from(b)]));
+    }
 }
 
 impl Output for BytesMut {
@@ -60,6 +66,12 @@ impl Output for BytesMut {
     #[inline]
     fn truncate_to(&mut self, len: usize) {
         self.truncate(len);
+    }
+    #[inline]
+    fn put_mapped(&mut self, bytes: &[u8], table: &[u8; 256]) {
+        for (d, &b) in self.grow(bytes.len()).iter_mut().zip(bytes) {
+            *d = table[usize::from(b)];
+        }
     }
 }
 
@@ -442,16 +454,12 @@ pub fn hex_encode(value: &[u8], out: &mut impl Output) {
 
 /// Appends text converted to EBCDIC.
 pub fn ebcdic_encode(value: &[u8], out: &mut impl Output) {
-    for (d, &c) in out.grow(value.len()).iter_mut().zip(value) {
-        *d = ebcdic::byte_from_latin1(c);
-    }
+    out.put_mapped(value, &ebcdic::LATIN1_TO_CP500);
 }
 
 /// Appends EBCDIC converted to text.
 pub fn ebcdic_decode(wire: &[u8], out: &mut impl Output) {
-    for (d, &b) in out.grow(wire.len()).iter_mut().zip(wire) {
-        *d = ebcdic::byte_to_latin1(b);
-    }
+    out.put_mapped(wire, &ebcdic::CP500_TO_LATIN1);
 }
 
 #[cfg(test)]
