@@ -445,12 +445,22 @@ pub fn hex_value(c: u8) -> Option<u8> {
 
 /// Encodes bytes as uppercase hexadecimal text.
 pub fn hex_encode(value: &[u8], out: &mut impl Output) {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
     for (pair, &b) in out.grow(value.len() * 2).chunks_exact_mut(2).zip(value) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0F)];
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
 }
+
+/// Each byte's two uppercase hex digits: one look-up per byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut table = [[0u8; 2]; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        table[b] = [DIGITS[b >> 4], DIGITS[b & 0x0F]];
+        b += 1;
+    }
+    table
+};
 
 /// Appends text converted to EBCDIC.
 pub fn ebcdic_encode(value: &[u8], out: &mut impl Output) {
