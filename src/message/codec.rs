@@ -31,7 +31,8 @@ impl Output for Vec<u8> {
     #[inline]
     fn grow(&mut self, count: usize) -> &mut [u8] {
         let start = self.len();
-        self.resize(start + count, 0);
+        // Inlined, unlike `resize`: values are short and this runs per field.
+        self.extend(std::iter::repeat_n(0, count));
         &mut self[start..]
     }
     #[inline]
