@@ -46,22 +46,39 @@ impl Bitmap {
 
     /// Set fields in ascending order.
     pub fn iter(&self) -> impl Iterator<Item = u16> + '_ {
-        self.0.iter().enumerate().flat_map(|(w, &word)| {
-            let mut rest = word;
-            std::iter::from_fn(move || {
-                if rest == 0 {
-                    return None;
-                }
-                let lead = rest.leading_zeros();
-                rest &= !(1u64 << (63 - lead));
-                Some((w as u16) * 64 + lead as u16 + 1)
-            })
-        })
+        Fields {
+            words: self.0,
+            word: 0,
+        }
     }
 
     /// Number of set fields.
     pub fn count(&self) -> usize {
         self.0.iter().map(|w| w.count_ones() as usize).sum()
+    }
+}
+
+/// The set fields of a bitmap, lowest first: a plain loop over the three
+/// words (the parser's per-field loop runs on it).
+struct Fields {
+    words: [u64; 3],
+    word: usize,
+}
+
+impl Iterator for Fields {
+    type Item = u16;
+
+    #[inline]
+    fn next(&mut self) -> Option<u16> {
+        while let Some(rest) = self.words.get_mut(self.word) {
+            if *rest != 0 {
+                let lead = rest.leading_zeros();
+                *rest &= !(1u64 << (63 - lead));
+                return Some((self.word as u16) * 64 + lead as u16 + 1);
+            }
+            self.word += 1;
+        }
+        None
     }
 }
 

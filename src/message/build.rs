@@ -1,46 +1,90 @@
 //! `Message` -> bytes for a given spec. Bitmaps are computed from the fields
 //! present; every value is checked against its field's class and length
-//! before a byte is written, and on error the output is left as it was.
+//! before a byte is written (values this spec checked when it parsed them
+//! are not checked twice), and on error the output is left as it was.
 
-use bytes::{BufMut, Bytes, BytesMut};
+use bytes::{Bytes, BytesMut};
 
 use super::bitmap::Bitmap;
-use super::codec;
+use super::codec::{self, Output};
 use super::ebcdic;
 use super::error::{MessageError, Part};
 use super::iso_message::Message;
-use super::spec::{BitmapEncoding, Encoding, FieldSpec, Length, Spec};
+use super::spec::{BitmapEncoding, Encoding, Spec};
 
-/// Builds `msg` into a new buffer.
+/// Builds `msg` into a new buffer of exactly its size.
 pub fn build(spec: &Spec, msg: &Message) -> Result<Bytes, MessageError> {
-    let mut out = BytesMut::with_capacity(estimate(msg));
-    build_into(spec, msg, &mut out)?;
-    Ok(out.freeze())
+    let (bitmap, size) = plan_or_skip(spec, msg)?;
+    let mut out = Vec::with_capacity(size);
+    write_message(spec, msg, bitmap, &mut out)?;
+    debug_assert_eq!(out.len(), size, "build planned the wrong size");
+    // Were the size ever wrong, the result would still be right: `Bytes`
+    // would just take a second allocation.
+    // A vector whose length is its capacity becomes `Bytes` without copying
+    // or a second allocation.
+    Ok(Bytes::from(out))
 }
 
-/// A capacity guess good enough to avoid regrowing for typical messages.
-fn estimate(msg: &Message) -> usize {
-    let values: usize = msg.fields().map(|(_, v)| v.len() * 2 + 4).sum();
-    4 + 48 + values
-}
-
-/// Appends `msg` to `out`. On error `out` is truncated back to where it was.
+/// Appends `msg` to `out`. On error `out` is left as it was.
 pub fn build_into(spec: &Spec, msg: &Message, out: &mut BytesMut) -> Result<(), MessageError> {
+    let (bitmap, size) = plan_or_skip(spec, msg)?;
+    out.reserve(size);
     let start = out.len();
-    let result = write_message(spec, msg, out, start);
+    let result = write_message(spec, msg, bitmap, out);
     if result.is_err() {
         out.truncate(start);
     }
     result
 }
 
+/// `plan`, unless this spec parsed the message and nothing changed since:
+/// then every field is defined and checked, and the size is the frame's.
+fn plan_or_skip(spec: &Spec, msg: &Message) -> Result<(Bitmap, usize), MessageError> {
+    match msg.known_size(spec.id) {
+        Some(size) => Ok((wire_bitmap(spec, msg)?, size)),
+        None => plan(spec, msg),
+    }
+}
+
+/// Checks every field and returns the wire bitmap and the message's size in
+/// bytes, before anything is written.
+fn plan(spec: &Spec, msg: &Message) -> Result<(Bitmap, usize), MessageError> {
+    let bitmap = wire_bitmap(spec, msg)?;
+    let words = 1 + usize::from(bitmap.get(1)) + usize::from(bitmap.word(2) != 0);
+    let bitmap_bytes = match spec.bitmap_encoding {
+        BitmapEncoding::Binary => 8,
+        BitmapEncoding::Hex => 16,
+    };
+    let mti_bytes = if spec.mti_encoding == Encoding::Bcd {
+        2
+    } else {
+        4
+    };
+    let mut size = mti_bytes + words * bitmap_bytes;
+    // Offsets in errors count from the message start, as the parser's do.
+    for (n, value, checked) in msg.values_checked_by(spec.id) {
+        let Some(layout) = spec.layout(n) else {
+            return Err(MessageError::UndefinedField {
+                part: Part::Field(n),
+                offset: size,
+                spec: spec.name.clone(),
+            });
+        };
+        let prefix = usize::from(layout.prefix_bytes);
+        if !checked {
+            layout.check(n, value, size)?;
+        }
+        size += prefix + layout.wire_bytes(layout.units_of_value(value.len()));
+    }
+    Ok((bitmap, size))
+}
+
 fn write_message(
     spec: &Spec,
     msg: &Message,
-    out: &mut BytesMut,
-    start: usize,
+    bitmap: Bitmap,
+    out: &mut impl Output,
 ) -> Result<(), MessageError> {
-    let bitmap = wire_bitmap(spec, msg, start)?;
     write_mti(spec, msg, out);
     write_bitmap(spec, bitmap.word(0), out);
     if bitmap.get(1) {
@@ -49,32 +93,45 @@ fn write_message(
             write_bitmap(spec, bitmap.word(2), out);
         }
     }
-    for (n, value) in msg.fields() {
-        let offset = out.len() - start;
-        let Some(fs) = spec.field(n) else {
+    for (n, value) in msg.values() {
+        // `plan` has found every field defined and every value valid.
+        let Some(layout) = spec.layout(n) else {
             return Err(MessageError::UndefinedField {
                 part: Part::Field(n),
-                offset,
+                offset: out.written(),
                 spec: spec.name.clone(),
             });
         };
-        write_field(fs, value, offset, out)?;
+        if layout.is_variable() {
+            let units = layout.units_of_value(value.len());
+            codec::write_prefix(units, layout.prefix_digits, layout.prefix_encoding, out);
+        }
+        match layout.encoding {
+            Encoding::Ascii | Encoding::Binary => out.put(value),
+            Encoding::Ebcdic => codec::ebcdic_encode(value, out),
+            Encoding::Bcd => codec::bcd_encode(value, layout.class, layout.padding, out),
+            Encoding::Hex => codec::hex_encode(value, out),
+        }
     }
     Ok(())
 }
 
 /// The bitmap as sent: the presence bits plus bit 1 (secondary follows) and,
 /// with a tertiary bitmap, bit 65.
-fn wire_bitmap(spec: &Spec, msg: &Message, start: usize) -> Result<Bitmap, MessageError> {
+fn wire_bitmap(spec: &Spec, msg: &Message) -> Result<Bitmap, MessageError> {
     let mut bitmap = msg.presence();
-    if let Some(n) = msg
-        .fields()
-        .map(|(n, _)| n)
-        .find(|&n| n > spec.field_number_max() || (spec.tertiary_bitmap && n == 65))
-    {
+    // The lowest field this spec cannot carry: 65 is the tertiary bitmap's
+    // flag where there is one, and 129 up need a tertiary bitmap.
+    let undefined = if spec.tertiary_bitmap {
+        bitmap.get(65).then_some(65)
+    } else {
+        let word = bitmap.word(2);
+        (word != 0).then(|| 129 + word.leading_zeros() as u16)
+    };
+    if let Some(n) = undefined {
         return Err(MessageError::UndefinedField {
             part: Part::Field(n),
-            offset: start,
+            offset: 0,
             spec: spec.name.clone(),
         });
     }
@@ -87,45 +144,84 @@ fn wire_bitmap(spec: &Spec, msg: &Message, start: usize) -> Result<Bitmap, Messa
     Ok(bitmap)
 }
 
-fn write_mti(spec: &Spec, msg: &Message, out: &mut BytesMut) {
+fn write_mti(spec: &Spec, msg: &Message, out: &mut impl Output) {
     let d = msg.mti().digits();
     match spec.mti_encoding {
-        Encoding::Bcd => {
-            out.put_u8(((d[0] - b'0') << 4) | (d[1] - b'0'));
-            out.put_u8(((d[2] - b'0') << 4) | (d[3] - b'0'));
-        }
-        Encoding::Ebcdic => {
-            for b in d {
-                out.put_u8(ebcdic::byte_from_latin1(b));
-            }
-        }
-        _ => out.put_slice(&d),
+        Encoding::Bcd => out.put(&[
+            ((d[0] - b'0') << 4) | (d[1] - b'0'),
+            ((d[2] - b'0') << 4) | (d[3] - b'0'),
+        ]),
+        Encoding::Ebcdic => out.put(&d.map(ebcdic::byte_from_latin1)),
+        _ => out.put(&d),
     }
 }
 
-fn write_bitmap(spec: &Spec, word: u64, out: &mut BytesMut) {
+fn write_bitmap(spec: &Spec, word: u64, out: &mut impl Output) {
     match spec.bitmap_encoding {
-        BitmapEncoding::Binary => out.put_u64(word),
+        BitmapEncoding::Binary => out.put(&word.to_be_bytes()),
         BitmapEncoding::Hex => codec::hex_encode(&word.to_be_bytes(), out),
     }
 }
 
-fn write_field(
-    fs: &FieldSpec,
-    value: &[u8],
-    offset: usize,
-    out: &mut BytesMut,
-) -> Result<(), MessageError> {
-    fs.check_value(value, offset)?;
-    if let Length::Variable { digits, .. } = fs.length {
-        let units = codec::units_of_value(fs, value.len());
-        codec::write_prefix(units, digits, fs.length_encoding, out);
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Spec;
+
+    fn golden() -> (std::sync::Arc<Spec>, Bytes, Message) {
+        let spec = Spec::resolve("iso87-ascii").expect("spec");
+        let text = include_str!("../../fixtures/golden/iso87-ascii/0100-auth-request.hex");
+        let wire = Bytes::from(hex::decode(text.trim()).expect("hex"));
+        let msg = spec.parse(&wire).expect("golden parses");
+        (spec, wire, msg)
     }
-    match fs.encoding {
-        Encoding::Ascii | Encoding::Binary => out.put_slice(value),
-        Encoding::Ebcdic => codec::ebcdic_encode(value, out),
-        Encoding::Bcd => codec::bcd_encode(value, fs.class, fs.padding, out),
-        Encoding::Hex => codec::hex_encode(value, out),
+
+    /// A copy of `msg` made with `set`, so that nothing is remembered as checked.
+    fn fresh_copy(msg: &Message) -> Message {
+        let mut copy = Message::new(msg.mti());
+        for (n, v) in msg.values() {
+            copy.set(n, Bytes::copy_from_slice(v)).expect("set");
+        }
+        copy
     }
-    Ok(())
+
+    #[test]
+    fn a_parsed_message_rebuilds_like_a_fresh_copy() {
+        let (spec, wire, mut msg) = golden();
+        assert_eq!(build(&spec, &msg).expect("build"), wire);
+        msg.set_mti("0101".parse().expect("mti"));
+        let rebuilt = build(&spec, &msg).expect("build");
+        assert_eq!(rebuilt, build(&spec, &fresh_copy(&msg)).expect("build"));
+        assert_eq!(&rebuilt[..4], b"0101");
+        let mut into = BytesMut::from(&b"xx"[..]);
+        build_into(&spec, &msg, &mut into).expect("build_into");
+        assert_eq!(&into[2..], &rebuilt[..]);
+    }
+
+    #[test]
+    fn a_value_set_after_parsing_is_checked() {
+        let (spec, _, mut msg) = golden();
+        msg.set(4, &b"00000001250A"[..]).expect("set");
+        let err = build(&spec, &msg).expect_err("letter in an n field");
+        assert_eq!(err.kind(), "invalid_content");
+        assert_eq!(err.field(), Some(4));
+        msg.set(4, &b"000000012500"[..]).expect("set");
+        msg.remove(11);
+        let rebuilt = build(&spec, &msg).expect("build");
+        assert_eq!(spec.parse(&rebuilt).expect("parse"), msg);
+    }
+
+    #[test]
+    fn another_spec_checks_parsed_values_again() {
+        let (_, _, msg) = golden();
+        let ipm = Spec::resolve("mastercard-ipm").expect("spec");
+        let binary = Spec::resolve("iso87-binary").expect("spec");
+        assert_eq!(
+            build(&ipm, &msg).map_err(|e| e.kind()),
+            build(&ipm, &fresh_copy(&msg)).map_err(|e| e.kind())
+        );
+        let wire = build(&binary, &msg).expect("the 0100 fits iso87-binary");
+        assert_eq!(wire, build(&binary, &fresh_copy(&msg)).expect("build"));
+        assert_eq!(binary.parse(&wire).expect("parse"), msg);
+    }
 }

@@ -2,10 +2,79 @@
 //! prefixes, packed BCD, hexadecimal text and EBCDIC. Pure functions over
 //! slices; positions in errors are relative to the slice given.
 
-use bytes::{BufMut, BytesMut};
+use bytes::BytesMut;
 
 use super::ebcdic;
 use super::spec::{Class, Encoding, FieldSpec, Length, Padding};
+use super::swar;
+
+/// Where encoders and decoders append: a `Vec<u8>` (the builder's
+/// exact-size buffer, the parser's transcoding buffer) or a `BytesMut`.
+pub trait Output {
+    /// Appends bytes.
+    fn put(&mut self, bytes: &[u8]);
+    /// Appends `count` zero bytes and returns them, to be filled in place.
+    fn grow(&mut self, count: usize) -> &mut [u8];
+    /// Bytes written so far.
+    fn written(&self) -> usize;
+    /// Drops what was written after `len`.
+    fn truncate_to(&mut self, len: usize);
+    /// Appends each byte of `bytes` mapped through `table`.
+    fn put_mapped(&mut self, bytes: &[u8], table: &[u8; 256]);
+}
+
+impl Output for Vec<u8> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    #[inline]
+    fn grow(&mut self, count: usize) -> &mut [u8] {
+        let start = self.len();
+        // Inlined, unlike `resize`: values are short and this runs per field.
+        self.extend(std::iter::repeat_n(0, count));
+        &mut self[start..]
+    }
+    #[inline]
+    fn written(&self) -> usize {
+        self.len()
+    }
+    #[inline]
+    fn truncate_to(&mut self, len: usize) {
+        self.truncate(len);
+    }
+    #[inline]
+    fn put_mapped(&mut self, bytes: &[u8], table: &[u8; 256]) {
+        self.extend(bytes.iter().map(|&b| table[usize::from(b)]));
+    }
+}
+
+impl Output for BytesMut {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    #[inline]
+    fn grow(&mut self, count: usize) -> &mut [u8] {
+        let start = self.len();
+        self.resize(start + count, 0);
+        &mut self[start..]
+    }
+    #[inline]
+    fn written(&self) -> usize {
+        self.len()
+    }
+    #[inline]
+    fn truncate_to(&mut self, len: usize) {
+        self.truncate(len);
+    }
+    #[inline]
+    fn put_mapped(&mut self, bytes: &[u8], table: &[u8; 256]) {
+        for (d, &b) in self.grow(bytes.len()).iter_mut().zip(bytes) {
+            *d = table[usize::from(b)];
+        }
+    }
+}
 
 /// Bytes a length prefix of `digits` digits takes in `encoding`.
 pub fn prefix_bytes(digits: u8, encoding: Encoding) -> usize {
@@ -55,7 +124,7 @@ fn decimal(digits: impl Iterator<Item = u8>) -> Option<usize> {
 
 /// Writes a length prefix of `digits` digits. The caller has checked that
 /// `len` fits (spec loading guarantees max fits the prefix).
-pub fn write_prefix(len: usize, digits: u8, encoding: Encoding, out: &mut BytesMut) {
+pub fn write_prefix(len: usize, digits: u8, encoding: Encoding, out: &mut impl Output) {
     let width = prefix_bytes(digits, encoding);
     match encoding {
         Encoding::Ascii | Encoding::Hex | Encoding::Ebcdic => {
@@ -69,7 +138,7 @@ pub fn write_prefix(len: usize, digits: u8, encoding: Encoding, out: &mut BytesM
             if encoding == Encoding::Ebcdic {
                 ebcdic::from_latin1(text);
             }
-            out.put_slice(text);
+            out.put(text);
         }
         Encoding::Bcd => {
             let mut buf = [0u8; 2];
@@ -79,13 +148,13 @@ pub fn write_prefix(len: usize, digits: u8, encoding: Encoding, out: &mut BytesM
                 buf[i] = ((two / 10) << 4) | (two % 10);
                 v /= 100;
             }
-            out.put_slice(&buf[..width]);
+            out.put(&buf[..width]);
         }
         Encoding::Binary => {
             if width == 1 {
-                out.put_u8(len as u8);
+                out.put(&[len as u8]);
             } else {
-                out.put_u16(len as u16);
+                out.put(&(len as u16).to_be_bytes());
             }
         }
     }
@@ -138,29 +207,128 @@ pub enum WireFault {
     Hex(usize),
 }
 
+/// For each packed byte, its two digits as ASCII; 0 where a nibble is not a
+/// digit. One look-up per byte instead of two nibble tests.
+const BCD_PAIRS: [[u8; 2]; 256] = bcd_pairs(false);
+/// The same for track data, where the nibble D is the separator `=`.
+const BCD_PAIRS_TRACK: [[u8; 2]; 256] = bcd_pairs(true);
+
+const fn bcd_pairs(track: bool) -> [[u8; 2]; 256] {
+    const fn char_of(nibble: u8, track: bool) -> u8 {
+        match nibble {
+            0..=9 => b'0' + nibble,
+            0x0D if track => b'=',
+            _ => 0,
+        }
+    }
+    let mut table = [[0u8; 2]; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        table[b] = [
+            char_of((b >> 4) as u8, track),
+            char_of((b & 0x0F) as u8, track),
+        ];
+        b += 1;
+    }
+    table
+}
+
 /// Unpacks `digits` BCD digits (plus the `x+n` sign byte) into text.
 pub fn bcd_decode(
     wire: &[u8],
     digits: usize,
     class: Class,
     padding: Padding,
-    out: &mut BytesMut,
+    out: &mut impl Output,
 ) -> Result<(), WireFault> {
+    let start = out.written();
+    let result = bcd_decode_fast(wire, digits, class, padding, out);
+    if result.is_err() {
+        out.truncate_to(start);
+        // Rare: walk nibble by nibble to name the faulty byte.
+        return Err(bcd_fault(wire, digits, class, padding));
+    }
+    Ok(())
+}
+
+/// The common, valid case: whole bytes through the pair table.
+#[inline]
+fn bcd_decode_fast(
+    wire: &[u8],
+    digits: usize,
+    class: Class,
+    padding: Padding,
+    out: &mut impl Output,
+) -> Result<(), ()> {
     let (sign, packed) = if class == Class::Xn {
         match wire.split_first() {
             Some((s, rest)) => (Some(*s), rest),
-            None => return Err(WireFault::Bcd(0)),
+            None => return Err(()),
+        }
+    } else {
+        (None, wire)
+    };
+    if packed.len() != digits.div_ceil(2) {
+        return Err(());
+    }
+    let table = if class == Class::Z {
+        &BCD_PAIRS_TRACK
+    } else {
+        &BCD_PAIRS
+    };
+    let mut dst = out.grow(digits + usize::from(sign.is_some()));
+    if let Some(s) = sign {
+        let (first, rest) = dst.split_first_mut().ok_or(())?;
+        *first = s;
+        dst = rest;
+    }
+    let odd = digits % 2 == 1;
+    let pad = if padding == Padding::RightF { 0x0F } else { 0 };
+    let (body, dst) = match (odd, padding) {
+        (false, _) => (packed, dst),
+        (true, Padding::Left) => {
+            let (&first, body) = packed.split_first().ok_or(())?;
+            let (d, dst) = dst.split_first_mut().ok_or(())?;
+            let pair = table[usize::from(first)];
+            if first >> 4 != 0 || pair[1] == 0 {
+                return Err(());
+            }
+            *d = pair[1];
+            (body, dst)
+        }
+        (true, _) => {
+            let (&last, body) = packed.split_last().ok_or(())?;
+            let (d, dst) = dst.split_last_mut().ok_or(())?;
+            let pair = table[usize::from(last)];
+            if last & 0x0F != pad || pair[0] == 0 {
+                return Err(());
+            }
+            *d = pair[0];
+            (body, dst)
+        }
+    };
+    let mut bad = false;
+    for (two, &b) in dst.chunks_exact_mut(2).zip(body) {
+        let pair = table[usize::from(b)];
+        bad |= (pair[0] == 0) | (pair[1] == 0);
+        two.copy_from_slice(&pair);
+    }
+    if bad { Err(()) } else { Ok(()) }
+}
+
+/// Where a BCD value the fast path refused goes wrong.
+fn bcd_fault(wire: &[u8], digits: usize, class: Class, padding: Padding) -> WireFault {
+    let (sign, packed) = if class == Class::Xn {
+        match wire.split_first() {
+            Some((s, rest)) => (Some(*s), rest),
+            None => return WireFault::Bcd(0),
         }
     } else {
         (None, wire)
     };
     let base = usize::from(sign.is_some());
-    if let Some(s) = sign {
-        out.put_u8(s);
-    }
     let odd = digits % 2 == 1;
     let total = packed.len() * 2;
-    debug_assert_eq!(total, digits + usize::from(odd));
     let skip_first = odd && padding == Padding::Left;
     for i in 0..total {
         let byte = packed[i / 2];
@@ -172,43 +340,67 @@ pub fn bcd_decode(
                 _ => nibble == 0,
             };
             if !pad_ok {
-                return Err(WireFault::Bcd(base + i / 2));
+                return WireFault::Bcd(base + i / 2);
             }
             continue;
         }
-        let ch = match nibble {
-            0..=9 => b'0' + nibble,
-            0x0D if class == Class::Z => b'=',
-            _ => return Err(WireFault::Bcd(base + i / 2)),
-        };
-        out.put_u8(ch);
+        match nibble {
+            0..=9 => {}
+            0x0D if class == Class::Z => {}
+            _ => return WireFault::Bcd(base + i / 2),
+        }
     }
-    Ok(())
+    // Only a wire of the wrong size gets here (callers size it): a fault all the same.
+    WireFault::Bcd(base)
 }
+
+/// The nibble of each text byte in packed BCD (`=` and `D` are track separators).
+const BCD_NIBBLE: [u8; 256] = {
+    let mut t = [0u8; 256];
+    let mut d = 0;
+    while d < 10 {
+        t[b'0' as usize + d] = d as u8;
+        d += 1;
+    }
+    t[b'=' as usize] = 0x0D;
+    t[b'D' as usize] = 0x0D;
+    t
+};
 
 /// Packs text digits (and `=` for track data) into BCD, with the `x+n` sign
 /// byte first. The value has been class-checked.
-pub fn bcd_encode(value: &[u8], class: Class, padding: Padding, out: &mut BytesMut) {
-    let digits = if class == Class::Xn {
-        out.put_u8(value[0]);
-        &value[1..]
-    } else {
-        value
-    };
-    let nibble = |c: u8| match c {
-        b'=' | b'D' => 0x0D,
-        c => c - b'0',
+pub fn bcd_encode(value: &[u8], class: Class, padding: Padding, out: &mut impl Output) {
+    let (sign, digits) = match value.split_first() {
+        Some((s, rest)) if class == Class::Xn => (Some(*s), rest),
+        _ => (None, value),
     };
     let odd = digits.len() % 2 == 1;
-    let mut iter = digits.iter().copied().map(nibble);
-    if odd && padding == Padding::Left {
-        let lo = iter.next().unwrap_or(0);
-        out.put_u8(lo);
+    let dst = out.grow(usize::from(sign.is_some()) + digits.len().div_ceil(2));
+    let mut dst = dst.iter_mut();
+    if let Some(s) = sign
+        && let Some(d) = dst.next()
+    {
+        *d = s;
     }
-    let pad = if padding == Padding::RightF { 0x0F } else { 0 };
-    while let Some(hi) = iter.next() {
-        let lo = iter.next().unwrap_or(pad);
-        out.put_u8((hi << 4) | lo);
+    let nibble = |c: u8| BCD_NIBBLE[usize::from(c)];
+    let mut rest = digits;
+    if odd
+        && padding == Padding::Left
+        && let Some((&first, tail)) = rest.split_first()
+        && let Some(d) = dst.next()
+    {
+        *d = nibble(first);
+        rest = tail;
+    }
+    let pairs = rest.chunks_exact(2);
+    let last = pairs.remainder();
+    // `pairs` leads the zip so that `dst` is not advanced past the last pair.
+    for (two, d) in pairs.zip(dst.by_ref()) {
+        *d = (nibble(two[0]) << 4) | nibble(two[1]);
+    }
+    if let (Some(&c), Some(d)) = (last.first(), dst.next()) {
+        let pad = if padding == Padding::RightF { 0x0F } else { 0 };
+        *d = (nibble(c) << 4) | pad;
     }
 }
 
@@ -230,21 +422,13 @@ const HEX_VALUE: [u8; 256] = {
 };
 
 /// Decodes hexadecimal text (either case) into bytes.
-pub fn hex_decode(wire: &[u8], out: &mut BytesMut) -> Result<(), WireFault> {
+pub fn hex_decode(wire: &[u8], out: &mut impl Output) -> Result<(), WireFault> {
     if wire.len() % 2 == 1 {
         return Err(WireFault::Hex(wire.len() - 1));
     }
-    let start = out.len();
-    out.resize(start + wire.len() / 2, 0);
-    let mut bad = 0u8;
-    for (dst, pair) in out[start..].iter_mut().zip(wire.chunks_exact(2)) {
-        let hi = HEX_VALUE[usize::from(pair[0])];
-        let lo = HEX_VALUE[usize::from(pair[1])];
-        bad |= hi | lo;
-        *dst = (hi << 4) | (lo & 0x0F);
-    }
-    if bad & 0xF0 != 0 {
-        out.truncate(start);
+    let start = out.written();
+    if !swar::hex_decode_into(wire, out.grow(wire.len() / 2)) {
+        out.truncate_to(start);
         let position = wire
             .iter()
             .position(|&c| HEX_VALUE[usize::from(c)] == 0xFF)
@@ -261,28 +445,32 @@ pub fn hex_value(c: u8) -> Option<u8> {
 }
 
 /// Encodes bytes as uppercase hexadecimal text.
-pub fn hex_encode(value: &[u8], out: &mut BytesMut) {
-    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
-    let start = out.len();
-    out.resize(start + value.len() * 2, 0);
-    for (pair, &b) in out[start..].chunks_exact_mut(2).zip(value) {
-        pair[0] = DIGITS[usize::from(b >> 4)];
-        pair[1] = DIGITS[usize::from(b & 0x0F)];
+pub fn hex_encode(value: &[u8], out: &mut impl Output) {
+    for (pair, &b) in out.grow(value.len() * 2).chunks_exact_mut(2).zip(value) {
+        pair.copy_from_slice(&HEX_PAIRS[usize::from(b)]);
     }
 }
 
+/// Each byte's two uppercase hex digits: one look-up per byte.
+const HEX_PAIRS: [[u8; 2]; 256] = {
+    const DIGITS: &[u8; 16] = b"0123456789ABCDEF";
+    let mut table = [[0u8; 2]; 256];
+    let mut b = 0usize;
+    while b < 256 {
+        table[b] = [DIGITS[b >> 4], DIGITS[b & 0x0F]];
+        b += 1;
+    }
+    table
+};
+
 /// Appends text converted to EBCDIC.
-pub fn ebcdic_encode(value: &[u8], out: &mut BytesMut) {
-    let start = out.len();
-    out.put_slice(value);
-    ebcdic::from_latin1(&mut out[start..]);
+pub fn ebcdic_encode(value: &[u8], out: &mut impl Output) {
+    out.put_mapped(value, &ebcdic::LATIN1_TO_CP500);
 }
 
 /// Appends EBCDIC converted to text.
-pub fn ebcdic_decode(wire: &[u8], out: &mut BytesMut) {
-    let start = out.len();
-    out.put_slice(wire);
-    ebcdic::to_latin1(&mut out[start..]);
+pub fn ebcdic_decode(wire: &[u8], out: &mut impl Output) {
+    out.put_mapped(wire, &ebcdic::CP500_TO_LATIN1);
 }
 
 #[cfg(test)]

@@ -98,7 +98,7 @@ pub fn describe(spec: &Spec, msg: &Message) -> String {
     let mut out = String::new();
     let _ = writeln!(out, "MTI   {}  ({})", msg.mti(), mti_meaning(msg));
     let _ = writeln!(out, "spec  {}", spec.name);
-    for (n, value) in msg.fields() {
+    for (n, value) in msg.values() {
         let fs = spec.field(n);
         let name = fs.map_or("(not in spec)", |f| f.name.as_str());
         let shown = match fs.and_then(|f| f.sensitivity) {

@@ -1,6 +1,14 @@
 //! The `Message` value: an MTI and data elements by number. Values are kept
 //! in their logical form (text as Latin-1 characters, binary as raw bytes),
 //! independent of any dialect, so one message can be built in another spec.
+//!
+//! A parsed message keeps the frame it came from (and one buffer of the
+//! values that had to be transcoded) plus a span per field, instead of one
+//! refcounted `Bytes` per field: a `Bytes` costs two atomic operations, and
+//! most fields of a forwarded message are never looked at one by one. `get`
+//! still hands out a `&Bytes`, made on first use; `value` is the cheap way.
+
+use std::sync::OnceLock;
 
 use bytes::Bytes;
 
@@ -9,14 +17,85 @@ use super::error::MessageError;
 use super::mti::Mti;
 use super::spec::FIELD_NUMBER_MAX;
 
+/// Where a field's value lies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// In the frame as received (ASCII and binary values).
+    Frame,
+    /// In the buffer of values transcoded from BCD, EBCDIC or hex text.
+    Decoded,
+    /// In `Message::owned`, at index `start` (a value given to `set`).
+    Owned,
+}
+
+/// One present field: where its value is. Small and `Copy`, so that a
+/// parse pushes 12 bytes per field and a drop does not visit the fields.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Slot {
+    number: u16,
+    /// The value passed the checks of the spec `Message::checked_by`.
+    checked: bool,
+    source: Source,
+    start: u32,
+    len: u32,
+}
+
+impl Slot {
+    /// A parsed value at `start..start + len` of `source`, checked by the parsing spec.
+    #[inline]
+    pub(crate) fn parsed(number: u16, source: Source, start: usize, len: usize) -> Slot {
+        Slot {
+            number,
+            checked: true,
+            source,
+            // Frames are at most `MESSAGE_BYTES_MAX` (64 KiB) long.
+            start: start as u32,
+            len: len as u32,
+        }
+    }
+
+    pub(crate) fn number(&self) -> u16 {
+        self.number
+    }
+}
+
 /// An ISO 8583 message: MTI plus fields 2..=192 (bitmaps are derived).
-#[derive(Clone, PartialEq, Eq)]
+#[derive(Clone)]
 pub struct Message {
     mti: Mti,
     present: Bitmap,
     /// Sorted by field number; the same set as `present`.
-    fields: Vec<(u16, Bytes)>,
+    slots: Vec<Slot>,
+    frame: Bytes,
+    /// Transcoded values. A plain vector: turning it into `Bytes` would
+    /// cost an allocation per parse; `get` copies it into `decoded_shared`
+    /// the first time it is asked for a transcoded value.
+    decoded: Vec<u8>,
+    decoded_shared: OnceLock<Bytes>,
+    /// Values given to `set`; slots of source `Owned` index it.
+    owned: Vec<Bytes>,
+    /// Parsed values shared as `Bytes` by `get`, by slot index: made on
+    /// first use, dropped when the slots change.
+    shared: OnceLock<Box<[OnceLock<Bytes>]>>,
+    /// The spec (`Spec::id`) whose checks the slots marked `checked` passed; 0: none.
+    checked_by: u64,
+    /// No field was set or removed since the parse: every slot is checked
+    /// and the message rebuilds, in its spec, to the frame's size.
+    pristine: bool,
 }
+
+/// The buffers a parser fills, turned into a `Message` by `Message::parsed`.
+pub(crate) struct ParsedParts {
+    pub mti: Mti,
+    pub present: Bitmap,
+    pub slots: Vec<Slot>,
+    pub frame: Bytes,
+    pub decoded: Vec<u8>,
+    pub spec_id: u64,
+}
+
+/// Fields a message usually has: room reserved up front.
+const FIELDS_TYPICAL: usize = 24;
 
 impl Message {
     /// An empty message of type `mti`.
@@ -24,19 +103,72 @@ impl Message {
         Message {
             mti,
             present: Bitmap::default(),
-            fields: Vec::with_capacity(24),
+            slots: Vec::with_capacity(FIELDS_TYPICAL),
+            frame: Bytes::new(),
+            decoded: Vec::new(),
+            decoded_shared: OnceLock::new(),
+            owned: Vec::new(),
+            shared: OnceLock::new(),
+            checked_by: 0,
+            pristine: false,
         }
     }
 
     /// Used by the parser, which delivers fields in ascending order.
-    pub(crate) fn from_sorted(mti: Mti, present: Bitmap, fields: Vec<(u16, Bytes)>) -> Message {
-        debug_assert!(fields.windows(2).all(|w| w[0].0 < w[1].0));
-        debug_assert_eq!(present.count(), fields.len());
+    pub(crate) fn parsed(parts: ParsedParts) -> Message {
+        debug_assert!(parts.slots.windows(2).all(|w| w[0].number < w[1].number));
+        debug_assert_eq!(parts.present.count(), parts.slots.len());
         Message {
-            mti,
-            present,
-            fields,
+            mti: parts.mti,
+            present: parts.present,
+            slots: parts.slots,
+            frame: parts.frame,
+            decoded: parts.decoded,
+            decoded_shared: OnceLock::new(),
+            owned: Vec::new(),
+            shared: OnceLock::new(),
+            checked_by: parts.spec_id,
+            pristine: true,
         }
+    }
+
+    /// The bytes of a slot's value.
+    #[inline]
+    fn slice(&self, slot: &Slot) -> &[u8] {
+        let buffer: &[u8] = match slot.source {
+            Source::Frame => &self.frame,
+            Source::Decoded => &self.decoded,
+            Source::Owned => return self.owned.get(slot.start as usize).map_or(&[], |b| b),
+        };
+        let start = slot.start as usize;
+        // The parser made the span inside its buffer; never panic regardless.
+        buffer.get(start..start + slot.len as usize).unwrap_or(&[])
+    }
+
+    /// The value of slot `i` as a shared `Bytes` (a refcount increment, made once).
+    fn shared(&self, i: usize) -> &Bytes {
+        static EMPTY: Bytes = Bytes::new();
+        let Some(slot) = self.slots.get(i) else {
+            return &EMPTY;
+        };
+        let buffer = match slot.source {
+            Source::Frame => &self.frame,
+            Source::Decoded => self
+                .decoded_shared
+                .get_or_init(|| Bytes::copy_from_slice(&self.decoded)),
+            Source::Owned => return self.owned.get(slot.start as usize).unwrap_or(&EMPTY),
+        };
+        let table = self
+            .shared
+            .get_or_init(|| self.slots.iter().map(|_| OnceLock::new()).collect());
+        let Some(cell) = table.get(i) else {
+            return &EMPTY;
+        };
+        cell.get_or_init(|| {
+            let start = (slot.start as usize).min(buffer.len());
+            let end = (start + slot.len as usize).min(buffer.len());
+            buffer.slice(start..end)
+        })
     }
 
     pub fn mti(&self) -> Mti {
@@ -54,26 +186,37 @@ impl Message {
     }
 
     fn index(&self, n: u16) -> Result<usize, usize> {
-        self.fields.binary_search_by_key(&n, |(k, _)| *k)
+        self.slots.binary_search_by_key(&n, |s| s.number)
     }
 
-    /// The value of field `n`.
-    #[inline]
-    pub fn get(&self, n: u16) -> Option<&Bytes> {
+    fn position(&self, n: u16) -> Option<usize> {
         if !self.has(n) {
             return None;
         }
-        self.index(n).ok().map(|i| &self.fields[i].1)
+        self.index(n).ok()
+    }
+
+    /// The value of field `n`, shared as `Bytes` (see [`Message::value`]
+    /// for the cheaper borrowed form).
+    #[inline]
+    pub fn get(&self, n: u16) -> Option<&Bytes> {
+        self.position(n).map(|i| self.shared(i))
+    }
+
+    /// The value of field `n` as a borrowed slice: no refcount, no allocation.
+    #[inline]
+    pub fn value(&self, n: u16) -> Option<&[u8]> {
+        self.position(n).map(|i| self.slice(&self.slots[i]))
     }
 
     /// The value of field `n` as text, if it is valid UTF-8 (ASCII text is).
     pub fn get_str(&self, n: u16) -> Option<&str> {
-        self.get(n).and_then(|v| std::str::from_utf8(v).ok())
+        self.value(n).and_then(|v| std::str::from_utf8(v).ok())
     }
 
     /// The value of a numeric field as an integer.
     pub fn get_u64(&self, n: u16) -> Option<u64> {
-        let v = self.get(n)?;
+        let v = self.value(n)?;
         if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
             return None;
         }
@@ -86,20 +229,45 @@ impl Message {
             return Err(MessageError::BadFieldNumber { field: n });
         }
         let value = value.into();
+        self.shared.take();
+        self.pristine = false;
         // Fields are mostly set in ascending order: append without a search.
-        if self.fields.last().is_none_or(|(last, _)| *last < n) {
-            self.fields.push((n, value));
-            self.present.set(n);
-            return Ok(());
-        }
-        match self.index(n) {
-            Ok(i) => self.fields[i].1 = value,
+        let at = if self.slots.last().is_none_or(|last| last.number < n) {
+            Err(self.slots.len())
+        } else {
+            self.index(n)
+        };
+        match at {
+            Ok(i) if self.slots[i].source == Source::Owned => {
+                let slot = &mut self.slots[i];
+                slot.checked = false;
+                if let Some(old) = self.owned.get_mut(slot.start as usize) {
+                    *old = value;
+                }
+            }
+            Ok(i) => self.slots[i] = self.own(n, value),
             Err(i) => {
-                self.fields.insert(i, (n, value));
+                let slot = self.own(n, value);
+                self.slots.insert(i, slot);
                 self.present.set(n);
             }
         }
         Ok(())
+    }
+
+    /// Keeps `value` in `owned` and returns a slot that points to it.
+    fn own(&mut self, n: u16, value: Bytes) -> Slot {
+        if self.owned.capacity() == 0 {
+            self.owned.reserve(FIELDS_TYPICAL);
+        }
+        self.owned.push(value);
+        Slot {
+            number: n,
+            checked: false,
+            source: Source::Owned,
+            start: (self.owned.len() - 1) as u32,
+            len: 0,
+        }
     }
 
     /// Sets a text field.
@@ -114,27 +282,74 @@ impl Message {
 
     /// Removes field `n`, returning its value.
     pub fn remove(&mut self, n: u16) -> Option<Bytes> {
-        if !self.has(n) {
-            return None;
-        }
-        let i = self.index(n).ok()?;
+        let i = self.position(n)?;
+        let value = self.shared(i).clone();
+        self.shared.take();
+        self.pristine = false;
         self.present.clear(n);
-        Some(self.fields.remove(i).1)
+        let slot = self.slots.remove(i);
+        if slot.source == Source::Owned
+            && let Some(last) = self.owned.len().checked_sub(1)
+            && (slot.start as usize) <= last
+        {
+            // Keep `owned` as long as the owned slots: move its last value
+            // into the freed place and repoint the slot that had it.
+            let freed = slot.start;
+            let last = last as u32;
+            if freed < last
+                && let Some(moved) = self
+                    .slots
+                    .iter_mut()
+                    .find(|s| s.source == Source::Owned && s.start == last)
+            {
+                moved.start = freed;
+            }
+            self.owned.swap_remove(freed as usize);
+        }
+        Some(value)
     }
 
-    /// Present fields in ascending order.
+    /// Present fields in ascending order, each shared as `Bytes` (see
+    /// [`Message::values`] for the cheaper borrowed form).
     pub fn fields(&self) -> impl Iterator<Item = (u16, &Bytes)> {
-        self.fields.iter().map(|(n, v)| (*n, v))
+        self.slots
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.number, self.shared(i)))
+    }
+
+    /// Present fields in ascending order, as borrowed slices.
+    pub fn values(&self) -> impl Iterator<Item = (u16, &[u8])> {
+        self.slots.iter().map(|s| (s.number, self.slice(s)))
+    }
+
+    /// Present fields for the builder of spec `spec_id`: number, value, and
+    /// whether that spec has already checked the value (on parse).
+    pub(crate) fn values_checked_by(
+        &self,
+        spec_id: u64,
+    ) -> impl Iterator<Item = (u16, &[u8], bool)> {
+        let same_spec = spec_id != 0 && spec_id == self.checked_by;
+        self.slots
+            .iter()
+            .map(move |s| (s.number, self.slice(s), same_spec && s.checked))
+    }
+
+    /// The size in bytes of this message built in spec `spec_id`, when it
+    /// is known without looking at the fields: a parsed message nobody
+    /// changed (but its MTI) rebuilds to the size of its frame.
+    pub(crate) fn known_size(&self, spec_id: u64) -> Option<usize> {
+        (self.pristine && spec_id != 0 && spec_id == self.checked_by).then_some(self.frame.len())
     }
 
     /// Number of present fields.
     pub fn len(&self) -> usize {
-        self.fields.len()
+        self.slots.len()
     }
 
     /// Whether no field is present.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        self.slots.is_empty()
     }
 
     /// The presence bitmap of the data elements (bits 1 and 65 not included).
@@ -143,10 +358,23 @@ impl Message {
     }
 }
 
+/// Equal when the MTI and every field's value are: where the values live
+/// (a parsed frame or `set`) does not matter.
+impl PartialEq for Message {
+    fn eq(&self, other: &Message) -> bool {
+        self.mti == other.mti
+            && self.present == other.present
+            && self.slots.len() == other.slots.len()
+            && self.values().eq(other.values())
+    }
+}
+
+impl Eq for Message {}
+
 /// Debug output never shows values: a message may carry card data.
 impl std::fmt::Debug for Message {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let numbers: Vec<u16> = self.fields.iter().map(|(n, _)| *n).collect();
+        let numbers: Vec<u16> = self.slots.iter().map(|s| s.number).collect();
         f.debug_struct("Message")
             .field("mti", &self.mti)
             .field("fields", &numbers)
@@ -175,6 +403,44 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert!(m.set_str(1, "x").is_err());
         assert!(m.set_str(193, "x").is_err());
+    }
+
+    /// Any sequence of sets and removes, on an empty or a parsed message,
+    /// reads back like a map of the same operations.
+    #[test]
+    fn sets_and_removes_behave_like_a_map() {
+        use proptest::prelude::*;
+        use std::collections::BTreeMap;
+        let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
+        let golden = include_str!("../../fixtures/golden/iso87-ascii/0100-auth-request.hex");
+        let wire = Bytes::from(hex::decode(golden.trim()).expect("hex"));
+        let ops = proptest::collection::vec((any::<bool>(), 2u16..12, any::<u8>()), 0..40);
+        proptest!(|(start_parsed in any::<bool>(), ops in ops)| {
+            let mut msg = if start_parsed {
+                spec.parse(&wire).expect("golden parses")
+            } else {
+                Message::new("0100".parse().expect("mti"))
+            };
+            let mut model: BTreeMap<u16, Vec<u8>> =
+                msg.values().map(|(n, v)| (n, v.to_vec())).collect();
+            for (is_set, n, byte) in ops {
+                if is_set {
+                    msg.set(n, vec![byte; usize::from(byte % 5)]).expect("set");
+                    model.insert(n, vec![byte; usize::from(byte % 5)]);
+                } else {
+                    prop_assert_eq!(msg.remove(n).map(|b| b.to_vec()), model.remove(&n));
+                }
+                // `get` and `value` agree, after `get` made its shared table.
+                for (&k, v) in &model {
+                    prop_assert_eq!(msg.get(k).map(|b| b.to_vec()), Some(v.clone()));
+                    prop_assert_eq!(msg.value(k), Some(&v[..]));
+                }
+            }
+            let fields: Vec<(u16, Vec<u8>)> = msg.fields().map(|(n, v)| (n, v.to_vec())).collect();
+            let expected: Vec<(u16, Vec<u8>)> = model.into_iter().collect();
+            prop_assert_eq!(fields, expected);
+            prop_assert_eq!(msg.len(), msg.presence().count());
+        });
     }
 
     #[test]

@@ -43,7 +43,7 @@ pub enum JsonError {
 /// The message as JSON.
 pub fn to_json(spec: &Spec, msg: &Message, reveal: Reveal) -> Value {
     let mut fields = Map::new();
-    for (n, value) in msg.fields() {
+    for (n, value) in msg.values() {
         let fs = spec.field(n);
         let text = match (reveal, fs.and_then(|f| f.sensitivity)) {
             (Reveal::Masked, Some(kind)) => mask(kind, value),

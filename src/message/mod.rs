@@ -10,6 +10,7 @@ pub mod ebcdic;
 pub mod error;
 pub mod iso_message;
 pub mod json;
+mod layout;
 pub mod mti;
 pub mod parse;
 pub mod path;
@@ -17,6 +18,7 @@ pub mod pds;
 pub mod sensitive;
 pub mod spec;
 pub mod spec_file;
+mod swar;
 pub mod tlv;
 
 pub use bitmap::Bitmap;

@@ -103,11 +103,11 @@ pub fn get(spec: &Spec, msg: &Message, path: &str) -> Result<Option<Bytes>, Path
 /// The field is created if absent (for TLV and PDS fields).
 pub fn set(spec: &Spec, msg: &mut Message, path: &str, new: &[u8]) -> Result<(), PathError> {
     let (field, sub) = resolve(spec, path)?;
-    let old = msg.get(field).cloned().unwrap_or_default();
+    let old = msg.value(field).unwrap_or_default();
     let mut out = BytesMut::with_capacity(old.len() + new.len() + 8);
     match sub {
         Sub::Tag(tag) => {
-            let items = tlv::parse(&old).map_err(|source| PathError::Tlv { field, source })?;
+            let items = tlv::parse(old).map_err(|source| PathError::Tlv { field, source })?;
             let mut done = false;
             for t in &items {
                 let value = if t.tag == tag {
@@ -123,7 +123,7 @@ pub fn set(spec: &Spec, msg: &mut Message, path: &str, new: &[u8]) -> Result<(),
             }
         }
         Sub::Pds(tag) => {
-            let items = pds::parse(&old).map_err(|source| PathError::Pds { field, source })?;
+            let items = pds::parse(old).map_err(|source| PathError::Pds { field, source })?;
             let mut done = false;
             let put = |t: u16, v: &[u8], out: &mut BytesMut| {
                 pds::write(t, v, out).map_err(|source| PathError::Pds { field, source })

@@ -6,6 +6,9 @@ use std::fmt;
 
 use serde::Deserialize;
 
+use super::layout::{self, FieldLayout};
+use super::swar;
+
 /// Highest data element number with a tertiary bitmap.
 pub const FIELD_NUMBER_MAX: u16 = 192;
 
@@ -41,33 +44,14 @@ const CLASS_OF_BYTE: [u8; 256] = {
     table
 };
 
-/// Whether every byte is in the class: branch-free comparisons OR-reduced
-/// into a byte, which the compiler vectorizes (the common, valid case).
-#[inline]
-fn all_in(value: &[u8], mask: u8) -> bool {
-    #[inline(always)]
-    fn none_bad(value: &[u8], bad: impl Fn(u8) -> bool) -> bool {
-        value.iter().fold(0u8, |acc, &b| acc | u8::from(bad(b))) == 0
-    }
-    let not_digit = |b: u8| b.wrapping_sub(b'0') >= 10;
-    let not_letter = |b: u8| (b | 0x20).wrapping_sub(b'a') >= 26;
-    match mask {
-        CLASS_N => none_bad(value, not_digit),
-        CLASS_A => none_bad(value, |b| not_letter(b) & (b != b' ')),
-        CLASS_AN => none_bad(value, |b| not_digit(b) & not_letter(b) & (b != b' ')),
-        CLASS_ANS => none_bad(value, |b| (b.wrapping_sub(0x20) >= 0x5F) & (b < 0xA0)),
-        _ => none_bad(value, |b| CLASS_OF_BYTE[usize::from(b)] & mask == 0),
-    }
-}
-
-#[inline]
-fn first_outside(value: &[u8], mask: u8) -> Option<usize> {
-    if all_in(value, mask) {
-        return None;
-    }
+/// The position of the first byte outside the class (the rare, invalid
+/// case: the scans in `Class::check` only say whether there is one).
+#[cold]
+fn first_outside(value: &[u8], mask: u8) -> usize {
     value
         .iter()
         .position(|&b| CLASS_OF_BYTE[usize::from(b)] & mask == 0)
+        .unwrap_or(0)
 }
 
 /// Content class of a data element (ISO 8583 attribute notation).
@@ -91,30 +75,30 @@ pub enum Class {
 }
 
 impl Class {
-    /// Checks `value` against the class; `Err(position)` names the first bad byte.
+    /// Checks `value` against the class; `Err(position)` names the first bad
+    /// byte. The scans go eight bytes at a time (see `swar`).
     #[inline]
     pub fn check(self, value: &[u8]) -> Result<(), usize> {
-        let mask = match self {
+        let (valid, mask) = match self {
             Class::B => return Ok(()),
             Class::Xn => {
                 return match value.split_first() {
                     None => Err(0),
                     Some((sign, _)) if *sign != b'C' && *sign != b'D' => Err(0),
-                    Some((_, digits)) => match first_outside(digits, CLASS_N) {
-                        Some(p) => Err(p + 1),
-                        None => Ok(()),
-                    },
+                    Some((_, digits)) if swar::all_digits(digits) => Ok(()),
+                    Some((_, digits)) => Err(first_outside(digits, CLASS_N) + 1),
                 };
             }
-            Class::N => CLASS_N,
-            Class::A => CLASS_A,
-            Class::An => CLASS_AN,
-            Class::Ans => CLASS_ANS,
-            Class::Z => CLASS_Z,
+            Class::N => (swar::all_digits(value), CLASS_N),
+            Class::A => (swar::all_alpha(value), CLASS_A),
+            Class::An => (swar::all_alphanumeric(value), CLASS_AN),
+            Class::Ans => (swar::all_printable(value), CLASS_ANS),
+            Class::Z => (swar::all_track(value), CLASS_Z),
         };
-        match first_outside(value, mask) {
-            Some(p) => Err(p),
-            None => Ok(()),
+        if valid {
+            Ok(())
+        } else {
+            Err(first_outside(value, mask))
         }
     }
 
@@ -334,18 +318,32 @@ pub struct Spec {
     pub secondary_bitmap_always: bool,
     /// Indexed by field number; entries 0 and 1 are always `None`.
     pub(crate) fields: Box<[Option<FieldSpec>]>,
+    /// `fields` compiled for the parse and build loops, same indexing.
+    pub(crate) layouts: Box<[FieldLayout]>,
+    /// Identity of this spec (shared by its clones, which have the same fields).
+    pub(crate) id: u64,
 }
 
 impl Spec {
-    /// Places validated field definitions at their numbers (see `spec_file`).
-    pub(crate) fn index_fields(list: Vec<FieldSpec>) -> Box<[Option<FieldSpec>]> {
+    /// Places validated field definitions at their numbers (see
+    /// `spec_file`) and compiles them into the table the hot loops use.
+    pub(crate) fn index_fields(
+        list: Vec<FieldSpec>,
+    ) -> (Box<[Option<FieldSpec>]>, Box<[FieldLayout]>) {
         let mut fields: Box<[Option<FieldSpec>]> =
             vec![None; usize::from(FIELD_NUMBER_MAX) + 1].into_boxed_slice();
         for f in list {
             let n = usize::from(f.number);
             fields[n] = Some(f);
         }
-        fields
+        let layouts = layout::table(&fields);
+        (fields, layouts)
+    }
+
+    /// The compiled layout of field `number` (undefined ones say so).
+    #[inline]
+    pub(crate) fn layout(&self, number: u16) -> Option<&FieldLayout> {
+        self.layouts.get(usize::from(number)).filter(|l| l.defined)
     }
 
     /// The definition of field `number`, if the dialect has one.

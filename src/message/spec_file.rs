@@ -9,6 +9,7 @@ use std::sync::Arc;
 use serde::Deserialize;
 use toml::Spanned;
 
+use super::layout;
 use super::spec::{
     BitmapEncoding, Class, Encoding, FieldSpec, Length, Padding, Sensitivity, Spec, Structure,
     Subfield, Version,
@@ -354,6 +355,7 @@ fn finish(merged: Merged) -> Result<Spec, SpecError> {
     if list.is_empty() {
         return Err(spec_err("defines no fields".into()));
     }
+    let (fields, layouts) = Spec::index_fields(list);
     Ok(Spec {
         name: raw.name,
         description: raw.description.unwrap_or_default(),
@@ -362,7 +364,9 @@ fn finish(merged: Merged) -> Result<Spec, SpecError> {
         bitmap_encoding: raw.bitmap_encoding.unwrap_or(BitmapEncoding::Binary),
         tertiary_bitmap,
         secondary_bitmap_always: raw.secondary_bitmap == Some(SecondaryBitmap::Always),
-        fields: Spec::index_fields(list),
+        fields,
+        layouts,
+        id: layout::next_spec_id(),
     })
 }
 

@@ -1,0 +1,233 @@
+//! Eight bytes at a time ("SIMD within a register") for the two scans that
+//! dominate parsing: class checks of digits and printable text, and
+//! hexadecimal text. Values are short (4 to 40 bytes), too short for the
+//! compiler's vector loops, so a word per 8 bytes is what pays. Portable, no
+//! `unsafe`; the tail of a value is padded with a byte that passes.
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGH: u64 = 0x8080_8080_8080_8080;
+
+/// Bit 7 of each byte of `x` set where the byte is in `lo..=hi`. Exact
+/// when every byte is below 0x80 (no carry crosses a byte); callers reject
+/// words with a high bit separately, so the result for those is unused.
+#[inline(always)]
+const fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
+    let above_lo = x.wrapping_add(ONES * (0x80 - lo as u64));
+    let above_hi = x.wrapping_add(ONES * (0x7F - hi as u64));
+    above_lo & !above_hi & HIGH
+}
+
+/// A little-endian word of 8 bytes.
+#[inline(always)]
+fn word(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 8];
+    w.copy_from_slice(&bytes[..8]);
+    u64::from_le_bytes(w)
+}
+
+/// A little-endian word of 4 bytes.
+#[inline(always)]
+fn half(bytes: &[u8]) -> u64 {
+    let mut w = [0u8; 4];
+    w.copy_from_slice(&bytes[..4]);
+    u64::from(u32::from_le_bytes(w))
+}
+
+/// Whether `fault` is zero for every word of `value`. Words may overlap
+/// (the checks are per byte): a value of 8 bytes or more ends with an
+/// overlapping word, one of 4 to 7 is two overlapping halves, and one of
+/// fewer bytes is padded with `fill`.
+#[inline(always)]
+fn all_words(value: &[u8], fill: u8, fault: impl Fn(u64) -> u64) -> bool {
+    let len = value.len();
+    if len < 8 {
+        let w = if len >= 4 {
+            half(value) | (half(&value[len - 4..]) << 32)
+        } else {
+            let mut w = [fill; 8];
+            for (d, &b) in w.iter_mut().zip(value) {
+                *d = b;
+            }
+            u64::from_le_bytes(w)
+        };
+        return fault(w) == 0;
+    }
+    let mut faults = 0;
+    let mut at = 0;
+    while at + 8 <= len {
+        faults |= fault(word(&value[at..]));
+        at += 8;
+    }
+    if at < len {
+        faults |= fault(word(&value[len - 8..]));
+    }
+    faults == 0
+}
+
+/// Whether every byte is an ASCII digit.
+#[inline]
+pub(crate) fn all_digits(value: &[u8]) -> bool {
+    all_words(value, b'0', |x| {
+        (x & HIGH) | (in_range(x, b'0', b'9') ^ HIGH)
+    })
+}
+
+/// Bit 7 of each byte set where the byte is a letter (either case).
+#[inline(always)]
+const fn letters(x: u64) -> u64 {
+    // Folding case maps A-Z onto a-z and nothing else onto a-z.
+    in_range(x | (ONES * 0x20), b'a', b'z')
+}
+
+/// Whether every byte is a letter or a space: the `a` class.
+#[inline]
+pub(crate) fn all_alpha(value: &[u8]) -> bool {
+    all_words(value, b' ', |x| {
+        (x & HIGH) | ((letters(x) | in_range(x, b' ', b' ')) ^ HIGH)
+    })
+}
+
+/// Whether every byte is a letter, a digit or a space: the `an` class.
+#[inline]
+pub(crate) fn all_alphanumeric(value: &[u8]) -> bool {
+    all_words(value, b' ', |x| {
+        (x & HIGH) | ((letters(x) | in_range(x, b'0', b'9') | in_range(x, b' ', b' ')) ^ HIGH)
+    })
+}
+
+/// Whether every byte is a digit or a track separator (`=` or `D`): the `z` class.
+#[inline]
+pub(crate) fn all_track(value: &[u8]) -> bool {
+    all_words(value, b'0', |x| {
+        (x & HIGH)
+            | ((in_range(x, b'0', b'9') | in_range(x, b'=', b'=') | in_range(x, b'D', b'D')) ^ HIGH)
+    })
+}
+
+/// Whether every byte is printable ASCII (0x20..=0x7E) or Latin-1 above 0x9F:
+/// the `ans` class. Values with bytes above 0x7F go byte by byte.
+#[inline]
+pub(crate) fn all_printable(value: &[u8]) -> bool {
+    let ascii = all_words(value, b' ', |x| {
+        (x & HIGH) | (in_range(x, 0x20, 0x7E) ^ HIGH)
+    });
+    ascii
+        || value
+            .iter()
+            .all(|&b| (0x20..=0x7E).contains(&b) || b >= 0xA0)
+}
+
+/// Decodes 16 hexadecimal characters (either case) into 8 bytes; `None`
+/// if any is not a hex digit.
+#[inline]
+pub(crate) fn hex16(text: &[u8; 16]) -> Option<[u8; 8]> {
+    let (high, high_fault) = hex8(word(&text[..8]));
+    let (low, low_fault) = hex8(word(&text[8..]));
+    if high_fault | low_fault != 0 {
+        return None;
+    }
+    let mut out = [0u8; 8];
+    out[..4].copy_from_slice(&high);
+    out[4..].copy_from_slice(&low);
+    Some(out)
+}
+
+/// 8 hexadecimal characters (a little-endian word) into 4 bytes, and a
+/// fault word that is zero when all 8 are hex digits.
+#[inline(always)]
+fn hex8(x: u64) -> ([u8; 4], u64) {
+    // Folding case maps A-F onto a-f and leaves digits as they are.
+    let valid = in_range(x, b'0', b'9') | in_range(x | (ONES * 0x20), b'a', b'f');
+    let fault = (x & HIGH) | (valid ^ HIGH);
+    // Letters have bit 6 set: their value is the low nibble plus 9.
+    let nibbles = (x & (ONES * 0x0F)) + ((x >> 6) & ONES) * 9;
+    // Each 16-bit lane holds (high nibble, low nibble): make it one byte.
+    const LANE_LOW: u64 = 0x00FF_00FF_00FF_00FF;
+    let bytes = ((nibbles & LANE_LOW) << 4) | ((nibbles >> 8) & LANE_LOW);
+    // Gather the low byte of each 16-bit lane.
+    let packed = (bytes | (bytes >> 8)) & 0x0000_FFFF_0000_FFFF;
+    let packed = (packed | (packed >> 16)) & 0xFFFF_FFFF;
+    ((packed as u32).to_le_bytes(), fault)
+}
+
+/// Decodes hexadecimal text into `out` (`out.len() * 2 == text.len()`);
+/// `false` if any character is not a hex digit.
+#[inline]
+pub(crate) fn hex_decode_into(text: &[u8], out: &mut [u8]) -> bool {
+    let mut faults = 0;
+    let mut src = text.chunks_exact(8);
+    let mut dst = out.chunks_exact_mut(4);
+    // `src` leads the zip so that `dst` keeps its chunk for the tail.
+    for (s, d) in (&mut src).zip(&mut dst) {
+        let (bytes, fault) = hex8(word(s));
+        faults |= fault;
+        d.copy_from_slice(&bytes);
+    }
+    let tail = src.remainder();
+    if !tail.is_empty() {
+        let mut w = [b'0'; 8];
+        for (d, &c) in w.iter_mut().zip(tail) {
+            *d = c;
+        }
+        let (bytes, fault) = hex8(u64::from_le_bytes(w));
+        faults |= fault;
+        for (d, b) in dst.into_remainder().iter_mut().zip(bytes) {
+            *d = b;
+        }
+    }
+    faults == 0
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn digit_scan_agrees_with_a_byte_loop(value in proptest::collection::vec(any::<u8>(), 0..40)) {
+            prop_assert_eq!(all_digits(&value), value.iter().all(u8::is_ascii_digit));
+        }
+
+        #[test]
+        fn letter_and_track_scans_agree_with_byte_loops(value in proptest::collection::vec(
+            prop_oneof![0x1Eu8..0x7F, any::<u8>()], 0..40)) {
+            let alpha = |b: &u8| b.is_ascii_alphabetic() || *b == b' ';
+            prop_assert_eq!(all_alpha(&value), value.iter().all(alpha));
+            prop_assert_eq!(
+                all_alphanumeric(&value),
+                value.iter().all(|b| alpha(b) || b.is_ascii_digit())
+            );
+            prop_assert_eq!(
+                all_track(&value),
+                value.iter().all(|b| b.is_ascii_digit() || *b == b'=' || *b == b'D')
+            );
+        }
+
+        #[test]
+        fn printable_scan_agrees_with_a_byte_loop(value in proptest::collection::vec(
+            prop_oneof![0x1Eu8..0x82, any::<u8>()], 0..40)) {
+            let expected = value.iter().all(|&b| (0x20..=0x7E).contains(&b) || b >= 0xA0);
+            prop_assert_eq!(all_printable(&value), expected);
+        }
+
+        #[test]
+        fn hex_decode_agrees_with_the_hex_crate(text in "[0-9A-Fa-f]{0,60}", junk in any::<u8>(), at in any::<usize>()) {
+            let mut text = text.into_bytes();
+            text.truncate(text.len() / 2 * 2);
+            let mut out = vec![0u8; text.len() / 2];
+            prop_assert!(hex_decode_into(&text, &mut out));
+            prop_assert_eq!(&out, &hex::decode(&text).expect("hex"));
+            if !text.is_empty() {
+                let i = at % text.len();
+                text[i] = junk;
+                let expected = hex::decode(&text).ok();
+                let ok = hex_decode_into(&text, &mut out);
+                prop_assert_eq!(ok, expected.is_some());
+                if let Some(bytes) = expected {
+                    prop_assert_eq!(out, bytes);
+                }
+            }
+        }
+    }
+}
