@@ -16,7 +16,13 @@ use cardswitch::journal::{Journal, JournalStore};
 use hdrhistogram::Histogram;
 use zeroize::Zeroizing;
 
-const WRITERS: u64 = 64;
+/// Tasks waiting for durability at once (JOURNAL_BENCH_WRITERS), like requests in flight.
+fn writers() -> u64 {
+    std::env::var("JOURNAL_BENCH_WRITERS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(64)
+}
 
 fn accepted(id: u64) -> Record {
     Record::Accepted(Box::new(Accepted {
@@ -74,17 +80,19 @@ fn measure(group_records_max: usize, seconds: f64) -> Figures {
     let run_for = Duration::from_secs_f64(seconds);
     let (count, hist) = rt.block_on(async {
         let start = Instant::now();
-        let tasks: Vec<_> = (0..WRITERS)
-            .map(|w| {
+        // Ids come from one counter, as in the switch.
+        let next_id = Arc::new(std::sync::atomic::AtomicU64::new(1));
+        let tasks: Vec<_> = (0..writers())
+            .map(|_| {
                 let journal = journal.clone();
+                let next_id = next_id.clone();
                 tokio::spawn(async move {
                     let mut hist = Histogram::<u64>::new(3).expect("histogram");
-                    let mut id = w * 100_000_000 + 1;
                     while start.elapsed() < run_for {
+                        let id = next_id.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         let t = Instant::now();
                         journal.durable(accepted(id)).await.expect("durable");
                         hist.record(t.elapsed().as_micros() as u64).expect("record");
-                        id += 1;
                     }
                     hist
                 })
@@ -132,7 +140,8 @@ fn main() {
         );
     };
     println!(
-        "journal, {WRITERS} writers waiting for durability, {seconds} s each (WAL, synchronous FULL):"
+        "journal, {} writers waiting for durability, {seconds} s each (WAL, synchronous FULL):",
+        writers()
     );
     show("group commit", &group);
     show("one commit per record (ref)", &single);
