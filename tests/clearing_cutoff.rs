@@ -31,17 +31,7 @@ fn keyring() -> Keyring {
 }
 
 fn cli(args: &[&str]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("CARDSWITCH_JOURNAL_KEY", KEY)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cardswitch");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    support::process::run_env(args, &[("CARDSWITCH_JOURNAL_KEY", KEY)])
 }
 
 fn new_db(dir: &Path) -> (PathBuf, Connection) {

@@ -23,18 +23,9 @@ const KEY: &str = "k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c
 const VISA: &str = "4761739001010119";
 
 fn cli(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
-    let out = Command::new(BIN)
-        .args(args)
-        .env("CARDSWITCH_JOURNAL_KEY", KEY)
-        .envs(env.iter().copied())
-        .stdin(Stdio::null())
-        .output()
-        .expect("run cardswitch");
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    let mut all = vec![("CARDSWITCH_JOURNAL_KEY", KEY)];
+    all.extend_from_slice(env);
+    support::process::run_env(args, &all)
 }
 
 fn write_config(dir: &Path, issuer: &str) -> PathBuf {

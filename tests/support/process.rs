@@ -42,8 +42,14 @@ pub fn start_listening(args: &[&str]) -> Running {
 
 /// Runs `cardswitch ARGS` to completion: (exit code, stdout, stderr).
 pub fn run(args: &[&str]) -> (i32, String, String) {
+    run_env(args, &[])
+}
+
+/// Like [`run`], with extra environment variables set.
+pub fn run_env(args: &[&str], env: &[(&str, &str)]) -> (i32, String, String) {
     let out = Command::new(BIN)
         .args(args)
+        .envs(env.iter().copied())
         .stdin(Stdio::null())
         .output()
         .expect("run cardswitch");
