@@ -150,6 +150,16 @@ fn search_show_export_and_backup() {
     }
     let timed_out_stan = timed_out_stan.expect("a time-out within 20 tries");
     let db = dir.join("journal.db").display().to_string();
+    // Answers are recorded once sent, just after the acquirer has them.
+    wait_until(
+        "every answer in the journal",
+        Duration::from_secs(10),
+        || {
+            let (_, out, _) = journal(&["search", "--db", &db, "--format", "json"], None);
+            let rows = json_lines(&out);
+            rows.len() >= 3 && rows.iter().all(|r| !r["outcome"].is_null())
+        },
+    );
 
     // Search by RRN, STAN + terminal, masked PAN, PAN (keyed hash), time.
     let (code, out, err) = journal(

@@ -97,19 +97,28 @@ issuer = "slow"
         .filter(|l| l["rrn"] == "UNDELIVERED1" && l["mti"] == "0100" && l["response_code"] == "00")
         .count();
     assert_eq!(approvals, 1, "the issuer approved it once");
-    let (code, out, err) = run(&[
-        "journal",
-        "search",
-        "--db",
-        &dir.join("journal.db").display().to_string(),
-        "--rrn",
-        "UNDELIVERED1",
-        "--format",
-        "json",
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let row: Value = serde_json::from_str(out.lines().next().expect("row")).expect("json");
-    assert_eq!(row["outcome"], "undelivered");
+    // The answer's record follows the reversal's: wait for it too.
+    let db = dir.join("journal.db").display().to_string();
+    let row = || -> Value {
+        let (code, out, err) = run(&[
+            "journal",
+            "search",
+            "--db",
+            &db,
+            "--rrn",
+            "UNDELIVERED1",
+            "--format",
+            "json",
+        ]);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(out.lines().next().expect("row")).expect("json")
+    };
+    wait_until(
+        "the journal to record the answer",
+        Duration::from_secs(10),
+        || row()["outcome"] == "undelivered",
+    );
+    let row = row();
     assert!(
         row["state"] == "reversal_queued" || row["state"] == "reversed",
         "{row}"

@@ -291,8 +291,11 @@ async fn serve_acquirer(
         let span = info_span!("transaction", acquirer = %acq.name, mti = %request.mti(), stan = request.get_str(11).unwrap_or("-"));
         let (switch, acq, sender) = (switch.clone(), acq.clone(), conn.sender.clone());
         let peer_gone = peer_gone.clone();
+        // Boxed where it is made: a request's future is large (it holds the
+        // messages across the issuer's round trip), and spawning moves it
+        // by value several times; a box moves once.
         tokio::spawn(
-            async move {
+            Box::pin(async move {
                 let _permit = permit;
                 let Some(reply) = switch.handle(&acq, request).await else {
                     return;
@@ -309,7 +312,7 @@ async fn serve_acquirer(
                 if let Some(after) = reply.after {
                     switch.replied(after, delivered).await;
                 }
-            }
+            })
             .instrument(span),
         );
     }
