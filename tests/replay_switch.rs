@@ -92,6 +92,28 @@ fn network(dir: &Path, capture: Option<&str>) -> (Vec<Running>, String) {
     (vec![switch, a, b], target)
 }
 
+/// Replays the capture's `terminals` link against `target`, as fast as
+/// it goes, with a JSON report: (exit code, stdout, stderr).
+fn replay_terminals(capture: &str, target: &str, report: &str) -> (i32, String, String) {
+    run(&[
+        "replay",
+        "--capture",
+        capture,
+        "--link",
+        "terminals",
+        "--target",
+        target,
+        "--spec",
+        "iso87-binary",
+        "--tpdu",
+        "--fast",
+        "--concurrency",
+        "8",
+        "--report",
+        report,
+    ])
+}
+
 #[test]
 fn a_switch_capture_replayed_against_a_fresh_switch_shows_no_difference() {
     let dir = temp_dir("replay-switch");
@@ -139,23 +161,7 @@ fn a_switch_capture_replayed_against_a_fresh_switch_shows_no_difference() {
     let (_fresh, target) = network(&dir, None);
     let report = dir.join("report.json");
     let r = report.display().to_string();
-    let (code, out, err) = run(&[
-        "replay",
-        "--capture",
-        &c,
-        "--link",
-        "terminals",
-        "--target",
-        &target,
-        "--spec",
-        "iso87-binary",
-        "--tpdu",
-        "--fast",
-        "--concurrency",
-        "8",
-        "--report",
-        &r,
-    ]);
+    let (code, out, err) = replay_terminals(&c, &target, &r);
     assert_eq!(code, 0, "{out}{err}");
     assert!(
         out.contains("sent 300, matched 300, identical 300, differing 0, missing 0, extra 0"),
@@ -231,23 +237,7 @@ fn demo_capture_records_every_link_masked() {
     let (_fresh, target) = network(&dir, None);
     let report = dir.join("demo-report.json");
     let r = report.display().to_string();
-    let (_, out, err) = run(&[
-        "replay",
-        "--capture",
-        &c,
-        "--link",
-        "terminals",
-        "--target",
-        &target,
-        "--spec",
-        "iso87-binary",
-        "--tpdu",
-        "--fast",
-        "--concurrency",
-        "8",
-        "--report",
-        &r,
-    ]);
+    let (_, out, err) = replay_terminals(&c, &target, &r);
     let json: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(&report).unwrap_or_else(|e| panic!("report: {e}\n{out}{err}")),
     )
