@@ -4,6 +4,7 @@
 pub mod connection;
 pub mod connector;
 pub mod framing;
+pub mod key_bytes;
 pub mod listener;
 pub mod mux;
 pub mod netmgmt;

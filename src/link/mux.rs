@@ -10,11 +10,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use bytes::{BufMut, Bytes};
 use tokio::sync::oneshot;
 
 use super::connection::{FrameSender, SendError};
 use super::framing::Frame;
+use super::key_bytes::{KeyBytes, WordHash};
 use crate::message::{Message, MessageError, Spec};
 
 /// Default key fields: STAN, terminal id, acquiring institution.
@@ -68,11 +68,11 @@ pub struct Mux {
     in_flight_max: usize,
     /// Waiters by key, each tagged with a ticket so that a finished
     /// request never removes a newer one that reuses its key.
-    pending: Mutex<HashMap<Bytes, (u64, oneshot::Sender<Message>)>>,
+    pending: Mutex<Pending>,
     next_ticket: AtomicU64,
 }
 
-type Pending = HashMap<Bytes, (u64, oneshot::Sender<Message>)>;
+type Pending = HashMap<KeyBytes, (u64, oneshot::Sender<Message>), WordHash>;
 
 impl Mux {
     pub fn new(
@@ -87,28 +87,31 @@ impl Mux {
             sender,
             key_fields: key_fields.into(),
             in_flight_max,
-            pending: Mutex::new(HashMap::with_capacity(in_flight_max.min(4096))),
+            pending: Mutex::new(HashMap::with_capacity_and_hasher(
+                in_flight_max.min(4096),
+                WordHash::random(),
+            )),
             next_ticket: AtomicU64::new(0),
         }
     }
 
     /// The matching key of a message. Fields 11 must be present; others
     /// count when present.
-    pub fn key(&self, msg: &Message) -> Result<Bytes, MuxError> {
-        let mut key = bytes::BytesMut::with_capacity(48);
-        key.put_u8(msg.mti().digits()[1]);
+    pub fn key(&self, msg: &Message) -> Result<KeyBytes, MuxError> {
+        let mut key = KeyBytes::new();
+        key.put(&msg.mti().digits()[1..2]);
         for &f in self.key_fields.iter() {
-            match msg.get(f) {
+            match msg.value(f) {
                 Some(v) => {
-                    key.put_u16(f);
-                    key.put_u16(v.len() as u16);
-                    key.put_slice(v);
+                    key.put(&f.to_be_bytes());
+                    key.put(&(v.len() as u16).to_be_bytes());
+                    key.put(v);
                 }
                 None if f == 11 => return Err(MuxError::MissingKey(11)),
                 None => {}
             }
         }
-        Ok(key.freeze())
+        Ok(key)
     }
 
     /// Requests in flight now.
@@ -181,7 +184,7 @@ impl Mux {
 /// Removes a request's entry when its waiter stops waiting, whatever the reason.
 struct PendingGuard<'a> {
     mux: &'a Mux,
-    key: Bytes,
+    key: KeyBytes,
     ticket: u64,
 }
 

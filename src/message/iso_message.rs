@@ -283,7 +283,7 @@ impl Message {
     /// Removes field `n`, returning its value.
     pub fn remove(&mut self, n: u16) -> Option<Bytes> {
         let i = self.position(n)?;
-        let value = self.shared(i).clone();
+        let value = self.value_bytes(n)?;
         self.shared.take();
         self.pristine = false;
         self.present.clear(n);
@@ -355,6 +355,119 @@ impl Message {
     /// The presence bitmap of the data elements (bits 1 and 65 not included).
     pub fn presence(&self) -> Bitmap {
         self.present
+    }
+}
+
+/// What [`Message::derive`] does with a field of the message it copies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Carry {
+    /// Left out.
+    Drop,
+    /// Carried, known to pass the target spec's checks (none at build).
+    Checked,
+    /// Carried; the target spec checks it when the message is built.
+    Unchecked,
+}
+
+/// Copies that share the values instead of setting them one by one: the
+/// switch's translation of a message between an acquirer's and an issuer's
+/// dialect, where most fields cross unchanged.
+impl Message {
+    /// The value of field `n` as owned `Bytes`: a slice of the frame (a
+    /// refcount, no copy) or a copy of a transcoded value. Unlike
+    /// [`Message::get`], nothing is cached in the message.
+    pub fn value_bytes(&self, n: u16) -> Option<Bytes> {
+        let slot = self.slots.get(self.position(n)?)?;
+        Some(match slot.source {
+            Source::Frame => {
+                let start = (slot.start as usize).min(self.frame.len());
+                let end = (start + slot.len as usize).min(self.frame.len());
+                self.frame.slice(start..end)
+            }
+            Source::Owned => self
+                .owned
+                .get(slot.start as usize)
+                .cloned()
+                .unwrap_or_default(),
+            Source::Decoded => Bytes::copy_from_slice(self.slice(slot)),
+        })
+    }
+
+    /// A message of type `mti` with the fields of this one that `carry`
+    /// keeps, for building in the spec whose id is `to_spec`. Values are
+    /// shared with this message, not copied one by one. `carry(n, value,
+    /// checked)` decides per field; `checked` says whether the value passed
+    /// the checks of spec `from_spec` when it was parsed.
+    pub fn derive(
+        &self,
+        mti: Mti,
+        from_spec: u64,
+        to_spec: u64,
+        mut carry: impl FnMut(u16, &[u8], bool) -> Carry,
+    ) -> Message {
+        let was_checked = from_spec != 0 && from_spec == self.checked_by;
+        let mut slots = Vec::with_capacity(self.slots.len().max(FIELDS_TYPICAL));
+        let mut owned = Vec::new();
+        let mut present = Bitmap::default();
+        let mut uses_decoded = false;
+        for slot in &self.slots {
+            let checked = match carry(slot.number, self.slice(slot), was_checked && slot.checked) {
+                Carry::Drop => continue,
+                Carry::Checked => true,
+                Carry::Unchecked => false,
+            };
+            let mut kept = Slot { checked, ..*slot };
+            match slot.source {
+                Source::Owned => {
+                    kept.start = owned.len() as u32;
+                    owned.push(
+                        self.owned
+                            .get(slot.start as usize)
+                            .cloned()
+                            .unwrap_or_default(),
+                    );
+                }
+                Source::Decoded => uses_decoded = true,
+                Source::Frame => {}
+            }
+            present.set(kept.number);
+            slots.push(kept);
+        }
+        Message {
+            mti,
+            present,
+            slots,
+            frame: self.frame.clone(),
+            decoded: if uses_decoded {
+                self.decoded.clone()
+            } else {
+                Vec::new()
+            },
+            decoded_shared: OnceLock::new(),
+            owned,
+            shared: OnceLock::new(),
+            checked_by: to_spec,
+            pristine: false,
+        }
+    }
+
+    /// Sets field `n` to `other`'s value of it (shared, not copied), or
+    /// removes it when `other` has none. The value keeps its check when a
+    /// spec checked it and the same spec is this message's.
+    pub fn copy_field(&mut self, n: u16, other: &Message) {
+        let Some(value) = other.value_bytes(n) else {
+            self.remove(n);
+            return;
+        };
+        let checked = other.checked_by != 0
+            && other.checked_by == self.checked_by
+            && other.position(n).is_some_and(|i| other.slots[i].checked);
+        if self.set(n, value).is_ok()
+            && checked
+            && let Some(i) = self.position(n)
+        {
+            self.slots[i].checked = true;
+        }
     }
 }
 
@@ -441,6 +554,53 @@ mod tests {
             prop_assert_eq!(fields, expected);
             prop_assert_eq!(msg.len(), msg.presence().count());
         });
+    }
+
+    #[test]
+    fn derive_shares_values_and_keeps_only_what_carry_keeps() {
+        let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
+        let golden = include_str!("../../fixtures/golden/iso87-ascii/0100-auth-request.hex");
+        let wire = Bytes::from(hex::decode(golden.trim()).expect("hex"));
+        let parsed = spec.parse(&wire).expect("golden parses");
+        let mut seen_checked = Vec::new();
+        let derived = parsed.derive(parsed.mti(), spec.id, spec.id, |n, _, checked| {
+            seen_checked.push(checked);
+            match n {
+                2 => Carry::Drop,
+                3 => Carry::Unchecked,
+                _ => Carry::Checked,
+            }
+        });
+        assert!(
+            seen_checked.iter().all(|&c| c),
+            "a parse checks every field"
+        );
+        assert!(!derived.has(2) && derived.has(3));
+        assert_eq!(derived.len(), parsed.len() - 1);
+        for (n, v) in derived.values() {
+            assert_eq!(parsed.value(n), Some(v), "field {n}");
+        }
+        // Values are slices of the same frame, not copies.
+        let frame = wire.as_ptr_range();
+        let shared = derived.value_bytes(4).expect("DE4");
+        assert!(frame.contains(&shared.as_ptr()));
+        // Built in the same spec, it is the original without DE2.
+        let mut expected = parsed.clone();
+        expected.remove(2);
+        assert_eq!(spec.build(&derived).ok(), spec.build(&expected).ok());
+    }
+
+    #[test]
+    fn copy_field_sets_or_removes() {
+        let mut a = Message::new("0110".parse().expect("mti"));
+        a.set_str(11, "000001").expect("set");
+        a.set_str(37, "RRN000000001").expect("set");
+        let mut b = Message::new("0100".parse().expect("mti"));
+        b.set_str(11, "123456").expect("set");
+        a.copy_field(11, &b);
+        a.copy_field(37, &b);
+        assert_eq!(a.get_str(11), Some("123456"));
+        assert!(!a.has(37), "absent in the source: removed");
     }
 
     #[test]

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tokio::sync::oneshot;
 
+use crate::link::key_bytes::KeyBytes;
 use crate::message::Message;
 
 /// Requests waiting on one in-flight original, at most.
@@ -105,24 +106,22 @@ impl DuplicateCache {
     }
 
     /// The key of a request from `acquirer`; `None` without a STAN. The
-    /// parts are hashed where they lie (no key is assembled).
+    /// parts, each after its length, are hashed in one pass per hasher.
     pub fn key(&self, acquirer: &str, msg: &Message) -> Option<DupKey> {
-        let stan = msg.get(11)?;
+        let stan = msg.value(11)?;
         let parts: [&[u8]; 5] = [
             &msg.mti().digits()[1..2],
             acquirer.as_bytes(),
             stan,
-            msg.get(41).map_or(&b""[..], |v| v),
-            msg.get(7).map_or(&b""[..], |v| v),
+            msg.value(41).unwrap_or_default(),
+            msg.value(7).unwrap_or_default(),
         ];
-        let digest = |state: &RandomState| {
-            let mut h = state.build_hasher();
-            for part in parts {
-                h.write_usize(part.len());
-                h.write(part);
-            }
-            h.finish()
-        };
+        let mut key = KeyBytes::new();
+        for part in parts {
+            key.put(&(part.len() as u32).to_le_bytes());
+            key.put(part);
+        }
+        let digest = |state: &RandomState| state.hash_one(key.as_bytes());
         let (a, b) = (digest(&self.hashers.0), digest(&self.hashers.1));
         Some(DupKey((u128::from(a) << 64) | u128::from(b)))
     }

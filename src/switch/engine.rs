@@ -160,10 +160,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// The PAN of a request: DE2, or the part of DE35 before the separator.
 fn pan_of(msg: &Message) -> Option<Bytes> {
-    if let Some(pan) = msg.get(2) {
-        return Some(pan.clone());
+    if let Some(pan) = msg.value_bytes(2) {
+        return Some(pan);
     }
-    let track = msg.get(35)?;
+    let track = msg.value_bytes(35)?;
     let end = track.iter().position(|&b| b == b'=' || b == b'D')?;
     Some(track.slice(..end))
 }
@@ -173,8 +173,8 @@ fn pan_of(msg: &Message) -> Option<Bytes> {
 pub fn malfunction(response: &Message) -> Message {
     let mut out = Message::new(response.mti());
     for n in [3, 4, 7, 11, 12, 13, 32, 37, 41, 42, 49] {
-        if let Some(v) = response.get(n) {
-            let _ = out.set(n, v.clone());
+        if let Some(v) = response.value_bytes(n) {
+            let _ = out.set(n, v);
         }
     }
     let _ = out.set_str(39, Outcome::SystemMalfunction.code());
@@ -558,17 +558,14 @@ impl Switch {
     ) -> Result<(usize, Duration, Message), Outcome> {
         if !acq.allowed_institutions.is_empty() {
             let allowed = request
-                .get(32)
+                .value(32)
                 .is_some_and(|id| acq.allowed_institutions.iter().any(|a| a == id));
             if !allowed {
                 return Err(Outcome::InvalidMerchant);
             }
         }
         if let Some(rules) = &self.rules {
-            let admission = rules.admit(
-                request.get(41).map(|v| &v[..]),
-                request.get(42).map(|v| &v[..]),
-            );
+            let admission = rules.admit(request.value(41), request.value(42));
             match admission {
                 Admission::Admit => {}
                 Admission::Decline("03") => return Err(Outcome::InvalidMerchant),
@@ -576,12 +573,9 @@ impl Switch {
             }
         }
         let pan = pan_of(request).ok_or(Outcome::FormatError)?;
-        let decision = self.routes().route(
-            &pan,
-            request.mti(),
-            request.get(3).map(|v| &v[..]),
-            request.get(49).map(|v| &v[..]),
-        );
+        let decision =
+            self.routes()
+                .route(&pan, request.mti(), request.value(3), request.value(49));
         let (issuer, timeout) = match decision {
             RouteDecision::Issuer { issuer, timeout } => (issuer, timeout),
             RouteDecision::Decline { .. } => return Err(Outcome::NoSuchIssuer),
@@ -680,14 +674,7 @@ impl Switch {
             out.set_mti(mti);
         }
         for &n in RESTORED {
-            match request.get(n) {
-                Some(v) => {
-                    let _ = out.set(n, v.clone());
-                }
-                None => {
-                    out.remove(n);
-                }
-            }
+            out.copy_field(n, request);
         }
         if !request.has(33) {
             out.remove(33);
@@ -834,8 +821,8 @@ impl Switch {
         let mti: Mti = "0420".parse().expect("constant MTI");
         let mut rev = Message::new(mti.with_version(version));
         for n in [2, 3, 4, 7, 12, 13, 14, 32, 33, 37, 41, 42, 49] {
-            if let Some(v) = original.get(n) {
-                let _ = rev.set(n, v.clone());
+            if let Some(v) = original.value_bytes(n) {
+                let _ = rev.set(n, v);
             }
         }
         let _ = rev.set_num(11, u64::from(target.link.next_stan()), 6);
@@ -874,8 +861,8 @@ impl Switch {
             advice.remove(f);
         }
         for n in [38, 39] {
-            if let Some(v) = response.get(n) {
-                let _ = advice.set(n, v.clone());
+            if let Some(v) = response.value_bytes(n) {
+                let _ = advice.set(n, v);
             }
         }
         let mut out = translate(&acq.spec, &target.spec, &advice, SystemTime::now()).message;

@@ -23,6 +23,7 @@ use bytes::Bytes;
 
 use super::response_codes::{from_action_code, to_action_code};
 use crate::link::netmgmt::utc_date;
+use crate::message::iso_message::Carry;
 use crate::message::mti::MessageClass;
 use crate::message::{Message, Spec};
 
@@ -43,23 +44,35 @@ const VERSION_SPECIFIC: &[u16] = &[
 pub fn translate(from: &Spec, to: &Spec, msg: &Message, now: SystemTime) -> Translated {
     let from_v = from.version.digit();
     let to_v = to.version.digit();
-    let mut out = Message::new(msg.mti().with_version(to_v));
     let mut dropped = Vec::new();
     let cross = (from_v == 0) != (to_v == 0);
-    for (n, value) in msg.fields() {
+    let mti = msg.mti().with_version(to_v);
+    let mut out = msg.derive(mti, from.id, to.id, |n, value, checked| {
         if cross && VERSION_SPECIFIC.contains(&n) {
-            continue;
+            return Carry::Drop;
         }
-        // A value already valid under an identical field rule needs no check.
-        let same_rule = match (from.field(n), to.field(n)) {
-            (Some(a), Some(b)) => a.class == b.class && a.length == b.length,
-            _ => false,
+        let Some(target) = to.field(n) else {
+            dropped.push(n);
+            return Carry::Drop;
         };
-        if same_rule && out.set(n, value.clone()).is_ok() {
-            continue;
+        // A value valid under an identical field rule needs no new check.
+        let same_rule = from
+            .field(n)
+            .is_some_and(|a| a.class == target.class && a.length == target.length);
+        if same_rule {
+            return if checked {
+                Carry::Checked
+            } else {
+                Carry::Unchecked
+            };
         }
-        put_checked(to, &mut out, n, value.clone(), &mut dropped);
-    }
+        if target.check_value(value, 0).is_ok() {
+            Carry::Checked
+        } else {
+            dropped.push(n);
+            Carry::Drop
+        }
+    });
     if cross {
         if from_v == 0 {
             to_1993(msg, &mut out, now, to, &mut dropped);
@@ -96,8 +109,8 @@ fn to_1993(msg: &Message, out: &mut Message, now: SystemTime, to: &Spec, dropped
             dropped,
         );
     }
-    if let Some(mcc) = msg.get(18) {
-        put_checked(to, out, 26, mcc.clone(), dropped);
+    if let Some(mcc) = msg.value_bytes(18) {
+        put_checked(to, out, 26, mcc, dropped);
     }
     if let Some(mode) = msg.get_str(22).filter(|m| m.len() == 3) {
         let input = match &mode[..2] {
@@ -125,8 +138,8 @@ fn to_1993(msg: &Message, out: &mut Message, now: SystemTime, to: &Spec, dropped
             dropped,
         );
     }
-    if let Some(name) = msg.get(43) {
-        put_checked(to, out, 43, name.clone(), dropped);
+    if let Some(name) = msg.value_bytes(43) {
+        put_checked(to, out, 43, name, dropped);
     }
     if msg.mti().expects_response() && !msg.mti().is_response() {
         let function: &'static [u8] = match msg.mti().class() {
@@ -158,8 +171,8 @@ fn to_1987(msg: &Message, out: &mut Message, to: &Spec, dropped: &mut Vec<u16>) 
             dropped,
         );
     }
-    if let Some(mcc) = msg.get(26) {
-        put_checked(to, out, 18, mcc.clone(), dropped);
+    if let Some(mcc) = msg.value_bytes(26) {
+        put_checked(to, out, 18, mcc, dropped);
     }
     if let Some(code) = msg.get_str(22).filter(|c| c.len() == 12) {
         let mode = match code.as_bytes()[6] {
@@ -180,7 +193,7 @@ fn to_1987(msg: &Message, out: &mut Message, to: &Spec, dropped: &mut Vec<u16>) 
             dropped,
         );
     }
-    if let Some(name) = msg.get(43) {
+    if let Some(name) = msg.value_bytes(43) {
         let mut fixed = name.to_vec();
         fixed.resize(40, b' ');
         put_checked(to, out, 43, Bytes::from(fixed), dropped);
