@@ -232,16 +232,23 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// A frame already complete in the read buffer, without touching the
     /// socket: lets a caller handle a burst as one batch.
     pub fn next_buffered(&mut self) -> Result<Option<Frame>, ReadError> {
-        use tokio_util::codec::Decoder;
-        let (codec, buf) = (
-            &mut self.inner.decoder().clone(),
-            self.inner.read_buffer_mut(),
-        );
-        let item = codec.decode(buf).map_err(ReadError::Framing)?;
+        let item = self.decode_buffered()?;
         if let Some(frame) = &item {
             self.seen(frame);
         }
         Ok(item)
+    }
+
+    fn decode_buffered(&mut self) -> Result<Option<Frame>, ReadError> {
+        use tokio_util::codec::Decoder;
+        if self.inner.read_buffer().is_empty() {
+            return Ok(None);
+        }
+        let (codec, buf) = (
+            &mut self.inner.decoder().clone(),
+            self.inner.read_buffer_mut(),
+        );
+        codec.decode(buf).map_err(ReadError::Framing)
     }
 
     fn seen(&self, frame: &Frame) {
@@ -253,6 +260,10 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     }
 
     async fn next_uncounted(&mut self) -> Result<Option<Frame>, ReadError> {
+        // A frame already buffered needs no socket read and no timer.
+        if let Some(frame) = self.decode_buffered()? {
+            return Ok(Some(frame));
+        }
         let ReadLimits { idle, frame } = self.limits;
         let tick = match (idle, frame) {
             (None, None) => {
