@@ -673,9 +673,7 @@ impl Switch {
         if let Some(mti) = request.mti().response() {
             out.set_mti(mti);
         }
-        for &n in RESTORED {
-            out.copy_field(n, request);
-        }
+        out.overlay(request, RESTORED);
         if !request.has(33) {
             out.remove(33);
         }
