@@ -198,7 +198,6 @@ mod tests {
             indexes,
             [
                 "transactions_open",
-                "transactions_pan",
                 "transactions_rrn",
                 "transactions_terminal"
             ]
