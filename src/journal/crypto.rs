@@ -326,7 +326,7 @@ impl NoncePool {
     }
 
     /// A fresh random nonce (each handed out once).
-    pub fn next(&mut self) -> [u8; 12] {
+    pub fn draw(&mut self) -> [u8; 12] {
         use aes_gcm::aead::rand_core::RngCore;
         if self.used == self.bytes.len() {
             OsRng.fill_bytes(&mut self.bytes);
@@ -380,9 +380,9 @@ mod tests {
         let k = ring("k1", 6);
         let mut pool = NoncePool::new();
         let nonces: std::collections::HashSet<[u8; 12]> =
-            (0..3 * NONCE_POOL_NONCES).map(|_| pool.next()).collect();
+            (0..3 * NONCE_POOL_NONCES).map(|_| pool.draw()).collect();
         assert_eq!(nonces.len(), 3 * NONCE_POOL_NONCES);
-        let sealed = k.seal_with_nonce(b"pan", b"4000000000000002", pool.next());
+        let sealed = k.seal_with_nonce(b"pan", b"4000000000000002", pool.draw());
         assert_eq!(
             &k.open(b"pan", "k1", &sealed.blob).unwrap()[..],
             b"4000000000000002"

@@ -170,7 +170,7 @@ impl<'c> Group<'c> {
         let keys = self.keys;
         let (pan_sealed, pan_hmac, pan_masked) = match &a.pan {
             Some(pan) => {
-                let sealed = keys.seal_with_nonce(SEAL_PAN, pan, self.nonces.next());
+                let sealed = keys.seal_with_nonce(SEAL_PAN, pan, self.nonces.draw());
                 (
                     Some(sealed.blob),
                     Some(keys.pan_hash(pan)),
@@ -181,7 +181,7 @@ impl<'c> Group<'c> {
         };
         let route = a.route.as_ref();
         let forwarded = route.map(|r| {
-            keys.seal_with_nonce(SEAL_MESSAGE, &r.message, self.nonces.next())
+            keys.seal_with_nonce(SEAL_MESSAGE, &r.message, self.nonces.draw())
                 .blob
         });
         // One key seals every sealed column of a row: the current one.
@@ -269,7 +269,7 @@ impl<'c> Group<'c> {
     fn insert_saf(&mut self, q: &SafQueued) -> Result<(), JournalError> {
         let sealed = self
             .keys
-            .seal_with_nonce(SEAL_MESSAGE, &q.message, self.nonces.next());
+            .seal_with_nonce(SEAL_MESSAGE, &q.message, self.nonces.draw());
         self.conn
             .prepare_cached(
                 "INSERT INTO saf (id, txn_id, kind, issuer, key_id, message_sealed, queued_at_ms, state)
