@@ -99,7 +99,10 @@ mod tests {
                 |r| r.get(0),
             )
             .unwrap();
-        assert_eq!(versions, 2);
+        assert_eq!(
+            versions as usize,
+            JOURNAL_MIGRATIONS.len() + CLEARING_MIGRATIONS.len()
+        );
         conn.execute(
             "INSERT INTO clearing_items (txn_id, file_id, role) VALUES (1, 1, 'presented')",
             [],

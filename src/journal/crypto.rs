@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
-use aes_gcm::aead::{Aead, AeadCore, KeyInit, OsRng, Payload};
+use aes_gcm::aead::{Aead, AeadCore, AeadInPlace, KeyInit, OsRng, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
@@ -228,21 +228,32 @@ impl Keyring {
     /// Seals `plain` under the current key; `purpose` is bound in as
     /// associated data so a sealed PAN cannot pass for a sealed message.
     pub fn seal(&self, purpose: &[u8], plain: &[u8]) -> Sealed<'_> {
-        let cipher = &self.seal_keys[&self.current];
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let aad = [purpose, b"/", self.current.as_bytes()].concat();
-        let sealed = cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plain,
-                    aad: &aad,
-                },
-            )
-            .expect("AES-GCM encryption of a bounded buffer");
-        let mut blob = Vec::with_capacity(NONCE_BYTES + sealed.len());
+        self.seal_with_nonce(purpose, plain, nonce.into())
+    }
+
+    /// [`Keyring::seal`] with a nonce the caller drew at random (from a
+    /// [`NoncePool`]); a nonce must never serve twice under one key.
+    pub fn seal_with_nonce(&self, purpose: &[u8], plain: &[u8], nonce: [u8; 12]) -> Sealed<'_> {
+        let cipher = &self.seal_keys[&self.current];
+        let mut aad = [0u8; 16 + 1 + KEY_ID_BYTES_MAX];
+        let aad_len = purpose.len() + 1 + self.current.len();
+        let aad: std::borrow::Cow<'_, [u8]> = if aad_len <= aad.len() {
+            aad[..purpose.len()].copy_from_slice(purpose);
+            aad[purpose.len()] = b'/';
+            aad[purpose.len() + 1..aad_len].copy_from_slice(self.current.as_bytes());
+            std::borrow::Cow::Borrowed(&aad[..aad_len])
+        } else {
+            std::borrow::Cow::Owned([purpose, b"/", self.current.as_bytes()].concat())
+        };
+        // nonce || ciphertext || tag, encrypted in place in its final buffer.
+        let mut blob = Vec::with_capacity(NONCE_BYTES + plain.len() + 16);
         blob.extend_from_slice(&nonce);
-        blob.extend_from_slice(&sealed);
+        blob.extend_from_slice(plain);
+        let tag = cipher
+            .encrypt_in_place_detached(Nonce::from_slice(&nonce), &aad, &mut blob[NONCE_BYTES..])
+            .expect("AES-GCM encryption of a bounded buffer");
+        blob.extend_from_slice(&tag);
         Sealed {
             key_id: &self.current,
             blob,
@@ -289,6 +300,47 @@ impl Keyring {
     }
 }
 
+/// Random nonces drawn from the operating system a batch at a time, so
+/// sealing does not make a system call per value.
+pub struct NoncePool {
+    bytes: Zeroizing<Vec<u8>>,
+    used: usize,
+}
+
+/// Nonces drawn per system call.
+const NONCE_POOL_NONCES: usize = 256;
+
+impl Default for NoncePool {
+    fn default() -> NoncePool {
+        NoncePool::new()
+    }
+}
+
+impl NoncePool {
+    pub fn new() -> NoncePool {
+        let bytes = Zeroizing::new(vec![0u8; NONCE_BYTES * NONCE_POOL_NONCES]);
+        NoncePool {
+            used: bytes.len(),
+            bytes,
+        }
+    }
+
+    /// A fresh random nonce (each handed out once).
+    pub fn draw(&mut self) -> [u8; 12] {
+        use aes_gcm::aead::rand_core::RngCore;
+        if self.used == self.bytes.len() {
+            OsRng.fill_bytes(&mut self.bytes);
+            self.used = 0;
+        }
+        let mut nonce = [0u8; NONCE_BYTES];
+        nonce.copy_from_slice(&self.bytes[self.used..self.used + NONCE_BYTES]);
+        // Handed out: wiped so it cannot be handed out again by mistake.
+        self.bytes[self.used..self.used + NONCE_BYTES].fill(0);
+        self.used += NONCE_BYTES;
+        nonce
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -321,6 +373,21 @@ mod tests {
             Err(CryptoError::UnknownKey(_))
         ));
         assert!(k.open(b"pan", &id, &sealed.blob[..5]).is_err());
+    }
+
+    #[test]
+    fn pooled_nonces_differ_and_seal_like_seal() {
+        let k = ring("k1", 6);
+        let mut pool = NoncePool::new();
+        let nonces: std::collections::HashSet<[u8; 12]> =
+            (0..3 * NONCE_POOL_NONCES).map(|_| pool.draw()).collect();
+        assert_eq!(nonces.len(), 3 * NONCE_POOL_NONCES);
+        let sealed = k.seal_with_nonce(b"pan", b"4000000000000002", pool.draw());
+        assert_eq!(
+            &k.open(b"pan", "k1", &sealed.blob).unwrap()[..],
+            b"4000000000000002"
+        );
+        assert!(k.open(b"message", "k1", &sealed.blob).is_err());
     }
 
     #[test]

@@ -87,6 +87,44 @@ fn view(r: &rusqlite::Row) -> rusqlite::Result<TxnView> {
     })
 }
 
+/// How far `received_at_ms` may run against the id order (the id is
+/// taken just before the time is read; a clock set back a little): a
+/// time range is widened by this much into an id range, then filtered
+/// exactly.
+pub const CLOCK_SLACK_MS: i64 = 60_000;
+
+/// The first id received at `at_ms` or later (one past the last id when
+/// none is), by bisection over the ids: the switch numbers requests in
+/// arrival order, so a time range needs no index of its own.
+fn first_id_at(conn: &Connection, at_ms: i64) -> Result<i64, JournalError> {
+    let (min, max): (Option<i64>, Option<i64>) = conn
+        .query_row("SELECT MIN(id), MAX(id) FROM transactions", [], |r| {
+            Ok((r.get(0)?, r.get(1)?))
+        })
+        .map_err(JournalError::sql("bounding a time range"))?;
+    let (Some(mut lo), Some(max)) = (min, max) else {
+        return Ok(0);
+    };
+    let mut stmt = conn
+        .prepare("SELECT received_at_ms FROM transactions WHERE id >= ?1 ORDER BY id LIMIT 1")
+        .map_err(JournalError::sql("bounding a time range"))?;
+    // Invariant: every id below `lo` was received before `at_ms`; the
+    // answer is in lo..=hi (hi = one past the last id).
+    let mut hi = max + 1;
+    while lo < hi {
+        let mid = lo + (hi - lo) / 2;
+        let at: i64 = stmt
+            .query_row([mid], |r| r.get(0))
+            .map_err(JournalError::sql("bounding a time range"))?;
+        if at >= at_ms {
+            hi = mid;
+        } else {
+            lo = mid + 1;
+        }
+    }
+    Ok(lo)
+}
+
 /// Searches transactions, oldest first.
 pub fn search(conn: &Connection, f: &Filter) -> Result<Vec<TxnView>, JournalError> {
     let mut sql = format!("SELECT {COLUMNS} FROM transactions WHERE 1 = 1");
@@ -113,9 +151,13 @@ pub fn search(conn: &Connection, f: &Filter) -> Result<Vec<TxnView>, JournalErro
     }
     if let Some(v) = f.from_ms {
         cond("received_at_ms >= ?", SqlValue::Integer(v));
+        let first = first_id_at(conn, v.saturating_sub(CLOCK_SLACK_MS))?;
+        cond("id >= ?", SqlValue::Integer(first));
     }
     if let Some(v) = f.to_ms {
         cond("received_at_ms < ?", SqlValue::Integer(v));
+        let end = first_id_at(conn, v.saturating_add(CLOCK_SLACK_MS))?;
+        cond("id < ?", SqlValue::Integer(end));
     }
     let limit = if f.limit == 0 {
         SEARCH_ROWS_MAX

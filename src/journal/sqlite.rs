@@ -8,7 +8,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
-use super::crypto::{CryptoError, Keyring};
+use super::crypto::{CryptoError, Keyring, NoncePool};
 use super::record::{Accepted, Answered, Record, SafQueued};
 use super::schema::{JOURNAL_MIGRATIONS, migrate};
 use super::store::{JournalError, JournalStore, PendingSaf, Recovery, Unfinished};
@@ -21,6 +21,7 @@ pub const SEAL_MESSAGE: &[u8] = b"message";
 pub struct SqliteJournal {
     conn: Connection,
     keys: Arc<Keyring>,
+    nonces: NoncePool,
     /// Stops the checkpoint thread when the journal is dropped.
     _checkpointer: Option<Checkpointer>,
 }
@@ -134,36 +135,61 @@ impl SqliteJournal {
         let mut conn = open_connection(path)?;
         migrate(&mut conn, "journal", JOURNAL_MIGRATIONS)?;
         verify_keys(&conn, &keys)?;
-        conn.execute_batch("PRAGMA wal_autocheckpoint = 0")
-            .map_err(JournalError::sql("turning off in-commit checkpoints"))?;
+        // The writer's page cache holds the indexes' working set, so index
+        // inserts do not read pages back from the file.
+        conn.execute_batch(&format!(
+            "PRAGMA wal_autocheckpoint = 0; PRAGMA cache_size = -{WRITER_CACHE_KIB};"
+        ))
+        .map_err(JournalError::sql("turning off in-commit checkpoints"))?;
+        conn.set_prepared_statement_cache_capacity(32);
         let checkpointer = Some(Checkpointer::start(path)?);
         Ok(SqliteJournal {
             conn,
             keys,
+            nonces: NoncePool::new(),
             _checkpointer: checkpointer,
         })
     }
+}
 
-    fn insert_accepted(&self, a: &Accepted) -> Result<(), JournalError> {
+/// The writer connection's page cache, KiB.
+const WRITER_CACHE_KIB: u32 = 64 * 1024;
+
+/// The statements of one group, prepared (taken from the cache) once per
+/// group rather than once per record.
+struct Group<'c> {
+    conn: &'c Connection,
+    keys: &'c Keyring,
+    nonces: &'c mut NoncePool,
+    insert: Option<rusqlite::CachedStatement<'c>>,
+    answer: Option<rusqlite::CachedStatement<'c>>,
+}
+
+impl<'c> Group<'c> {
+    fn insert_accepted(&mut self, a: &Accepted) -> Result<(), JournalError> {
+        let keys = self.keys;
         let (pan_sealed, pan_hmac, pan_masked) = match &a.pan {
             Some(pan) => {
-                let sealed = self.keys.seal(SEAL_PAN, pan);
+                let sealed = keys.seal_with_nonce(SEAL_PAN, pan, self.nonces.draw());
                 (
                     Some(sealed.blob),
-                    Some(self.keys.pan_hash(pan).to_vec()),
+                    Some(keys.pan_hash(pan)),
                     Some(mask_pan(pan)),
                 )
             }
             None => (None, None, None),
         };
         let route = a.route.as_ref();
-        let forwarded = route.map(|r| self.keys.seal(SEAL_MESSAGE, &r.message).blob);
+        let forwarded = route.map(|r| {
+            keys.seal_with_nonce(SEAL_MESSAGE, &r.message, self.nonces.draw())
+                .blob
+        });
         // One key seals every sealed column of a row: the current one.
-        let pan_key = (pan_sealed.is_some() || forwarded.is_some())
-            .then(|| self.keys.current_key_id().to_string());
-        let mut stmt = self
-            .conn
-            .prepare_cached(
+        let pan_key = (pan_sealed.is_some() || forwarded.is_some()).then(|| keys.current_key_id());
+        let conn = self.conn;
+        let stmt = match &mut self.insert {
+            Some(s) => s,
+            slot => slot.insert(conn.prepare_cached(
                 "INSERT INTO transactions (id, received_at_ms, acquirer, request_mti, processing_code,
                   amount_minor, transmission_at, stan, local_time, local_date, mcc, pos_entry_mode,
                   acquirer_inst, rrn, terminal_id, merchant_id, merchant_name_loc, currency,
@@ -172,7 +198,8 @@ impl SqliteJournal {
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
                   ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
             )
-            .map_err(JournalError::sql("preparing insert"))?;
+            .map_err(JournalError::sql("preparing insert"))?),
+        };
         let forwarded_at = route.map(|_| a.received_at_ms);
         stmt.execute(params![
             a.id as i64,
@@ -197,7 +224,7 @@ impl SqliteJournal {
             a.replacement_amount,
             pan_key,
             pan_sealed,
-            pan_hmac,
+            pan_hmac.as_ref().map(|h| &h[..]),
             pan_masked,
             route.map(|r| &r.issuer),
             route.map(|r| &r.issuer_stan),
@@ -213,30 +240,36 @@ impl SqliteJournal {
         Ok(())
     }
 
-    fn update_answered(&self, a: &Answered) -> Result<(), JournalError> {
-        self.conn
-            .prepare_cached(
-                "UPDATE transactions SET response_code = ?2, approval_code = ?3, outcome = ?4,
-                   response_at_ms = ?5, sent_at_ms = ?6,
-                   state = CASE WHEN state IN ('received', 'forwarded') THEN 'answered' ELSE state END
-                 WHERE id = ?1",
-            )
-            .and_then(|mut s| {
-                s.execute(params![
-                    a.id as i64,
-                    a.response_code,
-                    a.approval_code,
-                    a.outcome,
-                    a.response_at_ms,
-                    a.sent_at_ms
-                ])
-            })
-            .map_err(JournalError::sql("recording an answer"))?;
+    fn update_answered(&mut self, a: &Answered) -> Result<(), JournalError> {
+        let conn = self.conn;
+        let stmt = match &mut self.answer {
+            Some(s) => s,
+            slot => slot.insert(
+                conn.prepare_cached(
+                    "UPDATE transactions SET response_code = ?2, approval_code = ?3, outcome = ?4,
+                       response_at_ms = ?5, sent_at_ms = ?6,
+                       state = CASE WHEN state IN ('received', 'forwarded') THEN 'answered' ELSE state END
+                     WHERE id = ?1",
+                )
+                .map_err(JournalError::sql("recording an answer"))?,
+            ),
+        };
+        stmt.execute(params![
+            a.id as i64,
+            a.response_code,
+            a.approval_code,
+            a.outcome,
+            a.response_at_ms,
+            a.sent_at_ms
+        ])
+        .map_err(JournalError::sql("recording an answer"))?;
         Ok(())
     }
 
-    fn insert_saf(&self, q: &SafQueued) -> Result<(), JournalError> {
-        let sealed = self.keys.seal(SEAL_MESSAGE, &q.message);
+    fn insert_saf(&mut self, q: &SafQueued) -> Result<(), JournalError> {
+        let sealed = self
+            .keys
+            .seal_with_nonce(SEAL_MESSAGE, &q.message, self.nonces.draw());
         self.conn
             .prepare_cached(
                 "INSERT INTO saf (id, txn_id, kind, issuer, key_id, message_sealed, queued_at_ms, state)
@@ -263,7 +296,7 @@ impl SqliteJournal {
         Ok(())
     }
 
-    fn apply(&self, record: &Record) -> Result<(), JournalError> {
+    fn apply(&mut self, record: &Record) -> Result<(), JournalError> {
         match record {
             Record::Accepted(a) => self.insert_accepted(a),
             Record::Answered(a) => self.update_answered(a),
@@ -317,17 +350,24 @@ impl SqliteJournal {
 
 impl JournalStore for SqliteJournal {
     fn append(&mut self, records: &[Record]) -> Result<(), JournalError> {
-        self.conn
-            .execute_batch("BEGIN IMMEDIATE")
-            .map_err(JournalError::sql("beginning a group"))?;
-        let applied = records.iter().try_for_each(|r| self.apply(r));
+        let conn = &self.conn;
+        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+        run("BEGIN IMMEDIATE").map_err(JournalError::sql("beginning a group"))?;
+        let mut group = Group {
+            conn,
+            keys: &self.keys,
+            nonces: &mut self.nonces,
+            insert: None,
+            answer: None,
+        };
+        let applied = records.iter().try_for_each(|r| group.apply(r));
+        drop(group);
         match applied {
-            Ok(()) => self
-                .conn
-                .execute_batch("COMMIT")
+            Ok(()) => run("COMMIT")
+                .map(|_| ())
                 .map_err(JournalError::sql("committing a group")),
             Err(e) => {
-                let _ = self.conn.execute_batch("ROLLBACK");
+                let _ = conn.execute_batch("ROLLBACK");
                 Err(e)
             }
         }
