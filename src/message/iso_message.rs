@@ -628,7 +628,12 @@ mod tests {
     #[test]
     fn overlay_sets_replaces_or_removes_in_one_pass() {
         let mut a = Message::new("0110".parse().expect("mti"));
-        for (n, v) in [(3, "000000"), (11, "000001"), (37, "RRN000000001"), (39, "00")] {
+        for (n, v) in [
+            (3, "000000"),
+            (11, "000001"),
+            (37, "RRN000000001"),
+            (39, "00"),
+        ] {
             a.set_str(n, v).expect("set");
         }
         let mut b = Message::new("0100".parse().expect("mti"));
