@@ -320,6 +320,10 @@ pub struct Spec {
     pub(crate) fields: Box<[Option<FieldSpec>]>,
     /// `fields` compiled for the parse and build loops, same indexing.
     pub(crate) layouts: Box<[FieldLayout]>,
+    /// Bytes of transcoded value per byte on the wire, at most, over the
+    /// fields (2 for BCD digits, 1 for EBCDIC and hex text, 0 when every
+    /// value stays in the frame): sizes the parser's transcoding buffer.
+    pub(crate) decoded_per_wire_byte: u8,
     /// Identity of this spec (shared by its clones, which have the same fields).
     pub(crate) id: u64,
 }
@@ -329,7 +333,7 @@ impl Spec {
     /// `spec_file`) and compiles them into the table the hot loops use.
     pub(crate) fn index_fields(
         list: Vec<FieldSpec>,
-    ) -> (Box<[Option<FieldSpec>]>, Box<[FieldLayout]>) {
+    ) -> (Box<[Option<FieldSpec>]>, Box<[FieldLayout]>, u8) {
         let mut fields: Box<[Option<FieldSpec>]> =
             vec![None; usize::from(FIELD_NUMBER_MAX) + 1].into_boxed_slice();
         for f in list {
@@ -337,7 +341,17 @@ impl Spec {
             fields[n] = Some(f);
         }
         let layouts = layout::table(&fields);
-        (fields, layouts)
+        let decoded_per_wire_byte = layouts
+            .iter()
+            .filter(|l| l.defined)
+            .map(|l| match l.encoding {
+                Encoding::Bcd => 2,
+                Encoding::Ebcdic | Encoding::Hex => 1,
+                Encoding::Ascii | Encoding::Binary => 0,
+            })
+            .max()
+            .unwrap_or(0);
+        (fields, layouts, decoded_per_wire_byte)
     }
 
     /// The compiled layout of field `number` (undefined ones say so).

@@ -355,7 +355,7 @@ fn finish(merged: Merged) -> Result<Spec, SpecError> {
     if list.is_empty() {
         return Err(spec_err("defines no fields".into()));
     }
-    let (fields, layouts) = Spec::index_fields(list);
+    let (fields, layouts, decoded_per_wire_byte) = Spec::index_fields(list);
     Ok(Spec {
         name: raw.name,
         description: raw.description.unwrap_or_default(),
@@ -366,6 +366,7 @@ fn finish(merged: Merged) -> Result<Spec, SpecError> {
         secondary_bitmap_always: raw.secondary_bitmap == Some(SecondaryBitmap::Always),
         fields,
         layouts,
+        decoded_per_wire_byte,
         id: layout::next_spec_id(),
     })
 }
