@@ -172,6 +172,21 @@ pub(crate) fn table(fields: &[Option<FieldSpec>]) -> Box<[FieldLayout]> {
         .collect()
 }
 
+/// Bytes of transcoded value per byte on the wire, at most, over the
+/// defined fields (see `Spec::decoded_per_wire_byte`).
+pub(crate) fn decoded_per_wire_byte(layouts: &[FieldLayout]) -> u8 {
+    layouts
+        .iter()
+        .filter(|l| l.defined)
+        .map(|l| match l.encoding {
+            Encoding::Bcd => 2,
+            Encoding::Ebcdic | Encoding::Hex => 1,
+            Encoding::Ascii | Encoding::Binary => 0,
+        })
+        .max()
+        .unwrap_or(0)
+}
+
 /// A process-unique identity for a loaded spec. A message remembers which
 /// spec checked its parsed values, so building it with the same spec need
 /// not check them again.

@@ -333,7 +333,7 @@ impl Spec {
     /// `spec_file`) and compiles them into the table the hot loops use.
     pub(crate) fn index_fields(
         list: Vec<FieldSpec>,
-    ) -> (Box<[Option<FieldSpec>]>, Box<[FieldLayout]>, u8) {
+    ) -> (Box<[Option<FieldSpec>]>, Box<[FieldLayout]>) {
         let mut fields: Box<[Option<FieldSpec>]> =
             vec![None; usize::from(FIELD_NUMBER_MAX) + 1].into_boxed_slice();
         for f in list {
@@ -341,17 +341,7 @@ impl Spec {
             fields[n] = Some(f);
         }
         let layouts = layout::table(&fields);
-        let decoded_per_wire_byte = layouts
-            .iter()
-            .filter(|l| l.defined)
-            .map(|l| match l.encoding {
-                Encoding::Bcd => 2,
-                Encoding::Ebcdic | Encoding::Hex => 1,
-                Encoding::Ascii | Encoding::Binary => 0,
-            })
-            .max()
-            .unwrap_or(0);
-        (fields, layouts, decoded_per_wire_byte)
+        (fields, layouts)
     }
 
     /// The compiled layout of field `number` (undefined ones say so).

@@ -355,7 +355,8 @@ fn finish(merged: Merged) -> Result<Spec, SpecError> {
     if list.is_empty() {
         return Err(spec_err("defines no fields".into()));
     }
-    let (fields, layouts, decoded_per_wire_byte) = Spec::index_fields(list);
+    let (fields, layouts) = Spec::index_fields(list);
+    let decoded_per_wire_byte = layout::decoded_per_wire_byte(&layouts);
     Ok(Spec {
         name: raw.name,
         description: raw.description.unwrap_or_default(),
