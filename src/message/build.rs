@@ -17,8 +17,14 @@ pub fn build(spec: &Spec, msg: &Message) -> Result<Bytes, MessageError> {
     let (bitmap, size) = plan_or_skip(spec, msg)?;
     // The planned size is exact: fill a buffer of that size in place (one
     // memset up front instead of a capacity check and zero fill per value).
-    let mut buffer = Vec::with_capacity(size);
-    buffer.resize(size, 0);
+    // Not `vec![0; size]`: calloc costs ~450 instructions more a build
+    // here than malloc and a memset (callgrind, golden 0100).
+    #[allow(clippy::slow_vector_initialization)]
+    let mut buffer = {
+        let mut v = Vec::with_capacity(size);
+        v.resize(size, 0);
+        v
+    };
     let mut out = Filler {
         buffer: &mut buffer,
         at: 0,
