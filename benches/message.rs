@@ -16,7 +16,7 @@ use bytes::{Bytes, BytesMut};
 use cardswitch::message::build::build_into;
 use cardswitch::message::spec::{Class, Length};
 use cardswitch::message::{Message, Spec};
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, criterion_group};
 
 const ISO87_ASCII_0100: &str = include_str!("../fixtures/golden/iso87-ascii/0100-auth-request.hex");
 const ISO87_BINARY_0100: &str =
@@ -243,5 +243,73 @@ fn vs_iso_8583_rs(c: &mut Criterion) {
     grp.finish();
 }
 
+/// Instruction counts for callgrind (deterministic, unlike wall-clock time
+/// on a shared machine): with `MESSAGE_PROFILE=<case>/<op>` (case `ascii`,
+/// `binary`, `ipm` or `vs`; op `parse`, `build` or `build_fresh`) the bench
+/// runs that operation `MESSAGE_PROFILE_ITERATIONS` times (default 10,000)
+/// inside `profile_run` instead of running criterion:
+///
+/// ```text
+/// MESSAGE_PROFILE=ascii/parse valgrind --tool=callgrind \
+///     --toggle-collect='*profile_run*' target/release/deps/message-<hash>
+/// ```
+///
+/// The total divided by the iterations is the cost of one operation.
+fn profile(case_op: &str) {
+    let iterations: usize = std::env::var("MESSAGE_PROFILE_ITERATIONS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10_000);
+    let (case, op) = case_op
+        .split_once('/')
+        .expect("MESSAGE_PROFILE=<case>/<op>");
+    let g = match case {
+        "ascii" => golden("iso87-ascii", ISO87_ASCII_0100),
+        "binary" => golden("iso87-binary", ISO87_BINARY_0100),
+        "ipm" => golden("mastercard-ipm", IPM_1240),
+        "vs" => {
+            let ascii = golden("iso87-ascii", ISO87_ASCII_0100);
+            let wire = ascii
+                .spec
+                .build(&vs_message(&ascii))
+                .expect("build the 0200");
+            let msg = ascii.spec.parse(&wire).expect("parse the 0200");
+            Golden {
+                spec: ascii.spec,
+                wire,
+                msg,
+            }
+        }
+        other => panic!("unknown profile case {other}"),
+    };
+    let fresh = fresh_copy(&g.msg);
+    let msg = match op {
+        "parse" | "build" => &g.msg,
+        "build_fresh" => &fresh,
+        other => panic!("unknown profile op {other}"),
+    };
+    profile_run(iterations, op == "parse", &g.spec, &g.wire, msg);
+    println!("profiled {case_op}: {iterations} iterations");
+}
+
+#[inline(never)]
+fn profile_run(iterations: usize, parse: bool, spec: &Spec, wire: &Bytes, msg: &Message) {
+    for _ in 0..iterations {
+        if parse {
+            black_box(spec.parse(black_box(wire)).expect("parse"));
+        } else {
+            black_box(spec.build(black_box(msg)).expect("build"));
+        }
+    }
+}
+
 criterion_group!(benches, golden_messages, vs_iso_8583_rs);
-criterion_main!(benches);
+
+fn main() {
+    if let Ok(case_op) = std::env::var("MESSAGE_PROFILE") {
+        profile(&case_op);
+        return;
+    }
+    benches();
+    Criterion::default().configure_from_args().final_summary();
+}

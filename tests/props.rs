@@ -5,6 +5,7 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
+use cardswitch::message::parse::parse_checked;
 use cardswitch::message::spec::{Class, Length};
 use cardswitch::message::{Message, Mti, Spec};
 use proptest::prelude::*;
@@ -101,6 +102,7 @@ proptest! {
         let wire = spec.build(&msg).map_err(|e| TestCaseError::fail(format!("{}: {e}", spec.name)))?;
         let back = spec.parse(&wire).map_err(|e| TestCaseError::fail(format!("{}: {e}", spec.name)))?;
         prop_assert_eq!(&back, &msg, "spec {}", spec.name);
+        prop_assert_eq!(parse_checked(&spec, &wire).ok(), Some(back.clone()));
         for (n, v) in msg.fields() {
             prop_assert_eq!(back.get(n), Some(v), "spec {} field {}", spec.name, n);
         }
@@ -110,7 +112,9 @@ proptest! {
 
     #[test]
     fn random_bytes_never_panic(spec in prop::sample::select(specs()), data in prop::collection::vec(any::<u8>(), 0..600)) {
-        if let Ok(msg) = spec.parse(&Bytes::from(data.clone())) {
+        let data = Bytes::from(data);
+        prop_assert_eq!(spec.parse(&data), parse_checked(&spec, &data));
+        if let Ok(msg) = spec.parse(&data) {
             // Whatever parses must build back to the same bytes or to a
             // canonical form that parses to the same message.
             let wire = spec.build(&msg).map_err(|e| TestCaseError::fail(e.to_string()))?;
@@ -128,7 +132,9 @@ proptest! {
                 bytes[at] = b;
             }
         }
-        let _ = spec.parse(&Bytes::from(bytes.clone()));
+        // The fast pass of `parse` and the checking parser agree.
+        let bytes = Bytes::from(bytes);
+        prop_assert_eq!(spec.parse(&bytes), parse_checked(&spec, &bytes));
         let truncated = cut.index(wire.len() + 1);
         let r = spec.parse(&wire.slice(..truncated));
         if truncated < wire.len() {

@@ -15,14 +15,79 @@ use super::spec::{BitmapEncoding, Encoding, Spec};
 /// Builds `msg` into a new buffer of exactly its size.
 pub fn build(spec: &Spec, msg: &Message) -> Result<Bytes, MessageError> {
     let (bitmap, size) = plan_or_skip(spec, msg)?;
-    let mut out = Vec::with_capacity(size);
+    // The planned size is exact: fill a buffer of that size in place (one
+    // memset up front instead of a capacity check and zero fill per value).
+    // Not `vec![0; size]`: calloc costs ~450 instructions more a build
+    // here than malloc and a memset (callgrind, golden 0100).
+    #[allow(clippy::slow_vector_initialization)]
+    let mut buffer = {
+        let mut v = Vec::with_capacity(size);
+        v.resize(size, 0);
+        v
+    };
+    let mut out = Filler {
+        buffer: &mut buffer,
+        at: 0,
+        overflow: false,
+    };
     write_message(spec, msg, bitmap, &mut out)?;
-    debug_assert_eq!(out.len(), size, "build planned the wrong size");
-    // Were the size ever wrong, the result would still be right: `Bytes`
-    // would just take a second allocation.
+    if out.overflow || out.at != size {
+        // Only a wrong plan gets here (a bug): the growing buffer is right regardless.
+        debug_assert!(false, "build planned the wrong size");
+        let mut out = Vec::with_capacity(size);
+        write_message(spec, msg, bitmap, &mut out)?;
+        return Ok(Bytes::from(out));
+    }
     // A vector whose length is its capacity becomes `Bytes` without copying
     // or a second allocation.
-    Ok(Bytes::from(out))
+    Ok(Bytes::from(buffer))
+}
+
+/// Writes into a buffer of the planned size. Writing past its end (never,
+/// when the plan is right) writes nothing and is remembered.
+struct Filler<'a> {
+    buffer: &'a mut [u8],
+    at: usize,
+    overflow: bool,
+}
+
+impl Output for Filler<'_> {
+    #[inline]
+    fn put(&mut self, bytes: &[u8]) {
+        let end = self.at + bytes.len();
+        match self.buffer.get_mut(self.at..end) {
+            Some(dst) => {
+                dst.copy_from_slice(bytes);
+                self.at = end;
+            }
+            None => self.overflow = true,
+        }
+    }
+    #[inline]
+    fn grow(&mut self, count: usize) -> &mut [u8] {
+        let start = self.at;
+        let end = start + count;
+        if end > self.buffer.len() {
+            self.overflow = true;
+            return &mut [];
+        }
+        self.at = end;
+        &mut self.buffer[start..end]
+    }
+    #[inline]
+    fn written(&self) -> usize {
+        self.at
+    }
+    #[inline]
+    fn truncate_to(&mut self, len: usize) {
+        self.at = self.at.min(len);
+    }
+    #[inline]
+    fn put_mapped(&mut self, bytes: &[u8], table: &[u8; 256]) {
+        for (d, &b) in self.grow(bytes.len()).iter_mut().zip(bytes) {
+            *d = table[usize::from(b)];
+        }
+    }
 }
 
 /// Appends `msg` to `out`. On error `out` is left as it was.

@@ -92,6 +92,7 @@ pub fn prefix_bytes(digits: u8, encoding: Encoding) -> usize {
 }
 
 /// Reads a length prefix; `None` if it is not a number in its encoding.
+#[inline]
 pub fn read_prefix(bytes: &[u8], encoding: Encoding) -> Option<usize> {
     match encoding {
         Encoding::Ascii | Encoding::Hex => decimal(bytes.iter().copied()),
@@ -111,6 +112,7 @@ pub fn read_prefix(bytes: &[u8], encoding: Encoding) -> Option<usize> {
     }
 }
 
+#[inline]
 fn decimal(digits: impl Iterator<Item = u8>) -> Option<usize> {
     let mut n = 0usize;
     for d in digits {
@@ -260,48 +262,73 @@ fn bcd_decode_fast(
     padding: Padding,
     out: &mut impl Output,
 ) -> Result<(), ()> {
-    let (sign, packed) = if class == Class::Xn {
-        match wire.split_first() {
-            Some((s, rest)) => (Some(*s), rest),
-            None => return Err(()),
+    let sign = usize::from(class == Class::Xn);
+    if wire.len() != sign + digits.div_ceil(2) {
+        return Err(());
+    }
+    if bcd_decode_into(wire, digits, class, padding, out.grow(digits + sign)) {
+        Ok(())
+    } else {
+        Err(())
+    }
+}
+
+/// Unpacks `digits` BCD digits (plus the `x+n` sign byte, copied) from
+/// `wire` into `dst`, which holds exactly the text (`digits` + sign bytes).
+/// `false` when a nibble is not a digit (or `=` in track data), a pad
+/// nibble is wrong, or the sizes do not match; `dst` is then garbage.
+#[inline]
+pub(crate) fn bcd_decode_into(
+    wire: &[u8],
+    digits: usize,
+    class: Class,
+    padding: Padding,
+    dst: &mut [u8],
+) -> bool {
+    let (packed, dst) = if class == Class::Xn {
+        match (wire.split_first(), dst.split_first_mut()) {
+            (Some((&s, packed)), Some((d, dst))) => {
+                *d = s;
+                (packed, dst)
+            }
+            _ => return false,
         }
     } else {
-        (None, wire)
+        (wire, dst)
     };
-    if packed.len() != digits.div_ceil(2) {
-        return Err(());
+    if packed.len() != digits.div_ceil(2) || dst.len() != digits {
+        return false;
     }
     let table = if class == Class::Z {
         &BCD_PAIRS_TRACK
     } else {
         &BCD_PAIRS
     };
-    let mut dst = out.grow(digits + usize::from(sign.is_some()));
-    if let Some(s) = sign {
-        let (first, rest) = dst.split_first_mut().ok_or(())?;
-        *first = s;
-        dst = rest;
-    }
     let odd = digits % 2 == 1;
     let pad = if padding == Padding::RightF { 0x0F } else { 0 };
     let (body, dst) = match (odd, padding) {
         (false, _) => (packed, dst),
         (true, Padding::Left) => {
-            let (&first, body) = packed.split_first().ok_or(())?;
-            let (d, dst) = dst.split_first_mut().ok_or(())?;
+            let (Some((&first, body)), Some((d, dst))) =
+                (packed.split_first(), dst.split_first_mut())
+            else {
+                return false;
+            };
             let pair = table[usize::from(first)];
             if first >> 4 != 0 || pair[1] == 0 {
-                return Err(());
+                return false;
             }
             *d = pair[1];
             (body, dst)
         }
         (true, _) => {
-            let (&last, body) = packed.split_last().ok_or(())?;
-            let (d, dst) = dst.split_last_mut().ok_or(())?;
+            let (Some((&last, body)), Some((d, dst))) = (packed.split_last(), dst.split_last_mut())
+            else {
+                return false;
+            };
             let pair = table[usize::from(last)];
             if last & 0x0F != pad || pair[0] == 0 {
-                return Err(());
+                return false;
             }
             *d = pair[0];
             (body, dst)
@@ -313,7 +340,7 @@ fn bcd_decode_fast(
         bad |= (pair[0] == 0) | (pair[1] == 0);
         two.copy_from_slice(&pair);
     }
-    if bad { Err(()) } else { Ok(()) }
+    !bad
 }
 
 /// Where a BCD value the fast path refused goes wrong.

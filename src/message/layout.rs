@@ -32,6 +32,12 @@ pub(crate) struct FieldLayout {
     pub sign_bytes: u8,
     /// Fixed field: its bytes on the wire; variable: 0.
     pub fixed_wire_bytes: u32,
+    /// The parser's fast pass must scan the decoded value for its class
+    /// (not for binary data, nor for BCD digits: the decoder admits digits only).
+    pub scan: bool,
+    /// The length prefix is ASCII digits and the class admits digits: the
+    /// fast pass scans prefix and value as one run.
+    pub prefix_in_run: bool,
 }
 
 impl FieldLayout {
@@ -47,6 +53,8 @@ impl FieldLayout {
         value_len: 0,
         sign_bytes: 0,
         fixed_wire_bytes: 0,
+        scan: false,
+        prefix_in_run: false,
     };
 
     fn of(fs: &FieldSpec) -> FieldLayout {
@@ -72,6 +80,15 @@ impl FieldLayout {
             }),
             sign_bytes: fs.class.sign_bytes() as u8,
             fixed_wire_bytes: 0,
+            scan: match fs.class {
+                Class::B => false,
+                Class::N | Class::Z => fs.encoding != Encoding::Bcd,
+                _ => true,
+            },
+            prefix_in_run: matches!(fs.length, Length::Variable { .. })
+                && fs.length_encoding == Encoding::Ascii
+                && matches!(fs.encoding, Encoding::Ascii | Encoding::Binary)
+                && matches!(fs.class, Class::N | Class::An | Class::Ans | Class::Z),
         };
         if !layout.is_variable() {
             layout.fixed_wire_bytes = to_u32(layout.wire_bytes(layout.units as usize));
@@ -153,6 +170,21 @@ pub(crate) fn table(fields: &[Option<FieldSpec>]) -> Box<[FieldLayout]> {
         .iter()
         .map(|f| f.as_ref().map_or(FieldLayout::UNDEFINED, FieldLayout::of))
         .collect()
+}
+
+/// Bytes of transcoded value per byte on the wire, at most, over the
+/// defined fields (see `Spec::decoded_per_wire_byte`).
+pub(crate) fn decoded_per_wire_byte(layouts: &[FieldLayout]) -> u8 {
+    layouts
+        .iter()
+        .filter(|l| l.defined)
+        .map(|l| match l.encoding {
+            Encoding::Bcd => 2,
+            Encoding::Ebcdic | Encoding::Hex => 1,
+            Encoding::Ascii | Encoding::Binary => 0,
+        })
+        .max()
+        .unwrap_or(0)
 }
 
 /// A process-unique identity for a loaded spec. A message remembers which

@@ -14,7 +14,7 @@ use super::error::{MessageError, Part};
 use super::iso_message::{Message, ParsedParts, Slot, Source};
 use super::layout::FieldLayout;
 use super::mti::Mti;
-use super::spec::{BitmapEncoding, Encoding, Spec};
+use super::spec::{BitmapEncoding, Class, Encoding, Spec};
 use super::swar;
 
 /// The largest message the parser accepts (a 2-byte length's range).
@@ -49,7 +49,22 @@ impl<'a> Reader<'a> {
 }
 
 /// Parses one message from `input` (a whole frame: trailing bytes are an error).
+///
+/// Two passes over the same rules: a fast one that only says whether the
+/// message is valid, and, when it is not (or the fast pass cannot tell),
+/// the checking parser, which names the fault, its field and offset. Both
+/// accept exactly the same messages (a property test compares them).
 pub fn parse(spec: &Spec, input: &Bytes) -> Result<Message, MessageError> {
+    if let Some(msg) = parse_fast(spec, input) {
+        return Ok(msg);
+    }
+    parse_checked(spec, input)
+}
+
+/// The checking parser alone: every fault is a typed error naming its
+/// field and offset. `parse` gives the same results, faster for valid
+/// messages; this is public so that tests can hold the two to that.
+pub fn parse_checked(spec: &Spec, input: &Bytes) -> Result<Message, MessageError> {
     let mut fields = Fields::default();
     let (mti, present) = parse_fields(spec, input, &mut fields)?;
     Ok(fields.into_message(spec, mti, present, input))
@@ -294,10 +309,317 @@ fn read_field(
     Ok(Slot::parsed(n, Source::Decoded, decoded_start, value.len()))
 }
 
+/// A run of adjacent values of one class, checked in one scan when the
+/// run ends: consecutive fixed numeric fields (3, 4, 7, 11, ...) are one
+/// span of digits on the wire, so the per-value set-up of the scan is paid
+/// once per run. `Class::B` (never scanned) stands for no run.
+#[derive(Clone, Copy)]
+struct Span {
+    class: Class,
+    /// In the frame (`true`) or in the transcoding buffer.
+    in_frame: bool,
+    start: usize,
+    end: usize,
+}
+
+impl Span {
+    const NONE: Span = Span {
+        class: Class::B,
+        in_frame: false,
+        start: 0,
+        end: 0,
+    };
+
+    /// Whether the bytes of the span belong to its class.
+    #[inline]
+    fn valid(&self, frame: &[u8], decoded: &[u8]) -> bool {
+        if self.class == Class::B {
+            return true;
+        }
+        let buffer = if self.in_frame { frame } else { decoded };
+        buffer
+            .get(self.start..self.end)
+            .is_some_and(|bytes| self.class.check(bytes).is_ok())
+    }
+}
+
+/// The transcoding buffer of the fast pass: sized once, on first use, to
+/// what the transcoded values of the frame can take at most (see
+/// `Spec::decoded_per_wire_byte`), then filled front to back.
+struct Decoded {
+    buffer: Vec<u8>,
+    used: usize,
+}
+
+impl Decoded {
+    /// Room for the next value of `len` bytes.
+    #[inline]
+    fn next(&mut self, len: usize, spec: &Spec, frame_len: usize) -> Option<&mut [u8]> {
+        if self.buffer.is_empty() {
+            self.buffer
+                .resize(frame_len * usize::from(spec.decoded_per_wire_byte), 0);
+        }
+        self.buffer.get_mut(self.used..self.used + len)
+    }
+}
+
+/// The fast pass of `parse`: the same rules as `parse_checked`, with the
+/// work per field cut down, and `None` for any fault (or anything unusual)
+/// instead of an error, to be named by `parse_checked`. What it skips
+/// is proven by construction: BCD digits come out of the decoder as digits,
+/// a fixed value's size is its layout's; class scans run over runs of
+/// adjacent values (`Span`); the transcoding buffer is sized once.
+fn parse_fast(spec: &Spec, input: &Bytes) -> Option<Message> {
+    let frame: &[u8] = input;
+    if frame.len() > MESSAGE_BYTES_MAX {
+        return None;
+    }
+    let mut r = Reader {
+        input: frame,
+        offset: 0,
+    };
+    let mti = read_mti(spec, &mut r).ok()?;
+    let (_, present) = read_bitmaps(spec, &mut r).ok()?;
+    let mut slots = Vec::with_capacity(present.count());
+    let mut decoded = Decoded {
+        buffer: Vec::new(),
+        used: 0,
+    };
+    let mut at = r.offset;
+    let mut span = Span::NONE;
+    for word_index in 0..3u16 {
+        let mut word = present.word(usize::from(word_index));
+        while word != 0 {
+            let lead = word.leading_zeros();
+            word &= !(1u64 << (63 - lead));
+            let n = word_index * 64 + lead as u16 + 1;
+            let layout = spec.layouts.get(usize::from(n))?;
+            if !layout.defined {
+                return None;
+            }
+            let field_at = at;
+            let (units, wire_len) = if layout.prefix_bytes == 0 {
+                (layout.units as usize, layout.fixed_wire_bytes as usize)
+            } else {
+                let prefix = frame.get(at..at + usize::from(layout.prefix_bytes))?;
+                let units = codec::read_prefix(prefix, layout.prefix_encoding)?;
+                if units > layout.units as usize
+                    || (layout.encoding == Encoding::Hex && units % 2 == 1)
+                {
+                    return None;
+                }
+                at += prefix.len();
+                (units, layout.wire_bytes(units))
+            };
+            let value_at = at;
+            let wire = frame.get(at..at + wire_len)?;
+            at += wire_len;
+            let (in_frame, start, len) = match layout.encoding {
+                Encoding::Ascii | Encoding::Binary => (true, value_at, wire_len),
+                Encoding::Ebcdic => {
+                    let dst = decoded.next(wire_len, spec, frame.len())?;
+                    for (d, &b) in dst.iter_mut().zip(wire) {
+                        *d = ebcdic::CP500_TO_LATIN1[usize::from(b)];
+                    }
+                    (false, decoded.used, wire_len)
+                }
+                Encoding::Bcd => {
+                    let len = units + usize::from(layout.sign_bytes);
+                    let dst = decoded.next(len, spec, frame.len())?;
+                    if !codec::bcd_decode_into(wire, units, layout.class, layout.padding, dst) {
+                        return None;
+                    }
+                    (false, decoded.used, len)
+                }
+                Encoding::Hex => {
+                    let len = wire_len / 2;
+                    let dst = decoded.next(len, spec, frame.len())?;
+                    if !swar::hex_decode_into(wire, dst) {
+                        return None;
+                    }
+                    (false, decoded.used, len)
+                }
+            };
+            let limit = layout.value_len as usize;
+            if (layout.is_variable() && len > limit) || (!layout.is_variable() && len != limit) {
+                return None;
+            }
+            if layout.scan {
+                let run_start = if layout.prefix_in_run {
+                    field_at
+                } else {
+                    start
+                };
+                if span.class == layout.class
+                    && span.in_frame == in_frame
+                    && span.end == run_start
+                    // `x+n` starts with its sign: never inside a run.
+                    && layout.class != Class::Xn
+                {
+                    span.end = start + len;
+                } else {
+                    if !span.valid(frame, &decoded.buffer) {
+                        return None;
+                    }
+                    span = Span {
+                        class: layout.class,
+                        in_frame,
+                        start: run_start,
+                        end: start + len,
+                    };
+                }
+            }
+            let source = if in_frame {
+                Source::Frame
+            } else {
+                decoded.used += len;
+                Source::Decoded
+            };
+            slots.push(Slot::parsed(n, source, start, len));
+        }
+    }
+    if !span.valid(frame, &decoded.buffer) || at != frame.len() {
+        return None;
+    }
+    let mut buffer = decoded.buffer;
+    buffer.truncate(decoded.used);
+    Some(Message::parsed(ParsedParts {
+        mti,
+        present,
+        slots,
+        frame: input.clone(),
+        decoded: buffer,
+        spec_id: spec.id,
+    }))
+}
+
 /// Sizes the transcoding buffer once per message: transcoding at most
 /// doubles the input, so later fields never reallocate.
 fn reserve(decoded: &mut Vec<u8>, input_len: usize) {
     if decoded.capacity() == 0 {
         decoded.reserve_exact(input_len * 2 + 16);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    const GOLDEN: &[(&str, &str)] = &[
+        (
+            "iso87-ascii",
+            include_str!("../../fixtures/golden/iso87-ascii/0100-auth-request.hex"),
+        ),
+        (
+            "iso87-ascii",
+            include_str!("../../fixtures/golden/iso87-ascii/0110-auth-response.hex"),
+        ),
+        (
+            "iso87-ascii",
+            include_str!("../../fixtures/golden/iso87-ascii/0400-reversal.hex"),
+        ),
+        (
+            "iso87-ascii",
+            include_str!("../../fixtures/golden/iso87-ascii/0800-echo.hex"),
+        ),
+        (
+            "iso87-binary",
+            include_str!("../../fixtures/golden/iso87-binary/0100-auth-request.hex"),
+        ),
+        (
+            "iso87-binary",
+            include_str!("../../fixtures/golden/iso87-binary/0800-echo.hex"),
+        ),
+        (
+            "iso93-ascii",
+            include_str!("../../fixtures/golden/iso93-ascii/1100-auth-request.hex"),
+        ),
+        (
+            "iso93-ascii",
+            include_str!("../../fixtures/golden/iso93-ascii/1804-echo.hex"),
+        ),
+        (
+            "mastercard-ipm",
+            include_str!("../../fixtures/golden/mastercard-ipm/1240-first-presentment.hex"),
+        ),
+        (
+            "mastercard-ipm",
+            include_str!("../../fixtures/golden/mastercard-ipm/1442-chargeback.hex"),
+        ),
+        (
+            "mastercard-ipm",
+            include_str!("../../fixtures/golden/mastercard-ipm/1644-695-file-trailer.hex"),
+        ),
+        (
+            "mastercard-ipm",
+            include_str!("../../fixtures/golden/mastercard-ipm/1644-697-file-header.hex"),
+        ),
+        (
+            "mastercard-ipm",
+            include_str!("../../fixtures/golden/mastercard-ipm/1740-fee-collection.hex"),
+        ),
+    ];
+
+    /// Bytes near the edges of the classes and encodings: digits, letters,
+    /// separators, EBCDIC digits and space, BCD nibbles past 9, Latin-1.
+    fn edge_byte() -> impl Strategy<Value = u8> {
+        prop_oneof![
+            prop::sample::select(vec![
+                b'0', b'9', b'/', b':', b'A', b'D', b'F', b'G', b'Z', b'a', b'f', b'z', b' ', b'=',
+                b'C', b'~', 0x7F, 0x9F, 0xA0, 0xFF, 0x40, 0xF0, 0xF9, 0xFA, 0xC1, 0xC3, 0xC4, 0x7E,
+                0x09, 0x0D, 0xD0, 0x1F, 0x00, 0x99,
+            ]),
+            any::<u8>(),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+        /// The fast pass accepts exactly what the checking parser accepts,
+        /// with the same values, on golden messages of every spec with a
+        /// few bytes replaced, inserted or removed, or cut short.
+        #[test]
+        fn the_fast_pass_agrees_with_the_checking_parser(
+            which in 0..GOLDEN.len(),
+            edits in prop::collection::vec((any::<prop::sample::Index>(), edge_byte(), 0u8..8), 0..4),
+        ) {
+            let (name, text) = GOLDEN[which];
+            let spec = Spec::resolve(name).expect("spec");
+            let mut bytes = hex::decode(text.trim()).expect("hex");
+            for (at, byte, kind) in edits {
+                let i = at.index(bytes.len() + 1);
+                match kind {
+                    0 => bytes.insert(i, byte),
+                    1 if i < bytes.len() => {
+                        bytes.remove(i);
+                    }
+                    2 => bytes.truncate(i),
+                    _ if i < bytes.len() => bytes[i] = byte,
+                    _ => {}
+                }
+            }
+            let input = Bytes::from(bytes);
+            let fast = parse_fast(&spec, &input);
+            let checked = parse_checked(&spec, &input);
+            match (fast, checked) {
+                (Some(f), Ok(c)) => {
+                    prop_assert_eq!(&f, &c);
+                    prop_assert!(f.values().eq(c.values()));
+                }
+                (None, Err(_)) => {}
+                (f, c) => prop_assert!(false, "{name}: fast pass {:?}, checking parser {:?}", f.is_some(), c.err()),
+            }
+        }
+    }
+
+    #[test]
+    fn golden_messages_take_the_fast_pass() {
+        for (name, text) in GOLDEN {
+            let spec = Spec::resolve(name).expect("spec");
+            let input = Bytes::from(hex::decode(text.trim()).expect("hex"));
+            assert!(parse_fast(&spec, &input).is_some(), "{name}");
+        }
     }
 }

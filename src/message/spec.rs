@@ -320,6 +320,10 @@ pub struct Spec {
     pub(crate) fields: Box<[Option<FieldSpec>]>,
     /// `fields` compiled for the parse and build loops, same indexing.
     pub(crate) layouts: Box<[FieldLayout]>,
+    /// Bytes of transcoded value per byte on the wire, at most, over the
+    /// fields (2 for BCD digits, 1 for EBCDIC and hex text, 0 when every
+    /// value stays in the frame): sizes the parser's transcoding buffer.
+    pub(crate) decoded_per_wire_byte: u8,
     /// Identity of this spec (shared by its clones, which have the same fields).
     pub(crate) id: u64,
 }

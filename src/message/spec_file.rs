@@ -356,6 +356,7 @@ fn finish(merged: Merged) -> Result<Spec, SpecError> {
         return Err(spec_err("defines no fields".into()));
     }
     let (fields, layouts) = Spec::index_fields(list);
+    let decoded_per_wire_byte = layout::decoded_per_wire_byte(&layouts);
     Ok(Spec {
         name: raw.name,
         description: raw.description.unwrap_or_default(),
@@ -366,6 +367,7 @@ fn finish(merged: Merged) -> Result<Spec, SpecError> {
         secondary_bitmap_always: raw.secondary_bitmap == Some(SecondaryBitmap::Always),
         fields,
         layouts,
+        decoded_per_wire_byte,
         id: layout::next_spec_id(),
     })
 }
