@@ -16,7 +16,7 @@ const INLINE_BYTES: usize = 46;
 pub struct KeyBytes {
     len: u16,
     inline: [u8; INLINE_BYTES],
-    spill: Option<Box<[u8]>>,
+    spill: Option<Vec<u8>>,
 }
 
 impl KeyBytes {
@@ -33,18 +33,13 @@ impl KeyBytes {
         let len = usize::from(self.len);
         let end = len + bytes.len();
         match &mut self.spill {
-            Some(heap) => {
-                let mut grown = Vec::with_capacity(end);
-                grown.extend_from_slice(heap);
-                grown.extend_from_slice(bytes);
-                *heap = grown.into_boxed_slice();
-            }
+            Some(heap) => heap.extend_from_slice(bytes),
             None if end <= INLINE_BYTES => self.inline[len..end].copy_from_slice(bytes),
             None => {
                 let mut heap = Vec::with_capacity(end);
                 heap.extend_from_slice(&self.inline[..len]);
                 heap.extend_from_slice(bytes);
-                self.spill = Some(heap.into_boxed_slice());
+                self.spill = Some(heap);
             }
         }
         // Key fields are at most 999 bytes each and a handful in number.

@@ -162,33 +162,6 @@ pub fn write_prefix(len: usize, digits: u8, encoding: Encoding, out: &mut impl O
     }
 }
 
-/// What a prefix or a fixed size counts, in wire units, for a value length.
-pub fn units_of_value(spec: &FieldSpec, value_len: usize) -> usize {
-    match spec.encoding {
-        Encoding::Hex => value_len * 2,
-        _ => value_len - spec.class.sign_bytes().min(value_len),
-    }
-}
-
-/// Bytes on the wire for a field with `units` counted units.
-pub fn wire_bytes(spec: &FieldSpec, units: usize) -> usize {
-    let sign = spec.class.sign_bytes();
-    match spec.encoding {
-        Encoding::Ascii | Encoding::Ebcdic => units + sign,
-        Encoding::Bcd => sign + units.div_ceil(2),
-        Encoding::Binary | Encoding::Hex => units,
-    }
-}
-
-/// The counted units of a fixed field.
-pub fn fixed_units(spec: &FieldSpec) -> Option<usize> {
-    match spec.length {
-        Length::Fixed(size) if spec.encoding == Encoding::Hex => Some(size * 2),
-        Length::Fixed(size) => Some(size),
-        Length::Variable { .. } => None,
-    }
-}
-
 /// The most units a variable field's prefix may announce.
 pub fn max_units(spec: &FieldSpec) -> usize {
     match spec.length {

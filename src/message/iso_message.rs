@@ -59,6 +59,14 @@ impl Slot {
     }
 }
 
+/// A slot's value as a slice of the shared `buffer` it points into (a
+/// refcount, no copy), clamped to the buffer so that it never panics.
+fn shared_span(buffer: &Bytes, slot: &Slot) -> Bytes {
+    let start = (slot.start as usize).min(buffer.len());
+    let end = (start + slot.len as usize).min(buffer.len());
+    buffer.slice(start..end)
+}
+
 /// An ISO 8583 message: MTI plus fields 2..=192 (bitmaps are derived).
 #[derive(Clone)]
 pub struct Message {
@@ -164,11 +172,7 @@ impl Message {
         let Some(cell) = table.get(i) else {
             return &EMPTY;
         };
-        cell.get_or_init(|| {
-            let start = (slot.start as usize).min(buffer.len());
-            let end = (start + slot.len as usize).min(buffer.len());
-            buffer.slice(start..end)
-        })
+        cell.get_or_init(|| shared_span(buffer, slot))
     }
 
     pub fn mti(&self) -> Mti {
@@ -379,11 +383,7 @@ impl Message {
     pub fn value_bytes(&self, n: u16) -> Option<Bytes> {
         let slot = self.slots.get(self.position(n)?)?;
         Some(match slot.source {
-            Source::Frame => {
-                let start = (slot.start as usize).min(self.frame.len());
-                let end = (start + slot.len as usize).min(self.frame.len());
-                self.frame.slice(start..end)
-            }
+            Source::Frame => shared_span(&self.frame, slot),
             Source::Owned => self
                 .owned
                 .get(slot.start as usize)

@@ -57,7 +57,7 @@ impl FieldLayout {
         prefix_in_run: false,
     };
 
-    fn of(fs: &FieldSpec) -> FieldLayout {
+    pub(crate) fn of(fs: &FieldSpec) -> FieldLayout {
         let (prefix_digits, prefix_bytes) = match fs.length {
             Length::Fixed(_) => (0, 0),
             Length::Variable { digits, .. } => (
@@ -125,7 +125,7 @@ impl FieldLayout {
 
 impl FieldLayout {
     /// Checks a logical value of field `number` against its length rule and
-    /// class, exactly as `FieldSpec::check_value` does. `offset` is where
+    /// class (`FieldSpec::check_value` comes here too). `offset` is where
     /// the value starts, for the error.
     #[inline]
     pub fn check(&self, number: u16, value: &[u8], offset: usize) -> Result<(), MessageError> {

@@ -246,39 +246,8 @@ impl FieldSpec {
     /// Checks a logical value against this field's class and length rule.
     /// `offset` is where the value starts, for the error.
     pub fn check_value(&self, value: &[u8], offset: usize) -> Result<(), super::MessageError> {
-        use super::{MessageError, Part};
-        let part = Part::Field(self.number);
-        match self.length {
-            Length::Fixed(size) => {
-                let size = size + self.class.sign_bytes();
-                if value.len() != size {
-                    return Err(MessageError::WrongSize {
-                        part,
-                        offset,
-                        length: value.len(),
-                        size,
-                    });
-                }
-            }
-            Length::Variable { max, .. } => {
-                if value.len() > max {
-                    return Err(MessageError::TooLong {
-                        part,
-                        offset,
-                        length: value.len(),
-                        max,
-                    });
-                }
-            }
-        }
-        self.class
-            .check(value)
-            .map_err(|position| MessageError::InvalidContent {
-                part,
-                offset,
-                class: self.class,
-                position,
-            })
+        // One rule, kept where the parse and build loops use it.
+        super::layout::FieldLayout::of(self).check(self.number, value, offset)
     }
 }
 

@@ -66,7 +66,7 @@ pub fn translate(from: &Spec, to: &Spec, msg: &Message, now: SystemTime) -> Tran
                 Carry::Unchecked
             };
         }
-        if target.check_value(value, 0).is_ok() {
+        if fits(to, n, value) {
             Carry::Checked
         } else {
             dropped.push(n);
@@ -89,13 +89,15 @@ pub fn translate(from: &Spec, to: &Spec, msg: &Message, now: SystemTime) -> Tran
 
 /// Sets a field if the target spec defines it and the value fits.
 fn put_checked(to: &Spec, out: &mut Message, n: u16, value: Bytes, dropped: &mut Vec<u16>) {
-    let fits = to
-        .field(n)
-        .is_some_and(|fs| fs.check_value(&value, 0).is_ok());
-    if fits && out.set(n, value).is_ok() {
+    if fits(to, n, &value) && out.set(n, value).is_ok() {
         return;
     }
     dropped.push(n);
+}
+
+/// Whether the target spec defines field `n` and `value` passes its rule.
+fn fits(to: &Spec, n: u16, value: &[u8]) -> bool {
+    to.layout(n).is_some_and(|l| l.check(n, value, 0).is_ok())
 }
 
 fn to_1993(msg: &Message, out: &mut Message, now: SystemTime, to: &Spec, dropped: &mut Vec<u16>) {
