@@ -47,6 +47,11 @@ const DURATION_S_MAX: f64 = 86_400.0;
 const DURATION_S_DEFAULT: f64 = 10.0;
 /// How long the writer may take to flush after a connection's last request.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// Open loop: how often the pacer thread wakes the connections. tokio's
+/// timer counts whole milliseconds, and sending each millisecond's requests
+/// in one burst made the generator, not the host, set the tail latency; a
+/// thread sleeping 100 µs spreads them out.
+const PACE_STEP: Duration = Duration::from_micros(100);
 /// How often a connection adds its recent latencies to the live window:
 /// adding or resetting a histogram walks all its ~22k buckets, far too
 /// much to do per batch (it took a third of the generator's CPU).
@@ -334,6 +339,8 @@ pub async fn run_load_observed(
         in_flight: args.in_flight as usize,
         timeout: Duration::from_millis(args.timeout_ms),
         rate_per_connection: args.rate.map(|r| r / f64::from(established)),
+        connections: established.max(1),
+        pace: tokio::sync::Notify::new(),
         requests_max: args.requests,
         claimed: AtomicU64::new(0),
         stop: CancellationToken::new(),
@@ -341,6 +348,15 @@ pub async fn run_load_observed(
         progress: progress.clone(),
         record,
         rrn_start: args.rrn_start,
+    });
+    let pacer = args.rate.map(|_| {
+        let shared = shared.clone();
+        std::thread::spawn(move || {
+            while !shared.stop.is_cancelled() {
+                std::thread::sleep(PACE_STEP);
+                shared.pace.notify_waiters();
+            }
+        })
     });
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
     let tasks: Vec<_> = streams
@@ -389,6 +405,12 @@ pub async fn run_load_observed(
     let elapsed = start.elapsed();
     if let Some(t) = timer {
         t.abort();
+    }
+    // Every connection is done (a run bounded by `--requests` may end
+    // before its time): stop the pacer too.
+    shared.stop.cancel();
+    if let Some(pacer) = pacer {
+        let _ = pacer.join();
     }
     let elapsed_s = elapsed.as_secs_f64();
     Ok(LoadReport {
@@ -497,6 +519,11 @@ struct Shared {
     in_flight: usize,
     timeout: Duration,
     rate_per_connection: Option<f64>,
+    /// Connections of the run: open loop, connection `i` runs `i / connections`
+    /// of a request ahead, so that they do not all send at the same instant.
+    connections: u32,
+    /// Open loop: notified every `PACE_STEP` by the pacer thread.
+    pace: tokio::sync::Notify,
     requests_max: Option<u64>,
     /// Requests claimed so far against `requests_max`.
     claimed: AtomicU64,
@@ -566,6 +593,8 @@ struct Conn {
     seq: u64,
     /// Open loop: requests scheduled so far.
     scheduled: u64,
+    /// Open loop: this connection's head start, in requests (0 to 1).
+    phase: f64,
     skipped: u64,
     stopping: bool,
     tally: Tally,
@@ -589,6 +618,7 @@ async fn drive(shared: Arc<Shared>, index: u32, stream: BoxedStream, seed: u64) 
         late_window: shared.timeout.max(Duration::from_secs(1)),
         seq: 0,
         scheduled: 0,
+        phase: f64::from(index) / f64::from(shared.connections),
         skipped: 0,
         stopping: false,
         tally: Tally::default(),
@@ -627,6 +657,7 @@ impl Conn {
                 (self.shared.timeout / 4).clamp(Duration::from_millis(1), Duration::from_millis(10))
             }
         };
+        let open_loop = self.shared.rate_per_connection.is_some();
         let mut tick = tokio::time::interval(tick_period);
         tick.set_missed_tick_behavior(MissedTickBehavior::Skip);
         loop {
@@ -669,6 +700,7 @@ impl Conn {
                     }
                 }
                 _ = tick.tick() => {}
+                _ = self.shared.pace.notified(), if open_loop => {}
             }
         }
     }
@@ -681,7 +713,7 @@ impl Conn {
         let count = match self.shared.rate_per_connection {
             None => free as u64,
             Some(rate) => {
-                let due = ((now - self.shared.start).as_secs_f64() * rate) as u64;
+                let due = ((now - self.shared.start).as_secs_f64() * rate + self.phase) as u64;
                 let debt = due.saturating_sub(self.scheduled);
                 let count = debt.min(free as u64);
                 // Do not build a backlog beyond one window: give the
