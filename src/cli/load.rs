@@ -47,7 +47,7 @@ const DURATION_S_MAX: f64 = 86_400.0;
 const DURATION_S_DEFAULT: f64 = 10.0;
 /// How long the writer may take to flush after a connection's last request.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// Open loop: how often the pacer thread wakes the connections. tokio's
+/// Open loop: how often, at most, the pacer thread wakes the connections. tokio's
 /// timer counts whole milliseconds, and sending each millisecond's requests
 /// in one burst made the generator, not the host, set the tail latency; a
 /// thread sleeping 100 µs spreads them out.
@@ -349,11 +349,15 @@ pub async fn run_load_observed(
         record,
         rrn_start: args.rrn_start,
     });
-    let pacer = args.rate.map(|_| {
+    let pacer = args.rate.map(|rate| {
+        // Twice per request interval, within PACE_STEP and tokio's own 1 ms.
+        let step = Duration::try_from_secs_f64(0.5 / rate).map_or(Duration::from_millis(1), |d| {
+            d.clamp(PACE_STEP, Duration::from_millis(1))
+        });
         let shared = shared.clone();
         std::thread::spawn(move || {
             while !shared.stop.is_cancelled() {
-                std::thread::sleep(PACE_STEP);
+                std::thread::sleep(step);
                 shared.pace.notify_waiters();
             }
         })
