@@ -344,7 +344,7 @@ impl Span {
 }
 
 /// The transcoding buffer of the fast pass: sized once, on first use, to
-/// what the transcoded values of the frame can take at most (see
+/// what the transcoded values of the rest of the frame can take at most (see
 /// `Spec::decoded_per_wire_byte`), then filled front to back.
 struct Decoded {
     buffer: Vec<u8>,
@@ -352,12 +352,14 @@ struct Decoded {
 }
 
 impl Decoded {
-    /// Room for the next value of `len` bytes.
+    /// Room for the next value of `len` bytes; `wire_left` is what the
+    /// frame holds from this value on: all the values still to transcode
+    /// come from there, so the buffer is sized (and zeroed) for that only.
     #[inline]
-    fn next(&mut self, len: usize, spec: &Spec, frame_len: usize) -> Option<&mut [u8]> {
+    fn next(&mut self, len: usize, spec: &Spec, wire_left: usize) -> Option<&mut [u8]> {
         if self.buffer.is_empty() {
             self.buffer
-                .resize(frame_len * usize::from(spec.decoded_per_wire_byte), 0);
+                .resize(wire_left * usize::from(spec.decoded_per_wire_byte), 0);
         }
         self.buffer.get_mut(self.used..self.used + len)
     }
@@ -417,7 +419,7 @@ fn parse_fast(spec: &Spec, input: &Bytes) -> Option<Message> {
             let (in_frame, start, len) = match layout.encoding {
                 Encoding::Ascii | Encoding::Binary => (true, value_at, wire_len),
                 Encoding::Ebcdic => {
-                    let dst = decoded.next(wire_len, spec, frame.len())?;
+                    let dst = decoded.next(wire_len, spec, frame.len() - value_at)?;
                     for (d, &b) in dst.iter_mut().zip(wire) {
                         *d = ebcdic::CP500_TO_LATIN1[usize::from(b)];
                     }
@@ -425,7 +427,7 @@ fn parse_fast(spec: &Spec, input: &Bytes) -> Option<Message> {
                 }
                 Encoding::Bcd => {
                     let len = units + usize::from(layout.sign_bytes);
-                    let dst = decoded.next(len, spec, frame.len())?;
+                    let dst = decoded.next(len, spec, frame.len() - value_at)?;
                     if !codec::bcd_decode_into(wire, units, layout.class, layout.padding, dst) {
                         return None;
                     }
@@ -433,7 +435,7 @@ fn parse_fast(spec: &Spec, input: &Bytes) -> Option<Message> {
                 }
                 Encoding::Hex => {
                     let len = wire_len / 2;
-                    let dst = decoded.next(len, spec, frame.len())?;
+                    let dst = decoded.next(len, spec, frame.len() - value_at)?;
                     if !swar::hex_decode_into(wire, dst) {
                         return None;
                     }
