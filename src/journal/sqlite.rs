@@ -511,6 +511,14 @@ mod tests {
         Arc::new(Keyring::from_env_value(&format!("{id}:{}", hex::encode([byte; 32]))).unwrap())
     }
 
+    /// An empty directory for one test's database, unique to this process.
+    fn fresh_dir(name: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("cardswitch-{name}-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+
     fn accepted(id: u64, forwarded: bool) -> Record {
         Record::Accepted(Box::new(Accepted {
             id,
@@ -543,9 +551,7 @@ mod tests {
     /// keep the WAL file from growing with every record written.
     #[test]
     fn the_wal_stays_bounded_under_sustained_appends() {
-        let dir = std::env::temp_dir().join(format!("cardswitch-wal-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("wal");
         let path = dir.join("j.db");
         let wal = dir.join("j.db-wal");
         let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
@@ -579,9 +585,7 @@ mod tests {
 
     #[test]
     fn recovery_finds_open_requests_and_pending_entries_across_key_rotation() {
-        let dir = std::env::temp_dir().join(format!("cardswitch-sqlite-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = fresh_dir("sqlite");
         let path = dir.join("j.db");
         {
             let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();

@@ -414,12 +414,14 @@ fn parse_fast(spec: &Spec, input: &Bytes) -> Option<Message> {
                 (units, layout.wire_bytes(units))
             };
             let value_at = at;
+            // What the transcoding buffer is sized for on first use.
+            let wire_left = frame.len().saturating_sub(value_at);
             let wire = frame.get(at..at + wire_len)?;
             at += wire_len;
             let (in_frame, start, len) = match layout.encoding {
                 Encoding::Ascii | Encoding::Binary => (true, value_at, wire_len),
                 Encoding::Ebcdic => {
-                    let dst = decoded.next(wire_len, spec, frame.len() - value_at)?;
+                    let dst = decoded.next(wire_len, spec, wire_left)?;
                     for (d, &b) in dst.iter_mut().zip(wire) {
                         *d = ebcdic::CP500_TO_LATIN1[usize::from(b)];
                     }
@@ -427,7 +429,7 @@ fn parse_fast(spec: &Spec, input: &Bytes) -> Option<Message> {
                 }
                 Encoding::Bcd => {
                     let len = units + usize::from(layout.sign_bytes);
-                    let dst = decoded.next(len, spec, frame.len() - value_at)?;
+                    let dst = decoded.next(len, spec, wire_left)?;
                     if !codec::bcd_decode_into(wire, units, layout.class, layout.padding, dst) {
                         return None;
                     }
@@ -435,7 +437,7 @@ fn parse_fast(spec: &Spec, input: &Bytes) -> Option<Message> {
                 }
                 Encoding::Hex => {
                     let len = wire_len / 2;
-                    let dst = decoded.next(len, spec, frame.len() - value_at)?;
+                    let dst = decoded.next(len, spec, wire_left)?;
                     if !swar::hex_decode_into(wire, dst) {
                         return None;
                     }
