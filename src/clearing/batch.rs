@@ -14,6 +14,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::capture::{self, CAPTURE_MTIS_SQL, JournalRow, ROW_COLUMNS};
 use super::registry::{self, RegistryError, Snapshot};
+use crate::journal::lookup;
 use crate::message::Message;
 use crate::message::sensitive::NEVER_ECHOED;
 use crate::switch::hooks::{AcquirerRules, Admission};
@@ -126,15 +127,19 @@ pub fn host_totals(conn: &Connection, terminal: &str) -> Result<(BatchTotals, i6
         .optional()?
         .flatten()
         .unwrap_or(0);
+    let of_terminal =
+        lookup::matching(lookup::BY_TERMINAL, "IN (?1, ?2)", lookup::watermark(conn)?);
     let up_to: i64 = conn.query_row(
-        "SELECT COALESCE(MAX(id), ?3) FROM transactions
-         WHERE terminal_id IN (?1, ?2) AND id > ?3 AND request_mti NOT LIKE '05%'",
+        &format!(
+            "SELECT COALESCE(MAX(id), ?3) FROM transactions
+             WHERE {of_terminal} AND id > ?3 AND request_mti NOT LIKE '05%'"
+        ),
         params![terminal, trimmed, after],
         |r| r.get(0),
     )?;
     let sql = format!(
         "SELECT {ROW_COLUMNS} FROM transactions t
-         WHERE t.terminal_id IN (?1, ?2) AND t.id > ?3 AND t.id <= ?4 AND t.request_mti IN {CAPTURE_MTIS_SQL}
+         WHERE {of_terminal} AND t.id > ?3 AND t.id <= ?4 AND t.request_mti IN {CAPTURE_MTIS_SQL}
          ORDER BY t.id"
     );
     let mut stmt = conn.prepare(&sql)?;

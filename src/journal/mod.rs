@@ -4,6 +4,7 @@
 //! card data sealed at rest. SQLite by default, behind [`store::JournalStore`].
 
 pub mod crypto;
+pub mod lookup;
 pub mod query;
 pub mod record;
 pub mod schema;

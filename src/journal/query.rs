@@ -9,6 +9,7 @@ use rusqlite::types::Value as SqlValue;
 use rusqlite::{Connection, params_from_iter};
 use serde::Serialize;
 
+use super::lookup::{self, LookupIndex};
 use super::store::JournalError;
 
 /// Rows returned by one search at most (a search is for people).
@@ -127,6 +128,7 @@ fn first_id_at(conn: &Connection, at_ms: i64) -> Result<i64, JournalError> {
 
 /// Searches transactions, oldest first.
 pub fn search(conn: &Connection, f: &Filter) -> Result<Vec<TxnView>, JournalError> {
+    let watermark = lookup::watermark(conn).map_err(JournalError::sql("searching"))?;
     let mut sql = format!("SELECT {COLUMNS} FROM transactions WHERE 1 = 1");
     let mut args: Vec<SqlValue> = Vec::new();
     let mut cond = |clause: &str, v: SqlValue| {
@@ -134,17 +136,18 @@ pub fn search(conn: &Connection, f: &Filter) -> Result<Vec<TxnView>, JournalErro
         sql.push_str(&clause.replace('?', &format!("?{}", args.len() + 1)));
         args.push(v);
     };
+    let indexed = |index: LookupIndex| lookup::matching(index, "= ?", watermark);
     if let Some(v) = &f.rrn {
-        cond("rrn = ?", SqlValue::Text(v.clone()));
+        cond(&indexed(lookup::BY_RRN), SqlValue::Text(v.clone()));
     }
     if let Some(v) = &f.stan {
         cond("stan = ?", SqlValue::Text(v.clone()));
     }
     if let Some(v) = &f.terminal {
-        cond("terminal_id = ?", SqlValue::Text(v.clone()));
+        cond(&indexed(lookup::BY_TERMINAL), SqlValue::Text(v.clone()));
     }
     if let Some(h) = &f.pan_hash {
-        cond("pan_hmac = ?", SqlValue::Blob(h.to_vec()));
+        cond(&indexed(lookup::BY_PAN), SqlValue::Blob(h.to_vec()));
     }
     if let Some(v) = &f.masked_pan {
         cond("pan_masked = ?", SqlValue::Text(v.clone()));

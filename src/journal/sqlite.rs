@@ -9,6 +9,7 @@ use rusqlite::{Connection, OptionalExtension, params};
 use zeroize::Zeroizing;
 
 use super::crypto::{CryptoError, Keyring, NoncePool};
+use super::lookup;
 use super::record::{Accepted, Answered, Record, SafQueued};
 use super::schema::{JOURNAL_MIGRATIONS, migrate};
 use super::store::{JournalError, JournalStore, PendingSaf, Recovery, Unfinished};
@@ -24,6 +25,11 @@ pub struct SqliteJournal {
     nonces: NoncePool,
     /// Records committed since the writer's own last checkpoint.
     since_checkpoint: usize,
+    /// The look-up indexes' watermark (lookup.rs) and the highest
+    /// transaction id committed: a batch is indexed when they are
+    /// [`lookup::BATCH_ROWS`] apart.
+    indexed_through: i64,
+    max_id: i64,
     /// Stops the checkpoint thread when the journal is dropped.
     _checkpointer: Option<Checkpointer>,
 }
@@ -150,6 +156,11 @@ impl SqliteJournal {
         let mut conn = open_connection(path)?;
         migrate(&mut conn, "journal", JOURNAL_MIGRATIONS)?;
         verify_keys(&conn, &keys)?;
+        // Rows written since the last batch (before a crash, or by a seed)
+        // are indexed now, so searches never read a long unindexed tail.
+        let (indexed_through, max_id) = catch_up_lookups(&mut conn).map_err(JournalError::sql(
+            "indexing rows written since the last batch",
+        ))?;
         // The writer's page cache holds the indexes' working set, so index
         // inserts do not read pages back from the file.
         conn.execute_batch(&format!(
@@ -164,9 +175,26 @@ impl SqliteJournal {
             keys,
             nonces: NoncePool::new(),
             since_checkpoint: 0,
+            indexed_through,
+            max_id,
             _checkpointer: checkpointer,
         })
     }
+}
+
+/// Indexes every row above the look-up watermark; returns the watermark
+/// and the highest id, now equal (or both 0).
+fn catch_up_lookups(conn: &mut Connection) -> rusqlite::Result<(i64, i64)> {
+    let tx = conn.transaction()?;
+    let watermark = lookup::watermark(&tx)?;
+    let max_id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM transactions", [], |r| {
+        r.get(0)
+    })?;
+    if max_id > watermark {
+        lookup::advance(&tx, watermark, max_id)?;
+    }
+    tx.commit()?;
+    Ok((max_id.max(watermark), max_id.max(watermark)))
 }
 
 /// The writer connection's page cache, KiB.
@@ -180,6 +208,11 @@ struct Group<'c> {
     nonces: &'c mut NoncePool,
     insert: Option<rusqlite::CachedStatement<'c>>,
     answer: Option<rusqlite::CachedStatement<'c>>,
+    /// Ids up to here are already in the look-up indexes: a row at or
+    /// below it (it arrived after its batch) is indexed on its own.
+    indexed_through: i64,
+    /// The highest transaction id inserted so far.
+    max_id: i64,
 }
 
 impl<'c> Group<'c> {
@@ -254,6 +287,12 @@ impl<'c> Group<'c> {
             },
         ])
         .map_err(JournalError::sql("recording a request"))?;
+        let id = a.id as i64;
+        self.max_id = self.max_id.max(id);
+        if id <= self.indexed_through {
+            lookup::add_rows(conn, id - 1, id)
+                .map_err(JournalError::sql("indexing a late request"))?;
+        }
         Ok(())
     }
 
@@ -376,9 +415,21 @@ impl JournalStore for SqliteJournal {
             nonces: &mut self.nonces,
             insert: None,
             answer: None,
+            indexed_through: self.indexed_through,
+            max_id: self.max_id,
         };
         let applied = records.iter().try_for_each(|r| group.apply(r));
+        let max_id = group.max_id;
         drop(group);
+        // A batch of look-up entries rides in this group's commit.
+        let batch = max_id - self.indexed_through >= lookup::BATCH_ROWS;
+        let applied = applied.and_then(|()| {
+            if batch {
+                lookup::advance(conn, self.indexed_through, max_id)
+                    .map_err(JournalError::sql("indexing a batch"))?;
+            }
+            Ok(())
+        });
         match applied {
             Ok(()) => run("COMMIT")
                 .map(|_| ())
@@ -387,6 +438,10 @@ impl JournalStore for SqliteJournal {
                 let _ = conn.execute_batch("ROLLBACK");
                 return Err(e);
             }
+        }
+        self.max_id = max_id;
+        if batch {
+            self.indexed_through = max_id;
         }
         self.since_checkpoint += records.len();
         if self.since_checkpoint >= WRITER_CHECKPOINT_RECORDS {
@@ -544,6 +599,69 @@ mod tests {
             sent_at_ms: Some(2),
             ..Answered::default()
         })
+    }
+
+    fn count(path: &Path, sql: &str) -> i64 {
+        Connection::open(path)
+            .unwrap()
+            .query_row(sql, [], |r| r.get(0))
+            .unwrap()
+    }
+
+    /// The look-up tables fill in batches as the writer goes, a request
+    /// that arrives after its id range was indexed is indexed on arrival,
+    /// and rows left above the watermark by a crash are indexed at start.
+    #[test]
+    fn lookups_are_indexed_in_batches_late_rows_at_once_and_the_rest_at_start() {
+        let dir = fresh_dir("lookup");
+        let path = dir.join("j.db");
+        let by_pan = "SELECT COUNT(*) FROM txn_by_pan";
+        let batch = lookup::BATCH_ROWS as u64;
+        let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
+        // Ids 1..=last except 5, which arrives after the batch.
+        let last = batch + 150;
+        let ids = (1..=last).filter(|&id| id != 5);
+        for chunk in ids.collect::<Vec<_>>().chunks(100) {
+            let group: Vec<Record> = chunk.iter().map(|&id| accepted(id, true)).collect();
+            j.append(&group).unwrap();
+        }
+        let through = count(
+            &path,
+            "SELECT value FROM journal_meta WHERE name = 'indexed_through'",
+        );
+        assert!(
+            through >= lookup::BATCH_ROWS,
+            "a batch was indexed: {through}"
+        );
+        assert_eq!(count(&path, by_pan), through - 1, "all but id 5");
+        j.append(&[accepted(5, true)]).unwrap();
+        assert_eq!(count(&path, by_pan), through, "id 5 on arrival");
+        let tail = last as i64 - through;
+        assert!(tail > 0, "some rows wait for the next batch");
+        // A search finds the whole card's history, indexed or not.
+        let conn = Connection::open(&path).unwrap();
+        let found = crate::journal::query::search(
+            &conn,
+            &crate::journal::query::Filter {
+                pan_hash: Some(keys("k1", 1).pan_hash(b"4761739001010119")),
+                ..Default::default()
+            },
+        )
+        .unwrap();
+        assert_eq!(found.len() as u64, last);
+        drop(conn);
+        drop(j);
+        // Restarted: the tail is indexed before the writer takes records.
+        let _j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
+        assert_eq!(count(&path, by_pan), last as i64);
+        assert_eq!(
+            count(
+                &path,
+                "SELECT value FROM journal_meta WHERE name = 'indexed_through'"
+            ),
+            last as i64
+        );
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     /// Under sustained appends the background checkpointer never copies
