@@ -18,7 +18,10 @@
 use rusqlite::{Connection, params};
 
 /// Rows indexed in one batch: enough that a batch writes far fewer index
-/// pages than rows, few enough that it holds up its group commit briefly.
+/// pages than rows. The batch holds up the group commit it rides in (20 to
+/// 45 ms measured here, most of the journaled switch's p99); writing it in
+/// slices over many commits cut that p99 from about 30 to 13 ms but cost
+/// 10-15% of the throughput, one insert statement per entry.
 pub const BATCH_ROWS: i64 = 8_192;
 
 /// One look-up index: a table of (key, id) pairs.
