@@ -81,6 +81,22 @@ pub fn advance(conn: &Connection, after: i64, through: i64) -> rusqlite::Result<
     Ok(())
 }
 
+/// Indexes every row above the watermark (rows written before a crash, or
+/// by a seed) in its own transaction; returns the new watermark, which is
+/// then the highest id.
+pub fn catch_up(conn: &mut Connection) -> rusqlite::Result<i64> {
+    let tx = conn.transaction()?;
+    let watermark = watermark(&tx)?;
+    let max_id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM transactions", [], |r| {
+        r.get(0)
+    })?;
+    if max_id > watermark {
+        advance(&tx, watermark, max_id)?;
+    }
+    tx.commit()?;
+    Ok(max_id.max(watermark))
+}
+
 /// A condition on `transactions` (unqualified `id` and `index.column`):
 /// the rows whose column passes `test` (an SQL tail such as `= ?1` or
 /// `IN (?1, ?2)`), through the index below the watermark and by id range

@@ -158,7 +158,7 @@ impl SqliteJournal {
         verify_keys(&conn, &keys)?;
         // Rows written since the last batch (before a crash, or by a seed)
         // are indexed now, so searches never read a long unindexed tail.
-        let (indexed_through, max_id) = catch_up_lookups(&mut conn).map_err(JournalError::sql(
+        let indexed_through = lookup::catch_up(&mut conn).map_err(JournalError::sql(
             "indexing rows written since the last batch",
         ))?;
         // The writer's page cache holds the hot pages (the table's tail and
@@ -178,25 +178,10 @@ impl SqliteJournal {
             nonces: NoncePool::new(),
             since_checkpoint: 0,
             indexed_through,
-            max_id,
+            max_id: indexed_through,
             _checkpointer: checkpointer,
         })
     }
-}
-
-/// Indexes every row above the look-up watermark; returns the watermark
-/// and the highest id, now equal (or both 0).
-fn catch_up_lookups(conn: &mut Connection) -> rusqlite::Result<(i64, i64)> {
-    let tx = conn.transaction()?;
-    let watermark = lookup::watermark(&tx)?;
-    let max_id: i64 = tx.query_row("SELECT COALESCE(MAX(id), 0) FROM transactions", [], |r| {
-        r.get(0)
-    })?;
-    if max_id > watermark {
-        lookup::advance(&tx, watermark, max_id)?;
-    }
-    tx.commit()?;
-    Ok((max_id.max(watermark), max_id.max(watermark)))
 }
 
 /// The writer connection's page cache, KiB.
@@ -627,10 +612,8 @@ mod tests {
             let group: Vec<Record> = chunk.iter().map(|&id| accepted(id, true)).collect();
             j.append(&group).unwrap();
         }
-        let through = count(
-            &path,
-            "SELECT value FROM journal_meta WHERE name = 'indexed_through'",
-        );
+        let watermark = |path: &Path| lookup::watermark(&Connection::open(path).unwrap()).unwrap();
+        let through = watermark(&path);
         assert!(
             through >= lookup::BATCH_ROWS,
             "a batch was indexed: {through}"
@@ -656,13 +639,7 @@ mod tests {
         // Restarted: the tail is indexed before the writer takes records.
         let _j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
         assert_eq!(count(&path, by_pan), last as i64);
-        assert_eq!(
-            count(
-                &path,
-                "SELECT value FROM journal_meta WHERE name = 'indexed_through'"
-            ),
-            last as i64
-        );
+        assert_eq!(watermark(&path), last as i64);
         let _ = std::fs::remove_dir_all(&dir);
     }
 
