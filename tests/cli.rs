@@ -36,6 +36,12 @@ fn decode_prints_a_masked_description() {
     assert!(out.contains("476173******0119"), "{out}");
     assert!(!out.contains("4761739001010119"), "full PAN shown:\n{out}");
     assert!(out.contains("Application cryptogram"), "{out}");
+    // The cryptogram (9F26) is masked, also in the line of DE55 itself.
+    assert!(out.contains("[secret, 8 bytes]"), "{out}");
+    assert!(
+        !out.contains("8A1F2C3D4E5F6071"),
+        "cryptogram shown:\n{out}"
+    );
     assert!(out.contains("[PIN block, 8 bytes]"), "{out}");
 }
 

@@ -103,6 +103,10 @@ pub fn describe(spec: &Spec, msg: &Message) -> String {
         let name = fs.map_or("(not in spec)", |f| f.name.as_str());
         let shown = match fs.and_then(|f| f.sensitivity) {
             Some(kind) => mask(kind, value),
+            // The raw TLV would show the cryptograms its tags hide below.
+            None if fs.is_some_and(|f| matches!(f.structure, Structure::Tlv)) => {
+                format!("[{} bytes of TLV]", value.len())
+            }
             None => plain(fs, value),
         };
         let _ = writeln!(out, "  {n:>3}  {name:<44} {shown}");
