@@ -30,7 +30,7 @@ pub(crate) enum Source {
 
 /// One present field: where its value is. Small and `Copy`, so that a
 /// parse pushes 12 bytes per field and a drop does not visit the fields.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Slot {
     number: u16,
     /// The value passed the checks of the spec `Message::checked_by`.
@@ -56,6 +56,15 @@ impl Slot {
 
     pub(crate) fn number(&self) -> u16 {
         self.number
+    }
+
+    /// The slot of a plan's template (`plan.rs`) placed at `base`.
+    #[inline]
+    pub(crate) fn shifted(self, base: usize) -> Slot {
+        Slot {
+            start: self.start + base as u32,
+            ..self
+        }
     }
 }
 

@@ -15,6 +15,7 @@ pub mod mti;
 pub mod parse;
 pub mod path;
 pub mod pds;
+mod plan;
 pub mod sensitive;
 pub mod spec;
 pub mod spec_file;

@@ -14,7 +14,8 @@ use super::error::{MessageError, Part};
 use super::iso_message::{Message, ParsedParts, Slot, Source};
 use super::layout::FieldLayout;
 use super::mti::Mti;
-use super::spec::{BitmapEncoding, Class, Encoding, Spec};
+use super::plan::{Block, BlockKind, Plan, Step};
+use super::spec::{BitmapEncoding, Class, Encoding, Padding, Spec};
 use super::swar;
 
 /// The largest message the parser accepts (a 2-byte length's range).
@@ -370,7 +371,10 @@ impl Decoded {
 /// instead of an error, to be named by `parse_checked`. What it skips
 /// is proven by construction: BCD digits come out of the decoder as digits,
 /// a fixed value's size is its layout's; class scans run over runs of
-/// adjacent values (`Span`); the transcoding buffer is sized once.
+/// adjacent values (`Span`); the transcoding buffer is sized once. A bitmap
+/// seen before is read by its plan (`plan.rs`), whose blocks read runs of
+/// fixed-size fields at once; a new one field by field, and its plan is
+/// cached when the message proves valid.
 fn parse_fast(spec: &Spec, input: &Bytes) -> Option<Message> {
     let frame: &[u8] = input;
     if frame.len() > MESSAGE_BYTES_MAX {
@@ -382,119 +386,235 @@ fn parse_fast(spec: &Spec, input: &Bytes) -> Option<Message> {
     };
     let mti = read_mti(spec, &mut r).ok()?;
     let (_, present) = read_bitmaps(spec, &mut r).ok()?;
-    let mut slots = Vec::with_capacity(present.count());
-    let mut decoded = Decoded {
-        buffer: Vec::new(),
-        used: 0,
+    let mut fast = Fast {
+        spec,
+        frame,
+        at: r.offset,
+        decoded: Decoded {
+            buffer: Vec::new(),
+            used: 0,
+        },
+        span: Span::NONE,
+        slots: Vec::with_capacity(present.count()),
     };
-    let mut at = r.offset;
-    let mut span = Span::NONE;
-    for word_index in 0..3u16 {
-        let mut word = present.word(usize::from(word_index));
-        while word != 0 {
-            let lead = word.leading_zeros();
-            word &= !(1u64 << (63 - lead));
-            let n = word_index * 64 + lead as u16 + 1;
-            let layout = spec.layouts.get(usize::from(n))?;
-            if !layout.defined {
-                return None;
-            }
-            let field_at = at;
-            let (units, wire_len) = if layout.prefix_bytes == 0 {
-                (layout.units as usize, layout.fixed_wire_bytes as usize)
-            } else {
-                let prefix = frame.get(at..at + usize::from(layout.prefix_bytes))?;
-                let units = codec::read_prefix(prefix, layout.prefix_encoding)?;
-                if units > layout.units as usize
-                    || (layout.encoding == Encoding::Hex && units % 2 == 1)
-                {
-                    return None;
-                }
-                at += prefix.len();
-                (units, layout.wire_bytes(units))
-            };
-            let value_at = at;
-            // What the transcoding buffer is sized for on first use.
-            let wire_left = frame.len().saturating_sub(value_at);
-            let wire = frame.get(at..at + wire_len)?;
-            at += wire_len;
-            let (in_frame, start, len) = match layout.encoding {
-                Encoding::Ascii | Encoding::Binary => (true, value_at, wire_len),
-                Encoding::Ebcdic => {
-                    let dst = decoded.next(wire_len, spec, wire_left)?;
-                    for (d, &b) in dst.iter_mut().zip(wire) {
-                        *d = ebcdic::CP500_TO_LATIN1[usize::from(b)];
-                    }
-                    (false, decoded.used, wire_len)
-                }
-                Encoding::Bcd => {
-                    let len = units + usize::from(layout.sign_bytes);
-                    let dst = decoded.next(len, spec, wire_left)?;
-                    if !codec::bcd_decode_into(wire, units, layout.class, layout.padding, dst) {
-                        return None;
-                    }
-                    (false, decoded.used, len)
-                }
-                Encoding::Hex => {
-                    let len = wire_len / 2;
-                    let dst = decoded.next(len, spec, wire_left)?;
-                    if !swar::hex_decode_into(wire, dst) {
-                        return None;
-                    }
-                    (false, decoded.used, len)
-                }
-            };
-            let limit = layout.value_len as usize;
-            if (layout.is_variable() && len > limit) || (!layout.is_variable() && len != limit) {
-                return None;
-            }
-            if layout.scan {
-                let run_start = if layout.prefix_in_run {
-                    field_at
-                } else {
-                    start
-                };
-                if span.class == layout.class
-                    && span.in_frame == in_frame
-                    && span.end == run_start
-                    // `x+n` starts with its sign: never inside a run.
-                    && layout.class != Class::Xn
-                {
-                    span.end = start + len;
-                } else {
-                    if !span.valid(frame, &decoded.buffer) {
-                        return None;
-                    }
-                    span = Span {
-                        class: layout.class,
-                        in_frame,
-                        start: run_start,
-                        end: start + len,
-                    };
-                }
-            }
-            let source = if in_frame {
-                Source::Frame
-            } else {
-                decoded.used += len;
-                Source::Decoded
-            };
-            slots.push(Slot::parsed(n, source, start, len));
+    let planned = match spec.plans.get(&present) {
+        Some(plan) => {
+            fast.follow(plan)?;
+            true
+        }
+        None => {
+            fast.fields(&present)?;
+            false
+        }
+    };
+    let (slots, decoded) = fast.finish()?;
+    if !planned {
+        if let Some(plan) = Plan::compile(&spec.layouts, present) {
+            spec.plans.insert(plan);
         }
     }
-    if !span.valid(frame, &decoded.buffer) || at != frame.len() {
-        return None;
-    }
-    let mut buffer = decoded.buffer;
-    buffer.truncate(decoded.used);
     Some(Message::parsed(ParsedParts {
         mti,
         present,
         slots,
         frame: input.clone(),
-        decoded: buffer,
+        decoded,
         spec_id: spec.id,
     }))
+}
+
+/// The state of the fast pass: where it is in the frame, the transcoding
+/// buffer, the run of values awaiting their class check, the slots so far.
+struct Fast<'a> {
+    spec: &'a Spec,
+    frame: &'a [u8],
+    at: usize,
+    decoded: Decoded,
+    span: Span,
+    slots: Vec<Slot>,
+}
+
+impl Fast<'_> {
+    /// Reads the fields of `present` one by one.
+    fn fields(&mut self, present: &Bitmap) -> Option<()> {
+        for word_index in 0..3u16 {
+            let mut word = present.word(usize::from(word_index));
+            while word != 0 {
+                let lead = word.leading_zeros();
+                word &= !(1u64 << (63 - lead));
+                self.field(word_index * 64 + lead as u16 + 1)?;
+            }
+        }
+        Some(())
+    }
+
+    /// Reads the fields as `plan` says; the plan was made for this bitmap.
+    fn follow(&mut self, plan: &Plan) -> Option<()> {
+        for step in plan.steps.iter() {
+            match *step {
+                Step::Field(n) => self.field(n)?,
+                Step::Block(block) => self.block(plan, block)?,
+            }
+        }
+        Some(())
+    }
+
+    /// A run of fixed-size fields: one bounds check, one transcoding loop,
+    /// slots from the plan's template, checks merged in advance.
+    #[inline]
+    fn block(&mut self, plan: &Plan, block: Block) -> Option<()> {
+        let wire_len = block.wire as usize;
+        let wire = self.frame.get(self.at..self.at + wire_len)?;
+        let values = block.values as usize;
+        let (in_frame, base) = match block.kind {
+            BlockKind::Frame => (true, self.at),
+            BlockKind::Ebcdic => {
+                let wire_left = self.frame.len() - self.at;
+                let dst = self.decoded.next(values, self.spec, wire_left)?;
+                for (d, &b) in dst.iter_mut().zip(wire) {
+                    *d = ebcdic::CP500_TO_LATIN1[usize::from(b)];
+                }
+                (false, self.decoded.used)
+            }
+            BlockKind::Bcd => {
+                let wire_left = self.frame.len() - self.at;
+                let dst = self.decoded.next(values, self.spec, wire_left)?;
+                if !codec::bcd_decode_into(wire, values, Class::N, Padding::Left, dst) {
+                    return None;
+                }
+                (false, self.decoded.used)
+            }
+        };
+        self.at += wire_len;
+        let (from, to) = (usize::from(block.checks.0), usize::from(block.checks.1));
+        for check in plan.checks.get(from..to)? {
+            let start = base + check.start as usize;
+            self.run(check.class, in_frame, start, base + check.end as usize)?;
+        }
+        let (from, to) = (usize::from(block.slots.0), usize::from(block.slots.1));
+        self.slots.extend(
+            plan.slots
+                .get(from..to)?
+                .iter()
+                .map(|slot| slot.shifted(base)),
+        );
+        if !in_frame {
+            self.decoded.used += values;
+        }
+        Some(())
+    }
+
+    /// One field, whatever its kind.
+    #[inline(always)]
+    fn field(&mut self, n: u16) -> Option<()> {
+        let (spec, frame) = (self.spec, self.frame);
+        let layout = spec.layouts.get(usize::from(n))?;
+        if !layout.defined {
+            return None;
+        }
+        let field_at = self.at;
+        let (units, wire_len) = if layout.prefix_bytes == 0 {
+            (layout.units as usize, layout.fixed_wire_bytes as usize)
+        } else {
+            let prefix = frame.get(self.at..self.at + usize::from(layout.prefix_bytes))?;
+            let units = codec::read_prefix(prefix, layout.prefix_encoding)?;
+            if units > layout.units as usize || (layout.encoding == Encoding::Hex && units % 2 == 1)
+            {
+                return None;
+            }
+            self.at += prefix.len();
+            (units, layout.wire_bytes(units))
+        };
+        let value_at = self.at;
+        // What the transcoding buffer is sized for on first use.
+        let wire_left = frame.len().saturating_sub(value_at);
+        let wire = frame.get(self.at..self.at + wire_len)?;
+        self.at += wire_len;
+        let decoded = &mut self.decoded;
+        let (in_frame, start, len) = match layout.encoding {
+            Encoding::Ascii | Encoding::Binary => (true, value_at, wire_len),
+            Encoding::Ebcdic => {
+                let dst = decoded.next(wire_len, spec, wire_left)?;
+                for (d, &b) in dst.iter_mut().zip(wire) {
+                    *d = ebcdic::CP500_TO_LATIN1[usize::from(b)];
+                }
+                (false, decoded.used, wire_len)
+            }
+            Encoding::Bcd => {
+                let len = units + usize::from(layout.sign_bytes);
+                let dst = decoded.next(len, spec, wire_left)?;
+                if !codec::bcd_decode_into(wire, units, layout.class, layout.padding, dst) {
+                    return None;
+                }
+                (false, decoded.used, len)
+            }
+            Encoding::Hex => {
+                let len = wire_len / 2;
+                let dst = decoded.next(len, spec, wire_left)?;
+                if !swar::hex_decode_into(wire, dst) {
+                    return None;
+                }
+                (false, decoded.used, len)
+            }
+        };
+        let limit = layout.value_len as usize;
+        if (layout.is_variable() && len > limit) || (!layout.is_variable() && len != limit) {
+            return None;
+        }
+        if layout.scan {
+            let run_start = if layout.prefix_in_run {
+                field_at
+            } else {
+                start
+            };
+            self.run(layout.class, in_frame, run_start, start + len)?;
+        }
+        let source = if in_frame {
+            Source::Frame
+        } else {
+            self.decoded.used += len;
+            Source::Decoded
+        };
+        self.slots.push(Slot::parsed(n, source, start, len));
+        Some(())
+    }
+
+    /// Adds `start..end` of the frame or the transcoding buffer to the run
+    /// awaiting its class check, or checks that run and starts another.
+    #[inline(always)]
+    fn run(&mut self, class: Class, in_frame: bool, start: usize, end: usize) -> Option<()> {
+        let span = &mut self.span;
+        if span.class == class
+            && span.in_frame == in_frame
+            && span.end == start
+            // `x+n` starts with its sign: never inside a run.
+            && class != Class::Xn
+        {
+            span.end = end;
+            return Some(());
+        }
+        if !span.valid(self.frame, &self.decoded.buffer) {
+            return None;
+        }
+        *span = Span {
+            class,
+            in_frame,
+            start,
+            end,
+        };
+        Some(())
+    }
+
+    /// The last check and the end of the frame: the slots and the
+    /// transcoded values, if all is well.
+    fn finish(self) -> Option<(Vec<Slot>, Vec<u8>)> {
+        if !self.span.valid(self.frame, &self.decoded.buffer) || self.at != self.frame.len() {
+            return None;
+        }
+        let mut buffer = self.decoded.buffer;
+        buffer.truncate(self.decoded.used);
+        Some((self.slots, buffer))
+    }
 }
 
 /// Sizes the transcoding buffer once per message: transcoding at most
@@ -588,10 +708,18 @@ mod tests {
         fn the_fast_pass_agrees_with_the_checking_parser(
             which in 0..GOLDEN.len(),
             edits in prop::collection::vec((any::<prop::sample::Index>(), edge_byte(), 0u8..8), 0..4),
+            plan_first in any::<bool>(),
         ) {
             let (name, text) = GOLDEN[which];
             let spec = Spec::resolve(name).expect("spec");
             let mut bytes = hex::decode(text.trim()).expect("hex");
+            // Half the cases read the edited message by the golden bitmap's
+            // plan, half field by field (and cache a plan if it is valid).
+            if plan_first {
+                let golden = Bytes::from(bytes.clone());
+                prop_assert!(parse_fast(&spec, &golden).is_some());
+                prop_assert_eq!(spec.plans.len(), 1);
+            }
             for (at, byte, kind) in edits {
                 let i = at.index(bytes.len() + 1);
                 match kind {
@@ -605,15 +733,18 @@ mod tests {
                 }
             }
             let input = Bytes::from(bytes);
-            let fast = parse_fast(&spec, &input);
             let checked = parse_checked(&spec, &input);
-            match (fast, checked) {
-                (Some(f), Ok(c)) => {
-                    prop_assert_eq!(&f, &c);
-                    prop_assert!(f.values().eq(c.values()));
+            // Twice: the second time by the plan the first one cached, if any.
+            for round in 0..2 {
+                let fast = parse_fast(&spec, &input);
+                match (fast, &checked) {
+                    (Some(f), Ok(c)) => {
+                        prop_assert_eq!(&f, c);
+                        prop_assert!(f.values().eq(c.values()));
+                    }
+                    (None, Err(_)) => {}
+                    (f, c) => prop_assert!(false, "{name} round {round}: fast pass {:?}, checking parser {:?}", f.is_some(), c.as_ref().err()),
                 }
-                (None, Err(_)) => {}
-                (f, c) => prop_assert!(false, "{name}: fast pass {:?}, checking parser {:?}", f.is_some(), c.err()),
             }
         }
     }
@@ -624,6 +755,8 @@ mod tests {
             let spec = Spec::resolve(name).expect("spec");
             let input = Bytes::from(hex::decode(text.trim()).expect("hex"));
             assert!(parse_fast(&spec, &input).is_some(), "{name}");
+            assert_eq!(spec.plans.len(), 1, "{name}: the bitmap's plan is cached");
+            assert!(parse_fast(&spec, &input).is_some(), "{name}, by its plan");
         }
     }
 }

@@ -295,6 +295,8 @@ pub struct Spec {
     pub(crate) decoded_per_wire_byte: u8,
     /// Identity of this spec (shared by its clones, which have the same fields).
     pub(crate) id: u64,
+    /// Parse plans of the bitmaps seen (shared by the clones too).
+    pub(crate) plans: std::sync::Arc<super::plan::PlanCache>,
 }
 
 impl Spec {

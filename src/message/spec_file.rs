@@ -369,6 +369,7 @@ fn finish(merged: Merged) -> Result<Spec, SpecError> {
         layouts,
         decoded_per_wire_byte,
         id: layout::next_spec_id(),
+        plans: Default::default(),
     })
 }
 

@@ -1,0 +1,328 @@
+//! Parse plans: the fields one bitmap announces in one spec, compiled into a
+//! few steps. A run of fixed-size fields is one step: one bounds check for
+//! the run, one transcoding loop, its slots copied from a template, its class
+//! checks merged in advance. Traffic repeats a handful of bitmaps (each
+//! message type has its own few), so each spec keeps a small cache of plans
+//! keyed by bitmap; a bitmap that finds no room reads field by field, with
+//! the same rules.
+
+use std::fmt;
+use std::sync::OnceLock;
+
+use super::bitmap::Bitmap;
+use super::iso_message::{Slot, Source};
+use super::layout::FieldLayout;
+use super::spec::{Class, Encoding};
+
+/// Fixed-size fields that follow one another on the wire, read as one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Block {
+    /// How the run is read.
+    pub kind: BlockKind,
+    /// Bytes of the run on the wire.
+    pub wire: u32,
+    /// Bytes of the run's values (in the frame or the transcoding buffer).
+    pub values: u32,
+    /// The run's slots in `Plan::slots`, starts relative to the run's values.
+    pub slots: (u16, u16),
+    /// The run's class checks in `Plan::checks`, relative likewise.
+    pub checks: (u16, u16),
+}
+
+/// How a block's values are obtained from its wire bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlockKind {
+    /// ASCII or binary: the values are the wire bytes, left in the frame.
+    Frame,
+    /// EBCDIC text, transcoded byte for byte.
+    Ebcdic,
+    /// Packed BCD numbers of even digit counts: two digits per byte.
+    Bcd,
+}
+
+/// One step of a plan.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Step {
+    Block(Block),
+    /// A field read on its own: length-prefixed, odd-length BCD, hex text,
+    /// track data or signed amounts in BCD.
+    Field(u16),
+}
+
+/// A class check over `start..end` of a block's values. Adjacent values of
+/// one class share a check, as the field-by-field pass merges them (never
+/// `x+n`, whose first byte is its sign).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Check {
+    pub class: Class,
+    pub start: u32,
+    pub end: u32,
+}
+
+/// The compiled reading of one bitmap in one spec.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) struct Plan {
+    /// The data elements present (bitmap bits 1 and 65 excluded).
+    pub present: Bitmap,
+    pub steps: Box<[Step]>,
+    /// Slot templates of the blocks' fields.
+    pub slots: Box<[Slot]>,
+    pub checks: Box<[Check]>,
+}
+
+/// How a fixed-size field joins a block, if it can.
+fn block_kind(layout: &FieldLayout) -> Option<BlockKind> {
+    if layout.is_variable() {
+        return None;
+    }
+    match layout.encoding {
+        Encoding::Ascii | Encoding::Binary => Some(BlockKind::Frame),
+        Encoding::Ebcdic => Some(BlockKind::Ebcdic),
+        Encoding::Bcd if layout.class == Class::N && layout.units % 2 == 0 => {
+            Some(BlockKind::Bcd)
+        }
+        Encoding::Bcd | Encoding::Hex => None,
+    }
+}
+
+/// What a field's class check needs: `None` for values never scanned
+/// (binary data, BCD digits, which the decoder admits only as digits).
+fn scanned_class(layout: &FieldLayout, kind: BlockKind) -> Option<Class> {
+    (layout.scan && kind != BlockKind::Bcd).then_some(layout.class)
+}
+
+impl Plan {
+    /// The plan for `present` in the spec whose field table is `layouts`;
+    /// `None` if the bitmap names a field the spec does not define (such a
+    /// message is refused, and refusals are not worth a plan).
+    pub(crate) fn compile(layouts: &[FieldLayout], present: Bitmap) -> Option<Plan> {
+        let mut steps: Vec<Step> = Vec::new();
+        let mut slots: Vec<Slot> = Vec::new();
+        let mut checks: Vec<Check> = Vec::new();
+        let mut open: Option<Block> = None;
+        for n in present.iter() {
+            let layout = layouts.get(usize::from(n)).filter(|l| l.defined)?;
+            let Some(kind) = block_kind(layout) else {
+                steps.extend(open.take().map(Step::Block));
+                steps.push(Step::Field(n));
+                continue;
+            };
+            let block = match open {
+                Some(b) if b.kind == kind => b,
+                _ => {
+                    steps.extend(open.take().map(Step::Block));
+                    Block {
+                        kind,
+                        wire: 0,
+                        values: 0,
+                        slots: (index(slots.len()), index(slots.len())),
+                        checks: (index(checks.len()), index(checks.len())),
+                    }
+                }
+            };
+            let len = layout.value_len;
+            let (source, wire) = match kind {
+                BlockKind::Frame => (Source::Frame, layout.fixed_wire_bytes),
+                BlockKind::Ebcdic | BlockKind::Bcd => (Source::Decoded, layout.fixed_wire_bytes),
+            };
+            let start = block.values;
+            slots.push(Slot::parsed(n, source, start as usize, len as usize));
+            if let Some(class) = scanned_class(layout, kind) {
+                let end = start + len;
+                let block_has_checks = checks.len() > usize::from(block.checks.0);
+                match checks.last_mut() {
+                    Some(last)
+                        if block_has_checks
+                            && last.class == class
+                            && last.end == start
+                            && class != Class::Xn =>
+                    {
+                        last.end = end;
+                    }
+                    _ => checks.push(Check { class, start, end }),
+                }
+            }
+            open = Some(Block {
+                wire: block.wire + wire,
+                values: start + len,
+                slots: (block.slots.0, index(slots.len())),
+                checks: (block.checks.0, index(checks.len())),
+                ..block
+            });
+        }
+        steps.extend(open.take().map(Step::Block));
+        Some(Plan {
+            present,
+            steps: steps.into(),
+            slots: slots.into(),
+            checks: checks.into(),
+        })
+    }
+}
+
+/// Counts in a plan are bounded by the 192 fields of a bitmap.
+fn index(n: usize) -> u16 {
+    debug_assert!(n <= 192);
+    n as u16
+}
+
+/// Plans a cache holds at most: more than the bitmaps a link sees in practice.
+pub(crate) const PLANS_MAX: usize = 64;
+
+/// Plans by bitmap, filled on first use and never evicted: a plan is
+/// a few hundred bytes, and a full cache only sends further bitmaps down
+/// the field-by-field path.
+pub(crate) struct PlanCache {
+    entries: Box<[OnceLock<Plan>]>,
+}
+
+impl Default for PlanCache {
+    fn default() -> PlanCache {
+        PlanCache {
+            entries: (0..PLANS_MAX).map(|_| OnceLock::new()).collect(),
+        }
+    }
+}
+
+impl fmt::Debug for PlanCache {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let held = self.entries.iter().filter(|e| e.get().is_some()).count();
+        write!(f, "PlanCache({held} of {PLANS_MAX})")
+    }
+}
+
+/// Where a bitmap's plan is looked for first (the next entry is the second
+/// choice).
+fn home(present: &Bitmap) -> usize {
+    let mixed = present.word(0)
+        ^ present.word(1).rotate_left(21)
+        ^ present.word(2).rotate_left(42);
+    (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % PLANS_MAX
+}
+
+impl PlanCache {
+    /// The plan for `present`, if one is cached.
+    #[inline]
+    pub(crate) fn get(&self, present: &Bitmap) -> Option<&Plan> {
+        let at = home(present);
+        [at, (at + 1) % PLANS_MAX]
+            .into_iter()
+            .filter_map(|i| self.entries.get(i)?.get())
+            .find(|plan| plan.present == *present)
+    }
+
+    /// Caches `plan` in the first free entry of its two; a plan with no
+    /// room is dropped.
+    pub(crate) fn insert(&self, plan: Plan) {
+        let at = home(&plan.present);
+        let mut plan = Some(plan);
+        for i in [at, (at + 1) % PLANS_MAX] {
+            let (Some(entry), Some(p)) = (self.entries.get(i), plan.take()) else {
+                return;
+            };
+            // `set` hands the plan back when the entry is taken (possibly
+            // by the same bitmap, from another thread: then either is fine).
+            plan = entry.set(p).err();
+        }
+    }
+
+    /// Plans held.
+    #[cfg(test)]
+    pub(crate) fn len(&self) -> usize {
+        self.entries.iter().filter(|e| e.get().is_some()).count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::Spec;
+
+    fn bitmap(fields: &[u16]) -> Bitmap {
+        let mut b = Bitmap::default();
+        for &n in fields {
+            b.set(n);
+        }
+        b
+    }
+
+    #[test]
+    fn fixed_fields_in_a_row_are_one_block_with_merged_checks() {
+        let spec = Spec::resolve("iso87-ascii").expect("spec");
+        let present = bitmap(&[2, 3, 4, 7, 11, 35, 37, 41, 42, 49]);
+        let plan = Plan::compile(&spec.layouts, present).expect("plan");
+        let kinds: Vec<String> = plan
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Block(b) => format!("{:?}:{}", b.kind, b.wire),
+                Step::Field(n) => format!("{n}"),
+            })
+            .collect();
+        // 3, 4, 7, 11: 6 + 12 + 10 + 6 digits; 37, 41, 42, 49: 12 + 8 + 15 + 3.
+        assert_eq!(kinds, ["2", "Frame:34", "35", "Frame:38"]);
+        let Step::Block(first) = plan.steps[1] else {
+            panic!("a block")
+        };
+        assert_eq!(first.checks.1 - first.checks.0, 1, "four n values, one check");
+        let Step::Block(last) = plan.steps[3] else {
+            panic!("a block")
+        };
+        let classes: Vec<(Class, u32, u32)> = plan.checks
+            [usize::from(last.checks.0)..usize::from(last.checks.1)]
+            .iter()
+            .map(|c| (c.class, c.start, c.end))
+            .collect();
+        // 37 an, 41 + 42 ans (merged), 49 an.
+        assert_eq!(
+            classes,
+            [
+                (Class::An, 0, 12),
+                (Class::Ans, 12, 35),
+                (Class::An, 35, 38)
+            ]
+        );
+        assert_eq!(plan.slots.len(), 8);
+    }
+
+    #[test]
+    fn odd_bcd_and_undefined_fields() {
+        let spec = Spec::resolve("iso87-binary").expect("spec");
+        let plan = Plan::compile(&spec.layouts, bitmap(&[3, 4, 22, 25])).expect("plan");
+        let shape: Vec<String> = plan
+            .steps
+            .iter()
+            .map(|s| match s {
+                Step::Block(b) => format!("{:?}:{}:{}", b.kind, b.wire, b.values),
+                Step::Field(n) => format!("{n}"),
+            })
+            .collect();
+        // DE22 has 3 digits: read alone, between two BCD blocks.
+        assert_eq!(shape, ["Bcd:9:18", "22", "Bcd:1:2"]);
+        let undefined = (2..=192u16).find(|&n| !spec.layouts[usize::from(n)].defined);
+        if let Some(n) = undefined {
+            assert!(Plan::compile(&spec.layouts, bitmap(&[3, n])).is_none());
+        }
+    }
+
+    #[test]
+    fn the_cache_keeps_what_fits_and_finds_it_again() {
+        let spec = Spec::resolve("iso87-ascii").expect("spec");
+        let cache = PlanCache::default();
+        let bitmaps: Vec<Bitmap> = (0..200u16)
+            .map(|i| bitmap(&[3, 4 + (i % 60), 100 + (i % 3)]))
+            .collect();
+        for b in &bitmaps {
+            if let Some(plan) = Plan::compile(&spec.layouts, *b) {
+                cache.insert(plan);
+            }
+        }
+        assert!(cache.len() <= PLANS_MAX);
+        assert!(cache.len() > PLANS_MAX / 2, "{:?}", cache);
+        for b in &bitmaps {
+            if let Some(plan) = cache.get(b) {
+                assert_eq!(plan.present, *b, "a plan is found for its own bitmap only");
+            }
+        }
+    }
+}
