@@ -340,7 +340,7 @@ impl Span {
         let buffer = if self.in_frame { frame } else { decoded };
         buffer
             .get(self.start..self.end)
-            .is_some_and(|bytes| self.class.check(bytes).is_ok())
+            .is_some_and(|bytes| self.class.admits(bytes))
     }
 }
 

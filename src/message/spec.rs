@@ -79,26 +79,40 @@ impl Class {
     /// byte. The scans go eight bytes at a time (see `swar`).
     #[inline]
     pub fn check(self, value: &[u8]) -> Result<(), usize> {
-        let (valid, mask) = match self {
-            Class::B => return Ok(()),
-            Class::Xn => {
-                return match value.split_first() {
-                    None => Err(0),
-                    Some((sign, _)) if *sign != b'C' && *sign != b'D' => Err(0),
-                    Some((_, digits)) if swar::all_digits(digits) => Ok(()),
-                    Some((_, digits)) => Err(first_outside(digits, CLASS_N) + 1),
-                };
-            }
-            Class::N => (swar::all_digits(value), CLASS_N),
-            Class::A => (swar::all_alpha(value), CLASS_A),
-            Class::An => (swar::all_alphanumeric(value), CLASS_AN),
-            Class::Ans => (swar::all_printable(value), CLASS_ANS),
-            Class::Z => (swar::all_track(value), CLASS_Z),
-        };
-        if valid {
-            Ok(())
-        } else {
-            Err(first_outside(value, mask))
+        if self.admits(value) {
+            return Ok(());
+        }
+        Err(match self {
+            Class::B => 0,
+            Class::Xn => match value.split_first() {
+                Some((sign, digits)) if *sign == b'C' || *sign == b'D' => {
+                    first_outside(digits, CLASS_N) + 1
+                }
+                _ => 0,
+            },
+            Class::N => first_outside(value, CLASS_N),
+            Class::A => first_outside(value, CLASS_A),
+            Class::An => first_outside(value, CLASS_AN),
+            Class::Ans => first_outside(value, CLASS_ANS),
+            Class::Z => first_outside(value, CLASS_Z),
+        })
+    }
+
+    /// Whether every byte of `value` belongs to the class: `check` without
+    /// the position, inlined into the parser's scans.
+    #[inline]
+    pub(crate) fn admits(self, value: &[u8]) -> bool {
+        match self {
+            Class::B => true,
+            Class::Xn => match value.split_first() {
+                Some((sign, digits)) => (*sign == b'C' || *sign == b'D') && swar::all_digits(digits),
+                None => false,
+            },
+            Class::N => swar::all_digits(value),
+            Class::A => swar::all_alpha(value),
+            Class::An => swar::all_alphanumeric(value),
+            Class::Ans => swar::all_printable(value),
+            Class::Z => swar::all_track(value),
         }
     }
 
