@@ -408,10 +408,8 @@ fn parse_fast(spec: &Spec, input: &Bytes) -> Option<Message> {
         }
     };
     let (slots, decoded) = fast.finish()?;
-    if !planned {
-        if let Some(plan) = Plan::compile(&spec.layouts, present) {
-            spec.plans.insert(plan);
-        }
+    if !planned && let Some(plan) = Plan::compile(&spec.layouts, present) {
+        spec.plans.insert(plan);
     }
     Some(Message::parsed(ParsedParts {
         mti,

@@ -78,7 +78,7 @@ fn block_kind(layout: &FieldLayout) -> Option<BlockKind> {
     match layout.encoding {
         Encoding::Ascii | Encoding::Binary => Some(BlockKind::Frame),
         Encoding::Ebcdic => Some(BlockKind::Ebcdic),
-        Encoding::Bcd if layout.class == Class::N && layout.units % 2 == 0 => {
+        Encoding::Bcd if layout.class == Class::N && layout.units.is_multiple_of(2) => {
             Some(BlockKind::Bcd)
         }
         Encoding::Bcd | Encoding::Hex => None,
@@ -194,9 +194,7 @@ impl fmt::Debug for PlanCache {
 /// Where a bitmap's plan is looked for first (the next entry is the second
 /// choice).
 fn home(present: &Bitmap) -> usize {
-    let mixed = present.word(0)
-        ^ present.word(1).rotate_left(21)
-        ^ present.word(2).rotate_left(42);
+    let mixed = present.word(0) ^ present.word(1).rotate_left(21) ^ present.word(2).rotate_left(42);
     (mixed.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> 58) as usize % PLANS_MAX
 }
 
@@ -264,7 +262,11 @@ mod tests {
         let Step::Block(first) = plan.steps[1] else {
             panic!("a block")
         };
-        assert_eq!(first.checks.1 - first.checks.0, 1, "four n values, one check");
+        assert_eq!(
+            first.checks.1 - first.checks.0,
+            1,
+            "four n values, one check"
+        );
         let Step::Block(last) = plan.steps[3] else {
             panic!("a block")
         };

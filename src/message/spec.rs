@@ -105,7 +105,9 @@ impl Class {
         match self {
             Class::B => true,
             Class::Xn => match value.split_first() {
-                Some((sign, digits)) => (*sign == b'C' || *sign == b'D') && swar::all_digits(digits),
+                Some((sign, digits)) => {
+                    (*sign == b'C' || *sign == b'D') && swar::all_digits(digits)
+                }
                 None => false,
             },
             Class::N => swar::all_digits(value),
