@@ -338,9 +338,7 @@ impl Span {
             return true;
         }
         let buffer = if self.in_frame { frame } else { decoded };
-        buffer
-            .get(self.start..self.end)
-            .is_some_and(|bytes| self.class.admits(bytes))
+        swar::run_admits(buffer, self.start, self.end, self.class)
     }
 }
 

@@ -5,6 +5,8 @@
 //! a value is padded with a byte that passes. Long hexadecimal values (DE55
 //! in ASCII dialects) go 16 characters at a time in SSE2 on x86-64.
 
+use super::spec::Class;
+
 const ONES: u64 = 0x0101_0101_0101_0101;
 const HIGH: u64 = 0x8080_8080_8080_8080;
 
@@ -122,15 +124,8 @@ pub(crate) fn all_printable(value: &[u8]) -> bool {
 /// if any is not a hex digit.
 #[inline]
 pub(crate) fn hex16(text: &[u8; 16]) -> Option<[u8; 8]> {
-    let (high, high_fault) = hex8(word(&text[..8]));
-    let (low, low_fault) = hex8(word(&text[8..]));
-    if high_fault | low_fault != 0 {
-        return None;
-    }
     let mut out = [0u8; 8];
-    out[..4].copy_from_slice(&high);
-    out[4..].copy_from_slice(&low);
-    Some(out)
+    hex_decode_into(text, &mut out).then_some(out)
 }
 
 /// 8 hexadecimal characters (a little-endian word) into 4 bytes, and a
@@ -193,16 +188,38 @@ fn hex_decode_words(text: &[u8], out: &mut [u8]) -> bool {
     faults == 0
 }
 
+/// Whether `buffer[start..end]` belongs to `class`, 16 bytes at a time
+/// where SSE2 is there: the parser's check of a run of values. The window
+/// may read bytes of `buffer` around the run (masked out), so that a short
+/// run costs one vector step too; `false` for a range outside `buffer`.
+#[inline]
+pub(crate) fn run_admits(buffer: &[u8], start: usize, end: usize, class: Class) -> bool {
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    if buffer.len() >= 16 && start <= end && end <= buffer.len() && class != Class::Xn {
+        // SAFETY: as for `hex_decode_into` below: a `target_feature`
+        // function, compiled only where SSE2 is part of the target.
+        #[allow(unsafe_code)]
+        return unsafe { sse2::run_admits(buffer, start, end, class) };
+    }
+    buffer
+        .get(start..end)
+        .is_some_and(|value| class.admits(value))
+}
+
 /// SSE2 is part of x86-64 itself: no run-time detection. The only
-/// `unsafe` is the call into `hex_decode_into` (a `target_feature`
-/// function); values go in and out as words, no raw pointers.
+/// `unsafe` are the calls into `hex_decode_into` and `run_admits`
+/// (`target_feature` functions); values go in and out as words, no raw
+/// pointers.
 #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
 mod sse2 {
     use std::arch::x86_64::{
-        __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmplt_epi8, _mm_cvtsi128_si64, _mm_movemask_epi8,
-        _mm_or_si128, _mm_packus_epi16, _mm_set_epi64x, _mm_set1_epi8, _mm_set1_epi16,
-        _mm_slli_epi16, _mm_srli_epi16, _mm_sub_epi8, _mm_xor_si128,
+        __m128i, _mm_add_epi8, _mm_and_si128, _mm_cmpeq_epi8, _mm_cmplt_epi8, _mm_cvtsi128_si64,
+        _mm_movemask_epi8, _mm_or_si128, _mm_packus_epi16, _mm_set_epi64x, _mm_set1_epi8,
+        _mm_set1_epi16, _mm_setzero_si128, _mm_slli_epi16, _mm_srli_epi16, _mm_sub_epi8,
+        _mm_subs_epu8, _mm_xor_si128,
     };
+
+    use crate::message::spec::Class;
 
     use super::word;
 
@@ -264,6 +281,65 @@ mod sse2 {
         }
         valid == 0xFFFF
     }
+
+    /// Lanes of `x` in `lo..=hi` (unsigned): 0xFF, else 0.
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn within(x: __m128i, lo: u8, hi: u8) -> __m128i {
+        let above = _mm_sub_epi8(x, _mm_set1_epi8(lo as i8));
+        let beyond = _mm_subs_epu8(above, _mm_set1_epi8((hi - lo) as i8));
+        _mm_cmpeq_epi8(beyond, _mm_setzero_si128())
+    }
+
+    /// A bit per lane of `x` whose byte belongs to `class` (not `Xn`).
+    #[inline]
+    #[target_feature(enable = "sse2")]
+    fn members(x: __m128i, class: Class) -> u32 {
+        let digits = || within(x, b'0', b'9');
+        let space = || _mm_cmpeq_epi8(x, _mm_set1_epi8(b' ' as i8));
+        // Folding case maps A-Z onto a-z and nothing else onto a-z.
+        let letters = || within(_mm_or_si128(x, _mm_set1_epi8(0x20)), b'a', b'z');
+        let good = match class {
+            Class::B => return 0xFFFF,
+            Class::N | Class::Xn => digits(),
+            Class::A => _mm_or_si128(letters(), space()),
+            Class::An => _mm_or_si128(_mm_or_si128(letters(), digits()), space()),
+            Class::Ans => _mm_or_si128(within(x, 0x20, 0x7E), within(x, 0xA0, 0xFF)),
+            Class::Z => _mm_or_si128(
+                digits(),
+                _mm_or_si128(
+                    _mm_cmpeq_epi8(x, _mm_set1_epi8(b'=' as i8)),
+                    _mm_cmpeq_epi8(x, _mm_set1_epi8(b'D' as i8)),
+                ),
+            ),
+        };
+        _mm_movemask_epi8(good) as u32
+    }
+
+    /// `buffer.len() >= 16`, `start <= end <= buffer.len()`. Each step
+    /// looks at a window of 16 bytes that starts at the next unchecked
+    /// byte, or ends at the buffer's end near it; lanes outside the run
+    /// are masked out.
+    #[target_feature(enable = "sse2")]
+    pub(super) fn run_admits(buffer: &[u8], start: usize, end: usize, class: Class) -> bool {
+        debug_assert!(buffer.len() >= 16 && start <= end && end <= buffer.len());
+        let mut at = start;
+        while at < end {
+            let window = at.min(buffer.len() - 16);
+            let x = _mm_set_epi64x(
+                word(&buffer[window + 8..]) as i64,
+                word(&buffer[window..]) as i64,
+            );
+            let first = at - window;
+            let last = (end - window).min(16);
+            let wanted = ((1u32 << last) - 1) & !((1u32 << first) - 1);
+            if members(x, class) & wanted != wanted {
+                return false;
+            }
+            at = window + 16;
+        }
+        true
+    }
 }
 
 #[cfg(test)]
@@ -271,7 +347,41 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn any_class() -> impl Strategy<Value = Class> {
+        prop::sample::select(vec![
+            Class::N,
+            Class::A,
+            Class::An,
+            Class::Ans,
+            Class::B,
+            Class::Z,
+            Class::Xn,
+        ])
+    }
+
     proptest! {
+        #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+
+        /// The vector check of a run agrees with the class test of its
+        /// bytes, wherever the run lies in its buffer.
+        #[test]
+        fn run_checks_agree_with_the_class_test(
+            buffer in proptest::collection::vec(
+                prop_oneof![b'0'..=b'9', prop::sample::select(b"AZaz =D/:@[`{~".to_vec()), any::<u8>()],
+                0..80),
+            a in any::<prop::sample::Index>(),
+            b in any::<prop::sample::Index>(),
+            class in any_class(),
+        ) {
+            let (i, j) = (a.index(buffer.len() + 1), b.index(buffer.len() + 1));
+            let (start, end) = (i.min(j), i.max(j));
+            prop_assert_eq!(
+                run_admits(&buffer, start, end, class),
+                class.admits(&buffer[start..end]),
+                "{:?} over {}..{} of {:?}", class, start, end, buffer
+            );
+        }
+
         #[test]
         fn digit_scan_agrees_with_a_byte_loop(value in proptest::collection::vec(any::<u8>(), 0..40)) {
             prop_assert_eq!(all_digits(&value), value.iter().all(u8::is_ascii_digit));
