@@ -8,6 +8,15 @@ pub fn to_latin1(bytes: &mut [u8]) {
     }
 }
 
+/// Converts EBCDIC bytes into `dst`, as many as both hold (the parser's
+/// transcoding buffer).
+#[inline]
+pub fn to_latin1_into(bytes: &[u8], dst: &mut [u8]) {
+    for (d, &b) in dst.iter_mut().zip(bytes) {
+        *d = CP500_TO_LATIN1[usize::from(b)];
+    }
+}
+
 /// Converts Latin-1 bytes to EBCDIC cp500 in place.
 pub fn from_latin1(bytes: &mut [u8]) {
     for b in bytes {

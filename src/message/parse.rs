@@ -467,9 +467,7 @@ impl Fast<'_> {
             BlockKind::Ebcdic => {
                 let wire_left = self.frame.len() - self.at;
                 let dst = self.decoded.next(values, self.spec, wire_left)?;
-                for (d, &b) in dst.iter_mut().zip(wire) {
-                    *d = ebcdic::CP500_TO_LATIN1[usize::from(b)];
-                }
+                ebcdic::to_latin1_into(wire, dst);
                 (false, self.decoded.used)
             }
             BlockKind::Bcd => {
@@ -531,9 +529,7 @@ impl Fast<'_> {
             Encoding::Ascii | Encoding::Binary => (true, value_at, wire_len),
             Encoding::Ebcdic => {
                 let dst = decoded.next(wire_len, spec, wire_left)?;
-                for (d, &b) in dst.iter_mut().zip(wire) {
-                    *d = ebcdic::CP500_TO_LATIN1[usize::from(b)];
-                }
+                ebcdic::to_latin1_into(wire, dst);
                 (false, decoded.used, wire_len)
             }
             Encoding::Bcd => {

@@ -99,7 +99,7 @@ impl Class {
     }
 
     /// Whether every byte of `value` belongs to the class: `check` without
-    /// the position, inlined into the parser's scans.
+    /// the position (what the parser's vector run checks fall back to).
     #[inline]
     pub(crate) fn admits(self, value: &[u8]) -> bool {
         match self {
