@@ -130,17 +130,22 @@ pub fn write_prefix(len: usize, digits: u8, encoding: Encoding, out: &mut impl O
     let width = prefix_bytes(digits, encoding);
     match encoding {
         Encoding::Ascii | Encoding::Hex | Encoding::Ebcdic => {
-            let mut buf = [b'0'; 4];
-            let mut v = len;
-            for i in (0..usize::from(digits)).rev() {
-                buf[i] = b'0' + (v % 10) as u8;
-                v /= 10;
-            }
-            let text = &mut buf[..usize::from(digits)];
-            if encoding == Encoding::Ebcdic {
-                ebcdic::from_latin1(text);
-            }
-            out.put(text);
+            debug_assert!((1..=4).contains(&digits));
+            // Four digits at once, no loop: the prefix is written per field.
+            // EBCDIC digits are 0xF0..=0xF9.
+            let zero = if encoding == Encoding::Ebcdic {
+                0xF0
+            } else {
+                b'0'
+            };
+            let v = (len % 10_000) as u32;
+            let text = [
+                zero + (v / 1000) as u8,
+                zero + (v / 100 % 10) as u8,
+                zero + (v / 10 % 10) as u8,
+                zero + (v % 10) as u8,
+            ];
+            out.put(&text[4 - usize::from(digits).min(4)..]);
         }
         Encoding::Bcd => {
             let mut buf = [0u8; 2];
@@ -476,6 +481,28 @@ pub fn ebcdic_decode(wire: &[u8], out: &mut impl Output) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn text_prefixes_are_zero_padded_decimals_read_back_as_written() {
+        for digits in 1..=4u8 {
+            for len in [0, 1, 7, 9, 10, 42, 99, 100, 999, 1000, 9999] {
+                if len >= 10usize.pow(u32::from(digits)) {
+                    continue;
+                }
+                let ascii = format!("{len:0width$}", width = usize::from(digits));
+                for encoding in [Encoding::Ascii, Encoding::Ebcdic] {
+                    let mut out = Vec::new();
+                    write_prefix(len, digits, encoding, &mut out);
+                    let mut expected = ascii.clone().into_bytes();
+                    if encoding == Encoding::Ebcdic {
+                        ebcdic::from_latin1(&mut expected);
+                    }
+                    assert_eq!(out, expected, "{len} in {digits} {encoding:?} digits");
+                    assert_eq!(read_prefix(&out, encoding), Some(len));
+                }
+            }
+        }
+    }
 
     #[test]
     fn bcd_paddings_round_trip() {
