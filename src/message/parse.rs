@@ -462,36 +462,27 @@ impl Fast<'_> {
         let wire_len = block.wire as usize;
         let wire = self.frame.get(self.at..self.at + wire_len)?;
         let values = block.values as usize;
-        let (in_frame, base) = match block.kind {
-            BlockKind::Frame => (true, self.at),
-            BlockKind::Ebcdic => {
-                let wire_left = self.frame.len() - self.at;
-                let dst = self.decoded.next(values, self.spec, wire_left)?;
+        let in_frame = block.kind == BlockKind::Frame;
+        let base = if in_frame {
+            self.at
+        } else {
+            let wire_left = self.frame.len() - self.at;
+            let dst = self.decoded.next(values, self.spec, wire_left)?;
+            if block.kind == BlockKind::Ebcdic {
                 ebcdic::to_latin1_into(wire, dst);
-                (false, self.decoded.used)
+            } else if !codec::bcd_decode_into(wire, values, Class::N, Padding::Left, dst) {
+                return None;
             }
-            BlockKind::Bcd => {
-                let wire_left = self.frame.len() - self.at;
-                let dst = self.decoded.next(values, self.spec, wire_left)?;
-                if !codec::bcd_decode_into(wire, values, Class::N, Padding::Left, dst) {
-                    return None;
-                }
-                (false, self.decoded.used)
-            }
+            self.decoded.used
         };
         self.at += wire_len;
-        let (from, to) = (usize::from(block.checks.0), usize::from(block.checks.1));
-        for check in plan.checks.get(from..to)? {
+        for check in plan.checks_of(&block)? {
             let start = base + check.start as usize;
             self.run(check.class, in_frame, start, base + check.end as usize)?;
         }
-        let (from, to) = (usize::from(block.slots.0), usize::from(block.slots.1));
-        self.slots.extend(
-            plan.slots
-                .get(from..to)?
-                .iter()
-                .map(|slot| slot.shifted(base)),
-        );
+        let slots = plan.slots_of(&block)?;
+        self.slots
+            .extend(slots.iter().map(|slot| slot.shifted(base)));
         if !in_frame {
             self.decoded.used += values;
         }

@@ -121,9 +121,10 @@ impl Plan {
                 }
             };
             let len = layout.value_len;
-            let (source, wire) = match kind {
-                BlockKind::Frame => (Source::Frame, layout.fixed_wire_bytes),
-                BlockKind::Ebcdic | BlockKind::Bcd => (Source::Decoded, layout.fixed_wire_bytes),
+            let source = if kind == BlockKind::Frame {
+                Source::Frame
+            } else {
+                Source::Decoded
             };
             let start = block.values;
             slots.push(Slot::parsed(n, source, start as usize, len as usize));
@@ -143,7 +144,7 @@ impl Plan {
                 }
             }
             open = Some(Block {
-                wire: block.wire + wire,
+                wire: block.wire + layout.fixed_wire_bytes,
                 values: start + len,
                 slots: (block.slots.0, index(slots.len())),
                 checks: (block.checks.0, index(checks.len())),
@@ -157,6 +158,20 @@ impl Plan {
             slots: slots.into(),
             checks: checks.into(),
         })
+    }
+
+    /// The slot templates of `block`.
+    #[inline]
+    pub(crate) fn slots_of(&self, block: &Block) -> Option<&[Slot]> {
+        self.slots
+            .get(usize::from(block.slots.0)..usize::from(block.slots.1))
+    }
+
+    /// The class checks of `block`.
+    #[inline]
+    pub(crate) fn checks_of(&self, block: &Block) -> Option<&[Check]> {
+        self.checks
+            .get(usize::from(block.checks.0)..usize::from(block.checks.1))
     }
 }
 
@@ -270,8 +285,9 @@ mod tests {
         let Step::Block(last) = plan.steps[3] else {
             panic!("a block")
         };
-        let classes: Vec<(Class, u32, u32)> = plan.checks
-            [usize::from(last.checks.0)..usize::from(last.checks.1)]
+        let classes: Vec<(Class, u32, u32)> = plan
+            .checks_of(&last)
+            .expect("the block's checks")
             .iter()
             .map(|c| (c.class, c.start, c.end))
             .collect();
