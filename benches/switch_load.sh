@@ -7,9 +7,9 @@
 #   SECONDS_PER_RUN=30 bash benches/switch_load.sh
 #
 # Prints the closed-loop figures for the switch and the relay, their ratio,
-# the latency at half the switch's closed-loop rate (open loop; the relay's
-# at the same rate is printed beside it, the machine's own tail), and whether
-# each goal holds: >= 100,000 authorizations/s closed loop, p99 < 1 ms at half
+# the latency in open loop at 50,000/s (OPEN_LOOP_RATE; the relay's at the
+# same rate is printed beside it, the machine's own tail), and whether each
+# goal holds: >= 100,000 authorizations/s closed loop, p99 < 1 ms at half
 # that rate (50,000/s), >= 50% of the relay's throughput; and the same
 # switch with its journal on, which should keep >= 80% of the throughput.
 set -euo pipefail
@@ -82,7 +82,8 @@ jn=$(load "$journaled")
 jn_tps=$(echo "$jn" | field 'round(d["throughput_rps"])')
 jn_p99=$(echo "$jn" | field 'd["latency_us"]["p99"]')
 jn_ratio=$(python3 -c "print(f'{$jn_tps/$sw_tps:.2f}')")
-half=$(( sw_tps / 2 ))
+# The goal's rate: half of the 100,000/s goal, whatever this run reached.
+half=${OPEN_LOOP_RATE:-50000}
 paced=$(load "$switch" --rate "$half")
 # The reference for that tail: the bare relay at the same rate, same run.
 relay_paced=$(load "$relay" --rate "$half")
@@ -102,7 +103,7 @@ printf 'switch open loop at %s req/s: p99 %s us, max %s us\n' "$half" "$p99_half
 printf 'relay  open loop at %s req/s: p99 %s us, max %s us\n' "$half" "$relay_p99_half" "$relay_max_half"
 verdict() { if [ "$1" = 1 ]; then echo "met"; else echo "NOT met"; fi; }
 echo "goal >= 100000 req/s closed loop: $(verdict $(( sw_tps >= 100000 )))"
-echo "goal p99 < 1 ms at half the rate: $(verdict $(( p99_half < 1000 )))"
+echo "goal p99 < 1 ms at $half/s: $(verdict $(( p99_half < 1000 )))"
 echo "goal >= 0.5 of the relay: $(verdict $(python3 -c "print(int($sw_tps >= 0.5 * $rl_tps))"))"
 echo "goal journal costs < 20% of throughput: $(verdict $(python3 -c "print(int($jn_tps >= 0.8 * $sw_tps))"))"
 [ "$bad" = 0 ] || { echo "switch run had $bad failed requests" >&2; exit 1; }
