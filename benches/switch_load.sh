@@ -83,15 +83,15 @@ jn_tps=$(echo "$jn" | field 'round(d["throughput_rps"])')
 jn_p99=$(echo "$jn" | field 'd["latency_us"]["p99"]')
 jn_ratio=$(python3 -c "print(f'{$jn_tps/$sw_tps:.2f}')")
 # The goal's rate: half of the 100,000/s goal, whatever this run reached.
-half=${OPEN_LOOP_RATE:-50000}
-paced=$(load "$switch" --rate "$half")
+open_rate=${OPEN_LOOP_RATE:-50000}
+paced=$(load "$switch" --rate "$open_rate")
 # The reference for that tail: the bare relay at the same rate, same run.
-relay_paced=$(load "$relay" --rate "$half")
+relay_paced=$(load "$relay" --rate "$open_rate")
 ratio=$(python3 -c "print(f'{$sw_tps/$rl_tps:.2f}')")
-p99_half=$(echo "$paced" | field 'd["latency_us"]["p99"]')
-max_half=$(echo "$paced" | field 'd["latency_us"]["max"]')
-relay_p99_half=$(echo "$relay_paced" | field 'd["latency_us"]["p99"]')
-relay_max_half=$(echo "$relay_paced" | field 'd["latency_us"]["max"]')
+open_p99=$(echo "$paced" | field 'd["latency_us"]["p99"]')
+open_max=$(echo "$paced" | field 'd["latency_us"]["max"]')
+relay_open_p99=$(echo "$relay_paced" | field 'd["latency_us"]["p99"]')
+relay_open_max=$(echo "$relay_paced" | field 'd["latency_us"]["max"]')
 sw_p99=$(echo "$sw" | field 'd["latency_us"]["p99"]')
 bad=$(echo "$sw" | field 'd["mismatched"] + d["errors"] + d["timed_out"]')
 
@@ -99,11 +99,11 @@ printf 'switch closed loop (%sx%s): %s req/s, p99 %s us\n' "$conns" "$inflight" 
 printf 'relay  closed loop (%sx%s): %s req/s\n' "$conns" "$inflight" "$rl_tps"
 printf 'switch / relay: %s\n' "$ratio"
 printf 'switch with journal (%sx%s): %s req/s, p99 %s us; journal on / off: %s\n' "$conns" "$inflight" "$jn_tps" "$jn_p99" "$jn_ratio"
-printf 'switch open loop at %s req/s: p99 %s us, max %s us\n' "$half" "$p99_half" "$max_half"
-printf 'relay  open loop at %s req/s: p99 %s us, max %s us\n' "$half" "$relay_p99_half" "$relay_max_half"
+printf 'switch open loop at %s req/s: p99 %s us, max %s us\n' "$open_rate" "$open_p99" "$open_max"
+printf 'relay  open loop at %s req/s: p99 %s us, max %s us\n' "$open_rate" "$relay_open_p99" "$relay_open_max"
 verdict() { if [ "$1" = 1 ]; then echo "met"; else echo "NOT met"; fi; }
 echo "goal >= 100000 req/s closed loop: $(verdict $(( sw_tps >= 100000 )))"
-echo "goal p99 < 1 ms at $half/s: $(verdict $(( p99_half < 1000 )))"
+echo "goal p99 < 1 ms at $open_rate/s: $(verdict $(( open_p99 < 1000 )))"
 echo "goal >= 0.5 of the relay: $(verdict $(python3 -c "print(int($sw_tps >= 0.5 * $rl_tps))"))"
 echo "goal journal costs < 20% of throughput: $(verdict $(python3 -c "print(int($jn_tps >= 0.8 * $sw_tps))"))"
 [ "$bad" = 0 ] || { echo "switch run had $bad failed requests" >&2; exit 1; }

@@ -156,10 +156,7 @@ fn read_mti(spec: &Spec, r: &mut Reader<'_>) -> Result<Mti, MessageError> {
             }
         }
         Encoding::Ebcdic => {
-            let raw = r.take(4, Part::Mti)?;
-            for (d, &b) in digits.iter_mut().zip(raw) {
-                *d = ebcdic::byte_to_latin1(b);
-            }
+            ebcdic::to_latin1_into(r.take(4, Part::Mti)?, &mut digits);
         }
         _ => digits.copy_from_slice(r.take(4, Part::Mti)?),
     }
