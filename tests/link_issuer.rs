@@ -131,7 +131,13 @@ async fn reconnects_after_the_issuer_restarts() {
     let before = state.connections.load(Ordering::SeqCst);
     let _peer = start_peer(&addr, spec.clone(), state.clone()).await;
     wait_for("reconnected", || link.up_connections() == 2).await;
-    assert!(state.connections.load(Ordering::SeqCst) >= before + 2);
+    // The link counts a connection up once the kernel completes the
+    // handshake, which can be before the peer's accept loop has run its
+    // handler: wait for the peer's own count rather than reading it once.
+    wait_for("the peer accepted both new connections", || {
+        state.connections.load(Ordering::SeqCst) >= before + 2
+    })
+    .await;
     let r = link
         .request(&auth(12), Duration::from_secs(2))
         .await
