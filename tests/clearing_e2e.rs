@@ -370,6 +370,30 @@ fn terminal_traffic_to_clearing_file_and_settlement() {
         )),
         "00"
     );
+    // The switch journals the outcome just after the acquirer has its
+    // answer: wait for it, or the next cut-off could miss the sale.
+    support::process::wait_until(
+        "the sale's outcome journaled",
+        Duration::from_secs(10),
+        || {
+            let (_, out, _) = cli(
+                &[
+                    "journal",
+                    "search",
+                    "--db",
+                    &db_s,
+                    "--rrn",
+                    "E2E000000040",
+                    "--format",
+                    "json",
+                ],
+                &[],
+            );
+            out.lines()
+                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+                .any(|row| row["outcome"] == "approved")
+        },
+    );
     let (c, stdout, err) = cli(&args, &[]);
     assert_eq!(c, 0, "{err}");
     assert!(stdout.contains("finished interrupted file"), "{stdout}");

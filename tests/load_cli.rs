@@ -149,8 +149,10 @@ fn dropped_requests_are_counted_as_timed_out() {
         "8",
         "--requests",
         "2000",
+        // Well above any stall of a busy machine: only dropped requests
+        // may time out.
         "--timeout-ms",
-        "200",
+        "500",
         "--json",
     ]);
     assert_eq!(code, 0, "{err}");
@@ -170,9 +172,11 @@ fn dropped_requests_are_counted_as_timed_out() {
 
 #[test]
 fn late_answers_are_counted_apart() {
-    // Every answer takes 150 ms; the time limit is 100 ms. The first
-    // window times out at ~100 ms, the second is sent then and waits until
-    // ~200 ms: the first window's answers arrive late in between.
+    // Every answer takes 150 ms; the time limit is 100 ms. Each window of
+    // four times out 100 ms after it is sent, when the next is sent: the
+    // earlier windows' answers arrive late while later ones wait. Four
+    // windows leave the run some 250 ms after the first late answer is
+    // due, room for a stalled simulator.
     let sim = start_listening(&["issuer-sim", "--listen", "127.0.0.1:0", "--delay-ms", "150"]);
     let (code, out, err) = run(&[
         "load",
@@ -183,17 +187,17 @@ fn late_answers_are_counted_apart() {
         "--in-flight",
         "4",
         "--requests",
-        "8",
+        "16",
         "--timeout-ms",
         "100",
         "--json",
     ]);
     assert_eq!(code, 0, "{err}");
     let v = report(&out);
-    assert_eq!(count(&v, "sent"), 8, "{v}");
-    assert_eq!(count(&v, "timed_out"), 8, "{v}");
+    assert_eq!(count(&v, "sent"), 16, "{v}");
+    assert_eq!(count(&v, "timed_out"), 16, "{v}");
     assert_eq!(count(&v, "unmatched"), 0, "{v}");
-    assert!((1..=8).contains(&count(&v, "late")), "{v}");
+    assert!((1..=16).contains(&count(&v, "late")), "{v}");
 }
 
 #[test]
@@ -214,7 +218,11 @@ fn open_loop_keeps_to_the_rate() {
     assert_eq!(code, 0, "{err}");
     let v = report(&out);
     let sent = count(&v, "sent");
-    assert!((400..=520).contains(&sent), "{v}");
+    // The schedule is kept: what a stalled generator could not send in
+    // time it gives up and counts as skipped, never sends in a burst.
+    let scheduled = sent + count(&v, "skipped");
+    assert!((400..=520).contains(&scheduled), "{v}");
+    assert!(sent > 200, "{v}");
     assert_eq!(count(&v, "approved"), sent, "{v}");
     assert_eq!(v["rate_target"].as_f64(), Some(500.0));
 }

@@ -61,6 +61,17 @@ fn write_config(
     issuer_b: &str,
     issuer_a_extra: &str,
 ) -> std::path::PathBuf {
+    write_config_timed(dir, issuer_a, issuer_b, issuer_a_extra, 700)
+}
+
+/// `write_config` with issuer-a's time-out given.
+fn write_config_timed(
+    dir: &Path,
+    issuer_a: &str,
+    issuer_b: &str,
+    issuer_a_extra: &str,
+    issuer_a_timeout_ms: u32,
+) -> std::path::PathBuf {
     let config = format!(
         r#"
 [switch]
@@ -90,7 +101,7 @@ addresses = ["{issuer_a}"]
 spec = "iso87-ascii"
 framing = {{ length = "binary2" }}
 connections = 2
-timeout_ms = 700
+timeout_ms = {issuer_a_timeout_ms}
 echo_interval_s = 1
 {issuer_a_extra}
 
@@ -122,7 +133,18 @@ fn switch(
     issuer_b: &str,
     issuer_a_extra: &str,
 ) -> (Running, String, String) {
-    let p = write_config(dir, issuer_a, issuer_b, issuer_a_extra)
+    switch_timed(dir, issuer_a, issuer_b, issuer_a_extra, 700)
+}
+
+/// `switch` with issuer-a's time-out given.
+fn switch_timed(
+    dir: &Path,
+    issuer_a: &str,
+    issuer_b: &str,
+    issuer_a_extra: &str,
+    issuer_a_timeout_ms: u32,
+) -> (Running, String, String) {
+    let p = write_config_timed(dir, issuer_a, issuer_b, issuer_a_extra, issuer_a_timeout_ms)
         .display()
         .to_string();
     let (proc, addrs) = start_listening_n(&["run", "--config", &p], 2);
@@ -398,9 +420,12 @@ fn stand_in_when_the_issuer_is_down_then_advice_when_back() {
 fn an_issuer_link_dropped_mid_flight_is_reversed_after_reconnect() {
     let dir = temp_dir("switch-drop");
     let a_addr = free_addr();
-    let mut a = sim_at(&dir, "a", "iso87-ascii", &a_addr, &["--delay-ms", "400"]);
+    // The issuer holds its answer for 3 s and the route waits 8 s: the
+    // link is dropped while the request is in flight, however slowly the
+    // test gets to kill the issuer.
+    let mut a = sim_at(&dir, "a", "iso87-ascii", &a_addr, &["--delay-ms", "3000"]);
     let b = sim(&dir, "b", "iso93-ascii", &[]);
-    let (_sw, pos, _) = switch(&dir, &a_addr, &b.proc.addr, "");
+    let (_sw, pos, _) = switch_timed(&dir, &a_addr, &b.proc.addr, "", 8_000);
     let pos2 = pos.clone();
     let client = std::thread::spawn(move || {
         send(
@@ -410,7 +435,7 @@ fn an_issuer_link_dropped_mid_flight_is_reversed_after_reconnect() {
             &[auth("0100", pan_a(), "000701", 1_000)],
         )
     });
-    // Killed once it has decided (it records before its 400 ms delay).
+    // Killed once it has decided (it records before its delay).
     wait_until("the issuer to decide", Duration::from_secs(15), || {
         a.records().iter().any(|r| r["mti"] == "0100")
     });

@@ -31,6 +31,11 @@ use crate::message::{Message, Spec};
 
 /// Cards tracked by one issuer's stand-in counters at most.
 const STAND_IN_CARDS_MAX: usize = 1_000_000;
+/// How long a start waits for the issuer links to come up before letting
+/// acquirers in: long enough for a reachable issuer (connect, sign-on), so
+/// that the first requests are not declined for a link about to come up;
+/// short enough that an issuer that is down does not hold the switch back.
+const ISSUER_STARTUP_WAIT: Duration = Duration::from_secs(1);
 
 /// Why the switch cannot start.
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +113,20 @@ fn issuer_link(
     Ok(IssuerLink::start(settings, shutdown.clone()))
 }
 
+/// Waits until every issuer link has a connection up, or `limit` has
+/// passed; names the links still down.
+async fn await_issuer_links(issuers: &[Issuer], limit: Duration) {
+    let deadline = tokio::time::Instant::now() + limit;
+    while issuers.iter().any(|i| i.link.up_connections() == 0)
+        && tokio::time::Instant::now() < deadline
+    {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    for issuer in issuers.iter().filter(|i| i.link.up_connections() == 0) {
+        warn!(issuer = %issuer.name, "issuer link not up at start: its requests get stand-in or 91 until it is");
+    }
+}
+
 /// Opens the configured journal: keys checked against the data, schema
 /// migrated, and what a restart must pick up read.
 fn open_journal(
@@ -173,6 +192,7 @@ pub async fn start_with_rules(
     }
     let tasks = tokio_util::task::TaskTracker::new();
     tasks.spawn(switch.clone().run_saf(shutdown.clone()));
+    await_issuer_links(&switch.issuers, ISSUER_STARTUP_WAIT).await;
     let mut bound = Vec::new();
     for cfg in &config.acquirers {
         let listener = TcpListener::bind(&cfg.listen)
