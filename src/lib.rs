@@ -9,7 +9,8 @@
 //!   settlement) and testers' tools (captures, replay), above the switch.
 //! - [`sim`]: simulators for testing and demos.
 //! - [`cli`]: the `cardswitch` command line on top.
-// No `unsafe` but one audited call into SSE2 code (`message::swar`).
+// No `unsafe` but audited calls into SIMD code (`message::swar`,
+// `message::ebcdic`).
 #![deny(unsafe_code)]
 
 pub mod capture;

@@ -8,13 +8,39 @@ pub fn to_latin1(bytes: &mut [u8]) {
     }
 }
 
-/// Converts EBCDIC bytes into `dst`, as many as both hold (the parser's
-/// transcoding buffer).
+/// Converts EBCDIC bytes into `dst`, as many as both hold.
 #[inline]
 pub fn to_latin1_into(bytes: &[u8], dst: &mut [u8]) {
     for (d, &b) in dst.iter_mut().zip(bytes) {
         *d = CP500_TO_LATIN1[usize::from(b)];
     }
+}
+
+/// The parser's transcoding: `src[..len]` into `dst[..len]`, 16 bytes at a
+/// time where the build targets SSSE3 (a byte shuffle per step; see
+/// `.cargo/config.toml`). Both slices may run past `len` (the rest of the
+/// frame, the rest of the buffer): a value shorter than 16 bytes is then
+/// converted in one step that also writes `dst[len..16]`, bytes the caller
+/// treats as scratch. `false` (nothing written) when either slice is
+/// shorter than `len`.
+#[inline]
+pub(crate) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) -> bool {
+    if src.len() < len || dst.len() < len {
+        return false;
+    }
+    #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+    if len >= 16 || (src.len() >= 16 && dst.len() >= 16) {
+        // SAFETY: the only requirement of a `target_feature` function is
+        // that the CPU has the feature; this is compiled only for targets
+        // that have it (the `cfg` above), so the call inlines.
+        #[allow(unsafe_code)]
+        unsafe {
+            ssse3::to_latin1_front(src, dst, len)
+        };
+        return true;
+    }
+    to_latin1_into(&src[..len], &mut dst[..len]);
+    true
 }
 
 /// Converts Latin-1 bytes to EBCDIC cp500 in place.
@@ -72,9 +98,103 @@ pub(crate) const LATIN1_TO_CP500: [u8; 256] = [
     0x8C, 0x49, 0xCD, 0xCE, 0xCB, 0xCF, 0xCC, 0xE1, 0x70, 0xDD, 0xDE, 0xDB, 0xDC, 0x8D, 0x8E, 0xDF,
 ];
 
+/// The common characters of EBCDIC text (digits, letters, space) sit in
+/// runs whose Latin-1 code points are the EBCDIC ones minus a constant per
+/// high nibble: one shuffle gives each byte its constant, two more tell
+/// whether its low nibble lies in its run. The few bytes outside the runs
+/// (punctuation, controls) are looked up in the table one by one. No raw
+/// pointers: bytes go in and out as words.
+#[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+mod ssse3 {
+    use std::arch::x86_64::{
+        __m128i, _mm_and_si128, _mm_cmpeq_epi8, _mm_cvtsi128_si64, _mm_movemask_epi8,
+        _mm_set_epi64x, _mm_set1_epi8, _mm_setr_epi8, _mm_setzero_si128, _mm_shuffle_epi8,
+        _mm_srli_epi16, _mm_srli_si128, _mm_sub_epi8,
+    };
+
+    use super::CP500_TO_LATIN1;
+
+    /// By high nibble: what to subtract from an EBCDIC byte of its run.
+    /// 4x: space (40); 8x, 9x, Ax: a-i, j-r, s-z; Cx, Dx, Ex: A-I, J-R,
+    /// S-Z; Fx: 0-9. Values are the two's complement of the byte as `i8`.
+    const OFFSETS: [u8; 16] = [
+        0, 0, 0, 0, 0x20, 0, 0, 0, 0x20, 0x27, 0x2F, 0, 0x80, 0x87, 0x8F, 0xC0,
+    ];
+    /// By high nibble: the run its byte can belong to, as one bit: 1 for
+    /// low nibble 0 only, 2 for 1-9, 4 for 2-9, 8 for 0-9.
+    const HIGH_RUN: [u8; 16] = [0, 0, 0, 0, 1, 0, 0, 0, 2, 2, 4, 0, 2, 2, 4, 8];
+    /// By low nibble: the runs that take it.
+    const LOW_RUN: [u8; 16] = [9, 10, 14, 14, 14, 14, 14, 14, 14, 14, 0, 0, 0, 0, 0, 0];
+
+    #[inline]
+    #[target_feature(enable = "ssse3")]
+    fn table(t: [u8; 16]) -> __m128i {
+        let b = t.map(|x| x as i8);
+        _mm_setr_epi8(
+            b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13],
+            b[14], b[15],
+        )
+    }
+
+    /// 16 EBCDIC bytes at `src[..16]` as Latin-1 into `dst[..16]`; only
+    /// the lanes of `wanted` are exact (the others are scratch).
+    #[inline]
+    #[target_feature(enable = "ssse3")]
+    fn step(src: &[u8], dst: &mut [u8], wanted: u32) {
+        let x = _mm_set_epi64x(word(&src[8..]) as i64, word(src) as i64);
+        let nibble = _mm_set1_epi8(0x0F);
+        let high = _mm_and_si128(_mm_srli_epi16::<4>(x), nibble);
+        let low = _mm_and_si128(x, nibble);
+        let out = _mm_sub_epi8(x, _mm_shuffle_epi8(table(OFFSETS), high));
+        let runs = _mm_and_si128(
+            _mm_shuffle_epi8(table(HIGH_RUN), high),
+            _mm_shuffle_epi8(table(LOW_RUN), low),
+        );
+        let mut outside =
+            _mm_movemask_epi8(_mm_cmpeq_epi8(runs, _mm_setzero_si128())) as u32 & wanted;
+        let dst = &mut dst[..16];
+        dst[..8].copy_from_slice(&_mm_cvtsi128_si64(out).to_le_bytes());
+        dst[8..].copy_from_slice(&_mm_cvtsi128_si64(_mm_srli_si128::<8>(out)).to_le_bytes());
+        while outside != 0 {
+            let lane = outside.trailing_zeros() as usize;
+            dst[lane] = CP500_TO_LATIN1[usize::from(src[lane])];
+            outside &= outside - 1;
+        }
+    }
+
+    fn word(bytes: &[u8]) -> u64 {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(&bytes[..8]);
+        u64::from_le_bytes(w)
+    }
+
+    /// As `super::to_latin1_front`, whose checks hold: `len <= src.len()`,
+    /// `len <= dst.len()`, and 16 bytes in both when `len < 16`. Steps
+    /// overlap at the end of a long value (converting a byte twice gives
+    /// the same byte).
+    #[inline]
+    #[target_feature(enable = "ssse3")]
+    pub(super) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) {
+        debug_assert!(len <= src.len() && len <= dst.len());
+        if len < 16 {
+            step(src, dst, (1 << len) - 1);
+            return;
+        }
+        let mut at = 0;
+        while at + 16 <= len {
+            step(&src[at..], &mut dst[at..], 0xFFFF);
+            at += 16;
+        }
+        if at < len {
+            step(&src[len - 16..], &mut dst[len - 16..], 0xFFFF);
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
 
     #[test]
     fn digits_and_letters_map_to_the_expected_code_points() {
@@ -89,6 +209,43 @@ mod tests {
     fn tables_are_inverse_permutations() {
         for b in 0..=255u8 {
             assert_eq!(byte_to_latin1(byte_from_latin1(b)), b);
+        }
+    }
+
+    #[test]
+    fn every_byte_converts_in_every_lane() {
+        for lane in 0..16 {
+            for b in 0..=255u8 {
+                let mut src = [0xF1u8; 16];
+                src[lane] = b;
+                let mut dst = [0u8; 16];
+                assert!(to_latin1_front(&src, &mut dst, 16));
+                let mut expected = src;
+                to_latin1(&mut expected);
+                assert_eq!(dst, expected, "byte {b:#04x} in lane {lane}");
+            }
+        }
+    }
+
+    proptest! {
+        /// Any value, with any slack around it, converts as the table says,
+        /// and nothing before it or past the scratch bytes is written.
+        #[test]
+        fn front_conversion_agrees_with_the_table(
+            src in proptest::collection::vec(any::<u8>(), 0..80),
+            len_seed in any::<usize>(),
+            slack in 0usize..20,
+        ) {
+            let len = len_seed % (src.len() + 1);
+            let mut dst = vec![0xAAu8; len + slack];
+            prop_assert!(to_latin1_front(&src, &mut dst, len));
+            let mut expected = src[..len].to_vec();
+            to_latin1(&mut expected);
+            prop_assert_eq!(&dst[..len], &expected[..]);
+            let scratch_end = if len < 16 { 16 } else { len };
+            prop_assert!(dst[scratch_end.min(dst.len())..].iter().all(|&b| b == 0xAA));
+            let mut short = vec![0u8; len.saturating_sub(1)];
+            prop_assert_eq!(to_latin1_front(&src, &mut short, len), len == 0);
         }
     }
 }

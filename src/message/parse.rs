@@ -353,11 +353,19 @@ impl Decoded {
     /// come from there, so the buffer is sized (and zeroed) for that only.
     #[inline]
     fn next(&mut self, len: usize, spec: &Spec, wire_left: usize) -> Option<&mut [u8]> {
+        self.front(spec, wire_left)?.get_mut(..len)
+    }
+
+    /// The free rest of the buffer, for a transcoder that may write
+    /// scratch bytes past its value (`ebcdic::to_latin1_front`): the buffer
+    /// has 16 bytes of slack so that the last values have that room too.
+    #[inline]
+    fn front(&mut self, spec: &Spec, wire_left: usize) -> Option<&mut [u8]> {
         if self.buffer.is_empty() {
             self.buffer
-                .resize(wire_left * usize::from(spec.decoded_per_wire_byte), 0);
+                .resize(wire_left * usize::from(spec.decoded_per_wire_byte) + 16, 0);
         }
-        self.buffer.get_mut(self.used..self.used + len)
+        self.buffer.get_mut(self.used..)
     }
 }
 
@@ -464,10 +472,14 @@ impl Fast<'_> {
             self.at
         } else {
             let wire_left = self.frame.len() - self.at;
-            let dst = self.decoded.next(values, self.spec, wire_left)?;
-            if block.kind == BlockKind::Ebcdic {
-                ebcdic::to_latin1_into(wire, dst);
-            } else if !codec::bcd_decode_into(wire, values, Class::N, Padding::Left, dst) {
+            let dst = self.decoded.front(self.spec, wire_left)?;
+            let done = if block.kind == BlockKind::Ebcdic {
+                ebcdic::to_latin1_front(&self.frame[self.at..], dst, values)
+            } else {
+                let dst = dst.get_mut(..values)?;
+                codec::bcd_decode_into(wire, values, Class::N, Padding::Left, dst)
+            };
+            if !done {
                 return None;
             }
             self.decoded.used
@@ -516,8 +528,10 @@ impl Fast<'_> {
         let (in_frame, start, len) = match layout.encoding {
             Encoding::Ascii | Encoding::Binary => (true, value_at, wire_len),
             Encoding::Ebcdic => {
-                let dst = decoded.next(wire_len, spec, wire_left)?;
-                ebcdic::to_latin1_into(wire, dst);
+                let dst = decoded.front(spec, wire_left)?;
+                if !ebcdic::to_latin1_front(&frame[value_at..], dst, wire_len) {
+                    return None;
+                }
                 (false, decoded.used, wire_len)
             }
             Encoding::Bcd => {
