@@ -96,7 +96,9 @@ pub fn prefix_bytes(digits: u8, encoding: Encoding) -> usize {
 pub fn read_prefix(bytes: &[u8], encoding: Encoding) -> Option<usize> {
     match encoding {
         Encoding::Ascii | Encoding::Hex => decimal(bytes.iter().copied()),
-        Encoding::Ebcdic => decimal(bytes.iter().map(|&b| ebcdic::byte_to_latin1(b))),
+        // EBCDIC digits are F0-F9: XOR C0 makes them ASCII digits, and
+        // no other byte (the table maps no other byte to a digit).
+        Encoding::Ebcdic => decimal(bytes.iter().map(|&b| b ^ 0xC0)),
         Encoding::Bcd => {
             let mut n = 0usize;
             for &b in bytes {
@@ -481,6 +483,18 @@ pub fn ebcdic_decode(wire: &[u8], out: &mut impl Output) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_ebcdic_prefix_reads_as_its_transcoded_digits_and_nothing_else() {
+        for b in 0..=255u8 {
+            let by_table = [ebcdic::byte_to_latin1(b)];
+            assert_eq!(
+                read_prefix(&[b], Encoding::Ebcdic),
+                read_prefix(&by_table, Encoding::Ascii),
+                "byte {b:#04x}"
+            );
+        }
+    }
 
     #[test]
     fn text_prefixes_are_zero_padded_decimals_read_back_as_written() {
