@@ -32,7 +32,7 @@ pub(crate) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) -> bool {
     if len >= 16 || (src.len() >= 16 && dst.len() >= 16) {
         // SAFETY: the only requirement of a `target_feature` function is
         // that the CPU has the feature; this is compiled only for targets
-        // that have it (the `cfg` above), so the call inlines.
+        // that have it (the `cfg` above).
         #[allow(unsafe_code)]
         unsafe {
             ssse3::to_latin1_front(src, dst, len)
