@@ -13,6 +13,15 @@ use cardswitch::message::{Message, Spec};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
+mod support;
+
+/// How long any state of the link may take to come about.
+const WAIT: Duration = Duration::from_secs(10);
+
+async fn wait_for(what: &str, cond: impl FnMut() -> bool) {
+    support::wait::wait_for(what, WAIT, cond).await;
+}
+
 fn codec() -> FrameCodec {
     FrameCodec::new(Framing::new(LengthHeader::Binary2))
 }
@@ -81,16 +90,6 @@ fn auth(stan: u64) -> Message {
     m.set_num(11, stan, 6).expect("set");
     m.set_str(41, "TERM0001").expect("set");
     m
-}
-
-async fn wait_for(what: &str, mut cond: impl FnMut() -> bool) {
-    for _ in 0..400 {
-        if cond() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-    panic!("timed out waiting for: {what}");
 }
 
 fn free_port() -> String {

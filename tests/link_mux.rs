@@ -9,6 +9,8 @@ use cardswitch::link::mux::{Delivery, KEY_FIELDS_DEFAULT, Mux, MuxError};
 use cardswitch::message::{Message, Spec};
 use tokio::net::{TcpListener, TcpStream};
 
+mod support;
+
 fn request(stan: u32) -> Message {
     let mut m = Message::new("0100".parse().expect("mti"));
     m.set_str(2, "4761739001010119").expect("set");
@@ -117,10 +119,10 @@ async fn responses_match_their_requests_and_late_ones_are_unmatched() {
     let late = 500 / 7;
     let doubles = 500 / 11;
     let count = || unmatched.load(std::sync::atomic::Ordering::SeqCst);
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
-    while count() < late + doubles && tokio::time::Instant::now() < deadline {
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    support::wait::wait_for("the late answers", Duration::from_secs(10), || {
+        count() >= late + doubles
+    })
+    .await;
     // Anything more would have arrived with the rest.
     tokio::time::sleep(Duration::from_millis(100)).await;
     assert_eq!(count(), late + doubles);

@@ -113,6 +113,7 @@ mod ssse3 {
     };
 
     use super::CP500_TO_LATIN1;
+    use crate::message::swar::word;
 
     /// By high nibble: what to subtract from an EBCDIC byte of its run.
     /// 4x: space (40); 8x, 9x, Ax: a-i, j-r, s-z; Cx, Dx, Ex: A-I, J-R,
@@ -160,12 +161,6 @@ mod ssse3 {
             dst[lane] = CP500_TO_LATIN1[usize::from(src[lane])];
             outside &= outside - 1;
         }
-    }
-
-    fn word(bytes: &[u8]) -> u64 {
-        let mut w = [0u8; 8];
-        w.copy_from_slice(&bytes[..8]);
-        u64::from_le_bytes(w)
     }
 
     /// As `super::to_latin1_front`, whose checks hold: `len <= src.len()`,

@@ -22,7 +22,7 @@ const fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
 
 /// A little-endian word of 8 bytes.
 #[inline(always)]
-fn word(bytes: &[u8]) -> u64 {
+pub(crate) fn word(bytes: &[u8]) -> u64 {
     let mut w = [0u8; 8];
     w.copy_from_slice(&bytes[..8]);
     u64::from_le_bytes(w)

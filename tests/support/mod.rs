@@ -3,3 +3,4 @@
 
 pub mod certs;
 pub mod process;
+pub mod wait;
