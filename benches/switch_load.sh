@@ -20,15 +20,19 @@ inflight=${IN_FLIGHT:-8}
 cargo build --release --quiet
 bin=target/release/cardswitch
 work=$(mktemp -d)
-pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+# `start` runs in a command substitution (a subshell): it leaves each
+# process id in a file, which the trap reads.
+cleanup() {
+    for f in "$work"/*.pid; do [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
+    rm -rf "$work"
+}
 trap cleanup EXIT
 
 # start NAME ARGS...: runs the binary in the background, echoes its address.
 start() {
     local name=$1; shift
     "$bin" "$@" > "$work/$name.out" 2> "$work/$name.err" &
-    pids+=($!)
+    echo $! > "$work/$name.pid"
     for _ in $(seq 100); do
         if grep -q "listening on" "$work/$name.out" 2>/dev/null; then
             sed -n 's/.*listening on //p' "$work/$name.out" | head -1

@@ -171,10 +171,10 @@ impl IssuerLink {
                 continue;
             }
             if let Some(mux) = slot.current() {
-                self.touch(idx);
+                // Sent traffic; the answer's arrival is marked by the reader.
                 let started = Instant::now();
+                self.touch_at(idx, started);
                 let r = mux.request(msg, timeout).await;
-                self.touch(idx);
                 if r.is_ok() {
                     self.round_trip.record(started.elapsed().as_secs_f64());
                 }
@@ -193,7 +193,11 @@ impl IssuerLink {
     }
 
     fn touch(&self, slot: usize) {
-        let ms = self.started.elapsed().as_millis() as u64;
+        self.touch_at(slot, Instant::now());
+    }
+
+    fn touch_at(&self, slot: usize, now: Instant) {
+        let ms = now.saturating_duration_since(self.started).as_millis() as u64;
         self.last_traffic_ms[slot].store(ms, Ordering::Relaxed);
     }
 

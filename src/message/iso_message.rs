@@ -289,8 +289,26 @@ impl Message {
     }
 
     /// Sets a numeric field to `value`, zero-padded on the left to `width` digits.
+    /// The switch sets a STAN per forwarded request: digits are written by
+    /// hand rather than through `format!`'s machinery.
     pub fn set_num(&mut self, n: u16, value: u64, width: usize) -> Result<(), MessageError> {
-        self.set(n, Bytes::from(format!("{value:0width$}")))
+        // u64::MAX has 20 digits.
+        let mut digits = [0u8; 20];
+        let mut first = digits.len();
+        let mut rest = value;
+        loop {
+            first -= 1;
+            digits[first] = b'0' + (rest % 10) as u8;
+            rest /= 10;
+            if rest == 0 {
+                break;
+            }
+        }
+        let significant = &digits[first..];
+        let mut text = Vec::with_capacity(width.max(significant.len()));
+        text.resize(width.saturating_sub(significant.len()), b'0');
+        text.extend_from_slice(significant);
+        self.set(n, Bytes::from(text))
     }
 
     /// Removes field `n`, returning its value.
@@ -560,6 +578,20 @@ mod tests {
         assert_eq!(m.len(), 2);
         assert!(m.set_str(1, "x").is_err());
         assert!(m.set_str(193, "x").is_err());
+    }
+
+    /// `set_num` writes what `format!("{value:0width$}")` would: padded to
+    /// the width, never cut below the value's own digits.
+    #[test]
+    fn set_num_writes_zero_padded_digits() {
+        use proptest::prelude::*;
+        let value = prop_oneof![any::<u64>(), 0u64..1_000, Just(u64::MAX), Just(0)];
+        proptest!(|(value in value, width in 0usize..25)| {
+            let mut m = Message::new("0100".parse().expect("mti"));
+            m.set_num(4, value, width).expect("set");
+            let text = format!("{value:0width$}");
+            prop_assert_eq!(m.get_str(4), Some(text.as_str()));
+        });
     }
 
     /// Any sequence of sets and removes, on an empty or a parsed message,
