@@ -21,12 +21,13 @@ pub fn to_latin1_into(bytes: &[u8], dst: &mut [u8]) {
 /// `.cargo/config.toml`). Both slices may run past `len` (the rest of the
 /// frame, the rest of the buffer): a value shorter than 16 bytes is then
 /// converted in one step that also writes `dst[len..16]`, bytes the caller
-/// treats as scratch. `false` (nothing written) when either slice is
-/// shorter than `len`.
+/// treats as scratch. `None` (nothing written) when either slice is
+/// shorter than `len`; else what the conversion saw of the value's bytes,
+/// which spares the parser the class checks it proves.
 #[inline]
-pub(crate) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) -> bool {
+pub(crate) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) -> Option<Seen> {
     if src.len() < len || dst.len() < len {
-        return false;
+        return None;
     }
     #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
     if len >= 16 || (src.len() >= 16 && dst.len() >= 16) {
@@ -34,13 +35,37 @@ pub(crate) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) -> bool {
         // that the CPU has the feature; this is compiled only for targets
         // that have it (the `cfg` above).
         #[allow(unsafe_code)]
-        unsafe {
-            ssse3::to_latin1_front(src, dst, len)
-        };
-        return true;
+        return Some(unsafe { ssse3::to_latin1_front(src, dst, len) });
     }
     to_latin1_into(&src[..len], &mut dst[..len]);
-    true
+    Some(Seen::NOTHING)
+}
+
+/// What a conversion saw of a value: every byte a digit, or every byte a
+/// digit, a letter or a space (`plain`). Either may be `false` when true
+/// (the table loop sees nothing); neither is ever `true` when false.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Seen {
+    pub plain: bool,
+    pub digits: bool,
+}
+
+impl Seen {
+    pub const NOTHING: Seen = Seen {
+        plain: false,
+        digits: false,
+    };
+
+    /// Whether a value of `class` with these bytes passes its check.
+    #[inline]
+    pub fn proves(self, class: crate::message::spec::Class) -> bool {
+        use crate::message::spec::Class;
+        match class {
+            Class::An | Class::Ans => self.plain,
+            Class::N => self.digits,
+            _ => false,
+        }
+    }
 }
 
 /// Converts Latin-1 bytes to EBCDIC cp500 in place.
@@ -112,7 +137,7 @@ mod ssse3 {
         _mm_srli_epi16, _mm_srli_si128, _mm_sub_epi8,
     };
 
-    use super::CP500_TO_LATIN1;
+    use super::{CP500_TO_LATIN1, Seen};
     use crate::message::swar::word;
 
     /// By high nibble: what to subtract from an EBCDIC byte of its run.
@@ -138,10 +163,10 @@ mod ssse3 {
     }
 
     /// 16 EBCDIC bytes at `src[..16]` as Latin-1 into `dst[..16]`; only
-    /// the lanes of `wanted` are exact (the others are scratch).
+    /// the lanes of `wanted` are exact (the others are scratch); what they were.
     #[inline]
     #[target_feature(enable = "ssse3")]
-    fn step(src: &[u8], dst: &mut [u8], wanted: u32) {
+    fn step(src: &[u8], dst: &mut [u8], wanted: u32) -> Seen {
         let x = _mm_set_epi64x(word(&src[8..]) as i64, word(src) as i64);
         let nibble = _mm_set1_epi8(0x0F);
         let high = _mm_and_si128(_mm_srli_epi16::<4>(x), nibble);
@@ -153,6 +178,13 @@ mod ssse3 {
         );
         let mut outside =
             _mm_movemask_epi8(_mm_cmpeq_epi8(runs, _mm_setzero_si128())) as u32 & wanted;
+        // Only the digits' run has bit 8 (high nibble F, low 0-9).
+        let eight = _mm_set1_epi8(8);
+        let digits = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(runs, eight), eight)) as u32;
+        let seen = Seen {
+            plain: outside == 0,
+            digits: digits & wanted == wanted,
+        };
         let dst = &mut dst[..16];
         dst[..8].copy_from_slice(&_mm_cvtsi128_si64(out).to_le_bytes());
         dst[8..].copy_from_slice(&_mm_cvtsi128_si64(_mm_srli_si128::<8>(out)).to_le_bytes());
@@ -161,6 +193,7 @@ mod ssse3 {
             dst[lane] = CP500_TO_LATIN1[usize::from(src[lane])];
             outside &= outside - 1;
         }
+        seen
     }
 
     /// As `super::to_latin1_front`, whose checks hold: `len <= src.len()`,
@@ -169,20 +202,25 @@ mod ssse3 {
     /// the same byte).
     #[inline]
     #[target_feature(enable = "ssse3")]
-    pub(super) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) {
+    pub(super) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) -> Seen {
         debug_assert!(len <= src.len() && len <= dst.len());
         if len < 16 {
-            step(src, dst, (1 << len) - 1);
-            return;
+            return step(src, dst, (1 << len) - 1);
         }
+        let (mut plain, mut digits) = (true, true);
         let mut at = 0;
+        let mut add = |seen: Seen| {
+            plain &= seen.plain;
+            digits &= seen.digits;
+        };
         while at + 16 <= len {
-            step(&src[at..], &mut dst[at..], 0xFFFF);
+            add(step(&src[at..], &mut dst[at..], 0xFFFF));
             at += 16;
         }
         if at < len {
-            step(&src[len - 16..], &mut dst[len - 16..], 0xFFFF);
+            add(step(&src[len - 16..], &mut dst[len - 16..], 0xFFFF));
         }
+        Seen { plain, digits }
     }
 }
 
@@ -214,10 +252,20 @@ mod tests {
                 let mut src = [0xF1u8; 16];
                 src[lane] = b;
                 let mut dst = [0u8; 16];
-                assert!(to_latin1_front(&src, &mut dst, 16));
+                let seen = to_latin1_front(&src, &mut dst, 16).expect("room");
                 let mut expected = src;
                 to_latin1(&mut expected);
                 assert_eq!(dst, expected, "byte {b:#04x} in lane {lane}");
+                let text = byte_to_latin1(b);
+                let truth = Seen {
+                    plain: text.is_ascii_alphanumeric() || text == b' ',
+                    digits: text.is_ascii_digit(),
+                };
+                // Never seen when it is not; with SSSE3, exactly when it is.
+                assert!(!seen.plain || truth.plain, "byte {b:#04x} called plain");
+                assert!(!seen.digits || truth.digits, "byte {b:#04x} called a digit");
+                #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+                assert_eq!(seen, truth, "byte {b:#04x} in lane {lane}");
             }
         }
     }
@@ -233,14 +281,27 @@ mod tests {
         ) {
             let len = len_seed % (src.len() + 1);
             let mut dst = vec![0xAAu8; len + slack];
-            prop_assert!(to_latin1_front(&src, &mut dst, len));
+            let seen = to_latin1_front(&src, &mut dst, len);
+            prop_assert!(seen.is_some());
+            let seen = seen.unwrap_or(Seen::NOTHING);
             let mut expected = src[..len].to_vec();
             to_latin1(&mut expected);
             prop_assert_eq!(&dst[..len], &expected[..]);
+            // What is seen is of the value's bytes, never of the scratch lanes.
+            let truth = Seen {
+                plain: expected.iter().all(|b| b.is_ascii_alphanumeric() || *b == b' '),
+                digits: expected.iter().all(u8::is_ascii_digit),
+            };
+            prop_assert!(!seen.plain || truth.plain);
+            prop_assert!(!seen.digits || truth.digits);
+            #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+            if len >= 16 || (src.len() >= 16 && dst.len() >= 16) {
+                prop_assert_eq!(seen, truth);
+            }
             let scratch_end = if len < 16 { 16 } else { len };
             prop_assert!(dst[scratch_end.min(dst.len())..].iter().all(|&b| b == 0xAA));
             let mut short = vec![0u8; len.saturating_sub(1)];
-            prop_assert_eq!(to_latin1_front(&src, &mut short, len), len == 0);
+            prop_assert_eq!(to_latin1_front(&src, &mut short, len).is_some(), len == 0);
         }
     }
 }

@@ -9,7 +9,7 @@ use bytes::Bytes;
 
 use super::bitmap::Bitmap;
 use super::codec::{self, WireFault};
-use super::ebcdic;
+use super::ebcdic::{self, Seen};
 use super::error::{MessageError, Part};
 use super::iso_message::{Message, ParsedParts, Slot, Source};
 use super::layout::FieldLayout;
@@ -374,7 +374,9 @@ impl Decoded {
 /// instead of an error, to be named by `parse_checked`. What it skips
 /// is proven by construction: BCD digits come out of the decoder as digits,
 /// a fixed value's size is its layout's; class scans run over runs of
-/// adjacent values (`Span`); the transcoding buffer is sized once. A bitmap
+/// adjacent values (`Span`), and not at all over EBCDIC values whose
+/// transcoding saw what proves their class (`ebcdic::Seen`); the
+/// transcoding buffer is sized once. A bitmap
 /// seen before is read by its plan (`plan.rs`), whose blocks read runs of
 /// fixed-size fields at once; a new one field by field, and its plan is
 /// cached when the message proves valid.
@@ -468,24 +470,28 @@ impl Fast<'_> {
         let wire = self.frame.get(self.at..self.at + wire_len)?;
         let values = block.values as usize;
         let in_frame = block.kind == BlockKind::Frame;
+        let mut seen = Seen::NOTHING;
         let base = if in_frame {
             self.at
         } else {
             let wire_left = self.frame.len() - self.at;
             let dst = self.decoded.front(self.spec, wire_left)?;
-            let done = if block.kind == BlockKind::Ebcdic {
-                ebcdic::to_latin1_front(&self.frame[self.at..], dst, values)
+            if block.kind == BlockKind::Ebcdic {
+                seen = ebcdic::to_latin1_front(&self.frame[self.at..], dst, values)?;
             } else {
                 let dst = dst.get_mut(..values)?;
-                codec::bcd_decode_into(wire, values, Class::N, Padding::Left, dst)
-            };
-            if !done {
-                return None;
+                if !codec::bcd_decode_into(wire, values, Class::N, Padding::Left, dst) {
+                    return None;
+                }
             }
             self.decoded.used
         };
         self.at += wire_len;
         for check in plan.checks_of(&block)? {
+            // What holds of the whole block holds of each value in it.
+            if seen.proves(check.class) {
+                continue;
+            }
             let start = base + check.start as usize;
             self.run(check.class, in_frame, start, base + check.end as usize)?;
         }
@@ -525,14 +531,13 @@ impl Fast<'_> {
         let wire = frame.get(self.at..self.at + wire_len)?;
         self.at += wire_len;
         let decoded = &mut self.decoded;
-        let (in_frame, start, len) = match layout.encoding {
-            Encoding::Ascii | Encoding::Binary => (true, value_at, wire_len),
+        // `seen`: what the EBCDIC transcoder saw of the value's bytes.
+        let (in_frame, start, len, seen) = match layout.encoding {
+            Encoding::Ascii | Encoding::Binary => (true, value_at, wire_len, Seen::NOTHING),
             Encoding::Ebcdic => {
                 let dst = decoded.front(spec, wire_left)?;
-                if !ebcdic::to_latin1_front(&frame[value_at..], dst, wire_len) {
-                    return None;
-                }
-                (false, decoded.used, wire_len)
+                let seen = ebcdic::to_latin1_front(&frame[value_at..], dst, wire_len)?;
+                (false, decoded.used, wire_len, seen)
             }
             Encoding::Bcd => {
                 let len = units + usize::from(layout.sign_bytes);
@@ -540,7 +545,7 @@ impl Fast<'_> {
                 if !codec::bcd_decode_into(wire, units, layout.class, layout.padding, dst) {
                     return None;
                 }
-                (false, decoded.used, len)
+                (false, decoded.used, len, Seen::NOTHING)
             }
             Encoding::Hex => {
                 let len = wire_len / 2;
@@ -548,14 +553,14 @@ impl Fast<'_> {
                 if !swar::hex_decode_into(wire, dst) {
                     return None;
                 }
-                (false, decoded.used, len)
+                (false, decoded.used, len, Seen::NOTHING)
             }
         };
         let limit = layout.value_len as usize;
         if (layout.is_variable() && len > limit) || (!layout.is_variable() && len != limit) {
             return None;
         }
-        if layout.scan {
+        if layout.scan && !seen.proves(layout.class) {
             let run_start = if layout.prefix_in_run {
                 field_at
             } else {
