@@ -10,6 +10,7 @@ use std::sync::Arc;
 use bytes::{Bytes, BytesMut};
 
 use super::blocking::Blocker;
+use crate::message::codec::decimal_digits;
 use crate::message::{Message, MessageError, Mti, Spec, pds};
 
 /// The IPM spec's shipped name.
@@ -106,17 +107,6 @@ fn mti(digits: &[u8; 4]) -> Mti {
     Mti::from_digits(*digits).expect("constant MTI of four digits")
 }
 
-/// `value` as N decimal digits, zero padded (the caller keeps it in range:
-/// amounts below 10^12, message numbers below 10^8).
-fn digits<const N: usize>(mut value: u64) -> [u8; N] {
-    let mut out = [b'0'; N];
-    for d in out.iter_mut().rev() {
-        *d = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
-    out
-}
-
 impl<W: Write> IpmWriter<W> {
     /// Starts a file: writes the 1644/697 header.
     pub fn start(out: W, params: FileParams) -> Result<IpmWriter<W>, IpmWriteError> {
@@ -181,8 +171,11 @@ impl<W: Write> IpmWriter<W> {
         let mut m = Message::new(mti(b"1240"));
         m.set(2, Bytes::copy_from_slice(p.pan)).map_err(build)?;
         m.set_str(3, p.processing_code).map_err(build)?;
-        m.set(4, Bytes::copy_from_slice(&digits::<12>(p.amount_minor)))
-            .map_err(build)?;
+        m.set(
+            4,
+            Bytes::copy_from_slice(&decimal_digits::<12>(p.amount_minor)),
+        )
+        .map_err(build)?;
         m.set_str(12, p.local_date_time).map_err(build)?;
         m.set(22, Bytes::from_static(p.pos_data_code.as_bytes()))
             .map_err(build)?;
@@ -246,7 +239,7 @@ impl<W: Write> IpmWriter<W> {
     fn push_message(&mut self, mut m: Message, what: &'static str) -> Result<(), IpmWriteError> {
         self.messages += 1;
         let number = self.messages;
-        m.set(71, Bytes::copy_from_slice(&digits::<8>(number)))
+        m.set(71, Bytes::copy_from_slice(&decimal_digits::<8>(number)))
             .and_then(|()| self.spec.build(&m))
             .map_err(|source| IpmWriteError::Build {
                 message_number: number,

@@ -76,6 +76,17 @@ impl Output for BytesMut {
     }
 }
 
+/// `value` as `N` ASCII digits, zero-padded on the left (the top digits
+/// are dropped if it has more).
+pub fn decimal_digits<const N: usize>(mut value: u64) -> [u8; N] {
+    let mut out = [b'0'; N];
+    for d in out.iter_mut().rev() {
+        *d = b'0' + (value % 10) as u8;
+        value /= 10;
+    }
+    out
+}
+
 /// Bytes a length prefix of `digits` digits takes in `encoding`.
 pub fn prefix_bytes(digits: u8, encoding: Encoding) -> usize {
     match encoding {

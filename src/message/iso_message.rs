@@ -292,19 +292,10 @@ impl Message {
     /// The switch sets a STAN per forwarded request: digits are written by
     /// hand rather than through `format!`'s machinery.
     pub fn set_num(&mut self, n: u16, value: u64, width: usize) -> Result<(), MessageError> {
-        // u64::MAX has 20 digits.
-        let mut digits = [0u8; 20];
-        let mut first = digits.len();
-        let mut rest = value;
-        loop {
-            first -= 1;
-            digits[first] = b'0' + (rest % 10) as u8;
-            rest /= 10;
-            if rest == 0 {
-                break;
-            }
-        }
-        let significant = &digits[first..];
+        // u64::MAX has 20 digits; a zero keeps one.
+        let all = super::codec::decimal_digits::<20>(value);
+        let first = all.iter().position(|&d| d != b'0').unwrap_or(all.len() - 1);
+        let significant = &all[first..];
         let mut text = Vec::with_capacity(width.max(significant.len()));
         text.resize(width.saturating_sub(significant.len()), b'0');
         text.extend_from_slice(significant);

@@ -13,6 +13,7 @@ use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::link::netmgmt::civil_from_days;
+use crate::message::codec::decimal_digits;
 use crate::message::mti::{Function, MessageClass};
 use crate::message::sensitive::luhn_check_digit;
 use crate::message::spec::Length;
@@ -350,17 +351,6 @@ struct ClockFields {
     local_date: Bytes,
 }
 
-/// `value` as `N` ASCII digits, zero-padded on the left (the top digits
-/// are dropped if it has more).
-fn digits<const N: usize>(mut value: u64) -> [u8; N] {
-    let mut out = [b'0'; N];
-    for d in out.iter_mut().rev() {
-        *d = b'0' + (value % 10) as u8;
-        value /= 10;
-    }
-    out
-}
-
 impl RequestGenerator {
     /// The generator of connection `connection` (0-based, below
     /// [`CONNECTIONS_MAX`]); `seed` fixes PANs, amounts and the first STAN.
@@ -433,17 +423,20 @@ impl RequestGenerator {
         let p = &*self.profile;
         let bin = p.bins.pick(&mut self.rng);
         let pan = pan_digits(bin, &mut self.rng);
-        let amount =
-            Bytes::copy_from_slice(&digits::<12>(self.rng.u64(p.amount_min..=p.amount_max)));
-        let stan_bytes = Bytes::copy_from_slice(&digits::<6>(u64::from(stan)));
+        let amount = Bytes::copy_from_slice(&decimal_digits::<12>(
+            self.rng.u64(p.amount_min..=p.amount_max),
+        ));
+        let stan_bytes = Bytes::copy_from_slice(&decimal_digits::<6>(u64::from(stan)));
         // Expiry one to three years ahead: always in the future.
         let expiry_yy = (year + 1 + i64::from(self.rng.u8(0..3))).rem_euclid(100) as u64;
         let expiry = expiry_yy * 100 + u64::from(self.rng.u8(1..=12));
         // RRN: four digits of connection index, eight of sequence: unique
         // within a run up to 10^8 requests per connection.
         let mut rrn = [0u8; 12];
-        rrn[..4].copy_from_slice(&digits::<4>(u64::from(self.connection)));
-        rrn[4..].copy_from_slice(&digits::<8>(self.rrn_sequence % RRN_SEQUENCE_MODULUS));
+        rrn[..4].copy_from_slice(&decimal_digits::<4>(u64::from(self.connection)));
+        rrn[4..].copy_from_slice(&decimal_digits::<8>(
+            self.rrn_sequence % RRN_SEQUENCE_MODULUS,
+        ));
         self.rrn_sequence += 1;
         let rrn = Bytes::copy_from_slice(&rrn);
         let mut m = Message::new(p.mti);
@@ -454,7 +447,7 @@ impl RequestGenerator {
             (11, stan_bytes.clone()),
             (12, local_time),
             (13, local_date),
-            (14, Bytes::copy_from_slice(&digits::<4>(expiry))),
+            (14, Bytes::copy_from_slice(&decimal_digits::<4>(expiry))),
             (37, rrn.clone()),
         ];
         // Both lists ascend: merging them appends every field at the end.
@@ -484,7 +477,7 @@ impl RequestGenerator {
         let unix_secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         if self.clock.as_ref().is_none_or(|c| c.unix_secs != unix_secs) {
             let t = Civil::from_system_time(now);
-            let two = |v: u64| digits::<2>(v);
+            let two = |v: u64| decimal_digits::<2>(v);
             let (mo, d) = (two(u64::from(t.month)), two(u64::from(t.day)));
             let (h, mi, s) = (two(t.hour), two(t.minute), two(t.second));
             let hms = [h, mi, s].concat();
