@@ -1,6 +1,8 @@
 //! EBCDIC code page 500 (the code page of Mastercard IPM files) as two
 //! lookup tables. cp500 is a permutation of Latin-1, so every byte maps back.
 
+use crate::message::spec::Class;
+
 /// Converts EBCDIC bytes to their Latin-1 equivalent in place.
 pub fn to_latin1(bytes: &mut [u8]) {
     for b in bytes {
@@ -58,12 +60,21 @@ impl Seen {
 
     /// Whether a value of `class` with these bytes passes its check.
     #[inline]
-    pub fn proves(self, class: crate::message::spec::Class) -> bool {
-        use crate::message::spec::Class;
+    pub fn proves(self, class: Class) -> bool {
         match class {
             Class::An | Class::Ans => self.plain,
             Class::N => self.digits,
             _ => false,
+        }
+    }
+
+    /// What was seen of two parts, of the whole.
+    #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+    #[inline]
+    fn and(self, other: Seen) -> Seen {
+        Seen {
+            plain: self.plain && other.plain,
+            digits: self.digits && other.digits,
         }
     }
 }
@@ -207,20 +218,16 @@ mod ssse3 {
         if len < 16 {
             return step(src, dst, (1 << len) - 1);
         }
-        let (mut plain, mut digits) = (true, true);
-        let mut at = 0;
-        let mut add = |seen: Seen| {
-            plain &= seen.plain;
-            digits &= seen.digits;
-        };
+        let mut seen = step(src, dst, 0xFFFF);
+        let mut at = 16;
         while at + 16 <= len {
-            add(step(&src[at..], &mut dst[at..], 0xFFFF));
+            seen = seen.and(step(&src[at..], &mut dst[at..], 0xFFFF));
             at += 16;
         }
         if at < len {
-            add(step(&src[len - 16..], &mut dst[len - 16..], 0xFFFF));
+            seen = seen.and(step(&src[len - 16..], &mut dst[len - 16..], 0xFFFF));
         }
-        Seen { plain, digits }
+        seen
     }
 }
 
@@ -245,6 +252,14 @@ mod tests {
         }
     }
 
+    /// What a conversion should see of these Latin-1 bytes.
+    fn truth(text: &[u8]) -> Seen {
+        Seen {
+            plain: text.iter().all(|b| b.is_ascii_alphanumeric() || *b == b' '),
+            digits: text.iter().all(u8::is_ascii_digit),
+        }
+    }
+
     #[test]
     fn every_byte_converts_in_every_lane() {
         for lane in 0..16 {
@@ -256,11 +271,7 @@ mod tests {
                 let mut expected = src;
                 to_latin1(&mut expected);
                 assert_eq!(dst, expected, "byte {b:#04x} in lane {lane}");
-                let text = byte_to_latin1(b);
-                let truth = Seen {
-                    plain: text.is_ascii_alphanumeric() || text == b' ',
-                    digits: text.is_ascii_digit(),
-                };
+                let truth = truth(&[byte_to_latin1(b)]);
                 // Never seen when it is not; with SSSE3, exactly when it is.
                 assert!(!seen.plain || truth.plain, "byte {b:#04x} called plain");
                 assert!(!seen.digits || truth.digits, "byte {b:#04x} called a digit");
@@ -288,10 +299,7 @@ mod tests {
             to_latin1(&mut expected);
             prop_assert_eq!(&dst[..len], &expected[..]);
             // What is seen is of the value's bytes, never of the scratch lanes.
-            let truth = Seen {
-                plain: expected.iter().all(|b| b.is_ascii_alphanumeric() || *b == b' '),
-                digits: expected.iter().all(u8::is_ascii_digit),
-            };
+            let truth = truth(&expected);
             prop_assert!(!seen.plain || truth.plain);
             prop_assert!(!seen.digits || truth.digits);
             #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
