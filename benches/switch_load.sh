@@ -12,6 +12,8 @@
 # goal holds: >= 100,000 authorizations/s closed loop, p99 < 1 ms at half
 # that rate (50,000/s), >= 50% of the relay's throughput; and the same
 # switch with its journal on, which should keep >= 80% of the throughput.
+# Exits non-zero when a request failed or one of the switch's three goals
+# is not met (the journal's is reported only).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${SECONDS_PER_RUN:-10}
@@ -106,8 +108,14 @@ printf 'switch with journal (%sx%s): %s req/s, p99 %s us; journal on / off: %s\n
 printf 'switch open loop at %s req/s: p99 %s us, max %s us\n' "$open_rate" "$open_p99" "$open_max"
 printf 'relay  open loop at %s req/s: p99 %s us, max %s us\n' "$open_rate" "$relay_open_p99" "$relay_open_max"
 verdict() { if [ "$1" = 1 ]; then echo "met"; else echo "NOT met"; fi; }
-echo "goal >= 100000 req/s closed loop: $(verdict $(( sw_tps >= 100000 )))"
-echo "goal p99 < 1 ms at $open_rate/s: $(verdict $(( open_p99 < 1000 )))"
-echo "goal >= 0.5 of the relay: $(verdict $(python3 -c "print(int($sw_tps >= 0.5 * $rl_tps))"))"
+closed_ok=$(( sw_tps >= 100000 ))
+tail_ok=$(( open_p99 < 1000 ))
+relay_ok=$(python3 -c "print(int($sw_tps >= 0.5 * $rl_tps))")
+echo "goal >= 100000 req/s closed loop: $(verdict "$closed_ok")"
+echo "goal p99 < 1 ms at $open_rate/s: $(verdict "$tail_ok")"
+echo "goal >= 0.5 of the relay: $(verdict "$relay_ok")"
+# Reported only: issue 5's goal, out of reach with a synchronous journal here.
 echo "goal journal costs < 20% of throughput: $(verdict $(python3 -c "print(int($jn_tps >= 0.8 * $sw_tps))"))"
 [ "$bad" = 0 ] || { echo "switch run had $bad failed requests" >&2; exit 1; }
+# The switch's goals (issue 4, point 10) fail the run when one is not met.
+[ "$closed_ok$tail_ok$relay_ok" = 111 ] || { echo "a switch goal is not met" >&2; exit 1; }
