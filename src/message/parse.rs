@@ -145,6 +145,7 @@ fn parse_fields(
     Ok((mti, fields_bitmap))
 }
 
+#[inline(always)]
 fn read_mti(spec: &Spec, r: &mut Reader<'_>) -> Result<Mti, MessageError> {
     let mut digits = [0u8; 4];
     match spec.mti_encoding {
@@ -163,6 +164,7 @@ fn read_mti(spec: &Spec, r: &mut Reader<'_>) -> Result<Mti, MessageError> {
     Mti::from_digits(digits).ok_or(MessageError::BadMti { offset: 0 })
 }
 
+#[inline(always)]
 fn read_one_bitmap(spec: &Spec, r: &mut Reader<'_>, index: u8) -> Result<u64, MessageError> {
     let part = Part::Bitmap(index);
     match spec.bitmap_encoding {
@@ -195,6 +197,7 @@ fn read_one_bitmap(spec: &Spec, r: &mut Reader<'_>, index: u8) -> Result<u64, Me
 
 /// Reads the primary and any secondary / tertiary bitmap. Returns the raw
 /// bitmap and the data-element presence (bitmap bits 1 and 65 removed).
+#[inline(always)]
 fn read_bitmaps(spec: &Spec, r: &mut Reader<'_>) -> Result<(Bitmap, Bitmap), MessageError> {
     let mut bitmap = Bitmap::default();
     bitmap.set_word(0, read_one_bitmap(spec, r, 1)?);
