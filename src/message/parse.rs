@@ -145,6 +145,8 @@ fn parse_fields(
     Ok((mti, fields_bitmap))
 }
 
+/// The MTI and bitmap readers are inlined (here and below): the fast pass
+/// turns their errors into `None`, and inlined, it never builds them.
 #[inline(always)]
 fn read_mti(spec: &Spec, r: &mut Reader<'_>) -> Result<Mti, MessageError> {
     let mut digits = [0u8; 4];
