@@ -450,7 +450,9 @@ impl Fast<'_> {
             while word != 0 {
                 let lead = word.leading_zeros();
                 word &= !(1u64 << (63 - lead));
-                self.field(word_index * 64 + lead as u16 + 1)?;
+                let n = word_index * 64 + lead as u16 + 1;
+                let layout = self.spec.layouts.get(usize::from(n))?;
+                self.field(n, layout)?;
             }
         }
         Some(())
@@ -460,7 +462,7 @@ impl Fast<'_> {
     fn follow(&mut self, plan: &Plan) -> Option<()> {
         for step in plan.steps.iter() {
             match *step {
-                Step::Field(n) => self.field(n)?,
+                Step::Field(n, ref layout) => self.field(n, layout)?,
                 Step::Block(block) => self.block(plan, block)?,
             }
         }
@@ -511,9 +513,8 @@ impl Fast<'_> {
 
     /// One field, whatever its kind.
     #[inline(always)]
-    fn field(&mut self, n: u16) -> Option<()> {
+    fn field(&mut self, n: u16, layout: &FieldLayout) -> Option<()> {
         let (spec, frame) = (self.spec, self.frame);
-        let layout = spec.layouts.get(usize::from(n))?;
         if !layout.defined {
             return None;
         }

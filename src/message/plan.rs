@@ -45,8 +45,9 @@ pub(crate) enum BlockKind {
 pub(crate) enum Step {
     Block(Block),
     /// A field read on its own: length-prefixed, odd-length BCD, hex text,
-    /// track data or signed amounts in BCD.
-    Field(u16),
+    /// track data or signed amounts in BCD. Its layout comes along, so that
+    /// reading it does not wait on a look-up in the spec's table.
+    Field(u16, FieldLayout),
 }
 
 /// A class check over `start..end` of a block's values. Adjacent values of
@@ -104,7 +105,7 @@ impl Plan {
             let layout = layouts.get(usize::from(n)).filter(|l| l.defined)?;
             let Some(kind) = block_kind(layout) else {
                 steps.extend(open.take().map(Step::Block));
-                steps.push(Step::Field(n));
+                steps.push(Step::Field(n, *layout));
                 continue;
             };
             let block = match open {
@@ -269,7 +270,7 @@ mod tests {
             .iter()
             .map(|s| match s {
                 Step::Block(b) => format!("{:?}:{}", b.kind, b.wire),
-                Step::Field(n) => format!("{n}"),
+                Step::Field(n, _) => format!("{n}"),
             })
             .collect();
         // 3, 4, 7, 11: 6 + 12 + 10 + 6 digits; 37, 41, 42, 49: 12 + 8 + 15 + 3.
@@ -312,7 +313,7 @@ mod tests {
             .iter()
             .map(|s| match s {
                 Step::Block(b) => format!("{:?}:{}:{}", b.kind, b.wire, b.values),
-                Step::Field(n) => format!("{n}"),
+                Step::Field(n, _) => format!("{n}"),
             })
             .collect();
         // DE22 has 3 digits: read alone, between two BCD blocks.
