@@ -451,7 +451,12 @@ impl Fast<'_> {
                 let lead = word.leading_zeros();
                 word &= !(1u64 << (63 - lead));
                 let n = word_index * 64 + lead as u16 + 1;
-                let layout = self.spec.layouts.get(usize::from(n))?;
+                // A plan holds defined fields only (`Plan::compile`).
+                let layout = self
+                    .spec
+                    .layouts
+                    .get(usize::from(n))
+                    .filter(|l| l.defined)?;
                 self.field(n, layout)?;
             }
         }
@@ -511,13 +516,11 @@ impl Fast<'_> {
         Some(())
     }
 
-    /// One field, whatever its kind.
+    /// One field, whatever its kind, of a `layout` the spec defines.
     #[inline(always)]
     fn field(&mut self, n: u16, layout: &FieldLayout) -> Option<()> {
+        debug_assert!(layout.defined);
         let (spec, frame) = (self.spec, self.frame);
-        if !layout.defined {
-            return None;
-        }
         let field_at = self.at;
         let (units, wire_len) = if layout.prefix_bytes == 0 {
             (layout.units as usize, layout.fixed_wire_bytes as usize)
