@@ -43,39 +43,39 @@ pub(crate) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) -> Option<
     Some(Seen::NOTHING)
 }
 
-/// What a conversion saw of a value: every byte a digit, or every byte a
-/// digit, a letter or a space (`plain`). Either may be `false` when true
-/// (the table loop sees nothing); neither is ever `true` when false.
+/// What a conversion saw of a value, as faults against three proofs:
+/// every byte a digit (`n`); every byte a digit, a letter or a space
+/// (`plain`, which proves `an`); every byte printable (`ans`). Bits 0-15:
+/// lanes of a step outside the runs (not plain); 16-31: lanes not digits;
+/// 32: some byte not printable. A proof holds when its bits are clear;
+/// the table loop sees nothing (`NOTHING`, every bit set). A proof never
+/// holds when false; it may fail when true.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Seen {
-    pub plain: bool,
-    pub digits: bool,
-}
+pub(crate) struct Seen(u64);
 
 impl Seen {
-    pub const NOTHING: Seen = Seen {
-        plain: false,
-        digits: false,
-    };
+    const NOT_PLAIN: u64 = 0xFFFF;
+    const NOT_DIGITS: u64 = 0xFFFF_0000;
+    const NOT_PRINTABLE: u64 = 1 << 32;
+    pub const NOTHING: Seen = Seen(u64::MAX);
 
     /// Whether a value of `class` with these bytes passes its check.
     #[inline]
     pub fn proves(self, class: Class) -> bool {
-        match class {
-            Class::An | Class::Ans => self.plain,
-            Class::N => self.digits,
-            _ => false,
-        }
+        let faults = match class {
+            Class::An => Seen::NOT_PLAIN,
+            Class::Ans => Seen::NOT_PRINTABLE,
+            Class::N => Seen::NOT_DIGITS,
+            _ => return false,
+        };
+        self.0 & faults == 0
     }
 
     /// What was seen of two parts, of the whole.
     #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
     #[inline]
     fn and(self, other: Seen) -> Seen {
-        Seen {
-            plain: self.plain && other.plain,
-            digits: self.digits && other.digits,
-        }
+        Seen(self.0 | other.0)
     }
 }
 
@@ -149,7 +149,7 @@ mod ssse3 {
     };
 
     use super::{CP500_TO_LATIN1, Seen};
-    use crate::message::swar::word;
+    use crate::message::swar::{printable, word};
 
     /// By high nibble: what to subtract from an EBCDIC byte of its run.
     /// 4x: space (40); 8x, 9x, Ax: a-i, j-r, s-z; Cx, Dx, Ex: A-I, J-R,
@@ -187,24 +187,24 @@ mod ssse3 {
             _mm_shuffle_epi8(table(HIGH_RUN), high),
             _mm_shuffle_epi8(table(LOW_RUN), low),
         );
-        let mut outside =
-            _mm_movemask_epi8(_mm_cmpeq_epi8(runs, _mm_setzero_si128())) as u32 & wanted;
+        let outside = _mm_movemask_epi8(_mm_cmpeq_epi8(runs, _mm_setzero_si128())) as u32 & wanted;
         // Only the digits' run has bit 8 (high nibble F, low 0-9).
         let eight = _mm_set1_epi8(8);
         let digits = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(runs, eight), eight)) as u32;
-        let seen = Seen {
-            plain: outside == 0,
-            digits: digits & wanted == wanted,
-        };
         let dst = &mut dst[..16];
         dst[..8].copy_from_slice(&_mm_cvtsi128_si64(out).to_le_bytes());
         dst[8..].copy_from_slice(&_mm_cvtsi128_si64(_mm_srli_si128::<8>(out)).to_le_bytes());
-        while outside != 0 {
-            let lane = outside.trailing_zeros() as usize;
-            dst[lane] = CP500_TO_LATIN1[usize::from(src[lane])];
-            outside &= outside - 1;
+        // Bytes of the runs are printable; the others are looked at here.
+        let mut unprintable = false;
+        let mut fix = outside;
+        while fix != 0 {
+            let lane = fix.trailing_zeros() as usize;
+            let c = CP500_TO_LATIN1[usize::from(src[lane])];
+            dst[lane] = c;
+            unprintable |= !printable(c);
+            fix &= fix - 1;
         }
-        seen
+        Seen(u64::from(outside) | u64::from(!digits & wanted) << 16 | u64::from(unprintable) << 32)
     }
 
     /// As `super::to_latin1_front`, whose checks hold: `len <= src.len()`,
@@ -252,12 +252,19 @@ mod tests {
         }
     }
 
-    /// What a conversion should see of these Latin-1 bytes.
-    fn truth(text: &[u8]) -> Seen {
-        Seen {
-            plain: text.iter().all(|b| b.is_ascii_alphanumeric() || *b == b' '),
-            digits: text.iter().all(u8::is_ascii_digit),
-        }
+    /// The proofs a conversion should give for these Latin-1 bytes:
+    /// (plain, digits, printable).
+    fn truth(text: &[u8]) -> [bool; 3] {
+        [
+            Class::An.admits(text),
+            Class::N.admits(text),
+            Class::Ans.admits(text),
+        ]
+    }
+
+    /// The proofs a conversion gave, in the order of `truth`.
+    fn proofs(seen: Seen) -> [bool; 3] {
+        [Class::An, Class::N, Class::Ans].map(|class| seen.proves(class))
     }
 
     #[test]
@@ -272,11 +279,16 @@ mod tests {
                 to_latin1(&mut expected);
                 assert_eq!(dst, expected, "byte {b:#04x} in lane {lane}");
                 let truth = truth(&[byte_to_latin1(b)]);
-                // Never seen when it is not; with SSSE3, exactly when it is.
-                assert!(!seen.plain || truth.plain, "byte {b:#04x} called plain");
-                assert!(!seen.digits || truth.digits, "byte {b:#04x} called a digit");
+                // Never proven when false; with SSSE3, exactly when true.
+                for (proof, truth) in proofs(seen).into_iter().zip(truth) {
+                    assert!(
+                        !proof || truth,
+                        "byte {b:#04x}: {:?} against {truth:?}",
+                        proofs(seen)
+                    );
+                }
                 #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
-                assert_eq!(seen, truth, "byte {b:#04x} in lane {lane}");
+                assert_eq!(proofs(seen), truth, "byte {b:#04x} in lane {lane}");
             }
         }
     }
@@ -300,11 +312,12 @@ mod tests {
             prop_assert_eq!(&dst[..len], &expected[..]);
             // What is seen is of the value's bytes, never of the scratch lanes.
             let truth = truth(&expected);
-            prop_assert!(!seen.plain || truth.plain);
-            prop_assert!(!seen.digits || truth.digits);
+            for (proof, truth) in proofs(seen).into_iter().zip(truth) {
+                prop_assert!(!proof || truth);
+            }
             #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
             if len >= 16 || (src.len() >= 16 && dst.len() >= 16) {
-                prop_assert_eq!(seen, truth);
+                prop_assert_eq!(proofs(seen), truth);
             }
             let scratch_end = if len < 16 { 16 } else { len };
             prop_assert!(dst[scratch_end.min(dst.len())..].iter().all(|&b| b == 0xAA));

@@ -114,10 +114,13 @@ pub(crate) fn all_printable(value: &[u8]) -> bool {
     let ascii = all_words(value, b' ', |x| {
         (x & HIGH) | (in_range(x, 0x20, 0x7E) ^ HIGH)
     });
-    ascii
-        || value
-            .iter()
-            .all(|&b| (0x20..=0x7E).contains(&b) || b >= 0xA0)
+    ascii || value.iter().all(|&b| printable(b))
+}
+
+/// Whether one Latin-1 byte belongs to the `ans` class.
+#[inline]
+pub(crate) fn printable(b: u8) -> bool {
+    (0x20..=0x7E).contains(&b) || b >= 0xA0
 }
 
 /// Decodes 16 hexadecimal characters (either case) into 8 bytes; `None`
