@@ -28,6 +28,30 @@ pub fn to_latin1_into(bytes: &[u8], dst: &mut [u8]) {
 /// which spares the parser the class checks it proves.
 #[inline]
 pub(crate) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) -> Option<Seen> {
+    to_latin1_kept(src, dst, len, |_| u64::MAX)
+}
+
+/// `to_latin1_front` for a run of values of several classes (a plan's
+/// block): of step `k`'s faults, only those under `keep[k]` count (all of
+/// them past the end of `keep`), so that each proof covers the lanes of the
+/// values it is for. `keep` comes from `lanes_kept`.
+#[inline]
+pub(crate) fn to_latin1_block(
+    src: &[u8],
+    dst: &mut [u8],
+    len: usize,
+    keep: &[u64],
+) -> Option<Seen> {
+    to_latin1_kept(src, dst, len, |k| keep.get(k).copied().unwrap_or(u64::MAX))
+}
+
+#[inline(never)]
+fn to_latin1_kept(
+    src: &[u8],
+    dst: &mut [u8],
+    len: usize,
+    keep: impl Fn(usize) -> u64,
+) -> Option<Seen> {
     if src.len() < len || dst.len() < len {
         return None;
     }
@@ -37,10 +61,42 @@ pub(crate) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) -> Option<
         // that the CPU has the feature; this is compiled only for targets
         // that have it (the `cfg` above).
         #[allow(unsafe_code)]
-        return Some(unsafe { ssse3::to_latin1_front(src, dst, len) });
+        return Some(unsafe { ssse3::to_latin1_front(src, dst, len, keep) });
     }
+    let _ = keep;
     to_latin1_into(&src[..len], &mut dst[..len]);
     Some(Seen::NOTHING)
+}
+
+/// Where the transcoder's 16-byte steps start in a value of `len` bytes:
+/// one step for a short value, else every 16 bytes and, for a length that
+/// is not a multiple of 16, a last step that ends with the value.
+pub(crate) fn step_starts(len: usize) -> impl Iterator<Item = usize> {
+    let whole = if len < 16 { 1 } else { len / 16 };
+    let tail = (len > 16 && !len.is_multiple_of(16)).then(|| len - 16);
+    (0..whole).map(|k| k * 16).chain(tail)
+}
+
+/// The `keep` masks of `to_latin1_block` for a run of `len` bytes, given
+/// which bytes must be plain (`an` values) and which digits (`n` values).
+/// Printability is kept for the whole run.
+pub(crate) fn lanes_kept(
+    len: usize,
+    plain: impl Fn(usize) -> bool,
+    digit: impl Fn(usize) -> bool,
+) -> impl Iterator<Item = u64> {
+    step_starts(len).map(move |start| {
+        let mut keep = Seen::NOT_PRINTABLE;
+        for (lane, at) in (start..(start + 16).min(len)).enumerate() {
+            if plain(at) {
+                keep |= 1 << lane;
+            }
+            if digit(at) {
+                keep |= 1 << (16 + lane);
+            }
+        }
+        keep
+    })
 }
 
 /// What a conversion saw of a value, as faults against three proofs:
@@ -76,6 +132,13 @@ impl Seen {
     #[inline]
     fn and(self, other: Seen) -> Seen {
         Seen(self.0 | other.0)
+    }
+
+    /// Only the faults under `keep` (see `to_latin1_block`).
+    #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+    #[inline]
+    fn kept(self, keep: u64) -> Seen {
+        Seen(self.0 & keep)
     }
 }
 
@@ -213,19 +276,26 @@ mod ssse3 {
     /// the same byte).
     #[inline]
     #[target_feature(enable = "ssse3")]
-    pub(super) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) -> Seen {
+    pub(super) fn to_latin1_front(
+        src: &[u8],
+        dst: &mut [u8],
+        len: usize,
+        keep: impl Fn(usize) -> u64,
+    ) -> Seen {
         debug_assert!(len <= src.len() && len <= dst.len());
         if len < 16 {
-            return step(src, dst, (1 << len) - 1);
+            return step(src, dst, (1 << len) - 1).kept(keep(0));
         }
-        let mut seen = step(src, dst, 0xFFFF);
+        let mut seen = step(src, dst, 0xFFFF).kept(keep(0));
         let mut at = 16;
+        let mut k = 1;
         while at + 16 <= len {
-            seen = seen.and(step(&src[at..], &mut dst[at..], 0xFFFF));
+            seen = seen.and(step(&src[at..], &mut dst[at..], 0xFFFF).kept(keep(k)));
             at += 16;
+            k += 1;
         }
         if at < len {
-            seen = seen.and(step(&src[len - 16..], &mut dst[len - 16..], 0xFFFF));
+            seen = seen.and(step(&src[len - 16..], &mut dst[len - 16..], 0xFFFF).kept(keep(k)));
         }
         seen
     }
@@ -323,6 +393,40 @@ mod tests {
             prop_assert!(dst[scratch_end.min(dst.len())..].iter().all(|&b| b == 0xAA));
             let mut short = vec![0u8; len.saturating_sub(1)];
             prop_assert_eq!(to_latin1_front(&src, &mut short, len).is_some(), len == 0);
+        }
+
+        /// A block's proofs cover exactly the lanes its masks keep: `n`
+        /// over one range of the value, `an` over another, `ans` over the
+        /// whole value, whatever the value's length and the step it is in.
+        #[test]
+        fn block_proofs_cover_the_kept_lanes(
+            src in proptest::collection::vec(
+                prop_oneof![0xF0u8..=0xF9, 0xC1u8..=0xC9, Just(0x40), Just(0xE0), any::<u8>()],
+                16..90),
+            len_seed in any::<usize>(),
+            cuts in proptest::array::uniform4(any::<prop::sample::Index>()),
+        ) {
+            let len = len_seed % (src.len() + 1);
+            let mut bounds = cuts.map(|c| c.index(len + 1));
+            bounds.sort_unstable();
+            let [a, b, c, d] = bounds;
+            let digits = a..b;
+            let plain = c..d;
+            let keep: Vec<u64> = lanes_kept(len, |i| plain.contains(&i), |i| digits.contains(&i)).collect();
+            prop_assert_eq!(keep.len(), step_starts(len).count());
+            let mut dst = vec![0u8; len + 16];
+            let seen = to_latin1_block(&src, &mut dst, len, &keep).unwrap_or(Seen::NOTHING);
+            let text = &dst[..len];
+            let truth = [
+                Class::An.admits(&text[plain.clone()]),
+                Class::N.admits(&text[digits.clone()]),
+                Class::Ans.admits(text),
+            ];
+            for (proof, truth) in proofs(seen).into_iter().zip(truth) {
+                prop_assert!(!proof || truth);
+            }
+            #[cfg(all(target_arch = "x86_64", target_feature = "ssse3"))]
+            prop_assert_eq!(proofs(seen), truth, "n {:?}, an {:?} of {}", digits, plain, len);
         }
     }
 }

@@ -489,7 +489,8 @@ impl Fast<'_> {
             let wire_left = self.frame.len() - self.at;
             let dst = self.decoded.front(self.spec, wire_left)?;
             if block.kind == BlockKind::Ebcdic {
-                seen = ebcdic::to_latin1_front(&self.frame[self.at..], dst, values)?;
+                let keep = plan.lanes_of(&block)?;
+                seen = ebcdic::to_latin1_block(&self.frame[self.at..], dst, values, keep)?;
             } else {
                 let dst = dst.get_mut(..values)?;
                 if !codec::bcd_decode_into(wire, values, Class::N, Padding::Left, dst) {
@@ -500,7 +501,7 @@ impl Fast<'_> {
         };
         self.at += wire_len;
         for check in plan.checks_of(&block)? {
-            // What holds of the whole block holds of each value in it.
+            // The transcoder's proofs cover the lanes of the checks.
             if seen.proves(check.class) {
                 continue;
             }

@@ -10,6 +10,7 @@ use std::fmt;
 use std::sync::OnceLock;
 
 use super::bitmap::Bitmap;
+use super::ebcdic;
 use super::iso_message::{Slot, Source};
 use super::layout::FieldLayout;
 use super::spec::{Class, Encoding};
@@ -27,6 +28,8 @@ pub(crate) struct Block {
     pub slots: (u16, u16),
     /// The run's class checks in `Plan::checks`, relative likewise.
     pub checks: (u16, u16),
+    /// An EBCDIC run's transcoder masks in `Plan::lanes`.
+    pub lanes: (u32, u32),
 }
 
 /// How a block's values are obtained from its wire bytes.
@@ -69,6 +72,10 @@ pub(crate) struct Plan {
     /// Slot templates of the blocks' fields.
     pub slots: Box<[Slot]>,
     pub checks: Box<[Check]>,
+    /// The EBCDIC blocks' `keep` masks (`ebcdic::to_latin1_block`): the
+    /// transcoder's proofs cover the lanes of each block's `an` and `n`
+    /// checks, so that a block of mixed classes needs no scan either.
+    pub lanes: Box<[u64]>,
 }
 
 /// How a fixed-size field joins a block, if it can.
@@ -100,24 +107,48 @@ impl Plan {
         let mut steps: Vec<Step> = Vec::new();
         let mut slots: Vec<Slot> = Vec::new();
         let mut checks: Vec<Check> = Vec::new();
+        let mut lanes: Vec<u64> = Vec::new();
         let mut open: Option<Block> = None;
+        // A block is done: its masks, if it is EBCDIC, then its step.
+        let mut close = |open: &mut Option<Block>, steps: &mut Vec<Step>, checks: &[Check]| {
+            let Some(mut block) = open.take() else {
+                return;
+            };
+            if block.kind == BlockKind::Ebcdic {
+                let ours = &checks[usize::from(block.checks.0)..usize::from(block.checks.1)];
+                let covered = |class: Class, at: usize| {
+                    ours.iter().any(|c| {
+                        c.class == class && (c.start as usize..c.end as usize).contains(&at)
+                    })
+                };
+                let start = lanes.len();
+                lanes.extend(ebcdic::lanes_kept(
+                    block.values as usize,
+                    |at| covered(Class::An, at),
+                    |at| covered(Class::N, at),
+                ));
+                block.lanes = (wide(start), wide(lanes.len()));
+            }
+            steps.push(Step::Block(block));
+        };
         for n in present.iter() {
             let layout = layouts.get(usize::from(n)).filter(|l| l.defined)?;
             let Some(kind) = block_kind(layout) else {
-                steps.extend(open.take().map(Step::Block));
+                close(&mut open, &mut steps, &checks);
                 steps.push(Step::Field(n, *layout));
                 continue;
             };
             let block = match open {
                 Some(b) if b.kind == kind => b,
                 _ => {
-                    steps.extend(open.take().map(Step::Block));
+                    close(&mut open, &mut steps, &checks);
                     Block {
                         kind,
                         wire: 0,
                         values: 0,
                         slots: (index(slots.len()), index(slots.len())),
                         checks: (index(checks.len()), index(checks.len())),
+                        lanes: (0, 0),
                     }
                 }
             };
@@ -152,12 +183,13 @@ impl Plan {
                 ..block
             });
         }
-        steps.extend(open.take().map(Step::Block));
+        close(&mut open, &mut steps, &checks);
         Some(Plan {
             present,
             steps: steps.into(),
             slots: slots.into(),
             checks: checks.into(),
+            lanes: lanes.into(),
         })
     }
 
@@ -174,12 +206,26 @@ impl Plan {
         self.checks
             .get(usize::from(block.checks.0)..usize::from(block.checks.1))
     }
+
+    /// The transcoder masks of an EBCDIC `block`.
+    #[inline]
+    pub(crate) fn lanes_of(&self, block: &Block) -> Option<&[u64]> {
+        self.lanes
+            .get(block.lanes.0 as usize..block.lanes.1 as usize)
+    }
 }
 
 /// Counts in a plan are bounded by the 192 fields of a bitmap.
 fn index(n: usize) -> u16 {
     debug_assert!(n <= 192);
     n as u16
+}
+
+/// Masks are bounded by a step per 16 bytes of a message's 64 KiB, plus one
+/// per block.
+fn wide(n: usize) -> u32 {
+    debug_assert!(n <= 65_536 / 16 + 192);
+    n as u32
 }
 
 /// Plans a cache holds at most: more than the bitmaps a link sees in practice.
@@ -322,6 +368,42 @@ mod tests {
         if let Some(n) = undefined {
             assert!(Plan::compile(&spec.layouts, bitmap(&[3, n])).is_none());
         }
+    }
+
+    #[test]
+    fn an_ebcdic_block_keeps_the_lanes_of_its_n_and_an_checks() {
+        let spec = Spec::resolve("mastercard-ipm").expect("spec");
+        // 3 (n6), 4 (n12), 22 (an12), 23 (n3): one EBCDIC block of 33 bytes.
+        let plan = Plan::compile(&spec.layouts, bitmap(&[3, 4, 22, 23])).expect("plan");
+        let [Step::Block(block)] = *plan.steps else {
+            panic!("one block: {:?}", plan.steps)
+        };
+        assert_eq!((block.kind, block.values), (BlockKind::Ebcdic, 33));
+        let checks: Vec<(Class, u32, u32)> = plan
+            .checks_of(&block)
+            .expect("checks")
+            .iter()
+            .map(|c| (c.class, c.start, c.end))
+            .collect();
+        assert_eq!(
+            checks,
+            [(Class::N, 0, 18), (Class::An, 18, 30), (Class::N, 30, 33)]
+        );
+        // Steps at 0, 16 and 17 (the last ends with the block).
+        let lanes = plan.lanes_of(&block).expect("lanes");
+        let bits = |mask: u64, shift: u32| {
+            (0..16)
+                .filter(|lane| mask >> (shift + lane) & 1 == 1)
+                .collect::<Vec<u32>>()
+        };
+        assert_eq!(lanes.len(), 3);
+        assert_eq!(bits(lanes[0], 16), (0..16).collect::<Vec<_>>());
+        assert_eq!(bits(lanes[0], 0), Vec::<u32>::new());
+        assert_eq!(bits(lanes[1], 16), [0, 1, 14, 15]);
+        assert_eq!(bits(lanes[1], 0), (2..14).collect::<Vec<_>>());
+        assert_eq!(bits(lanes[2], 0), (1..13).collect::<Vec<_>>());
+        assert_eq!(bits(lanes[2], 16), [0, 13, 14, 15]);
+        assert!(lanes.iter().all(|&m| m >> 32 == 1), "printability: all");
     }
 
     #[test]
