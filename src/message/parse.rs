@@ -367,8 +367,11 @@ impl Decoded {
     #[inline]
     fn front(&mut self, spec: &Spec, wire_left: usize) -> Option<&mut [u8]> {
         if self.buffer.is_empty() {
-            self.buffer
-                .resize(wire_left * usize::from(spec.decoded_per_wire_byte) + 16, 0);
+            // Allocated at its size (growing an empty vector goes through
+            // the general reallocation path), then zeroed.
+            let size = wire_left * usize::from(spec.decoded_per_wire_byte) + 16;
+            self.buffer = Vec::with_capacity(size);
+            self.buffer.resize(size, 0);
         }
         self.buffer.get_mut(self.used..)
     }
