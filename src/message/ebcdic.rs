@@ -28,7 +28,7 @@ pub fn to_latin1_into(bytes: &[u8], dst: &mut [u8]) {
 /// which spares the parser the class checks it proves.
 #[inline]
 pub(crate) fn to_latin1_front(src: &[u8], dst: &mut [u8], len: usize) -> Option<Seen> {
-    to_latin1_kept(src, dst, len, |_| u64::MAX)
+    to_latin1_kept(src, dst, len, || u64::MAX)
 }
 
 /// `to_latin1_front` for a run of values of several classes (a plan's
@@ -42,7 +42,10 @@ pub(crate) fn to_latin1_block(
     len: usize,
     keep: &[u64],
 ) -> Option<Seen> {
-    to_latin1_kept(src, dst, len, |k| keep.get(k).copied().unwrap_or(u64::MAX))
+    let mut masks = keep.iter();
+    to_latin1_kept(src, dst, len, move || {
+        masks.next().copied().unwrap_or(u64::MAX)
+    })
 }
 
 #[inline(never)]
@@ -50,7 +53,7 @@ fn to_latin1_kept(
     src: &[u8],
     dst: &mut [u8],
     len: usize,
-    keep: impl Fn(usize) -> u64,
+    keep: impl FnMut() -> u64,
 ) -> Option<Seen> {
     if src.len() < len || dst.len() < len {
         return None;
@@ -252,8 +255,8 @@ mod ssse3 {
         );
         let outside = _mm_movemask_epi8(_mm_cmpeq_epi8(runs, _mm_setzero_si128())) as u32 & wanted;
         // Only the digits' run has bit 8 (high nibble F, low 0-9).
-        let eight = _mm_set1_epi8(8);
-        let digits = _mm_movemask_epi8(_mm_cmpeq_epi8(_mm_and_si128(runs, eight), eight)) as u32;
+        let digit_run = _mm_and_si128(runs, _mm_set1_epi8(8));
+        let non_digits = _mm_movemask_epi8(_mm_cmpeq_epi8(digit_run, _mm_setzero_si128())) as u32;
         let dst = &mut dst[..16];
         dst[..8].copy_from_slice(&_mm_cvtsi128_si64(out).to_le_bytes());
         dst[8..].copy_from_slice(&_mm_cvtsi128_si64(_mm_srli_si128::<8>(out)).to_le_bytes());
@@ -267,7 +270,7 @@ mod ssse3 {
             unprintable |= !printable(c);
             fix &= fix - 1;
         }
-        Seen(u64::from(outside) | u64::from(!digits & wanted) << 16 | u64::from(unprintable) << 32)
+        Seen(u64::from(outside | (non_digits & wanted) << 16) | u64::from(unprintable) << 32)
     }
 
     /// As `super::to_latin1_front`, whose checks hold: `len <= src.len()`,
@@ -280,22 +283,20 @@ mod ssse3 {
         src: &[u8],
         dst: &mut [u8],
         len: usize,
-        keep: impl Fn(usize) -> u64,
+        mut keep: impl FnMut() -> u64,
     ) -> Seen {
         debug_assert!(len <= src.len() && len <= dst.len());
         if len < 16 {
-            return step(src, dst, (1 << len) - 1).kept(keep(0));
+            return step(src, dst, (1 << len) - 1).kept(keep());
         }
-        let mut seen = step(src, dst, 0xFFFF).kept(keep(0));
+        let mut seen = step(src, dst, 0xFFFF).kept(keep());
         let mut at = 16;
-        let mut k = 1;
         while at + 16 <= len {
-            seen = seen.and(step(&src[at..], &mut dst[at..], 0xFFFF).kept(keep(k)));
+            seen = seen.and(step(&src[at..], &mut dst[at..], 0xFFFF).kept(keep()));
             at += 16;
-            k += 1;
         }
         if at < len {
-            seen = seen.and(step(&src[len - 16..], &mut dst[len - 16..], 0xFFFF).kept(keep(k)));
+            seen = seen.and(step(&src[len - 16..], &mut dst[len - 16..], 0xFFFF).kept(keep()));
         }
         seen
     }
