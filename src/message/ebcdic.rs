@@ -48,6 +48,8 @@ pub(crate) fn to_latin1_block(
     })
 }
 
+/// Both kinds of transcoding, one instance each, kept out of line: the
+/// block's instance inlined into the parser made the parse slower.
 #[inline(never)]
 fn to_latin1_kept(
     src: &[u8],
@@ -66,7 +68,7 @@ fn to_latin1_kept(
         #[allow(unsafe_code)]
         return Some(unsafe { ssse3::to_latin1_front(src, dst, len, keep) });
     }
-    let _ = keep;
+    let _ = keep; // Without SSSE3, nothing is proven.
     to_latin1_into(&src[..len], &mut dst[..len]);
     Some(Seen::NOTHING)
 }

@@ -221,10 +221,10 @@ fn index(n: usize) -> u16 {
     n as u16
 }
 
-/// Masks are bounded by a step per 16 bytes of a message's 64 KiB, plus one
-/// per block.
+/// Masks are bounded by a step per 16 bytes of 192 fields of at most
+/// 9,999 bytes (the spec loader's limit), plus one per block.
 fn wide(n: usize) -> u32 {
-    debug_assert!(n <= 65_536 / 16 + 192);
+    debug_assert!(n <= 192 * 9_999 / 16 + 192);
     n as u32
 }
 
