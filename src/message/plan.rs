@@ -298,6 +298,15 @@ mod tests {
     use super::*;
     use crate::message::Spec;
 
+    /// A block's class checks as (class, start, end).
+    fn checks(plan: &Plan, block: &Block) -> Vec<(Class, u32, u32)> {
+        plan.checks_of(block)
+            .expect("the block's checks")
+            .iter()
+            .map(|c| (c.class, c.start, c.end))
+            .collect()
+    }
+
     fn bitmap(fields: &[u16]) -> Bitmap {
         let mut b = Bitmap::default();
         for &n in fields {
@@ -332,15 +341,9 @@ mod tests {
         let Step::Block(last) = plan.steps[3] else {
             panic!("a block")
         };
-        let classes: Vec<(Class, u32, u32)> = plan
-            .checks_of(&last)
-            .expect("the block's checks")
-            .iter()
-            .map(|c| (c.class, c.start, c.end))
-            .collect();
         // 37 an, 41 + 42 ans (merged), 49 an.
         assert_eq!(
-            classes,
+            checks(&plan, &last),
             [
                 (Class::An, 0, 12),
                 (Class::Ans, 12, 35),
@@ -379,14 +382,8 @@ mod tests {
             panic!("one block: {:?}", plan.steps)
         };
         assert_eq!((block.kind, block.values), (BlockKind::Ebcdic, 33));
-        let checks: Vec<(Class, u32, u32)> = plan
-            .checks_of(&block)
-            .expect("checks")
-            .iter()
-            .map(|c| (c.class, c.start, c.end))
-            .collect();
         assert_eq!(
-            checks,
+            checks(&plan, &block),
             [(Class::N, 0, 18), (Class::An, 18, 30), (Class::N, 30, 33)]
         );
         // Steps at 0, 16 and 17 (the last ends with the block).
