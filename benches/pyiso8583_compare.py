@@ -27,13 +27,12 @@ $CARGO_TARGET_DIR/criterion) instead of running `cargo bench`.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import re
 import subprocess
 import sys
 import timeit
 from pathlib import Path
+
+from criterion_results import criterion_dir, read_estimate_ns
 
 try:
     import iso8583
@@ -51,8 +50,6 @@ BENCH_IDS = {
     "build": "iso87-ascii/build/auth_0100",
 }
 CARGO_FILTER = "iso87-ascii/(parse|build)/auth_0100"
-# Criterion replaces these characters by '_' in directory names.
-CRITERION_UNSAFE = re.compile(r'[/\\?"<>:*|^]')
 
 # Used only when the golden fixture is missing: the same message as a document.
 FALLBACK_DOC = {
@@ -111,29 +108,6 @@ def measure_pyiso8583(raw: bytes, repeat: int) -> dict[str, float]:
         "parse": best_ns(lambda: iso8583.decode(raw, PY_SPEC), repeat),
         "build": best_ns(lambda: iso8583.encode(enc_doc, PY_SPEC), repeat),
     }
-
-
-def criterion_dir() -> Path:
-    target = os.environ.get("CARGO_TARGET_DIR")
-    return (Path(target) if target else REPO / "target") / "criterion"
-
-
-def read_estimate_ns(bench_id: str) -> tuple[float, Path] | None:
-    """Mean point estimate of a criterion benchmark, found by its full id."""
-    root = criterion_dir()
-    safe = CRITERION_UNSAFE.sub("_", bench_id)
-    for meta in sorted(root.glob("**/new/benchmark.json")):
-        try:
-            full_id = json.loads(meta.read_text()).get("full_id")
-        except (OSError, json.JSONDecodeError):
-            full_id = None
-        rel = meta.parent.parent.relative_to(root).as_posix()
-        if full_id == bench_id or CRITERION_UNSAFE.sub("_", rel) == safe:
-            estimates = meta.parent / "estimates.json"
-            if estimates.exists():
-                mean = json.loads(estimates.read_text())["mean"]["point_estimate"]
-                return float(mean), estimates
-    return None
 
 
 def fmt_ns(ns: float) -> str:
