@@ -52,7 +52,8 @@ pub struct Answered {
     pub outcome: &'static str,
     pub response_at_ms: Option<i64>,
     /// When the response was handed to the acquirer's connection; `None`
-    /// when it could not be.
+    /// when it could not be, or not yet (the answer is journaled before it
+    /// is written; [`Record::Delivery`] follows).
     pub sent_at_ms: Option<i64>,
 }
 
@@ -73,6 +74,13 @@ pub struct SafQueued {
 pub enum Record {
     Accepted(Box<Accepted>),
     Answered(Answered),
+    /// Whether the answer of transaction `id`, journaled before it was
+    /// written, reached the acquirer's connection.
+    Delivery {
+        id: u64,
+        at_ms: i64,
+        delivered: bool,
+    },
     /// Something happened to a transaction (time-out, stand-in, ...).
     Event {
         txn_id: Option<u64>,

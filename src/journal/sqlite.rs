@@ -343,6 +343,21 @@ impl<'c> Group<'c> {
         match record {
             Record::Accepted(a) => self.insert_accepted(a),
             Record::Answered(a) => self.update_answered(a),
+            Record::Delivery {
+                id,
+                at_ms,
+                delivered,
+            } => self
+                .conn
+                .prepare_cached(
+                    "UPDATE transactions SET
+                       sent_at_ms = CASE WHEN ?3 THEN ?2 ELSE sent_at_ms END,
+                       outcome = CASE WHEN ?3 THEN outcome ELSE 'undelivered' END
+                     WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![*id as i64, at_ms, delivered]))
+                .map(|_| ())
+                .map_err(JournalError::sql("recording a delivery")),
             Record::Event {
                 txn_id,
                 at_ms,
@@ -376,15 +391,20 @@ impl<'c> Group<'c> {
                     )
                     .and_then(|mut s| s.execute(params![*id as i64, state, attempts, at_ms]))
                     .map_err(JournalError::sql("closing a store-and-forward entry"))?;
-                if *delivered {
-                    self.conn
-                        .prepare_cached(
-                            "UPDATE transactions SET state = 'reversed' WHERE id =
-                               (SELECT txn_id FROM saf WHERE id = ?1 AND kind = 'timeout_reversal')",
-                        )
-                        .and_then(|mut s| s.execute(params![*id as i64]))
-                        .map_err(JournalError::sql("marking a reversal acknowledged"))?;
-                }
+                // A reversal given up leaves its transaction in a final
+                // state of its own (an operator may queue it again).
+                let txn_state = if *delivered {
+                    "reversed"
+                } else {
+                    "reversal_given_up"
+                };
+                self.conn
+                    .prepare_cached(
+                        "UPDATE transactions SET state = ?2 WHERE id =
+                           (SELECT txn_id FROM saf WHERE id = ?1 AND kind = 'timeout_reversal')",
+                    )
+                    .and_then(|mut s| s.execute(params![*id as i64, txn_state]))
+                    .map_err(JournalError::sql("closing a reversal"))?;
                 Ok(())
             }
         }

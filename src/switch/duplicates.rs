@@ -1,7 +1,12 @@
-//! Duplicate detection: a request whose key (class, acquirer, STAN,
-//! terminal, transmission date-time) was seen within the window is never
-//! forwarded again. It gets the original response, or waits for it while
-//! the original is in flight. Bounded: the oldest keys are forgotten first.
+//! Duplicate detection: a request that is a copy of one seen within the
+//! window is never forwarded again. It gets the original response, or
+//! waits for it while the original is in flight. A copy has the same key
+//! (MTI class and function, acquirer, STAN, terminal, transmission
+//! date-time) AND the same content (PAN, processing code, amount,
+//! currency): terminals reuse STANs (they wrap, some reset at batch close,
+//! some send no DE7), so a key match with other content is another
+//! transaction and is forwarded as one; it never gets another card's
+//! answer. Bounded: the oldest keys are forgotten first.
 //! Responses are kept as the bytes sent (an owned copy, a few hundred bytes),
 //! never as slices that would pin the buffers they were read into.
 
@@ -71,7 +76,9 @@ impl Hasher for KeyedHashHasher {
 }
 
 /// A request's duplicate key: a 128-bit keyed hash of the acquirer, MTI
-/// class, STAN, terminal and transmission date-time.
+/// class and function, STAN, terminal and transmission date-time, and of
+/// the content a copy shares (PAN, DE3, DE4, DE49). The PAN enters only
+/// the keyed hash; it is not kept.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DupKey(u128);
 
@@ -110,16 +117,23 @@ impl DuplicateCache {
         }
     }
 
-    /// The key of a request from `acquirer`; `None` without a STAN. The
-    /// parts, each after its length, are hashed in one pass per hasher.
-    pub fn key(&self, acquirer: &str, msg: &Message) -> Option<DupKey> {
+    /// The key of a request from `acquirer` whose PAN is `pan`; `None`
+    /// without a STAN. The parts, each after its length, are hashed in one
+    /// pass per hasher. The origin digit is left out: a repeat (0101) is a
+    /// copy of its original (0100); the function is in: an advice (0120)
+    /// is not a copy of a request (0100).
+    pub fn key(&self, acquirer: &str, msg: &Message, pan: Option<&[u8]>) -> Option<DupKey> {
         let stan = msg.value(11)?;
-        let parts: [&[u8]; 5] = [
-            &msg.mti().digits()[1..2],
+        let parts: [&[u8]; 9] = [
+            &msg.mti().digits()[1..3],
             acquirer.as_bytes(),
             stan,
             msg.value(41).unwrap_or_default(),
             msg.value(7).unwrap_or_default(),
+            pan.unwrap_or_default(),
+            msg.value(3).unwrap_or_default(),
+            msg.value(4).unwrap_or_default(),
+            msg.value(49).unwrap_or_default(),
         ];
         let mut key = KeyBytes::new();
         for part in parts {
@@ -178,19 +192,57 @@ impl DuplicateCache {
 mod tests {
     use super::*;
 
+    const PAN: Option<&[u8]> = Some(b"4761739001010119");
+
     fn req(stan: &str) -> Message {
         let mut m = Message::new("0100".parse().expect("mti"));
+        m.set_str(3, "000000").expect("set");
+        m.set_str(4, "000000001000").expect("set");
         m.set_str(7, "1123143005").expect("set");
         m.set_str(11, stan).expect("set");
         m.set_str(41, "TERM0001").expect("set");
+        m.set_str(49, "978").expect("set");
         m
+    }
+
+    /// Regression (issue 19, point 1): a terminal that reuses a STAN for
+    /// another card, amount, processing code or currency, or sends an
+    /// advice under a request's key, sends another transaction: its key
+    /// differs, so it is forwarded and never gets the first one's answer.
+    #[test]
+    fn a_key_match_with_other_content_is_another_transaction() {
+        let cache = DuplicateCache::new(Duration::from_secs(60), 100);
+        let original = req("000001");
+        let key = cache.key("pos", &original, PAN).expect("key");
+        assert_eq!(cache.key("pos", &req("000001"), PAN), Some(key), "a copy");
+        let other_pan: Option<&[u8]> = Some(b"4761739001010127");
+        assert_ne!(cache.key("pos", &original, other_pan), Some(key), "PAN");
+        assert_ne!(cache.key("pos", &original, None), Some(key), "no PAN");
+        for (field, value) in [(3, "200000"), (4, "000000009999"), (49, "840")] {
+            let mut other = req("000001");
+            other.set_str(field, value).expect("set");
+            assert_ne!(cache.key("pos", &other, PAN), Some(key), "DE{field}");
+        }
+        let mut no_de7 = req("000001");
+        no_de7.remove(7);
+        let no_de7_key = cache.key("pos", &no_de7, PAN).expect("key");
+        let mut refund = no_de7.clone();
+        refund.set_str(3, "200000").expect("set");
+        assert_ne!(
+            cache.key("pos", &refund, PAN),
+            Some(no_de7_key),
+            "refund without DE7"
+        );
+        let mut advice = req("000001");
+        advice.set_mti("0120".parse().expect("mti"));
+        assert_ne!(cache.key("pos", &advice, PAN), Some(key), "an advice");
     }
 
     #[test]
     fn copies_wait_for_or_get_the_original_response() {
         let mut cache = DuplicateCache::new(Duration::from_secs(60), 100);
         let t0 = Instant::now();
-        let key = cache.key("pos", &req("000001")).expect("key");
+        let key = cache.key("pos", &req("000001"), PAN).expect("key");
         assert!(matches!(cache.check(key, t0), Seen::New));
         let Seen::InFlight(mut rx) = cache.check(key, t0) else {
             panic!("a copy must wait for the original");
@@ -202,8 +254,8 @@ mod tests {
         // The repeat MTI shares the key; another acquirer does not.
         let mut repeat = req("000001");
         repeat.set_mti("0101".parse().expect("mti"));
-        assert_eq!(cache.key("pos", &repeat), Some(key));
-        assert_ne!(cache.key("atm", &repeat), Some(key));
+        assert_eq!(cache.key("pos", &repeat, PAN), Some(key));
+        assert_ne!(cache.key("atm", &repeat, PAN), Some(key));
         // After the window the key is forgotten.
         assert!(matches!(
             cache.check(key, t0 + Duration::from_secs(61)),
@@ -216,12 +268,14 @@ mod tests {
         let mut cache = DuplicateCache::new(Duration::from_secs(60), 10);
         let t0 = Instant::now();
         for i in 0..50 {
-            let key = cache.key("pos", &req(&format!("{i:06}"))).expect("key");
+            let key = cache
+                .key("pos", &req(&format!("{i:06}")), PAN)
+                .expect("key");
             assert!(matches!(cache.check(key, t0), Seen::New));
             cache.complete(key, &Bytes::from_static(b"0110"));
         }
         assert!(cache.len() <= 11, "{} keys kept", cache.len());
-        let key = cache.key("pos", &req("999999")).expect("key");
+        let key = cache.key("pos", &req("999999"), PAN).expect("key");
         assert!(matches!(cache.check(key, t0), Seen::New));
         let mut waiting = Vec::new();
         for _ in 0..WAITERS_MAX {
@@ -241,7 +295,9 @@ mod tests {
         assert!(before.0 >= 2_000 && before.1 > 1_000, "{before:?}");
         let t0 = Instant::now();
         for i in 0..3_000 {
-            let key = cache.key("pos", &req(&format!("{i:06}"))).expect("key");
+            let key = cache
+                .key("pos", &req(&format!("{i:06}")), PAN)
+                .expect("key");
             assert!(matches!(cache.check(key, t0), Seen::New));
             cache.complete(key, &Bytes::from_static(b"0110"));
         }

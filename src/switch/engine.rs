@@ -16,6 +16,7 @@ use tracing::{Instrument, debug, info, warn};
 use super::duplicates::{DuplicateCache, Seen};
 use super::hooks::{AcquirerRules, Admission};
 use super::response_codes::Outcome;
+use super::reversal::reversal_advice;
 use super::routing::{RouteDecision, RouteTable};
 use super::saf::{Retry, SafKind, SafPolicy, SafQueue};
 use super::standin::StandIn;
@@ -27,7 +28,7 @@ use crate::link::mux::MuxError;
 use crate::link::netmgmt;
 use crate::message::mti::{Function, MessageClass};
 use crate::message::sensitive::NEVER_ECHOED;
-use crate::message::{Message, Mti, Spec};
+use crate::message::{Message, Spec};
 
 /// Fields an acquirer gets back exactly as it sent them.
 const RESTORED: &[u16] = &[7, 11, 12, 13, 32, 37, 41, 42];
@@ -126,10 +127,11 @@ impl Reply {
     }
 }
 
-/// The end of a transaction, recorded once its response is out: a journal
-/// records "sent" only when it is true.
+/// What is left of a transaction once its answer is journaled: whether
+/// its response reached the acquirer (a journal records "sent" only when
+/// it is true), and the approval to reverse if it did not.
 pub struct AfterSend {
-    answered: Answered,
+    txn_id: u64,
     undo: Option<(usize, Message)>,
 }
 
@@ -261,13 +263,16 @@ impl Switch {
                 &Bytes::copy_from_slice(&p.message),
             ) {
                 Ok(msg) => {
+                    // A pending entry may have gone out before the crash
+                    // (attempts are journaled after they fail): it counts
+                    // as attempted, so it goes out as a repeat (0421).
                     let inserted = lock(&self.saf).insert(
                         p.id,
                         p.txn_id,
                         kind,
                         issuer,
                         msg,
-                        p.attempts,
+                        p.attempts.max(1),
                         Instant::now(),
                     );
                     match inserted {
@@ -412,22 +417,24 @@ impl Switch {
     /// (`delivered`) or could not: the journal records the answer as sent
     /// only now; an approval that never reached its acquirer is reversed.
     pub async fn replied(&self, after: AfterSend, delivered: bool) {
-        let AfterSend { mut answered, undo } = after;
-        if delivered {
-            answered.sent_at_ms = Some(now_ms());
-        } else {
+        let AfterSend { txn_id, undo } = after;
+        if !delivered {
             warn!(
-                txn = answered.id,
+                txn = txn_id,
                 "response not delivered: the acquirer's connection is gone"
             );
-            answered.outcome = "undelivered";
-            if let Some((issuer, outgoing)) = undo {
-                self.queue_reversal(issuer, &outgoing, Some(answered.id))
-                    .await;
-            }
         }
         if let Some(journal) = &self.journal {
-            journal.record(Record::Answered(answered)).await;
+            journal
+                .record(Record::Delivery {
+                    id: txn_id,
+                    at_ms: now_ms(),
+                    delivered,
+                })
+                .await;
+        }
+        if let (false, Some((issuer, outgoing))) = (delivered, undo) {
+            self.queue_reversal(issuer, &outgoing, Some(txn_id)).await;
         }
     }
 
@@ -485,10 +492,11 @@ impl Switch {
     }
 
     async fn deduplicated(&self, acq: &Acquirer, request: Message, advice: bool) -> Reply {
+        let pan = pan_of(&request);
         let seen = {
             let mut cache = lock(&self.duplicates);
             cache
-                .key(&acq.name, &request)
+                .key(&acq.name, &request, pan.as_deref())
                 .map(|key| (key, cache.check(key, Instant::now())))
         };
         let Some((key, seen)) = seen else {
@@ -527,23 +535,53 @@ impl Switch {
         }
         .instrument(span)
         .await;
+        let decided = self.journal_answer(request, txn_id, decided).await;
         let bytes = self.finish(acq, &decided.response, true);
         lock(&self.duplicates).complete(key, &bytes);
-        let answered = Answered {
+        Reply {
+            bytes,
+            after: Some(AfterSend {
+                txn_id,
+                undo: decided.undo,
+            }),
+        }
+    }
+
+    /// Journals the answer before it is written to the acquirer: an
+    /// approval durably, so that after a crash the journal knows the
+    /// acquirer may hold it. The rule for a response whose delivery is
+    /// unknown (README, "Crash recovery"): it is presumed delivered, an
+    /// approval stays captured, and the acquirer's own reversal (sent by
+    /// any ISO 8583 acquirer that times out) settles what it did not
+    /// receive. An approval that cannot be journaled is not handed out:
+    /// the acquirer gets 96 and the issuer a reversal.
+    async fn journal_answer(&self, request: Message, txn_id: u64, decided: Decided) -> Decided {
+        let Some(journal) = &self.journal else {
+            return decided;
+        };
+        let record = Record::Answered(Answered {
             id: txn_id,
             response_code: text(&decided.response, 39),
             approval_code: text(&decided.response, 38),
             outcome: decided.outcome,
             response_at_ms: decided.response_at_ms,
             sent_at_ms: None,
-        };
-        Reply {
-            bytes,
-            after: Some(AfterSend {
-                answered,
-                undo: decided.undo,
-            }),
+        });
+        if !matches!(decided.outcome, "approved" | "stand_in") {
+            journal.record(record).await;
+            return decided;
         }
+        let Err(e) = journal.durable(record).await else {
+            return decided;
+        };
+        warn!(txn = txn_id, error = %e, "journal unavailable: approval not handed out");
+        if let Some((issuer, outgoing)) = &decided.undo {
+            self.queue_reversal(*issuer, outgoing, Some(txn_id)).await;
+        }
+        Decided::local(
+            self.reject(&request, Outcome::SystemMalfunction),
+            "rejected",
+        )
     }
 
     fn reject(&self, request: &Message, outcome: Outcome) -> Message {
@@ -619,6 +657,12 @@ impl Switch {
             return Decided::local(self.reject(request, Outcome::SystemMalfunction), "rejected");
         }
         match target.link.request(&outgoing, timeout).await {
+            Ok(resp) if !has_response_code(&resp) => {
+                warn!(issuer = %target.name, "issuer response without a usable DE39: outcome unknown");
+                let why = "issuer response without a usable DE39";
+                self.unknown_outcome(acq, issuer, request, &outgoing, txn_id, why.into())
+                    .await
+            }
             Ok(resp) => {
                 let response = self.back_to_acquirer(acq, issuer, request, &resp);
                 let outcome = match response.get_str(39) {
@@ -640,16 +684,8 @@ impl Switch {
                 Decided::local(self.reject(request, Outcome::FormatError), "rejected")
             }
             Err(LinkError::Mux { source, .. }) if outcome_unknown(&source) => {
-                Stats::add(&self.stats.timed_out);
                 info!(issuer = %target.name, error = %source, "no answer: reversing");
-                self.note(Some(txn_id), "timed_out", source.to_string())
-                    .await;
-                self.queue_reversal(issuer, &outgoing, Some(txn_id)).await;
-                if request.mti().class() == MessageClass::Reversal {
-                    // The reversal is now the queue's to deliver.
-                    return Decided::local(self.reject(request, Outcome::Approved), "timed_out");
-                }
-                self.stand_in_or_decline(acq, issuer, request, txn_id, "timed_out")
+                self.unknown_outcome(acq, issuer, request, &outgoing, txn_id, source.to_string())
                     .await
             }
             Err(e) => {
@@ -659,6 +695,29 @@ impl Switch {
                     .await
             }
         }
+    }
+
+    /// The issuer may or may not have acted on `outgoing` (no answer in
+    /// time, or one without a usable DE39): it is reversed through the
+    /// queue, and the acquirer gets stand-in or 91.
+    async fn unknown_outcome(
+        &self,
+        acq: &Acquirer,
+        issuer: usize,
+        request: &Message,
+        outgoing: &Message,
+        txn_id: u64,
+        why: String,
+    ) -> Decided {
+        Stats::add(&self.stats.timed_out);
+        self.note(Some(txn_id), "timed_out", why).await;
+        self.queue_reversal(issuer, outgoing, Some(txn_id)).await;
+        if request.mti().class() == MessageClass::Reversal {
+            // The reversal is now the queue's to deliver.
+            return Decided::local(self.reject(request, Outcome::Approved), "timed_out");
+        }
+        self.stand_in_or_decline(acq, issuer, request, txn_id, "timed_out")
+            .await
     }
 
     fn back_to_acquirer(
@@ -676,10 +735,6 @@ impl Switch {
         out.overlay(request, RESTORED);
         if !request.has(33) {
             out.remove(33);
-        }
-        if !out.has(39) {
-            warn!(issuer = %target.name, "issuer response without DE39: 96");
-            return self.reject(request, Outcome::SystemMalfunction);
         }
         out
     }
@@ -734,13 +789,7 @@ impl Switch {
         };
         let _ = self.journal_accept(acq, request, txn_id, None, false).await;
         match self
-            .queue(
-                SafKind::AcquirerAdvice,
-                issuer,
-                outgoing,
-                Some(txn_id),
-                true,
-            )
+            .queue(SafKind::AcquirerAdvice, issuer, outgoing, Some(txn_id))
             .await
         {
             Ok(()) => Decided::local(self.reject(request, Outcome::Approved), "advice_acked"),
@@ -751,16 +800,17 @@ impl Switch {
         }
     }
 
-    /// Queues a message for its issuer: journaled (and, with `durable`,
-    /// on disk) before it enters the in-memory queue. Track data, PIN
-    /// block and ICC data are dropped: an advice never needs them.
+    /// Queues a message for its issuer: on disk before it enters the
+    /// in-memory queue, so that nothing is sent that a restart would not
+    /// know of (a lost record would let a restart send a second original
+    /// where a repeat is due). Track data, PIN block and ICC data are
+    /// dropped: an advice never needs them.
     async fn queue(
         &self,
         kind: SafKind,
         issuer: usize,
         mut msg: Message,
         txn_id: Option<u64>,
-        durable: bool,
     ) -> Result<(), &'static str> {
         for &f in NEVER_ECHOED {
             msg.remove(f);
@@ -784,14 +834,10 @@ impl Switch {
                 message: without_sad(&target.spec, &msg),
                 queued_at_ms: now_ms(),
             });
-            if durable {
-                journal
-                    .durable(record)
-                    .await
-                    .map_err(|_| "journal unavailable")?;
-            } else {
-                journal.record(record).await;
-            }
+            journal
+                .durable(record)
+                .await
+                .map_err(|_| "journal unavailable")?;
         }
         let pushed = lock(&self.saf).insert(id, txn_id, kind, issuer, msg, 0, Instant::now());
         match pushed {
@@ -816,30 +862,10 @@ impl Switch {
     async fn queue_reversal(&self, issuer: usize, original: &Message, txn_id: Option<u64>) {
         let target = &self.issuers[issuer];
         let version = target.spec.version.digit();
-        let mti: Mti = "0420".parse().expect("constant MTI");
-        let mut rev = Message::new(mti.with_version(version));
-        for n in [2, 3, 4, 7, 12, 13, 14, 32, 33, 37, 41, 42, 49] {
-            if let Some(v) = original.value_bytes(n) {
-                let _ = rev.set(n, v);
-            }
-        }
-        let _ = rev.set_num(11, u64::from(target.link.next_stan()), 6);
-        let omti = original.mti().to_string();
-        let ostan = original.get_str(11).unwrap_or("000000");
-        let acq = original.get_str(32).unwrap_or("");
-        if version == 0 {
-            let _ = rev.set_str(39, "68");
-            let fwd = original.get_str(33).unwrap_or("");
-            let odt = original.get_str(7).unwrap_or("0000000000");
-            let _ = rev.set_str(90, &format!("{omti}{ostan}{odt}{acq:0>11}{fwd:0>11}"));
-        } else {
-            let _ = rev.set_str(24, "400");
-            let _ = rev.set_str(25, "4021");
-            let odt = original.get_str(12).unwrap_or("000000000000");
-            let _ = rev.set_str(56, &format!("{omti}{ostan}{odt}{:02}{acq}", acq.len()));
-        }
+        let stan = target.link.next_stan();
+        let rev = reversal_advice(version, original, stan, SystemTime::now());
         let _ = self
-            .queue(SafKind::TimeoutReversal, issuer, rev, txn_id, false)
+            .queue(SafKind::TimeoutReversal, issuer, rev, txn_id)
             .await;
     }
 
@@ -867,7 +893,7 @@ impl Switch {
         let _ = out.set(33, self.institution_id.clone());
         let _ = out.set_num(11, u64::from(target.link.next_stan()), 6);
         let _ = self
-            .queue(SafKind::StandInAdvice, issuer, out, Some(txn_id), false)
+            .queue(SafKind::StandInAdvice, issuer, out, Some(txn_id))
             .await;
     }
 
@@ -957,6 +983,17 @@ impl Switch {
         if let Some(j) = &self.journal {
             j.record(record).await;
         }
+    }
+}
+
+/// Whether an issuer's response says what the issuer did: a DE39 of two
+/// characters (1987) or three digits (1993 action codes). Without one the
+/// outcome is unknown, as after a time-out.
+fn has_response_code(resp: &Message) -> bool {
+    match resp.value(39) {
+        Some([a, b]) => a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric(),
+        Some(code @ [_, _, _]) => code.iter().all(u8::is_ascii_digit),
+        _ => false,
     }
 }
 

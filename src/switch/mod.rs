@@ -7,6 +7,7 @@ pub mod duplicates;
 pub mod engine;
 pub mod hooks;
 pub mod response_codes;
+pub mod reversal;
 pub mod routing;
 pub mod saf;
 pub mod server;

@@ -186,8 +186,9 @@ impl SafQueue {
         if entry.attempts >= self.policy.attempts_max || now >= entry.expires {
             return Retry::GaveUp;
         }
+        // The first retry waits retry_min, each later one twice the last.
         let min = self.policy.retry_min.as_millis() as u64;
-        let backoff = min.saturating_mul(1 << entry.attempts.min(20));
+        let backoff = min.saturating_mul(1 << (entry.attempts - 1).min(20));
         let delay = Duration::from_millis(backoff).min(self.policy.retry_max);
         entry.due = now + delay;
         let due = entry.due;
@@ -253,17 +254,29 @@ mod tests {
         assert_eq!(q.depth(), 1);
         let mut it = due.into_iter();
         let first = it.next().expect("entry");
+        // Regression (issue 19, point 5): the first retry waits retry_min
+        // (it waited twice that), the next one twice as long.
         assert_eq!(
             q.retry(first, t0),
-            Retry::Rescheduled(t0 + Duration::from_millis(200))
+            Retry::Rescheduled(t0 + Duration::from_millis(100))
         );
         assert!(
-            q.take_due(t0 + Duration::from_millis(199), 10, |i| i == 0)
+            q.take_due(t0 + Duration::from_millis(99), 10, |i| i == 0)
                 .is_empty()
         );
-        let again = q.take_due(t0 + Duration::from_millis(200), 10, |i| i == 0);
+        let again = q.take_due(t0 + Duration::from_millis(100), 10, |i| i == 0);
         assert_eq!(again.len(), 1);
-        let mut e = again.into_iter().next().expect("entry");
+        let second = again.into_iter().next().expect("entry");
+        let t1 = t0 + Duration::from_millis(100);
+        assert_eq!(
+            q.retry(second, t1),
+            Retry::Rescheduled(t1 + Duration::from_millis(200))
+        );
+        let mut e = q
+            .take_due(t1 + Duration::from_millis(200), 10, |i| i == 0)
+            .into_iter()
+            .next()
+            .expect("entry");
         e.attempts = 4;
         assert_eq!(q.retry(e, t0), Retry::GaveUp);
         assert_eq!(q.depth(), 1);
