@@ -15,11 +15,19 @@ use bytes::Bytes;
 use cardswitch::message::{Message, Spec};
 use serde_json::{Value, json};
 use support::certs::temp_dir;
-use support::process::{Running, start_listening, start_listening_n, wait_until};
+use support::process::{
+    Running, run_env, start_listening, start_listening_n, start_logged, wait_until,
+};
 
 const ASCII4: &[&str] = &["--framing", "ascii4"];
 
 fn config(dir: &Path, issuer: &str) -> String {
+    config_with(dir, issuer, "")
+}
+
+/// The test switch's configuration, with `extra` keys in its SAF section
+/// (and sections after it).
+fn config_with(dir: &Path, issuer: &str, extra: &str) -> String {
     let text = format!(
         r#"
 [switch]
@@ -27,6 +35,7 @@ institution_id = "99000000001"
 [switch.saf]
 retry_min_ms = 50
 retry_max_ms = 200
+{extra}
 [[acquirer]]
 name = "pos"
 listen = "127.0.0.1:0"
@@ -125,18 +134,24 @@ struct Received {
 /// An issuer that answers authorizations without DE39, and acknowledges
 /// everything else (reversal advices, network management) with 00.
 fn issuer_without_de39(seen: Arc<Mutex<Received>>) -> String {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+    scripted_issuer("127.0.0.1:0", seen, true)
+}
+
+/// The scripted issuer on `listen`; with `ack_reversals` false it never
+/// answers a reversal advice (they are still recorded).
+fn scripted_issuer(listen: &str, seen: Arc<Mutex<Received>>, ack_reversals: bool) -> String {
+    let listener = TcpListener::bind(listen).expect("bind");
     let addr = listener.local_addr().expect("addr").to_string();
     std::thread::spawn(move || {
         for stream in listener.incoming().flatten() {
             let seen = seen.clone();
-            std::thread::spawn(move || serve(stream, seen));
+            std::thread::spawn(move || serve(stream, seen, ack_reversals));
         }
     });
     addr
 }
 
-fn serve(mut stream: TcpStream, seen: Arc<Mutex<Received>>) {
+fn serve(mut stream: TcpStream, seen: Arc<Mutex<Received>>, ack_reversals: bool) {
     let spec = Spec::resolve("iso87-ascii").expect("spec");
     loop {
         let mut len = [0u8; 2];
@@ -155,10 +170,14 @@ fn serve(mut stream: TcpStream, seen: Arc<Mutex<Received>>) {
         };
         let mut resp = msg.clone();
         resp.set_mti(mti);
-        if !msg.mti().to_string().starts_with("01") {
+        let mti = msg.mti().to_string();
+        if !mti.starts_with("01") {
             resp.set_str(39, "00").expect("set");
         }
         seen.lock().expect("lock").messages.push(msg);
+        if mti.starts_with("04") && !ack_reversals {
+            continue;
+        }
         let out = spec.build(&resp).expect("build");
         let mut frame = (out.len() as u16).to_be_bytes().to_vec();
         frame.extend_from_slice(&out);
@@ -217,6 +236,93 @@ fn an_answer_without_de39_is_reversed_like_a_time_out() {
         "the advice's own STAN"
     );
     assert_eq!(rev.get_str(37), forwarded.get_str(37));
+    drop(switch);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+fn reversals(seen: &Mutex<Received>) -> Vec<String> {
+    seen.lock()
+        .expect("lock")
+        .messages
+        .iter()
+        .map(|m| m.mti().to_string())
+        .filter(|m| m.starts_with("042"))
+        .collect()
+}
+
+/// Regression (point 4): a reversal the switch gave up on left its
+/// transaction `reversal_queued` forever. Now it is `reversal_given_up` in
+/// the journal and counted; `journal requeue` queues it again, and the
+/// next start delivers it, as a repeat (0421).
+#[test]
+fn a_given_up_reversal_is_final_counted_and_can_be_queued_again() {
+    let dir = temp_dir("money-given-up");
+    let seen = Arc::new(Mutex::new(Received::default()));
+    let issuer = scripted_issuer("127.0.0.1:0", seen.clone(), false);
+    let metrics = support::process::free_addr();
+    let extra = "max_attempts = 2\nresponse_wait_ms = 200\n[journal]\npath = \"journal.db\"\n";
+    let config = config_with(&dir, &issuer, extra);
+    let text = std::fs::read_to_string(&config).expect("config").replace(
+        "[switch.saf]",
+        &format!("metrics = \"{metrics}\"\n[switch.saf]"),
+    );
+    std::fs::write(&config, text).expect("config");
+    let key = format!("k1:{}", "5a".repeat(32));
+    let env = [("CARDSWITCH_JOURNAL_KEY", key.as_str())];
+    let log = dir.join("switch.log");
+    let (switch, _) = start_logged(&["run", "--config", &config], 1, &log, &env);
+    let (_, answers) = support::process::send_messages(
+        &switch.addr,
+        "iso87-ascii",
+        ASCII4,
+        5,
+        &[request("4761739001010119", "000000", 1_000, "000401")],
+    );
+    assert_eq!(answers[0]["fields"]["39"], "91", "{answers:?}");
+    let state = || -> String {
+        let (code, out, err) = run_env(
+            &["journal", "search", "--config", &config, "--format", "json"],
+            &env,
+        );
+        assert_eq!(code, 0, "{err}");
+        let row: Value = serde_json::from_str(out.lines().next().unwrap_or("{}")).expect("json");
+        row["state"].as_str().unwrap_or("").to_string()
+    };
+    wait_until("the switch to give up", Duration::from_secs(20), || {
+        state() == "reversal_given_up"
+    });
+    assert_eq!(reversals(&seen), ["0420", "0421"], "two attempts");
+    let counted = support::process::http_get(&metrics, "/metrics");
+    assert!(
+        counted.contains("cardswitch_saf_given_up_total{kind=\"timeout_reversal\"} 1"),
+        "{counted}"
+    );
+    drop(switch);
+
+    let (code, out, err) = run_env(
+        &["journal", "requeue", "--config", &config, "--all-given-up"],
+        &env,
+    );
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(state(), "reversal_queued");
+    let (code, _, _) = run_env(
+        &["journal", "requeue", "--config", &config, "--all-given-up"],
+        &env,
+    );
+    assert_ne!(code, 0, "nothing left to queue again");
+
+    // The issuer answers reversals now; the next start delivers it.
+    let seen_after = Arc::new(Mutex::new(Received::default()));
+    let issuer_after = scripted_issuer("127.0.0.1:0", seen_after.clone(), true);
+    let text = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(&config, text.replace(&issuer, &issuer_after)).expect("config");
+    let (switch, _) = start_logged(&["run", "--config", &config], 1, &log, &env);
+    wait_until(
+        "the requeued reversal to be delivered",
+        Duration::from_secs(20),
+        || state() == "reversed",
+    );
+    assert_eq!(reversals(&seen_after), ["0421"], "sent again as a repeat");
     drop(switch);
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -12,6 +12,8 @@ use zeroize::Zeroizing;
 use super::CliError;
 use crate::journal::crypto::Keyring;
 use crate::journal::query::{self, Filter, TxnView};
+use crate::journal::record::now_ms;
+use crate::journal::requeue::{Requeue, requeue};
 use crate::journal::sqlite::{check_keys, open_connection};
 use crate::switch::config::SwitchConfig;
 
@@ -106,6 +108,22 @@ enum JournalCommand {
         at: Location,
         /// Where the copy goes (must not exist).
         dest: PathBuf,
+    },
+    /// Queue again store-and-forward entries the switch gave up on
+    /// (expired or out of attempts); the switch delivers them from its
+    /// next start.
+    Requeue {
+        #[command(flatten)]
+        at: Location,
+        /// One entry, by its id (`journal show` lists a transaction's).
+        #[arg(long, conflicts_with_all = ["txn", "all_given_up"])]
+        saf_id: Option<u64>,
+        /// Every given-up entry of one transaction.
+        #[arg(long, conflicts_with = "all_given_up")]
+        txn: Option<u64>,
+        /// Every given-up entry.
+        #[arg(long)]
+        all_given_up: bool,
     },
     /// Write a new key file with one random key.
     Keygen {
@@ -283,6 +301,32 @@ pub fn run(args: &JournalArgs) -> Result<(), CliError> {
             let conn = open_reader(&db)?;
             query::backup(&conn, dest).map_err(input)?;
             println!("journal copied to {}", dest.display());
+        }
+        JournalCommand::Requeue {
+            at,
+            saf_id,
+            txn,
+            all_given_up,
+        } => {
+            let which = match (saf_id, txn, all_given_up) {
+                (Some(id), _, _) => Requeue::Entry(*id),
+                (_, Some(txn), _) => Requeue::Transaction(*txn),
+                (_, _, true) => Requeue::AllGivenUp,
+                _ => return Err(input("give --saf-id N, --txn N or --all-given-up")),
+            };
+            let (db, _) = locate(at)?;
+            if !db.exists() {
+                return Err(input(format!("no journal at {}", db.display())));
+            }
+            let mut conn = open_connection(&db).map_err(input)?;
+            let ids = requeue(&mut conn, which, now_ms()).map_err(input)?;
+            if ids.is_empty() {
+                return Err(input("no given-up store-and-forward entry matches"));
+            }
+            println!(
+                "{} entries queued again (delivered from the switch's next start): {ids:?}",
+                ids.len()
+            );
         }
         JournalCommand::Keygen { file, key_id } => {
             if file.exists() {

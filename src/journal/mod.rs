@@ -7,6 +7,7 @@ pub mod crypto;
 pub mod lookup;
 pub mod query;
 pub mod record;
+pub mod requeue;
 pub mod schema;
 pub mod sqlite;
 pub mod store;
