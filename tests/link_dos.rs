@@ -357,6 +357,19 @@ async fn the_listen_backlog_reaches_the_kernel() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_above_somaxconn_is_logged() {
+    captured();
+    let cap = bind::somaxconn().expect("net.core.somaxconn is readable on Linux");
+    let _listener = bind::listen("127.0.0.1:0", cap + 1, "dos-somaxconn")
+        .await
+        .expect("listen");
+    assert_eq!(
+        warnings_mentioning("dos-somaxconn", "above net.core.somaxconn"),
+        1
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issuer_that_never_speaks_tls_does_not_hang_the_link() {
     let pki = pki("dos-issuer");
     let mute = TcpListener::bind("127.0.0.1:0").await.expect("bind");

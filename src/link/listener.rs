@@ -38,6 +38,13 @@ pub struct Accepted {
 }
 
 impl Accepted {
+    /// Whether a warning about this peer may be logged now (see
+    /// [`LogLimit::admit`]): handlers use the listener's limiter so that
+    /// one hostile peer cannot flood the log.
+    pub fn log_admit(&self) -> Option<u64> {
+        self.log.admit(self.peer.ip())
+    }
+
     /// The next frame, or `None` when the connection should end: closed by
     /// the peer, unreadable (logged and counted), or the listener shutting down.
     pub async fn next_frame(&mut self, link: &str) -> Option<Frame> {
@@ -48,7 +55,7 @@ impl Accepted {
         match frame {
             Ok(frame) => frame,
             Err(e) => {
-                if let Some(suppressed) = self.log.admit(self.peer.ip()) {
+                if let Some(suppressed) = self.log_admit() {
                     warn!(error = %e, suppressed, "closing connection");
                 }
                 metrics::counter!("cardswitch_link_decode_errors_total", "link" => link.to_string(), "kind" => e.kind())
@@ -75,12 +82,14 @@ pub struct ConnectionLimits {
 }
 
 impl Default for ConnectionLimits {
-    /// The handshake default of [`HANDSHAKE_TIMEOUT_DEFAULT`], 30 s for a
-    /// first frame, no per-peer limit (the switch's configuration sets one).
+    /// The handshake default of [`HANDSHAKE_TIMEOUT_DEFAULT`]; no
+    /// first-frame or per-peer limit (a peer such as the switch's issuer
+    /// link may stay silent until its first echo is due; the switch's
+    /// acquirer configuration sets both).
     fn default() -> ConnectionLimits {
         ConnectionLimits {
             handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
-            first_frame_timeout: Some(Duration::from_secs(30)),
+            first_frame_timeout: None,
             per_peer_max: usize::MAX,
             log: LogLimitSettings::default(),
         }
