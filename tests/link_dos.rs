@@ -459,6 +459,31 @@ async fn the_switch_applies_its_acquirer_limits() {
 }
 
 #[test]
+fn the_limits_default_as_documented() {
+    let text = switch_config("127.0.0.1:9")
+        .lines()
+        .filter(|l| {
+            ![
+                "connections_per_peer_max",
+                "first_frame_timeout_ms",
+                "listen_backlog",
+                "handshake_timeout_ms",
+            ]
+            .iter()
+            .any(|k| l.starts_with(k))
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let config = SwitchConfig::from_toml(&text, "dos.toml").expect("config");
+    let a = &config.acquirers[0];
+    assert_eq!(a.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(a.first_frame_timeout, Duration::from_secs(30));
+    assert_eq!(a.connections_per_peer_max, 256);
+    assert_eq!(a.listen_backlog, 8192);
+    assert_eq!(config.issuers[0].handshake_timeout, Duration::from_secs(10));
+}
+
+#[test]
 fn out_of_range_limits_are_refused_with_file_line_and_range() {
     let cases = [
         (
