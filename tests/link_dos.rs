@@ -437,8 +437,8 @@ async fn the_switch_applies_its_acquirer_limits() {
         .to_string();
     let config = SwitchConfig::from_toml(&switch_config(&issuer), "dos.toml").expect("config");
     let acquirer = &config.acquirers[0];
-    assert_eq!(acquirer.listen_backlog, 16);
-    assert_eq!(acquirer.first_frame_timeout, Duration::from_secs(60));
+    assert_eq!(acquirer.link.listen_backlog, 16);
+    assert_eq!(acquirer.link.first_frame_timeout, Duration::from_secs(60));
     assert_eq!(
         config.issuers[0].handshake_timeout,
         Duration::from_millis(500)
@@ -476,10 +476,10 @@ fn the_limits_default_as_documented() {
         .join("\n");
     let config = SwitchConfig::from_toml(&text, "dos.toml").expect("config");
     let a = &config.acquirers[0];
-    assert_eq!(a.handshake_timeout, Duration::from_secs(10));
-    assert_eq!(a.first_frame_timeout, Duration::from_secs(30));
-    assert_eq!(a.connections_per_peer_max, 256);
-    assert_eq!(a.listen_backlog, 8192);
+    assert_eq!(a.link.handshake_timeout, Duration::from_secs(10));
+    assert_eq!(a.link.first_frame_timeout, Duration::from_secs(30));
+    assert_eq!(a.link.connections_per_peer_max, 256);
+    assert_eq!(a.link.listen_backlog, 8192);
     assert_eq!(config.issuers[0].handshake_timeout, Duration::from_secs(10));
 }
 

@@ -177,6 +177,14 @@ pub struct AcquirerConfig {
     pub in_flight_max: usize,
     /// A connection silent this long is closed.
     pub idle_timeout: Duration,
+    /// Limits against silent and greedy peers.
+    pub link: AcquirerLinkLimits,
+}
+
+/// An acquirer listener's limits against peers that hold connections
+/// without using them, and its backlog for reconnect storms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcquirerLinkLimits {
     /// A TLS handshake not done this long after accept is dropped.
     pub handshake_timeout: Duration,
     /// A connection with no frame this long after connecting is closed.
@@ -871,33 +879,45 @@ fn check_acquirer(
             &section,
             "idle_timeout_s",
         )?),
-        handshake_timeout: Duration::from_millis(ranged(
-            ctx,
+        link: check_acquirer_link_limits(ctx, a, &section)?,
+    })
+}
+
+fn check_acquirer_link_limits(
+    ctx: &Ctx,
+    a: &AcquirerFile,
+    section: &str,
+) -> Result<AcquirerLinkLimits, ConfigError> {
+    let ms = |value, default, range, key| {
+        ranged(ctx, value, default, range, (section, key)).map(Duration::from_millis)
+    };
+    Ok(AcquirerLinkLimits {
+        handshake_timeout: ms(
             &a.handshake_timeout_ms,
             HANDSHAKE_TIMEOUT_MS_DEFAULT,
             HANDSHAKE_TIMEOUT_MS_RANGE,
-            (&section, "handshake_timeout_ms"),
-        )?),
-        first_frame_timeout: Duration::from_millis(ranged(
-            ctx,
+            "handshake_timeout_ms",
+        )?,
+        first_frame_timeout: ms(
             &a.first_frame_timeout_ms,
             ACQUIRER_FIRST_FRAME_TIMEOUT_MS_DEFAULT,
             ACQUIRER_FIRST_FRAME_TIMEOUT_MS_RANGE,
-            (&section, "first_frame_timeout_ms"),
-        )?),
+            "first_frame_timeout_ms",
+        )?,
+        // Both ranges fit the narrower types.
         connections_per_peer_max: ranged(
             ctx,
             &a.connections_per_peer_max,
             ACQUIRER_CONNECTIONS_PER_PEER_MAX_DEFAULT,
             ACQUIRER_CONNECTIONS_PER_PEER_MAX_RANGE,
-            (&section, "connections_per_peer_max"),
+            (section, "connections_per_peer_max"),
         )? as usize,
         listen_backlog: ranged(
             ctx,
             &a.listen_backlog,
             ACQUIRER_LISTEN_BACKLOG_DEFAULT,
             ACQUIRER_LISTEN_BACKLOG_RANGE,
-            (&section, "listen_backlog"),
+            (section, "listen_backlog"),
         )? as u32,
     })
 }

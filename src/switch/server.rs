@@ -194,7 +194,7 @@ pub async fn start_with_rules(
     await_issuer_links(&switch.issuers, ISSUER_STARTUP_WAIT).await;
     let mut bound = Vec::new();
     for cfg in &config.acquirers {
-        let listener = crate::link::bind::listen(&cfg.listen, cfg.listen_backlog, &cfg.name)
+        let listener = crate::link::bind::listen(&cfg.listen, cfg.link.listen_backlog, &cfg.name)
             .await
             .map_err(|e| StartError::Listen {
                 name: cfg.name.clone(),
@@ -257,9 +257,9 @@ fn acquirer_settings(cfg: &AcquirerConfig) -> Result<ListenerSettings, StartErro
         },
         drain_deadline: Duration::from_secs(15),
         limits: ConnectionLimits {
-            handshake_timeout: cfg.handshake_timeout,
-            first_frame_timeout: Some(cfg.first_frame_timeout),
-            per_peer_max: cfg.connections_per_peer_max,
+            handshake_timeout: cfg.link.handshake_timeout,
+            first_frame_timeout: Some(cfg.link.first_frame_timeout),
+            per_peer_max: cfg.link.connections_per_peer_max,
             ..ConnectionLimits::default()
         },
     })
