@@ -298,6 +298,9 @@ async fn warnings_about_one_hostile_peer_are_rate_limited() {
     let server = TlsServer::from_files(&pki.server_cert, &pki.server_key, None).expect("server");
     let (tls_addr, tls_token) = echo_listener("dos-warn-tls", Some(server), 64, limits()).await;
     let (plain_addr, plain_token) = echo_listener("dos-warn-plain", None, 64, limits()).await;
+    let (full_addr, full_token) = echo_listener("dos-warn-full", None, 1, limits()).await;
+    let mut held = TcpStream::connect(full_addr).await.expect("connect");
+    assert!(echoes(&mut held, WAIT).await, "the one slot");
     let hostile = 30;
     for _ in 0..hostile {
         // Not a TLS hello: the handshake fails.
@@ -308,6 +311,8 @@ async fn warnings_about_one_hostile_peer_are_rate_limited() {
         let mut s = TcpStream::connect(plain_addr).await.expect("connect");
         s.write_all(b"\xff\xffxx").await.expect("write");
         assert!(closed_within(&mut s, WAIT).await, "oversized frame");
+        // Beyond connections_max: refused.
+        assert!(refused_promptly(TcpStream::connect(full_addr)).await);
     }
     // Each warning is written before its connection closes.
     let tls_lines = warnings_mentioning("dos-warn-tls", "TLS handshake");
@@ -320,8 +325,14 @@ async fn warnings_about_one_hostile_peer_are_rate_limited() {
         (1..=3).contains(&plain_lines),
         "{plain_lines} framing warnings for {hostile} connections from one peer"
     );
+    let full_lines = warnings_mentioning("dos-warn-full", "connection refused");
+    assert!(
+        (1..=3).contains(&full_lines),
+        "{full_lines} refusal warnings for {hostile} connections from one peer"
+    );
     tls_token.cancel();
     plain_token.cancel();
+    full_token.cancel();
 }
 
 /// Connections the kernel completes on a listener that never accepts.

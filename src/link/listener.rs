@@ -132,6 +132,7 @@ pub async fn serve<F, Fut>(
     let handle = Arc::new(handle);
     let tasks = tokio_util::task::TaskTracker::new();
     let name = settings.name.clone();
+    let refused = Refused::new(&name);
     loop {
         let (tcp, peer) = tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -150,7 +151,7 @@ pub async fn serve<F, Fut>(
         let ticket = match admission.try_admit(peer.ip()) {
             Ok(t) => t,
             Err(refusal) => {
-                refuse(tcp, peer, refusal, &name, &log);
+                refuse(tcp, peer, refusal, &refused, &log);
                 continue;
             }
         };
@@ -177,15 +178,37 @@ pub async fn serve<F, Fut>(
     }
 }
 
+/// The refusal counters, registered once: a flood of refused connections
+/// costs an atomic add each, not a label allocation.
+struct Refused {
+    link: String,
+    listener_full: metrics::Counter,
+    peer_full: metrics::Counter,
+}
+
+impl Refused {
+    fn new(link: &str) -> Refused {
+        let counter = |r: Refusal| metrics::counter!("cardswitch_link_connections_refused_total", "link" => link.to_string(), "reason" => r.reason());
+        Refused {
+            link: link.to_string(),
+            listener_full: counter(Refusal::ListenerFull),
+            peer_full: counter(Refusal::PeerFull),
+        }
+    }
+}
+
 /// Closes a connection over a limit at once (a reset: the peer learns now,
 /// and this side keeps no TIME_WAIT), counted and logged within the limits.
-fn refuse(tcp: TcpStream, peer: SocketAddr, refusal: Refusal, link: &str, log: &LogLimit) {
+fn refuse(tcp: TcpStream, peer: SocketAddr, refusal: Refusal, refused: &Refused, log: &LogLimit) {
     let _ = tcp.set_zero_linger();
     drop(tcp);
-    metrics::counter!("cardswitch_link_connections_refused_total", "link" => link.to_string(), "reason" => refusal.reason())
-        .increment(1);
+    match refusal {
+        Refusal::ListenerFull => refused.listener_full.increment(1),
+        Refusal::PeerFull => refused.peer_full.increment(1),
+    }
     if let Some(suppressed) = log.admit(peer.ip()) {
-        warn!(link, %peer, limit = refusal.reason(), suppressed, "connection refused: at its limit");
+        let link = &refused.link;
+        warn!(%link, %peer, limit = refusal.reason(), suppressed, "connection refused: at its limit");
     }
 }
 
