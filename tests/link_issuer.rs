@@ -44,6 +44,7 @@ async fn start_peer(addr: &str, spec: Arc<Spec>, state: Arc<PeerState>) -> Cance
         connections_max: 16,
         read_limits: Default::default(),
         drain_deadline: Duration::from_secs(1),
+        limits: Default::default(),
     };
     let t = token.clone();
     tokio::spawn(async move {

@@ -35,6 +35,7 @@ async fn start_echo_listener(counts: Arc<Counts>) -> (String, CancellationToken)
         tls: None,
         connections_max: 64,
         drain_deadline: Duration::from_secs(1),
+        limits: Default::default(),
         read_limits: ReadLimits {
             idle: Some(Duration::from_millis(1500)),
             frame: Some(Duration::from_millis(300)),

@@ -165,6 +165,7 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
             tls,
             connections_max: args.connections_max,
             drain_deadline: Duration::from_millis(args.drain_ms),
+            limits: Default::default(),
             read_limits: ReadLimits {
                 idle: Some(Duration::from_secs(args.idle_timeout_s)),
                 frame: Some(Duration::from_millis(args.frame_timeout_ms)),

@@ -210,6 +210,9 @@ pub struct ReadLimits {
 pub struct FrameReader<R> {
     inner: FramedRead<R, FrameCodec>,
     limits: ReadLimits,
+    /// Until the first frame arrives, the idle limit (shorter than the
+    /// usual one: a peer that connects and says nothing holds a slot).
+    first_frame: Option<Duration>,
     counters: LinkMetrics,
     tap: Option<ConnectionTap>,
 }
@@ -218,6 +221,12 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// Sets the time limits for later reads.
     pub fn set_limits(&mut self, limits: ReadLimits) {
         self.limits = limits;
+    }
+
+    /// Limits the wait for the first frame to `limit` (if shorter than the
+    /// idle limit); later frames wait by the usual [`ReadLimits`].
+    pub fn set_first_frame_limit(&mut self, limit: Duration) {
+        self.first_frame = Some(limit);
     }
 
     /// The next frame; `Ok(None)` on a clean close between frames.
@@ -251,7 +260,8 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         codec.decode(buf).map_err(ReadError::Framing)
     }
 
-    fn seen(&self, frame: &Frame) {
+    fn seen(&mut self, frame: &Frame) {
+        self.first_frame = None;
         self.counters.frames_in.increment(1);
         self.counters.bytes_in.increment(frame.message.len() as u64);
         if let Some(tap) = &self.tap {
@@ -265,6 +275,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             return Ok(Some(frame));
         }
         let ReadLimits { idle, frame } = self.limits;
+        let first = self.first_frame;
+        let idle = match first {
+            Some(f) => Some(idle.map_or(f, |i| i.min(f))),
+            None => idle,
+        };
         let tick = match (idle, frame) {
             (None, None) => {
                 return self
@@ -289,6 +304,9 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
                 Err(_) if self.inner.read_buffer().is_empty() => {
                     idle_waited += tick;
                     if idle.is_some_and(|d| idle_waited >= d) {
+                        if first.is_some() {
+                            return Err(ReadError::NoFirstFrame(idle_waited));
+                        }
                         return Err(ReadError::Idle(idle_waited));
                     }
                 }
@@ -310,10 +328,16 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum ReadError {
+    /// No frame started within the idle limit.
     #[error("no frame for {0:?}")]
     Idle(Duration),
+    /// The connection sent no first frame within its first-frame limit.
+    #[error("no first frame within {0:?} of connecting")]
+    NoFirstFrame(Duration),
+    /// A frame started but did not complete within the frame limit.
     #[error("frame incomplete after {waited:?} ({buffered} bytes buffered)")]
     Stalled { waited: Duration, buffered: usize },
+    /// The bytes are not a valid frame.
     #[error(transparent)]
     Framing(#[from] FramingError),
 }
@@ -322,6 +346,7 @@ impl ReadError {
     pub fn kind(&self) -> &'static str {
         match self {
             ReadError::Idle(_) => "idle",
+            ReadError::NoFirstFrame(_) => "first_frame",
             ReadError::Stalled { .. } => "stalled",
             ReadError::Framing(e) => e.kind(),
         }
@@ -402,6 +427,7 @@ pub fn open_tapped<S: LinkStream>(
     let reader = FrameReader {
         inner: FramedRead::with_capacity(read, codec, 16 * 1024),
         limits: ReadLimits::default(),
+        first_frame: None,
         counters,
         tap,
     };

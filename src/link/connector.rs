@@ -214,6 +214,9 @@ impl IssuerLink {
                 std::io::Error::new(std::io::ErrorKind::TimedOut, "connect timed out")
             })??;
         let _ = tcp.set_nodelay(true);
+        // The TLS client carries its own handshake time-out (the issuer's
+        // `handshake_timeout_ms`): an issuer that accepts TCP and never
+        // speaks TLS fails this attempt, and the slot backs off and retries.
         Ok(match &self.settings.tls {
             Some(tls) => Box::new(tls.connect(tcp).await?),
             None => Box::new(tcp),

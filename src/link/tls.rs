@@ -4,6 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
@@ -24,6 +25,19 @@ pub enum TlsError {
     Config(String),
     #[error("server name '{0}' is not a valid DNS name or IP address")]
     ServerName(String),
+}
+
+/// How long a handshake may take unless told otherwise: a peer that
+/// accepts TCP and never answers the TLS hello would otherwise hold the
+/// caller for ever. On loopback or a LAN a handshake takes milliseconds;
+/// 10 s leaves room for a slow WAN and a loaded peer.
+pub const HANDSHAKE_TIMEOUT_DEFAULT: Duration = Duration::from_secs(10);
+
+fn timed_out(what: &str, limit: Duration) -> std::io::Error {
+    std::io::Error::new(
+        std::io::ErrorKind::TimedOut,
+        format!("TLS handshake ({what}) not done within {limit:?}"),
+    )
 }
 
 fn provider() -> Arc<rustls::crypto::CryptoProvider> {
@@ -117,12 +131,17 @@ impl TlsServer {
         TlsServer::from_pem(&read(cert)?, &read(key)?, ca.as_deref())
     }
 
-    /// Runs the handshake on an accepted connection.
+    /// Runs the handshake on an accepted connection, giving up (TimedOut)
+    /// after `limit`: a client that connects and never sends its hello
+    /// must not hold a connection slot.
     pub async fn accept(
         &self,
         tcp: TcpStream,
+        limit: Duration,
     ) -> std::io::Result<tokio_rustls::server::TlsStream<TcpStream>> {
-        self.acceptor.accept(tcp).await
+        tokio::time::timeout(limit, self.acceptor.accept(tcp))
+            .await
+            .map_err(|_| timed_out("server", limit))?
     }
 }
 
@@ -131,6 +150,7 @@ impl TlsServer {
 pub struct TlsClient {
     connector: TlsConnector,
     server_name: ServerName<'static>,
+    handshake_timeout: Duration,
 }
 
 impl TlsClient {
@@ -156,6 +176,7 @@ impl TlsClient {
         Ok(TlsClient {
             connector: TlsConnector::from(Arc::new(config)),
             server_name,
+            handshake_timeout: HANDSHAKE_TIMEOUT_DEFAULT,
         })
     }
 
@@ -176,11 +197,23 @@ impl TlsClient {
         )
     }
 
-    /// Runs the handshake on a connected socket.
+    /// The same client with another handshake time-out.
+    pub fn with_handshake_timeout(mut self, limit: Duration) -> TlsClient {
+        self.handshake_timeout = limit;
+        self
+    }
+
+    /// Runs the handshake on a connected socket, giving up (TimedOut)
+    /// after the handshake time-out ([`HANDSHAKE_TIMEOUT_DEFAULT`] unless
+    /// set): a server that accepts TCP and never speaks TLS does not hang
+    /// the caller.
     pub async fn connect(
         &self,
         tcp: TcpStream,
     ) -> std::io::Result<tokio_rustls::client::TlsStream<TcpStream>> {
-        self.connector.connect(self.server_name.clone(), tcp).await
+        let limit = self.handshake_timeout;
+        tokio::time::timeout(limit, self.connector.connect(self.server_name.clone(), tcp))
+            .await
+            .map_err(|_| timed_out("client", limit))?
     }
 }

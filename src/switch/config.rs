@@ -11,7 +11,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -40,6 +40,19 @@ pub const SAF_MAX_ATTEMPTS_DEFAULT: u64 = 50;
 pub const ACQUIRER_CONNECTIONS_MAX_DEFAULT: u64 = 1024;
 pub const ACQUIRER_IN_FLIGHT_MAX_DEFAULT: u64 = 256;
 pub const ACQUIRER_IDLE_TIMEOUT_S_DEFAULT: u64 = 300;
+/// Link limits against silent and greedy peers (default, then the allowed
+/// range): a TLS handshake's time, a first frame's wait after connecting,
+/// connections from one peer address, and the kernel's accept backlog
+/// (a reconnect storm of thousands of terminals; Linux caps it at
+/// net.core.somaxconn).
+pub const HANDSHAKE_TIMEOUT_MS_DEFAULT: u64 = 10_000;
+pub const HANDSHAKE_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 100..=60_000;
+pub const ACQUIRER_FIRST_FRAME_TIMEOUT_MS_DEFAULT: u64 = 30_000;
+pub const ACQUIRER_FIRST_FRAME_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 100..=600_000;
+pub const ACQUIRER_CONNECTIONS_PER_PEER_MAX_DEFAULT: u64 = 256;
+pub const ACQUIRER_CONNECTIONS_PER_PEER_MAX_RANGE: RangeInclusive<u64> = 1..=1_000_000;
+pub const ACQUIRER_LISTEN_BACKLOG_DEFAULT: u64 = 8192;
+pub const ACQUIRER_LISTEN_BACKLOG_RANGE: RangeInclusive<u64> = 1..=65_535;
 /// Issuer defaults; `timeout_ms` is the time-out of the routes to it.
 pub const ISSUER_CONNECTIONS_DEFAULT: u64 = 2;
 pub const ISSUER_TIMEOUT_MS_DEFAULT: u64 = 10_000;
@@ -164,6 +177,22 @@ pub struct AcquirerConfig {
     pub in_flight_max: usize,
     /// A connection silent this long is closed.
     pub idle_timeout: Duration,
+    /// Limits against silent and greedy peers.
+    pub link: AcquirerLinkLimits,
+}
+
+/// An acquirer listener's limits against peers that hold connections
+/// without using them, and its backlog for reconnect storms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AcquirerLinkLimits {
+    /// A TLS handshake not done this long after accept is dropped.
+    pub handshake_timeout: Duration,
+    /// A connection with no frame this long after connecting is closed.
+    pub first_frame_timeout: Duration,
+    /// Connections open at once from one peer address.
+    pub connections_per_peer_max: usize,
+    /// The kernel's queue of connections not yet accepted.
+    pub listen_backlog: u32,
 }
 
 /// TLS on a listener; with `client_ca`, mutual TLS.
@@ -195,6 +224,9 @@ pub struct IssuerConfig {
     pub sign_on: bool,
     pub in_flight_max: usize,
     pub stand_in: Option<StandInRules>,
+    /// A TLS handshake to the issuer not done in this time is given up
+    /// (the connection retries with backoff).
+    pub handshake_timeout: Duration,
 }
 
 /// TLS to an issuer.
@@ -339,6 +371,10 @@ struct AcquirerFile {
     connections_max: Number,
     in_flight_max: Number,
     idle_timeout_s: Number,
+    handshake_timeout_ms: Number,
+    first_frame_timeout_ms: Number,
+    connections_per_peer_max: Number,
+    listen_backlog: Number,
 }
 
 #[derive(Deserialize)]
@@ -364,6 +400,7 @@ struct IssuerFile {
     sign_on: bool,
     in_flight_max: Number,
     stand_in: Option<Spanned<StandInRules>>,
+    handshake_timeout_ms: Number,
 }
 
 #[derive(Deserialize)]
@@ -842,7 +879,72 @@ fn check_acquirer(
             &section,
             "idle_timeout_s",
         )?),
+        link: check_acquirer_link_limits(ctx, a, &section)?,
     })
+}
+
+fn check_acquirer_link_limits(
+    ctx: &Ctx,
+    a: &AcquirerFile,
+    section: &str,
+) -> Result<AcquirerLinkLimits, ConfigError> {
+    let ms = |value, default, range, key| {
+        ranged(ctx, value, default, range, (section, key)).map(Duration::from_millis)
+    };
+    Ok(AcquirerLinkLimits {
+        handshake_timeout: ms(
+            &a.handshake_timeout_ms,
+            HANDSHAKE_TIMEOUT_MS_DEFAULT,
+            HANDSHAKE_TIMEOUT_MS_RANGE,
+            "handshake_timeout_ms",
+        )?,
+        first_frame_timeout: ms(
+            &a.first_frame_timeout_ms,
+            ACQUIRER_FIRST_FRAME_TIMEOUT_MS_DEFAULT,
+            ACQUIRER_FIRST_FRAME_TIMEOUT_MS_RANGE,
+            "first_frame_timeout_ms",
+        )?,
+        // Both ranges fit the narrower types.
+        connections_per_peer_max: ranged(
+            ctx,
+            &a.connections_per_peer_max,
+            ACQUIRER_CONNECTIONS_PER_PEER_MAX_DEFAULT,
+            ACQUIRER_CONNECTIONS_PER_PEER_MAX_RANGE,
+            (section, "connections_per_peer_max"),
+        )? as usize,
+        listen_backlog: ranged(
+            ctx,
+            &a.listen_backlog,
+            ACQUIRER_LISTEN_BACKLOG_DEFAULT,
+            ACQUIRER_LISTEN_BACKLOG_RANGE,
+            (section, "listen_backlog"),
+        )? as u32,
+    })
+}
+
+/// An optional number within `range` (both ends allowed): its default
+/// when absent; out of range, refused on its line with the range.
+fn ranged(
+    ctx: &Ctx,
+    value: &Number,
+    default: u64,
+    range: RangeInclusive<u64>,
+    (section, key): (&str, &str),
+) -> Result<u64, ConfigError> {
+    match value {
+        None => Ok(default),
+        Some(v) if range.contains(v.get_ref()) => Ok(*v.get_ref()),
+        Some(v) => Err(ctx.invalid(
+            v.span(),
+            section,
+            format!(
+                "{key} = {} is outside {}..={}",
+                v.get_ref(),
+                range.start(),
+                range.end()
+            ),
+        )),
+    }
 }
 
 /// Two acquirers cannot listen on the same address (the second bind fails
@@ -977,6 +1079,13 @@ fn check_issuer(
             "in_flight_max",
         )?,
         stand_in,
+        handshake_timeout: Duration::from_millis(ranged(
+            ctx,
+            &i.handshake_timeout_ms,
+            HANDSHAKE_TIMEOUT_MS_DEFAULT,
+            HANDSHAKE_TIMEOUT_MS_RANGE,
+            (&section, "handshake_timeout_ms"),
+        )?),
     })
 }
 

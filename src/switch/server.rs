@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
@@ -25,7 +24,7 @@ use crate::journal::{Journal, JournalError, JournalStore, Recovery};
 use crate::link::connection::{FrameSender, ReadLimits};
 use crate::link::connector::{EndpointSettings, IssuerLink};
 use crate::link::framing::{Frame, FrameCodec};
-use crate::link::listener::{self, Accepted, ListenerSettings};
+use crate::link::listener::{self, Accepted, ConnectionLimits, ListenerSettings};
 use crate::link::tls::{TlsClient, TlsError, TlsServer};
 use crate::message::{Message, Spec};
 
@@ -100,12 +99,12 @@ fn issuer_link(
                 _ => None,
             };
             Some(
-                TlsClient::from_files(&t.ca, &t.server_name, identity).map_err(|source| {
-                    StartError::Tls {
+                TlsClient::from_files(&t.ca, &t.server_name, identity)
+                    .map_err(|source| StartError::Tls {
                         link: format!("issuer '{}'", cfg.name),
                         source,
-                    }
-                })?,
+                    })?
+                    .with_handshake_timeout(cfg.handshake_timeout),
             )
         }
         None => None,
@@ -195,7 +194,7 @@ pub async fn start_with_rules(
     await_issuer_links(&switch.issuers, ISSUER_STARTUP_WAIT).await;
     let mut bound = Vec::new();
     for cfg in &config.acquirers {
-        let listener = TcpListener::bind(&cfg.listen)
+        let listener = crate::link::bind::listen(&cfg.listen, cfg.link.listen_backlog, &cfg.name)
             .await
             .map_err(|e| StartError::Listen {
                 name: cfg.name.clone(),
@@ -257,6 +256,12 @@ fn acquirer_settings(cfg: &AcquirerConfig) -> Result<ListenerSettings, StartErro
             frame: Some(Duration::from_secs(5)),
         },
         drain_deadline: Duration::from_secs(15),
+        limits: ConnectionLimits {
+            handshake_timeout: cfg.link.handshake_timeout,
+            first_frame_timeout: Some(cfg.link.first_frame_timeout),
+            per_peer_max: cfg.link.connections_per_peer_max,
+            ..ConnectionLimits::default()
+        },
     })
 }
 
