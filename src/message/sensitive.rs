@@ -135,11 +135,7 @@ pub fn walk_tlv(value: &[u8]) -> Result<Vec<ShownObject>, TlvWalkError> {
     Ok(out)
 }
 
-fn walk_level(
-    value: &[u8],
-    depth: usize,
-    out: &mut Vec<ShownObject>,
-) -> Result<(), TlvWalkError> {
+fn walk_level(value: &[u8], depth: usize, out: &mut Vec<ShownObject>) -> Result<(), TlvWalkError> {
     if depth > TLV_DEPTH_MAX {
         return Err(TlvWalkError::TooDeep);
     }
