@@ -365,3 +365,67 @@ fn replay_reports_hold_no_card_data() {
     assert_clean("replay report", report.as_bytes());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// A dialect that carries ICC data in a private field (DE126) as well.
+const PRIVATE_TLV_SPEC: &str = r#"
+name = "iso87-ascii-private-icc"
+description = "iso87-ascii with ICC data in DE126"
+base = "iso87-ascii"
+fields = [
+  { number = 126, name = "Private ICC data", class = "b", length = "LLL", max = 255, structure = "tlv" },
+]
+"#;
+
+#[test]
+fn any_tlv_field_is_masked_not_only_de55() {
+    let dir = temp_dir("card-data-private-tlv");
+    let spec_path = dir.join("private-icc.toml");
+    std::fs::write(&spec_path, PRIVATE_TLV_SPEC).expect("spec");
+    let spec_arg = spec_path.display().to_string();
+    let spec = Spec::resolve(&spec_arg).expect("spec");
+    let mut m = Message::new("0100".parse().expect("mti"));
+    for (n, v) in [(3, "000000"), (11, "000001"), (41, "TERM0001")] {
+        m.set_str(n, v).expect("field");
+    }
+    m.set(126, Bytes::from(icc_data(PAN, CRYPTOGRAM)))
+        .expect("DE126");
+    let raw = spec.build(&m).expect("build");
+    let hex = hex::encode_upper(&raw);
+    for json in [false, true] {
+        let mut args = vec!["decode", "--spec", &spec_arg, &hex];
+        if json {
+            args.push("--json");
+        }
+        let (code, out, err) = run(&args);
+        assert_eq!(code, 0, "{err}");
+        assert!(out.contains("476173******0119"), "{out}");
+        assert_clean("decode of DE126", format!("{out}{err}").as_bytes());
+    }
+    // A capture drops the field: it holds card data.
+    let path = dir.join("capture.jsonl");
+    let (tap, handle) = sink::start(CaptureOptions {
+        path: path.clone(),
+        format: CaptureFormat::JsonLines,
+        masked: true,
+        specs: HashMap::new(),
+        default_spec: Some(spec.clone()),
+    })
+    .expect("capture");
+    let link: Arc<str> = Arc::from("pos");
+    tap.frame(&TapFrame {
+        link: &link,
+        connection: 1,
+        side: Side::Accepted,
+        direction: Direction::In,
+        framing: &Framing::new(LengthHeader::Binary2),
+        frame: &Frame::new(raw),
+    });
+    handle.finish().expect("finish");
+    let text = std::fs::read_to_string(&path).expect("capture");
+    assert!(
+        text.contains("\"hex\":\"30313030"),
+        "a frame is written: {text}"
+    );
+    assert_clean("capture of DE126", text.as_bytes());
+    let _ = std::fs::remove_dir_all(&dir);
+}
