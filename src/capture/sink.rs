@@ -229,6 +229,8 @@ fn write_loop(
             stats.withheld += 1;
             withheld.increment(1);
         }
+        // From the frame as received, so a withheld frame names its MTI too;
+        // a link without a spec is taken as ASCII.
         let mti = mti_text(
             spec.map_or(Encoding::Ascii, |s| s.mti_encoding),
             &event.frame.message,

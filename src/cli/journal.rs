@@ -225,6 +225,31 @@ fn write_row(t: &TxnView, format: Format, out: &mut impl Write) -> std::io::Resu
     }
 }
 
+/// Prints a search's rows; says on stderr how many, and whether more
+/// matched than the limit let through.
+fn search(
+    conn: &rusqlite::Connection,
+    f: &Filter,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let found = query::search_found(conn, f).map_err(input)?;
+    write_header(format, out).map_err(input)?;
+    for t in &found.rows {
+        write_row(t, format, out).map_err(input)?;
+    }
+    if found.more {
+        eprintln!(
+            "{} transactions shown; more match: raise --limit (at most {}) or use `journal export`",
+            found.rows.len(),
+            query::SEARCH_ROWS_MAX
+        );
+    } else {
+        eprintln!("{} transactions", found.rows.len());
+    }
+    Ok(())
+}
+
 /// Streams every matching row from the database cursor to `out`.
 fn export(
     conn: &rusqlite::Connection,
@@ -233,9 +258,21 @@ fn export(
     out: &mut impl Write,
 ) -> Result<u64, CliError> {
     write_header(format, out).map_err(input)?;
-    let count = query::for_each(conn, f, |t| write_row(t, format, out)).map_err(input)?;
+    let count = query::for_each(conn, f, |t| write_row(&t, format, out)).map_err(input)?;
     out.flush().map_err(input)?;
     Ok(count)
+}
+
+/// An export into a file created 0600, like the journal: the rows are
+/// masked, but still name cards (first 6 / last 4), amounts and merchants.
+fn export_to_file(
+    conn: &rusqlite::Connection,
+    f: &Filter,
+    format: Format,
+    path: &Path,
+) -> Result<u64, CliError> {
+    let file = create_private(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
+    export(conn, f, format, &mut std::io::BufWriter::new(file))
 }
 
 pub fn run(args: &JournalArgs) -> Result<(), CliError> {
@@ -249,21 +286,7 @@ pub fn run(args: &JournalArgs) -> Result<(), CliError> {
             let (db, key_file) = locate(at)?;
             let conn = open_reader(&db)?;
             let f = filter(f, key_file.as_deref(), &conn, SEARCH_ROWS_DEFAULT)?;
-            let found = query::search_found(&conn, &f).map_err(input)?;
-            let mut out = stdout.lock();
-            write_header(*format, &mut out).map_err(input)?;
-            for t in &found.rows {
-                write_row(t, *format, &mut out).map_err(input)?;
-            }
-            if found.more {
-                eprintln!(
-                    "{} transactions shown; more match: raise --limit (at most {}) or use `journal export`",
-                    found.rows.len(),
-                    query::SEARCH_ROWS_MAX
-                );
-            } else {
-                eprintln!("{} transactions", found.rows.len());
-            }
+            search(&conn, &f, *format, &mut stdout.lock())?;
         }
         JournalCommand::Show { at, id, json } => {
             let (db, _) = locate(at)?;
@@ -294,13 +317,7 @@ pub fn run(args: &JournalArgs) -> Result<(), CliError> {
             // No limit unless one is given: an export is every matching row.
             let f = filter(f, key_file.as_deref(), &conn, 0)?;
             let count = match out {
-                Some(path) => {
-                    // 0600, like the journal: the rows are masked, but still
-                    // name cards (first 6 / last 4), amounts and merchants.
-                    let file = create_private(path)
-                        .map_err(|e| input(format!("{}: {e}", path.display())))?;
-                    export(&conn, &f, *format, &mut std::io::BufWriter::new(file))?
-                }
+                Some(path) => export_to_file(&conn, &f, *format, path)?,
                 None => export(
                     &conn,
                     &f,

@@ -200,7 +200,7 @@ fn select(conn: &Connection, f: &Filter) -> Result<(String, Vec<SqlValue>), Jour
 pub fn for_each(
     conn: &Connection,
     f: &Filter,
-    mut each: impl FnMut(&TxnView) -> std::io::Result<()>,
+    mut each: impl FnMut(TxnView) -> std::io::Result<()>,
 ) -> Result<u64, QueryError> {
     let (mut sql, args) = select(conn, f)?;
     if f.limit > 0 {
@@ -214,7 +214,7 @@ pub fn for_each(
     let mut count = 0;
     while let Some(row) = rows.next().map_err(JournalError::sql("searching"))? {
         let txn = view(row).map_err(JournalError::sql("searching"))?;
-        each(&txn).map_err(QueryError::Write)?;
+        each(txn).map_err(QueryError::Write)?;
         count += 1;
     }
     Ok(count)
@@ -249,7 +249,7 @@ pub fn search_found(conn: &Connection, f: &Filter) -> Result<Found, QueryError> 
     };
     let mut rows = Vec::new();
     for_each(conn, &probe, |t| {
-        rows.push(t.clone());
+        rows.push(t);
         Ok(())
     })?;
     let more = rows.len() > limit;
