@@ -375,6 +375,33 @@ mod tests {
         assert_eq!(show_emv_value(0x5A, &[0x41, 0x1A]), "[PAN, 2 bytes]");
     }
 
+    proptest::proptest! {
+        /// Whatever surrounds them, and however deep in templates, the
+        /// values of card data tags never show in clear.
+        #[test]
+        fn card_data_values_never_show(
+            secret in proptest::collection::vec(proptest::prelude::any::<u8>(), 6..20),
+            other in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..20),
+            tag in proptest::sample::select(vec![0x57u32, 0x56, 0x5F20, 0x9F1F, 0x9F20, 0x9F26, 0x9F6B, 0x99]),
+            nested in 0usize..=TLV_DEPTH_MAX,
+        ) {
+            let mut data = bytes::BytesMut::new();
+            tlv::write(0x9F36, &other, &mut data);
+            tlv::write(tag, &secret, &mut data);
+            let mut data = data.to_vec();
+            for _ in 0..nested {
+                let mut outer = bytes::BytesMut::new();
+                tlv::write(0x70, &data, &mut outer);
+                data = outer.to_vec();
+            }
+            let shown = show_tlv(&data);
+            let clear = hex::encode_upper(&secret);
+            proptest::prop_assert!(!shown.contains(&clear), "{}", shown);
+            proptest::prop_assert!(shown.contains(&format!("{} bytes]", secret.len())), "{}", shown);
+            proptest::prop_assert!(tlv_holds_card_data(&data));
+        }
+    }
+
     #[test]
     fn luhn_digits() {
         assert_eq!(luhn_check_digit(b"7992739871"), b'3');
