@@ -59,6 +59,12 @@ fn text_needles() -> Vec<String> {
         hex_of(TRACK1),
         hex_of(NAME),
         hex_of(TRACK1_DISCRETIONARY),
+        // Binary fields travel as hex text in iso87-ascii: a JSON-lines
+        // capture would hold the hex of that text.
+        hex_of(PIN_BLOCK),
+        hex_of(CRYPTOGRAM),
+        hex_of(CRYPTOGRAM_REPLAYED),
+        hex_of(TRACK2_EQUIVALENT),
     ]
 }
 
