@@ -21,6 +21,7 @@ fuzz_target!(|data: &[u8]| {
             f.connection,
             LineSide::Accepted,
             if f.from_client { LineDirection::In } else { LineDirection::Out },
+            None,
             f.tpdu.as_ref(),
             Some(&f.message),
             true,

@@ -7,8 +7,8 @@ use std::collections::BTreeSet;
 
 use serde::Serialize;
 
-use crate::message::sensitive::mask;
-use crate::message::{Class, Message, Spec};
+use crate::message::sensitive::show_field;
+use crate::message::{Message, Spec};
 
 /// Fields ignored unless the run says otherwise: DE7 transmission time,
 /// DE11 STAN, DE12/DE13 local time and date, DE37 RRN, DE38 auth code.
@@ -74,14 +74,10 @@ pub fn diff(
     out
 }
 
-/// A value for display: masked when sensitive, hex when binary.
+/// A value for display, as `decode --json` shows it: card data masked,
+/// inside TLV fields too; hex when binary.
 pub fn show(spec: &Spec, n: u16, value: &[u8]) -> String {
-    let fs = spec.field(n);
-    match (fs.and_then(|f| f.sensitivity), fs.map(|f| f.class)) {
-        (Some(kind), _) => mask(kind, value),
-        (None, Some(Class::B) | None) => hex::encode_upper(value),
-        (None, Some(_)) => value.iter().map(|&b| char::from(b)).collect(),
-    }
+    show_field(spec.field(n), value)
 }
 
 #[cfg(test)]

@@ -3,8 +3,11 @@
 //! "side":"accepted","direction":"in","mti":"0100","tpdu":"6000010002",
 //! "hex":"30313030...","masked":true}`. `side` says who opened the TCP
 //! connection (`accepted`: the writer was the server), `direction` is seen
-//! from the writer. A frame whose content was withheld (it could not be
-//! masked) has `"hex": null` and is skipped on reading.
+//! from the writer. `mti` is the MTI as four digits, decoded with the
+//! link's spec (ASCII, EBCDIC or BCD), on every frame it can be read from,
+//! withheld ones included; readers do not need it (captures written before
+//! it was there read the same). A frame whose content was withheld (it
+//! could not be masked) has `"hex": null` and is skipped on reading.
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -68,7 +71,9 @@ pub enum JsonLineError {
     Tpdu { line: u64 },
 }
 
-/// The line for one frame; `hex` None when the content is withheld.
+/// The line for one frame; `hex` None when the content is withheld. The
+/// MTI is given decoded (see [`super::record::mti_text`]): the frame's
+/// bytes alone do not say whether it is ASCII, EBCDIC or BCD.
 #[allow(clippy::too_many_arguments)]
 pub fn line(
     time: SystemTime,
@@ -76,14 +81,11 @@ pub fn line(
     connection: u64,
     side: LineSide,
     direction: LineDirection,
+    mti: Option<String>,
     tpdu: Option<&Tpdu>,
     message: Option<&[u8]>,
     masked: bool,
 ) -> String {
-    let mti = message
-        .and_then(|m| m.get(..4))
-        .filter(|m| m.iter().all(u8::is_ascii_digit))
-        .map(|m| String::from_utf8_lossy(m).into_owned());
     let line = Line {
         time: humantime::format_rfc3339_micros(time).to_string(),
         link: link.to_string(),
@@ -192,6 +194,7 @@ mod tests {
             7,
             LineSide::Connected,
             LineDirection::Out,
+            Some("0800".into()),
             Some(&tpdu),
             Some(b"0800\x82"),
             true,

@@ -8,14 +8,19 @@
 //!   then decides a replayed request as it decided the original);
 //! - the fields a response never echoes (track data DE35, DE36, DE45, the
 //!   PIN block DE52, the ICC data DE55) are removed;
-//! - any other field the spec marks sensitive (CVV, secrets) is removed too.
+//! - any other field the spec marks sensitive (CVV, secrets) is removed too,
+//!   and so is any other TLV field that holds card data by
+//!   [`crate::message::sensitive::emv_tag_sensitivity`] (or cannot be walked).
+//!
+//! A pcap holds the frame's bytes as masked here: the same rule, since a
+//! capture file never holds what `decode` would not show.
 //!
 //! A message that does not parse cannot be masked: its content is withheld.
 
 use bytes::Bytes;
 
-use crate::message::sensitive::{NEVER_ECHOED, luhn_valid};
-use crate::message::spec::Sensitivity;
+use crate::message::sensitive::{NEVER_ECHOED, luhn_valid, tlv_holds_card_data};
+use crate::message::spec::{Sensitivity, Structure};
 use crate::message::{MessageError, Spec};
 
 /// A masked copy of the PAN digits (see the module doc).
@@ -46,8 +51,11 @@ pub fn mask_message(spec: &Spec, message: &Bytes) -> Result<Bytes, MessageError>
     let mut msg = spec.parse(message)?;
     let present: Vec<u16> = msg.fields().map(|(n, _)| n).collect();
     for n in present {
-        let kind = spec.field(n).and_then(|f| f.sensitivity);
-        if NEVER_ECHOED.contains(&n) {
+        let fs = spec.field(n);
+        let kind = fs.and_then(|f| f.sensitivity);
+        let tlv_card_data = fs.is_some_and(|f| matches!(f.structure, Structure::Tlv))
+            && msg.get(n).is_some_and(|v| tlv_holds_card_data(v));
+        if NEVER_ECHOED.contains(&n) || tlv_card_data {
             msg.remove(n);
             continue;
         }

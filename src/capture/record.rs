@@ -6,6 +6,8 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::link::framing::Tpdu;
+use crate::message::Encoding;
+use crate::message::ebcdic::byte_to_latin1;
 
 /// Where in its file a frame or a problem was found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,5 +77,53 @@ pub fn tpdu_from(b: &[u8; 5]) -> Tpdu {
         id: b[0],
         destination: u16::from_be_bytes([b[1], b[2]]),
         source: u16::from_be_bytes([b[3], b[4]]),
+    }
+}
+
+/// The MTI at the start of a message as four digits, read in the link's
+/// MTI encoding (two packed BCD bytes, four EBCDIC or four ASCII
+/// characters); `None` when the bytes are not an MTI in that encoding.
+pub fn mti_text(encoding: Encoding, message: &[u8]) -> Option<String> {
+    let digits: Vec<u8> = match encoding {
+        Encoding::Bcd => message
+            .get(..2)?
+            .iter()
+            .flat_map(|b| [b >> 4, b & 0x0F])
+            .map(|n| if n <= 9 { b'0' + n } else { b'?' })
+            .collect(),
+        Encoding::Ebcdic => message
+            .get(..4)?
+            .iter()
+            .map(|&b| byte_to_latin1(b))
+            .collect(),
+        _ => message.get(..4)?.to_vec(),
+    };
+    digits
+        .iter()
+        .all(u8::is_ascii_digit)
+        .then(|| String::from_utf8_lossy(&digits).into_owned())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mti_in_each_encoding() {
+        assert_eq!(
+            mti_text(Encoding::Bcd, &[0x01, 0x00, 0x72]).as_deref(),
+            Some("0100")
+        );
+        assert_eq!(
+            mti_text(Encoding::Ebcdic, &[0xF1, 0xF2, 0xF4, 0xF0]).as_deref(),
+            Some("1240")
+        );
+        assert_eq!(
+            mti_text(Encoding::Ascii, b"0800\x82").as_deref(),
+            Some("0800")
+        );
+        assert_eq!(mti_text(Encoding::Ascii, &[0x01, 0x00, 0x72, 0x38]), None);
+        assert_eq!(mti_text(Encoding::Bcd, &[0x0A, 0x00]), None);
+        assert_eq!(mti_text(Encoding::Ebcdic, b"12"), None);
     }
 }

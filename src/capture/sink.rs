@@ -18,9 +18,10 @@ use tokio_util::codec::Encoder;
 use super::jsonl::{self, LineDirection, LineSide};
 use super::mask::mask_message;
 use super::pcap_write::{PcapFrameWriter, PcapWriteError};
+use super::record::mti_text;
 use crate::link::framing::{Frame, FrameCodec, Framing};
 use crate::link::tap::{Direction, FrameTap, Side, TapFrame};
-use crate::message::Spec;
+use crate::message::{Encoding, Spec};
 
 /// Frames queued for the writer at most.
 pub const QUEUE_FRAMES_MAX: usize = 65_536;
@@ -140,7 +141,7 @@ pub fn start(
     options: CaptureOptions,
 ) -> Result<(Arc<CaptureSink>, CaptureHandle), CaptureWriteError> {
     let path = options.path.display().to_string();
-    let file = File::create(&options.path).map_err(|source| CaptureWriteError::Open {
+    let file = create_private(&options.path).map_err(|source| CaptureWriteError::Open {
         path: path.clone(),
         source,
     })?;
@@ -169,6 +170,24 @@ pub fn start(
         dropped: metrics::counter!("cardswitch_capture_frames_dropped_total"),
     });
     Ok((sink, CaptureHandle { tx, thread }))
+}
+
+/// Creates (or truncates) a file readable by its owner only (0600), like
+/// the journal: even a masked capture holds BINs, last fours, amounts and
+/// merchants, and an unmasked one holds card data.
+pub fn create_private(path: &Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path)?;
+    // The mode applies only to a new file: an existing one is narrowed too.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
+    }
+    Ok(file)
 }
 
 enum Writer {
@@ -204,13 +223,24 @@ fn write_loop(
         let Command::Frame(event) = command else {
             break;
         };
-        let message = stored_message(&options, &event);
+        let spec = link_spec(&options, &event);
+        let message = stored_message(&options, spec, &event);
         if message.is_none() {
             stats.withheld += 1;
             withheld.increment(1);
         }
-        write_event(&mut writer, &event, message.as_ref(), options.masked)
-            .map_err(|e| failed(e.to_string()))?;
+        // From the frame as received, so a withheld frame names its MTI too;
+        // a link without a spec is taken as ASCII.
+        let mti = mti_text(
+            spec.map_or(Encoding::Ascii, |s| s.mti_encoding),
+            &event.frame.message,
+        );
+        let stored = Stored {
+            message: message.as_ref(),
+            mti,
+            masked: options.masked,
+        };
+        write_event(&mut writer, &event, stored).map_err(|e| failed(e.to_string()))?;
         stats.written += 1;
         written.increment(1);
     }
@@ -218,25 +248,43 @@ fn write_loop(
     Ok(stats)
 }
 
+/// The spec of the event's link, if the capture knows one.
+fn link_spec<'a>(options: &'a CaptureOptions, event: &Event) -> Option<&'a Spec> {
+    options
+        .specs
+        .get(&*event.link)
+        .or(options.default_spec.as_ref())
+        .map(|s| &**s)
+}
+
 /// The message as stored: masked unless unmasked was asked for; `None`
 /// when it cannot be masked (no spec for the link, or it does not parse).
-fn stored_message(options: &CaptureOptions, event: &Event) -> Option<Bytes> {
+fn stored_message(options: &CaptureOptions, spec: Option<&Spec>, event: &Event) -> Option<Bytes> {
     if !options.masked {
         return Some(event.frame.message.clone());
     }
-    let spec = options
-        .specs
-        .get(&*event.link)
-        .or(options.default_spec.as_ref())?;
-    mask_message(spec, &event.frame.message).ok()
+    mask_message(spec?, &event.frame.message).ok()
+}
+
+/// What is written of one frame.
+struct Stored<'a> {
+    /// The message as stored, `None` when withheld.
+    message: Option<&'a Bytes>,
+    /// Its MTI decoded with the link's spec.
+    mti: Option<String>,
+    masked: bool,
 }
 
 fn write_event(
     writer: &mut Writer,
     event: &Event,
-    message: Option<&Bytes>,
-    masked: bool,
+    stored: Stored<'_>,
 ) -> Result<(), PcapWriteError> {
+    let Stored {
+        message,
+        mti,
+        masked,
+    } = stored;
     let from_client = matches!(
         (event.side, event.direction),
         (Side::Accepted, Direction::In) | (Side::Connected, Direction::Out)
@@ -255,6 +303,7 @@ fn write_event(
                     Direction::In => LineDirection::In,
                     Direction::Out => LineDirection::Out,
                 },
+                mti,
                 event.frame.tpdu.as_ref(),
                 message.map(|m| &m[..]),
                 masked,

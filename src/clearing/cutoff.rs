@@ -30,6 +30,7 @@ use super::capture::{self, CAPTURE_MTIS_SQL, JournalRow, ROW_COLUMNS};
 use super::ipm_writer::{
     FILE_TYPE_OUTGOING, FileParams, FileTotals, IpmWriteError, IpmWriter, Presentment,
 };
+use super::private_file::create_private;
 use super::registry::{self, Brand, Fee, RegistryError};
 use super::schema::migrate_all;
 use super::settlement::{Settlement, transaction_fee};
@@ -676,7 +677,7 @@ fn write_file(
         ))
     };
     let ipm_tmp = tmp(&path);
-    let file = File::create(&ipm_tmp).map_err(io_err(&ipm_tmp))?;
+    let file = create_private(&ipm_tmp).map_err(io_err(&ipm_tmp))?;
     let params = FileParams {
         ipm_file_id: ipm_file_id.clone(),
         production: cfg.production,
@@ -788,7 +789,7 @@ fn write_file(
     ];
     for (p, text) in &reports {
         let t = tmp(p);
-        let mut f = File::create(&t).map_err(io_err(&t))?;
+        let mut f = create_private(&t).map_err(io_err(&t))?;
         f.write_all(text.as_bytes())
             .and_then(|()| f.sync_all())
             .map_err(io_err(&t))?;

@@ -11,6 +11,7 @@ pub mod capture;
 pub mod cutoff;
 pub mod ipm_reader;
 pub mod ipm_writer;
+pub mod private_file;
 pub mod registry;
 pub mod schema;
 pub mod seed;

@@ -10,6 +10,7 @@ use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
 use super::CliError;
+use crate::clearing::private_file::create_private;
 use crate::journal::crypto::Keyring;
 use crate::journal::query::{self, Filter, TxnView};
 use crate::journal::record::now_ms;
@@ -58,9 +59,10 @@ struct FilterArgs {
     /// Until this time, exclusive.
     #[arg(long)]
     to: Option<String>,
-    /// Rows at most.
-    #[arg(long, default_value_t = 1000)]
-    limit: usize,
+    /// Rows at most: search shows 1000 by default and at most 100000
+    /// (a larger limit is refused); export writes every row by default.
+    #[arg(long)]
+    limit: Option<usize>,
 }
 
 #[derive(Debug, Clone, Copy, clap::ValueEnum)]
@@ -162,10 +164,14 @@ fn open_reader(db: &Path) -> Result<rusqlite::Connection, CliError> {
     Ok(conn)
 }
 
+/// Rows a search shows when no `--limit` is given.
+const SEARCH_ROWS_DEFAULT: usize = 1000;
+
 fn filter(
     args: &FilterArgs,
     key_file: Option<&Path>,
     conn: &rusqlite::Connection,
+    default_limit: usize,
 ) -> Result<Filter, CliError> {
     let time = |t: &Option<String>| t.as_deref().map(query::parse_time_ms).transpose();
     let pan_hash = match &args.pan {
@@ -189,50 +195,102 @@ fn filter(
         masked_pan: args.masked_pan.clone(),
         from_ms: time(&args.from).map_err(|e| input(format!("--from: {e}")))?,
         to_ms: time(&args.to).map_err(|e| input(format!("--to: {e}")))?,
-        limit: args.limit,
+        limit: args.limit.unwrap_or(default_limit),
     })
 }
 
 fn print_table(rows: &[TxnView], out: &mut impl Write) -> std::io::Result<()> {
-    writeln!(
-        out,
-        "{:>8} {:<24} {:<4} {:<19} {:>12} {:<6} {:<12} {:<8} {:<3} {:<10} state",
-        "id", "received", "mti", "pan", "amount", "stan", "rrn", "terminal", "rc", "outcome"
-    )?;
+    write_header(Format::Table, out)?;
+    rows.iter()
+        .try_for_each(|t| write_row(t, Format::Table, out))
+}
 
-    for t in rows {
-        let o = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
-        writeln!(
+/// What comes before the rows: the table's or the CSV's header line.
+fn write_header(format: Format, out: &mut impl Write) -> std::io::Result<()> {
+    match format {
+        Format::Table => writeln!(
             out,
-            "{:>8} {:<24} {:<4} {:<19} {:>12} {:<6} {:<12} {:<8} {:<3} {:<10} {}",
-            t.id,
-            t.received_at,
-            t.mti,
-            o(&t.pan),
-            t.amount.map_or("-".into(), |a| a.to_string()),
-            o(&t.stan),
-            o(&t.rrn),
-            o(&t.terminal),
-            o(&t.response_code),
-            o(&t.outcome),
-            t.state
-        )?;
+            "{:>8} {:<24} {:<4} {:<19} {:>12} {:<6} {:<12} {:<8} {:<3} {:<10} state",
+            "id", "received", "mti", "pan", "amount", "stan", "rrn", "terminal", "rc", "outcome"
+        ),
+        Format::Csv => writeln!(out, "{}", query::CSV_HEADER),
+        Format::Json => Ok(()),
+    }
+}
+
+fn write_row(t: &TxnView, format: Format, out: &mut impl Write) -> std::io::Result<()> {
+    match format {
+        Format::Table => {
+            let o = |v: &Option<String>| v.clone().unwrap_or_else(|| "-".into());
+            writeln!(
+                out,
+                "{:>8} {:<24} {:<4} {:<19} {:>12} {:<6} {:<12} {:<8} {:<3} {:<10} {}",
+                t.id,
+                t.received_at,
+                t.mti,
+                o(&t.pan),
+                t.amount.map_or("-".into(), |a| a.to_string()),
+                o(&t.stan),
+                o(&t.rrn),
+                o(&t.terminal),
+                o(&t.response_code),
+                o(&t.outcome),
+                t.state
+            )
+        }
+        Format::Csv => writeln!(out, "{}", query::csv_row(t)),
+        Format::Json => writeln!(out, "{}", serde_json::to_string(t).unwrap_or_default()),
+    }
+}
+
+/// Prints a search's rows; says on stderr how many, and whether more
+/// matched than the limit let through.
+fn search(
+    conn: &rusqlite::Connection,
+    f: &Filter,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<(), CliError> {
+    let found = query::search_found(conn, f).map_err(input)?;
+    write_header(format, out).map_err(input)?;
+    for t in &found.rows {
+        write_row(t, format, out).map_err(input)?;
+    }
+    if found.more {
+        eprintln!(
+            "{} transactions shown; more match: raise --limit (at most {}) or use `journal export`",
+            found.rows.len(),
+            query::SEARCH_ROWS_MAX
+        );
+    } else {
+        eprintln!("{} transactions", found.rows.len());
     }
     Ok(())
 }
 
-fn write_rows(rows: &[TxnView], format: Format, out: &mut impl Write) -> std::io::Result<()> {
-    match format {
-        Format::Table => print_table(rows, out),
-        Format::Csv => {
-            writeln!(out, "{}", query::CSV_HEADER)?;
-            rows.iter()
-                .try_for_each(|t| writeln!(out, "{}", query::csv_row(t)))
-        }
-        Format::Json => rows
-            .iter()
-            .try_for_each(|t| writeln!(out, "{}", serde_json::to_string(t).unwrap_or_default())),
-    }
+/// Streams every matching row from the database cursor to `out`.
+fn export(
+    conn: &rusqlite::Connection,
+    f: &Filter,
+    format: Format,
+    out: &mut impl Write,
+) -> Result<u64, CliError> {
+    write_header(format, out).map_err(input)?;
+    let count = query::for_each(conn, f, |t| write_row(&t, format, out)).map_err(input)?;
+    out.flush().map_err(input)?;
+    Ok(count)
+}
+
+/// An export into a file created 0600, like the journal: the rows are
+/// masked, but still name cards (first 6 / last 4), amounts and merchants.
+fn export_to_file(
+    conn: &rusqlite::Connection,
+    f: &Filter,
+    format: Format,
+    path: &Path,
+) -> Result<u64, CliError> {
+    let file = create_private(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
+    export(conn, f, format, &mut std::io::BufWriter::new(file))
 }
 
 pub fn run(args: &JournalArgs) -> Result<(), CliError> {
@@ -245,10 +303,8 @@ pub fn run(args: &JournalArgs) -> Result<(), CliError> {
         } => {
             let (db, key_file) = locate(at)?;
             let conn = open_reader(&db)?;
-            let rows =
-                query::search(&conn, &filter(f, key_file.as_deref(), &conn)?).map_err(input)?;
-            write_rows(&rows, *format, &mut stdout.lock()).map_err(input)?;
-            eprintln!("{} transactions", rows.len());
+            let f = filter(f, key_file.as_deref(), &conn, SEARCH_ROWS_DEFAULT)?;
+            search(&conn, &f, *format, &mut stdout.lock())?;
         }
         JournalCommand::Show { at, id, json } => {
             let (db, _) = locate(at)?;
@@ -276,19 +332,18 @@ pub fn run(args: &JournalArgs) -> Result<(), CliError> {
         } => {
             let (db, key_file) = locate(at)?;
             let conn = open_reader(&db)?;
-            let rows =
-                query::search(&conn, &filter(f, key_file.as_deref(), &conn)?).map_err(input)?;
-            match out {
-                Some(path) => {
-                    let mut w =
-                        std::io::BufWriter::new(std::fs::File::create(path).map_err(input)?);
-                    write_rows(&rows, *format, &mut w)
-                        .and_then(|()| w.flush())
-                        .map_err(input)?;
-                }
-                None => write_rows(&rows, *format, &mut stdout.lock()).map_err(input)?,
-            }
-            eprintln!("{} transactions exported", rows.len());
+            // No limit unless one is given: an export is every matching row.
+            let f = filter(f, key_file.as_deref(), &conn, 0)?;
+            let count = match out {
+                Some(path) => export_to_file(&conn, &f, *format, path)?,
+                None => export(
+                    &conn,
+                    &f,
+                    *format,
+                    &mut std::io::BufWriter::new(stdout.lock()),
+                )?,
+            };
+            eprintln!("{count} transactions exported");
         }
         JournalCommand::Backup { at, dest } => {
             let (db, _) = locate(at)?;

@@ -12,8 +12,33 @@ use serde::Serialize;
 use super::lookup::{self, LookupIndex};
 use super::store::JournalError;
 
-/// Rows returned by one search at most (a search is for people).
+/// Rows one search returns at most (a search is for people): a larger
+/// `--limit` is refused; `journal export` streams any number of rows.
 pub const SEARCH_ROWS_MAX: usize = 100_000;
+
+/// A search or export that cannot be done.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum QueryError {
+    /// The journal could not be read.
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    /// A search asked for more rows than a search returns.
+    #[error(
+        "a search returns at most {max} rows (asked for {limit}): narrow it, or use `journal export`, which has no limit"
+    )]
+    LimitTooLarge { limit: usize, max: usize },
+    /// A file (a backup) could not be created.
+    #[error("{path}: {source}")]
+    Create {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// An exported row could not be written.
+    #[error("writing a row: {0}")]
+    Write(#[source] std::io::Error),
+}
 
 /// What to look for; every condition given must hold.
 #[derive(Debug, Default, Clone)]
@@ -27,6 +52,8 @@ pub struct Filter {
     pub masked_pan: Option<String>,
     pub from_ms: Option<i64>,
     pub to_ms: Option<i64>,
+    /// Rows at most; 0: no limit of its own (a search still stops at
+    /// [`SEARCH_ROWS_MAX`]).
     pub limit: usize,
 }
 
@@ -126,8 +153,9 @@ fn first_id_at(conn: &Connection, at_ms: i64) -> Result<i64, JournalError> {
     Ok(lo)
 }
 
-/// Searches transactions, oldest first.
-pub fn search(conn: &Connection, f: &Filter) -> Result<Vec<TxnView>, JournalError> {
+/// The `SELECT` of the transactions matching `f`, oldest first, with its
+/// arguments (no `LIMIT`).
+fn select(conn: &Connection, f: &Filter) -> Result<(String, Vec<SqlValue>), JournalError> {
     let watermark = lookup::watermark(conn).map_err(JournalError::sql("searching"))?;
     let mut sql = format!("SELECT {COLUMNS} FROM transactions WHERE 1 = 1");
     let mut args: Vec<SqlValue> = Vec::new();
@@ -162,16 +190,76 @@ pub fn search(conn: &Connection, f: &Filter) -> Result<Vec<TxnView>, JournalErro
         let end = first_id_at(conn, v.saturating_add(CLOCK_SLACK_MS))?;
         cond("id < ?", SqlValue::Integer(end));
     }
+    sql.push_str(" ORDER BY id");
+    Ok((sql, args))
+}
+
+/// Hands every matching transaction, oldest first, to `each` as it is read
+/// from the database cursor (memory stays flat whatever the count), at
+/// most `f.limit` of them when it is not 0; returns how many.
+pub fn for_each(
+    conn: &Connection,
+    f: &Filter,
+    mut each: impl FnMut(TxnView) -> std::io::Result<()>,
+) -> Result<u64, QueryError> {
+    let (mut sql, args) = select(conn, f)?;
+    if f.limit > 0 {
+        sql.push_str(&format!(" LIMIT {}", f.limit));
+    }
+    let fail = JournalError::sql("searching");
+    let mut stmt = conn.prepare(&sql).map_err(fail)?;
+    let mut rows = stmt
+        .query(params_from_iter(args))
+        .map_err(JournalError::sql("searching"))?;
+    let mut count = 0;
+    while let Some(row) = rows.next().map_err(JournalError::sql("searching"))? {
+        let txn = view(row).map_err(JournalError::sql("searching"))?;
+        each(txn).map_err(QueryError::Write)?;
+        count += 1;
+    }
+    Ok(count)
+}
+
+/// What a search found: the rows, and whether more matched than the
+/// limit let through.
+#[derive(Debug, Default)]
+pub struct Found {
+    pub rows: Vec<TxnView>,
+    pub more: bool,
+}
+
+/// Searches transactions, oldest first: `f.limit` rows at most (0: up to
+/// [`SEARCH_ROWS_MAX`]); a limit above [`SEARCH_ROWS_MAX`] is refused.
+pub fn search_found(conn: &Connection, f: &Filter) -> Result<Found, QueryError> {
+    if f.limit > SEARCH_ROWS_MAX {
+        return Err(QueryError::LimitTooLarge {
+            limit: f.limit,
+            max: SEARCH_ROWS_MAX,
+        });
+    }
     let limit = if f.limit == 0 {
         SEARCH_ROWS_MAX
     } else {
-        f.limit.min(SEARCH_ROWS_MAX)
+        f.limit
     };
-    sql.push_str(&format!(" ORDER BY id LIMIT {limit}"));
-    let mut stmt = conn.prepare(&sql).map_err(JournalError::sql("searching"))?;
-    stmt.query_map(params_from_iter(args), view)
-        .and_then(|rows| rows.collect())
-        .map_err(JournalError::sql("searching"))
+    // One row past the limit says whether the result was cut.
+    let probe = Filter {
+        limit: limit + 1,
+        ..f.clone()
+    };
+    let mut rows = Vec::new();
+    for_each(conn, &probe, |t| {
+        rows.push(t);
+        Ok(())
+    })?;
+    let more = rows.len() > limit;
+    rows.truncate(limit);
+    Ok(Found { rows, more })
+}
+
+/// The rows of [`search_found`].
+pub fn search(conn: &Connection, f: &Filter) -> Result<Vec<TxnView>, QueryError> {
+    search_found(conn, f).map(|found| found.rows)
 }
 
 /// One transaction and its life: received, forwarded, answered, events,
@@ -326,7 +414,17 @@ pub fn csv_row(t: &TxnView) -> String {
 
 /// A consistent copy of a live journal (SQLite online backup: the writer
 /// goes on while pages are copied).
-pub fn backup(conn: &Connection, dest: &Path) -> Result<(), JournalError> {
+/// The copy is made owner-only (0600) like the journal it copies: it is
+/// created empty with that mode before SQLite opens it.
+pub fn backup(conn: &Connection, dest: &Path) -> Result<(), QueryError> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(dest).map_err(|source| QueryError::Create {
+        path: dest.display().to_string(),
+        source,
+    })?;
     let mut out = Connection::open(dest).map_err(|source| JournalError::Open {
         path: dest.display().to_string(),
         source,

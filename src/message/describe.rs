@@ -6,8 +6,8 @@ use std::fmt::Write;
 
 use super::iso_message::Message;
 use super::mti::{Function, MessageClass};
-use super::sensitive::{emv_tag_sensitivity, mask};
-use super::spec::{Class, FieldSpec, Spec, Structure};
+use super::sensitive::{mask, plain, walk_tlv};
+use super::spec::{FieldSpec, Spec, Structure};
 use super::{pds, tlv};
 
 /// Names of the EMV tags commonly found in DE55.
@@ -15,25 +15,32 @@ pub fn emv_tag_name(tag: u32) -> &'static str {
     match tag {
         0x4F => "Application identifier (AID)",
         0x50 => "Application label",
+        0x56 => "Track 1 equivalent data",
         0x57 => "Track 2 equivalent data",
         0x5A => "Application PAN",
         0x5F20 => "Cardholder name",
         0x5F24 => "Application expiration date",
         0x5F2A => "Transaction currency code",
         0x5F34 => "PAN sequence number",
+        0x70 => "Record template",
+        0x77 => "Response message template format 2",
         0x82 => "Application interchange profile",
         0x84 => "Dedicated file name",
         0x8A => "Authorisation response code",
         0x91 => "Issuer authentication data",
         0x95 => "Terminal verification results",
+        0x99 => "Transaction PIN data",
         0x9A => "Transaction date",
         0x9C => "Transaction type",
         0x9F02 => "Amount, authorised",
         0x9F03 => "Amount, other",
         0x9F09 => "Application version number",
+        0x9F0B => "Cardholder name extended",
         0x9F10 => "Issuer application data",
         0x9F1A => "Terminal country code",
         0x9F1E => "Interface device serial number",
+        0x9F1F => "Track 1 discretionary data",
+        0x9F20 => "Track 2 discretionary data",
         0x9F26 => "Application cryptogram",
         0x9F27 => "Cryptogram information data",
         0x9F33 => "Terminal capabilities",
@@ -42,7 +49,9 @@ pub fn emv_tag_name(tag: u32) -> &'static str {
         0x9F36 => "Application transaction counter",
         0x9F37 => "Unpredictable number",
         0x9F41 => "Transaction sequence counter",
+        0x9F4B => "Signed dynamic application data",
         0x9F53 => "Transaction category code",
+        0x9F6B => "Track 2 data (contactless)",
         0x9F6E => "Form factor indicator",
         _ => "",
     }
@@ -85,14 +94,6 @@ fn mti_meaning(msg: &Message) -> String {
     format!("{class} {function}, {version}, from {origin}")
 }
 
-/// Text values as Latin-1 characters, binary values as uppercase hex.
-fn plain(fs: Option<&FieldSpec>, value: &[u8]) -> String {
-    match fs.map(|f| f.class) {
-        Some(Class::B) | None => hex::encode_upper(value),
-        Some(_) => value.iter().map(|&b| char::from(b)).collect(),
-    }
-}
-
 /// The masked description of `msg`, one field per line.
 pub fn describe(spec: &Spec, msg: &Message) -> String {
     let mut out = String::new();
@@ -119,23 +120,22 @@ pub fn describe(spec: &Spec, msg: &Message) -> String {
 
 fn describe_inner(fs: &FieldSpec, value: &[u8], out: &mut String) {
     match &fs.structure {
-        Structure::Tlv => match tlv::parse(value) {
-            Ok(items) => {
-                for t in items {
-                    let shown = match emv_tag_sensitivity(t.tag) {
-                        Some(kind) => mask(kind, t.value),
-                        None => hex::encode_upper(t.value),
-                    };
+        // Templates are walked into, so card data inside them is masked too.
+        Structure::Tlv => match walk_tlv(value) {
+            Ok(objects) => {
+                for o in objects {
+                    let indent = 2 * o.depth;
+                    let tag = format!("{:indent$}{}", "", tlv::tag_hex(o.tag));
                     let _ = writeln!(
                         out,
-                        "         {:<6} {:<37} {shown}",
-                        tlv::tag_hex(t.tag),
-                        emv_tag_name(t.tag)
+                        "         {tag:<6} {:<37} {}",
+                        emv_tag_name(o.tag),
+                        o.shown.as_deref().unwrap_or("(template)")
                     );
                 }
             }
             Err(e) => {
-                let _ = writeln!(out, "         (not valid TLV: {e})");
+                let _ = writeln!(out, "         (not valid TLV, not shown: {e})");
             }
         },
         Structure::Pds => match pds::parse(value) {

@@ -1,14 +1,17 @@
 //! JSON import and export of messages, for fixtures and tools:
 //! `{"mti": "0100", "fields": {"2": "4111...", "52": "0123ABCD..."}}`.
 //! Text fields are strings of their characters; binary fields are uppercase
-//! hex. Export masks sensitive fields unless asked to reveal them.
+//! hex. Export masks card data unless asked to reveal it, as
+//! [`super::sensitive::show_field`] decides: sensitive fields, and the card
+//! data inside TLV fields (DE55), whose masked form is a list of
+//! `TAG=value` objects rather than hex (it cannot be imported back).
 
 use bytes::Bytes;
 use serde_json::{Map, Value};
 
 use super::iso_message::Message;
 use super::mti::Mti;
-use super::sensitive::mask;
+use super::sensitive::{plain, show_field};
 use super::spec::{Class, Spec};
 
 /// Whether sensitive fields are masked in the export.
@@ -45,12 +48,9 @@ pub fn to_json(spec: &Spec, msg: &Message, reveal: Reveal) -> Value {
     let mut fields = Map::new();
     for (n, value) in msg.values() {
         let fs = spec.field(n);
-        let text = match (reveal, fs.and_then(|f| f.sensitivity)) {
-            (Reveal::Masked, Some(kind)) => mask(kind, value),
-            _ => match fs.map(|f| f.class) {
-                Some(Class::B) | None => hex::encode_upper(value),
-                Some(_) => value.iter().map(|&b| char::from(b)).collect(),
-            },
+        let text = match reveal {
+            Reveal::Masked => show_field(fs, value),
+            Reveal::Clear => plain(fs, value),
         };
         fields.insert(n.to_string(), Value::String(text));
     }
