@@ -20,6 +20,7 @@ use tokio_util::sync::CancellationToken;
 use super::CliError;
 use super::link_args::LinkArgs;
 use crate::link::framing::FrameCodec;
+use crate::link::tls::TlsClient;
 use crate::message::{Mti, Spec};
 use crate::sim::connect::{
     CONNECT_TIMEOUT_MS_DEFAULT, ConnectPlan, HANDSHAKE_TIMEOUT_MS_DEFAULT, TIMEOUT_MS_MAX,
@@ -27,9 +28,8 @@ use crate::sim::connect::{
 use crate::sim::load::{
     self, BinMix, CONNECTIONS_MAX, LatencySummary, Layout, LoadProfile, RequestGenerator, Tally,
 };
-pub use crate::sim::load_report::{LoadProgress, LoadReport};
 use crate::sim::load_report::Samples;
-use crate::link::tls::TlsClient;
+pub use crate::sim::load_report::{LoadProgress, LoadReport};
 use crate::sim::pacing::{self, CONNECT_RATE_DEFAULT, Schedule};
 use crate::sim::record::RecordFile;
 use crate::sim::reversal::ReversalMti;
@@ -164,7 +164,6 @@ pub struct LoadArgs {
     #[command(flatten)]
     pub terminal: TerminalArgs,
 }
-
 
 /// Runs `cardswitch load` in its own single-threaded runtime and prints the
 /// report; fails if any response did not match its request.

@@ -100,7 +100,10 @@ mod tests {
     fn connections_open_at_the_ramp_rate() {
         assert_eq!(connect_offset(0, 2_000.0), Duration::ZERO);
         assert_eq!(connect_offset(1_000, 2_000.0), Duration::from_millis(500));
-        assert_eq!(connect_offset(9_999, 10_000.0), Duration::from_micros(999_900));
+        assert_eq!(
+            connect_offset(9_999, 10_000.0),
+            Duration::from_micros(999_900)
+        );
         assert!(check_connect_rate(2_000.0).is_ok());
         for bad in [0.0, -1.0, f64::NAN, f64::INFINITY, CONNECT_RATE_MAX * 2.0] {
             assert!(check_connect_rate(bad).is_err(), "{bad}");
@@ -135,6 +138,9 @@ mod tests {
             per_slot[slot.min(19)] += 1;
         }
         // Each slot's share, up to the connections on its edges.
-        assert!(per_slot.iter().all(|&c| c.abs_diff(500) <= 2), "{per_slot:?}");
+        assert!(
+            per_slot.iter().all(|&c| c.abs_diff(500) <= 2),
+            "{per_slot:?}"
+        );
     }
 }

@@ -289,7 +289,12 @@ mod tests {
     use super::*;
 
     fn original(spec: &Spec) -> Message {
-        let mut m = Message::new("0100".parse::<Mti>().expect("mti").with_version(spec.version.digit()));
+        let mut m = Message::new(
+            "0100"
+                .parse::<Mti>()
+                .expect("mti")
+                .with_version(spec.version.digit()),
+        );
         for (n, v) in [
             (2, "4761739001010119"),
             (3, "000000"),
@@ -305,7 +310,11 @@ mod tests {
         ] {
             m.set_str(n, v).expect("set");
         }
-        let de12 = if spec.version.digit() == 0 { "143005" } else { "251123143005" };
+        let de12 = if spec.version.digit() == 0 {
+            "143005"
+        } else {
+            "251123143005"
+        };
         m.set_str(12, de12).expect("set");
         m
     }

@@ -18,9 +18,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use super::latency::record_latency;
-use super::load::{
-    self, Civil, Expected, LoadProfile, Outcome, RequestGenerator, STAN_MAX, Tally,
-};
+use super::load::{self, Civil, Expected, LoadProfile, Outcome, RequestGenerator, STAN_MAX, Tally};
 use super::load_report::{LoadProgress, Samples};
 use super::pacing::Schedule;
 use super::record::{RecordFile, ReversalEvent};
@@ -40,9 +38,8 @@ const LATE_KEPT_MAX: usize = 65_536;
 /// How long the writer may take to flush after a connection's last request.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
 
-const _: () = assert!(
-    IN_FLIGHT_MAX as usize + LATE_KEPT_MAX + REVERSALS_PENDING_MAX < STAN_MAX as usize
-);
+const _: () =
+    assert!(IN_FLIGHT_MAX as usize + LATE_KEPT_MAX + REVERSALS_PENDING_MAX < STAN_MAX as usize);
 
 /// What all connections of a run share.
 pub struct Shared {
@@ -265,7 +262,8 @@ impl Conn {
     /// are checked on a grid of a quarter of the time-out (1 to 10 ms), as
     /// often as the loop used to tick.
     fn next_wake(&self) -> Option<Instant> {
-        let grid = (self.shared.timeout / 4).clamp(Duration::from_millis(1), Duration::from_millis(10));
+        let grid =
+            (self.shared.timeout / 4).clamp(Duration::from_millis(1), Duration::from_millis(10));
         let start = self.shared.start;
         let on_grid = |at: Instant| {
             let steps = (at.saturating_duration_since(start).as_nanos() / grid.as_nanos()) + 1;
@@ -547,7 +545,11 @@ impl Conn {
             return;
         }
         {
-            let mut h = self.shared.histogram.lock().unwrap_or_else(|e| e.into_inner());
+            let mut h = self
+                .shared
+                .histogram
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
             for &us in &self.latencies {
                 record_latency(&mut h, us);
             }
