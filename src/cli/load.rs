@@ -3,7 +3,11 @@
 //! matched to requests by STAN within the connection and checked against
 //! them (`sim::load::check_response`). Closed loop by default (each
 //! connection keeps `--in-flight` requests outstanding); with `--rate`,
-//! open loop paced by a timer and still bounded by `--in-flight`.
+//! open loop, each connection at its own steady interval, still bounded by
+//! `--in-flight`. Connections open at `--connect-rate` per second, each
+//! within a connect and a TLS-handshake time-out (`sim::connect`); one
+//! connection's work is `sim::terminal`, timed-out requests reversed
+//! there when `--reverse-on-timeout` is on (`sim::reversal`).
 //!
 //! One current-thread runtime: on these 2-core machines one worker per
 //! process does best (cross-thread wake-ups cost more than they give), and
@@ -69,7 +73,8 @@ pub struct TerminalArgs {
     #[arg(long, default_value_t = CONNECT_RATE_DEFAULT)]
     pub connect_rate: f64,
     /// Send a reversal for each request that times out, repeated (0401 or
-    /// 0421) while unanswered (default: on with --record, else off).
+    /// 0421) up to 3 times while unanswered, each waiting --timeout-ms; the
+    /// run ends when they are settled (default: on with --record, else off).
     #[arg(long, value_enum)]
     pub reverse_on_timeout: Option<OnOff>,
     /// The reversal's MTI: 0420 advice or 0400 request (the spec's version

@@ -557,7 +557,8 @@ pub struct Tally {
     pub approved: u64,
     pub declined: u64,
     pub timed_out: u64,
-    /// Responses to requests that had already timed out (counted there).
+    /// Responses to requests that had already timed out (counted there),
+    /// and answers to a reversal's earlier send.
     pub late: u64,
     /// Responses that failed the checks against their request.
     pub mismatched: u64,

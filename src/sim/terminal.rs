@@ -388,11 +388,16 @@ impl Conn {
             .get_u64(11)
             .filter(|s| (1..=u64::from(STAN_MAX)).contains(s))
             .map(|s| s as u32);
-        if msg.mti().class() == MessageClass::Reversal
-            && let Some(p) = stan.and_then(|s| self.reversals.answer(s, &msg))
-        {
-            let code = msg.get_str(39).unwrap_or("");
-            self.note_reversal(&p, ReversalEvent::Answered(code));
+        if msg.mti().class() == MessageClass::Reversal {
+            match stan.and_then(|s| self.reversals.answer(s, &msg)) {
+                Some(p) => {
+                    let code = msg.get_str(39).unwrap_or("");
+                    self.note_reversal(&p, ReversalEvent::Answered(code));
+                }
+                // The terminal sends no other reversal: this answers an
+                // earlier send of one already answered or given up.
+                None => self.tally.late += 1,
+            }
             return None;
         }
         let Some(slot) = stan.and_then(|s| self.slots.remove(&s)) else {
