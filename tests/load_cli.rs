@@ -454,6 +454,53 @@ fn open_loop_keeps_to_the_rate() {
 }
 
 #[test]
+fn many_slow_terminals_keep_the_aggregate_rate() {
+    // 200 terminals, one request every 2 s each, one in flight: their
+    // phases spread over the 2 s, so 3 s hold about 300 requests.
+    let sim = start_listening(&["issuer-sim", "--listen", "127.0.0.1:0"]);
+    let (code, out, err) = run(&[
+        "load",
+        "--target",
+        &sim.addr,
+        "--connections",
+        "200",
+        "--in-flight",
+        "1",
+        "--rate",
+        "100",
+        "--duration-s",
+        "3",
+        "--json",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v = report(&out);
+    let scheduled = count(&v, "sent") + count(&v, "skipped");
+    assert!((260..=310).contains(&scheduled), "{v}");
+    assert_eq!(count(&v, "approved"), count(&v, "sent"), "{v}");
+    assert_eq!(count(&v, "connections"), 200, "{v}");
+}
+
+#[test]
+fn connections_open_at_the_connect_rate() {
+    let sim = start_listening(&["issuer-sim", "--listen", "127.0.0.1:0"]);
+    let args = ["load", "--target", &sim.addr, "--connections", "20"];
+    let (code, out, err, took) = run_within(
+        &[
+            &args[..],
+            &["--connect-rate", "10", "--requests", "20", "--json"],
+        ]
+        .concat(),
+        Duration::from_secs(60),
+    );
+    assert_eq!(code, 0, "{err}");
+    // The 20th connection starts 1.9 s after the first.
+    assert!(took >= Duration::from_millis(1_900), "{took:?}");
+    let v = report(&out);
+    assert_eq!(count(&v, "connections"), 20, "{v}");
+    assert_eq!(count(&v, "approved"), 20, "{v}");
+}
+
+#[test]
 fn a_refused_connection_fails_the_run() {
     // Bind and drop a listener to get a port nobody listens on.
     let port = std::net::TcpListener::bind("127.0.0.1:0")
