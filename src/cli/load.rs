@@ -38,7 +38,7 @@ use crate::sim::pacing::{self, CONNECT_RATE_DEFAULT, Schedule};
 use crate::sim::record::RecordFile;
 use crate::sim::reversal::ReversalMti;
 pub use crate::sim::terminal::IN_FLIGHT_MAX;
-use crate::sim::terminal::{ConnResult, Shared, drive};
+use crate::sim::terminal::{self, ConnResult, Shared, drive};
 
 /// Longest run.
 const DURATION_S_MAX: f64 = 86_400.0;
@@ -224,17 +224,27 @@ pub async fn run_load_observed(
         return Err(CliError::Input(format!("{}: {first}", args.target)));
     }
     let established = streams.len() as u32;
+    let opened: Vec<_> = streams
+        .into_iter()
+        .map(|s| terminal::open(s, &plan.codec))
+        .collect();
+    // Let the writer tasks start before the clock does.
+    tokio::task::yield_now().await;
     let shared = Arc::new(plan.shared(args, established, progress.clone())?);
     let pacer = start_pacer(&shared, args.rate, established);
     let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
-    let tasks: Vec<_> = streams
+    // Open loop, the last connection's first request is due first: start
+    // the tasks in that order. Results are gathered in index order.
+    let mut tasks: Vec<_> = opened
         .into_iter()
         .enumerate()
-        .map(|(i, stream)| {
+        .rev()
+        .map(|(i, conn)| {
             let conn_seed = seed.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            tokio::spawn(drive(shared.clone(), i as u32, stream, conn_seed))
+            tokio::spawn(drive(shared.clone(), i as u32, conn, conn_seed))
         })
         .collect();
+    tasks.reverse();
     let timer = plan.duration.map(|d| {
         let stop = shared.stop.clone();
         tokio::spawn(async move {
