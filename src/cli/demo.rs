@@ -233,6 +233,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         json: false,
         record: None,
         rrn_start: 0,
+        terminal: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

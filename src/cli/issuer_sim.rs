@@ -84,6 +84,11 @@ pub struct IssuerSimArgs {
     /// Most simultaneous connections.
     #[arg(long, default_value_t = 1024)]
     connections_max: usize,
+    /// Listen backlog: connections the kernel queues before they are
+    /// accepted (capped by net.core.somaxconn), for reconnect storms.
+    #[arg(long, default_value_t = 1024,
+          value_parser = clap::value_parser!(u32).range(1..=65_535))]
+    backlog: u32,
 }
 
 struct Sim {
@@ -116,7 +121,7 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
         if let Some(addr) = args.metrics {
             observe::serve_metrics(addr)?;
         }
-        let listener = tokio::net::TcpListener::bind(&args.listen)
+        let listener = bind(&args.listen, args.backlog)
             .await
             .map_err(|e| CliError::Input(format!("listen {}: {e}", args.listen)))?;
         let local = listener
@@ -182,6 +187,23 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
         }
         capture_args::finish(capture)
     })
+}
+
+/// Listens on the first address `listen` resolves to, with `backlog`.
+async fn bind(listen: &str, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
+    let addr = tokio::net::lookup_host(listen)
+        .await?
+        .next()
+        .ok_or_else(|| std::io::Error::other("resolves to no address"))?;
+    let socket = if addr.is_ipv4() {
+        tokio::net::TcpSocket::new_v4()?
+    } else {
+        tokio::net::TcpSocket::new_v6()?
+    };
+    // As TcpListener::bind does: a restarted simulator rebinds at once.
+    socket.set_reuseaddr(true)?;
+    socket.bind(addr)?;
+    socket.listen(backlog)
 }
 
 /// (year, month) of the UTC date, for expiry checks.

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
-use hdrhistogram::Histogram;
 use serde::Serialize;
 
 use crate::link::netmgmt::civil_from_days;
@@ -18,6 +17,8 @@ use crate::message::mti::{Function, MessageClass};
 use crate::message::sensitive::luhn_check_digit;
 use crate::message::spec::Length;
 use crate::message::{Message, Mti, Spec};
+pub use crate::sim::latency::{LATENCY_US_MAX, LatencySummary, latency_histogram, record_latency};
+use crate::sim::reversal::ReversalTally;
 
 /// Digits of every generated PAN (BIN + random digits + Luhn check digit).
 pub const PAN_DIGITS: usize = 16;
@@ -29,14 +30,12 @@ pub const BIN_MIX_ENTRIES_MAX: usize = 64;
 pub const BIN_WEIGHT_MAX: u32 = 1_000_000;
 /// DE11 is six digits; 0 is not used.
 pub const STAN_MAX: u32 = 999_999;
-/// The RRN carries the connection index in four digits.
-pub const CONNECTIONS_MAX: u32 = 9_999;
+/// The RRN carries the connection index in four digits: 0 to 9,999.
+pub const CONNECTIONS_MAX: u32 = 10_000;
 /// The RRN carries a per-connection sequence in eight digits.
 const RRN_SEQUENCE_MODULUS: u64 = 100_000_000;
 /// DE4 is twelve digits.
 pub const AMOUNT_MAX: u64 = 999_999_999_999;
-/// Latencies above this (in µs) are recorded as this value.
-pub const LATENCY_US_MAX: u64 = 3_600_000_000;
 
 /// One simulated terminal: its DE41 and DE42. Each connection of the load
 /// generator is one terminal, so DE41 + DE11 identifies a request.
@@ -558,7 +557,8 @@ pub struct Tally {
     pub approved: u64,
     pub declined: u64,
     pub timed_out: u64,
-    /// Responses to requests that had already timed out (counted there).
+    /// Responses to requests that had already timed out (counted there),
+    /// and answers to a reversal's earlier send.
     pub late: u64,
     /// Responses that failed the checks against their request.
     pub mismatched: u64,
@@ -568,6 +568,9 @@ pub struct Tally {
     /// Connection failures, undecodable responses, and requests still in
     /// flight when their connection ended.
     pub errors: u64,
+    /// Reversals of timed-out requests.
+    #[serde(flatten)]
+    pub reversals: ReversalTally,
 }
 
 impl Tally {
@@ -590,51 +593,12 @@ impl Tally {
         self.mismatched += other.mismatched;
         self.unmatched += other.unmatched;
         self.errors += other.errors;
+        self.reversals.add(&other.reversals);
     }
 
     /// Requests that got a response in time (checked or not).
     pub fn answered(&self) -> u64 {
         self.approved + self.declined + self.mismatched
-    }
-}
-
-/// A histogram of latencies in microseconds, 1 µs to an hour at three
-/// significant digits (a fixed ~200 KiB, whatever the run length).
-pub fn latency_histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, LATENCY_US_MAX, 3).expect("constant bounds are valid")
-}
-
-/// Records one latency; values outside the bounds are clamped.
-pub fn record_latency(histogram: &mut Histogram<u64>, micros: u64) {
-    histogram.saturating_record(micros.clamp(1, LATENCY_US_MAX));
-}
-
-/// Latency percentiles in microseconds.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize)]
-pub struct LatencySummary {
-    pub count: u64,
-    pub mean: f64,
-    pub p50: u64,
-    pub p90: u64,
-    pub p99: u64,
-    pub p99_9: u64,
-    pub max: u64,
-}
-
-impl LatencySummary {
-    pub fn from_histogram(h: &Histogram<u64>) -> LatencySummary {
-        if h.is_empty() {
-            return LatencySummary::default();
-        }
-        LatencySummary {
-            count: h.len(),
-            mean: h.mean(),
-            p50: h.value_at_quantile(0.50),
-            p90: h.value_at_quantile(0.90),
-            p99: h.value_at_quantile(0.99),
-            p99_9: h.value_at_quantile(0.999),
-            max: h.max(),
-        }
     }
 }
 
@@ -904,27 +868,5 @@ mod tests {
         assert!(make("0100", (1, AMOUNT_MAX + 1), "1", "978").is_err());
         assert!(make("0100", (1, 1), "123456789012", "978").is_err());
         assert!(make("0100", (1, 1), "1", "97").is_err());
-    }
-
-    #[test]
-    fn latency_summary_reads_percentiles() {
-        let mut h = latency_histogram();
-        assert_eq!(
-            LatencySummary::from_histogram(&h),
-            LatencySummary::default()
-        );
-        for us in 1..=1_000 {
-            record_latency(&mut h, us);
-        }
-        record_latency(&mut h, 0);
-        record_latency(&mut h, u64::MAX);
-        let s = LatencySummary::from_histogram(&h);
-        assert_eq!(s.count, 1_002);
-        let near = |got: u64, want: u64| got.abs_diff(want) * 100 <= want;
-        assert!(near(s.p50, 500), "{s:?}");
-        assert!(near(s.p90, 900), "{s:?}");
-        assert!(near(s.p99, 990), "{s:?}");
-        assert!(near(s.p99_9, 1000), "{s:?}");
-        assert!(near(s.max, LATENCY_US_MAX), "{s:?}");
     }
 }

@@ -1,4 +1,12 @@
-//! Simulators: an issuer that answers by rules, and (later) load generation.
+//! Simulators: an issuer that answers by rules, and the load generator's
+//! terminals (their requests, pacing, connections and reversals).
 
+pub mod connect;
 pub mod issuer;
+pub mod latency;
 pub mod load;
+pub mod load_report;
+pub mod pacing;
+pub mod record;
+pub mod reversal;
+pub mod terminal;
