@@ -38,7 +38,7 @@ use crate::sim::pacing::{self, CONNECT_RATE_DEFAULT, Schedule};
 use crate::sim::record::RecordFile;
 use crate::sim::reversal::ReversalMti;
 pub use crate::sim::terminal::IN_FLIGHT_MAX;
-use crate::sim::terminal::{self, ConnResult, Shared, drive};
+use crate::sim::terminal::{self, ConnResult, Reconnect, Shared, drive};
 
 /// Longest run.
 const DURATION_S_MAX: f64 = 86_400.0;
@@ -86,6 +86,25 @@ pub struct TerminalArgs {
     /// when the hold starts.
     #[arg(long)]
     pub hold_s: Option<f64>,
+    /// Open a connection again when the host closes it (backoff 50 ms to
+    /// 1 s), as terminals do when their host restarts: requests in flight
+    /// on it are timed out and reversed on the new one, and reversals are
+    /// repeated until answered, until the run's duration plus
+    /// --reversal-drain-s.
+    #[arg(long)]
+    pub reconnect: bool,
+    /// With --reconnect: how long after the run's duration its reversals
+    /// may still be settled, in seconds.
+    #[arg(long, default_value_t = 30.0, value_parser = drain_seconds)]
+    pub reversal_drain_s: f64,
+}
+
+/// 0 to 3600 seconds.
+fn drain_seconds(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(s) if (0.0..=3600.0).contains(&s) => Ok(s),
+        _ => Err(format!("{text:?} is not 0 to 3600 seconds")),
+    }
 }
 
 impl Default for TerminalArgs {
@@ -97,6 +116,8 @@ impl Default for TerminalArgs {
             reverse_on_timeout: None,
             reversal_mti: "0420".into(),
             hold_s: None,
+            reconnect: false,
+            reversal_drain_s: 30.0,
         }
     }
 }
@@ -428,6 +449,7 @@ impl Plan {
         established: u32,
         progress: Arc<LoadProgress>,
     ) -> Result<Shared, CliError> {
+        let start = Instant::now();
         let record = match &args.record {
             Some(path) => Some(
                 RecordFile::create(path)
@@ -447,13 +469,19 @@ impl Plan {
             requests_max: args.requests,
             claimed: AtomicU64::new(0),
             stop: CancellationToken::new(),
-            start: Instant::now(),
+            start,
             progress,
             record,
             rrn_start: args.rrn_start,
             reversal: self.reversal,
             histogram: Mutex::new(load::latency_histogram()),
             hold: self.hold.is_some(),
+            reconnect: args.terminal.reconnect.then(|| Reconnect {
+                plan: Arc::new(self.connect.clone()),
+                until: start
+                    + self.duration.unwrap_or_default()
+                    + Duration::from_secs_f64(args.terminal.reversal_drain_s),
+            }),
         })
     }
 }

@@ -188,6 +188,8 @@ pub struct Reversals {
     pending: HashMap<u32, Pending>,
     /// How long each send waits for its answer.
     timeout: Duration,
+    /// Repeats after the first send before giving up.
+    repeats_max: u32,
     pub tally: ReversalTally,
 }
 
@@ -196,7 +198,24 @@ impl Reversals {
         Reversals {
             pending: HashMap::new(),
             timeout,
+            repeats_max: REVERSAL_REPEATS_MAX,
             tally: ReversalTally::default(),
+        }
+    }
+
+    /// Repeats every reversal until it is answered, as a terminal that
+    /// keeps its reversal across a host's restart does (the run's own end
+    /// bounds it).
+    pub fn until_answered(mut self) -> Reversals {
+        self.repeats_max = u32::MAX;
+        self
+    }
+
+    /// The connection was lost: every reversal in flight is repeated as
+    /// soon as there is a connection again (the host may not have seen it).
+    pub fn repeat_all_now(&mut self, now: Instant) {
+        for p in self.pending.values_mut() {
+            p.deadline = p.deadline.min(now);
         }
     }
 
@@ -252,7 +271,7 @@ impl Reversals {
         let mut out = Vec::new();
         let mut done = Vec::new();
         for (stan, p) in self.pending.iter_mut().filter(|(_, p)| p.deadline <= now) {
-            if p.sends > REVERSAL_REPEATS_MAX {
+            if p.sends > self.repeats_max {
                 done.push(*stan);
                 continue;
             }

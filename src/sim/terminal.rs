@@ -17,6 +17,7 @@ use hdrhistogram::Histogram;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
+use super::connect::ConnectPlan;
 use super::latency::record_latency;
 use super::load::{self, Civil, Expected, LoadProfile, Outcome, RequestGenerator, STAN_MAX, Tally};
 use super::load_report::{LoadProgress, Samples};
@@ -72,6 +73,40 @@ pub struct Shared {
     pub histogram: Mutex<Histogram<u64>>,
     /// Keep each connection open after the run (`--hold-s`).
     pub hold: bool,
+    /// Open a lost connection again (`--reconnect`).
+    pub reconnect: Option<Reconnect>,
+}
+
+/// How a terminal gets its connection back, like a real one after its
+/// host restarts: requests in flight on the lost connection are timed out
+/// and reversed on the new one, reversals in flight are repeated there and
+/// until answered.
+pub struct Reconnect {
+    pub plan: Arc<ConnectPlan>,
+    /// No connection is opened again after this, and a connection still
+    /// settling its reversals ends here.
+    pub until: Instant,
+}
+
+/// The first and the longest pause between two attempts to reconnect.
+const RECONNECT_PAUSE_MIN: Duration = Duration::from_millis(50);
+const RECONNECT_PAUSE_MAX: Duration = Duration::from_secs(1);
+
+impl Reconnect {
+    /// A new connection, or `None` once `until` has passed.
+    async fn connect(&self, errors: &mut Samples) -> Option<BoxedStream> {
+        let mut pause = RECONNECT_PAUSE_MIN;
+        while Instant::now() < self.until {
+            match tokio::time::timeout_at(self.until, self.plan.connect()).await {
+                Ok(Ok(stream)) => return Some(stream),
+                Ok(Err(e)) => errors.add(format!("reconnect: {e}")),
+                Err(_) => return None,
+            }
+            tokio::time::sleep(pause).await;
+            pause = (pause * 2).min(RECONNECT_PAUSE_MAX);
+        }
+        None
+    }
 }
 
 impl Shared {
@@ -102,8 +137,11 @@ pub struct ConnResult {
     pub errors: Samples,
     /// The connection itself, still open, when the run holds connections
     /// idle after it (`Shared::hold`).
-    pub held: Option<(FrameReader<tokio::io::ReadHalf<BoxedStream>>, FrameSender)>,
+    pub held: Option<Held>,
 }
+
+/// A connection kept open after the run.
+pub type Held = (FrameReader<tokio::io::ReadHalf<BoxedStream>>, FrameSender);
 
 /// One connection's state: its terminal, its requests in flight (by STAN)
 /// and its counts.
@@ -132,6 +170,8 @@ struct Conn {
     /// Latencies not yet added to the run's histograms.
     latencies: Vec<u64>,
     errors: Samples,
+    /// The connection failed (as opposed to ending its run).
+    broken: bool,
 }
 
 /// A connection split into its frame reader and sender, its writer task
@@ -148,7 +188,13 @@ pub fn open(stream: BoxedStream, codec: &FrameCodec) -> Opened {
 /// Runs connection `index` (0-based) until the run stops and its requests
 /// and reversals are settled, or the connection fails.
 pub async fn drive(shared: Arc<Shared>, index: u32, opened: Opened, seed: u64) -> ConnResult {
-    let (mut reader, sender, writer) = opened;
+    let (mut reader, mut sender, mut writer) = opened;
+    let reversals = Reversals::new(shared.timeout);
+    let reversals = if shared.reconnect.is_some() {
+        reversals.until_answered()
+    } else {
+        reversals
+    };
     let mut conn = Conn {
         generator: RequestGenerator::new(shared.profile.clone(), index, seed)
             .with_rrn_start(shared.rrn_start),
@@ -157,7 +203,7 @@ pub async fn drive(shared: Arc<Shared>, index: u32, opened: Opened, seed: u64) -
         deadlines: VecDeque::with_capacity(shared.in_flight),
         forget: VecDeque::new(),
         late_window: shared.timeout.max(Duration::from_secs(1)),
-        reversals: Reversals::new(shared.timeout),
+        reversals,
         seq: 0,
         schedule: shared
             .rate
@@ -169,33 +215,67 @@ pub async fn drive(shared: Arc<Shared>, index: u32, opened: Opened, seed: u64) -
         published: Tally::default(),
         latencies: Vec::new(),
         errors: Samples::default(),
+        broken: false,
         shared,
     };
-    conn.run(&mut reader, &sender).await;
-    // Requests still outstanding when the connection ended are lost, and
-    // so are their reversals.
-    conn.tally.errors += conn.pending as u64;
-    for p in conn.reversals.abandon() {
-        conn.note_reversal(&p, ReversalEvent::Unanswered);
+    let shared = conn.shared.clone();
+    loop {
+        let Some(reconnect) = &shared.reconnect else {
+            conn.run(&mut reader, &sender).await;
+            break;
+        };
+        let ran = tokio::time::timeout_at(reconnect.until, conn.run(&mut reader, &sender)).await;
+        if ran.is_err() || !conn.broken {
+            break;
+        }
+        drop(sender);
+        let _ = tokio::time::timeout(CLOSE_WAIT, writer).await;
+        conn.lost_connection(Instant::now());
+        let Some(stream) = reconnect.connect(&mut conn.errors).await else {
+            return conn.finish(None);
+        };
+        (reader, sender, writer) = open(stream, &shared.codec);
+        conn.broken = false;
     }
-    conn.tally.reversals = conn.reversals.tally;
-    conn.publish();
-    let held = if conn.shared.hold {
+    let held = if shared.hold {
         Some((reader, sender))
     } else {
         drop(sender);
         let _ = tokio::time::timeout(CLOSE_WAIT, writer).await;
         None
     };
-    ConnResult {
-        tally: conn.tally,
-        skipped: conn.skipped,
-        errors: conn.errors,
-        held,
-    }
+    conn.finish(held)
 }
 
 impl Conn {
+    /// The connection's counts once it is done for good.
+    fn finish(mut self, held: Option<Held>) -> ConnResult {
+        // Requests still outstanding when the connection ended are lost, and
+        // so are their reversals.
+        self.tally.errors += self.pending as u64;
+        for p in self.reversals.abandon() {
+            self.note_reversal(&p, ReversalEvent::Unanswered);
+        }
+        self.tally.reversals = self.reversals.tally;
+        self.publish();
+        ConnResult {
+            tally: self.tally,
+            skipped: self.skipped,
+            errors: self.errors,
+            held,
+        }
+    }
+
+    /// The connection is gone: its requests in flight time out as soon as
+    /// there is a connection to reverse them on, and its reversals in
+    /// flight are repeated there.
+    fn lost_connection(&mut self, now: Instant) {
+        for deadline in &mut self.deadlines {
+            deadline.0 = deadline.0.min(now);
+        }
+        self.reversals.repeat_all_now(now);
+    }
+
     async fn run<R: tokio::io::AsyncRead + Unpin>(
         &mut self,
         reader: &mut FrameReader<R>,
@@ -545,6 +625,7 @@ impl Conn {
     }
 
     fn fail(&mut self, error: String) {
+        self.broken = true;
         self.tally.errors += 1;
         self.errors.add(error);
     }
