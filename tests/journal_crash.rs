@@ -1,28 +1,31 @@
 //! The journal's promise under SIGKILL: the switch runs as a child process
-//! under load and is killed at random moments, then restarted. At the end,
-//! against the issuer simulator's own record and the load generator's:
-//! every approval the issuer gave reached the acquirer or was reversed, no
-//! request reached the issuer twice, and the journal agrees with both
-//! sides. Then the database files and every log are searched for the PANs:
-//! none may be there in the clear. Cycles: 20, or CARDSWITCH_CRASH_CYCLES.
+//! under load and is killed at random moments (sometimes again during its
+//! recovery, with the issuer sometimes stalled), then restarted. At the
+//! end, against the issuer simulator's own record and the terminals': no
+//! request reached the issuer twice, and the acquirer, the issuer and the
+//! journal agree on every request's net outcome (no split: an approval
+//! kept by the terminal is kept by the issuer, and the other way round).
+//! Then the database files and every log are searched for the PANs: none
+//! may be there in the clear. Cycles: 20, or CARDSWITCH_CRASH_CYCLES; the
+//! seed is printed and taken from CARDSWITCH_CRASH_SEED.
 
 mod support;
 
-use std::collections::{HashMap, HashSet};
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use cardswitch::message::sensitive::luhn_valid;
 use serde_json::Value;
 use support::certs::temp_dir;
+use support::ledger::{AcquirerSide, IssuerSide, JournalSide, Splits, read_lines};
 use support::process::{BIN, Running, start_listening, start_logged, wait_until};
 
 const KEY: &str = "k1:000102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const WRONG_KEY: &str = "k1:ff0102030405060708090a0b0c0d0e0f101112131415161718191a1b1c1d1e1f";
 const BIN_PREFIX: &str = "476173";
 
-fn write_config(dir: &Path, issuer: &str) -> String {
+fn write_config(dir: &Path, issuer: &str, listen: &str) -> String {
     let text = format!(
         r#"
 [switch]
@@ -38,7 +41,7 @@ path = "journal.db"
 
 [[acquirer]]
 name = "pos"
-listen = "127.0.0.1:0"
+listen = "{listen}"
 spec = "iso87-ascii"
 framing = {{ length = "ascii4" }}
 
@@ -57,15 +60,6 @@ issuer = "issuer-a"
     let path = dir.join("switch.toml");
     std::fs::write(&path, text).expect("config");
     path.display().to_string()
-}
-
-fn read_lines(path: &Path) -> Vec<Value> {
-    std::fs::read_to_string(path)
-        .unwrap_or_default()
-        .lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect()
 }
 
 fn field<'a>(v: &'a Value, name: &str) -> &'a str {
@@ -150,12 +144,125 @@ fn pans_in(bytes: &[u8]) -> Vec<String> {
     found
 }
 
+/// One kill cycle of the crash run, drawn from the seed.
+#[derive(Debug, Clone, Copy)]
+struct Cycle {
+    /// How long the switch runs before it is killed.
+    up_ms: u64,
+    /// A SIGSTOP of the issuer after this long, for this long.
+    stall: Option<(u64, u64)>,
+    /// A second start killed this soon, while it recovers.
+    kill_in_recovery_ms: Option<u64>,
+}
+
+fn schedule(rng: &mut fastrand::Rng, cycles: usize) -> Vec<Cycle> {
+    (0..cycles)
+        .map(|_| {
+            let up_ms = rng.u64(300..1500);
+            Cycle {
+                up_ms,
+                stall: (rng.u8(..3) == 0).then(|| (rng.u64(0..up_ms), rng.u64(200..1500))),
+                kill_in_recovery_ms: (rng.u8(..4) == 0).then(|| rng.u64(5..150)),
+            }
+        })
+        .collect()
+}
+
+fn signal(pid: u32, sig: &str) {
+    let _ = Command::new("kill").args([sig, &pid.to_string()]).status();
+}
+
+/// A terminal fleet: `cardswitch load` sending `mti` requests to `target`
+/// until `duration_s` has passed, across every kill: it reconnects, and
+/// reverses (0420) every request that got no answer in time, including
+/// those in flight when the switch died.
+fn terminals(target: &str, mti: &str, rrn_start: u64, record: &Path, duration_s: f64) -> Child {
+    Command::new(BIN)
+        .args([
+            "load",
+            "--target",
+            target,
+            "--spec",
+            "iso87-ascii",
+            "--framing",
+            "ascii4",
+            "--bins",
+            &format!("{BIN_PREFIX}:1"),
+            "--mti",
+            mti,
+            "--connections",
+            "4",
+            "--in-flight",
+            "4",
+            "--duration-s",
+            &format!("{duration_s:.1}"),
+            "--timeout-ms",
+            "1000",
+            "--rrn-start",
+            &rrn_start.to_string(),
+            "--record",
+            &record.display().to_string(),
+            "--reconnect",
+            "--reversal-drain-s",
+            "30",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("load")
+}
+
+/// Starts the switch without waiting for it, and kills it `after` into its
+/// start (while it recovers from the journal).
+fn kill_during_recovery(dir: &Path, config: &str, cycle: usize, after: Duration) {
+    let log = std::fs::File::create(dir.join(format!("switch-{cycle}-recovery.log"))).expect("log");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config", config])
+        .env("CARDSWITCH_JOURNAL_KEY", KEY)
+        .env("RUST_LOG", "debug")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::from(log))
+        .spawn()
+        .expect("switch");
+    std::thread::sleep(after);
+    let _ = child.kill();
+    let _ = child.wait();
+}
+
+fn wait_exit(child: &mut Child, limit: Duration) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if let Ok(Some(_)) = child.try_wait() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = child.kill();
+    false
+}
+
+/// The journal's promise under SIGKILL, issue 19's split check included.
+/// A mix of authorizations (0100) and financial requests (0200) runs
+/// through the switch, which is killed at random moments (sometimes again
+/// while it recovers) while the issuer is sometimes stalled (SIGSTOP). The
+/// terminals behave as ISO 8583 acquirers do: they reverse what timed out.
+/// At the end the acquirer, the issuer and the journal agree on every
+/// request's net outcome (no split), no request reached the issuer twice,
+/// and no full PAN is at rest or in a log.
 #[test]
-fn killed_switch_loses_nothing_and_applies_nothing_twice() {
+fn killed_switch_loses_nothing_applies_nothing_twice_and_never_splits() {
     let cycles: usize = std::env::var("CARDSWITCH_CRASH_CYCLES")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(20);
+    let seed = std::env::var("CARDSWITCH_CRASH_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| fastrand::u64(..));
+    eprintln!("crash run: CARDSWITCH_CRASH_SEED={seed} CARDSWITCH_CRASH_CYCLES={cycles}");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let plan = schedule(&mut rng, cycles);
     let dir = temp_dir("journal-crash");
     let issuer_record = dir.join("issuer.jsonl");
     let mut issuer = start_listening(&[
@@ -173,53 +280,52 @@ fn killed_switch_loses_nothing_and_applies_nothing_twice() {
         "--drop-rate",
         "0.02",
     ]);
-    let config = write_config(&dir, &issuer.addr);
+    let acquirer_addr = support::process::free_addr();
+    let config = write_config(&dir, &issuer.addr, &acquirer_addr);
     let db = dir.join("journal.db");
-    let mut rng = fastrand::Rng::with_seed(
-        std::env::var("CARDSWITCH_CRASH_SEED")
-            .ok()
-            .and_then(|v| v.parse().ok())
-            .unwrap_or_else(|| fastrand::u64(..)),
-    );
-    for cycle in 0..cycles {
-        let mut switch = start_switch(&dir, &config, cycle);
-        let record = dir.join(format!("acquirer-{cycle}.jsonl"));
-        let mut load = Command::new(BIN)
-            .args([
-                "load",
-                "--target",
-                &switch.addr,
-                "--spec",
-                "iso87-ascii",
-                "--framing",
-                "ascii4",
-                "--bins",
-                &format!("{BIN_PREFIX}:1"),
-                "--connections",
-                "4",
-                "--in-flight",
-                "4",
-                "--duration-s",
-                "2",
-                "--timeout-ms",
-                "3000",
-                "--rrn-start",
-                &(cycle as u64 * 1_000_000).to_string(),
-                "--record",
-                &record.display().to_string(),
-            ])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("load");
-        std::thread::sleep(Duration::from_millis(rng.u64(150..1500)));
+    let run_s = plan.iter().map(|c| c.up_ms).sum::<u64>() as f64 / 1000.0 + 0.3 * cycles as f64;
+    let records = [
+        dir.join("acquirer-0100.jsonl"),
+        dir.join("acquirer-0200.jsonl"),
+    ];
+    // The terminals connect once the first switch listens; after that
+    // they reconnect by themselves.
+    let mut switch = start_switch(&dir, &config, 0);
+    let mut fleets = [
+        terminals(&acquirer_addr, "0100", 0, &records[0], run_s),
+        terminals(&acquirer_addr, "0200", 50_000_000, &records[1], run_s),
+    ];
+    let (mut stalls, mut recovery_kills) = (0, 0);
+    for (n, cycle) in plan.iter().enumerate() {
+        if n > 0 {
+            switch = start_switch(&dir, &config, n);
+        }
+        let started = std::time::Instant::now();
+        if let Some((at_ms, for_ms)) = cycle.stall {
+            std::thread::sleep(Duration::from_millis(at_ms));
+            signal(issuer.child.id(), "-STOP");
+            std::thread::sleep(Duration::from_millis(for_ms));
+            signal(issuer.child.id(), "-CONT");
+            stalls += 1;
+        }
+        let up = Duration::from_millis(cycle.up_ms);
+        std::thread::sleep(up.saturating_sub(started.elapsed()));
         sigkill(&mut switch);
-        let _ = load.wait();
+        if let Some(ms) = cycle.kill_in_recovery_ms {
+            kill_during_recovery(&dir, &config, n, Duration::from_millis(ms));
+            recovery_kills += 1;
+        }
     }
 
-    // A last start picks up what the kills left: reversals and advices are
-    // delivered until the journal has nothing open.
+    // A last start picks up what the kills left; the terminals finish,
+    // reversing what they never got an answer for; the queue drains.
     let mut switch = start_switch(&dir, &config, cycles);
+    for fleet in &mut fleets {
+        assert!(
+            wait_exit(fleet, Duration::from_secs_f64(run_s + 60.0)),
+            "a load generator did not end"
+        );
+    }
     wait_until(
         "the journal to close every transaction",
         Duration::from_secs(60),
@@ -234,98 +340,61 @@ fn killed_switch_loses_nothing_and_applies_nothing_twice() {
         "issuer stops on SIGTERM"
     );
 
-    // The issuer's side.
-    let issuer_lines = read_lines(&issuer_record);
-    let mut approved_by_issuer: HashSet<String> = HashSet::new();
-    let mut reversed_at_issuer: HashSet<String> = HashSet::new();
-    let mut seen_requests: HashMap<String, usize> = HashMap::new();
-    for line in &issuer_lines {
-        let rrn = field(line, "rrn").to_string();
-        match field(line, "mti") {
-            "0100" => {
-                *seen_requests.entry(rrn.clone()).or_default() += 1;
-                if field(line, "response_code") == "00" {
-                    approved_by_issuer.insert(rrn);
-                }
-            }
-            "0420" | "0421" => {
-                reversed_at_issuer.insert(rrn);
-            }
-            _ => {}
-        }
+    let iss = IssuerSide::from_record(&issuer_record);
+    let mut acq = AcquirerSide::default();
+    for record in &records {
+        acq.add_record(record);
     }
-    assert!(
-        approved_by_issuer.len() > 50,
-        "the load reached the issuer ({} approvals)",
-        approved_by_issuer.len()
-    );
-    let twice: Vec<_> = seen_requests.iter().filter(|(_, n)| **n > 1).collect();
-    assert!(twice.is_empty(), "requests forwarded twice: {twice:?}");
-
-    // The acquirer's side.
-    let mut approved_at_acquirer: HashSet<String> = HashSet::new();
-    for cycle in 0..cycles {
-        for line in read_lines(&dir.join(format!("acquirer-{cycle}.jsonl"))) {
-            if field(&line, "response_code") == "00" && line["late"] == Value::Bool(false) {
-                approved_at_acquirer.insert(field(&line, "rrn").to_string());
-            }
-        }
-    }
-    let lost: Vec<_> = approved_by_issuer
-        .iter()
-        .filter(|rrn| !approved_at_acquirer.contains(*rrn) && !reversed_at_issuer.contains(*rrn))
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} approvals neither reached the acquirer nor were reversed: {:?}",
-        lost.len(),
-        lost.iter().take(10).collect::<Vec<_>>()
-    );
-    let phantom: Vec<_> = approved_at_acquirer
-        .iter()
-        .filter(|rrn| !approved_by_issuer.contains(*rrn))
-        .collect();
-    assert!(
-        phantom.is_empty(),
-        "acquirer approvals the issuer never gave: {phantom:?}"
-    );
-
-    // The journal agrees with both sides.
     let rows = journal_rows(&db);
-    let by_rrn: HashMap<&str, _> = rows
-        .iter()
-        .filter(|r| r.1 == "0100")
-        .map(|r| (r.0.as_str(), r))
-        .collect();
-    for rrn in approved_by_issuer.iter().chain(approved_at_acquirer.iter()) {
-        let row = by_rrn
-            .get(rrn.as_str())
-            .unwrap_or_else(|| panic!("RRN {rrn} is not in the journal"));
-        let (_, _, state, code, _) = row;
-        match state.as_str() {
-            "answered" => {
-                // Answered rows must say what the acquirer got.
-                let got = approved_at_acquirer.contains(rrn);
-                assert_eq!(code == "00", got, "journal says {code} for RRN {rrn}");
-            }
-            "reversed" => assert!(
-                reversed_at_issuer.contains(rrn),
-                "journal says RRN {rrn} reversed but the issuer never saw the reversal"
-            ),
-            other => panic!("RRN {rrn} left in state {other}"),
-        }
-    }
-    for (rrn, _, state, _, _) in rows.iter().filter(|r| r.1 == "0100") {
-        if state == "reversed" {
-            assert!(
-                reversed_at_issuer.contains(rrn),
-                "reversal of {rrn} not seen by issuer"
-            );
-        }
-    }
+    let journal = JournalSide::from_rows(&rows);
+    assert!(
+        iss.approved.len() > 50,
+        "the load reached the issuer ({} approvals)",
+        iss.approved.len()
+    );
+    let twice: Vec<_> = iss.received.iter().filter(|(_, n)| **n > 1).collect();
+    assert!(
+        twice.is_empty(),
+        "{} requests forwarded twice: {:?}",
+        twice.len(),
+        twice.iter().take(10).collect::<Vec<_>>()
+    );
+    let unsettled = acq.unsettled();
+    assert!(
+        unsettled.is_empty(),
+        "{} timed-out requests whose reversal was never acknowledged: {:?}",
+        unsettled.len(),
+        unsettled.iter().take(10).collect::<Vec<_>>()
+    );
+    assert!(
+        journal.open.is_empty(),
+        "journal rows left open: {:?}",
+        journal.open
+    );
+    let splits = Splits::find(&acq, &iss, &journal);
+    eprintln!(
+        "{cycles} kills ({recovery_kills} more during recovery, {stalls} issuer stalls): \
+         {} issuer approvals, {} kept by terminals, {} reversed at the issuer, \
+         {} terminal reversals, {} journal rows; splits: {} kept by the terminal only, \
+         {} kept by the issuer only, {} where the journal disagrees",
+        iss.approved.len(),
+        acq.kept.len(),
+        iss.reversed.len(),
+        acq.reversal_sent.len(),
+        rows.len(),
+        splits.acquirer_only.len(),
+        splits.issuer_only.len(),
+        splits.journal_disagrees.len(),
+    );
+    assert_eq!(splits.total(), 0, "splits (seed {seed}): {splits:?}");
 
-    // No PAN in the clear at rest or in any log, at debug level.
-    let mut files: Vec<_> = std::fs::read_dir(&dir)
+    no_pan_in_any_file(&dir);
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// No PAN in the clear at rest or in any log (written at debug level).
+fn no_pan_in_any_file(dir: &Path) {
+    let mut files: Vec<_> = std::fs::read_dir(dir)
         .expect("dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
         .collect();
@@ -346,16 +415,7 @@ fn killed_switch_loses_nothing_and_applies_nothing_twice() {
         files.iter().any(|p| p.ends_with("journal.db")),
         "journal database searched"
     );
-    let masked_rows = rows.len();
-    assert!(searched > 0 && masked_rows > 0);
-    eprintln!(
-        "{cycles} kills: {} issuer approvals, {} reversed, {} journal rows, {} bytes searched",
-        approved_by_issuer.len(),
-        reversed_at_issuer.len(),
-        rows.len(),
-        searched
-    );
-    let _ = std::fs::remove_dir_all(&dir);
+    assert!(searched > 0);
 }
 
 #[test]
@@ -368,7 +428,7 @@ fn a_missing_or_wrong_key_stops_start_up() {
         "--spec",
         "iso87-ascii",
     ]);
-    let config = write_config(&dir, &issuer.addr);
+    let config = write_config(&dir, &issuer.addr, "127.0.0.1:0");
     let run = |env: &[(&str, &str)]| {
         let out = Command::new(BIN)
             .args(["run", "--config", &config])
@@ -408,7 +468,7 @@ fn an_acknowledged_advice_survives_a_kill_and_reaches_its_issuer() {
     let dir = temp_dir("journal-advice");
     // The issuer is down while the advice comes in.
     let issuer_addr = support::process::free_addr();
-    let config = write_config(&dir, &issuer_addr);
+    let config = write_config(&dir, &issuer_addr, "127.0.0.1:0");
     let mut switch = start_switch(&dir, &config, 0);
     let advice = serde_json::json!({"mti": "0220", "fields": {
         "2": "4761739001010119", "3": "000000", "4": "000000004200", "7": "1123143005",

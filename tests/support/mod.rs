@@ -2,5 +2,6 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod ledger;
 pub mod process;
 pub mod wait;
