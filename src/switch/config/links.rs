@@ -1,0 +1,319 @@
+//! Checking the `[[acquirer]]` and `[[issuer]]` sections.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::check::{Ctx, addresses_collide, host_port, is_digits};
+use super::file::*;
+use super::*;
+
+/// Checks a link name and that no other acquirer or issuer has it (they
+/// share log fields and metric labels).
+pub(super) fn check_name(
+    ctx: &Ctx,
+    name: &Text,
+    kind: &'static str,
+    names: &mut HashMap<String, (&'static str, usize)>,
+) -> Result<String, ConfigError> {
+    let n = name.get_ref();
+    let section = format!("{kind} '{n}'");
+    let plain = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.');
+    if n.is_empty() || n.len() > NAME_BYTES_MAX || !n.bytes().all(plain) {
+        return Err(ctx.invalid(
+            name.span(),
+            &section,
+            format!(
+                "a name is 1 to {NAME_BYTES_MAX} letters, digits, '-', '_' or '.' (it labels logs and metrics)"
+            ),
+        ));
+    }
+    let line = ctx.line(name.span());
+    if let Some((other_kind, other_line)) = names.insert(n.clone(), (kind, line)) {
+        return Err(ctx.invalid(
+            name.span(),
+            &section,
+            format!("name already used by {other_kind} '{n}' (line {other_line})"),
+        ));
+    }
+    Ok(n.clone())
+}
+
+pub(super) fn check_framing(
+    ctx: &Ctx,
+    framing: &Spanned<Framing>,
+    section: &str,
+) -> Result<Framing, ConfigError> {
+    let f = framing.get_ref();
+    if f.frame_bytes_max == 0 {
+        return Err(ctx.invalid(
+            framing.span(),
+            section,
+            "framing: frame_bytes_max must be at least 1",
+        ));
+    }
+    Ok(f.clone())
+}
+
+pub(super) fn check_acquirer(
+    ctx: &mut Ctx,
+    raw: &Spanned<AcquirerFile>,
+    names: &mut HashMap<String, (&'static str, usize)>,
+) -> Result<AcquirerConfig, ConfigError> {
+    let a = raw.get_ref();
+    let name = check_name(ctx, &a.name, "acquirer", names)?;
+    let section = format!("acquirer '{name}'");
+    host_port(a.listen.get_ref())
+        .map_err(|reason| ctx.invalid(a.listen.span(), &section, format!("listen: {reason}")))?;
+    let spec = ctx.spec(&a.spec, &section)?;
+    let framing = check_framing(ctx, &a.framing, &section)?;
+    let tls = match &a.tls {
+        Some(t) => Some(AcquirerTls {
+            cert: ctx.existing_file(&t.cert, &section, "tls.cert")?,
+            key: ctx.existing_file(&t.key, &section, "tls.key")?,
+            client_ca: t
+                .client_ca
+                .as_ref()
+                .map(|ca| ctx.existing_file(ca, &section, "tls.client_ca"))
+                .transpose()?,
+        }),
+        None => None,
+    };
+    let mut allowed_institutions = Vec::new();
+    if let Some(list) = &a.allowed_institutions {
+        for id in list.get_ref() {
+            if !is_digits(id.get_ref(), 1, INSTITUTION_DIGITS_MAX) {
+                return Err(ctx.invalid(
+                    id.span(),
+                    &section,
+                    format!(
+                        "allowed_institutions: '{}' is not 1 to {INSTITUTION_DIGITS_MAX} digits",
+                        id.get_ref()
+                    ),
+                ));
+            }
+            if !allowed_institutions.contains(id.get_ref()) {
+                allowed_institutions.push(id.get_ref().clone());
+            }
+        }
+    }
+    Ok(AcquirerConfig {
+        name,
+        line: ctx.line(raw.span()),
+        listen: a.listen.get_ref().clone(),
+        spec_name: a.spec.get_ref().clone(),
+        spec,
+        framing,
+        tls,
+        allowed_institutions,
+        connections_max: ctx.positive_usize(
+            &a.connections_max,
+            ACQUIRER_CONNECTIONS_MAX_DEFAULT,
+            &section,
+            "connections_max",
+        )?,
+        in_flight_max: ctx.positive_usize(
+            &a.in_flight_max,
+            ACQUIRER_IN_FLIGHT_MAX_DEFAULT,
+            &section,
+            "in_flight_max",
+        )?,
+        idle_timeout: Duration::from_secs(ctx.positive(
+            &a.idle_timeout_s,
+            ACQUIRER_IDLE_TIMEOUT_S_DEFAULT,
+            &section,
+            "idle_timeout_s",
+        )?),
+    })
+}
+
+/// Two acquirers cannot listen on the same address (the second bind fails
+/// at start; better to say so with its line).
+pub(super) fn check_listen_conflicts(
+    ctx: &Ctx,
+    raw: &Spanned<AcquirerFile>,
+    new: &AcquirerConfig,
+    earlier: &[AcquirerConfig],
+) -> Result<(), ConfigError> {
+    for other in earlier {
+        if addresses_collide(&new.listen, &other.listen) {
+            return Err(ctx.invalid(
+                raw.get_ref().listen.span(),
+                &format!("acquirer '{}'", new.name),
+                format!(
+                    "listen address '{}' is already used by acquirer '{}' (line {})",
+                    new.listen, other.name, other.line
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn check_issuer(
+    ctx: &mut Ctx,
+    raw: &Spanned<IssuerFile>,
+    names: &mut HashMap<String, (&'static str, usize)>,
+) -> Result<IssuerConfig, ConfigError> {
+    let i = raw.get_ref();
+    let name = check_name(ctx, &i.name, "issuer", names)?;
+    let section = format!("issuer '{name}'");
+    if i.addresses.get_ref().is_empty() {
+        return Err(ctx.invalid(
+            i.addresses.span(),
+            &section,
+            "addresses: at least one host:port is needed",
+        ));
+    }
+    let mut hosts = Vec::new();
+    for address in i.addresses.get_ref() {
+        let (host, port) = host_port(address.get_ref()).map_err(|reason| {
+            ctx.invalid(address.span(), &section, format!("addresses: {reason}"))
+        })?;
+        if port == 0 {
+            return Err(ctx.invalid(
+                address.span(),
+                &section,
+                format!("addresses: '{}' has port 0", address.get_ref()),
+            ));
+        }
+        if !hosts.contains(&host) {
+            hosts.push(host);
+        }
+    }
+    let spec = ctx.spec(&i.spec, &section)?;
+    let framing = check_framing(ctx, &i.framing, &section)?;
+    let tls = match &i.tls {
+        Some(t) => Some(check_issuer_tls(ctx, t, &hosts, &section)?),
+        None => None,
+    };
+    let stand_in = match &i.stand_in {
+        Some(s) => {
+            let rules = *s.get_ref();
+            let zero = [
+                ("per_transaction_max", rules.per_transaction_max),
+                (
+                    "per_card_daily_count",
+                    u64::from(rules.per_card_daily_count),
+                ),
+                ("per_card_daily_amount", rules.per_card_daily_amount),
+            ]
+            .into_iter()
+            .find(|(_, v)| *v == 0);
+            if let Some((key, _)) = zero {
+                return Err(ctx.invalid(
+                    s.span(),
+                    &section,
+                    format!("stand_in.{key} must be at least 1 (leave stand_in out to disable it)"),
+                ));
+            }
+            if rules.per_transaction_max > rules.per_card_daily_amount {
+                return Err(ctx.invalid(
+                    s.span(),
+                    &section,
+                    format!(
+                        "stand_in.per_transaction_max ({}) is above per_card_daily_amount ({})",
+                        rules.per_transaction_max, rules.per_card_daily_amount
+                    ),
+                ));
+            }
+            Some(rules)
+        }
+        None => None,
+    };
+    let echo_interval_s = match &i.echo_interval_s {
+        Some(v) => *v.get_ref(),
+        None => ISSUER_ECHO_INTERVAL_S_DEFAULT,
+    };
+    Ok(IssuerConfig {
+        name,
+        line: ctx.line(raw.span()),
+        addresses: i
+            .addresses
+            .get_ref()
+            .iter()
+            .map(|a| a.get_ref().clone())
+            .collect(),
+        spec_name: i.spec.get_ref().clone(),
+        spec,
+        framing,
+        tls,
+        connections: ctx.positive_usize(
+            &i.connections,
+            ISSUER_CONNECTIONS_DEFAULT,
+            &section,
+            "connections",
+        )?,
+        timeout: Duration::from_millis(ctx.positive(
+            &i.timeout_ms,
+            ISSUER_TIMEOUT_MS_DEFAULT,
+            &section,
+            "timeout_ms",
+        )?),
+        echo_interval: (echo_interval_s > 0).then(|| Duration::from_secs(echo_interval_s)),
+        sign_on: i.sign_on,
+        in_flight_max: ctx.positive_usize(
+            &i.in_flight_max,
+            ISSUER_IN_FLIGHT_MAX_DEFAULT,
+            &section,
+            "in_flight_max",
+        )?,
+        stand_in,
+    })
+}
+
+pub(super) fn check_issuer_tls(
+    ctx: &Ctx,
+    raw: &Spanned<IssuerTlsFile>,
+    hosts: &[String],
+    section: &str,
+) -> Result<IssuerTls, ConfigError> {
+    let t = raw.get_ref();
+    let ca = ctx.existing_file(&t.ca, section, "tls.ca")?;
+    let server_name = match &t.server_name {
+        Some(n) => {
+            if rustls::pki_types::ServerName::try_from(n.get_ref().as_str()).is_err() {
+                return Err(ctx.invalid(
+                    n.span(),
+                    section,
+                    format!(
+                        "tls.server_name '{}' is not a DNS name or IP address",
+                        n.get_ref()
+                    ),
+                ));
+            }
+            n.get_ref().clone()
+        }
+        None => match hosts {
+            [host] => host.clone(),
+            _ => {
+                return Err(ctx.invalid(
+                    raw.span(),
+                    section,
+                    "tls.server_name is needed: the addresses have different hosts",
+                ));
+            }
+        },
+    };
+    let (cert, key) = match (&t.cert, &t.key) {
+        (Some(c), Some(k)) => (
+            Some(ctx.existing_file(c, section, "tls.cert")?),
+            Some(ctx.existing_file(k, section, "tls.key")?),
+        ),
+        (None, None) => (None, None),
+        _ => {
+            return Err(ctx.invalid(
+                raw.span(),
+                section,
+                "tls.cert and tls.key go together (a client certificate and its key)",
+            ));
+        }
+    };
+    Ok(IssuerTls {
+        ca,
+        server_name,
+        cert,
+        key,
+    })
+}
