@@ -76,8 +76,8 @@ pub async fn serve<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     assert!(
-        settings.connections_max > 0,
-        "connection limit must be positive"
+        (1..=Semaphore::MAX_PERMITS).contains(&settings.connections_max),
+        "connection limit must be positive and within a semaphore's permits"
     );
     let limit = Arc::new(Semaphore::new(settings.connections_max));
     let handle = Arc::new(handle);

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::ops::Range;
+use std::ops::{Range, RangeInclusive};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -114,35 +114,35 @@ impl Ctx<'_> {
         Ok(spec)
     }
 
-    /// An optional count or duration: its default when absent, never zero.
-    pub(super) fn positive(
+    /// A count, size or duration: `default` when the key is absent, else
+    /// the value written, which must lie in `range` (refused naming the
+    /// key, its line and the range), in the type its consumer takes. Every
+    /// numeric key goes through here, so none is unbounded.
+    pub(super) fn number<T: TryFrom<u64>>(
         &self,
         value: &Number,
         default: u64,
+        range: &RangeInclusive<u64>,
         section: &str,
         key: &str,
-    ) -> Result<u64, ConfigError> {
-        match value {
-            None => Ok(default),
-            Some(v) if *v.get_ref() == 0 => {
-                Err(self.invalid(v.span(), section, format!("{key} must be at least 1")))
-            }
-            Some(v) => Ok(*v.get_ref()),
-        }
-    }
-
-    pub(super) fn positive_usize(
-        &self,
-        value: &Number,
-        default: u64,
-        section: &str,
-        key: &str,
-    ) -> Result<usize, ConfigError> {
-        let n = self.positive(value, default, section, key)?;
-        usize::try_from(n).map_err(|_| {
-            let span = value.as_ref().map_or(0..0, Spanned::span);
-            self.invalid(span, section, format!("{key} is too large"))
-        })
+    ) -> Result<T, ConfigError> {
+        debug_assert!(range.contains(&default), "{key}: default outside its range");
+        let out_of_range = |shown: &dyn std::fmt::Display, span: Range<usize>| {
+            let (min, max) = (range.start(), range.end());
+            let reason = format!("{key} = {shown} is out of range {min}..={max}");
+            self.invalid(span, section, reason)
+        };
+        let n = match value {
+            None => default,
+            Some(v) => u64::try_from(*v.get_ref())
+                .ok()
+                .filter(|n| range.contains(n))
+                .ok_or_else(|| out_of_range(v.get_ref(), v.span()))?,
+        };
+        // A range wider than the consumer's type is a programming error;
+        // it is still refused rather than truncated.
+        let span = value.as_ref().map_or(0..0, Spanned::span);
+        T::try_from(n).map_err(|_| out_of_range(&n, span))
     }
 }
 
@@ -215,25 +215,11 @@ pub(super) fn parse(
         ));
     }
     let default_route = check_default_route(&ctx, raw.default_route.as_ref(), &issuers)?;
-    let journal = match &raw.journal {
-        Some(j) => {
-            let j = j.get_ref();
-            if j.path.get_ref().trim().is_empty() {
-                return Err(ctx.invalid(j.path.span(), "journal", "path is empty"));
-            }
-            Some(JournalSettings {
-                path: ctx.path(j.path.get_ref()),
-                key_file: j.key_file.as_ref().map(|k| ctx.path(k.get_ref())),
-                group_records_max: ctx.positive_usize(
-                    &j.group_records_max,
-                    crate::journal::writer::GROUP_RECORDS_MAX as u64,
-                    "journal",
-                    "group_records_max",
-                )?,
-            })
-        }
-        None => None,
-    };
+    let journal = raw
+        .journal
+        .as_ref()
+        .map(|j| check_journal(&ctx, j))
+        .transpose()?;
     Ok(SwitchConfig {
         file: file.to_string(),
         switch,
@@ -242,6 +228,29 @@ pub(super) fn parse(
         routes,
         default_route,
         journal,
+    })
+}
+
+/// `[journal]`: the lines of its keys are kept for the errors a start
+/// may meet (a key file that cannot be read, a database that cannot open).
+fn check_journal(ctx: &Ctx, raw: &Spanned<JournalFile>) -> Result<JournalSettings, ConfigError> {
+    let j = raw.get_ref();
+    if j.path.get_ref().trim().is_empty() {
+        return Err(ctx.invalid(j.path.span(), "journal", "path is empty"));
+    }
+    Ok(JournalSettings {
+        line: ctx.line(raw.span()),
+        path: ctx.path(j.path.get_ref()),
+        path_line: ctx.line(j.path.span()),
+        key_file: j.key_file.as_ref().map(|k| ctx.path(k.get_ref())),
+        key_file_line: j.key_file.as_ref().map(|k| ctx.line(k.span())),
+        group_records_max: ctx.number(
+            &j.group_records_max,
+            crate::journal::writer::GROUP_RECORDS_MAX as u64,
+            &JOURNAL_GROUP_RECORDS_MAX_RANGE,
+            "journal",
+            "group_records_max",
+        )?,
     })
 }
 
@@ -279,23 +288,41 @@ pub(super) fn check_switch(
         response_wait_ms: None,
     };
     let saf = s.saf.as_ref().unwrap_or(&none);
-    let section_saf = "switch.saf";
-    let queue_max = ctx.positive_usize(
-        &saf.queue_max,
-        SAF_QUEUE_MAX_DEFAULT,
-        section_saf,
-        "queue_max",
+    let window_s = ctx.number(
+        &s.duplicate_window_s,
+        DUPLICATE_WINDOW_S_DEFAULT,
+        &DUPLICATE_WINDOW_S_RANGE,
+        section,
+        "duplicate_window_s",
     )?;
-    let retry_min_ms = ctx.positive(
+    Ok(SwitchSettings {
+        institution_id: id.get_ref().clone(),
+        metrics,
+        saf: check_saf(ctx, saf, raw)?,
+        duplicate_window: Duration::from_secs(window_s),
+    })
+}
+
+/// `[switch.saf]`: every key in its range, and the first retry no later
+/// than the longest.
+fn check_saf(
+    ctx: &Ctx,
+    saf: &SafFile,
+    raw: &Spanned<SwitchFile>,
+) -> Result<SafSettings, ConfigError> {
+    let section = "switch.saf";
+    let retry_min_ms: u64 = ctx.number(
         &saf.retry_min_ms,
         SAF_RETRY_MIN_MS_DEFAULT,
-        section_saf,
+        &SAF_RETRY_MIN_MS_RANGE,
+        section,
         "retry_min_ms",
     )?;
-    let retry_max_ms = ctx.positive(
+    let retry_max_ms: u64 = ctx.number(
         &saf.retry_max_ms,
         SAF_RETRY_MAX_MS_DEFAULT,
-        section_saf,
+        &SAF_RETRY_MAX_MS_RANGE,
+        section,
         "retry_max_ms",
     )?;
     if retry_min_ms > retry_max_ms {
@@ -306,47 +333,45 @@ pub(super) fn check_switch(
             .map_or(raw.span(), Spanned::span);
         return Err(ctx.invalid(
             span,
-            section_saf,
+            section,
             format!("retry_min_ms ({retry_min_ms}) is above retry_max_ms ({retry_max_ms})"),
         ));
     }
-    let expiry_s = ctx.positive(&saf.expiry_s, SAF_EXPIRY_S_DEFAULT, section_saf, "expiry_s")?;
-    let max_attempts = ctx.positive(
-        &saf.max_attempts,
-        SAF_MAX_ATTEMPTS_DEFAULT,
-        section_saf,
-        "max_attempts",
+    let expiry_s = ctx.number(
+        &saf.expiry_s,
+        SAF_EXPIRY_S_DEFAULT,
+        &SAF_EXPIRY_S_RANGE,
+        section,
+        "expiry_s",
     )?;
-    let attempts_max = u32::try_from(max_attempts).map_err(|_| {
-        let span = saf.max_attempts.as_ref().map_or(0..0, Spanned::span);
-        ctx.invalid(span, section_saf, "max_attempts is too large")
-    })?;
-    let response_wait_ms = ctx.positive(
+    let response_wait_ms = ctx.number(
         &saf.response_wait_ms,
         SAF_RESPONSE_WAIT_MS_DEFAULT,
-        section_saf,
+        &SAF_RESPONSE_WAIT_MS_RANGE,
+        section,
         "response_wait_ms",
     )?;
-    let window_s = ctx.positive(
-        &s.duplicate_window_s,
-        DUPLICATE_WINDOW_S_DEFAULT,
-        section,
-        "duplicate_window_s",
-    )?;
-    Ok(SwitchSettings {
-        institution_id: id.get_ref().clone(),
-        metrics,
-        saf: SafSettings {
-            queue_max,
-            policy: SafPolicy {
-                retry_min: Duration::from_millis(retry_min_ms),
-                retry_max: Duration::from_millis(retry_max_ms),
-                expiry: Duration::from_secs(expiry_s),
-                attempts_max,
-            },
-            response_wait: Duration::from_millis(response_wait_ms),
+    Ok(SafSettings {
+        queue_max: ctx.number(
+            &saf.queue_max,
+            SAF_QUEUE_MAX_DEFAULT,
+            &SAF_QUEUE_MAX_RANGE,
+            section,
+            "queue_max",
+        )?,
+        policy: SafPolicy {
+            retry_min: Duration::from_millis(retry_min_ms),
+            retry_max: Duration::from_millis(retry_max_ms),
+            expiry: Duration::from_secs(expiry_s),
+            attempts_max: ctx.number(
+                &saf.max_attempts,
+                SAF_MAX_ATTEMPTS_DEFAULT,
+                &SAF_MAX_ATTEMPTS_RANGE,
+                section,
+                "max_attempts",
+            )?,
         },
-        duplicate_window: Duration::from_secs(window_s),
+        response_wait: Duration::from_millis(response_wait_ms),
     })
 }
 

@@ -4,12 +4,13 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use super::super::standin::StandInRules;
 use crate::link::framing::Framing;
 
 pub(super) type Text = Spanned<String>;
 pub(super) type TextList = Spanned<Vec<Spanned<String>>>;
-pub(super) type Number = Option<Spanned<u64>>;
+/// Signed, as TOML integers are: a negative value is refused with its
+/// key's range like any other value out of range.
+pub(super) type Number = Option<Spanned<i64>>;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -89,7 +90,7 @@ pub(super) struct IssuerFile {
     #[serde(default)]
     pub(super) sign_on: bool,
     pub(super) in_flight_max: Number,
-    pub(super) stand_in: Option<Spanned<StandInRules>>,
+    pub(super) stand_in: Option<Spanned<StandInFile>>,
 }
 
 #[derive(Deserialize)]
@@ -125,4 +126,13 @@ pub(super) struct BinRangeFile {
 pub(super) struct DefaultRouteFile {
     pub(super) issuer: Option<Text>,
     pub(super) decline: Option<Spanned<bool>>,
+}
+
+/// `stand_in`: the limits of `StandInRules`, each with its line.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(super) struct StandInFile {
+    pub(super) per_transaction_max: Spanned<i64>,
+    pub(super) per_card_daily_count: Spanned<i64>,
+    pub(super) per_card_daily_amount: Spanned<i64>,
 }

@@ -8,6 +8,7 @@ use toml::Spanned;
 use super::check::{Ctx, addresses_collide, host_port, is_digits};
 use super::file::*;
 use super::*;
+use crate::link::framing::FRAME_BYTES_MAX_DEFAULT;
 
 /// Checks a link name and that no other acquirer or issuer has it (they
 /// share log fields and metric labels).
@@ -46,14 +47,18 @@ pub(super) fn check_framing(
     section: &str,
 ) -> Result<Framing, ConfigError> {
     let f = framing.get_ref();
-    if f.frame_bytes_max == 0 {
-        return Err(ctx.invalid(
-            framing.span(),
-            section,
-            "framing: frame_bytes_max must be at least 1",
-        ));
-    }
-    Ok(f.clone())
+    // The framing is deserialized whole, so its limit is named on the
+    // framing's own line.
+    let written = i64::try_from(f.frame_bytes_max).unwrap_or(i64::MAX);
+    let limit = Some(Spanned::new(framing.span(), written));
+    let frame_bytes_max = ctx.number(
+        &limit,
+        FRAME_BYTES_MAX_DEFAULT as u64,
+        &FRAME_BYTES_MAX_RANGE,
+        section,
+        "framing.frame_bytes_max",
+    )?;
+    Ok(f.clone().with_frame_bytes_max(frame_bytes_max))
 }
 
 pub(super) fn check_acquirer(
@@ -68,64 +73,130 @@ pub(super) fn check_acquirer(
         .map_err(|reason| ctx.invalid(a.listen.span(), &section, format!("listen: {reason}")))?;
     let spec = ctx.spec(&a.spec, &section)?;
     let framing = check_framing(ctx, &a.framing, &section)?;
-    let tls = match &a.tls {
-        Some(t) => Some(AcquirerTls {
-            cert: ctx.existing_file(&t.cert, &section, "tls.cert")?,
-            key: ctx.existing_file(&t.key, &section, "tls.key")?,
-            client_ca: t
-                .client_ca
-                .as_ref()
-                .map(|ca| ctx.existing_file(ca, &section, "tls.client_ca"))
-                .transpose()?,
-        }),
-        None => None,
-    };
-    let mut allowed_institutions = Vec::new();
-    if let Some(list) = &a.allowed_institutions {
-        for id in list.get_ref() {
-            if !is_digits(id.get_ref(), 1, INSTITUTION_DIGITS_MAX) {
-                return Err(ctx.invalid(
-                    id.span(),
-                    &section,
-                    format!(
-                        "allowed_institutions: '{}' is not 1 to {INSTITUTION_DIGITS_MAX} digits",
-                        id.get_ref()
-                    ),
-                ));
-            }
-            if !allowed_institutions.contains(id.get_ref()) {
-                allowed_institutions.push(id.get_ref().clone());
-            }
-        }
-    }
+    let tls = a
+        .tls
+        .as_ref()
+        .map(|t| check_acquirer_tls(ctx, t, &section))
+        .transpose()?;
+    let allowed_institutions = check_institutions(ctx, a.allowed_institutions.as_ref(), &section)?;
     Ok(AcquirerConfig {
         name,
         line: ctx.line(raw.span()),
         listen: a.listen.get_ref().clone(),
+        listen_line: ctx.line(a.listen.span()),
         spec_name: a.spec.get_ref().clone(),
         spec,
         framing,
         tls,
         allowed_institutions,
-        connections_max: ctx.positive_usize(
+        connections_max: ctx.number(
             &a.connections_max,
             ACQUIRER_CONNECTIONS_MAX_DEFAULT,
+            &ACQUIRER_CONNECTIONS_MAX_RANGE,
             &section,
             "connections_max",
         )?,
-        in_flight_max: ctx.positive_usize(
+        in_flight_max: ctx.number(
             &a.in_flight_max,
             ACQUIRER_IN_FLIGHT_MAX_DEFAULT,
+            &ACQUIRER_IN_FLIGHT_MAX_RANGE,
             &section,
             "in_flight_max",
         )?,
-        idle_timeout: Duration::from_secs(ctx.positive(
+        idle_timeout: Duration::from_secs(ctx.number(
             &a.idle_timeout_s,
             ACQUIRER_IDLE_TIMEOUT_S_DEFAULT,
+            &ACQUIRER_IDLE_TIMEOUT_S_RANGE,
             &section,
             "idle_timeout_s",
         )?),
     })
+}
+
+fn check_acquirer_tls(
+    ctx: &Ctx,
+    t: &AcquirerTlsFile,
+    section: &str,
+) -> Result<AcquirerTls, ConfigError> {
+    Ok(AcquirerTls {
+        cert: ctx.existing_file(&t.cert, section, "tls.cert")?,
+        cert_line: ctx.line(t.cert.span()),
+        key: ctx.existing_file(&t.key, section, "tls.key")?,
+        key_line: ctx.line(t.key.span()),
+        client_ca: t
+            .client_ca
+            .as_ref()
+            .map(|ca| ctx.existing_file(ca, section, "tls.client_ca"))
+            .transpose()?,
+        client_ca_line: t.client_ca.as_ref().map(|ca| ctx.line(ca.span())),
+    })
+}
+
+/// `allowed_institutions`: DE32 ids, duplicates dropped.
+fn check_institutions(
+    ctx: &Ctx,
+    list: Option<&TextList>,
+    section: &str,
+) -> Result<Vec<String>, ConfigError> {
+    let mut allowed = Vec::new();
+    for id in list.map_or(&[][..], |l| l.get_ref()) {
+        if !is_digits(id.get_ref(), 1, INSTITUTION_DIGITS_MAX) {
+            return Err(ctx.invalid(
+                id.span(),
+                section,
+                format!(
+                    "allowed_institutions: '{}' is not 1 to {INSTITUTION_DIGITS_MAX} digits",
+                    id.get_ref()
+                ),
+            ));
+        }
+        if !allowed.contains(id.get_ref()) {
+            allowed.push(id.get_ref().clone());
+        }
+    }
+    Ok(allowed)
+}
+
+/// `stand_in`: each limit in its range, the per-transaction maximum no
+/// more than the daily amount.
+fn check_stand_in(
+    ctx: &Ctx,
+    raw: &Spanned<StandInFile>,
+    section: &str,
+) -> Result<StandInRules, ConfigError> {
+    let s = raw.get_ref();
+    let amount = |value: &Spanned<i64>, key: &str| {
+        let start = *STAND_IN_AMOUNT_RANGE.start();
+        ctx.number(
+            &Some(value.clone()),
+            start,
+            &STAND_IN_AMOUNT_RANGE,
+            section,
+            key,
+        )
+    };
+    let rules = StandInRules {
+        per_transaction_max: amount(&s.per_transaction_max, "stand_in.per_transaction_max")?,
+        per_card_daily_count: ctx.number(
+            &Some(s.per_card_daily_count.clone()),
+            *STAND_IN_DAILY_COUNT_RANGE.start(),
+            &STAND_IN_DAILY_COUNT_RANGE,
+            section,
+            "stand_in.per_card_daily_count",
+        )?,
+        per_card_daily_amount: amount(&s.per_card_daily_amount, "stand_in.per_card_daily_amount")?,
+    };
+    if rules.per_transaction_max > rules.per_card_daily_amount {
+        return Err(ctx.invalid(
+            raw.span(),
+            section,
+            format!(
+                "stand_in.per_transaction_max ({}) is above per_card_daily_amount ({})",
+                rules.per_transaction_max, rules.per_card_daily_amount
+            ),
+        ));
+    }
+    Ok(rules)
 }
 
 /// Two acquirers cannot listen on the same address (the second bind fails
@@ -188,44 +259,18 @@ pub(super) fn check_issuer(
         Some(t) => Some(check_issuer_tls(ctx, t, &hosts, &section)?),
         None => None,
     };
-    let stand_in = match &i.stand_in {
-        Some(s) => {
-            let rules = *s.get_ref();
-            let zero = [
-                ("per_transaction_max", rules.per_transaction_max),
-                (
-                    "per_card_daily_count",
-                    u64::from(rules.per_card_daily_count),
-                ),
-                ("per_card_daily_amount", rules.per_card_daily_amount),
-            ]
-            .into_iter()
-            .find(|(_, v)| *v == 0);
-            if let Some((key, _)) = zero {
-                return Err(ctx.invalid(
-                    s.span(),
-                    &section,
-                    format!("stand_in.{key} must be at least 1 (leave stand_in out to disable it)"),
-                ));
-            }
-            if rules.per_transaction_max > rules.per_card_daily_amount {
-                return Err(ctx.invalid(
-                    s.span(),
-                    &section,
-                    format!(
-                        "stand_in.per_transaction_max ({}) is above per_card_daily_amount ({})",
-                        rules.per_transaction_max, rules.per_card_daily_amount
-                    ),
-                ));
-            }
-            Some(rules)
-        }
-        None => None,
-    };
-    let echo_interval_s = match &i.echo_interval_s {
-        Some(v) => *v.get_ref(),
-        None => ISSUER_ECHO_INTERVAL_S_DEFAULT,
-    };
+    let stand_in = i
+        .stand_in
+        .as_ref()
+        .map(|s| check_stand_in(ctx, s, &section))
+        .transpose()?;
+    let echo_interval_s: u64 = ctx.number(
+        &i.echo_interval_s,
+        ISSUER_ECHO_INTERVAL_S_DEFAULT,
+        &ISSUER_ECHO_INTERVAL_S_RANGE,
+        &section,
+        "echo_interval_s",
+    )?;
     Ok(IssuerConfig {
         name,
         line: ctx.line(raw.span()),
@@ -239,23 +284,26 @@ pub(super) fn check_issuer(
         spec,
         framing,
         tls,
-        connections: ctx.positive_usize(
+        connections: ctx.number(
             &i.connections,
             ISSUER_CONNECTIONS_DEFAULT,
+            &ISSUER_CONNECTIONS_RANGE,
             &section,
             "connections",
         )?,
-        timeout: Duration::from_millis(ctx.positive(
+        timeout: Duration::from_millis(ctx.number(
             &i.timeout_ms,
             ISSUER_TIMEOUT_MS_DEFAULT,
+            &ISSUER_TIMEOUT_MS_RANGE,
             &section,
             "timeout_ms",
         )?),
         echo_interval: (echo_interval_s > 0).then(|| Duration::from_secs(echo_interval_s)),
         sign_on: i.sign_on,
-        in_flight_max: ctx.positive_usize(
+        in_flight_max: ctx.number(
             &i.in_flight_max,
             ISSUER_IN_FLIGHT_MAX_DEFAULT,
+            &ISSUER_IN_FLIGHT_MAX_RANGE,
             &section,
             "in_flight_max",
         )?,
@@ -312,8 +360,11 @@ pub(super) fn check_issuer_tls(
     };
     Ok(IssuerTls {
         ca,
+        ca_line: ctx.line(t.ca.span()),
         server_name,
         cert,
         key,
+        cert_line: t.cert.as_ref().map(|c| ctx.line(c.span())),
+        key_line: t.key.as_ref().map(|k| ctx.line(k.span())),
     })
 }

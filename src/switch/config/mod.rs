@@ -11,11 +11,14 @@
 
 mod check;
 mod file;
+mod invariants;
 mod limits;
 mod links;
 mod routes;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_limits;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -88,11 +91,17 @@ pub struct SwitchConfig {
 /// `[journal]`: the durable transaction journal.
 #[derive(Debug, Clone)]
 pub struct JournalSettings {
+    /// Line of its `[journal]` header.
+    pub line: usize,
     /// The SQLite database file (created if missing).
     pub path: PathBuf,
+    /// Line of its `path` key.
+    pub path_line: usize,
     /// The key file; without one, the key comes from the environment
     /// (`CARDSWITCH_JOURNAL_KEY`).
     pub key_file: Option<PathBuf>,
+    /// Line of its `key_file` key, when given.
+    pub key_file_line: Option<usize>,
     /// Records committed in one group at most.
     pub group_records_max: usize,
 }
@@ -127,6 +136,8 @@ pub struct AcquirerConfig {
     pub line: usize,
     /// `host:port` to listen on (port 0: any free port).
     pub listen: String,
+    /// Line of its `listen` key.
+    pub listen_line: usize,
     /// The spec as written (a shipped name or a path).
     pub spec_name: String,
     pub spec: Arc<Spec>,
@@ -145,8 +156,12 @@ pub struct AcquirerConfig {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcquirerTls {
     pub cert: PathBuf,
+    /// Line of `tls.cert` (and so on), for the errors of a start.
+    pub cert_line: usize,
     pub key: PathBuf,
+    pub key_line: usize,
     pub client_ca: Option<PathBuf>,
+    pub client_ca_line: Option<usize>,
 }
 
 /// One `[[issuer]]` link.
@@ -177,11 +192,15 @@ pub struct IssuerConfig {
 pub struct IssuerTls {
     /// The CA the issuer's certificate must chain to.
     pub ca: PathBuf,
+    /// Line of `tls.ca` (and so on), for the errors of a start.
+    pub ca_line: usize,
     /// The name checked in its certificate (default: the addresses' host).
     pub server_name: String,
     /// Client certificate and key, for mutual TLS.
     pub cert: Option<PathBuf>,
     pub key: Option<PathBuf>,
+    pub cert_line: Option<usize>,
+    pub key_line: Option<usize>,
 }
 
 /// One `[[route]]`.

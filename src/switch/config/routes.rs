@@ -157,9 +157,11 @@ pub(super) fn check_route(
         "is not a three-digit ISO 4217 code (DE49)",
     )?;
     let timeout = match &r.timeout_ms {
-        Some(_) => Some(Duration::from_millis(ctx.positive(
+        // The range's start stands for the default a required key lacks.
+        Some(_) => Some(Duration::from_millis(ctx.number(
             &r.timeout_ms,
-            0,
+            *ROUTE_TIMEOUT_MS_RANGE.start(),
+            &ROUTE_TIMEOUT_MS_RANGE,
             &section,
             "timeout_ms",
         )?)),

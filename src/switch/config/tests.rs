@@ -172,7 +172,10 @@ fn bad_conditions_are_refused() {
         ("mti = []", "leave it out"),
         ("processing_code = [\"000000\"]", "is not two digits"),
         ("currency = [\"USD\"]", "three-digit ISO 4217"),
-        ("timeout_ms = 0", "timeout_ms must be at least 1"),
+        (
+            "timeout_ms = 0",
+            "timeout_ms = 0 is out of range 1..=600000",
+        ),
     ];
     for (condition, want) in cases {
         let text = config(&format!(
@@ -360,13 +363,13 @@ fn zero_counts_are_refused() {
         let (line, shown) = refused(&text);
         assert_eq!(line, line_with(&text, key), "{shown}");
         assert!(shown.contains(&format!("{section}: ")), "{shown}");
-        assert!(shown.contains("must be at least 1"), "{shown}");
+        assert!(shown.contains("= 0 is out of range 1..="), "{shown}");
     }
     let text = format!("{}\nconnections = 0\n", config(""));
     assert!(
         refused(&text)
             .1
-            .contains("issuer 'issuer-a': connections must be at least 1")
+            .contains("issuer 'issuer-a': connections = 0 is out of range 1..=256")
     );
     let text = config("").replace(
         "institution_id = \"123456\"",
