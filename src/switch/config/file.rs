@@ -4,8 +4,6 @@
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::link::framing::Framing;
-
 pub(super) type Text = Spanned<String>;
 pub(super) type TextList = Spanned<Vec<Spanned<String>>>;
 /// Signed, as TOML integers are: a negative value is refused with its
@@ -60,7 +58,9 @@ pub(super) struct AcquirerFile {
     pub(super) name: Text,
     pub(super) listen: Text,
     pub(super) spec: Text,
-    pub(super) framing: Spanned<Framing>,
+    /// Read as a table: `frame_bytes_max` is taken out and checked like
+    /// every number, the rest is a `Framing`.
+    pub(super) framing: Spanned<toml::Table>,
     pub(super) tls: Option<AcquirerTlsFile>,
     pub(super) allowed_institutions: Option<TextList>,
     pub(super) connections_max: Number,
@@ -82,7 +82,9 @@ pub(super) struct IssuerFile {
     pub(super) name: Text,
     pub(super) addresses: TextList,
     pub(super) spec: Text,
-    pub(super) framing: Spanned<Framing>,
+    /// Read as a table: `frame_bytes_max` is taken out and checked like
+    /// every number, the rest is a `Framing`.
+    pub(super) framing: Spanned<toml::Table>,
     pub(super) tls: Option<Spanned<IssuerTlsFile>>,
     pub(super) connections: Number,
     pub(super) timeout_ms: Number,

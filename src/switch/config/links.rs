@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
+use serde::Deserialize;
 use toml::Spanned;
 
 use super::check::{Ctx, addresses_collide, host_port, is_digits};
@@ -43,14 +44,19 @@ pub(super) fn check_name(
 
 pub(super) fn check_framing(
     ctx: &Ctx,
-    framing: &Spanned<Framing>,
+    framing: &Spanned<toml::Table>,
     section: &str,
 ) -> Result<Framing, ConfigError> {
-    let f = framing.get_ref();
-    // The framing is deserialized whole, so its limit is named on the
-    // framing's own line.
-    let written = i64::try_from(f.frame_bytes_max).unwrap_or(i64::MAX);
-    let limit = Some(Spanned::new(framing.span(), written));
+    let mut table = framing.get_ref().clone();
+    // The table's keys carry no lines of their own: the framing's line.
+    let limit = match table.remove("frame_bytes_max") {
+        None => None,
+        Some(toml::Value::Integer(n)) => Some(Spanned::new(framing.span(), n)),
+        Some(other) => {
+            let reason = format!("framing.frame_bytes_max = {other} is not an integer");
+            return Err(ctx.invalid(framing.span(), section, reason));
+        }
+    };
     let frame_bytes_max = ctx.number(
         &limit,
         FRAME_BYTES_MAX_DEFAULT as u64,
@@ -58,7 +64,14 @@ pub(super) fn check_framing(
         section,
         "framing.frame_bytes_max",
     )?;
-    Ok(f.clone().with_frame_bytes_max(frame_bytes_max))
+    let f = Framing::deserialize(toml::Value::Table(table)).map_err(|e| {
+        ctx.invalid(
+            framing.span(),
+            section,
+            format!("framing: {}", e.message().trim()),
+        )
+    })?;
+    Ok(f.with_frame_bytes_max(frame_bytes_max))
 }
 
 pub(super) fn check_acquirer(
