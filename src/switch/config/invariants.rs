@@ -25,114 +25,118 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// A value as the configuration holds it, its name and its range.
+type Limit = (&'static str, u64, RangeInclusive<u64>);
+
+fn switch_limits(s: &SwitchSettings) -> Vec<Limit> {
+    let p = &s.saf.policy;
+    vec![
+        (
+            "duplicate_window_s",
+            s.duplicate_window.as_secs(),
+            DUPLICATE_WINDOW_S_RANGE,
+        ),
+        ("saf.queue_max", count(s.saf.queue_max), SAF_QUEUE_MAX_RANGE),
+        ("saf.retry_min_ms", ms(p.retry_min), SAF_RETRY_MIN_MS_RANGE),
+        ("saf.retry_max_ms", ms(p.retry_max), SAF_RETRY_MAX_MS_RANGE),
+        ("saf.expiry_s", p.expiry.as_secs(), SAF_EXPIRY_S_RANGE),
+        (
+            "saf.max_attempts",
+            u64::from(p.attempts_max),
+            SAF_MAX_ATTEMPTS_RANGE,
+        ),
+        (
+            "saf.response_wait_ms",
+            ms(s.saf.response_wait),
+            SAF_RESPONSE_WAIT_MS_RANGE,
+        ),
+    ]
+}
+
+fn acquirer_limits(a: &AcquirerConfig) -> Vec<Limit> {
+    vec![
+        (
+            "connections_max",
+            count(a.connections_max),
+            ACQUIRER_CONNECTIONS_MAX_RANGE,
+        ),
+        (
+            "in_flight_max",
+            count(a.in_flight_max),
+            ACQUIRER_IN_FLIGHT_MAX_RANGE,
+        ),
+        (
+            "idle_timeout_s",
+            a.idle_timeout.as_secs(),
+            ACQUIRER_IDLE_TIMEOUT_S_RANGE,
+        ),
+        (
+            "frame_bytes_max",
+            count(a.framing.frame_bytes_max),
+            FRAME_BYTES_MAX_RANGE,
+        ),
+    ]
+}
+
+fn issuer_limits(i: &IssuerConfig) -> Vec<Limit> {
+    let echo_s = i.echo_interval.map_or(0, |d| d.as_secs());
+    let mut limits = vec![
+        (
+            "connections",
+            count(i.connections),
+            ISSUER_CONNECTIONS_RANGE,
+        ),
+        ("timeout_ms", ms(i.timeout), ISSUER_TIMEOUT_MS_RANGE),
+        ("echo_interval_s", echo_s, ISSUER_ECHO_INTERVAL_S_RANGE),
+        (
+            "in_flight_max",
+            count(i.in_flight_max),
+            ISSUER_IN_FLIGHT_MAX_RANGE,
+        ),
+        (
+            "frame_bytes_max",
+            count(i.framing.frame_bytes_max),
+            FRAME_BYTES_MAX_RANGE,
+        ),
+    ];
+    if let Some(r) = i.stand_in {
+        let n = u64::from(r.per_card_daily_count);
+        limits.extend([
+            (
+                "stand_in.per_transaction_max",
+                r.per_transaction_max,
+                STAND_IN_AMOUNT_RANGE,
+            ),
+            (
+                "stand_in.per_card_daily_count",
+                n,
+                STAND_IN_DAILY_COUNT_RANGE,
+            ),
+            (
+                "stand_in.per_card_daily_amount",
+                r.per_card_daily_amount,
+                STAND_IN_AMOUNT_RANGE,
+            ),
+        ]);
+    }
+    limits
+}
+
 impl SwitchConfig {
     /// Panics when a value is outside its range (a programming error: a
     /// loaded configuration never is).
     pub fn assert_within_limits(&self) {
-        let s = &self.switch;
-        within(
-            "duplicate_window_s",
-            s.duplicate_window.as_secs(),
-            &DUPLICATE_WINDOW_S_RANGE,
-        );
-        within(
-            "saf.queue_max",
-            count(s.saf.queue_max),
-            &SAF_QUEUE_MAX_RANGE,
-        );
-        within(
-            "saf.retry_min_ms",
-            ms(s.saf.policy.retry_min),
-            &SAF_RETRY_MIN_MS_RANGE,
-        );
-        within(
-            "saf.retry_max_ms",
-            ms(s.saf.policy.retry_max),
-            &SAF_RETRY_MAX_MS_RANGE,
-        );
-        within(
-            "saf.expiry_s",
-            s.saf.policy.expiry.as_secs(),
-            &SAF_EXPIRY_S_RANGE,
-        );
-        let attempts = u64::from(s.saf.policy.attempts_max);
-        within("saf.max_attempts", attempts, &SAF_MAX_ATTEMPTS_RANGE);
-        within(
-            "saf.response_wait_ms",
-            ms(s.saf.response_wait),
-            &SAF_RESPONSE_WAIT_MS_RANGE,
-        );
-        for a in &self.acquirers {
-            within(
-                "connections_max",
-                count(a.connections_max),
-                &ACQUIRER_CONNECTIONS_MAX_RANGE,
-            );
-            within(
-                "in_flight_max",
-                count(a.in_flight_max),
-                &ACQUIRER_IN_FLIGHT_MAX_RANGE,
-            );
-            within(
-                "idle_timeout_s",
-                a.idle_timeout.as_secs(),
-                &ACQUIRER_IDLE_TIMEOUT_S_RANGE,
-            );
-            within(
-                "frame_bytes_max",
-                count(a.framing.frame_bytes_max),
-                &FRAME_BYTES_MAX_RANGE,
-            );
-        }
-        for i in &self.issuers {
-            within(
-                "connections",
-                count(i.connections),
-                &ISSUER_CONNECTIONS_RANGE,
-            );
-            within("timeout_ms", ms(i.timeout), &ISSUER_TIMEOUT_MS_RANGE);
-            let echo = i.echo_interval.map_or(0, |d| d.as_secs());
-            within("echo_interval_s", echo, &ISSUER_ECHO_INTERVAL_S_RANGE);
-            within(
-                "in_flight_max",
-                count(i.in_flight_max),
-                &ISSUER_IN_FLIGHT_MAX_RANGE,
-            );
-            within(
-                "frame_bytes_max",
-                count(i.framing.frame_bytes_max),
-                &FRAME_BYTES_MAX_RANGE,
-            );
-            if let Some(r) = i.stand_in {
-                within(
-                    "stand_in.per_transaction_max",
-                    r.per_transaction_max,
-                    &STAND_IN_AMOUNT_RANGE,
-                );
-                within(
-                    "stand_in.per_card_daily_amount",
-                    r.per_card_daily_amount,
-                    &STAND_IN_AMOUNT_RANGE,
-                );
-                let n = u64::from(r.per_card_daily_count);
-                within(
-                    "stand_in.per_card_daily_count",
-                    n,
-                    &STAND_IN_DAILY_COUNT_RANGE,
-                );
-            }
-        }
-        for r in &self.routes {
-            if let Some(t) = r.timeout {
-                within("route timeout_ms", ms(t), &ROUTE_TIMEOUT_MS_RANGE);
-            }
-        }
+        let mut limits = switch_limits(&self.switch);
+        limits.extend(self.acquirers.iter().flat_map(acquirer_limits));
+        limits.extend(self.issuers.iter().flat_map(issuer_limits));
+        let routes = self.routes.iter().filter_map(|r| r.timeout);
+        limits.extend(routes.map(|t| ("route timeout_ms", ms(t), ROUTE_TIMEOUT_MS_RANGE)));
         if let Some(j) = &self.journal {
-            within(
-                "group_records_max",
-                count(j.group_records_max),
-                &JOURNAL_GROUP_RECORDS_MAX_RANGE,
-            );
+            let n = count(j.group_records_max);
+            limits.push(("group_records_max", n, JOURNAL_GROUP_RECORDS_MAX_RANGE));
+        }
+        for (what, value, range) in limits {
+            within(what, value, &range);
         }
     }
 }
