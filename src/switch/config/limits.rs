@@ -54,6 +54,8 @@ pub const ISSUER_CONNECTIONS_DEFAULT: u64 = 2;
 /// Connections per address, each a task kept up (and re-dialled) for
 /// good: issuers take a handful, not thousands.
 pub const ISSUER_CONNECTIONS_RANGE: RangeInclusive<u64> = 1..=256;
+/// Endpoints of one issuer at most: each gets `connections` connections.
+pub const ISSUER_ADDRESSES_MAX: usize = 64;
 pub const ISSUER_TIMEOUT_MS_DEFAULT: u64 = 10_000;
 pub const ISSUER_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 1..=TIMEOUT_MS_MAX;
 pub const ISSUER_ECHO_INTERVAL_S_DEFAULT: u64 = 30;

@@ -250,6 +250,14 @@ pub(super) fn check_issuer(
             "addresses: at least one host:port is needed",
         ));
     }
+    let given = i.addresses.get_ref().len();
+    if given > ISSUER_ADDRESSES_MAX {
+        return Err(ctx.invalid(
+            i.addresses.span(),
+            &section,
+            format!("addresses: {given} endpoints, at most {ISSUER_ADDRESSES_MAX}"),
+        ));
+    }
     let mut hosts = Vec::new();
     for address in i.addresses.get_ref() {
         let (host, port) = host_port(address.get_ref()).map_err(|reason| {

@@ -303,3 +303,25 @@ fn a_configuration_built_out_of_range_fails_its_assertion() {
     c.acquirers[0].connections_max = 1 << 61;
     c.assert_within_limits();
 }
+
+#[test]
+fn an_issuer_has_at_most_64_addresses() {
+    let list = |n: usize| {
+        let a: Vec<String> = (0..n)
+            .map(|p| format!("\"127.0.0.1:{}\"", 9000 + p))
+            .collect();
+        BASE.replace("#ROUTE", "")
+            .replace("[\"127.0.0.1:9101\"]", &format!("[{}]", a.join(", ")))
+    };
+    load(&list(ISSUER_ADDRESSES_MAX)).expect("64 endpoints");
+    let text = list(ISSUER_ADDRESSES_MAX + 1);
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("addresses"))
+        .expect("line")
+        + 1;
+    assert_eq!(
+        load(&text).expect_err("65 endpoints").to_string(),
+        format!("x.toml:{line}: issuer 'issuer-a': addresses: 65 endpoints, at most 64")
+    );
+}
