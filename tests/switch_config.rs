@@ -133,3 +133,138 @@ fn every_bad_config_is_refused_naming_file_line_and_reason() {
     }
     assert!(paths.len() >= 5, "only {} bad configurations", paths.len());
 }
+
+// ---------------------------------------------------------------------------
+// Refusals at start (the file is valid, the world is not): each names the
+// configuration file, the line and the key, like a refusal at load.
+
+mod support;
+
+/// A configuration with one plain acquirer on `listen`, one issuer that
+/// nobody answers, and `extra` lines at the end; written in a fresh
+/// directory (relative paths in it are taken from there).
+fn start_config(name: &str, listen: &str, acquirer_extra: &str, extra: &str) -> std::path::PathBuf {
+    let dir = support::certs::temp_dir(name);
+    let issuer = support::process::free_addr();
+    let text = format!(
+        r#"[switch]
+institution_id = "123456"
+
+[[acquirer]]
+name = "pos"
+listen = "{listen}"
+spec = "iso87-ascii"
+framing = {{ length = "ascii4" }}
+{acquirer_extra}
+[[issuer]]
+name = "issuer-a"
+addresses = ["{issuer}"]
+spec = "iso87-ascii"
+framing = {{ length = "ascii4" }}
+{extra}"#
+    );
+    let path = dir.join("switch.toml");
+    std::fs::write(&path, text).expect("write config");
+    path
+}
+
+/// The 1-based line of `path` that starts with `start`.
+fn line_starting(path: &Path, start: &str) -> usize {
+    let text = std::fs::read_to_string(path).expect("read config");
+    text.lines()
+        .position(|l| l.starts_with(start))
+        .map(|i| i + 1)
+        .unwrap_or_else(|| panic!("no line starting with {start}"))
+}
+
+fn remove(config: &Path) {
+    let _ = std::fs::remove_dir_all(config.parent().expect("dir"));
+}
+
+/// Runs `cardswitch run` on `path`; it must fail: its stderr.
+fn refused_at_start(path: &Path) -> String {
+    let (code, _, stderr) =
+        support::process::run(&["run", "--config", path.to_str().expect("utf-8")]);
+    assert_ne!(code, 0, "the switch started:\n{stderr}");
+    stderr
+}
+
+#[test]
+fn a_listen_address_in_use_is_refused_naming_file_line_and_key() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let address = taken.local_addr().expect("addr").to_string();
+    let path = start_config("listen-in-use", &address, "", "");
+    let stderr = refused_at_start(&path);
+    let want = format!(
+        "{}:{}: acquirer 'pos': listen = \"{address}\": ",
+        path.display(),
+        line_starting(&path, "listen =")
+    );
+    assert!(stderr.contains(&want), "{stderr}\nwanted: {want}");
+    assert!(stderr.to_lowercase().contains("in use"), "{stderr}");
+    remove(&path);
+}
+
+#[test]
+fn a_pem_without_a_certificate_is_refused_naming_file_line_and_key() {
+    let path = start_config(
+        "tls-no-cert",
+        "127.0.0.1:0",
+        "[acquirer.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
+        "",
+    );
+    let dir = path.parent().expect("dir");
+    let pki = support::certs::make_pki(dir, "t");
+    // A PEM file, but of a key: no certificate in it.
+    std::fs::copy(&pki.server_key, dir.join("cert.pem")).expect("copy");
+    std::fs::copy(&pki.server_key, dir.join("key.pem")).expect("copy");
+    let stderr = refused_at_start(&path);
+    let want = format!(
+        "{}:{}: acquirer 'pos': tls.cert: file holds no PEM certificate",
+        path.display(),
+        line_starting(&path, "cert =")
+    );
+    assert!(stderr.contains(&want), "{stderr}\nwanted: {want}");
+    remove(&path);
+}
+
+#[test]
+fn an_issuer_ca_without_a_certificate_is_refused_naming_its_key() {
+    let path = start_config(
+        "tls-no-ca",
+        "127.0.0.1:0",
+        "",
+        "\n[issuer.tls]\nserver_name = \"localhost\"\nca = \"ca.pem\"\n",
+    );
+    std::fs::write(path.with_file_name("ca.pem"), "no PEM here\n").expect("write");
+    let stderr = refused_at_start(&path);
+    let want = format!(
+        "{}:{}: issuer 'issuer-a': tls.ca: file holds no PEM certificate",
+        path.display(),
+        line_starting(&path, "ca =")
+    );
+    assert!(stderr.contains(&want), "{stderr}\nwanted: {want}");
+    remove(&path);
+}
+
+#[test]
+fn a_bad_journal_key_file_is_refused_naming_file_line_and_key() {
+    let path = start_config(
+        "bad-key-file",
+        "127.0.0.1:0",
+        "",
+        "\n[journal]\npath = \"journal.db\"\nkey_file = \"keys.toml\"\n",
+    );
+    let keys = path.with_file_name("keys.toml");
+    std::fs::write(&keys, "current = \"k1\"\n[keys]\nk1 = \"not hex\"\n").expect("write");
+    let stderr = refused_at_start(&path);
+    let want = format!(
+        "{}:{}: journal: key_file: {}: key 'k1': ",
+        path.display(),
+        line_starting(&path, "key_file ="),
+        keys.display()
+    );
+    assert!(stderr.contains(&want), "{stderr}\nwanted: {want}");
+    assert!(!stderr.contains("not hex"), "key material echoed: {stderr}");
+    remove(&path);
+}

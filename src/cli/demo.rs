@@ -25,10 +25,12 @@ pub struct DemoArgs {
     #[arg(long)]
     duration_s: Option<f64>,
     /// Simulated terminal connections.
-    #[arg(long, default_value_t = 8)]
+    #[arg(long, default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(crate::sim::load::CONNECTIONS_MAX)))]
     connections: u32,
     /// Requests outstanding per connection.
-    #[arg(long, default_value_t = 4)]
+    #[arg(long, default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(super::load::IN_FLIGHT_MAX)))]
     in_flight: u32,
     /// Target rate in requests/s (default: as fast as the closed loop goes).
     #[arg(long)]

@@ -29,6 +29,11 @@ use crate::switch::server::parse_or_reject;
 
 /// Approvals waiting for the recorder before answers wait for it.
 const RECORD_QUEUE_MAX: usize = 4096;
+/// Delays, time-outs and drains in ms stop at ten minutes (an answer later
+/// than that is a lost one) and stay far inside `Instant` arithmetic.
+const SIM_MS_MAX: u64 = 600_000;
+/// Connections at most: each is a task and its buffers.
+const SIM_CONNECTIONS_MAX: u64 = 100_000;
 
 #[derive(Debug, Args)]
 pub struct IssuerSimArgs {
@@ -52,10 +57,12 @@ pub struct IssuerSimArgs {
     #[arg(long)]
     no_expiry: bool,
     /// Fixed delay before each answer, in milliseconds.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=SIM_MS_MAX))]
     delay_ms: u64,
     /// Random extra delay up to this many milliseconds.
-    #[arg(long, default_value_t = 0)]
+    #[arg(long, default_value_t = 0,
+          value_parser = clap::value_parser!(u64).range(0..=SIM_MS_MAX))]
     jitter_ms: u64,
     /// Fraction of requests decided (and recorded) but never answered.
     #[arg(long, default_value_t = 0.0)]
@@ -73,16 +80,20 @@ pub struct IssuerSimArgs {
     #[arg(long)]
     metrics: Option<SocketAddr>,
     /// Close a connection idle for this many seconds.
-    #[arg(long, default_value_t = 300)]
+    #[arg(long, default_value_t = 300,
+          value_parser = clap::value_parser!(u64).range(1..=86_400))]
     idle_timeout_s: u64,
     /// Close a connection whose started frame is not complete within this.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..=SIM_MS_MAX))]
     frame_timeout_ms: u64,
     /// On SIGTERM, how long in-flight answers may take before connections close.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(0..=SIM_MS_MAX))]
     drain_ms: u64,
     /// Most simultaneous connections.
-    #[arg(long, default_value_t = 1024)]
+    #[arg(long, default_value_t = 1024,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=SIM_CONNECTIONS_MAX))]
     connections_max: usize,
     /// Listen backlog: connections the kernel queues before they are
     /// accepted (capped by net.core.somaxconn), for reconnect storms.

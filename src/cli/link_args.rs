@@ -31,8 +31,10 @@ pub struct LinkArgs {
     /// Fixed header bytes (hex) between the length and the MTI.
     #[arg(long, value_name = "HEX")]
     pub static_header: Option<String>,
-    /// Largest frame accepted, in bytes.
-    #[arg(long, default_value_t = FRAME_BYTES_MAX_DEFAULT)]
+    /// Largest frame accepted, in bytes (at most what a 2-byte length
+    /// announces).
+    #[arg(long, default_value_t = FRAME_BYTES_MAX_DEFAULT,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=0xFFFF))]
     pub frame_bytes_max: usize,
     /// TLS certificate chain (PEM): enables TLS.
     #[arg(long, requires = "tls_key")]

@@ -164,7 +164,8 @@ pub struct LoadArgs {
     #[arg(long, default_value = "0100", value_parser = ["0100", "0200"])]
     pub mti: String,
     /// Time limit for each response, in milliseconds.
-    #[arg(long, default_value_t = 5000)]
+    #[arg(long, default_value_t = 5000,
+          value_parser = clap::value_parser!(u64).range(1..=600_000))]
     pub timeout_ms: u64,
     /// DE32, acquiring institution id.
     #[arg(long, default_value = "400001")]

@@ -49,7 +49,12 @@ impl Journal {
         store: Box<dyn JournalStore>,
         group_records_max: usize,
     ) -> (Journal, std::thread::JoinHandle<()>) {
-        assert!(group_records_max > 0, "a group holds at least one record");
+        // A group gathers from the queue, so it cannot usefully be larger;
+        // the configuration refuses more (a group's records are memory).
+        assert!(
+            (1..=QUEUE_RECORDS_MAX).contains(&group_records_max),
+            "a group holds 1 to {QUEUE_RECORDS_MAX} records, not {group_records_max}"
+        );
         let (tx, rx) = mpsc::channel(QUEUE_RECORDS_MAX);
         let stats = Arc::new(WriterStats::default());
         let failed = Arc::new(AtomicBool::new(false));
@@ -114,8 +119,11 @@ fn write_loop(
     stats: &WriterStats,
     failed: &AtomicBool,
 ) {
-    let mut records = Vec::with_capacity(group_records_max);
-    let mut acks = Vec::with_capacity(group_records_max);
+    // Room for a default group up front; a larger one grows as records
+    // arrive, and keeps its room for the next group.
+    let reserved = group_records_max.min(GROUP_RECORDS_MAX);
+    let mut records = Vec::with_capacity(reserved);
+    let mut acks = Vec::with_capacity(reserved);
     while let Some(first) = rx.blocking_recv() {
         let mut next = Some(first);
         while let Some(cmd) = next.take() {

@@ -124,8 +124,9 @@ pub async fn serve<F, Fut>(
     Fut: Future<Output = ()> + Send + 'static,
 {
     assert!(
-        settings.connections_max > 0 && settings.limits.per_peer_max > 0,
-        "connection limits must be positive"
+        (1..=tokio::sync::Semaphore::MAX_PERMITS).contains(&settings.connections_max)
+            && settings.limits.per_peer_max > 0,
+        "connection limits must be positive and within a semaphore's permits"
     );
     let admission = Admission::new(settings.connections_max, settings.limits.per_peer_max);
     let log = Arc::new(LogLimit::new(&settings.name, settings.limits.log));

@@ -4,6 +4,7 @@
 //! connection), and answers on the connection the request came from.
 
 use std::net::SocketAddr;
+use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -12,13 +13,13 @@ use tokio::sync::Semaphore;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::config::{AcquirerConfig, IssuerConfig, SwitchConfig};
+use super::config::{AcquirerConfig, IssuerConfig, IssuerTls, JournalSettings, SwitchConfig};
 use super::engine::{Acquirer, Issuer, Switch};
 use super::hooks::AcquirerRules;
 use super::response_codes::format_error_reject;
 use super::routing::RouteTable;
 use super::standin::StandIn;
-use crate::journal::crypto::Keyring;
+use crate::journal::crypto::{CryptoError, Keyring};
 use crate::journal::sqlite::SqliteJournal;
 use crate::journal::{Journal, JournalError, JournalStore, Recovery};
 use crate::link::connection::{FrameSender, ReadLimits};
@@ -36,24 +37,81 @@ const STAND_IN_CARDS_MAX: usize = 1_000_000;
 /// short enough that an issuer that is down does not hold the switch back.
 const ISSUER_STARTUP_WAIT: Duration = Duration::from_secs(1);
 
-/// Why the switch cannot start.
+/// Why the switch cannot start. Each names the configuration file, the
+/// line and the key at fault, like a refusal at load.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum StartError {
-    #[error("acquirer '{name}': cannot listen on {address}: {reason}")]
+    /// An acquirer's `listen` address cannot be bound (in use, not local).
+    #[error("{file}:{line}: acquirer '{name}': listen = \"{address}\": {reason}")]
     Listen {
+        file: String,
+        line: usize,
         name: String,
         address: String,
         reason: String,
     },
-    #[error(transparent)]
-    Journal(#[from] crate::journal::JournalError),
-    #[error("{link}: {source}")]
-    Tls {
-        link: String,
-        #[source]
-        source: TlsError,
+    /// The journal's database (`path`) or keys (`key_file`) cannot be used.
+    #[error("{file}:{line}: journal: {key}: {reason}")]
+    Journal {
+        file: String,
+        line: usize,
+        key: &'static str,
+        reason: String,
     },
+    /// A link's TLS certificate, key or CA file cannot be used; `key` is
+    /// the configuration key (`tls.cert`), `link` the section.
+    #[error("{file}:{line}: {link}: {key}: {reason}")]
+    Tls {
+        file: String,
+        line: usize,
+        link: String,
+        key: &'static str,
+        reason: String,
+    },
+}
+
+/// One TLS file of a link as configured: the label `link::tls` gives it
+/// in its errors, its configuration key and line.
+struct TlsFile<'a> {
+    label: &'static str,
+    key: &'static str,
+    path: &'a Path,
+    line: usize,
+}
+
+/// A TLS error named by the configuration key of the file at fault (the
+/// first file's line, under `tls`, when no one file is).
+fn tls_error(file: &str, link: String, files: &[TlsFile], e: TlsError) -> StartError {
+    let (at, reason) = match &e {
+        TlsError::File { file, reason } => (
+            files.iter().find(|f| f.path.display().to_string() == *file),
+            format!("cannot read {file}: {reason}"),
+        ),
+        TlsError::NoPem { what, kind } => (
+            files.iter().find(|f| f.label == what),
+            format!("file holds no PEM {kind}"),
+        ),
+        TlsError::Config(msg) => (
+            files
+                .iter()
+                .find(|f| msg.starts_with(&format!("{}: ", f.label))),
+            msg.clone(),
+        ),
+        other => (None, other.to_string()),
+    };
+    let (key, line) = match (at, files.first()) {
+        (Some(f), _) => (f.key, f.line),
+        (None, Some(f)) => ("tls", f.line),
+        (None, None) => ("tls", 0),
+    };
+    StartError::Tls {
+        file: file.to_string(),
+        line,
+        link,
+        key,
+        reason,
+    }
 }
 
 /// A started switch.
@@ -78,6 +136,7 @@ impl Running {
 }
 
 fn issuer_link(
+    file: &str,
     cfg: &IssuerConfig,
     shutdown: &CancellationToken,
 ) -> Result<Arc<IssuerLink>, StartError> {
@@ -92,24 +151,43 @@ fn issuer_link(
     settings.echo_interval = cfg.echo_interval;
     settings.sign_on = cfg.sign_on;
     settings.in_flight_max = cfg.in_flight_max;
-    settings.tls = match &cfg.tls {
-        Some(t) => {
-            let identity = match (&t.cert, &t.key) {
-                (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
-                _ => None,
-            };
-            Some(
-                TlsClient::from_files(&t.ca, &t.server_name, identity)
-                    .map_err(|source| StartError::Tls {
-                        link: format!("issuer '{}'", cfg.name),
-                        source,
-                    })?
-                    .with_handshake_timeout(cfg.handshake_timeout),
-            )
-        }
-        None => None,
-    };
+    settings.tls = cfg
+        .tls
+        .as_ref()
+        .map(|t| issuer_tls(file, &cfg.name, t))
+        .transpose()?
+        .map(|client| client.with_handshake_timeout(cfg.handshake_timeout));
     Ok(IssuerLink::start(settings, shutdown.clone()))
+}
+
+fn issuer_tls(file: &str, name: &str, t: &IssuerTls) -> Result<TlsClient, StartError> {
+    let identity = match (&t.cert, &t.key) {
+        (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
+        _ => None,
+    };
+    TlsClient::from_files(&t.ca, &t.server_name, identity).map_err(|e| {
+        let mut files = vec![TlsFile {
+            label: "server CA",
+            key: "tls.ca",
+            path: &t.ca,
+            line: t.ca_line,
+        }];
+        let client = [
+            ("client certificate", "tls.cert", &t.cert, t.cert_line),
+            ("client key", "tls.key", &t.key, t.key_line),
+        ];
+        for (label, key, path, line) in client {
+            if let (Some(path), Some(line)) = (path, line) {
+                files.push(TlsFile {
+                    label,
+                    key,
+                    path,
+                    line,
+                });
+            }
+        }
+        tls_error(file, format!("issuer '{name}'"), &files, e)
+    })
 }
 
 /// Waits until every issuer link has a connection up, or `limit` has
@@ -127,13 +205,29 @@ async fn await_issuer_links(issuers: &[Issuer], limit: Duration) {
 }
 
 /// Opens the configured journal: keys checked against the data, schema
-/// migrated, and what a restart must pick up read.
-fn open_journal(
-    settings: &crate::switch::config::JournalSettings,
-) -> Result<(Journal, Recovery), StartError> {
-    let keys = Arc::new(Keyring::load(settings.key_file.as_deref()).map_err(JournalError::from)?);
-    let mut store = SqliteJournal::open(&settings.path, keys)?;
-    let recovery = store.recover()?;
+/// migrated, and what a restart must pick up read. A key that cannot be
+/// read or does not open the data names `key_file`; anything else `path`.
+fn open_journal(file: &str, settings: &JournalSettings) -> Result<(Journal, Recovery), StartError> {
+    let key_line = settings.key_file_line.unwrap_or(settings.line);
+    let fail = |key, line, reason| StartError::Journal {
+        file: file.to_string(),
+        line,
+        key,
+        reason,
+    };
+    let keys = Keyring::load(settings.key_file.as_deref()).map_err(|e| {
+        let reason = match e {
+            CryptoError::KeyFile { path, reason } => format!("{path}: {reason}"),
+            other => other.to_string(),
+        };
+        fail("key_file", key_line, reason)
+    })?;
+    let journal_error = |e: JournalError| match e {
+        JournalError::Crypto(c) => fail("key_file", key_line, c.to_string()),
+        other => fail("path", settings.path_line, other.to_string()),
+    };
+    let mut store = SqliteJournal::open(&settings.path, Arc::new(keys)).map_err(journal_error)?;
+    let recovery = store.recover().map_err(journal_error)?;
     let (journal, _thread) = Journal::start(Box::new(store), settings.group_records_max);
     info!(path = %settings.path.display(), "journal open");
     Ok((journal, recovery))
@@ -154,13 +248,19 @@ pub async fn start_with_rules(
     shutdown: CancellationToken,
     rules: Option<Arc<dyn AcquirerRules>>,
 ) -> Result<Running, StartError> {
-    let journal = config.journal.as_ref().map(open_journal).transpose()?;
+    // A configuration out of its limits would fail later, in a task.
+    config.assert_within_limits();
+    let journal = config
+        .journal
+        .as_ref()
+        .map(|j| open_journal(&config.file, j))
+        .transpose()?;
     let mut issuers = Vec::with_capacity(config.issuers.len());
     for cfg in &config.issuers {
         issuers.push(Issuer {
             name: cfg.name.clone(),
             spec: cfg.spec.clone(),
-            link: issuer_link(cfg, &shutdown)?,
+            link: issuer_link(&config.file, cfg, &shutdown)?,
             stand_in: cfg
                 .stand_in
                 .map(|rules| std::sync::Mutex::new(StandIn::new(rules, STAND_IN_CARDS_MAX))),
@@ -194,21 +294,20 @@ pub async fn start_with_rules(
     await_issuer_links(&switch.issuers, ISSUER_STARTUP_WAIT).await;
     let mut bound = Vec::new();
     for cfg in &config.acquirers {
-        let listener = crate::link::bind::listen(&cfg.listen, cfg.link.listen_backlog, &cfg.name)
-            .await
-            .map_err(|e| StartError::Listen {
-                name: cfg.name.clone(),
-                address: cfg.listen.clone(),
-                reason: e.to_string(),
-            })?;
-        let addr = listener.local_addr().map_err(|e| StartError::Listen {
+        let listen_error = |e: std::io::Error| StartError::Listen {
+            file: config.file.clone(),
+            line: cfg.listen_line,
             name: cfg.name.clone(),
             address: cfg.listen.clone(),
             reason: e.to_string(),
-        })?;
+        };
+        let listener = crate::link::bind::listen(&cfg.listen, cfg.link.listen_backlog, &cfg.name)
+            .await
+            .map_err(listen_error)?;
+        let addr = listener.local_addr().map_err(listen_error)?;
         info!(acquirer = %cfg.name, %addr, spec = %cfg.spec_name, "listening");
         bound.push((cfg.name.clone(), addr));
-        let settings = acquirer_settings(cfg)?;
+        let settings = acquirer_settings(&config.file, cfg)?;
         let acquirer = Arc::new(Acquirer {
             name: cfg.name.clone(),
             spec: cfg.spec.clone(),
@@ -218,7 +317,10 @@ pub async fn start_with_rules(
                 .map(|s| Bytes::from(s.clone()))
                 .collect(),
         });
-        let in_flight_max = cfg.in_flight_max;
+        // Checked at load (at most ACQUIRER_IN_FLIGHT_MAX_RANGE's end), so
+        // the drain's `acquire_many` takes it whole.
+        let in_flight_max =
+            u32::try_from(cfg.in_flight_max).expect("in_flight_max within its range");
         let sw = switch.clone();
         tasks.spawn(listener::serve(
             listener,
@@ -234,14 +336,33 @@ pub async fn start_with_rules(
     })
 }
 
-fn acquirer_settings(cfg: &AcquirerConfig) -> Result<ListenerSettings, StartError> {
+fn acquirer_settings(file: &str, cfg: &AcquirerConfig) -> Result<ListenerSettings, StartError> {
     let tls = match &cfg.tls {
         Some(t) => Some(
-            TlsServer::from_files(&t.cert, &t.key, t.client_ca.as_deref()).map_err(|source| {
-                StartError::Tls {
-                    link: format!("acquirer '{}'", cfg.name),
-                    source,
+            TlsServer::from_files(&t.cert, &t.key, t.client_ca.as_deref()).map_err(|e| {
+                let mut files = vec![
+                    TlsFile {
+                        label: "certificate",
+                        key: "tls.cert",
+                        path: &t.cert,
+                        line: t.cert_line,
+                    },
+                    TlsFile {
+                        label: "key",
+                        key: "tls.key",
+                        path: &t.key,
+                        line: t.key_line,
+                    },
+                ];
+                if let (Some(path), Some(line)) = (&t.client_ca, t.client_ca_line) {
+                    files.push(TlsFile {
+                        label: "client CA",
+                        key: "tls.client_ca",
+                        path,
+                        line,
+                    });
                 }
+                tls_error(file, format!("acquirer '{}'", cfg.name), &files, e)
             })?,
         ),
         None => None,
@@ -293,10 +414,10 @@ pub async fn parse_or_reject(
 async fn serve_acquirer(
     switch: Arc<Switch>,
     acq: Arc<Acquirer>,
-    in_flight_max: usize,
+    in_flight_max: u32,
     mut conn: Accepted,
 ) {
-    let limit = Arc::new(Semaphore::new(in_flight_max));
+    let limit = Arc::new(Semaphore::new(in_flight_max as usize));
     // Set once the acquirer has closed its side: a response written after
     // that is accepted by the kernel but never read, so it counts as not
     // delivered (an approval is then reversed).
@@ -342,5 +463,5 @@ async fn serve_acquirer(
         );
     }
     // Requests in flight hold permits: wait for them (bounded by their time-outs).
-    let _ = limit.acquire_many(in_flight_max as u32).await;
+    let _ = limit.acquire_many(in_flight_max).await;
 }
