@@ -62,13 +62,13 @@ rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 issuer=$(start issuer issuer-sim --listen 127.0.0.1:0 --approve-limit 100000000 \
     --backlog 8192 --connections-max $((conns + 64)))
 
-# Keys added to the [[acquirer]] section, one per line. Once the link
-# branch (h19-link) is merged, the switch knows these: uncomment them.
+# Keys added to the [[acquirer]] section, one per line: every terminal
+# comes from 127.0.0.1, so the per-peer limit must admit them all.
 acquirer_extra=(
     "connections_max = $((conns + 64))"
     "in_flight_max = 8"
-    # "listen_backlog = 8192"                               # TODO(h19-link)
-    # "connections_per_peer_max = $((conns + 64))"          # TODO(h19-link)
+    "listen_backlog = 8192"
+    "connections_per_peer_max = $((conns + 64))"
 )
 {
     cat <<CONF
