@@ -14,6 +14,7 @@ mod layout;
 pub mod mti;
 pub mod parse;
 pub mod path;
+mod salvage;
 pub mod pds;
 mod plan;
 pub mod sensitive;

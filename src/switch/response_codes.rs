@@ -42,21 +42,30 @@ impl Outcome {
 }
 
 /// A DE39 = 30 (format error) response to a request that cannot be
-/// parsed, carrying the matching fields that could be read. `None` when not
-/// even the MTI is readable or the message gets no response.
+/// parsed, carrying the matching fields that could be read (see
+/// `parse::salvage`: only fields every one-fault reading of the message
+/// agrees on, so never a STAN read from misaligned bytes). DE39 is the
+/// spec's form: `30` in 1987, the action code `904` in later versions.
+/// `None` when not even the MTI is readable, the MTI gets no response, or
+/// not even the bare reject (MTI and DE39) can be built.
 pub fn format_error_reject(
     spec: &crate::message::Spec,
     raw: &bytes::Bytes,
 ) -> Option<bytes::Bytes> {
     let broken = crate::message::parse::salvage(spec, raw)?;
+    let code = match spec.version.digit() {
+        0 => Outcome::FormatError.code(),
+        _ => to_action_code(Outcome::FormatError.code()),
+    };
     let mut reject = crate::message::Message::new(broken.mti().response()?);
+    let _ = reject.set_str(39, code);
+    let bare = reject.clone();
     for n in [3, 4, 7, 11, 32, 37, 41, 42] {
         if let Some(v) = broken.get(n) {
             let _ = reject.set(n, v.clone());
         }
     }
-    let _ = reject.set_str(39, Outcome::FormatError.code());
-    spec.build(&reject).ok()
+    spec.build(&reject).or_else(|_| spec.build(&bare)).ok()
 }
 
 /// 1987 response codes and the 1993 action codes with the same meaning.
