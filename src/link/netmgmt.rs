@@ -162,7 +162,11 @@ mod tests {
             assert_eq!(code(&request(0, ok, 1, t)).as_deref(), Some("00"), "{ok}");
         }
         for declined in ["101", "161", "999", "201"] {
-            assert_eq!(code(&request(0, declined, 1, t)).as_deref(), Some("12"), "{declined}");
+            assert_eq!(
+                code(&request(0, declined, 1, t)).as_deref(),
+                Some("12"),
+                "{declined}"
+            );
         }
         let mut none = request(0, ECHO, 1, t);
         none.remove(70);
@@ -170,7 +174,12 @@ mod tests {
         // 1993: the function code in DE24, action codes in DE39.
         let mut v93 = Message::new("1804".parse().expect("mti"));
         v93.set_str(11, "000002").expect("set");
-        for (function, action) in [("831", "000"), ("801", "000"), ("811", "902"), ("899", "902")] {
+        for (function, action) in [
+            ("831", "000"),
+            ("801", "000"),
+            ("811", "902"),
+            ("899", "902"),
+        ] {
             v93.set_str(24, function).expect("set");
             assert_eq!(code(&v93).as_deref(), Some(action), "{function}");
         }
@@ -178,7 +187,9 @@ mod tests {
         assert_eq!(code(&v93).as_deref(), Some("904"));
         // A MAC is never echoed.
         let mut maced = request(0, ECHO, 1, t);
-        maced.set(64, bytes::Bytes::from_static(&[1; 8])).expect("set");
+        maced
+            .set(64, bytes::Bytes::from_static(&[1; 8]))
+            .expect("set");
         assert!(!answer(&maced).expect("answer").has(64));
     }
 }

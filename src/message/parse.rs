@@ -12,11 +12,12 @@ use super::codec::{self, WireFault};
 use super::ebcdic::{self, Seen};
 use super::error::{MessageError, Part};
 use super::iso_message::{Message, ParsedParts, Slot, Source};
-use super::layout::FieldLayout;
+use super::layout::{FieldLayout, Inner};
 use super::mti::Mti;
 use super::plan::{Block, BlockKind, Plan, Step};
 use super::spec::{BitmapEncoding, Class, Encoding, Padding, Spec};
 use super::swar;
+use super::{pds, tlv};
 
 /// The largest message the parser accepts (a 2-byte length's range).
 pub const MESSAGE_BYTES_MAX: usize = 65_535;
@@ -89,7 +90,13 @@ pub(super) struct Fields {
 }
 
 impl Fields {
-    pub(super) fn into_message(self, spec: &Spec, mti: Mti, present: Bitmap, input: &Bytes) -> Message {
+    pub(super) fn into_message(
+        self,
+        spec: &Spec,
+        mti: Mti,
+        present: Bitmap,
+        input: &Bytes,
+    ) -> Message {
         Message::parsed(ParsedParts {
             mti,
             present,
@@ -192,7 +199,10 @@ fn read_one_bitmap(spec: &Spec, r: &mut Reader<'_>, index: u8) -> Result<u64, Me
 /// Reads the primary and any secondary / tertiary bitmap. Returns the raw
 /// bitmap and the data-element presence (bitmap bits 1 and 65 removed).
 #[inline(always)]
-pub(super) fn read_bitmaps(spec: &Spec, r: &mut Reader<'_>) -> Result<(Bitmap, Bitmap), MessageError> {
+pub(super) fn read_bitmaps(
+    spec: &Spec,
+    r: &mut Reader<'_>,
+) -> Result<(Bitmap, Bitmap), MessageError> {
     let mut bitmap = Bitmap::default();
     bitmap.set_word(0, read_one_bitmap(spec, r, 1)?);
     if spec.secondary_bitmap_always && !bitmap.get(1) {
@@ -284,6 +294,7 @@ pub(super) fn read_field(
     match layout.encoding {
         Encoding::Ascii | Encoding::Binary => {
             layout.check(n, wire, value_offset)?;
+            check_inner(n, layout, wire, value_offset)?;
             return Ok(Slot::parsed(n, Source::Frame, value_offset, wire.len()));
         }
         Encoding::Ebcdic => {
@@ -301,7 +312,39 @@ pub(super) fn read_field(
     }
     let value = decoded.get(decoded_start..).unwrap_or_default();
     layout.check(n, value, value_offset)?;
+    check_inner(n, layout, value, value_offset)?;
     Ok(Slot::parsed(n, Source::Decoded, decoded_start, value.len()))
+}
+
+/// A value's inner structure (`structure = "tlv"` or `"pds"` in the spec):
+/// a malformed one is a format error like a bad length, so that a request
+/// with, say, a DE55 whose TLV length runs past the data is never taken for
+/// a valid one (and approved). A walk without allocation: tens of ns for
+/// an EMV DE55 of 100 bytes.
+#[inline]
+fn check_inner(
+    n: u16,
+    layout: &FieldLayout,
+    value: &[u8],
+    offset: usize,
+) -> Result<(), MessageError> {
+    let (position, reason) = match layout.inner {
+        Inner::Unchecked => return Ok(()),
+        Inner::Tlv => match tlv::check(value) {
+            Ok(()) => return Ok(()),
+            Err(e) => (e.offset(), e.reason()),
+        },
+        Inner::Pds => match pds::check(value) {
+            Ok(()) => return Ok(()),
+            Err(e) => (e.offset(), e.reason()),
+        },
+    };
+    Err(MessageError::BadSubElement {
+        part: Part::Field(n),
+        offset,
+        position,
+        reason,
+    })
 }
 
 /// A run of adjacent values of one class, checked in one scan when the
@@ -572,6 +615,22 @@ impl Fast<'_> {
                 start
             };
             self.run(layout.class, in_frame, run_start, start + len)?;
+        }
+        if layout.inner != Inner::Unchecked {
+            let buffer = if in_frame {
+                frame
+            } else {
+                &self.decoded.buffer
+            };
+            let value = buffer.get(start..start + len)?;
+            let valid = match layout.inner {
+                Inner::Tlv => tlv::check(value).is_ok(),
+                Inner::Pds => pds::check(value).is_ok(),
+                Inner::Unchecked => true,
+            };
+            if !valid {
+                return None;
+            }
         }
         let source = if in_frame {
             Source::Frame

@@ -221,7 +221,11 @@ mod tests {
             .expect("DE7");
         bytes.drain(at..at + 10);
         let m = salvaged(bytes);
-        assert_ne!(m.get_str(11), Some("987654"), "a STAN from the RRN's digits");
+        assert_ne!(
+            m.get_str(11),
+            Some("987654"),
+            "a STAN from the RRN's digits"
+        );
         assert!(m.get_str(11).is_none_or(|s| s == "123456"));
         assert_eq!(m.mti().to_string(), "0100");
     }
@@ -295,10 +299,12 @@ mod tests {
         bytes.truncate(bytes.len() - 3);
         let m = salvaged(bytes);
         assert!(!m.has(11) && !m.has(41), "{m:?}");
-        assert!(salvage(
-            &Spec::resolve("iso87-ascii").expect("spec"),
-            &Bytes::from(wire(AUTH))
-        )
-        .is_none());
+        assert!(
+            salvage(
+                &Spec::resolve("iso87-ascii").expect("spec"),
+                &Bytes::from(wire(AUTH))
+            )
+            .is_none()
+        );
     }
 }

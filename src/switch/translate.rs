@@ -303,7 +303,12 @@ mod tests {
         maced.set(128, Bytes::from_static(&[0x5A; 8])).expect("set");
         for (from, to) in [(&v87, &v87), (&v87, &v93), (&bin, &v87), (&v93, &v87)] {
             let t = translate(from, to, &maced, nov_23_2026());
-            assert!(!t.message.has(64) && !t.message.has(128), "{} -> {}", from.name, to.name);
+            assert!(
+                !t.message.has(64) && !t.message.has(128),
+                "{} -> {}",
+                from.name,
+                to.name
+            );
             assert!(!t.dropped.contains(&64) && !t.dropped.contains(&128));
         }
         let wire = v87
@@ -311,7 +316,11 @@ mod tests {
             .expect("build");
         // MTI, then the hex primary bitmap: bit 1 (a secondary follows) clear.
         let first = char::from(wire[4]).to_digit(16).expect("hex");
-        assert_eq!(first & 0x8, 0, "no secondary bitmap without fields above 64");
+        assert_eq!(
+            first & 0x8,
+            0,
+            "no secondary bitmap without fields above 64"
+        );
         let mut local = maced.clone();
         strip_mac(&mut local);
         assert_eq!(local, auth87());
