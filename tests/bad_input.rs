@@ -172,57 +172,101 @@ fn auth() -> Vec<u8> {
     build("0100", AUTH)
 }
 
-#[test]
-fn every_bad_frame_is_answered_or_closed_never_left_waiting() {
-    let dir = temp_dir("bad-input");
+/// Sends `frames` on one connection and expects a close, no answer; then
+/// the switch's log holds one close line and the metric counts `reason`.
+fn expect_close(frames: &[&[u8]], reason: &str, what: &str) {
+    let dir = temp_dir("bad-input-close");
     let s = setup(&dir, &[]);
-    let addr = &s.acquirer;
+    let mut conn = connect_and_send(&s.acquirer, frames);
+    assert!(matches!(next(&mut conn, what), Seen::Closed), "{what}");
+    assert_closes_counted(&s, 1, reason);
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // Frames whose MTI cannot be read, or means nothing: closed. The
-    // second frame after `01A0` is never read (one close, one log line).
-    let mut nine = auth();
-    nine[..4].copy_from_slice(b"9999");
-    let mut letters = auth();
-    letters[..4].copy_from_slice(b"01A0");
-    let mut response = auth();
-    response[..4].copy_from_slice(b"0110");
-    let closes: [(&str, Vec<&[u8]>); 4] = [
-        ("a 2-byte frame", vec![b"01".as_slice()]),
-        ("MTI 01A0", vec![letters.as_slice(), nine.as_slice()]),
-        ("MTI 9999", vec![nine.as_slice()]),
-        ("a response MTI 0110", vec![response.as_slice()]),
-    ];
-    for (what, frames) in closes {
-        let mut conn = connect_and_send(addr, &frames);
-        assert!(matches!(next(&mut conn, what), Seen::Closed), "{what}");
-    }
+/// The log holds `count` close lines (one per connection closed) and the
+/// close metric counts `reason`.
+fn assert_closes_counted(s: &Setup, count: usize, reason: &str) {
+    let metrics = || http_get(&s.metrics, "/metrics");
+    let counted = |m: &str| {
+        m.lines().any(|l| {
+            l.starts_with("cardswitch_link_closed_on_input_total")
+                && l.contains(&format!("reason=\"{reason}\""))
+        })
+    };
+    wait_until("the close counted", Duration::from_secs(5), || {
+        counted(&metrics())
+    });
+    let log = std::fs::read_to_string(&s.log).expect("log");
+    assert_eq!(
+        log.matches("closing the connection").count(),
+        count,
+        "{log}"
+    );
+}
 
-    // A bitmap that claims DE7 where there is none: 30, and no STAN read
-    // from the RRN's digits (a STAN, if any, is the real one).
+fn with_mti(mti: &[u8; 4]) -> Vec<u8> {
+    let mut wire = auth();
+    wire[..4].copy_from_slice(mti);
+    wire
+}
+
+#[test]
+fn a_two_byte_frame_closes_the_connection() {
+    expect_close(&[b"01"], "unreadable_mti", "a 2-byte frame");
+}
+
+#[test]
+fn an_mti_with_letters_closes_the_connection_and_is_logged_once() {
+    // The second frame is never read: one close, one log line.
+    let (letters, nine) = (with_mti(b"01A0"), with_mti(b"9999"));
+    expect_close(&[&letters, &nine], "unreadable_mti", "MTI 01A0");
+}
+
+#[test]
+fn mti_9999_closes_the_connection() {
+    expect_close(&[&with_mti(b"9999")], "reserved_mti", "MTI 9999");
+}
+
+#[test]
+fn a_claimed_but_absent_field_gets_30_without_a_shifted_stan() {
+    let dir = temp_dir("bad-input-absent");
+    let s = setup(&dir, &[]);
+    // DE7 claimed by the bitmap but left out: DE11 would be read from the
+    // RRN's digits (987654).
     let mut absent = auth();
     let at = absent
         .windows(10)
         .position(|w| w == b"1123143005")
         .expect("DE7");
     absent.drain(at..at + 10);
-    let m = answer(exchange(addr, &absent, "absent DE7"), "absent DE7");
+    let m = answer(exchange(&s.acquirer, &absent, "absent DE7"), "absent DE7");
     assert_eq!(m.mti().to_string(), "0110");
     assert_eq!(m.get_str(39), Some("30"));
     assert!(m.get_str(11).is_none_or(|s| s == "000321"), "{m:?}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // A letter in the PAN: 30, still with DE11 and DE41 for the matching.
+#[test]
+fn a_bad_pan_gets_30_with_the_stan_and_terminal() {
+    let dir = temp_dir("bad-input-pan");
+    let s = setup(&dir, &[]);
     let mut bad_pan = auth();
     let at = bad_pan
         .windows(16)
         .position(|w| w == b"4761739001010119")
         .expect("DE2");
     bad_pan[at + 15] = b'X';
-    let m = answer(exchange(addr, &bad_pan, "bad DE2"), "bad DE2");
+    let m = answer(exchange(&s.acquirer, &bad_pan, "bad DE2"), "bad DE2");
     assert_eq!(m.get_str(39), Some("30"));
     assert_eq!(m.get_str(11), Some("000321"));
     assert_eq!(m.get_str(41), Some("TERM0001"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // A DE55 whose TLV length runs past the data: 30, never approved.
+#[test]
+fn a_malformed_de55_gets_30_not_an_approval() {
+    let dir = temp_dir("bad-input-icc");
+    let s = setup(&dir, &[]);
     let mut with_icc = Message::new("0100".parse().expect("mti"));
     for &(n, v) in AUTH {
         with_icc.set_str(n, v).expect("set");
@@ -231,44 +275,36 @@ fn every_bad_frame_is_answered_or_closed_never_left_waiting() {
         .set(55, Bytes::from_static(&[0x9F, 0x26, 0xFF, 0x01]))
         .expect("set");
     let wire = spec().build(&with_icc).expect("build");
-    let m = answer(exchange(addr, &wire, "bad DE55"), "bad DE55");
+    let m = answer(exchange(&s.acquirer, &wire, "bad DE55"), "bad DE55");
     assert_eq!(m.get_str(39), Some("30"));
     assert_eq!(m.get_str(11), Some("000321"));
+    let _ = std::fs::remove_dir_all(&dir);
+}
 
-    // Network management: only what the switch does is approved.
-    let echo = |code: Option<&str>| {
-        let mut fields = vec![(7, "1123143005"), (11, "000777")];
-        if let Some(c) = code {
-            fields.push((70, c));
-        }
-        build("0800", &fields)
-    };
+fn network(code: Option<&str>) -> Vec<u8> {
+    let mut fields = vec![(7, "1123143005"), (11, "000777")];
+    if let Some(c) = code {
+        fields.push((70, c));
+    }
+    build("0800", &fields)
+}
+
+#[test]
+fn key_changes_unknown_codes_and_no_code_are_not_approved() {
+    let dir = temp_dir("bad-input-0800");
+    let s = setup(&dir, &[]);
     for (code, expected) in [
         (Some("161"), "12"),
         (Some("101"), "12"),
         (Some("999"), "12"),
         (None, "30"),
+        // The one the switch performs.
         (Some("301"), "00"),
     ] {
         let what = format!("0800 with DE70 {code:?}");
-        let m = answer(exchange(addr, &echo(code), &what), &what);
+        let m = answer(exchange(&s.acquirer, &network(code), &what), &what);
         assert_eq!(m.mti().to_string(), "0810", "{what}");
         assert_eq!(m.get_str(39), Some(expected), "{what}");
-    }
-
-    // Each close was logged once and counted by its reason.
-    let log = std::fs::read_to_string(&s.log).expect("log");
-    let closing = log.matches("closing the connection").count();
-    assert_eq!(closing, 4, "{log}");
-    let metrics = http_get(&s.metrics, "/metrics");
-    for reason in ["unreadable_mti", "reserved_mti", "answer_from_acquirer"] {
-        assert!(
-            metrics
-                .lines()
-                .any(|l| l.starts_with("cardswitch_link_closed_on_input_total")
-                    && l.contains(&format!("reason=\"{reason}\""))),
-            "{reason}: {metrics}"
-        );
     }
     let _ = std::fs::remove_dir_all(&dir);
 }
@@ -277,8 +313,7 @@ fn every_bad_frame_is_answered_or_closed_never_left_waiting() {
 fn a_response_closes_the_connection_after_the_requests_in_flight() {
     let dir = temp_dir("bad-input-drain");
     let s = setup(&dir, &["--delay-ms", "300"]);
-    let mut response = auth();
-    response[..4].copy_from_slice(b"0110");
+    let response = with_mti(b"0110");
     // The 0100 is at the issuer (300 ms) when the 0110 arrives.
     let mut conn = connect_and_send(&s.acquirer, &[&auth(), &response]);
     let m = answer(next(&mut conn, "the 0100"), "the 0100");
@@ -286,6 +321,7 @@ fn a_response_closes_the_connection_after_the_requests_in_flight() {
     assert_eq!(m.get_str(39), Some("00"));
     assert_eq!(m.get_str(11), Some("000321"));
     assert!(matches!(next(&mut conn, "after the 0110"), Seen::Closed));
+    assert_closes_counted(&s, 1, "answer_from_acquirer");
     let _ = std::fs::remove_dir_all(&dir);
 }
 
