@@ -22,7 +22,7 @@ const ANSWER_WAIT: Duration = Duration::from_secs(2);
 /// What came back on a connection after one frame.
 #[derive(Debug)]
 enum Seen {
-    Answer(Message),
+    Answer(Box<Message>),
     Closed,
 }
 
@@ -133,7 +133,7 @@ fn next(s: &mut TcpStream, what: &str) -> Seen {
     let msg = spec()
         .parse(&Bytes::from(body))
         .unwrap_or_else(|e| panic!("{what}: the answer does not parse: {e}"));
-    Seen::Answer(msg)
+    Seen::Answer(Box::new(msg))
 }
 
 /// One frame on its own connection: what came back first.
@@ -144,7 +144,7 @@ fn exchange(addr: &str, frame: &[u8], what: &str) -> Seen {
 
 fn answer(seen: Seen, what: &str) -> Message {
     match seen {
-        Seen::Answer(m) => m,
+        Seen::Answer(m) => *m,
         Seen::Closed => panic!("{what}: closed instead of answered"),
     }
 }
