@@ -131,6 +131,41 @@ pub fn parse(data: &[u8]) -> Result<Vec<Tlv<'_>>, TlvError> {
 /// so it is a plain walk over the bytes.
 #[inline]
 pub fn check(data: &[u8]) -> Result<(), TlvError> {
+    // Objects take two bytes at least: this much data holds no more than
+    // the limit, so the walk need not count them.
+    if data.len() <= 2 * TLV_OBJECTS_MAX && walks(data) {
+        return Ok(());
+    }
+    check_exactly(data)
+}
+
+/// The common case of EMV data, walked with nothing else to track: tags of
+/// one or two bytes, short-form lengths. `false` for anything else, valid
+/// or not, which [`check_exactly`] then decides (about 10 instructions an
+/// object instead of 30).
+#[inline]
+fn walks(data: &[u8]) -> bool {
+    let mut at = 0;
+    while let Some(&first) = data.get(at) {
+        let mut next = at + 1;
+        if first & 0x1F == 0x1F {
+            match data.get(next) {
+                Some(&b) if b & 0x80 == 0 => next += 1,
+                _ => return false,
+            }
+        }
+        match data.get(next) {
+            Some(&len) if len < 0x80 => at = next + 1 + usize::from(len),
+            _ => return false,
+        }
+    }
+    at == data.len()
+}
+
+/// [`check`] with every rule and the error [`parse`] gives.
+#[cold]
+#[inline(never)]
+fn check_exactly(data: &[u8]) -> Result<(), TlvError> {
     let mut at = 0;
     let mut objects = 0;
     while let Some(&first) = data.get(at) {
