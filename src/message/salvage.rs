@@ -112,7 +112,10 @@ fn agreed_values(spec: &Spec, input: &Bytes) -> Option<Values> {
     // `starts` runs up to the field that failed (all, for trailing bytes).
     for (k, &start) in starts.iter().enumerate() {
         let before = &strict[..k.min(strict.len())];
-        let last = input.len().checked_sub(after[k])?;
+        // No room for the fields after `k`: no reading with this `k`.
+        let Some(last) = input.len().checked_sub(after[k]) else {
+            continue;
+        };
         for o in start..=last {
             if let Some(suffix) = scan.suffix(&order[k + 1..], o)? {
                 scan.agree(before.iter().cloned().chain(suffix).collect());
@@ -284,6 +287,20 @@ mod tests {
         let m = salvaged(bytes);
         assert_eq!(m.get_str(11), Some("123456"));
         assert_eq!(m.get_str(41), Some("TERM0001"));
+    }
+
+    #[test]
+    fn a_golden_request_cut_short_keeps_its_stan() {
+        // Cut inside DE37: the fields after it cannot fit in what is left,
+        // so no reading takes an earlier field as faulty; the cut one keeps
+        // what precedes the cut.
+        let golden = include_str!("../../fixtures/golden/iso87-ascii/0100-auth-request.hex");
+        let mut bytes = hex::decode(golden.trim()).expect("hex");
+        bytes.truncate(150);
+        let m = salvaged(bytes);
+        assert_eq!(m.get_str(11), Some("123456"));
+        assert_eq!(m.get_str(32), Some("1234567"));
+        assert!(!m.has(37) && !m.has(41));
     }
 
     #[test]
