@@ -6,7 +6,7 @@ use bytes::BytesMut;
 use cardswitch::clearing::blocking::{BLOCK_BYTES, Blocker, PAD};
 use cardswitch::clearing::ipm_reader::{IpmReadError, ipm_spec, read};
 use cardswitch::clearing::ipm_writer::{FileParams, IpmWriter, Presentment};
-use cardswitch::message::{Message, Mti, pds};
+use cardswitch::message::{Message, MessageError, Mti, Part, pds};
 use proptest::prelude::*;
 
 mod support;
@@ -305,12 +305,18 @@ fn hand_built_file_passes_and_each_fault_is_named_with_its_offset() {
         IpmReadError::MissingPds { tag: 306, .. }
     ));
 
-    // A PDS whose length runs past DE48.
+    // A PDS whose length runs past DE48: the spec's parse refuses it
+    // (DE48 is `structure = "pds"`), naming the field.
     let mut bad_pds = good.clone();
     bad_pds[1].set_str(48, "0023009POI").unwrap();
     assert!(matches!(
         err(&file_of(&bad_pds, false, true), false),
-        IpmReadError::Pds { record: 2, field: 48, offset, .. } if offset == offsets[1]
+        IpmReadError::Record {
+            record: 2,
+            offset,
+            source: MessageError::BadSubElement { part: Part::Field(48), .. },
+            ..
+        } if offset == offsets[1]
     ));
 
     // Blocked offsets are file offsets: the second block's trailer.

@@ -148,3 +148,76 @@ fn oversized_input_is_refused_before_parsing() {
         MessageError::MessageTooLarge { .. }
     ));
 }
+
+/// An iso87-ascii 0100 carrying `de55` (raw bytes; the spec writes them as hex).
+fn with_de55(de55: &[u8]) -> Vec<u8> {
+    let spec = Spec::resolve("iso87-ascii").expect("spec");
+    let mut msg = cardswitch::message::Message::new("0100".parse().expect("mti"));
+    msg.set_str(11, "000123").expect("set");
+    msg.set(55, Bytes::copy_from_slice(de55)).expect("set");
+    msg.set_str(41, "TERM0001").expect("set");
+    spec.build(&msg).expect("build").to_vec()
+}
+
+#[test]
+fn a_malformed_tlv_in_de55_is_a_format_error_naming_field_and_offset() {
+    let spec = Spec::resolve("iso87-ascii").expect("spec");
+    // 9F26, then a length byte announcing 127 length bytes where one is.
+    let e = parse(&spec, &with_de55(&[0x9F, 0x26, 0xFF, 0x01]));
+    // MTI 4 + bitmap 16 + DE11 6 + DE41 8 + LLL 3: the value starts at 37.
+    assert_eq!(
+        e,
+        MessageError::BadSubElement {
+            part: Part::Field(55),
+            offset: 37,
+            position: 0,
+            reason: "TLV length form unsupported",
+        }
+    );
+    assert_eq!((e.field(), e.offset()), (Some(55), Some(37)));
+    // A value shorter than its length says, after a good object.
+    let e = parse(
+        &spec,
+        &with_de55(&[0x9F, 0x27, 0x01, 0x80, 0x9F, 0x26, 0x08, 0x01]),
+    );
+    assert!(
+        matches!(
+            e,
+            MessageError::BadSubElement {
+                position: 4,
+                reason: "TLV length beyond the data",
+                ..
+            }
+        ),
+        "{e}"
+    );
+    assert!(e.to_string().contains("field 55 at offset 37"), "{e}");
+    // Well-formed TLV parses.
+    let good = with_de55(&[0x9F, 0x27, 0x01, 0x80, 0x82, 0x02, 0x19, 0x80]);
+    assert!(spec.parse(&Bytes::from(good)).is_ok());
+}
+
+#[test]
+fn a_malformed_pds_is_a_format_error() {
+    let spec = Spec::resolve("mastercard-ipm").expect("spec");
+    let golden = include_str!("../fixtures/golden/mastercard-ipm/1240-first-presentment.hex");
+    let good = spec
+        .parse(&Bytes::from(hex::decode(golden.trim()).expect("hex")))
+        .expect("golden parses");
+    for bad in ["0023003PO", "0023X03POI", "002"] {
+        let mut msg = good.clone();
+        msg.set_str(48, bad).expect("set");
+        let wire = spec.build(&msg).expect("build");
+        let e = spec.parse(&wire).expect_err("a bad PDS must not parse");
+        assert!(
+            matches!(
+                e,
+                MessageError::BadSubElement {
+                    part: Part::Field(48),
+                    ..
+                }
+            ),
+            "{bad}: {e}"
+        );
+    }
+}

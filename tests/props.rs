@@ -6,8 +6,8 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use cardswitch::message::parse::parse_checked;
-use cardswitch::message::spec::{Class, Length};
-use cardswitch::message::{Message, Mti, Spec};
+use cardswitch::message::spec::{Class, Length, Structure};
+use cardswitch::message::{Message, Mti, Spec, pds, tlv};
 use proptest::prelude::*;
 
 fn specs() -> Vec<Arc<Spec>> {
@@ -63,10 +63,59 @@ fn value_strategy(class: Class, length: Length) -> BoxedStrategy<Vec<u8>> {
     }
 }
 
+/// A valid value of a field whose spec declares a TLV or PDS structure
+/// (the parser checks it): a few objects within the field's maximum.
+fn structured_strategy(structure: &Structure, length: Length) -> Option<BoxedStrategy<Vec<u8>>> {
+    let Length::Variable { max, .. } = length else {
+        return None;
+    };
+    let max = max.min(60);
+    match structure {
+        Structure::Tlv => {
+            let tags = prop::sample::select(vec![0x82u32, 0x95, 0x9F26, 0x5F2A]);
+            let objects =
+                prop::collection::vec((tags, prop::collection::vec(any::<u8>(), 0..8)), 0..5);
+            Some(
+                objects
+                    .prop_map(move |objects| {
+                        let mut out = bytes::BytesMut::new();
+                        for (tag, value) in &objects {
+                            if out.len() + value.len() + 3 > max {
+                                break;
+                            }
+                            tlv::write(*tag, value, &mut out);
+                        }
+                        out.to_vec()
+                    })
+                    .boxed(),
+            )
+        }
+        Structure::Pds => {
+            let text = prop::collection::vec(prop::sample::select(chars(Class::Ans)), 0..10);
+            let items = prop::collection::vec((0..=9999u16, text), 0..4);
+            Some(
+                items
+                    .prop_map(move |items| {
+                        let mut out = bytes::BytesMut::new();
+                        for (tag, value) in &items {
+                            if out.len() + value.len() + 7 > max {
+                                break;
+                            }
+                            pds::write(*tag, value, &mut out).expect("short PDS");
+                        }
+                        out.to_vec()
+                    })
+                    .boxed(),
+            )
+        }
+        _ => None,
+    }
+}
+
 fn message_strategy(spec: Arc<Spec>) -> impl Strategy<Value = Message> {
-    let fields: Vec<(u16, Class, Length)> = spec
+    let fields: Vec<(u16, Class, Length, Structure)> = spec
         .fields()
-        .map(|f| (f.number, f.class, f.length))
+        .map(|f| (f.number, f.class, f.length, f.structure.clone()))
         .collect();
     let count = fields.len();
     (
@@ -76,7 +125,12 @@ fn message_strategy(spec: Arc<Spec>) -> impl Strategy<Value = Message> {
         .prop_flat_map(|(chosen, mti)| {
             let values: Vec<_> = chosen
                 .iter()
-                .map(|&(n, class, length)| value_strategy(class, length).prop_map(move |v| (n, v)))
+                .map(|(n, class, length, structure)| {
+                    let n = *n;
+                    structured_strategy(structure, *length)
+                        .unwrap_or_else(|| value_strategy(*class, *length))
+                        .prop_map(move |v| (n, v))
+                })
                 .collect();
             (Just(mti), values)
         })

@@ -1,5 +1,6 @@
 //! Mastercard PDS: parse never panics, and writing the subelements back
-//! gives the input byte for byte (tags and lengths have one decimal form).
+//! gives the input byte for byte (tags and lengths have one decimal form);
+//! `pds::check` (what the message parser runs) agrees with `parse`.
 #![no_main]
 
 use bytes::BytesMut;
@@ -7,6 +8,7 @@ use cardswitch::message::pds;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    assert_eq!(pds::check(data), pds::parse(data).map(|_| ()), "check and parse disagree");
     let items = match pds::parse(data) {
         Ok(items) => items,
         Err(e) => {

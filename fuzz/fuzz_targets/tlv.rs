@@ -2,6 +2,8 @@
 //! parses to the same objects, never longer than the input; and when the
 //! input used minimal length forms (then and only then the lengths match),
 //! the very same bytes. Constructed objects are parsed one level down too.
+//! `tlv::check` (what the message parser runs) finds exactly the faults
+//! `parse` finds.
 #![no_main]
 
 use bytes::BytesMut;
@@ -12,6 +14,7 @@ use libfuzzer_sys::fuzz_target;
 const DEPTH_MAX: usize = 4;
 
 fn check(data: &[u8], depth: usize) {
+    assert_eq!(tlv::check(data), tlv::parse(data).map(|_| ()), "check and parse disagree");
     let objects = match tlv::parse(data) {
         Ok(objects) => objects,
         Err(e) => {

@@ -1,5 +1,7 @@
 //! Network management messages (MTI class 8): echo (DE70 = 301), sign-on
-//! (001) and sign-off (002), and the automatic answer to a peer's request.
+//! (001) and sign-off (002), and the automatic answer to a peer's request,
+//! which approves only what this side does: a key change it never made is
+//! never acknowledged.
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -61,8 +63,55 @@ pub fn request(version: u8, code: &str, stan: u32, now: SystemTime) -> Message {
     m
 }
 
+/// DE70 codes of key exchanges (101 key change, 161 new key): keys are
+/// not exchanged over these links, so such a request is declined.
+pub const KEY_CHANGES: &[&str] = &["101", "161"];
+
+/// How a network management request is answered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Verdict {
+    /// Echo, sign-on or sign-off: approved (00).
+    Approved,
+    /// A key change, or a code this side does not know: 12.
+    NotPerformed,
+    /// No network management code at all: format error (30).
+    NoCode,
+}
+
+/// The network management code of `msg`: DE70, or in a 1993 or later
+/// message without DE70, the 8xx function code of DE24 as the DE70 code
+/// of the same meaning (801 sign-on, 802 sign-off, 811 key change, 831
+/// echo; other 8xx codes as themselves, so unknown).
+fn code_of(msg: &Message) -> Option<&str> {
+    if let Some(code) = msg.get_str(70) {
+        return Some(code);
+    }
+    if msg.mti().version() == 0 {
+        return None;
+    }
+    Some(match msg.get_str(24)? {
+        "801" => SIGN_ON,
+        "802" => SIGN_OFF,
+        "811" => KEY_CHANGES[0],
+        "831" => ECHO,
+        other => other,
+    })
+}
+
+/// What `msg`'s network management code asks for (see [`Verdict`]).
+pub fn verdict(msg: &Message) -> Verdict {
+    match code_of(msg) {
+        None => Verdict::NoCode,
+        Some(ECHO | SIGN_ON | SIGN_OFF) => Verdict::Approved,
+        Some(_) => Verdict::NotPerformed,
+    }
+}
+
 /// The answer to a peer's network management request: same fields, the
-/// response MTI and DE39 = 00. `None` when `msg` is not such a request.
+/// response MTI and DE39 by [`verdict`] (00, 12 or 30; in 1993 and later
+/// the action codes 000, 902 and 904). A MAC (DE64, DE128) is not echoed:
+/// it covered the request, not this answer. `None` when `msg` is not such
+/// a request.
 pub fn answer(msg: &Message) -> Option<Message> {
     let mti = msg.mti();
     if mti.class() != crate::message::mti::MessageClass::NetworkManagement {
@@ -70,7 +119,16 @@ pub fn answer(msg: &Message) -> Option<Message> {
     }
     let mut resp = msg.clone();
     resp.set_mti(mti.response()?);
-    let _ = resp.set_str(39, "00");
+    resp.remove(64);
+    resp.remove(128);
+    // The 1987 codes and their 1993 action codes (as `switch::response_codes`
+    // maps them; the link layer does not depend on the switch).
+    let (v87, v93) = match verdict(msg) {
+        Verdict::Approved => ("00", "000"),
+        Verdict::NotPerformed => ("12", "902"),
+        Verdict::NoCode => ("30", "904"),
+    };
+    let _ = resp.set_str(39, if mti.version() == 0 { v87 } else { v93 });
     Some(resp)
 }
 
@@ -94,5 +152,44 @@ mod tests {
         assert_eq!(resp.get_str(39), Some("00"));
         assert_eq!(request(1, SIGN_ON, 2, t).mti().to_string(), "1800");
         assert!(answer(&resp).is_none());
+    }
+
+    #[test]
+    fn only_echo_sign_on_and_sign_off_are_approved() {
+        let t = UNIX_EPOCH + Duration::from_secs(20_415 * 86_400);
+        let code = |m: &Message| answer(m).expect("answer").get_str(39).map(str::to_owned);
+        for ok in [ECHO, SIGN_ON, SIGN_OFF] {
+            assert_eq!(code(&request(0, ok, 1, t)).as_deref(), Some("00"), "{ok}");
+        }
+        for declined in ["101", "161", "999", "201"] {
+            assert_eq!(
+                code(&request(0, declined, 1, t)).as_deref(),
+                Some("12"),
+                "{declined}"
+            );
+        }
+        let mut none = request(0, ECHO, 1, t);
+        none.remove(70);
+        assert_eq!(code(&none).as_deref(), Some("30"));
+        // 1993: the function code in DE24, action codes in DE39.
+        let mut v93 = Message::new("1804".parse().expect("mti"));
+        v93.set_str(11, "000002").expect("set");
+        for (function, action) in [
+            ("831", "000"),
+            ("801", "000"),
+            ("811", "902"),
+            ("899", "902"),
+        ] {
+            v93.set_str(24, function).expect("set");
+            assert_eq!(code(&v93).as_deref(), Some(action), "{function}");
+        }
+        v93.remove(24);
+        assert_eq!(code(&v93).as_deref(), Some("904"));
+        // A MAC is never echoed.
+        let mut maced = request(0, ECHO, 1, t);
+        maced
+            .set(64, bytes::Bytes::from_static(&[1; 8]))
+            .expect("set");
+        assert!(!answer(&maced).expect("answer").has(64));
     }
 }

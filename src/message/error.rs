@@ -105,10 +105,13 @@ pub enum MessageError {
     /// The message is larger than the parser accepts.
     #[error("message of {length} bytes exceeds the limit of {max} bytes")]
     MessageTooLarge { length: usize, max: usize },
-    /// A sub-structure (TLV, PDS, subfields) inside a field is malformed.
-    #[error("{part}: sub-element at position {position}: {reason}")]
+    /// A sub-structure (TLV, PDS) inside a field is malformed; `offset` is
+    /// where the field's value starts, `position` where in it the faulty
+    /// sub-element starts.
+    #[error("{part} at offset {offset}: sub-element at position {position}: {reason}")]
     BadSubElement {
         part: Part,
+        offset: usize,
         position: usize,
         reason: &'static str,
     },
@@ -132,7 +135,8 @@ impl MessageError {
             | MessageError::UndefinedField { offset, .. }
             | MessageError::EmptyBitmap { offset, .. }
             | MessageError::MissingBitmap { offset, .. }
-            | MessageError::TrailingBytes { offset, .. } => Some(*offset),
+            | MessageError::TrailingBytes { offset, .. }
+            | MessageError::BadSubElement { offset, .. } => Some(*offset),
             _ => None,
         }
     }

@@ -7,7 +7,18 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use super::codec;
 use super::error::{MessageError, Part};
-use super::spec::{Class, Encoding, FieldSpec, Length, Padding};
+use super::spec::{Class, Encoding, FieldSpec, Length, Padding, Structure};
+
+/// A value's inner structure that parsing checks (`parse::check_inner`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Inner {
+    /// None, or fixed subfields (any value of the right size has them).
+    Unchecked,
+    /// BER-TLV data objects (`tlv::check`).
+    Tlv,
+    /// Mastercard PDS (`pds::check`).
+    Pds,
+}
 
 /// The wire rules of one data element, precomputed from its `FieldSpec`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,6 +49,8 @@ pub(crate) struct FieldLayout {
     /// The length prefix is ASCII digits and the class admits digits: the
     /// fast pass scans prefix and value as one run.
     pub prefix_in_run: bool,
+    /// The inner structure the value must have.
+    pub inner: Inner,
 }
 
 impl FieldLayout {
@@ -55,6 +68,7 @@ impl FieldLayout {
         fixed_wire_bytes: 0,
         scan: false,
         prefix_in_run: false,
+        inner: Inner::Unchecked,
     };
 
     pub(crate) fn of(fs: &FieldSpec) -> FieldLayout {
@@ -89,6 +103,11 @@ impl FieldLayout {
                 && fs.length_encoding == Encoding::Ascii
                 && matches!(fs.encoding, Encoding::Ascii | Encoding::Binary)
                 && matches!(fs.class, Class::N | Class::An | Class::Ans | Class::Z),
+            inner: match fs.structure {
+                Structure::Tlv => Inner::Tlv,
+                Structure::Pds => Inner::Pds,
+                Structure::None | Structure::Subfields(_) => Inner::Unchecked,
+            },
         };
         if !layout.is_variable() {
             layout.fixed_wire_bytes = to_u32(layout.wire_bytes(layout.units as usize));

@@ -16,6 +16,7 @@ pub mod parse;
 pub mod path;
 pub mod pds;
 mod plan;
+mod salvage;
 pub mod sensitive;
 pub mod spec;
 pub mod spec_file;

@@ -110,6 +110,27 @@ impl Mti {
         )
     }
 
+    /// Whether every digit has a meaning in ISO 8583-1: version 0-2 (1987,
+    /// 1993, 2003: the versions with a published field layout; 3-7 are
+    /// reserved, 8 and 9 national and private use, which no dialect here
+    /// defines), class 1-8 (0 and 9 reserved), function 0-7 (8 and 9
+    /// reserved) and origin 0-5 (6-9 reserved). The parser reads any four
+    /// digits (a dialect is free to use them); a switch answers or routes
+    /// only what this admits (`9999` is four digits and means nothing).
+    pub fn is_known(&self) -> bool {
+        self.version() <= 2
+            && (1..=8).contains(&self.digit(1))
+            && self.digit(2) <= 7
+            && self.origin() <= 5
+    }
+
+    /// Whether the message answers another (an odd function digit: a
+    /// response, an advice response, a notification or instruction
+    /// acknowledgement), so that nothing may answer it in turn.
+    pub fn is_answer(&self) -> bool {
+        self.digit(2) % 2 == 1
+    }
+
     /// The response MTI: 0100 -> 0110, 0101 -> 0110, 0420 -> 0430, 0421 -> 0430.
     /// `None` for messages that get no response.
     pub fn response(&self) -> Option<Mti> {
@@ -193,5 +214,26 @@ mod tests {
         assert_eq!(mti("0100").with_version(1), mti("1100"));
         assert!("01a0".parse::<Mti>().is_err());
         assert!("010".parse::<Mti>().is_err());
+    }
+
+    #[test]
+    fn reserved_digits_are_not_known() {
+        for ok in [
+            "0100", "0110", "0420", "0800", "1804", "1240", "1644", "2100", "0155",
+        ] {
+            assert!(mti(ok).is_known(), "{ok}");
+        }
+        // Version 3-9, class 0 or 9, function 8 or 9, origin 6-9.
+        for bad in [
+            "9999", "3100", "9100", "0000", "0900", "0180", "0190", "0106", "0109",
+        ] {
+            assert!(!mti(bad).is_known(), "{bad}");
+        }
+        for answer in ["0110", "0130", "0810", "1814", "0150", "0170"] {
+            assert!(mti(answer).is_answer(), "{answer}");
+        }
+        for not in ["0100", "0120", "0800", "0140", "0421"] {
+            assert!(!mti(not).is_answer(), "{not}");
+        }
     }
 }

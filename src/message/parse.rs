@@ -12,19 +12,20 @@ use super::codec::{self, WireFault};
 use super::ebcdic::{self, Seen};
 use super::error::{MessageError, Part};
 use super::iso_message::{Message, ParsedParts, Slot, Source};
-use super::layout::FieldLayout;
+use super::layout::{FieldLayout, Inner};
 use super::mti::Mti;
 use super::plan::{Block, BlockKind, Plan, Step};
 use super::spec::{BitmapEncoding, Class, Encoding, Padding, Spec};
 use super::swar;
+use super::{pds, tlv};
 
 /// The largest message the parser accepts (a 2-byte length's range).
 pub const MESSAGE_BYTES_MAX: usize = 65_535;
 
 /// A cursor over the input that knows its offset.
-struct Reader<'a> {
-    input: &'a [u8],
-    offset: usize,
+pub(super) struct Reader<'a> {
+    pub(super) input: &'a [u8],
+    pub(super) offset: usize,
 }
 
 impl<'a> Reader<'a> {
@@ -71,33 +72,31 @@ pub fn parse_checked(spec: &Spec, input: &Bytes) -> Result<Message, MessageError
     Ok(fields.into_message(spec, mti, present, input))
 }
 
-/// What can be read of a malformed message: its MTI and the fields before
-/// the fault, to address a format-error reject (DE39 = 30) to the sender.
-/// `None` when not even the MTI and bitmap can be read.
-pub fn salvage(spec: &Spec, input: &Bytes) -> Option<Message> {
-    let mut fields = Fields::default();
-    let mut r = Reader { input, offset: 0 };
-    let mti = read_mti(spec, &mut r).ok()?;
-    if parse_fields(spec, input, &mut fields).is_ok() {
-        return None;
-    }
-    let mut present = Bitmap::default();
-    for slot in &fields.slots {
-        present.set(slot.number());
-    }
-    Some(fields.into_message(spec, mti, present, input))
+/// What can be read of a malformed message (see `salvage.rs`).
+pub use super::salvage::salvage;
+
+/// The MTI of a frame, if its first bytes read as four digits in the
+/// spec's MTI encoding (whatever follows).
+pub fn read_mti_only(spec: &Spec, input: &[u8]) -> Option<Mti> {
+    read_mti(spec, &mut Reader { input, offset: 0 }).ok()
 }
 
 /// The fields read so far: a span per value, and the values that had to
 /// be transcoded (BCD, EBCDIC, hex) in one buffer.
 #[derive(Default)]
-struct Fields {
-    slots: Vec<Slot>,
-    decoded: Vec<u8>,
+pub(super) struct Fields {
+    pub(super) slots: Vec<Slot>,
+    pub(super) decoded: Vec<u8>,
 }
 
 impl Fields {
-    fn into_message(self, spec: &Spec, mti: Mti, present: Bitmap, input: &Bytes) -> Message {
+    pub(super) fn into_message(
+        self,
+        spec: &Spec,
+        mti: Mti,
+        present: Bitmap,
+        input: &Bytes,
+    ) -> Message {
         Message::parsed(ParsedParts {
             mti,
             present,
@@ -148,7 +147,7 @@ fn parse_fields(
 /// The MTI and bitmap readers are inlined (here and below): the fast pass
 /// turns their errors into `None`, and inlined, it never builds them.
 #[inline(always)]
-fn read_mti(spec: &Spec, r: &mut Reader<'_>) -> Result<Mti, MessageError> {
+pub(super) fn read_mti(spec: &Spec, r: &mut Reader<'_>) -> Result<Mti, MessageError> {
     let mut digits = [0u8; 4];
     match spec.mti_encoding {
         Encoding::Bcd => {
@@ -200,7 +199,10 @@ fn read_one_bitmap(spec: &Spec, r: &mut Reader<'_>, index: u8) -> Result<u64, Me
 /// Reads the primary and any secondary / tertiary bitmap. Returns the raw
 /// bitmap and the data-element presence (bitmap bits 1 and 65 removed).
 #[inline(always)]
-fn read_bitmaps(spec: &Spec, r: &mut Reader<'_>) -> Result<(Bitmap, Bitmap), MessageError> {
+pub(super) fn read_bitmaps(
+    spec: &Spec,
+    r: &mut Reader<'_>,
+) -> Result<(Bitmap, Bitmap), MessageError> {
     let mut bitmap = Bitmap::default();
     bitmap.set_word(0, read_one_bitmap(spec, r, 1)?);
     if spec.secondary_bitmap_always && !bitmap.get(1) {
@@ -239,7 +241,7 @@ fn read_bitmaps(spec: &Spec, r: &mut Reader<'_>) -> Result<(Bitmap, Bitmap), Mes
     Ok((bitmap, fields))
 }
 
-fn read_field(
+pub(super) fn read_field(
     n: u16,
     layout: &FieldLayout,
     r: &mut Reader<'_>,
@@ -292,6 +294,7 @@ fn read_field(
     match layout.encoding {
         Encoding::Ascii | Encoding::Binary => {
             layout.check(n, wire, value_offset)?;
+            check_inner(n, layout, wire, value_offset)?;
             return Ok(Slot::parsed(n, Source::Frame, value_offset, wire.len()));
         }
         Encoding::Ebcdic => {
@@ -309,7 +312,39 @@ fn read_field(
     }
     let value = decoded.get(decoded_start..).unwrap_or_default();
     layout.check(n, value, value_offset)?;
+    check_inner(n, layout, value, value_offset)?;
     Ok(Slot::parsed(n, Source::Decoded, decoded_start, value.len()))
+}
+
+/// A value's inner structure (`structure = "tlv"` or `"pds"` in the spec):
+/// a malformed one is a format error like a bad length, so that a request
+/// with, say, a DE55 whose TLV length runs past the data is never taken for
+/// a valid one (and approved). A walk without allocation: tens of ns for
+/// an EMV DE55 of 100 bytes.
+#[inline]
+fn check_inner(
+    n: u16,
+    layout: &FieldLayout,
+    value: &[u8],
+    offset: usize,
+) -> Result<(), MessageError> {
+    let (position, reason) = match layout.inner {
+        Inner::Unchecked => return Ok(()),
+        Inner::Tlv => match tlv::check(value) {
+            Ok(()) => return Ok(()),
+            Err(e) => (e.offset(), e.reason()),
+        },
+        Inner::Pds => match pds::check(value) {
+            Ok(()) => return Ok(()),
+            Err(e) => (e.offset(), e.reason()),
+        },
+    };
+    Err(MessageError::BadSubElement {
+        part: Part::Field(n),
+        offset,
+        position,
+        reason,
+    })
 }
 
 /// A run of adjacent values of one class, checked in one scan when the
@@ -580,6 +615,22 @@ impl Fast<'_> {
                 start
             };
             self.run(layout.class, in_frame, run_start, start + len)?;
+        }
+        if layout.inner != Inner::Unchecked {
+            let buffer = if in_frame {
+                frame
+            } else {
+                &self.decoded.buffer
+            };
+            let value = buffer.get(start..start + len)?;
+            let valid = match layout.inner {
+                Inner::Tlv => tlv::check(value).is_ok(),
+                Inner::Pds => pds::check(value).is_ok(),
+                Inner::Unchecked => true,
+            };
+            if !valid {
+                return None;
+            }
         }
         let source = if in_frame {
             Source::Frame

@@ -71,6 +71,112 @@ pub fn parse(data: &[u8]) -> Result<Vec<Pds<'_>>, PdsError> {
     Ok(out)
 }
 
+/// Whether `data` reads as subelements, exactly as [`parse`] reads them
+/// (the same error for the same fault), without collecting them: the
+/// parser runs this on every field whose spec says `structure = "pds"`.
+#[inline]
+pub fn check(data: &[u8]) -> Result<(), PdsError> {
+    if walks(data) {
+        return Ok(());
+    }
+    check_exactly(data)
+}
+
+/// The walk of valid data: each tag and length checked as seven digits in
+/// one word. `false` for any fault, which [`check_exactly`] then names.
+#[inline]
+fn walks(data: &[u8]) -> bool {
+    let mut at = 0;
+    while at < data.len() {
+        let Some(head) = data.get(at..at + 7) else {
+            return false;
+        };
+        let mut word = [b'0'; 8];
+        word[..7].copy_from_slice(head);
+        if !all_digits(u64::from_le_bytes(word)) {
+            return false;
+        }
+        let digit = |i: usize| usize::from(head[i] - b'0');
+        at += 7 + digit(4) * 100 + digit(5) * 10 + digit(6);
+    }
+    at == data.len()
+}
+
+/// Whether all eight bytes of `word` are ASCII digits: their high nibbles
+/// are 3, and stay 3 with 6 added (0x3A-0x3F would carry into 4; no byte
+/// of 0x30-0x3F carries into the next).
+#[inline]
+fn all_digits(word: u64) -> bool {
+    const HIGH: u64 = 0xF0F0_F0F0_F0F0_F0F0;
+    const THREES: u64 = 0x3030_3030_3030_3030;
+    word & HIGH == THREES && word.wrapping_add(0x0606_0606_0606_0606) & HIGH == THREES
+}
+
+/// [`check`] with the error [`parse`] gives.
+#[cold]
+#[inline(never)]
+fn check_exactly(data: &[u8]) -> Result<(), PdsError> {
+    let mut at = 0;
+    while at < data.len() {
+        let rest = &data[at..];
+        let Some(tag) = rest.get(..4) else {
+            return Err(PdsError::Truncated {
+                offset: at,
+                what: "tag",
+            });
+        };
+        if !tag.iter().all(u8::is_ascii_digit) {
+            return Err(PdsError::NotDigits {
+                offset: at,
+                what: "tag",
+            });
+        }
+        let Some(len) = rest.get(4..7) else {
+            return Err(PdsError::Truncated {
+                offset: at + 4,
+                what: "length",
+            });
+        };
+        if !len.iter().all(u8::is_ascii_digit) {
+            return Err(PdsError::NotDigits {
+                offset: at + 4,
+                what: "length",
+            });
+        }
+        let len = len.iter().fold(0, |v, d| v * 10 + usize::from(d - b'0'));
+        if rest.len() - 7 < len {
+            return Err(PdsError::Truncated {
+                offset: at + 7,
+                what: "data",
+            });
+        }
+        at += 7 + len;
+    }
+    Ok(())
+}
+
+impl PdsError {
+    /// Where the fault is in the value.
+    pub fn offset(&self) -> usize {
+        match *self {
+            PdsError::Truncated { offset, .. } | PdsError::NotDigits { offset, .. } => offset,
+            PdsError::TooLong { .. } => 0,
+        }
+    }
+
+    /// The fault in a few words, for `MessageError::BadSubElement`.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            PdsError::Truncated { what: "tag", .. } => "PDS tag truncated",
+            PdsError::Truncated { what: "length", .. } => "PDS length truncated",
+            PdsError::Truncated { .. } => "PDS length beyond the data",
+            PdsError::NotDigits { what: "tag", .. } => "PDS tag not digits",
+            PdsError::NotDigits { .. } => "PDS length not digits",
+            PdsError::TooLong { .. } => "PDS data over 999 bytes",
+        }
+    }
+}
+
 /// Appends one subelement.
 pub fn write(tag: u16, value: &[u8], out: &mut BytesMut) -> Result<(), PdsError> {
     if value.len() > 999 {
@@ -133,5 +239,21 @@ mod tests {
                 what: "tag"
             })
         );
+    }
+
+    proptest::proptest! {
+        /// `check` finds exactly the faults `parse` finds.
+        #[test]
+        fn check_agrees_with_parse(
+            data in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::sample::select(vec![b'0', b'0', b'0', b'1', b'2', b'9', b'A', b' ']),
+                    proptest::arbitrary::any::<u8>(),
+                ],
+                0..30,
+            )
+        ) {
+            proptest::prop_assert_eq!(check(&data), parse(&data).map(|_| ()));
+        }
     }
 }

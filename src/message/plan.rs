@@ -12,7 +12,7 @@ use std::sync::OnceLock;
 use super::bitmap::Bitmap;
 use super::ebcdic;
 use super::iso_message::{Slot, Source};
-use super::layout::FieldLayout;
+use super::layout::{FieldLayout, Inner};
 use super::spec::{Class, Encoding};
 
 /// Fixed-size fields that follow one another on the wire, read as one.
@@ -80,7 +80,8 @@ pub(crate) struct Plan {
 
 /// How a fixed-size field joins a block, if it can.
 fn block_kind(layout: &FieldLayout) -> Option<BlockKind> {
-    if layout.is_variable() {
+    // A structured value is walked on its own (`parse::check_inner`).
+    if layout.is_variable() || layout.inner != Inner::Unchecked {
         return None;
     }
     match layout.encoding {

@@ -190,6 +190,7 @@ pub fn local_response(request: &Message, code: &str) -> Option<Message> {
     for &f in NEVER_ECHOED {
         resp.remove(f);
     }
+    super::translate::strip_mac(&mut resp);
     let _ = resp.set_str(39, code);
     Some(resp)
 }
@@ -404,8 +405,10 @@ impl Switch {
             (MessageClass::Reconciliation, Function::Request | Function::Advice) => {
                 Some(Reply::plain(self.reconcile(acq, request).await))
             }
-            _ if mti.is_response() => {
-                warn!(mti = %mti, "unexpected response from an acquirer ignored");
+            // Nothing answers an answer: the server closes a connection that
+            // sends one (`server::inbound`) before it comes here.
+            _ if mti.is_answer() => {
+                warn!(mti = %mti, "an answer from an acquirer is not answered");
                 None
             }
             _ => local_response(&request, Outcome::InvalidTransaction.code())

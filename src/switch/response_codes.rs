@@ -42,21 +42,30 @@ impl Outcome {
 }
 
 /// A DE39 = 30 (format error) response to a request that cannot be
-/// parsed, carrying the matching fields that could be read. `None` when not
-/// even the MTI is readable or the message gets no response.
+/// parsed, carrying the matching fields that could be read (see
+/// `parse::salvage`: only fields every one-fault reading of the message
+/// agrees on, so never a STAN read from misaligned bytes). DE39 is the
+/// spec's form: `30` in 1987, the action code `904` in later versions.
+/// `None` when not even the MTI is readable, the MTI gets no response, or
+/// not even the bare reject (MTI and DE39) can be built.
 pub fn format_error_reject(
     spec: &crate::message::Spec,
     raw: &bytes::Bytes,
 ) -> Option<bytes::Bytes> {
     let broken = crate::message::parse::salvage(spec, raw)?;
+    let code = match spec.version.digit() {
+        0 => Outcome::FormatError.code(),
+        _ => to_action_code(Outcome::FormatError.code()),
+    };
     let mut reject = crate::message::Message::new(broken.mti().response()?);
+    let _ = reject.set_str(39, code);
+    let bare = reject.clone();
     for n in [3, 4, 7, 11, 32, 37, 41, 42] {
         if let Some(v) = broken.get(n) {
             let _ = reject.set(n, v.clone());
         }
     }
-    let _ = reject.set_str(39, Outcome::FormatError.code());
-    spec.build(&reject).ok()
+    spec.build(&reject).or_else(|_| spec.build(&bare)).ok()
 }
 
 /// 1987 response codes and the 1993 action codes with the same meaning.
@@ -112,6 +121,38 @@ pub fn from_action_code(action: &str) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::message::{Message, Spec};
+
+    /// A request with a letter in its PAN, built in `spec`.
+    fn bad_pan(spec: &Spec, mti: &str) -> bytes::Bytes {
+        let mut m = Message::new(mti.parse().expect("mti"));
+        m.set_str(2, "4761739001010119").expect("set");
+        m.set_str(11, "000042").expect("set");
+        m.set_str(41, "TERM0001").expect("set");
+        let mut wire = spec.build(&m).expect("build").to_vec();
+        let at = wire.windows(4).position(|w| w == b"0119").expect("PAN");
+        wire[at + 3] = b'X';
+        bytes::Bytes::from(wire)
+    }
+
+    #[test]
+    fn format_error_rejects_use_the_dialects_code() {
+        for (name, mti, response, code) in [
+            ("iso87-ascii", "0100", "0110", "30"),
+            ("iso93-ascii", "1100", "1110", "904"),
+        ] {
+            let spec = Spec::resolve(name).expect("spec");
+            let reject = format_error_reject(&spec, &bad_pan(&spec, mti)).expect(name);
+            let m = spec.parse(&reject).expect("the reject parses");
+            assert_eq!(m.mti().to_string(), response);
+            assert_eq!(m.get_str(39), Some(code), "{name}");
+            assert_eq!(m.get_str(11), Some("000042"), "{name}");
+            assert_eq!(m.get_str(41), Some("TERM0001"), "{name}");
+        }
+        let spec = Spec::resolve("iso87-ascii").expect("spec");
+        assert!(format_error_reject(&spec, &bytes::Bytes::from_static(b"01")).is_none());
+        assert!(format_error_reject(&spec, &bad_pan(&spec, "0110")).is_none());
+    }
 
     #[test]
     fn codes_map_both_ways() {

@@ -16,6 +16,12 @@
 //!   their class (100 authorization, 200 financial, 400 reversal).
 //! - DE39: two-character response codes <-> three-digit action codes.
 //! - DE43: fixed 40 (1987) <-> LL..99 (1993): padded or cut to 40.
+//!
+//! A MAC (DE64, DE128) is never carried: it covers the message as its
+//! sender built it, and the switch changes what it forwards (DE11, DE33,
+//! the dialect), so a carried MAC would be stale. Every message the switch
+//! makes from another goes through here (or through [`strip_mac`]); a
+//! security module may later verify the sender's MAC and make a new one.
 
 use std::time::SystemTime;
 
@@ -39,6 +45,18 @@ const VERSION_SPECIFIC: &[u16] = &[
     12, 13, 18, 22, 24, 25, 26, 30, 39, 43, 44, 53, 54, 56, 90, 95,
 ];
 
+/// The message authentication code fields (primary and secondary bitmap).
+pub const MAC_FIELDS: [u16; 2] = [64, 128];
+
+/// Removes the MACs of a message made from another (see the module's
+/// note). With DE128 gone the builder sends no secondary bitmap unless
+/// another field above 64 remains.
+pub fn strip_mac(msg: &mut Message) {
+    for n in MAC_FIELDS {
+        msg.remove(n);
+    }
+}
+
 /// Translates `msg` from `from`'s dialect to `to`'s. `now` gives the year
 /// for the 1987 -> 1993 date mapping.
 pub fn translate(from: &Spec, to: &Spec, msg: &Message, now: SystemTime) -> Translated {
@@ -48,6 +66,9 @@ pub fn translate(from: &Spec, to: &Spec, msg: &Message, now: SystemTime) -> Tran
     let cross = (from_v == 0) != (to_v == 0);
     let mti = msg.mti().with_version(to_v);
     let mut out = msg.derive(mti, from.id, to.id, |n, value, checked| {
+        if MAC_FIELDS.contains(&n) {
+            return Carry::Drop;
+        }
         if cross && VERSION_SPECIFIC.contains(&n) {
             return Carry::Drop;
         }
@@ -270,6 +291,39 @@ mod tests {
         assert_eq!(back.get(43).map(|v| v.len()), Some(40));
         assert!(!back.has(24));
         spec_builds(&v87, &back);
+    }
+
+    #[test]
+    fn macs_are_never_carried_and_the_secondary_bitmap_goes_with_de128() {
+        let v87 = Spec::resolve("iso87-ascii").expect("spec");
+        let v93 = Spec::resolve("iso93-ascii").expect("spec");
+        let bin = Spec::resolve("iso87-binary").expect("spec");
+        let mut maced = auth87();
+        maced.set(64, Bytes::from_static(&[0xA5; 8])).expect("set");
+        maced.set(128, Bytes::from_static(&[0x5A; 8])).expect("set");
+        for (from, to) in [(&v87, &v87), (&v87, &v93), (&bin, &v87), (&v93, &v87)] {
+            let t = translate(from, to, &maced, nov_23_2026());
+            assert!(
+                !t.message.has(64) && !t.message.has(128),
+                "{} -> {}",
+                from.name,
+                to.name
+            );
+            assert!(!t.dropped.contains(&64) && !t.dropped.contains(&128));
+        }
+        let wire = v87
+            .build(&translate(&v87, &v87, &maced, nov_23_2026()).message)
+            .expect("build");
+        // MTI, then the hex primary bitmap: bit 1 (a secondary follows) clear.
+        let first = char::from(wire[4]).to_digit(16).expect("hex");
+        assert_eq!(
+            first & 0x8,
+            0,
+            "no secondary bitmap without fields above 64"
+        );
+        let mut local = maced.clone();
+        strip_mac(&mut local);
+        assert_eq!(local, auth87());
     }
 
     fn spec_builds(spec: &Spec, m: &Message) {
