@@ -19,5 +19,6 @@ pub mod cli;
 pub mod journal;
 pub mod link;
 pub mod message;
+pub mod private_file;
 pub mod sim;
 pub mod switch;

@@ -22,6 +22,7 @@ use super::record::mti_text;
 use crate::link::framing::{Frame, FrameCodec, Framing};
 use crate::link::tap::{Direction, FrameTap, Side, TapFrame};
 use crate::message::{Encoding, Spec};
+use crate::private_file::create_private;
 
 /// Frames queued for the writer at most.
 pub const QUEUE_FRAMES_MAX: usize = 65_536;
@@ -170,24 +171,6 @@ pub fn start(
         dropped: metrics::counter!("cardswitch_capture_frames_dropped_total"),
     });
     Ok((sink, CaptureHandle { tx, thread }))
-}
-
-/// Creates (or truncates) a file readable by its owner only (0600), like
-/// the journal: even a masked capture holds BINs, last fours, amounts and
-/// merchants, and an unmasked one holds card data.
-pub fn create_private(path: &Path) -> std::io::Result<File> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let file = options.open(path)?;
-    // The mode applies only to a new file: an existing one is narrowed too.
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
-    }
-    Ok(file)
 }
 
 enum Writer {

@@ -30,7 +30,6 @@ use super::capture::{self, CAPTURE_MTIS_SQL, JournalRow, ROW_COLUMNS};
 use super::ipm_writer::{
     FILE_TYPE_OUTGOING, FileParams, FileTotals, IpmWriteError, IpmWriter, Presentment,
 };
-use super::private_file::create_private;
 use super::registry::{self, Brand, Fee, RegistryError};
 use super::schema::migrate_all;
 use super::settlement::{Settlement, transaction_fee};
@@ -38,6 +37,7 @@ use crate::journal::crypto::{CryptoError, Keyring};
 use crate::journal::schema::SchemaError;
 use crate::link::netmgmt::civil_from_days;
 use crate::message::sensitive::mask_pan;
+use crate::private_file::create_private;
 
 /// Fault injection for the crash tests: `before_commit` or `before_rename`
 /// makes the cut-off stop there (it prints `cutoff: stalled at POINT` on

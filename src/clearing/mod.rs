@@ -11,7 +11,6 @@ pub mod capture;
 pub mod cutoff;
 pub mod ipm_reader;
 pub mod ipm_writer;
-pub mod private_file;
 pub mod registry;
 pub mod schema;
 pub mod seed;

@@ -10,12 +10,12 @@ use clap::{Args, Subcommand};
 use zeroize::Zeroizing;
 
 use super::CliError;
-use crate::clearing::private_file::create_private;
 use crate::journal::crypto::Keyring;
 use crate::journal::query::{self, Filter, TxnView};
 use crate::journal::record::now_ms;
 use crate::journal::requeue::{Requeue, requeue};
 use crate::journal::sqlite::{check_keys, open_connection};
+use crate::private_file::create_private;
 use crate::switch::config::SwitchConfig;
 
 #[derive(Debug, Args)]

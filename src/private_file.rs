@@ -1,7 +1,8 @@
-//! Files of the cut-off, created readable by their owner only (0600), like
-//! the journal and its key file: the IPM file holds full PANs (a
-//! presentment needs them) and the settlement reports hold merchants'
-//! accounts and amounts.
+//! Files readable by their owner only (0600), like the journal and its key
+//! file: the IPM file holds full PANs (a presentment needs them), the
+//! settlement reports merchants' accounts and amounts, an export or a
+//! capture BINs, last fours and amounts (an unmasked capture, card data).
+//! Used by clearing, captures and the CLI alike.
 
 use std::fs::File;
 use std::path::Path;
