@@ -59,15 +59,10 @@ impl ReversalMti {
     }
 }
 
-/// Fields a reversal copies from its original: the card, the amount and
-/// currency, the terminal and merchant, the acquirer and the RRN, so that
-/// the host can find the original and route the reversal like it.
-const COPIED: [u16; 11] = [2, 3, 4, 12, 13, 14, 32, 37, 41, 42, 49];
-
 /// The reversal of `original` (built in `spec`'s dialect) with its own
-/// STAN and transmission time (DE7, `MMDDhhmmss`), referring to the
-/// original by DE90 (1987: MTI, STAN, DE7, DE32 and DE33 zero padded to 11
-/// digits) or DE56 (1993 and later: MTI, STAN, DE12, DE32 with its length).
+/// STAN and transmission time (DE7, `MMDDhhmmss`): the switch's own
+/// reversal layout ([`crate::switch::reversal::reversal`]), without the
+/// 1993 fields the dialect lacks.
 pub fn reversal_of(
     spec: &Spec,
     original: &Message,
@@ -75,45 +70,12 @@ pub fn reversal_of(
     stan: u32,
     transmission: &str,
 ) -> Message {
-    let version = spec.version.digit();
-    let mut rev = Message::new(kind.mti(version));
-    // Every number below is a field of the dialect the original was built
-    // in, and the values come from that original: setting cannot fail.
-    let mut set = |n: u16, v: Bytes| {
-        let _ = rev.set(n, v);
-    };
-    for n in COPIED {
-        if let Some(v) = original.get(n) {
-            set(n, v.clone());
+    let mti = kind.mti(spec.version.digit());
+    let mut rev = crate::switch::reversal::reversal(mti, original, stan, transmission);
+    for n in [24, 25] {
+        if spec.field(n).is_none() {
+            rev.remove(n);
         }
-    }
-    set(7, Bytes::copy_from_slice(transmission.as_bytes()));
-    set(11, Bytes::from(format!("{stan:06}")));
-    let text = |n: u16| original.get_str(n).unwrap_or("");
-    let (omti, ostan, acquirer) = (original.mti().to_string(), text(11), text(32));
-    if version == 0 {
-        // 68: response received too late.
-        set(39, Bytes::from_static(b"68"));
-        let odt = original.get_str(7).unwrap_or("0000000000");
-        let forwarder = text(33);
-        set(
-            90,
-            Bytes::from(format!("{omti}{ostan}{odt}{acquirer:0>11}{forwarder:0>11}")),
-        );
-    } else {
-        if spec.field(24).is_some() {
-            // 400: full reversal.
-            set(24, Bytes::from_static(b"400"));
-        }
-        if spec.field(25).is_some() {
-            // 4021: time-out waiting for the response.
-            set(25, Bytes::from_static(b"4021"));
-        }
-        let odt = original.get_str(12).unwrap_or("000000000000");
-        set(
-            56,
-            Bytes::from(format!("{omti}{ostan}{odt}{:02}{acquirer}", acquirer.len())),
-        );
     }
     rev
 }

@@ -14,18 +14,33 @@ use crate::message::{Message, Mti};
 const CARRIED: &[u16] = &[2, 3, 4, 12, 13, 14, 32, 33, 37, 41, 42, 49];
 
 /// A 0420 in the issuer's MTI `version` reversing `original` (as it was
-/// forwarded), sent at `now` with STAN `stan`. It refers to the original
-/// by DE90 (1987: original MTI, STAN, DE7, acquirer and forwarding
-/// institutions) or DE56 (1993 and later: MTI, STAN, DE12, acquirer).
+/// forwarded), sent at `now` with STAN `stan`.
 pub fn reversal_advice(version: u8, original: &Message, stan: u32, now: SystemTime) -> Message {
     let mti: Mti = "0420".parse().expect("constant MTI");
-    let mut rev = Message::new(mti.with_version(version));
+    reversal(
+        mti.with_version(version),
+        original,
+        stan,
+        &transmission_time(now),
+    )
+}
+
+/// A reversal (`mti`: 0400 or 0420, in the original's version) of
+/// `original` with STAN `stan` and DE7 `transmission` (MMDDhhmmss). It
+/// refers to the original by DE90 (1987: original MTI, STAN, DE7,
+/// acquirer and forwarding institutions, each padded to 11 digits) or DE56
+/// (1993 and later: MTI, STAN, DE12, acquirer), with DE39 68 (1987) or
+/// DE24 400 and DE25 4021 (1993). The switch and the load generator's
+/// terminals both build theirs here.
+pub fn reversal(mti: Mti, original: &Message, stan: u32, transmission: &str) -> Message {
+    let version = mti.version();
+    let mut rev = Message::new(mti);
     for &n in CARRIED {
         if let Some(v) = original.value_bytes(n) {
             let _ = rev.set(n, v);
         }
     }
-    let _ = rev.set_str(7, &transmission_time(now));
+    let _ = rev.set_str(7, transmission);
     let _ = rev.set_num(11, u64::from(stan % 1_000_000), 6);
     let omti = original.mti().to_string();
     let ostan = original.get_str(11).unwrap_or("000000");

@@ -13,16 +13,22 @@ use bytes::Bytes;
 use tokio::sync::Notify;
 use tracing::{Instrument, debug, info, warn};
 
+mod journaling;
+mod queueing;
+mod recovery;
+mod saf_delivery;
+
+use journaling::{text, without_sad};
+
 use super::duplicates::{DuplicateCache, Seen};
 use super::hooks::{AcquirerRules, Admission};
 use super::response_codes::Outcome;
-use super::reversal::reversal_advice;
 use super::routing::{RouteDecision, RouteTable};
-use super::saf::{Retry, SafKind, SafPolicy, SafQueue};
+use super::saf::{SafKind, SafPolicy, SafQueue};
 use super::standin::StandIn;
 use super::translate::translate;
-use crate::journal::record::{Accepted, Answered, Forwarded, SafQueued, now_ms};
-use crate::journal::{Journal, Record, Recovery};
+use crate::journal::record::{Forwarded, now_ms};
+use crate::journal::{Journal, Record};
 use crate::link::connector::{IssuerLink, LinkError};
 use crate::link::mux::MuxError;
 use crate::link::netmgmt;
@@ -135,27 +141,6 @@ pub struct AfterSend {
     undo: Option<(usize, Message)>,
 }
 
-/// A field as text, for the journal.
-fn text(msg: &Message, n: u16) -> Option<String> {
-    msg.get_str(n).map(str::to_string)
-}
-
-/// A message without sensitive authentication data, as bytes in `spec`
-/// (what the journal may keep, sealed).
-fn without_sad(spec: &Spec, msg: &Message) -> zeroize::Zeroizing<Vec<u8>> {
-    let mut copy = msg.clone();
-    for &f in NEVER_ECHOED {
-        copy.remove(f);
-    }
-    match spec.build(&copy) {
-        Ok(bytes) => zeroize::Zeroizing::new(bytes.to_vec()),
-        Err(e) => {
-            warn!(error = %e, "message cannot be built for the journal");
-            zeroize::Zeroizing::new(Vec::new())
-        }
-    }
-}
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -241,134 +226,6 @@ impl Switch {
 
     pub fn journal(&self) -> Option<&Journal> {
         self.journal.as_ref()
-    }
-
-    /// Picks up after a restart: continues the journal's numbering, queues
-    /// again every store-and-forward entry not yet acknowledged, and
-    /// reverses every request forwarded whose answer never reached its
-    /// acquirer (its outcome at the issuer is unknown).
-    pub async fn recover(&self, recovery: Recovery) {
-        self.next_txn_id
-            .fetch_max(recovery.next_txn_id, Ordering::Relaxed);
-        lock(&self.saf).resume_ids_from(recovery.next_saf_id);
-        let issuer_of = |name: &str| self.issuers.iter().position(|i| i.name == name);
-        let (mut requeued, mut reversed) = (0usize, 0usize);
-        for p in recovery.pending_saf {
-            let (Some(issuer), Some(kind)) = (issuer_of(&p.issuer), SafKind::from_label(&p.kind))
-            else {
-                warn!(id = p.id, issuer = %p.issuer, "queued entry for an unknown issuer or kind left in the journal");
-                continue;
-            };
-            match crate::message::parse::parse(
-                &self.issuers[issuer].spec,
-                &Bytes::copy_from_slice(&p.message),
-            ) {
-                Ok(msg) => {
-                    // A pending entry may have gone out before the crash
-                    // (attempts are journaled after they fail): it counts
-                    // as attempted, so it goes out as a repeat (0421).
-                    let inserted = lock(&self.saf).insert(
-                        p.id,
-                        p.txn_id,
-                        kind,
-                        issuer,
-                        msg,
-                        p.attempts.max(1),
-                        Instant::now(),
-                    );
-                    match inserted {
-                        Ok(()) => requeued += 1,
-                        Err(e) => warn!(id = p.id, error = %e, "queued entry not restored"),
-                    }
-                }
-                Err(e) => {
-                    warn!(id = p.id, error = %e, "queued entry does not parse: left in the journal")
-                }
-            }
-        }
-        for u in recovery.unfinished {
-            let Some(issuer) = issuer_of(&u.issuer) else {
-                warn!(txn = u.txn_id, issuer = %u.issuer, "open request for an unknown issuer");
-                continue;
-            };
-            match crate::message::parse::parse(
-                &self.issuers[issuer].spec,
-                &Bytes::copy_from_slice(&u.message),
-            ) {
-                Ok(original) => {
-                    self.queue_reversal(issuer, &original, Some(u.txn_id)).await;
-                    self.note(Some(u.txn_id), "reversed_after_restart", String::new())
-                        .await;
-                    reversed += 1;
-                }
-                Err(e) => warn!(txn = u.txn_id, error = %e, "open request does not parse"),
-            }
-        }
-        info!(requeued, reversed, "recovered from the journal");
-        self.saf_wake.notify_one();
-    }
-
-    /// Records an event in the journal, if there is one.
-    async fn note(&self, txn_id: Option<u64>, kind: &'static str, detail: String) {
-        if let Some(j) = &self.journal {
-            j.record(Record::Event {
-                txn_id,
-                at_ms: now_ms(),
-                kind,
-                detail,
-            })
-            .await;
-        }
-    }
-
-    /// Records an accepted request; with `durable`, waits until it is on
-    /// disk (a request is durable before it is forwarded).
-    async fn journal_accept(
-        &self,
-        acq: &Acquirer,
-        request: &Message,
-        txn_id: u64,
-        route: Option<Forwarded>,
-        durable: bool,
-    ) -> Result<(), crate::journal::JournalError> {
-        let Some(journal) = &self.journal else {
-            return Ok(());
-        };
-        let original_data = text(request, 90).or_else(|| text(request, 56));
-        let replacement_amount = request
-            .get_str(95)
-            .and_then(|v| v.get(..12))
-            .and_then(|v| v.parse().ok());
-        let record = Record::Accepted(Box::new(Accepted {
-            id: txn_id,
-            received_at_ms: now_ms(),
-            acquirer: acq.name.clone(),
-            request_mti: request.mti().to_string(),
-            processing_code: text(request, 3),
-            amount_minor: request.get_u64(4).and_then(|a| i64::try_from(a).ok()),
-            transmission_at: text(request, 7),
-            stan: text(request, 11),
-            local_time: text(request, 12),
-            local_date: text(request, 13),
-            mcc: text(request, 18),
-            pos_entry_mode: text(request, 22),
-            acquirer_inst: text(request, 32),
-            rrn: text(request, 37),
-            terminal_id: text(request, 41),
-            merchant_id: text(request, 42),
-            merchant_name_loc: text(request, 43),
-            currency: text(request, 49),
-            original_data,
-            replacement_amount,
-            pan: pan_of(request).map(|p| zeroize::Zeroizing::new(p.to_vec())),
-            route,
-        }));
-        if durable {
-            journal.durable(record).await
-        } else {
-            journal.record(record).await;
-            Ok(())
-        }
     }
 
     /// Replaces the route table (SIGHUP); requests in flight keep theirs.
@@ -548,43 +405,6 @@ impl Switch {
                 undo: decided.undo,
             }),
         }
-    }
-
-    /// Journals the answer before it is written to the acquirer: an
-    /// approval durably, so that after a crash the journal knows the
-    /// acquirer may hold it. The rule for a response whose delivery is
-    /// unknown (README, "Crash recovery"): it is presumed delivered, an
-    /// approval stays captured, and the acquirer's own reversal (sent by
-    /// any ISO 8583 acquirer that times out) settles what it did not
-    /// receive. An approval that cannot be journaled is not handed out:
-    /// the acquirer gets 96 and the issuer a reversal.
-    async fn journal_answer(&self, request: Message, txn_id: u64, decided: Decided) -> Decided {
-        let Some(journal) = &self.journal else {
-            return decided;
-        };
-        let record = Record::Answered(Answered {
-            id: txn_id,
-            response_code: text(&decided.response, 39),
-            approval_code: text(&decided.response, 38),
-            outcome: decided.outcome,
-            response_at_ms: decided.response_at_ms,
-            sent_at_ms: None,
-        });
-        if !matches!(decided.outcome, "approved" | "stand_in") {
-            journal.record(record).await;
-            return decided;
-        }
-        let Err(e) = journal.durable(record).await else {
-            return decided;
-        };
-        warn!(txn = txn_id, error = %e, "journal unavailable: approval not handed out");
-        if let Some((issuer, outgoing)) = &decided.undo {
-            self.queue_reversal(*issuer, outgoing, Some(txn_id)).await;
-        }
-        Decided::local(
-            self.reject(&request, Outcome::SystemMalfunction),
-            "rejected",
-        )
     }
 
     fn reject(&self, request: &Message, outcome: Outcome) -> Message {
@@ -800,191 +620,6 @@ impl Switch {
                 warn!(reason, "advice not acknowledged");
                 Decided::local(self.reject(request, Outcome::IssuerUnavailable), "rejected")
             }
-        }
-    }
-
-    /// Queues a message for its issuer: on disk before it enters the
-    /// in-memory queue, so that nothing is sent that a restart would not
-    /// know of (a lost record would let a restart send a second original
-    /// where a repeat is due). Track data, PIN block and ICC data are
-    /// dropped: an advice never needs them.
-    async fn queue(
-        &self,
-        kind: SafKind,
-        issuer: usize,
-        mut msg: Message,
-        txn_id: Option<u64>,
-    ) -> Result<(), &'static str> {
-        for &f in NEVER_ECHOED {
-            msg.remove(f);
-        }
-        let id = {
-            let mut q = lock(&self.saf);
-            if !q.has_room(0) {
-                warn!(kind = kind.label(), "store-and-forward overflow");
-                metrics::counter!("cardswitch_saf_overflow_total").increment(1);
-                return Err("store-and-forward queue full");
-            }
-            q.allocate_id()
-        };
-        if let Some(journal) = &self.journal {
-            let target = &self.issuers[issuer];
-            let record = Record::SafQueued(SafQueued {
-                id,
-                txn_id,
-                kind: kind.label(),
-                issuer: target.name.clone(),
-                message: without_sad(&target.spec, &msg),
-                queued_at_ms: now_ms(),
-            });
-            journal
-                .durable(record)
-                .await
-                .map_err(|_| "journal unavailable")?;
-        }
-        let pushed = lock(&self.saf).insert(id, txn_id, kind, issuer, msg, 0, Instant::now());
-        match pushed {
-            Ok(()) => {
-                Stats::add(&self.stats.saf_queued);
-                metrics::counter!("cardswitch_saf_queued_total", "kind" => kind.label())
-                    .increment(1);
-                self.saf_wake.notify_one();
-                Ok(())
-            }
-            Err(e) => {
-                // Cannot happen while `has_room(SAF_RESERVE)` gates forwarding.
-                warn!(kind = kind.label(), error = %e, "store-and-forward overflow");
-                metrics::counter!("cardswitch_saf_overflow_total").increment(1);
-                Err("store-and-forward queue full")
-            }
-        }
-    }
-
-    /// A 0420 reversal advice (issuer dialect) for a request whose outcome
-    /// is unknown, referring to it by DE90 (1987) or DE56 (1993).
-    async fn queue_reversal(&self, issuer: usize, original: &Message, txn_id: Option<u64>) {
-        let target = &self.issuers[issuer];
-        let version = target.spec.version.digit();
-        let stan = target.link.next_stan();
-        let rev = reversal_advice(version, original, stan, SystemTime::now());
-        let _ = self
-            .queue(SafKind::TimeoutReversal, issuer, rev, txn_id)
-            .await;
-    }
-
-    /// An 0120 advice (issuer dialect) of a stand-in approval.
-    async fn queue_stand_in_advice(
-        &self,
-        acq: &Acquirer,
-        issuer: usize,
-        request: &Message,
-        response: &Message,
-        txn_id: u64,
-    ) {
-        let target = &self.issuers[issuer];
-        let mut advice = request.clone();
-        advice.set_mti("0120".parse().expect("constant MTI"));
-        for &f in NEVER_ECHOED {
-            advice.remove(f);
-        }
-        for n in [38, 39] {
-            if let Some(v) = response.value_bytes(n) {
-                let _ = advice.set(n, v);
-            }
-        }
-        let mut out = translate(&acq.spec, &target.spec, &advice, SystemTime::now()).message;
-        let _ = out.set(33, self.institution_id.clone());
-        let _ = out.set_num(11, u64::from(target.link.next_stan()), 6);
-        let _ = self
-            .queue(SafKind::StandInAdvice, issuer, out, Some(txn_id))
-            .await;
-    }
-
-    /// Delivers store-and-forward entries until `shutdown`: each is sent to
-    /// its issuer when a connection is up, as a repeat (xxx1) after the
-    /// first attempt, until answered; failures back off.
-    pub async fn run_saf(self: Arc<Self>, shutdown: tokio_util::sync::CancellationToken) {
-        loop {
-            let now = Instant::now();
-            let due = {
-                let mut q = lock(&self.saf);
-                metrics::gauge!("cardswitch_saf_depth").set(q.depth() as f64);
-                q.take_due(now, 64, |i| self.issuers[i].link.up_connections() > 0)
-            };
-            if due.is_empty() {
-                let next = lock(&self.saf).next_due();
-                let wait = next
-                    .map_or(Duration::from_millis(250), |t| {
-                        t.saturating_duration_since(now)
-                    })
-                    .min(Duration::from_millis(250));
-                tokio::select! {
-                    _ = shutdown.cancelled() => return,
-                    _ = self.saf_wake.notified() => {}
-                    _ = tokio::time::sleep(wait.max(Duration::from_millis(5))) => {}
-                }
-                continue;
-            }
-            let sends = due.into_iter().map(|entry| {
-                let this = self.clone();
-                async move {
-                    let link = &this.issuers[entry.issuer].link;
-                    let mut msg = entry.message.clone();
-                    if entry.attempts > 0 {
-                        msg.set_mti(msg.mti().as_repeat());
-                    }
-                    let result = link.request(&msg, this.saf_response_wait).await;
-                    let retry_code = result
-                        .as_ref()
-                        .ok()
-                        .and_then(|r| r.get_str(39))
-                        .is_some_and(|c| c == "91" || c == "911");
-                    let (id, kind, attempts) = (entry.id, entry.kind, entry.attempts + 1);
-                    if result.is_ok() && !retry_code {
-                        Stats::add(&this.stats.saf_delivered);
-                        metrics::counter!("cardswitch_saf_delivered_total", "kind" => kind.label())
-                            .increment(1);
-                        this.journal_saf(Record::SafDone {
-                            id,
-                            delivered: true,
-                            attempts,
-                            at_ms: now_ms(),
-                        })
-                        .await;
-                        return;
-                    }
-                    let retry = lock(&this.saf).retry(entry, Instant::now());
-                    if retry == Retry::GaveUp {
-                        Stats::add(&this.stats.saf_given_up);
-                        metrics::counter!("cardswitch_saf_given_up_total", "kind" => kind.label())
-                            .increment(1);
-                        warn!(
-                            id,
-                            kind = kind.label(),
-                            "store-and-forward gave up: expired or out of attempts"
-                        );
-                        this.journal_saf(Record::SafDone {
-                            id,
-                            delivered: false,
-                            attempts,
-                            at_ms: now_ms(),
-                        })
-                        .await;
-                    } else {
-                        this.journal_saf(Record::SafAttempted { id, attempts })
-                            .await;
-                    }
-                }
-            });
-            futures_util::future::join_all(sends).await;
-        }
-    }
-}
-
-impl Switch {
-    async fn journal_saf(&self, record: Record) {
-        if let Some(j) = &self.journal {
-            j.record(record).await;
         }
     }
 }
