@@ -250,3 +250,21 @@ fn sigterm_drains_in_flight_answers_before_exit() {
     let (code, _, _) = run(&["send", "--target", &sim.addr, AUTH.trim()]);
     assert_ne!(code, 0);
 }
+
+/// The process opts out of transparent huge pages (src/main.rs): on a
+/// machine with THP "always", their 2 MiB first touches stalled the first
+/// second of a reconnect storm.
+#[cfg(target_os = "linux")]
+#[test]
+fn runs_without_transparent_huge_pages() {
+    let mut sim = start_listening(&["issuer-sim", "--listen", "127.0.0.1:0"]);
+    let status = std::fs::read_to_string(format!("/proc/{}/status", sim.child.id()))
+        .expect("process status");
+    sim.terminate(Duration::from_secs(5));
+    let thp = status
+        .lines()
+        .find_map(|l| l.strip_prefix("THP_enabled:"))
+        .map(str::trim);
+    // Linux reports it since 5.0.
+    assert_eq!(thp, Some("0"), "THP_enabled in /proc/PID/status:\n{status}");
+}

@@ -5,14 +5,17 @@
 //! frame costs one uncontended lock and a copy instead of a queue hop.
 //! When the buffer is full, senders wait (backpressure). No business rules.
 
+use std::future::Future;
 use std::pin::pin;
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::task::Poll;
 use std::time::Duration;
 
 use bytes::BytesMut;
 use futures_util::StreamExt;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::sync::Notify;
+use tokio::time::Instant;
 use tokio_util::codec::{Encoder, FramedRead};
 
 use super::framing::{Frame, FrameCodec, FramingError};
@@ -20,6 +23,20 @@ use super::tap::{self, ConnectionTap, Direction, Side};
 
 /// Bytes buffered for one connection's writer before senders wait.
 pub const WRITE_BUFFER_BYTES_MAX: usize = 256 * 1024;
+
+/// What each of a connection's buffers starts with. Small, because most
+/// connections are terminals with one message in flight: 10,000 of them
+/// held 3 x 16 KiB each (57 KiB per idle connection in all), and touching
+/// those pages on each first frame slowed the first second of a reconnect
+/// storm. The write buffers grow with what is queued.
+const BUFFER_BYTES_INITIAL: usize = 1024;
+
+/// What a read buffer grows to once a peer sends bursts (more than one
+/// frame in a read): a host or issuer link reads its bursts in few calls.
+const READ_BUFFER_BYTES_BUSY: usize = 16 * 1024;
+
+/// How often a wait with no limit for its current part looks again.
+const NO_LIMIT_RECHECK: Duration = Duration::from_secs(3600);
 
 /// A byte stream a link can run on: TCP, or TLS over TCP.
 pub trait LinkStream: AsyncRead + AsyncWrite + Send + Unpin + 'static {}
@@ -234,8 +251,18 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
         let item = self.next_uncounted().await;
         if let Ok(Some(frame)) = &item {
             self.seen(frame);
+            self.grow_for_bursts();
         }
         item
+    }
+
+    /// More bytes behind a frame just read: this peer sends bursts, so its
+    /// buffer grows (once) to read them in few calls.
+    fn grow_for_bursts(&mut self) {
+        let buf = self.inner.read_buffer_mut();
+        if !buf.is_empty() && buf.capacity() < READ_BUFFER_BYTES_BUSY {
+            buf.reserve(READ_BUFFER_BYTES_BUSY - buf.len());
+        }
     }
 
     /// A frame already complete in the read buffer, without touching the
@@ -280,47 +307,60 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             Some(f) => Some(idle.map_or(f, |i| i.min(f))),
             None => idle,
         };
-        let tick = match (idle, frame) {
-            (None, None) => {
-                return self
-                    .inner
-                    .next()
-                    .await
-                    .transpose()
-                    .map_err(ReadError::Framing);
-            }
-            (Some(a), Some(b)) => a.min(b),
-            (Some(a), None) | (None, Some(a)) => a,
-        };
-        let tick = tick
-            .min(Duration::from_millis(250))
-            .max(Duration::from_millis(1));
-        let mut idle_waited = Duration::ZERO;
-        let mut frame_waited = Duration::ZERO;
-        loop {
-            // `next` on a FramedRead is cancel-safe: bytes stay buffered.
-            match tokio::time::timeout(tick, self.inner.next()).await {
-                Ok(item) => return item.transpose().map_err(ReadError::Framing),
-                Err(_) if self.inner.read_buffer().is_empty() => {
-                    idle_waited += tick;
-                    if idle.is_some_and(|d| idle_waited >= d) {
-                        if first.is_some() {
-                            return Err(ReadError::NoFirstFrame(idle_waited));
-                        }
-                        return Err(ReadError::Idle(idle_waited));
-                    }
-                }
-                Err(_) => {
-                    frame_waited += tick;
-                    if frame.is_some_and(|d| frame_waited >= d) {
-                        return Err(ReadError::Stalled {
-                            waited: frame_waited,
-                            buffered: self.inner.read_buffer().len(),
-                        });
-                    }
-                }
-            }
+        if idle.is_none() && frame.is_none() {
+            return self
+                .inner
+                .next()
+                .await
+                .transpose()
+                .map_err(ReadError::Framing);
         }
+        let waiting_since = Instant::now();
+        let inner = &mut self.inner;
+        // When the frame being read started: its first byte was seen.
+        let mut started = (!inner.read_buffer().is_empty()).then_some(waiting_since);
+        let deadline = |started: Option<Instant>| match started {
+            None => idle.map(|d| waiting_since + d),
+            Some(at) => frame.map(|d| at + d),
+        };
+        let far = || Instant::now() + NO_LIMIT_RECHECK;
+        // One timer per wait, moved only when a frame starts: an idle
+        // connection costs no wake-up until its limit.
+        let mut timer = pin!(tokio::time::sleep_until(
+            deadline(started).unwrap_or_else(far)
+        ));
+        std::future::poll_fn(|cx| {
+            loop {
+                if let Poll::Ready(item) = inner.poll_next_unpin(cx) {
+                    return Poll::Ready(item.transpose().map_err(ReadError::Framing));
+                }
+                if started.is_none() && !inner.read_buffer().is_empty() {
+                    started = Some(Instant::now());
+                    timer.as_mut().reset(deadline(started).unwrap_or_else(far));
+                }
+                if timer.as_mut().poll(cx).is_pending() {
+                    return Poll::Pending;
+                }
+                let now = Instant::now();
+                let error = match started {
+                    None if idle.is_some() && first.is_some() => {
+                        ReadError::NoFirstFrame(now - waiting_since)
+                    }
+                    None if idle.is_some() => ReadError::Idle(now - waiting_since),
+                    Some(at) if frame.is_some() => ReadError::Stalled {
+                        waited: now - at,
+                        buffered: inner.read_buffer().len(),
+                    },
+                    // No limit applies to this part of the wait.
+                    _ => {
+                        timer.as_mut().reset(far());
+                        continue;
+                    }
+                };
+                return Poll::Ready(Err(error));
+            }
+        })
+        .await
     }
 }
 
@@ -411,7 +451,7 @@ pub fn open_tapped<S: LinkStream>(
     let (read, write) = tokio::io::split(stream);
     let shared = Arc::new(WriteShared {
         state: Mutex::new(WriteState {
-            buf: BytesMut::with_capacity(16 * 1024),
+            buf: BytesMut::with_capacity(BUFFER_BYTES_INITIAL),
             codec: codec.clone(),
             senders_gone: false,
             writer_gone: false,
@@ -425,7 +465,7 @@ pub fn open_tapped<S: LinkStream>(
     });
     let writer = tokio::spawn(write_loop(write, shared.clone()));
     let reader = FrameReader {
-        inner: FramedRead::with_capacity(read, codec, 16 * 1024),
+        inner: FramedRead::with_capacity(read, codec, BUFFER_BYTES_INITIAL),
         limits: ReadLimits::default(),
         first_frame: None,
         counters,
@@ -452,7 +492,7 @@ async fn write_until_closed<W: AsyncWrite + Unpin>(
     write: &mut W,
     shared: &WriteShared,
 ) -> Result<(), FramingError> {
-    let mut out = BytesMut::with_capacity(16 * 1024);
+    let mut out = BytesMut::with_capacity(BUFFER_BYTES_INITIAL);
     loop {
         {
             let mut st = shared.lock();
