@@ -83,23 +83,38 @@ pub fn check(data: &[u8]) -> Result<(), PdsError> {
 }
 
 /// The walk of valid data: each tag and length checked as seven digits in
-/// one word. `false` for any fault, which [`check_exactly`] then names.
+/// one word, read with the byte after it (set to a digit) where there is
+/// one, so that a subelement costs one load instead of a copy. `false` for
+/// any fault, which [`check_exactly`] then names.
 #[inline]
 fn walks(data: &[u8]) -> bool {
+    const EIGHTH: u64 = 0xFF << 56;
     let mut at = 0;
-    while at < data.len() {
-        let Some(head) = data.get(at..at + 7) else {
-            return false;
-        };
-        let mut word = [b'0'; 8];
-        word[..7].copy_from_slice(head);
-        if !all_digits(u64::from_le_bytes(word)) {
+    while let Some(head) = data.get(at..).and_then(<[u8]>::first_chunk::<8>) {
+        let word = u64::from_le_bytes(*head) & !EIGHTH | (u64::from(b'0') << 56);
+        if !all_digits(word) {
             return false;
         }
-        let digit = |i: usize| usize::from(head[i] - b'0');
-        at += 7 + digit(4) * 100 + digit(5) * 10 + digit(6);
+        at += 7 + length_of(word);
     }
-    at == data.len()
+    // The last subelement, if it has no data, is only its seven digits.
+    match data.get(at..) {
+        Some([]) => true,
+        Some(rest) if rest.len() == 7 => {
+            let mut word = [b'0'; 8];
+            word[..7].copy_from_slice(rest);
+            let word = u64::from_le_bytes(word);
+            all_digits(word) && length_of(word) == 0
+        }
+        _ => false,
+    }
+}
+
+/// The length digits (the 5th to 7th bytes) of a head read as a word.
+#[inline]
+fn length_of(word: u64) -> usize {
+    let digit = |i: u32| ((word >> (8 * i)) & 0x0F) as usize;
+    digit(4) * 100 + digit(5) * 10 + digit(6)
 }
 
 /// Whether all eight bytes of `word` are ASCII digits: their high nibbles
@@ -253,6 +268,28 @@ mod tests {
                 0..30,
             )
         ) {
+            proptest::prop_assert_eq!(check(&data), parse(&data).map(|_| ()));
+        }
+
+        /// The same on well-formed subelements (empty ones too, last or
+        /// not), cut short or with one byte changed.
+        #[test]
+        fn check_agrees_with_parse_near_valid_data(
+            items in proptest::collection::vec((0u16..10_000, 0usize..12), 0..6),
+            cut in proptest::option::of(0usize..80),
+            change in proptest::option::of((0usize..80, proptest::arbitrary::any::<u8>())),
+        ) {
+            let mut data = Vec::new();
+            for (tag, len) in items {
+                data.extend_from_slice(format!("{tag:04}{len:03}").as_bytes());
+                data.extend(std::iter::repeat_n(b'X', len));
+            }
+            if let Some((at, byte)) = change.filter(|(at, _)| *at < data.len()) {
+                data[at] = byte;
+            }
+            if let Some(cut) = cut.filter(|c| *c < data.len()) {
+                data.truncate(cut);
+            }
             proptest::prop_assert_eq!(check(&data), parse(&data).map(|_| ()));
         }
     }
