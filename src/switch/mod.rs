@@ -3,9 +3,11 @@
 //! passed in); the engine wires them to links.
 
 pub mod config;
+pub mod core;
 pub mod duplicates;
 pub mod engine;
 pub mod hooks;
+pub mod records;
 pub mod response_codes;
 pub mod reversal;
 pub mod routing;

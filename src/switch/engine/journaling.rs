@@ -4,33 +4,12 @@
 
 use tracing::warn;
 
-use super::{Acquirer, Decided, Switch, pan_of};
+use super::{Acquirer, Decided, Switch};
 use crate::journal::Record;
-use crate::journal::record::{Accepted, Answered, Forwarded, now_ms};
-use crate::message::sensitive::NEVER_ECHOED;
-use crate::message::{Message, Spec};
+use crate::journal::record::{Forwarded, now_ms};
+use crate::message::Message;
+use crate::switch::records;
 use crate::switch::response_codes::Outcome;
-
-/// A field as text, for the journal.
-pub(super) fn text(msg: &Message, n: u16) -> Option<String> {
-    msg.get_str(n).map(str::to_string)
-}
-
-/// A message without sensitive authentication data, as bytes in `spec`
-/// (what the journal may keep, sealed).
-pub(super) fn without_sad(spec: &Spec, msg: &Message) -> zeroize::Zeroizing<Vec<u8>> {
-    let mut copy = msg.clone();
-    for &f in NEVER_ECHOED {
-        copy.remove(f);
-    }
-    match spec.build(&copy) {
-        Ok(bytes) => zeroize::Zeroizing::new(bytes.to_vec()),
-        Err(e) => {
-            warn!(error = %e, "message cannot be built for the journal");
-            zeroize::Zeroizing::new(Vec::new())
-        }
-    }
-}
 
 impl Switch {
     /// Records an event in the journal, if there is one.
@@ -59,35 +38,7 @@ impl Switch {
         let Some(journal) = &self.journal else {
             return Ok(());
         };
-        let original_data = text(request, 90).or_else(|| text(request, 56));
-        let replacement_amount = request
-            .get_str(95)
-            .and_then(|v| v.get(..12))
-            .and_then(|v| v.parse().ok());
-        let record = Record::Accepted(Box::new(Accepted {
-            id: txn_id,
-            received_at_ms: now_ms(),
-            acquirer: acq.name.clone(),
-            request_mti: request.mti().to_string(),
-            processing_code: text(request, 3),
-            amount_minor: request.get_u64(4).and_then(|a| i64::try_from(a).ok()),
-            transmission_at: text(request, 7),
-            stan: text(request, 11),
-            local_time: text(request, 12),
-            local_date: text(request, 13),
-            mcc: text(request, 18),
-            pos_entry_mode: text(request, 22),
-            acquirer_inst: text(request, 32),
-            rrn: text(request, 37),
-            terminal_id: text(request, 41),
-            merchant_id: text(request, 42),
-            merchant_name_loc: text(request, 43),
-            currency: text(request, 49),
-            original_data,
-            replacement_amount,
-            pan: pan_of(request).map(|p| zeroize::Zeroizing::new(p.to_vec())),
-            route,
-        }));
+        let record = records::accepted(&acq.name, request, txn_id, route, now_ms());
         if durable {
             journal.durable(record).await
         } else {
@@ -113,14 +64,12 @@ impl Switch {
         let Some(journal) = &self.journal else {
             return decided;
         };
-        let record = Record::Answered(Answered {
-            id: txn_id,
-            response_code: text(&decided.response, 39),
-            approval_code: text(&decided.response, 38),
-            outcome: decided.outcome,
-            response_at_ms: decided.response_at_ms,
-            sent_at_ms: None,
-        });
+        let record = records::answered(
+            txn_id,
+            &decided.response,
+            decided.outcome,
+            decided.response_at_ms,
+        );
         if !matches!(decided.outcome, "approved" | "stand_in") {
             journal.record(record).await;
             return decided;

@@ -18,8 +18,9 @@ mod queueing;
 mod recovery;
 mod saf_delivery;
 
-use journaling::{text, without_sad};
+use super::records::{pan_of, text, without_sad};
 
+use super::core::{RESTORED, has_response_code};
 use super::duplicates::{DuplicateCache, Seen};
 use super::hooks::{AcquirerRules, Admission};
 use super::response_codes::Outcome;
@@ -36,8 +37,6 @@ use crate::message::mti::{Function, MessageClass};
 use crate::message::sensitive::NEVER_ECHOED;
 use crate::message::{Message, Spec};
 
-/// Fields an acquirer gets back exactly as it sent them.
-const RESTORED: &[u16] = &[7, 11, 12, 13, 32, 37, 41, 42];
 /// Request keys remembered for duplicate detection at most (about 400 bytes
 /// each with the response kept).
 const DUPLICATE_KEYS_MAX: usize = 200_000;
@@ -143,16 +142,6 @@ pub struct AfterSend {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// The PAN of a request: DE2, or the part of DE35 before the separator.
-fn pan_of(msg: &Message) -> Option<Bytes> {
-    if let Some(pan) = msg.value_bytes(2) {
-        return Some(pan);
-    }
-    let track = msg.value_bytes(35)?;
-    let end = track.iter().position(|&b| b == b'=' || b == b'D')?;
-    Some(track.slice(..end))
 }
 
 /// A response that cannot be built for the acquirer, cut down to its key
@@ -621,17 +610,6 @@ impl Switch {
                 Decided::local(self.reject(request, Outcome::IssuerUnavailable), "rejected")
             }
         }
-    }
-}
-
-/// Whether an issuer's response says what the issuer did: a DE39 of two
-/// characters (1987) or three digits (1993 action codes). Without one the
-/// outcome is unknown, as after a time-out.
-fn has_response_code(resp: &Message) -> bool {
-    match resp.value(39) {
-        Some([a, b]) => a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric(),
-        Some(code @ [_, _, _]) => code.iter().all(u8::is_ascii_digit),
-        _ => false,
     }
 }
 

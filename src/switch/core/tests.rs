@@ -1,0 +1,351 @@
+//! The core driven in virtual time: each test plays the node, feeding
+//! inputs and checking the actions, with no sockets, tasks or clocks.
+
+use std::time::{Duration, Instant, UNIX_EPOCH};
+
+use bytes::Bytes;
+
+use super::*;
+use crate::journal::Record;
+use crate::message::Spec;
+use crate::switch::config::SwitchConfig;
+use crate::switch::saf::SafPolicy;
+
+const AUTH: &str = include_str!("../../../fixtures/golden/iso87-ascii/0100-auth-request.hex");
+
+const CONFIG: &str = r#"
+[switch]
+institution_id = "99000000001"
+[[acquirer]]
+name = "pos"
+listen = "127.0.0.1:0"
+spec = "iso87-ascii"
+framing = { length = "binary2" }
+[[issuer]]
+name = "visa"
+addresses = ["127.0.0.1:9"]
+spec = "iso87-ascii"
+framing = { length = "binary2" }
+[[route]]
+bins = ["476173"]
+issuer = "visa"
+timeout_ms = 5000
+"#;
+
+/// A core on [`CONFIG`], with or without a journal.
+fn core(journal: bool) -> Core {
+    let cfg = SwitchConfig::from_toml(CONFIG, "switch.toml").expect("config");
+    let spec = |name| Spec::resolve(name).expect("spec");
+    Core::new(CoreConfig {
+        institution_id: Bytes::from_static(b"99000000001"),
+        acquirers: vec![AcquirerSide {
+            name: "pos".into(),
+            spec: spec("iso87-ascii"),
+            allowed_institutions: Vec::new(),
+        }],
+        issuers: vec![IssuerSide {
+            name: "visa".into(),
+            spec: spec("iso87-ascii"),
+        }],
+        routes: crate::switch::routing::RouteTable::build(&cfg),
+        saf_policy: SafPolicy {
+            retry_min: Duration::from_secs(1),
+            retry_max: Duration::from_secs(60),
+            expiry: Duration::from_secs(3600),
+            attempts_max: 10,
+        },
+        saf_entries_max: 100,
+        transactions_max: 100,
+        journal,
+    })
+}
+
+/// The golden 0100 (BIN 476173, STAN 000001 at the terminal).
+fn auth() -> Message {
+    let bytes = hex::decode(AUTH.trim()).expect("hex");
+    Spec::resolve("iso87-ascii")
+        .expect("spec")
+        .parse(&Bytes::from(bytes))
+        .expect("golden message")
+}
+
+/// Virtual time: a fixed start, moved on by the tests.
+fn start() -> Time {
+    Time {
+        mono: Instant::now(),
+        wall: UNIX_EPOCH + Duration::from_secs(1_764_000_000),
+    }
+}
+
+fn drain(core: &mut Core) -> Vec<Action> {
+    std::iter::from_fn(|| core.poll_action()).collect()
+}
+
+/// The durability token of the only durable append in `actions`.
+fn durable_token(actions: &[Action]) -> Token {
+    let tokens: Vec<Token> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Append {
+                durable: Some(t), ..
+            } => Some(*t),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(tokens.len(), 1, "one durable append in {actions:#?}");
+    tokens[0]
+}
+
+fn sent_to_issuer(actions: &[Action]) -> Option<&Message> {
+    actions.iter().find_map(|a| match a {
+        Action::ToIssuer { message, .. } => Some(message),
+        _ => None,
+    })
+}
+
+fn reply(actions: &[Action]) -> Option<(&Message, Option<TxnId>)> {
+    actions.iter().find_map(|a| match a {
+        Action::Reply {
+            message, confirm, ..
+        } => Some((message, *confirm)),
+        _ => None,
+    })
+}
+
+fn records(actions: &[Action]) -> Vec<&Record> {
+    actions
+        .iter()
+        .flat_map(|a| match a {
+            Action::Append { records, .. } => records.iter().collect(),
+            _ => Vec::new(),
+        })
+        .collect()
+}
+
+/// The issuer's answer to `forwarded` with response code `code`.
+fn answer(forwarded: &Message, code: Option<&str>) -> Message {
+    let mut resp = forwarded.clone();
+    resp.set_mti(forwarded.mti().response().expect("a request"));
+    match code {
+        Some(c) => resp.set_str(39, c).expect("DE39"),
+        None => {
+            resp.remove(39);
+        }
+    }
+    resp
+}
+
+/// A request accepted and forwarded: the message the issuer got.
+fn forwarded(core: &mut Core, now: Time) -> Message {
+    core.handle(
+        now,
+        Input::Request {
+            conn: ConnId(7),
+            acquirer: 0,
+            message: auth(),
+        },
+    );
+    let accepting = drain(core);
+    assert!(
+        sent_to_issuer(&accepting).is_none(),
+        "forwarded before it is durable"
+    );
+    let token = durable_token(&accepting);
+    core.handle(now, Input::Durable { token, ok: true });
+    let forwarding = drain(core);
+    let sent = sent_to_issuer(&forwarding).expect("forwarded once durable");
+    assert!(forwarding.iter().any(|a| matches!(a, Action::Arm { .. })));
+    sent.clone()
+}
+
+#[test]
+fn an_approval_is_durable_before_it_is_replied_and_its_delivery_recorded() {
+    let (mut core, now) = (core(true), start());
+    let sent = forwarded(&mut core, now);
+    assert_eq!(sent.get_str(11), Some("000001"), "the core's STAN");
+    assert_eq!(sent.get_str(33), Some("99000000001"));
+    let later = now.after(Duration::from_millis(40));
+    core.handle(
+        later,
+        Input::FromIssuer {
+            issuer: 0,
+            message: answer(&sent, Some("00")),
+        },
+    );
+    let answering = drain(&mut core);
+    assert!(reply(&answering).is_none(), "replied before durable");
+    let token = durable_token(&answering);
+    core.handle(later, Input::Durable { token, ok: true });
+    let replying = drain(&mut core);
+    let (resp, confirm) = reply(&replying).expect("replied");
+    assert_eq!(resp.mti().to_string(), "0110");
+    assert_eq!(resp.get_str(39), Some("00"));
+    assert_eq!(resp.get(11), auth().get(11), "the acquirer's own STAN back");
+    let txn = confirm.expect("delivery asked for");
+    core.handle(
+        later,
+        Input::Written {
+            txn,
+            delivered: true,
+        },
+    );
+    let done = drain(&mut core);
+    assert!(matches!(
+        records(&done)[..],
+        [Record::Delivery {
+            delivered: true,
+            ..
+        }]
+    ));
+    assert_eq!(core.open_transactions(), 0);
+    assert_eq!(core.saf_depth(), 0);
+}
+
+#[test]
+fn a_time_out_answers_91_and_queues_a_durable_reversal() {
+    let (mut core, now) = (core(true), start());
+    let sent = forwarded(&mut core, now);
+    let due = now.after(Duration::from_secs(5));
+    core.handle(due, Input::Timer(TimerId::Response(TxnId(1))));
+    let timing_out = drain(&mut core);
+    let (resp, _) = reply(&timing_out).expect("answered");
+    assert_eq!(resp.get_str(39), Some("91"));
+    let token = durable_token(&timing_out);
+    let queued = records(&timing_out)
+        .into_iter()
+        .any(|r| matches!(r, Record::SafQueued(q) if q.kind == "timeout_reversal"));
+    assert!(queued, "{timing_out:#?}");
+    assert_eq!(core.saf_depth(), 0, "queued only once durable");
+    core.handle(due, Input::Durable { token, ok: true });
+    assert_eq!(core.saf_depth(), 1);
+    // The answer that comes too late changes nothing.
+    core.handle(
+        due,
+        Input::FromIssuer {
+            issuer: 0,
+            message: answer(&sent, Some("00")),
+        },
+    );
+    assert!(drain(&mut core).is_empty());
+}
+
+#[test]
+fn an_answer_without_a_response_code_is_an_unknown_outcome() {
+    let (mut core, now) = (core(false), start());
+    core.handle(
+        now,
+        Input::Request {
+            conn: ConnId(1),
+            acquirer: 0,
+            message: auth(),
+        },
+    );
+    let sent = sent_to_issuer(&drain(&mut core)).expect("sent").clone();
+    core.handle(
+        now,
+        Input::FromIssuer {
+            issuer: 0,
+            message: answer(&sent, None),
+        },
+    );
+    let (resp, _) = reply(&drain(&mut core))
+        .map(|(m, c)| (m.clone(), c))
+        .expect("answered");
+    assert_eq!(resp.get_str(39), Some("91"));
+    assert_eq!(core.saf_depth(), 1, "reversed");
+}
+
+#[test]
+fn an_undelivered_approval_is_reversed() {
+    let (mut core, now) = (core(false), start());
+    core.handle(
+        now,
+        Input::Request {
+            conn: ConnId(1),
+            acquirer: 0,
+            message: auth(),
+        },
+    );
+    let sent = sent_to_issuer(&drain(&mut core)).expect("sent").clone();
+    core.handle(
+        now,
+        Input::FromIssuer {
+            issuer: 0,
+            message: answer(&sent, Some("00")),
+        },
+    );
+    let (_, confirm) = reply(&drain(&mut core)).expect("replied");
+    let txn = confirm.expect("delivery asked for");
+    core.handle(
+        now,
+        Input::Written {
+            txn,
+            delivered: false,
+        },
+    );
+    assert_eq!(core.saf_depth(), 1);
+    assert_eq!(core.open_transactions(), 0);
+}
+
+#[test]
+fn a_request_the_journal_cannot_keep_is_not_forwarded() {
+    let (mut core, now) = (core(true), start());
+    core.handle(
+        now,
+        Input::Request {
+            conn: ConnId(1),
+            acquirer: 0,
+            message: auth(),
+        },
+    );
+    let token = durable_token(&drain(&mut core));
+    core.handle(now, Input::Durable { token, ok: false });
+    let actions = drain(&mut core);
+    assert!(sent_to_issuer(&actions).is_none());
+    let (resp, _) = reply(&actions).expect("answered");
+    assert_eq!(resp.get_str(39), Some("96"));
+}
+
+#[test]
+fn an_answer_under_another_stan_is_not_taken_for_the_request() {
+    let (mut core, now) = (core(false), start());
+    core.handle(
+        now,
+        Input::Request {
+            conn: ConnId(1),
+            acquirer: 0,
+            message: auth(),
+        },
+    );
+    let sent = sent_to_issuer(&drain(&mut core)).expect("sent").clone();
+    let mut wrong = answer(&sent, Some("00"));
+    wrong.set_str(11, "000002").expect("DE11");
+    core.handle(
+        now,
+        Input::FromIssuer {
+            issuer: 0,
+            message: wrong,
+        },
+    );
+    assert!(drain(&mut core).is_empty());
+    assert_eq!(core.open_transactions(), 1, "still waiting for its own");
+}
+
+#[test]
+fn the_same_inputs_give_the_same_actions() {
+    let run = || {
+        let (mut core, now) = (core(true), start());
+        let sent = forwarded(&mut core, now);
+        core.handle(
+            now,
+            Input::FromIssuer {
+                issuer: 0,
+                message: answer(&sent, Some("05")),
+            },
+        );
+        format!("{:?}", drain(&mut core))
+    };
+    let first = run();
+    assert!(first.contains("declined"), "{first}");
+    assert_eq!(first, run());
+}
