@@ -404,7 +404,7 @@ fn choose(
             if c.voided || c.amount_minor == 0 {
                 items.push(c.txn_id, "voided", None)?;
             } else if c.credit {
-                // Refunds are counted in batch totals but not presented: see the README.
+                // Refunds are counted in batch totals but not presented: see docs/clearing.md.
                 items.push(c.txn_id, "credit_not_cleared", None)?;
             } else {
                 arn_seq += 1;

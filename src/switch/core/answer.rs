@@ -128,7 +128,7 @@ impl Core {
     }
 
     /// Journals the decided reply, an approval durably (the rule of the
-    /// README's "Crash recovery": a response whose delivery is unknown is
+    /// docs/journal.md, "Crash recovery": a response whose delivery is unknown is
     /// presumed delivered), then replies.
     pub(super) fn answer(&mut self, now: Time, id: TxnId) {
         let Some(txn) = self.txns.get_mut(&id) else {

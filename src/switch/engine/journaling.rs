@@ -50,7 +50,7 @@ impl Switch {
     /// Journals the answer before it is written to the acquirer: an
     /// approval durably, so that after a crash the journal knows the
     /// acquirer may hold it. The rule for a response whose delivery is
-    /// unknown (README, "Crash recovery"): it is presumed delivered, an
+    /// unknown (docs/journal.md, "Crash recovery"): it is presumed delivered, an
     /// approval stays captured, and the acquirer's own reversal (sent by
     /// any ISO 8583 acquirer that times out) settles what it did not
     /// receive. An approval that cannot be journaled is not handed out:
