@@ -7,16 +7,16 @@
 //! some send no DE7), so a key match with other content is another
 //! transaction and is forwarded as one; it never gets another card's
 //! answer. Bounded: the oldest keys are forgotten first.
-//! Responses are kept as the bytes sent (an owned copy, a few hundred bytes),
-//! never as slices that would pin the buffers they were read into.
+//! Generic over what a response is (`R`: the engine keeps the bytes sent,
+//! an owned copy, never slices that would pin the buffers they were read
+//! into; the core keeps the message) and over what a waiting copy is (`W`:
+//! the engine's channel, the core's connection): no channels here, so the
+//! pure core can use it too.
 
 use std::collections::hash_map::RandomState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
-
-use bytes::Bytes;
-use tokio::sync::oneshot;
 
 use crate::link::key_bytes::KeyBytes;
 use crate::message::Message;
@@ -25,31 +25,32 @@ use crate::message::Message;
 const WAITERS_MAX: usize = 16;
 
 /// What the cache knows of a request's key.
-pub enum Seen {
+pub enum Seen<R> {
     /// First time: forward it, then call `complete`.
     New,
-    /// The original is in flight: its response will arrive here.
-    InFlight(oneshot::Receiver<Bytes>),
-    /// The original was answered with this response (as sent).
-    Answered(Bytes),
+    /// The original is in flight: the copy's waiter is registered, and
+    /// `complete` hands it back with the response.
+    InFlight,
+    /// The original was answered with this response.
+    Answered(R),
     /// Too many copies are waiting: answer 94.
     Flooded,
 }
 
-enum Entry {
-    InFlight(Vec<oneshot::Sender<Bytes>>),
-    Done(Bytes),
+enum Entry<R, W> {
+    InFlight(Vec<W>),
+    Done(R),
 }
 
 /// Keys seen within the window, with their state.
-pub struct DuplicateCache {
+pub struct DuplicateCache<R, W> {
     window: Duration,
     keys_max: usize,
     /// Keys are held as a 128-bit keyed hash: small, fixed-size entries,
     /// and request content is not kept (two independent random SipHash keys
     /// make a false match about 2^-100 likely at full size).
     hashers: (RandomState, RandomState),
-    entries: HashMap<u128, Entry, BuildHasherDefault<KeyedHashHasher>>,
+    entries: HashMap<u128, Entry<R, W>, BuildHasherDefault<KeyedHashHasher>>,
     order: VecDeque<(Instant, u128)>,
 }
 
@@ -82,13 +83,13 @@ impl Hasher for KeyedHashHasher {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct DupKey(u128);
 
-impl DuplicateCache {
+impl<R: Clone, W> DuplicateCache<R, W> {
     /// Sized for `keys_max` keys at once, twice over: growing a map of
     /// 100k+ keys rehashes it under the switch's lock, and that pause made
     /// the 11-21 ms worst latency of every open-loop run measured here; at
     /// half load, most removals leave reusable slots rather than tombstones,
     /// so rehashing in place (the same pause) stays rare too.
-    pub fn new(window: Duration, keys_max: usize) -> DuplicateCache {
+    pub fn new(window: Duration, keys_max: usize) -> DuplicateCache<R, W> {
         assert!(keys_max > 0, "duplicate cache needs room");
         DuplicateCache {
             window,
@@ -145,8 +146,9 @@ impl DuplicateCache {
         Some(DupKey((u128::from(a) << 64) | u128::from(b)))
     }
 
-    /// Looks a request up, registering it as in flight when it is new.
-    pub fn check(&mut self, key: DupKey, now: Instant) -> Seen {
+    /// Looks a request up, registering it as in flight when it is new, or
+    /// the copy's `waiter` when its original is in flight.
+    pub fn check(&mut self, key: DupKey, now: Instant, waiter: impl FnOnce() -> W) -> Seen<R> {
         self.expire(now);
         let key = key.0;
         match self.entries.get_mut(&key) {
@@ -158,23 +160,18 @@ impl DuplicateCache {
             Some(Entry::Done(resp)) => Seen::Answered(resp.clone()),
             Some(Entry::InFlight(waiters)) if waiters.len() >= WAITERS_MAX => Seen::Flooded,
             Some(Entry::InFlight(waiters)) => {
-                let (tx, rx) = oneshot::channel();
-                waiters.push(tx);
-                Seen::InFlight(rx)
+                waiters.push(waiter());
+                Seen::InFlight
             }
         }
     }
 
-    /// Records the response (as sent) of a request registered by `check`,
-    /// and hands it to the copies that waited.
-    pub fn complete(&mut self, key: DupKey, response: &Bytes) {
-        let key = key.0;
-        if let Some(Entry::InFlight(waiters)) =
-            self.entries.insert(key, Entry::Done(response.clone()))
-        {
-            for w in waiters {
-                let _ = w.send(response.clone());
-            }
+    /// Records the response of a request registered by `check`; the
+    /// copies that waited for it, to be answered with it.
+    pub fn complete(&mut self, key: DupKey, response: R) -> Vec<W> {
+        match self.entries.insert(key.0, Entry::Done(response)) {
+            Some(Entry::InFlight(waiters)) => waiters,
+            _ => Vec::new(),
         }
     }
 
@@ -190,7 +187,12 @@ impl DuplicateCache {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
+
     use super::*;
+
+    /// Responses as bytes, waiters as numbers.
+    type Cache = DuplicateCache<Bytes, u32>;
 
     const PAN: Option<&[u8]> = Some(b"4761739001010119");
 
@@ -211,7 +213,7 @@ mod tests {
     /// differs, so it is forwarded and never gets the first one's answer.
     #[test]
     fn a_key_match_with_other_content_is_another_transaction() {
-        let cache = DuplicateCache::new(Duration::from_secs(60), 100);
+        let cache = Cache::new(Duration::from_secs(60), 100);
         let original = req("000001");
         let key = cache.key("pos", &original, PAN).expect("key");
         assert_eq!(cache.key("pos", &req("000001"), PAN), Some(key), "a copy");
@@ -240,17 +242,17 @@ mod tests {
 
     #[test]
     fn copies_wait_for_or_get_the_original_response() {
-        let mut cache = DuplicateCache::new(Duration::from_secs(60), 100);
+        let mut cache = Cache::new(Duration::from_secs(60), 100);
         let t0 = Instant::now();
         let key = cache.key("pos", &req("000001"), PAN).expect("key");
-        assert!(matches!(cache.check(key, t0), Seen::New));
-        let Seen::InFlight(mut rx) = cache.check(key, t0) else {
-            panic!("a copy must wait for the original");
-        };
+        assert!(matches!(cache.check(key, t0, || 0), Seen::New));
+        assert!(
+            matches!(cache.check(key, t0, || 7), Seen::InFlight),
+            "a copy must wait for the original"
+        );
         let resp = Bytes::from_static(b"0110 response");
-        cache.complete(key, &resp);
-        assert_eq!(rx.try_recv().expect("waiter answered"), resp);
-        assert!(matches!(cache.check(key, t0), Seen::Answered(r) if r == resp));
+        assert_eq!(cache.complete(key, resp.clone()), vec![7], "the waiter");
+        assert!(matches!(cache.check(key, t0, || 0), Seen::Answered(r) if r == resp));
         // The repeat MTI shares the key; another acquirer does not.
         let mut repeat = req("000001");
         repeat.set_mti("0101".parse().expect("mti"));
@@ -258,39 +260,36 @@ mod tests {
         assert_ne!(cache.key("atm", &repeat, PAN), Some(key));
         // After the window the key is forgotten.
         assert!(matches!(
-            cache.check(key, t0 + Duration::from_secs(61)),
+            cache.check(key, t0 + Duration::from_secs(61), || 0),
             Seen::New
         ));
     }
 
     #[test]
     fn bounded_in_keys_and_waiters() {
-        let mut cache = DuplicateCache::new(Duration::from_secs(60), 10);
+        let mut cache = Cache::new(Duration::from_secs(60), 10);
         let t0 = Instant::now();
         for i in 0..50 {
             let key = cache
                 .key("pos", &req(&format!("{i:06}")), PAN)
                 .expect("key");
-            assert!(matches!(cache.check(key, t0), Seen::New));
-            cache.complete(key, &Bytes::from_static(b"0110"));
+            assert!(matches!(cache.check(key, t0, || 0), Seen::New));
+            cache.complete(key, Bytes::from_static(b"0110"));
         }
         assert!(cache.len() <= 11, "{} keys kept", cache.len());
         let key = cache.key("pos", &req("999999"), PAN).expect("key");
-        assert!(matches!(cache.check(key, t0), Seen::New));
-        let mut waiting = Vec::new();
-        for _ in 0..WAITERS_MAX {
-            match cache.check(key, t0) {
-                Seen::InFlight(rx) => waiting.push(rx),
-                _ => panic!("expected to wait"),
-            }
+        assert!(matches!(cache.check(key, t0, || 0), Seen::New));
+        for i in 0..WAITERS_MAX as u32 {
+            assert!(matches!(cache.check(key, t0, || i), Seen::InFlight));
         }
-        assert!(matches!(cache.check(key, t0), Seen::Flooded));
+        assert!(matches!(cache.check(key, t0, || 99), Seen::Flooded));
+        assert_eq!(cache.complete(key, Bytes::new()).len(), WAITERS_MAX);
     }
 
     #[test]
     fn sized_once_for_its_limit() {
-        let mut cache = DuplicateCache::new(Duration::from_secs(60), 1_000);
-        let sizes = |c: &DuplicateCache| (c.entries.capacity(), c.order.capacity());
+        let mut cache = Cache::new(Duration::from_secs(60), 1_000);
+        let sizes = |c: &Cache| (c.entries.capacity(), c.order.capacity());
         let before = sizes(&cache);
         assert!(before.0 >= 2_000 && before.1 > 1_000, "{before:?}");
         let t0 = Instant::now();
@@ -298,8 +297,8 @@ mod tests {
             let key = cache
                 .key("pos", &req(&format!("{i:06}")), PAN)
                 .expect("key");
-            assert!(matches!(cache.check(key, t0), Seen::New));
-            cache.complete(key, &Bytes::from_static(b"0110"));
+            assert!(matches!(cache.check(key, t0, || 0), Seen::New));
+            cache.complete(key, Bytes::from_static(b"0110"));
         }
         // Removals may leave tombstones (less room left), never growth.
         let after = sizes(&cache);

@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
-use tokio::sync::Notify;
+use tokio::sync::{Notify, oneshot};
 use tracing::{Instrument, debug, info, warn};
 
 mod journaling;
@@ -87,7 +87,8 @@ pub struct Switch {
     saf: Mutex<SafQueue>,
     saf_wake: Notify,
     saf_response_wait: Duration,
-    duplicates: Mutex<DuplicateCache>,
+    /// Copies wait on a channel for their original's response bytes.
+    duplicates: Mutex<DuplicateCache<Bytes, oneshot::Sender<Bytes>>>,
     pub stats: Stats,
     auth_counter: AtomicU64,
     /// Where every exchange is recorded; `None` runs without a journal.
@@ -342,11 +343,17 @@ impl Switch {
 
     async fn deduplicated(&self, acq: &Acquirer, request: Message, advice: bool) -> Reply {
         let pan = pan_of(&request);
+        let mut waiting = None;
         let seen = {
             let mut cache = lock(&self.duplicates);
-            cache
-                .key(&acq.name, &request, pan.as_deref())
-                .map(|key| (key, cache.check(key, Instant::now())))
+            cache.key(&acq.name, &request, pan.as_deref()).map(|key| {
+                let seen = cache.check(key, Instant::now(), || {
+                    let (tx, rx) = oneshot::channel();
+                    waiting = Some(rx);
+                    tx
+                });
+                (key, seen)
+            })
         };
         let Some((key, seen)) = seen else {
             let reject = self.reject(&request, Outcome::FormatError);
@@ -358,14 +365,18 @@ impl Switch {
                 Stats::add(&self.stats.duplicates);
                 return Reply::plain(resp);
             }
-            Seen::InFlight(rx) => {
+            Seen::InFlight => {
                 Stats::add(&self.stats.duplicates);
-                return Reply::plain(
-                    match tokio::time::timeout(Duration::from_secs(60), rx).await {
-                        Ok(Ok(resp)) => resp,
-                        _ => self.finish(acq, &self.reject(&request, Outcome::Duplicate), true),
-                    },
-                );
+                let answered = match waiting {
+                    Some(rx) => tokio::time::timeout(Duration::from_secs(60), rx)
+                        .await
+                        .ok()
+                        .and_then(Result::ok),
+                    None => None,
+                };
+                return Reply::plain(answered.unwrap_or_else(|| {
+                    self.finish(acq, &self.reject(&request, Outcome::Duplicate), true)
+                }));
             }
             Seen::Flooded => {
                 Stats::add(&self.stats.duplicates);
@@ -386,7 +397,9 @@ impl Switch {
         .await;
         let decided = self.journal_answer(request, txn_id, decided).await;
         let bytes = self.finish(acq, &decided.response, true);
-        lock(&self.duplicates).complete(key, &bytes);
+        for copy in lock(&self.duplicates).complete(key, bytes.clone()) {
+            let _ = copy.send(bytes.clone());
+        }
         Reply {
             bytes,
             after: Some(AfterSend {
