@@ -164,7 +164,17 @@ impl Core {
             message: message.clone(),
             confirm: Some(id),
         };
+        let (key, message) = (txn.key, message.clone());
         self.push(action);
+        // The copies that waited get the same reply.
+        for copy in self.duplicates.complete(key, message.clone()) {
+            self.push(Action::Reply {
+                conn: copy.conn,
+                acquirer: copy.acquirer,
+                message: message.clone(),
+                confirm: None,
+            });
+        }
     }
 
     /// The reply reached its connection or not: recorded; an approval that

@@ -9,8 +9,9 @@
 //! matched by (issuer, DE11), answered (an approval journaled durably
 //! before it is written), and its delivery recorded; a time-out or an
 //! answer without a usable DE39 queues a reversal (durably) and answers 91;
-//! an approval that was not delivered is reversed. Not yet here:
-//! duplicates, stand-in, advices, batch close, SAF delivery and recovery
+//! an approval that was not delivered is reversed; a copy of a request
+//! gets the original's reply (waiting for it while it is in flight). Not
+//! yet here: stand-in, advices, batch close, SAF delivery and recovery
 //! (step 4); the engine (`switch::engine`) still runs the switch.
 
 mod answer;
@@ -28,6 +29,7 @@ use bytes::Bytes;
 pub(crate) use answer::{RESTORED, has_response_code};
 pub use io::{Action, ConnId, Input, Time, TimerId, Token, TxnId};
 
+use super::duplicates::{DupKey, DuplicateCache};
 use super::routing::RouteTable;
 use super::saf::{SafKind, SafPolicy, SafQueue};
 use crate::message::{Message, Spec};
@@ -56,6 +58,10 @@ pub struct CoreConfig {
     pub saf_entries_max: usize,
     /// Transactions open at once at most; more are declined with 96.
     pub transactions_max: usize,
+    /// How long a request is remembered to recognise its copies, and how
+    /// many requests at most.
+    pub duplicate_window: Duration,
+    pub duplicate_keys_max: usize,
     /// Whether there is a journal: without one, nothing waits for disk.
     pub journal: bool,
 }
@@ -83,6 +89,15 @@ struct Txn {
     route: Option<Route>,
     /// The reply for the acquirer, once decided, and its journal outcome.
     reply: Option<(Message, &'static str)>,
+    /// Its key in the duplicate cache: copies get its reply.
+    key: DupKey,
+}
+
+/// A copy of a request in flight, waiting for the original's reply.
+#[derive(Debug, Clone, Copy)]
+struct Copy {
+    conn: ConnId,
+    acquirer: usize,
 }
 
 /// Where a transaction goes: its issuer, the request as forwarded (the
@@ -126,6 +141,7 @@ pub struct Core {
     stans: Vec<u32>,
     waits: HashMap<Token, Wait>,
     saf: SafQueue,
+    duplicates: DuplicateCache<Message, Copy>,
     next_txn: u64,
     next_token: u64,
     actions: VecDeque<Action>,
@@ -141,6 +157,7 @@ impl Core {
         Core {
             stans: vec![0; cfg.issuers.len()],
             saf: SafQueue::new(cfg.saf_policy, cfg.saf_entries_max),
+            duplicates: DuplicateCache::new(cfg.duplicate_window, cfg.duplicate_keys_max),
             txns: HashMap::with_capacity(cfg.transactions_max),
             in_flight: HashMap::with_capacity(cfg.transactions_max),
             waits: HashMap::new(),

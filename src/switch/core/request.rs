@@ -1,11 +1,12 @@
 //! The way in: a request is checked, routed, translated and accepted (on
 //! disk before it is forwarded), then sent to its issuer with a time-out.
 
-use super::{Action, ConnId, Core, Route, State, Time, TimerId, Txn, TxnId, Wait};
+use super::{Action, ConnId, Copy, Core, Route, State, Time, TimerId, Txn, TxnId, Wait};
 use crate::journal::record::Forwarded;
 use crate::link::netmgmt;
 use crate::message::Message;
 use crate::message::mti::{Function, MessageClass};
+use crate::switch::duplicates::{DupKey, Seen};
 use crate::switch::engine::local_response;
 use crate::switch::records::{self, pan_of, without_sad};
 use crate::switch::response_codes::Outcome;
@@ -37,7 +38,7 @@ impl Core {
                 MessageClass::Authorization | MessageClass::Financial | MessageClass::Reversal,
                 Function::Request,
             ) if self.txns.len() < self.cfg.transactions_max => {
-                self.accept(now, conn, acquirer, msg);
+                self.deduplicated(now, conn, acquirer, msg);
             }
             _ if mti.is_answer() => {}
             (_, Function::Request) => {
@@ -47,9 +48,38 @@ impl Core {
         }
     }
 
+    /// A request that is a copy of one seen (same key and content) gets
+    /// its reply, at once or when it is decided; any other is accepted.
+    fn deduplicated(&mut self, now: Time, conn: ConnId, acquirer: usize, request: Message) {
+        let name = &self.cfg.acquirers[acquirer].name;
+        let pan = pan_of(&request);
+        let Some(key) = self.duplicates.key(name, &request, pan.as_deref()) else {
+            let reject = reject(&request, Outcome::FormatError);
+            return self.push(Action::Reply {
+                conn,
+                acquirer,
+                message: reject,
+                confirm: None,
+            });
+        };
+        let copy = Copy { conn, acquirer };
+        let answer = match self.duplicates.check(key, now.mono, || copy) {
+            Seen::New => return self.accept(now, conn, acquirer, request, key),
+            Seen::InFlight => return,
+            Seen::Answered(reply) => reply,
+            Seen::Flooded => reject(&request, Outcome::Duplicate),
+        };
+        self.push(Action::Reply {
+            conn,
+            acquirer,
+            message: answer,
+            confirm: None,
+        });
+    }
+
     /// Opens a transaction: routed and translated, it is forwarded once
     /// its acceptance is durable; refused, it is answered at once.
-    fn accept(&mut self, now: Time, conn: ConnId, acquirer: usize, request: Message) {
+    fn accept(&mut self, now: Time, conn: ConnId, acquirer: usize, request: Message, key: DupKey) {
         let id = TxnId(self.next_txn);
         self.next_txn += 1;
         let route = self.prepare(now, acquirer, &request);
@@ -73,6 +103,7 @@ impl Core {
             state: State::Accepting,
             route: None,
             reply: None,
+            key,
         };
         match route {
             Err(outcome) => {

@@ -56,6 +56,8 @@ fn core(journal: bool) -> Core {
         },
         saf_entries_max: 100,
         transactions_max: 100,
+        duplicate_window: Duration::from_secs(60),
+        duplicate_keys_max: 1000,
         journal,
     })
 }
@@ -348,4 +350,57 @@ fn the_same_inputs_give_the_same_actions() {
     let first = run();
     assert!(first.contains("declined"), "{first}");
     assert_eq!(first, run());
+}
+
+#[test]
+fn a_copy_gets_the_original_reply_and_is_never_forwarded() {
+    let (mut core, now) = (core(false), start());
+    let request = |conn| Input::Request {
+        conn: ConnId(conn),
+        acquirer: 0,
+        message: auth(),
+    };
+    core.handle(now, request(1));
+    let sent = sent_to_issuer(&drain(&mut core)).expect("sent").clone();
+    // A copy while the original is in flight waits; it is not forwarded.
+    core.handle(now, request(2));
+    assert!(drain(&mut core).is_empty());
+    core.handle(
+        now,
+        Input::FromIssuer {
+            issuer: 0,
+            message: answer(&sent, Some("00")),
+        },
+    );
+    let replies: Vec<(ConnId, String)> = drain(&mut core)
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Reply { conn, message, .. } => {
+                Some((conn, message.get_str(39).unwrap_or("").to_string()))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        replies,
+        vec![(ConnId(1), "00".to_string()), (ConnId(2), "00".to_string())]
+    );
+    // A copy afterwards gets the reply at once.
+    core.handle(now, request(3));
+    let later = drain(&mut core);
+    assert!(sent_to_issuer(&later).is_none());
+    let (resp, confirm) = reply(&later).expect("answered from the cache");
+    assert_eq!((resp.get_str(39), confirm), (Some("00"), None));
+    // The same STAN with another amount is another transaction.
+    let mut other = auth();
+    other.set_str(4, "000000000999").expect("DE4");
+    core.handle(
+        now,
+        Input::Request {
+            conn: ConnId(4),
+            acquirer: 0,
+            message: other,
+        },
+    );
+    assert!(sent_to_issuer(&drain(&mut core)).is_some(), "forwarded");
 }
