@@ -9,6 +9,7 @@ use crate::journal::Record;
 use crate::journal::record::SafQueued;
 use crate::message::Message;
 use crate::message::mti::MessageClass;
+use crate::message::sensitive::NEVER_ECHOED;
 use crate::switch::records::{self, without_sad};
 use crate::switch::response_codes::Outcome;
 use crate::switch::reversal::reversal_advice;
@@ -104,9 +105,7 @@ impl Core {
             timer: TimerId::Response(id),
         });
         self.event(now, id, "not_sent", "no connection to the issuer");
-        let txn = self.txns.get_mut(&id).expect("looked up above");
-        txn.reply = Some((reject(&txn.request, Outcome::IssuerUnavailable), "declined"));
-        self.answer(now, id);
+        self.stand_in_or_decline(now, id, "declined");
     }
 
     /// The issuer may have acted on the request: it is reversed through
@@ -118,13 +117,11 @@ impl Core {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
-        let outcome = if txn.request.mti().class() == MessageClass::Reversal {
-            Outcome::Approved
-        } else {
-            Outcome::IssuerUnavailable
-        };
-        txn.reply = Some((reject(&txn.request, outcome), "timed_out"));
-        self.answer(now, id);
+        if txn.request.mti().class() == MessageClass::Reversal {
+            txn.reply = Some((reject(&txn.request, Outcome::Approved), "timed_out"));
+            return self.answer(now, id);
+        }
+        self.stand_in_or_decline(now, id, "timed_out");
     }
 
     /// Journals the decided reply, an approval durably (the rule of the
@@ -232,35 +229,50 @@ impl Core {
         }
     }
 
-    /// Queues a 0420 for transaction `id`'s forwarded request, on disk
-    /// before it enters the in-memory queue.
+    /// Queues a 0420 for transaction `id`'s forwarded request.
     fn queue_reversal(&mut self, now: Time, id: TxnId) {
         let Some(route) = self.txns.get(&id).and_then(|t| t.route.clone()) else {
             return;
         };
+        let version = self.cfg.issuers[route.issuer].spec.version.digit();
+        let stan = self.next_stan(route.issuer);
+        let advice = reversal_advice(version, &route.message, stan, now.wall);
+        self.queue(now, SafKind::TimeoutReversal, route.issuer, advice, id);
+    }
+
+    /// Queues `message` (issuer dialect, STAN assigned) for `issuer`, on
+    /// disk before it enters the in-memory queue, without sensitive
+    /// authentication data (an advice never needs it).
+    pub(super) fn queue(
+        &mut self,
+        now: Time,
+        kind: SafKind,
+        issuer: usize,
+        mut message: Message,
+        id: TxnId,
+    ) {
+        for &f in NEVER_ECHOED {
+            message.remove(f);
+        }
         if !self.saf.has_room(0) {
             return;
         }
-        let target = &self.cfg.issuers[route.issuer];
-        let version = target.spec.version.digit();
-        let stan = self.next_stan(route.issuer);
-        let advice = reversal_advice(version, &route.message, stan, now.wall);
         let saf_id = self.saf.allocate_id();
-        let target = &self.cfg.issuers[route.issuer];
+        let target = &self.cfg.issuers[issuer];
         let record = Record::SafQueued(SafQueued {
             id: saf_id,
             txn_id: Some(id.0),
-            kind: SafKind::TimeoutReversal.label(),
+            kind: kind.label(),
             issuer: target.name.clone(),
-            message: without_sad(&target.spec, &advice),
+            message: without_sad(&target.spec, &message),
             queued_at_ms: now.wall_ms(),
         });
         let entry = ToQueue {
             id: saf_id,
             txn_id: Some(id.0),
-            kind: SafKind::TimeoutReversal,
-            issuer: route.issuer,
-            message: advice,
+            kind,
+            issuer,
+            message,
         };
         if self.cfg.journal {
             let token = self.token(Wait::Queue(Box::new(entry)));
@@ -280,7 +292,7 @@ impl Core {
         debug_assert!(pushed.is_ok(), "store-and-forward room was checked");
     }
 
-    fn event(&mut self, now: Time, id: TxnId, kind: &'static str, detail: &str) {
+    pub(super) fn event(&mut self, now: Time, id: TxnId, kind: &'static str, detail: &str) {
         self.append(
             vec![Record::Event {
                 txn_id: Some(id.0),

@@ -10,13 +10,16 @@
 //! before it is written), and its delivery recorded; a time-out or an
 //! answer without a usable DE39 queues a reversal (durably) and answers 91;
 //! an approval that was not delivered is reversed; a copy of a request
-//! gets the original's reply (waiting for it while it is in flight). Not
-//! yet here: stand-in, advices, batch close, SAF delivery and recovery
-//! (step 4); the engine (`switch::engine`) still runs the switch.
+//! gets the original's reply (waiting for it while it is in flight); a
+//! purchase whose issuer is down or silent may be approved by stand-in
+//! (its 0120 advice queued). Not yet here: advices from acquirers, batch
+//! close, SAF delivery and recovery (step 4); the engine
+//! (`switch::engine`) still runs the switch.
 
 mod answer;
 mod io;
 mod request;
+mod stand_in;
 #[cfg(test)]
 mod tests;
 
@@ -32,6 +35,7 @@ pub use io::{Action, ConnId, Input, Time, TimerId, Token, TxnId};
 use super::duplicates::{DupKey, DuplicateCache};
 use super::routing::RouteTable;
 use super::saf::{SafKind, SafPolicy, SafQueue};
+use super::standin::StandIn;
 use crate::message::{Message, Spec};
 
 /// One acquirer listener, as the core knows it.
@@ -46,6 +50,8 @@ pub struct AcquirerSide {
 pub struct IssuerSide {
     pub name: String,
     pub spec: Arc<Spec>,
+    /// Its stand-in rules, if it has any.
+    pub stand_in: Option<StandIn>,
 }
 
 /// What the core is made of.
@@ -142,19 +148,26 @@ pub struct Core {
     waits: HashMap<Token, Wait>,
     saf: SafQueue,
     duplicates: DuplicateCache<Message, Copy>,
+    /// Each issuer's stand-in state (taken out of its `IssuerSide`).
+    stand_in: Vec<Option<StandIn>>,
+    /// The last stand-in approval code given.
+    auth_counter: u32,
     next_txn: u64,
     next_token: u64,
     actions: VecDeque<Action>,
 }
 
 impl Core {
-    pub fn new(cfg: CoreConfig) -> Core {
+    pub fn new(mut cfg: CoreConfig) -> Core {
         // Fewer than the STANs, so that a free one is always found.
         assert!(
             (1..999_999).contains(&cfg.transactions_max),
             "transactions_max must be from 1 to 999,998"
         );
+        let stand_in = cfg.issuers.iter_mut().map(|i| i.stand_in.take()).collect();
         Core {
+            stand_in,
+            auth_counter: 0,
             stans: vec![0; cfg.issuers.len()],
             saf: SafQueue::new(cfg.saf_policy, cfg.saf_entries_max),
             duplicates: DuplicateCache::new(cfg.duplicate_window, cfg.duplicate_keys_max),

@@ -10,6 +10,7 @@ use crate::journal::Record;
 use crate::message::Spec;
 use crate::switch::config::SwitchConfig;
 use crate::switch::saf::SafPolicy;
+use crate::switch::standin::{StandIn, StandInRules};
 
 const AUTH: &str = include_str!("../../../fixtures/golden/iso87-ascii/0100-auth-request.hex");
 
@@ -34,6 +35,11 @@ timeout_ms = 5000
 
 /// A core on [`CONFIG`], with or without a journal.
 fn core(journal: bool) -> Core {
+    core_with(journal, None)
+}
+
+/// [`core`] with the issuer's stand-in rules.
+fn core_with(journal: bool, stand_in: Option<StandIn>) -> Core {
     let cfg = SwitchConfig::from_toml(CONFIG, "switch.toml").expect("config");
     let spec = |name| Spec::resolve(name).expect("spec");
     Core::new(CoreConfig {
@@ -46,6 +52,7 @@ fn core(journal: bool) -> Core {
         issuers: vec![IssuerSide {
             name: "visa".into(),
             spec: spec("iso87-ascii"),
+            stand_in,
         }],
         routes: crate::switch::routing::RouteTable::build(&cfg),
         saf_policy: SafPolicy {
@@ -403,4 +410,80 @@ fn a_copy_gets_the_original_reply_and_is_never_forwarded() {
         },
     );
     assert!(sent_to_issuer(&drain(&mut core)).is_some(), "forwarded");
+}
+
+/// Transaction `txn` (STAN `stan` at the terminal) accepted, forwarded
+/// and timed out: the actions of the time-out.
+fn timed_out(core: &mut Core, now: Time, txn: u64, stan: &str) -> Vec<Action> {
+    let mut request = auth();
+    request.set_str(11, stan).expect("DE11");
+    core.handle(
+        now,
+        Input::Request {
+            conn: ConnId(1),
+            acquirer: 0,
+            message: request,
+        },
+    );
+    let token = durable_token(&drain(core));
+    core.handle(now, Input::Durable { token, ok: true });
+    drain(core);
+    let due = now.after(Duration::from_secs(5));
+    core.handle(due, Input::Timer(TimerId::Response(TxnId(txn))));
+    drain(core)
+}
+
+fn queued_kinds(actions: &[Action]) -> Vec<&'static str> {
+    records(actions)
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::SafQueued(q) => Some(q.kind),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn stand_in_approves_within_its_limits_and_advises_the_issuer() {
+    let rules = StandInRules {
+        per_transaction_max: 20_000,
+        per_card_daily_count: 1,
+        per_card_daily_amount: 50_000,
+    };
+    let (mut core, now) = (core_with(true, Some(StandIn::new(rules, 100))), start());
+    // The first time-out is stood in: a reversal of what may have reached
+    // the issuer and an advice of the stand-in approval, which is replied
+    // once it is durable.
+    let first = timed_out(&mut core, now, 1, "000001");
+    assert_eq!(
+        queued_kinds(&first),
+        ["timeout_reversal", "stand_in_advice"]
+    );
+    assert!(reply(&first).is_none(), "an approval waits for the disk");
+    let approval = first
+        .iter()
+        .find_map(|a| match a {
+            Action::Append {
+                records,
+                durable: Some(t),
+            } if matches!(records[..], [Record::Answered(_)]) => Some(*t),
+            _ => None,
+        })
+        .expect("the approval, durably");
+    core.handle(
+        now,
+        Input::Durable {
+            token: approval,
+            ok: true,
+        },
+    );
+    let replied = drain(&mut core);
+    let (resp, _) = reply(&replied).expect("replied");
+    assert_eq!(resp.get_str(39), Some("00"));
+    assert_eq!(resp.get_str(38), Some("S00001"));
+    // The second is over the card's daily count: 91, a reversal only.
+    let second = timed_out(&mut core, now, 2, "000002");
+    assert_eq!(queued_kinds(&second), ["timeout_reversal"]);
+    let (resp, _) = reply(&second).expect("declined at once");
+    assert_eq!(resp.get_str(39), Some("91"));
 }

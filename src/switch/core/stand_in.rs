@@ -1,0 +1,77 @@
+//! Stand-in: when its issuer is down or did not answer, a purchase may be
+//! approved by the issuer's stand-in rules (per-card limits per calendar
+//! day); the approval goes to the issuer later as an 0120 advice.
+
+use super::request::reject;
+use super::{Core, Time, TxnId};
+use crate::message::mti::{Function, MessageClass};
+use crate::switch::records::pan_of;
+use crate::switch::response_codes::Outcome;
+use crate::switch::saf::SafKind;
+use crate::switch::translate::translate;
+
+/// Milliseconds in a calendar day (UTC).
+const DAY_MS: i64 = 86_400_000;
+
+impl Core {
+    /// Approves transaction `id` by its issuer's stand-in rules, or
+    /// declines it with 91; `outcome` is the journal's word for the
+    /// decline.
+    pub(super) fn stand_in_or_decline(&mut self, now: Time, id: TxnId, outcome: &'static str) {
+        let Some(txn) = self.txns.get(&id) else {
+            return;
+        };
+        let Some(issuer) = txn.route.as_ref().map(|r| r.issuer) else {
+            return;
+        };
+        let mti = txn.request.mti();
+        let is_purchase = matches!(
+            mti.class(),
+            MessageClass::Authorization | MessageClass::Financial
+        ) && mti.function() == Function::Request;
+        let amount = txn.request.get_u64(4).unwrap_or(u64::MAX);
+        let day = u32::try_from(now.wall_ms().div_euclid(DAY_MS)).unwrap_or(0);
+        let pan = pan_of(&txn.request);
+        let approved = match (self.stand_in.get_mut(issuer), is_purchase, pan) {
+            (Some(Some(rules)), true, Some(pan)) => rules.approve(&pan, amount, day),
+            _ => false,
+        };
+        if !approved {
+            let txn = self.txns.get_mut(&id).expect("looked up above");
+            txn.reply = Some((reject(&txn.request, Outcome::IssuerUnavailable), outcome));
+            return self.answer(now, id);
+        }
+        self.auth_counter = self.auth_counter % 100_000 + 1;
+        let txn = self.txns.get_mut(&id).expect("looked up above");
+        let mut resp = reject(&txn.request, Outcome::Approved);
+        let _ = resp.set_str(38, &format!("S{:05}", self.auth_counter % 100_000));
+        txn.reply = Some((resp, "stand_in"));
+        self.event(now, id, "stand_in", "");
+        self.queue_stand_in_advice(now, id, issuer);
+        self.answer(now, id);
+    }
+
+    /// An 0120 (issuer dialect) of transaction `id`'s stand-in approval.
+    fn queue_stand_in_advice(&mut self, now: Time, id: TxnId, issuer: usize) {
+        let Some(txn) = self.txns.get(&id) else {
+            return;
+        };
+        let Some((response, _)) = &txn.reply else {
+            return;
+        };
+        let mut advice = txn.request.clone();
+        advice.set_mti("0120".parse().expect("constant MTI"));
+        for n in [38, 39] {
+            if let Some(v) = response.value_bytes(n) {
+                let _ = advice.set(n, v);
+            }
+        }
+        let acq = &self.cfg.acquirers[txn.acquirer];
+        let target = &self.cfg.issuers[issuer];
+        let mut out = translate(&acq.spec, &target.spec, &advice, now.wall).message;
+        let _ = out.set(33, self.cfg.institution_id.clone());
+        let stan = self.next_stan(issuer);
+        let _ = out.set_num(11, u64::from(stan), 6);
+        self.queue(now, SafKind::StandInAdvice, issuer, out, id);
+    }
+}
