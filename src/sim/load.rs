@@ -2,7 +2,8 @@
 //! mix, requests, response checks and latency summaries. No I/O and no
 //! clock: the wall time (for DE7, DE12, DE13, DE14) and every latency are
 //! passed in, and randomness comes from a seeded generator, so a test can
-//! replay any sequence. The sockets are in `cli::load`.
+//! replay any sequence. The sockets are in `sim::terminal` and
+//! `sim::driver`.
 
 use std::str::FromStr;
 use std::sync::Arc;
@@ -11,11 +12,11 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use bytes::Bytes;
 use serde::Serialize;
 
-use crate::link::netmgmt::civil_from_days;
 use crate::message::codec::decimal_digits;
 use crate::message::mti::{Function, MessageClass};
 use crate::message::sensitive::luhn_check_digit;
 use crate::message::spec::Length;
+use crate::message::time::Civil;
 use crate::message::{Message, Mti, Spec};
 pub use crate::sim::latency::{LATENCY_US_MAX, LatencySummary, latency_histogram, record_latency};
 use crate::sim::reversal::ReversalTally;
@@ -282,33 +283,6 @@ impl LoadProfile {
             acquirer_id: acquirer_id.to_string(),
             currency: currency.to_string(),
         })
-    }
-}
-
-/// UTC calendar time, derived from a `SystemTime` that the caller read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Civil {
-    pub year: i64,
-    pub month: u32,
-    pub day: u32,
-    pub hour: u64,
-    pub minute: u64,
-    pub second: u64,
-}
-
-impl Civil {
-    pub fn from_system_time(now: SystemTime) -> Civil {
-        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let (days, rem) = (secs / 86_400, secs % 86_400);
-        let (year, month, day) = civil_from_days(days as i64);
-        Civil {
-            year,
-            month,
-            day,
-            hour: rem / 3600,
-            minute: (rem % 3600) / 60,
-            second: rem % 60,
-        }
     }
 }
 

@@ -1,7 +1,9 @@
 //! Simulators: an issuer that answers by rules, and the load generator's
-//! terminals (their requests, pacing, connections and reversals).
+//! terminals (their requests, pacing, connections and reversals) and the
+//! run that drives them (`driver`).
 
 pub mod connect;
+pub mod driver;
 pub mod issuer;
 pub mod latency;
 pub mod load;

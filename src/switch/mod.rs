@@ -6,7 +6,6 @@ pub mod config;
 pub mod duplicates;
 pub mod engine;
 pub mod hooks;
-pub mod response_codes;
 pub mod reversal;
 pub mod routing;
 pub mod saf;

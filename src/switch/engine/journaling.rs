@@ -7,9 +7,9 @@ use tracing::warn;
 use super::{Acquirer, Decided, Switch, pan_of};
 use crate::journal::Record;
 use crate::journal::record::{Accepted, Answered, Forwarded, now_ms};
+use crate::message::response_codes::Outcome;
 use crate::message::sensitive::NEVER_ECHOED;
 use crate::message::{Message, Spec};
-use crate::switch::response_codes::Outcome;
 
 /// A field as text, for the journal.
 pub(super) fn text(msg: &Message, n: u16) -> Option<String> {

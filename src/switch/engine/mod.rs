@@ -22,7 +22,6 @@ use journaling::{text, without_sad};
 
 use super::duplicates::{DuplicateCache, Seen};
 use super::hooks::{AcquirerRules, Admission};
-use super::response_codes::Outcome;
 use super::routing::{RouteDecision, RouteTable};
 use super::saf::{SafKind, SafPolicy, SafQueue};
 use super::standin::StandIn;
@@ -33,6 +32,7 @@ use crate::link::connector::{IssuerLink, LinkError};
 use crate::link::mux::MuxError;
 use crate::link::netmgmt;
 use crate::message::mti::{Function, MessageClass};
+use crate::message::response_codes::Outcome;
 use crate::message::sensitive::NEVER_ECHOED;
 use crate::message::{Message, Spec};
 
@@ -583,7 +583,7 @@ impl Switch {
                 lock(stip).approve(
                     &pan,
                     amount,
-                    netmgmt::days_since_epoch(SystemTime::now()) as u32,
+                    crate::message::time::days_since_epoch(SystemTime::now()) as u32,
                 )
             });
             if approved {
