@@ -10,5 +10,6 @@ pub mod load;
 pub mod load_report;
 pub mod pacing;
 pub mod record;
+pub mod request;
 pub mod reversal;
 pub mod terminal;
