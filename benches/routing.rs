@@ -18,7 +18,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 fn example() -> RouteTable {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/switch/example.toml");
     let config = SwitchConfig::load(path).expect("example.toml");
-    RouteTable::build(&config)
+    config.route_table()
 }
 
 /// A configuration with many routes over four issuers.
@@ -72,7 +72,7 @@ fn large() -> RouteTable {
         ));
     }
     let config = SwitchConfig::from_toml(&text, "large.toml").expect("large config");
-    RouteTable::build(&config)
+    config.route_table()
 }
 
 fn lookups(c: &mut Criterion) {

@@ -149,7 +149,7 @@ fn today() -> String {
         .unwrap()
         .as_secs()
         / 86_400;
-    let (y, m, d) = cardswitch::link::netmgmt::civil_from_days(days as i64);
+    let (y, m, d) = cardswitch::message::time::civil_from_days(days as i64);
     format!("{y:04}-{m:02}-{d:02}")
 }
 

@@ -8,7 +8,7 @@ use std::time::Duration;
 use cardswitch::link::framing::LengthHeader;
 use cardswitch::message::Mti;
 use cardswitch::switch::config::{ConfigError, DefaultRoute, SwitchConfig};
-use cardswitch::switch::routing::{RouteDecision, RouteTable};
+use cardswitch::switch::routing::RouteDecision;
 
 fn fixtures() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/switch")
@@ -56,7 +56,7 @@ fn the_example_loads() {
 #[test]
 fn the_example_routes() {
     let config = SwitchConfig::load(fixtures().join("example.toml")).expect("example.toml");
-    let table = RouteTable::build(&config);
+    let table = config.route_table();
     let auth: Mti = "0100".parse().expect("mti");
     let route = |pan: &str| table.route(pan.as_bytes(), auth, Some(b"000000"), Some(b"840"));
     assert_eq!(

@@ -35,8 +35,8 @@ use super::schema::migrate_all;
 use super::settlement::{Settlement, transaction_fee};
 use crate::journal::crypto::{CryptoError, Keyring};
 use crate::journal::schema::SchemaError;
-use crate::link::netmgmt::civil_from_days;
 use crate::message::sensitive::mask_pan;
+use crate::message::time::{civil_from_days, days_from_civil};
 use crate::private_file::create_private;
 
 /// Fault injection for the crash tests: `before_commit` or `before_rename`
@@ -152,17 +152,6 @@ fn parse_date(text: &str) -> Option<(i64, u32, u32)> {
     let m: u32 = text[5..7].parse().ok()?;
     let d: u32 = text[8..].parse().ok()?;
     ((1..=12).contains(&m) && (1..=31).contains(&d)).then_some((y, m, d))
-}
-
-/// Days since 1970-01-01 of a civil date (Howard Hinnant's algorithm).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Unix milliseconds of 00:00 UTC of a YYYY-MM-DD date.

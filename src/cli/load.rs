@@ -9,36 +9,32 @@
 //! connection's work is `sim::terminal`, timed-out requests reversed
 //! there when `--reverse-on-timeout` is on (`sim::reversal`).
 //!
+//! This file is the command line (its arguments, checked into a
+//! `sim::driver::LoadPlan`, and the printed report); the run itself is
+//! `sim::driver`.
+//!
 //! One current-thread runtime: on these 2-core machines one worker per
 //! process does best (cross-thread wake-ups cost more than they give), and
 //! the other core is left to the host under test.
 
-use std::sync::atomic::AtomicU64;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use clap::{Args, ValueEnum};
-use tokio::time::Instant;
-use tokio_util::sync::CancellationToken;
 
 use super::CliError;
 use super::link_args::LinkArgs;
-use crate::link::framing::FrameCodec;
 use crate::link::tls::TlsClient;
 use crate::message::{Mti, Spec};
 use crate::sim::connect::{
     CONNECT_TIMEOUT_MS_DEFAULT, ConnectPlan, HANDSHAKE_TIMEOUT_MS_DEFAULT, TIMEOUT_MS_MAX,
 };
-use crate::sim::load::{
-    self, BinMix, CONNECTIONS_MAX, LatencySummary, Layout, LoadProfile, RequestGenerator, Tally,
-};
-use crate::sim::load_report::Samples;
+use crate::sim::driver::{self, LoadPlan, RunError};
+use crate::sim::load::{BinMix, CONNECTIONS_MAX, Layout, LoadProfile, RequestGenerator};
 pub use crate::sim::load_report::{LoadProgress, LoadReport};
-use crate::sim::pacing::{self, CONNECT_RATE_DEFAULT, Schedule};
-use crate::sim::record::RecordFile;
+use crate::sim::pacing::{self, CONNECT_RATE_DEFAULT};
 use crate::sim::reversal::ReversalMti;
 pub use crate::sim::terminal::IN_FLIGHT_MAX;
-use crate::sim::terminal::{self, ConnResult, Reconnect, Shared, drive};
 
 /// Longest run.
 const DURATION_S_MAX: f64 = 86_400.0;
@@ -46,11 +42,6 @@ const DURATION_S_MAX: f64 = 86_400.0;
 const DURATION_S_DEFAULT: f64 = 10.0;
 /// Longest `--hold-s`.
 const HOLD_S_MAX: f64 = 3_600.0;
-/// Open loop: how often, at most, the pacer thread wakes the connections. tokio's
-/// timer counts whole milliseconds, and sending each millisecond's requests
-/// in one burst made the generator, not the host, set the tail latency; a
-/// thread sleeping 100 µs spreads them out.
-const PACE_STEP: Duration = Duration::from_micros(100);
 
 /// `--reverse-on-timeout`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -225,273 +216,92 @@ pub async fn run_load_observed(
     args: &LoadArgs,
     progress: Arc<LoadProgress>,
 ) -> Result<LoadReport, CliError> {
-    let plan = Plan::from_args(args)?;
-    let connects = Arc::new(plan.connect.clone())
-        .connect_all(args.connections)
-        .await;
-    let mut streams = Vec::with_capacity(connects.len());
-    let mut samples = Samples::default();
-    let mut connect_errors = 0u64;
-    for result in connects {
-        match result {
-            Ok(stream) => streams.push(stream),
-            Err(e) => {
-                connect_errors += 1;
-                samples.add(e);
-            }
+    let plan = plan(args)?;
+    driver::run(&plan, progress).await.map_err(|e| match e {
+        RunError::Record { path, source } => {
+            CliError::Input(format!("--record {}: {source}", path.display()))
         }
-    }
-    if streams.is_empty() {
-        let first = samples.list.first().cloned().unwrap_or_default();
-        return Err(CliError::Input(format!("{}: {first}", args.target)));
-    }
-    let established = streams.len() as u32;
-    let opened: Vec<_> = streams
-        .into_iter()
-        .map(|s| terminal::open(s, &plan.codec))
-        .collect();
-    // Let the writer tasks start before the clock does.
-    tokio::task::yield_now().await;
-    let shared = Arc::new(plan.shared(args, established, progress.clone())?);
-    let pacer = start_pacer(&shared, args.rate, established);
-    let seed = args.seed.unwrap_or_else(|| fastrand::u64(..));
-    // Open loop, the last connection's first request is due first: start
-    // the tasks in that order. Results are gathered in index order.
-    let mut tasks: Vec<_> = opened
-        .into_iter()
-        .enumerate()
-        .rev()
-        .map(|(i, conn)| {
-            let conn_seed = seed.wrapping_add((i as u64).wrapping_mul(0x9E37_79B9_7F4A_7C15));
-            tokio::spawn(drive(shared.clone(), i as u32, conn, conn_seed))
-        })
-        .collect();
-    tasks.reverse();
-    let timer = plan.duration.map(|d| {
-        let stop = shared.stop.clone();
-        tokio::spawn(async move {
-            tokio::time::sleep(d).await;
-            stop.cancel();
-        })
-    });
-    let mut counts = Tally {
-        errors: connect_errors,
-        ..Tally::default()
-    };
-    progress.publish(&counts, &Tally::default());
-    let mut skipped = 0;
-    let mut held = Vec::new();
-    for task in tasks {
-        match task.await {
-            Ok(ConnResult {
-                tally,
-                skipped: s,
-                errors,
-                held: h,
-            }) => {
-                counts.add(&tally);
-                skipped += s;
-                held.extend(h);
-                for e in errors.list {
-                    samples.add(e);
-                }
-            }
-            Err(e) => {
-                counts.errors += 1;
-                samples.add(format!("connection task: {e}"));
-            }
-        }
-    }
-    let elapsed = shared.start.elapsed();
-    if let Some(t) = timer {
-        t.abort();
-    }
-    // Every connection is done (a run bounded by `--requests` may end
-    // before its time): stop the pacer too.
-    shared.stop.cancel();
-    if let Some(pacer) = pacer {
-        let _ = pacer.join();
-    }
-    if let Some(record) = &shared.record {
-        record.flush();
-    }
-    hold(held, plan.hold).await;
-    let elapsed_s = elapsed.as_secs_f64();
-    let histogram = shared.histogram.lock().unwrap_or_else(|e| e.into_inner());
-    Ok(LoadReport {
-        target: args.target.clone(),
-        connections: established,
-        in_flight: args.in_flight,
-        rate_target: args.rate,
-        throughput_rps: if elapsed_s > 0.0 {
-            counts.answered() as f64 / elapsed_s
-        } else {
-            0.0
-        },
-        counts,
-        skipped,
-        elapsed_s,
-        latency_us: LatencySummary::from_histogram(&histogram),
-        error_samples: samples.list,
+        other => CliError::Input(other.to_string()),
     })
 }
 
-/// Open loop at intervals too short for each connection's own timer: a
-/// thread that wakes them all, twice per request interval, within
-/// [`PACE_STEP`] and tokio's own 1 ms.
-fn start_pacer(
-    shared: &Arc<Shared>,
-    rate: Option<f64>,
-    connections: u32,
-) -> Option<std::thread::JoinHandle<()>> {
-    let rate = rate?;
-    if Schedule::for_connection(rate, 0, connections).own_timer() {
-        return None;
+/// Checks the arguments into the run's plan, before the first connection.
+fn plan(args: &LoadArgs) -> Result<LoadPlan, CliError> {
+    let input = |what: &str, e: &dyn std::fmt::Display| CliError::Input(format!("{what}: {e}"));
+    let spec = Spec::resolve(&args.spec)?;
+    let codec = args.link.codec()?;
+    let tls = args.link.tls_client()?;
+    let bins: BinMix = args.bins.parse().map_err(|e| input("--bins", &e))?;
+    let mti: Mti = args.mti.parse().map_err(|e| input("--mti", &e))?;
+    let profile = LoadProfile::new(
+        mti,
+        Layout::for_spec(&spec),
+        bins,
+        (args.amount_min, args.amount_max),
+        &args.acquirer_id,
+        &args.currency,
+    )
+    .map_err(|e| input("load profile", &e))?;
+    let profile = Arc::new(profile);
+    // A request the spec cannot carry fails here, not per request.
+    let (sample, _) = RequestGenerator::new(profile.clone(), 0, 0).request(1, SystemTime::now());
+    spec.build(&sample)
+        .map_err(|e| input(&format!("spec {} cannot carry the requests", args.spec), &e))?;
+    if let Some(r) = args.rate
+        && !(r.is_finite() && r > 0.0)
+    {
+        return Err(CliError::Input("--rate must be above 0".into()));
     }
-    let step = Duration::try_from_secs_f64(0.5 / rate).map_or(Duration::from_millis(1), |d| {
-        d.clamp(PACE_STEP, Duration::from_millis(1))
-    });
-    let shared = shared.clone();
-    Some(std::thread::spawn(move || {
-        while !shared.stop.is_cancelled() {
-            std::thread::sleep(step);
-            shared.pace.notify_waiters();
-        }
-    }))
-}
-
-/// Keeps the connections open and idle for `--hold-s`, then closes them.
-async fn hold<T>(held: Vec<T>, hold: Option<Duration>) {
-    let Some(d) = hold else {
-        return;
+    if args.timeout_ms == 0 {
+        return Err(CliError::Input("--timeout-ms must be above 0".into()));
+    }
+    let duration_s = match (args.duration_s, args.requests) {
+        (None, None) => Some(DURATION_S_DEFAULT),
+        (d, _) => d,
     };
-    eprintln!(
-        "load: run done; holding {} connections idle for {:.1} s",
-        held.len(),
-        d.as_secs_f64()
-    );
-    tokio::time::sleep(d).await;
-    drop(held);
+    if let Some(d) = duration_s
+        && !(d > 0.0 && d <= DURATION_S_MAX)
+    {
+        return Err(CliError::Input(format!(
+            "--duration-s must be above 0 and at most {DURATION_S_MAX}"
+        )));
+    }
+    if args.requests == Some(0) {
+        return Err(CliError::Input("--requests must be above 0".into()));
+    }
+    let terminals = terminal_plan(args, tls)?;
+    Ok(LoadPlan {
+        target: args.target.clone(),
+        spec,
+        codec,
+        profile,
+        connections: args.connections,
+        in_flight: args.in_flight,
+        rate: args.rate,
+        duration: duration_s.map(Duration::from_secs_f64),
+        requests: args.requests,
+        timeout: Duration::from_millis(args.timeout_ms),
+        seed: args.seed,
+        connect: terminals.connect,
+        hold: terminals.hold,
+        reversal: terminals.reversal,
+        reconnect_drain: terminals.reconnect_drain,
+        record: args.record.clone(),
+        rrn_start: args.rrn_start,
+    })
 }
 
-/// Everything checked before the first connection.
-struct Plan {
-    spec: Arc<Spec>,
-    codec: FrameCodec,
-    profile: Arc<LoadProfile>,
-    duration: Option<Duration>,
+/// What the terminal options decide.
+struct TerminalPlan {
     connect: ConnectPlan,
     hold: Option<Duration>,
     reversal: Option<ReversalMti>,
+    reconnect_drain: Option<Duration>,
 }
 
-impl Plan {
-    fn from_args(args: &LoadArgs) -> Result<Plan, CliError> {
-        let input = |what: &str, e: &dyn std::fmt::Display| CliError::Input(format!("{what}: {e}"));
-        let spec = Spec::resolve(&args.spec)?;
-        let codec = args.link.codec()?;
-        let tls = args.link.tls_client()?;
-        let bins: BinMix = args.bins.parse().map_err(|e| input("--bins", &e))?;
-        let mti: Mti = args.mti.parse().map_err(|e| input("--mti", &e))?;
-        let profile = LoadProfile::new(
-            mti,
-            Layout::for_spec(&spec),
-            bins,
-            (args.amount_min, args.amount_max),
-            &args.acquirer_id,
-            &args.currency,
-        )
-        .map_err(|e| input("load profile", &e))?;
-        let profile = Arc::new(profile);
-        // A request the spec cannot carry fails here, not per request.
-        let (sample, _) =
-            RequestGenerator::new(profile.clone(), 0, 0).request(1, SystemTime::now());
-        spec.build(&sample)
-            .map_err(|e| input(&format!("spec {} cannot carry the requests", args.spec), &e))?;
-        if let Some(r) = args.rate
-            && !(r.is_finite() && r > 0.0)
-        {
-            return Err(CliError::Input("--rate must be above 0".into()));
-        }
-        if args.timeout_ms == 0 {
-            return Err(CliError::Input("--timeout-ms must be above 0".into()));
-        }
-        let duration_s = match (args.duration_s, args.requests) {
-            (None, None) => Some(DURATION_S_DEFAULT),
-            (d, _) => d,
-        };
-        if let Some(d) = duration_s
-            && !(d > 0.0 && d <= DURATION_S_MAX)
-        {
-            return Err(CliError::Input(format!(
-                "--duration-s must be above 0 and at most {DURATION_S_MAX}"
-            )));
-        }
-        if args.requests == Some(0) {
-            return Err(CliError::Input("--requests must be above 0".into()));
-        }
-        let (connect, hold, reversal) = terminal_plan(args, tls)?;
-        Ok(Plan {
-            spec,
-            codec,
-            profile,
-            duration: duration_s.map(Duration::from_secs_f64),
-            connect,
-            hold,
-            reversal,
-        })
-    }
-
-    /// What the connections share, once `established` are open (the run's
-    /// clock starts here).
-    fn shared(
-        &self,
-        args: &LoadArgs,
-        established: u32,
-        progress: Arc<LoadProgress>,
-    ) -> Result<Shared, CliError> {
-        let start = Instant::now();
-        let record = match &args.record {
-            Some(path) => Some(
-                RecordFile::create(path)
-                    .map_err(|e| CliError::Input(format!("--record {}: {e}", path.display())))?,
-            ),
-            None => None,
-        };
-        Ok(Shared {
-            spec: self.spec.clone(),
-            codec: self.codec.clone(),
-            profile: self.profile.clone(),
-            in_flight: args.in_flight as usize,
-            timeout: Duration::from_millis(args.timeout_ms),
-            rate: args.rate,
-            connections: established.max(1),
-            pace: tokio::sync::Notify::new(),
-            requests_max: args.requests,
-            claimed: AtomicU64::new(0),
-            stop: CancellationToken::new(),
-            start,
-            progress,
-            record,
-            rrn_start: args.rrn_start,
-            reversal: self.reversal,
-            histogram: Mutex::new(load::latency_histogram()),
-            hold: self.hold.is_some(),
-            reconnect: args.terminal.reconnect.then(|| Reconnect {
-                plan: Arc::new(self.connect.clone()),
-                until: start
-                    + self.duration.unwrap_or_default()
-                    + Duration::from_secs_f64(args.terminal.reversal_drain_s),
-            }),
-        })
-    }
-}
-
-/// The connect plan, the hold and the reversal MTI from the terminal options.
-fn terminal_plan(
-    args: &LoadArgs,
-    tls: Option<TlsClient>,
-) -> Result<(ConnectPlan, Option<Duration>, Option<ReversalMti>), CliError> {
+/// The connect plan, the hold, the reversal MTI and the reconnect drain
+/// from the terminal options.
+fn terminal_plan(args: &LoadArgs, tls: Option<TlsClient>) -> Result<TerminalPlan, CliError> {
     let t = &args.terminal;
     for (name, ms) in [
         ("--connect-timeout-ms", t.connect_timeout_ms),
@@ -530,5 +340,19 @@ fn terminal_plan(
         handshake_timeout: Duration::from_millis(t.handshake_timeout_ms),
         rate,
     };
-    Ok((connect, hold, (on == OnOff::On).then_some(kind)))
+    // Checked here too: a `LoadArgs` built in code skips clap's parser.
+    let reconnect_drain = if t.reconnect {
+        let drain = Duration::try_from_secs_f64(t.reversal_drain_s)
+            .ok()
+            .filter(|d| *d <= Duration::from_secs(3600));
+        Some(drain.ok_or_else(|| CliError::Input("--reversal-drain-s must be 0 to 3600".into()))?)
+    } else {
+        None
+    };
+    Ok(TerminalPlan {
+        connect,
+        hold,
+        reversal: (on == OnOff::On).then_some(kind),
+        reconnect_drain,
+    })
 }

@@ -12,7 +12,6 @@ use tracing::{error, info};
 use super::capture_args::{self, CaptureArgs};
 use super::{CliError, observe};
 use crate::switch::config::SwitchConfig;
-use crate::switch::routing::RouteTable;
 use crate::switch::server;
 
 #[derive(Debug, Args)]
@@ -111,7 +110,7 @@ async fn reload_on_hangup(
                         error!("reload refused: the issuers changed (restart to change issuers)");
                         continue;
                     }
-                    let table = RouteTable::build(&new);
+                    let table = new.route_table();
                     info!(routes = table.describe().len(), "routes reloaded");
                     switch.replace_routes(table);
                 }

@@ -11,6 +11,7 @@ use serde::Serialize;
 
 use super::lookup::{self, LookupIndex};
 use super::store::JournalError;
+use crate::message::time::{civil_from_days, days_from_civil};
 
 /// Rows one search returns at most (a search is for people): a larger
 /// `--limit` is refused; `journal export` streams any number of rows.
@@ -440,7 +441,7 @@ pub fn backup(conn: &Connection, dest: &Path) -> Result<(), QueryError> {
 pub fn utc_text(ms: i64) -> String {
     let days = ms.div_euclid(86_400_000);
     let in_day = ms.rem_euclid(86_400_000);
-    let (y, m, d) = crate::link::netmgmt::civil_from_days(days);
+    let (y, m, d) = civil_from_days(days);
     format!(
         "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{:03}Z",
         in_day / 3_600_000,
@@ -448,17 +449,6 @@ pub fn utc_text(ms: i64) -> String {
         in_day / 1000 % 60,
         in_day % 1000
     )
-}
-
-/// Days since 1970-01-01 of a civil date (proleptic Gregorian).
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = i64::from((m + 9) % 12);
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// Parses `YYYY-MM-DD`, `YYYY-MM-DDTHH:MM` or `YYYY-MM-DDTHH:MM:SS` (UTC)

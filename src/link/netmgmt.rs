@@ -3,54 +3,16 @@
 //! which approves only what this side does: a key change it never made is
 //! never acknowledged.
 
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::SystemTime;
 
+use crate::message::response_codes::Outcome;
+use crate::message::time::transmission_time;
 use crate::message::{Message, Mti};
 
 /// DE70 network management information codes.
 pub const ECHO: &str = "301";
 pub const SIGN_ON: &str = "001";
 pub const SIGN_OFF: &str = "002";
-
-/// The current UTC time as DE7 (MMDDhhmmss).
-pub fn transmission_time(now: SystemTime) -> String {
-    let rem = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs() % 86_400);
-    let (_, month, day) = utc_date(now);
-    format!(
-        "{month:02}{day:02}{:02}{:02}{:02}",
-        rem / 3600,
-        (rem % 3600) / 60,
-        rem % 60
-    )
-}
-
-/// Whole days since 1970-01-01 (UTC) at `now`.
-pub fn days_since_epoch(now: SystemTime) -> i64 {
-    now.duration_since(UNIX_EPOCH)
-        .map_or(0, |d| (d.as_secs() / 86_400) as i64)
-}
-
-/// The UTC date (year, month, day) at `now`.
-pub fn utc_date(now: SystemTime) -> (i64, u32, u32) {
-    civil_from_days(days_since_epoch(now))
-}
-
-/// Days since 1970-01-01 to (year, month, day) in the proleptic Gregorian
-/// calendar (H. Hinnant's algorithm).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    (year, month, day)
-}
 
 /// A network management request with the given DE70 code, in the MTI
 /// version of the link's spec.
@@ -121,28 +83,25 @@ pub fn answer(msg: &Message) -> Option<Message> {
     resp.set_mti(mti.response()?);
     resp.remove(64);
     resp.remove(128);
-    // The 1987 codes and their 1993 action codes (as `switch::response_codes`
-    // maps them; the link layer does not depend on the switch).
-    let (v87, v93) = match verdict(msg) {
-        Verdict::Approved => ("00", "000"),
-        Verdict::NotPerformed => ("12", "902"),
-        Verdict::NoCode => ("30", "904"),
+    let outcome = match verdict(msg) {
+        Verdict::Approved => Outcome::Approved,
+        Verdict::NotPerformed => Outcome::InvalidTransaction,
+        Verdict::NoCode => Outcome::FormatError,
     };
-    let _ = resp.set_str(39, if mti.version() == 0 { v87 } else { v93 });
+    let _ = resp.set_str(39, outcome.code_in(mti.version()));
     Some(resp)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::time::Duration;
+    use std::time::{Duration, UNIX_EPOCH};
 
     #[test]
-    fn dates_and_echo_messages() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(20_415), (2025, 11, 23));
+    fn echo_messages() {
         let t = UNIX_EPOCH + Duration::from_secs(20_415 * 86_400 + 14 * 3600 + 30 * 60 + 5);
-        assert_eq!(transmission_time(t), "1123143005");
+        let echo = request(0, ECHO, 1_000_001, t);
+        assert_eq!(echo.get_str(7), Some("1123143005"));
         let echo = request(0, ECHO, 1_000_001, t);
         assert_eq!(echo.mti().to_string(), "0800");
         assert_eq!(echo.get_str(11), Some("000001"));

@@ -16,11 +16,13 @@ pub mod parse;
 pub mod path;
 pub mod pds;
 mod plan;
+pub mod response_codes;
 mod salvage;
 pub mod sensitive;
 pub mod spec;
 pub mod spec_file;
 mod swar;
+pub mod time;
 pub mod tlv;
 
 pub use bitmap::Bitmap;

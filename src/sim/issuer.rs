@@ -6,8 +6,8 @@ use serde::Deserialize;
 
 use crate::message::Message;
 use crate::message::mti::{Function, MessageClass};
+use crate::message::response_codes::to_action_code;
 use crate::message::sensitive::{NEVER_ECHOED, luhn_valid};
-use crate::switch::response_codes::to_action_code;
 
 /// How the simulated issuer decides.
 #[derive(Debug, Clone, Deserialize)]

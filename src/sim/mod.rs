@@ -1,12 +1,15 @@
 //! Simulators: an issuer that answers by rules, and the load generator's
-//! terminals (their requests, pacing, connections and reversals).
+//! terminals (their requests, pacing, connections and reversals) and the
+//! run that drives them (`driver`).
 
 pub mod connect;
+pub mod driver;
 pub mod issuer;
 pub mod latency;
 pub mod load;
 pub mod load_report;
 pub mod pacing;
 pub mod record;
+pub mod request;
 pub mod reversal;
 pub mod terminal;

@@ -19,7 +19,7 @@ use tokio_util::sync::CancellationToken;
 
 use super::connect::ConnectPlan;
 use super::latency::record_latency;
-use super::load::{self, Civil, Expected, LoadProfile, Outcome, RequestGenerator, STAN_MAX, Tally};
+use super::load::{self, Expected, LoadProfile, Outcome, RequestGenerator, STAN_MAX, Tally};
 use super::load_report::{LoadProgress, Samples};
 use super::pacing::Schedule;
 use super::record::{RecordFile, ReversalEvent};
@@ -29,6 +29,7 @@ use crate::link::framing::{Frame, FrameCodec};
 use crate::link::listener::BoxedStream;
 use crate::link::netmgmt;
 use crate::message::mti::MessageClass;
+use crate::message::time::Civil;
 use crate::message::{Message, Spec};
 
 /// Most requests outstanding on one connection.

@@ -8,7 +8,6 @@ pub mod duplicates;
 pub mod engine;
 pub mod hooks;
 pub mod records;
-pub mod response_codes;
 pub mod reversal;
 pub mod routing;
 pub mod saf;

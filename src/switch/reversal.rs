@@ -5,7 +5,7 @@
 
 use std::time::SystemTime;
 
-use crate::link::netmgmt::transmission_time;
+use crate::message::time::transmission_time;
 use crate::message::{Message, Mti};
 
 /// Fields a reversal carries over from the request it reverses. DE7 and

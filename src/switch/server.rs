@@ -16,8 +16,6 @@ use tracing::{Instrument, info, info_span, warn};
 use super::config::{AcquirerConfig, IssuerConfig, IssuerTls, JournalSettings, SwitchConfig};
 use super::engine::{Acquirer, Issuer, Switch};
 use super::hooks::AcquirerRules;
-use super::response_codes::format_error_reject;
-use super::routing::RouteTable;
 use super::standin::StandIn;
 use crate::journal::crypto::{CryptoError, Keyring};
 use crate::journal::sqlite::SqliteJournal;
@@ -27,6 +25,7 @@ use crate::link::connector::{EndpointSettings, IssuerLink};
 use crate::link::framing::{Frame, FrameCodec};
 use crate::link::listener::{self, Accepted, ConnectionLimits, ListenerSettings};
 use crate::link::tls::{TlsClient, TlsError, TlsServer};
+use crate::message::response_codes::format_error_reject;
 use crate::message::{Message, Spec};
 
 /// Cards tracked by one issuer's stand-in counters at most.
@@ -268,7 +267,7 @@ pub async fn start_with_rules(
     }
     let mut switch = Switch::new(
         Bytes::from(config.switch.institution_id.clone()),
-        RouteTable::build(config),
+        config.route_table(),
         issuers,
         config.switch.saf.policy,
         config.switch.saf.queue_max,

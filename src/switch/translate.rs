@@ -27,10 +27,10 @@ use std::time::SystemTime;
 
 use bytes::Bytes;
 
-use super::response_codes::{from_action_code, to_action_code};
-use crate::link::netmgmt::utc_date;
 use crate::message::iso_message::Carry;
 use crate::message::mti::MessageClass;
+use crate::message::response_codes::{from_action_code, to_action_code};
+use crate::message::time::utc_date;
 use crate::message::{Message, Spec};
 
 /// A translated message and the fields that could not be carried.

@@ -92,10 +92,6 @@ pub const FRAME_BYTES_MAX_RANGE: RangeInclusive<u64> = 1..=0xFFFF;
 pub const STAND_IN_AMOUNT_RANGE: RangeInclusive<u64> = 1..=999_999_999_999;
 /// Stand-in approvals per card and day.
 pub const STAND_IN_DAILY_COUNT_RANGE: RangeInclusive<u64> = 1..=10_000;
-/// BIN prefixes are 6 to 11 digits (ISO/IEC 7812 issuer identification
-/// numbers are 6 or 8; longer prefixes split an issuer's ranges).
-pub const BIN_DIGITS_MIN: usize = 6;
-pub const BIN_DIGITS_MAX: usize = 11;
 /// Institution ids (DE32, DE33) are n..11.
 pub(super) const INSTITUTION_DIGITS_MAX: usize = 11;
 /// Names appear in logs and metric labels: short, plain characters.

@@ -31,6 +31,10 @@ use crate::message::{Mti, Spec};
 
 use check::parse;
 pub use limits::*;
+// The route types are routing's: the configuration checks its file into
+// them, and they stay reachable here for the code that reads a config.
+pub use super::routing::{BIN_DIGITS_MAX, BIN_DIGITS_MIN, DefaultRoute, RouteBins, RouteConfig};
+use super::routing::{IssuerRef, RouteTable};
 
 /// A configuration that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -222,51 +226,6 @@ pub struct IssuerTls {
     pub key_line: Option<usize>,
 }
 
-/// One `[[route]]`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct RouteConfig {
-    /// Line of its `[[route]]` header.
-    pub line: usize,
-    pub bins: RouteBins,
-    /// Index into [`SwitchConfig::issuers`].
-    pub issuer: usize,
-    /// Conditions; an empty list means any.
-    pub mti: Vec<Mti>,
-    /// The first two digits of DE3.
-    pub processing_code: Vec<[u8; 2]>,
-    /// DE49.
-    pub currency: Vec<[u8; 3]>,
-    /// Overrides the issuer's time-out.
-    pub timeout: Option<Duration>,
-}
-
-/// The PANs a route covers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RouteBins {
-    /// PAN prefixes, 6 to 11 digits each.
-    Prefixes(Vec<String>),
-    /// Prefixes from `from` to `to` inclusive, both of the same length.
-    Range { from: String, to: String },
-}
-
-impl RouteConfig {
-    /// How many conditions (MTI, processing code, currency) it sets.
-    pub fn conditions(&self) -> usize {
-        usize::from(!self.mti.is_empty())
-            + usize::from(!self.processing_code.is_empty())
-            + usize::from(!self.currency.is_empty())
-    }
-}
-
-/// Where a request goes when no route matches.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DefaultRoute {
-    /// To this issuer (index into [`SwitchConfig::issuers`]).
-    Issuer(usize),
-    /// Declined with DE39 = 15 (no such issuer).
-    Decline,
-}
-
 impl SwitchConfig {
     /// Reads and checks a configuration file.
     pub fn load(path: impl AsRef<Path>) -> Result<SwitchConfig, ConfigError> {
@@ -283,6 +242,19 @@ impl SwitchConfig {
     /// relative paths in it are taken from the current directory.
     pub fn from_toml(text: &str, file_name: &str) -> Result<SwitchConfig, ConfigError> {
         parse(text, file_name, None)
+    }
+
+    /// The routes compiled for lookup (see [`RouteTable::build`]).
+    pub fn route_table(&self) -> RouteTable {
+        let issuers: Vec<IssuerRef<'_>> = self
+            .issuers
+            .iter()
+            .map(|i| IssuerRef {
+                name: &i.name,
+                timeout: i.timeout,
+            })
+            .collect();
+        RouteTable::build(&self.routes, self.default_route, &issuers)
     }
 
     /// The index of the issuer with that name.

@@ -5,8 +5,8 @@
 use super::request::reject;
 use super::{Core, Time, TxnId};
 use crate::message::mti::{Function, MessageClass};
+use crate::message::response_codes::Outcome;
 use crate::switch::records::pan_of;
-use crate::switch::response_codes::Outcome;
 use crate::switch::saf::SafKind;
 use crate::switch::translate::translate;
 

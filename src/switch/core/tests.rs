@@ -54,7 +54,7 @@ fn core_with(journal: bool, stand_in: Option<StandIn>) -> Core {
             spec: spec("iso87-ascii"),
             stand_in,
         }],
-        routes: crate::switch::routing::RouteTable::build(&cfg),
+        routes: cfg.route_table(),
         saf_policy: SafPolicy {
             retry_min: Duration::from_secs(1),
             retry_max: Duration::from_secs(60),

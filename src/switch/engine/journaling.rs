@@ -8,8 +8,8 @@ use super::{Acquirer, Decided, Switch};
 use crate::journal::Record;
 use crate::journal::record::{Forwarded, now_ms};
 use crate::message::Message;
+use crate::message::response_codes::Outcome;
 use crate::switch::records;
-use crate::switch::response_codes::Outcome;
 
 impl Switch {
     /// Records an event in the journal, if there is one.

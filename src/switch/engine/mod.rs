@@ -23,7 +23,6 @@ use super::records::{pan_of, text, without_sad};
 use super::core::{RESTORED, has_response_code};
 use super::duplicates::{DuplicateCache, Seen};
 use super::hooks::{AcquirerRules, Admission};
-use super::response_codes::Outcome;
 use super::routing::{RouteDecision, RouteTable};
 use super::saf::{SafKind, SafPolicy, SafQueue};
 use super::standin::StandIn;
@@ -34,6 +33,7 @@ use crate::link::connector::{IssuerLink, LinkError};
 use crate::link::mux::MuxError;
 use crate::link::netmgmt;
 use crate::message::mti::{Function, MessageClass};
+use crate::message::response_codes::Outcome;
 use crate::message::sensitive::NEVER_ECHOED;
 use crate::message::{Message, Spec};
 
@@ -585,7 +585,7 @@ impl Switch {
                 lock(stip).approve(
                     &pan,
                     amount,
-                    netmgmt::days_since_epoch(SystemTime::now()) as u32,
+                    crate::message::time::days_since_epoch(SystemTime::now()) as u32,
                 )
             });
             if approved {

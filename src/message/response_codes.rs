@@ -1,5 +1,8 @@
-//! The one place that maps the switch's own outcomes to response codes:
-//! DE39 as two characters (1987) and as three-digit action codes (1993).
+//! The one place that maps outcomes to response codes: DE39 as two
+//! characters (1987) and as three-digit action codes (1993), with the one
+//! table between the two forms. It is in the message layer so that the
+//! link (network management answers), the switch and the simulators all
+//! read the same table instead of keeping copies.
 
 /// Why the switch answers an acquirer itself.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -39,6 +42,15 @@ impl Outcome {
             Outcome::SystemMalfunction => "96",
         }
     }
+
+    /// DE39 in the form of MTI version `version` (the MTI's first digit):
+    /// the two-character code in 1987, the action code from 1993 on.
+    pub fn code_in(self, version: u8) -> &'static str {
+        match version {
+            0 => self.code(),
+            _ => to_action_code(self.code()),
+        }
+    }
 }
 
 /// A DE39 = 30 (format error) response to a request that cannot be
@@ -53,10 +65,7 @@ pub fn format_error_reject(
     raw: &bytes::Bytes,
 ) -> Option<bytes::Bytes> {
     let broken = crate::message::parse::salvage(spec, raw)?;
-    let code = match spec.version.digit() {
-        0 => Outcome::FormatError.code(),
-        _ => to_action_code(Outcome::FormatError.code()),
-    };
+    let code = Outcome::FormatError.code_in(spec.version.digit());
     let mut reject = crate::message::Message::new(broken.mti().response()?);
     let _ = reject.set_str(39, code);
     let bare = reject.clone();
@@ -166,6 +175,8 @@ mod tests {
         assert_eq!(from_action_code("199"), "05");
         assert_eq!(from_action_code("999"), "96");
         assert_eq!(Outcome::IssuerUnavailable.code(), "91");
+        assert_eq!(Outcome::IssuerUnavailable.code_in(0), "91");
+        assert_eq!(Outcome::IssuerUnavailable.code_in(1), "911");
         assert_eq!(to_action_code("zz"), "909");
     }
 }
