@@ -8,7 +8,7 @@ use std::time::Duration;
 use cardswitch::link::connector::{EndpointSettings, IssuerLink, LinkError};
 use cardswitch::link::framing::{Frame, FrameCodec, Framing, LengthHeader};
 use cardswitch::link::listener::{self, Accepted, ListenerSettings};
-use cardswitch::link::netmgmt;
+use cardswitch::message::netmgmt;
 use cardswitch::message::{Message, Spec};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;

@@ -16,8 +16,8 @@ use super::connection::{self, ReadLimits};
 use super::framing::{Frame, FrameCodec};
 use super::listener::BoxedStream;
 use super::mux::{Delivery, Mux, MuxError};
-use super::netmgmt;
 use super::tls::TlsClient;
+use crate::message::netmgmt;
 use crate::message::{Message, Spec};
 
 /// How to reach and keep one issuer endpoint.

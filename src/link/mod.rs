@@ -10,6 +10,5 @@ pub mod key_bytes;
 pub mod listener;
 pub mod log_limit;
 pub mod mux;
-pub mod netmgmt;
 pub mod tap;
 pub mod tls;

@@ -12,6 +12,7 @@ pub mod iso_message;
 pub mod json;
 mod layout;
 pub mod mti;
+pub mod netmgmt;
 pub mod parse;
 pub mod path;
 pub mod pds;

@@ -27,8 +27,8 @@ use super::reversal::{Due, Original, Pending, REVERSALS_PENDING_MAX, ReversalMti
 use crate::link::connection::{self, FrameReader, FrameSender};
 use crate::link::framing::{Frame, FrameCodec};
 use crate::link::listener::BoxedStream;
-use crate::link::netmgmt;
 use crate::message::mti::MessageClass;
+use crate::message::netmgmt;
 use crate::message::time::Civil;
 use crate::message::{Message, Spec};
 

@@ -8,6 +8,7 @@ pub mod duplicates;
 pub mod engine;
 pub mod hooks;
 pub mod records;
+pub mod responses;
 pub mod reversal;
 pub mod routing;
 pub mod saf;

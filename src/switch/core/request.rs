@@ -3,13 +3,13 @@
 
 use super::{Action, ConnId, Copy, Core, Route, State, Time, TimerId, Txn, TxnId, Wait};
 use crate::journal::record::Forwarded;
-use crate::link::netmgmt;
 use crate::message::Message;
 use crate::message::mti::{Function, MessageClass};
+use crate::message::netmgmt;
 use crate::message::response_codes::Outcome;
 use crate::switch::duplicates::{DupKey, Seen};
-use crate::switch::engine::local_response;
 use crate::switch::records::{self, pan_of, without_sad};
+use crate::switch::responses::local_response;
 use crate::switch::routing::RouteDecision;
 use crate::switch::translate::translate;
 

@@ -19,6 +19,7 @@ mod recovery;
 mod saf_delivery;
 
 use super::records::{pan_of, text, without_sad};
+use super::responses::{local_response, malfunction};
 
 use super::core::{RESTORED, has_response_code};
 use super::duplicates::{DuplicateCache, Seen};
@@ -31,10 +32,9 @@ use crate::journal::record::{Forwarded, now_ms};
 use crate::journal::{Journal, Record};
 use crate::link::connector::{IssuerLink, LinkError};
 use crate::link::mux::MuxError;
-use crate::link::netmgmt;
 use crate::message::mti::{Function, MessageClass};
+use crate::message::netmgmt;
 use crate::message::response_codes::Outcome;
-use crate::message::sensitive::NEVER_ECHOED;
 use crate::message::{Message, Spec};
 
 /// Request keys remembered for duplicate detection at most (about 400 bytes
@@ -143,31 +143,6 @@ pub struct AfterSend {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
-}
-
-/// A response that cannot be built for the acquirer, cut down to its key
-/// fields with DE39 = 96 (system malfunction).
-pub fn malfunction(response: &Message) -> Message {
-    let mut out = Message::new(response.mti());
-    for n in [3, 4, 7, 11, 12, 13, 32, 37, 41, 42, 49] {
-        if let Some(v) = response.value_bytes(n) {
-            let _ = out.set(n, v);
-        }
-    }
-    let _ = out.set_str(39, Outcome::SystemMalfunction.code());
-    out
-}
-
-/// The response the switch makes itself for `request`.
-pub fn local_response(request: &Message, code: &str) -> Option<Message> {
-    let mut resp = request.clone();
-    resp.set_mti(request.mti().response()?);
-    for &f in NEVER_ECHOED {
-        resp.remove(f);
-    }
-    super::translate::strip_mac(&mut resp);
-    let _ = resp.set_str(39, code);
-    Some(resp)
 }
 
 impl Switch {
