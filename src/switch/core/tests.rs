@@ -86,6 +86,20 @@ fn start() -> Time {
     }
 }
 
+/// A request from the acquirer on connection `conn`.
+fn request(conn: u64, message: Message) -> Input {
+    Input::Request {
+        conn: ConnId(conn),
+        acquirer: 0,
+        message,
+    }
+}
+
+/// A message from the issuer.
+fn from_issuer(message: Message) -> Input {
+    Input::FromIssuer { issuer: 0, message }
+}
+
 fn drain(core: &mut Core) -> Vec<Action> {
     std::iter::from_fn(|| core.poll_action()).collect()
 }
@@ -146,14 +160,7 @@ fn answer(forwarded: &Message, code: Option<&str>) -> Message {
 
 /// A request accepted and forwarded: the message the issuer got.
 fn forwarded(core: &mut Core, now: Time) -> Message {
-    core.handle(
-        now,
-        Input::Request {
-            conn: ConnId(7),
-            acquirer: 0,
-            message: auth(),
-        },
-    );
+    core.handle(now, request(7, auth()));
     let accepting = drain(core);
     assert!(
         sent_to_issuer(&accepting).is_none(),
@@ -174,13 +181,7 @@ fn an_approval_is_durable_before_it_is_replied_and_its_delivery_recorded() {
     assert_eq!(sent.get_str(11), Some("000001"), "the core's STAN");
     assert_eq!(sent.get_str(33), Some("99000000001"));
     let later = now.after(Duration::from_millis(40));
-    core.handle(
-        later,
-        Input::FromIssuer {
-            issuer: 0,
-            message: answer(&sent, Some("00")),
-        },
-    );
+    core.handle(later, from_issuer(answer(&sent, Some("00"))));
     let answering = drain(&mut core);
     assert!(reply(&answering).is_none(), "replied before durable");
     let token = durable_token(&answering);
@@ -228,35 +229,16 @@ fn a_time_out_answers_91_and_queues_a_durable_reversal() {
     core.handle(due, Input::Durable { token, ok: true });
     assert_eq!(core.saf_depth(), 1);
     // The answer that comes too late changes nothing.
-    core.handle(
-        due,
-        Input::FromIssuer {
-            issuer: 0,
-            message: answer(&sent, Some("00")),
-        },
-    );
+    core.handle(due, from_issuer(answer(&sent, Some("00"))));
     assert!(drain(&mut core).is_empty());
 }
 
 #[test]
 fn an_answer_without_a_response_code_is_an_unknown_outcome() {
     let (mut core, now) = (core(false), start());
-    core.handle(
-        now,
-        Input::Request {
-            conn: ConnId(1),
-            acquirer: 0,
-            message: auth(),
-        },
-    );
+    core.handle(now, request(1, auth()));
     let sent = sent_to_issuer(&drain(&mut core)).expect("sent").clone();
-    core.handle(
-        now,
-        Input::FromIssuer {
-            issuer: 0,
-            message: answer(&sent, None),
-        },
-    );
+    core.handle(now, from_issuer(answer(&sent, None)));
     let (resp, _) = reply(&drain(&mut core))
         .map(|(m, c)| (m.clone(), c))
         .expect("answered");
@@ -267,22 +249,9 @@ fn an_answer_without_a_response_code_is_an_unknown_outcome() {
 #[test]
 fn an_undelivered_approval_is_reversed() {
     let (mut core, now) = (core(false), start());
-    core.handle(
-        now,
-        Input::Request {
-            conn: ConnId(1),
-            acquirer: 0,
-            message: auth(),
-        },
-    );
+    core.handle(now, request(1, auth()));
     let sent = sent_to_issuer(&drain(&mut core)).expect("sent").clone();
-    core.handle(
-        now,
-        Input::FromIssuer {
-            issuer: 0,
-            message: answer(&sent, Some("00")),
-        },
-    );
+    core.handle(now, from_issuer(answer(&sent, Some("00"))));
     let (_, confirm) = reply(&drain(&mut core)).expect("replied");
     let txn = confirm.expect("delivery asked for");
     core.handle(
@@ -299,14 +268,7 @@ fn an_undelivered_approval_is_reversed() {
 #[test]
 fn a_request_the_journal_cannot_keep_is_not_forwarded() {
     let (mut core, now) = (core(true), start());
-    core.handle(
-        now,
-        Input::Request {
-            conn: ConnId(1),
-            acquirer: 0,
-            message: auth(),
-        },
-    );
+    core.handle(now, request(1, auth()));
     let token = durable_token(&drain(&mut core));
     core.handle(now, Input::Durable { token, ok: false });
     let actions = drain(&mut core);
@@ -318,24 +280,11 @@ fn a_request_the_journal_cannot_keep_is_not_forwarded() {
 #[test]
 fn an_answer_under_another_stan_is_not_taken_for_the_request() {
     let (mut core, now) = (core(false), start());
-    core.handle(
-        now,
-        Input::Request {
-            conn: ConnId(1),
-            acquirer: 0,
-            message: auth(),
-        },
-    );
+    core.handle(now, request(1, auth()));
     let sent = sent_to_issuer(&drain(&mut core)).expect("sent").clone();
     let mut wrong = answer(&sent, Some("00"));
     wrong.set_str(11, "000002").expect("DE11");
-    core.handle(
-        now,
-        Input::FromIssuer {
-            issuer: 0,
-            message: wrong,
-        },
-    );
+    core.handle(now, from_issuer(wrong));
     assert!(drain(&mut core).is_empty());
     assert_eq!(core.open_transactions(), 1, "still waiting for its own");
 }
@@ -345,13 +294,7 @@ fn the_same_inputs_give_the_same_actions() {
     let run = || {
         let (mut core, now) = (core(true), start());
         let sent = forwarded(&mut core, now);
-        core.handle(
-            now,
-            Input::FromIssuer {
-                issuer: 0,
-                message: answer(&sent, Some("05")),
-            },
-        );
+        core.handle(now, from_issuer(answer(&sent, Some("05"))));
         format!("{:?}", drain(&mut core))
     };
     let first = run();
@@ -362,23 +305,12 @@ fn the_same_inputs_give_the_same_actions() {
 #[test]
 fn a_copy_gets_the_original_reply_and_is_never_forwarded() {
     let (mut core, now) = (core(false), start());
-    let request = |conn| Input::Request {
-        conn: ConnId(conn),
-        acquirer: 0,
-        message: auth(),
-    };
-    core.handle(now, request(1));
+    core.handle(now, request(1, auth()));
     let sent = sent_to_issuer(&drain(&mut core)).expect("sent").clone();
     // A copy while the original is in flight waits; it is not forwarded.
-    core.handle(now, request(2));
+    core.handle(now, request(2, auth()));
     assert!(drain(&mut core).is_empty());
-    core.handle(
-        now,
-        Input::FromIssuer {
-            issuer: 0,
-            message: answer(&sent, Some("00")),
-        },
-    );
+    core.handle(now, from_issuer(answer(&sent, Some("00"))));
     let replies: Vec<(ConnId, String)> = drain(&mut core)
         .into_iter()
         .filter_map(|a| match a {
@@ -393,7 +325,7 @@ fn a_copy_gets_the_original_reply_and_is_never_forwarded() {
         vec![(ConnId(1), "00".to_string()), (ConnId(2), "00".to_string())]
     );
     // A copy afterwards gets the reply at once.
-    core.handle(now, request(3));
+    core.handle(now, request(3, auth()));
     let later = drain(&mut core);
     assert!(sent_to_issuer(&later).is_none());
     let (resp, confirm) = reply(&later).expect("answered from the cache");
@@ -401,30 +333,16 @@ fn a_copy_gets_the_original_reply_and_is_never_forwarded() {
     // The same STAN with another amount is another transaction.
     let mut other = auth();
     other.set_str(4, "000000000999").expect("DE4");
-    core.handle(
-        now,
-        Input::Request {
-            conn: ConnId(4),
-            acquirer: 0,
-            message: other,
-        },
-    );
+    core.handle(now, request(4, other));
     assert!(sent_to_issuer(&drain(&mut core)).is_some(), "forwarded");
 }
 
 /// Transaction `txn` (STAN `stan` at the terminal) accepted, forwarded
 /// and timed out: the actions of the time-out.
 fn timed_out(core: &mut Core, now: Time, txn: u64, stan: &str) -> Vec<Action> {
-    let mut request = auth();
-    request.set_str(11, stan).expect("DE11");
-    core.handle(
-        now,
-        Input::Request {
-            conn: ConnId(1),
-            acquirer: 0,
-            message: request,
-        },
-    );
+    let mut message = auth();
+    message.set_str(11, stan).expect("DE11");
+    core.handle(now, request(1, message));
     let token = durable_token(&drain(core));
     core.handle(now, Input::Durable { token, ok: true });
     drain(core);
