@@ -196,6 +196,12 @@ impl SafQueue {
         Retry::Rescheduled(due)
     }
 
+    /// Puts an entry taken out by `take_due` back as it was (it could not
+    /// go out now), beyond the queue's limit: it held its place before.
+    pub fn put_back(&mut self, entry: SafEntry) {
+        self.by_due.insert((entry.due, entry.id), entry);
+    }
+
     /// When the next entry is due.
     pub fn next_due(&self) -> Option<Instant> {
         self.by_due.keys().next().map(|(t, _)| *t)

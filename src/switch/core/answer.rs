@@ -3,17 +3,13 @@
 //! recorded, and an undelivered approval or an unknown outcome is reversed
 //! through the store-and-forward queue (its entry durable first).
 
-use super::request::reject;
-use super::{Action, Core, State, Time, TimerId, ToQueue, TxnId, Wait};
+use super::request::{reject, reject_of};
+use super::{Action, Core, Outgoing, State, Time, TimerId, TxnId, Wait};
 use crate::journal::Record;
-use crate::journal::record::SafQueued;
 use crate::message::Message;
 use crate::message::mti::MessageClass;
 use crate::message::response_codes::Outcome;
-use crate::message::sensitive::NEVER_ECHOED;
-use crate::switch::records::{self, without_sad};
-use crate::switch::reversal::reversal_advice;
-use crate::switch::saf::SafKind;
+use crate::switch::records;
 use crate::switch::translate::translate;
 
 /// Fields an acquirer gets back exactly as it sent them.
@@ -46,9 +42,19 @@ impl Core {
         let Some(stan) = answer.get_u64(11).and_then(|s| u32::try_from(s).ok()) else {
             return;
         };
-        let Some(id) = self.in_flight.remove(&(issuer, stan)) else {
-            return;
+        let key = (issuer, stan);
+        let id = match self.in_flight.get(&key) {
+            Some(&Outgoing::Txn(id)) => id,
+            Some(&Outgoing::Saf(id)) => return self.saf_answered(now, id, &answer),
+            None => return,
         };
+        // An answer of another class (an 0810 to an echo sharing the STAN)
+        // is not this transaction's.
+        let class = self.txns.get(&id).map(|t| t.request.mti().class());
+        if class != Some(answer.mti().class()) {
+            return;
+        }
+        self.in_flight.remove(&key);
         self.push(Action::Disarm {
             timer: TimerId::Response(id),
         });
@@ -58,7 +64,7 @@ impl Core {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
-        let acq = &self.cfg.acquirers[txn.acquirer];
+        let acq = &self.cfg.acquirers[txn.from.acquirer];
         let target = &self.cfg.issuers[issuer];
         let mut response = translate(&target.spec, &acq.spec, &answer, now.wall).message;
         if let Some(mti) = txn.request.mti().response() {
@@ -72,8 +78,7 @@ impl Core {
             Some("00" | "000" | "001") => "approved",
             _ => "declined",
         };
-        txn.reply = Some((response, outcome));
-        self.answer(now, id);
+        self.decide(now, id, response, outcome);
     }
 
     /// The issuer's answer did not come in time.
@@ -90,14 +95,22 @@ impl Core {
         self.unknown_outcome(now, id, "no answer in time");
     }
 
-    /// The request never left: nothing to reverse, the acquirer gets 91.
-    pub(super) fn not_sent(&mut self, now: Time, id: TxnId) {
+    /// A message never left: a request has nothing to reverse (the
+    /// acquirer gets stand-in or 91), an entry's attempt did not count.
+    pub(super) fn not_sent(&mut self, now: Time, what: Outgoing) {
+        let id = match what {
+            Outgoing::Txn(id) => id,
+            Outgoing::Saf(id) => return self.saf_not_sent(now, id),
+        };
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
         if txn.state != State::Forwarded {
             return;
         }
+        let Some(issuer) = txn.route.as_ref().map(|r| r.issuer) else {
+            return;
+        };
         if let Some(route) = &txn.route {
             self.in_flight.remove(&(route.issuer, route.stan));
         }
@@ -105,23 +118,41 @@ impl Core {
             timer: TimerId::Response(id),
         });
         self.event(now, id, "not_sent", "no connection to the issuer");
-        self.stand_in_or_decline(now, id, "declined");
+        self.stand_in_or_decline(now, id, issuer, "declined");
     }
 
     /// The issuer may have acted on the request: it is reversed through
     /// the queue, and the acquirer gets 91 (a reversal request is now the
     /// queue's to deliver, so it is acknowledged).
     fn unknown_outcome(&mut self, now: Time, id: TxnId, why: &str) {
+        self.counters.timed_out += 1;
         self.event(now, id, "timed_out", why);
         self.queue_reversal(now, id);
-        let Some(txn) = self.txns.get_mut(&id) else {
+        let Some(txn) = self.txns.get(&id) else {
+            return;
+        };
+        let Some(issuer) = txn.route.as_ref().map(|r| r.issuer) else {
             return;
         };
         if txn.request.mti().class() == MessageClass::Reversal {
-            txn.reply = Some((reject(&txn.request, Outcome::Approved), "timed_out"));
-            return self.answer(now, id);
+            let ack = reject_of(txn, Outcome::Approved);
+            return self.decide(now, id, ack, "timed_out");
         }
-        self.stand_in_or_decline(now, id, "timed_out");
+        self.stand_in_or_decline(now, id, issuer, "timed_out");
+    }
+
+    /// Sets transaction `id`'s reply and answers it.
+    pub(super) fn decide(
+        &mut self,
+        now: Time,
+        id: TxnId,
+        response: Message,
+        outcome: &'static str,
+    ) {
+        if let Some(txn) = self.txns.get_mut(&id) {
+            txn.reply = Some((response, outcome));
+            self.answer(now, id);
+        }
     }
 
     /// Journals the decided reply, an approval durably (the rule of the
@@ -155,22 +186,20 @@ impl Core {
             return;
         };
         txn.state = State::Replying;
+        match message.get_str(39) {
+            Some("00" | "000") => self.counters.approved += 1,
+            _ => self.counters.declined += 1,
+        }
         let action = Action::Reply {
-            conn: txn.conn,
-            acquirer: txn.acquirer,
-            message: message.clone(),
+            to: txn.from,
+            message: Some(message.clone()),
             confirm: Some(id),
         };
         let (key, message) = (txn.key, message.clone());
         self.push(action);
         // The copies that waited get the same reply.
         for copy in self.duplicates.complete(key, message.clone()) {
-            self.push(Action::Reply {
-                conn: copy.conn,
-                acquirer: copy.acquirer,
-                message: message.clone(),
-                confirm: None,
-            });
+            self.reply_once(copy, Some(message.clone()));
         }
     }
 
@@ -206,10 +235,9 @@ impl Core {
             (Wait::Forward(id), true) => self.forward(now, id),
             (Wait::Forward(id), false) => {
                 // Not on disk: not forwarded.
-                if let Some(txn) = self.txns.get_mut(&id) {
-                    let reject = reject(&txn.request, Outcome::SystemMalfunction);
-                    txn.reply = Some((reject, "rejected"));
-                    self.answer(now, id);
+                if let Some(txn) = self.txns.get(&id) {
+                    let reject = reject_of(txn, Outcome::SystemMalfunction);
+                    self.decide(now, id, reject, "rejected");
                 }
             }
             (Wait::Reply(id), true) => self.reply(id),
@@ -222,74 +250,28 @@ impl Core {
                     self.reply(id);
                 }
             }
-            (Wait::Queue(entry), true) => self.enqueue(now, *entry),
-            // Not on disk: never sent, so a restart cannot repeat it as a
-            // second original.
-            (Wait::Queue(_), false) => {}
+            (Wait::Queue(entry), ok) => self.queued(now, *entry, ok),
+            // A batch close waits for its answer, not for the disk.
+            (wait @ Wait::BatchClose(..), _) => {
+                self.waits.insert(token, wait);
+            }
         }
     }
 
-    /// Queues a 0420 for transaction `id`'s forwarded request.
-    fn queue_reversal(&mut self, now: Time, id: TxnId) {
-        let Some(route) = self.txns.get(&id).and_then(|t| t.route.clone()) else {
-            return;
-        };
-        let version = self.cfg.issuers[route.issuer].spec.version.digit();
-        let stan = self.next_stan(route.issuer);
-        let advice = reversal_advice(version, &route.message, stan, now.wall);
-        self.queue(now, SafKind::TimeoutReversal, route.issuer, advice, id);
-    }
-
-    /// Queues `message` (issuer dialect, STAN assigned) for `issuer`, on
-    /// disk before it enters the in-memory queue, without sensitive
-    /// authentication data (an advice never needs it).
-    pub(super) fn queue(
+    /// The acquirer's rules answered a batch close (or declined to).
+    pub(super) fn answered(
         &mut self,
-        now: Time,
-        kind: SafKind,
-        issuer: usize,
-        mut message: Message,
-        id: TxnId,
+        _now: Time,
+        token: super::Token,
+        answer: Result<Message, Outcome>,
     ) {
-        for &f in NEVER_ECHOED {
-            message.remove(f);
-        }
-        if !self.saf.has_room(0) {
+        let Some(Wait::BatchClose(from, request)) = self.waits.remove(&token) else {
             return;
-        }
-        let saf_id = self.saf.allocate_id();
-        let target = &self.cfg.issuers[issuer];
-        let record = Record::SafQueued(SafQueued {
-            id: saf_id,
-            txn_id: Some(id.0),
-            kind: kind.label(),
-            issuer: target.name.clone(),
-            message: without_sad(&target.spec, &message),
-            queued_at_ms: now.wall_ms(),
-        });
-        let entry = ToQueue {
-            id: saf_id,
-            txn_id: Some(id.0),
-            kind,
-            issuer,
-            message,
         };
-        if self.cfg.journal {
-            let token = self.token(Wait::Queue(Box::new(entry)));
-            self.append(vec![record], Some(token));
-        } else {
-            self.enqueue(now, entry);
+        match answer {
+            Ok(response) => self.reply_once(from, Some(response)),
+            Err(outcome) => self.reply_reject(from, &request, outcome),
         }
-    }
-
-    /// Puts a durable entry in the queue, due now.
-    fn enqueue(&mut self, now: Time, e: ToQueue) {
-        // Room was checked when the entry was made, and nothing else fills
-        // the queue between the two.
-        let pushed = self
-            .saf
-            .insert(e.id, e.txn_id, e.kind, e.issuer, e.message, 0, now.mono);
-        debug_assert!(pushed.is_ok(), "store-and-forward room was checked");
     }
 
     pub(super) fn event(&mut self, now: Time, id: TxnId, kind: &'static str, detail: &str) {

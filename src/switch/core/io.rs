@@ -5,6 +5,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::journal::Record;
 use crate::message::Message;
+use crate::message::response_codes::Outcome;
 
 /// The time of an input, read by the node (or made up by a simulator):
 /// the core never reads a clock.
@@ -37,41 +38,76 @@ impl Time {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ConnId(pub u64);
 
+/// Where a request came from, handed back with its reply: the connection,
+/// the acquirer listener (an index into the core's acquirers) and the
+/// node's own tag for the request (what it needs to answer it: the frame's
+/// header, a permit). Every request gets exactly one `Action::Reply`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Origin {
+    pub conn: ConnId,
+    pub acquirer: usize,
+    pub tag: u64,
+}
+
 /// A transaction: the journal's id of an accepted request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TxnId(pub u64);
 
-/// One wait for the journal: its records are on disk when the node says so.
+/// One wait for the node (a journal group, an answer to a question).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Token(pub u64);
+
+/// What a message sent to an issuer is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outgoing {
+    /// A transaction's request.
+    Txn(TxnId),
+    /// A store-and-forward entry's delivery attempt (by its id).
+    Saf(u64),
+}
 
 /// A timer the core arms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TimerId {
     /// The issuer's answer to this transaction is due.
     Response(TxnId),
+    /// The earliest store-and-forward entry is due.
+    SafDue,
+    /// The answer to this store-and-forward entry's attempt is due.
+    SafAnswer(u64),
+}
+
+/// Something the core asks a service outside it (answered by
+/// `Input::Answer` with the same token).
+#[derive(Debug)]
+pub enum Question {
+    /// A terminal's batch close (acquirer dialect): the acquirer's rules
+    /// answer it once everything journaled before it is durable.
+    BatchClose(Message),
 }
 
 /// Something that happened, as the node saw it.
 #[derive(Debug)]
 pub enum Input {
-    /// A message from acquirer `acquirer` (an index into the core's
-    /// acquirers) on connection `conn`, parsed once by the node.
-    Request {
-        conn: ConnId,
-        acquirer: usize,
-        message: Message,
-    },
+    /// A message from an acquirer, parsed once by the node.
+    Request { from: Origin, message: Message },
     /// A message from issuer `issuer`'s link.
     FromIssuer { issuer: usize, message: Message },
-    /// Transaction `txn`'s request never left: no connection was up.
-    NotSent { txn: TxnId },
+    /// Issuer `issuer`'s link has a connection up (or none any more).
+    IssuerUp { issuer: usize, up: bool },
+    /// A message for an issuer never left: no connection was up.
+    NotSent { what: Outgoing },
     /// The records of `token` are on disk (`ok`), or the journal failed.
     Durable { token: Token, ok: bool },
     /// Transaction `txn`'s reply reached its connection, or not.
     Written { txn: TxnId, delivered: bool },
     /// A timer fired.
     Timer(TimerId),
+    /// The answer to a question, or the outcome to decline it with.
+    Answer {
+        token: Token,
+        answer: Result<Message, Outcome>,
+    },
 }
 
 /// Something for the node to do.
@@ -87,19 +123,21 @@ pub enum Action {
     /// `Input::NotSent` if no connection is up.
     ToIssuer {
         issuer: usize,
-        txn: TxnId,
+        what: Outgoing,
         message: Message,
     },
-    /// Build `message` in acquirer `acquirer`'s dialect and write it on
-    /// `conn`; with `confirm`, report `Input::Written` for that transaction.
+    /// Answer the request from `to`: build `message` in its acquirer's
+    /// dialect and write it (`None`: nothing to write, the request is
+    /// done); with `confirm`, report `Input::Written` for that transaction.
     Reply {
-        conn: ConnId,
-        acquirer: usize,
-        message: Message,
+        to: Origin,
+        message: Option<Message>,
         confirm: Option<TxnId>,
     },
     /// Fire `Input::Timer(timer)` at `at` (replacing an earlier arming).
     Arm { timer: TimerId, at: Instant },
     /// Forget a timer armed before.
     Disarm { timer: TimerId },
+    /// Ask a service outside the core; the answer comes as `Input::Answer`.
+    Ask { token: Token, question: Question },
 }

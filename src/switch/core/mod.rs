@@ -18,10 +18,15 @@
 
 mod answer;
 mod io;
+mod queue;
 mod request;
+mod restore;
+mod saf_delivery;
 mod stand_in;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_saf;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
@@ -30,11 +35,13 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub(crate) use answer::{RESTORED, has_response_code};
-pub use io::{Action, ConnId, Input, Time, TimerId, Token, TxnId};
+pub use io::{Action, ConnId, Input, Origin, Outgoing, Question, Time, TimerId, Token, TxnId};
+pub use restore::{RestoreCount, Restored, RestoredSaf, RestoredTxn};
 
 use super::duplicates::{DupKey, DuplicateCache};
+use super::hooks::AcquirerRules;
 use super::routing::RouteTable;
-use super::saf::{SafKind, SafPolicy, SafQueue};
+use super::saf::{SafEntry, SafKind, SafPolicy, SafQueue};
 use super::standin::StandIn;
 use crate::message::{Message, Spec};
 
@@ -70,6 +77,27 @@ pub struct CoreConfig {
     pub duplicate_keys_max: usize,
     /// Whether there is a journal: without one, nothing waits for disk.
     pub journal: bool,
+    /// How long one store-and-forward attempt waits for its answer.
+    pub saf_response_wait: Duration,
+    /// The acquirer's rules: terminal admission (in memory, asked on the
+    /// way in); batch closes go to the node as questions.
+    pub rules: Option<Arc<dyn AcquirerRules>>,
+}
+
+/// What the core has done, for the demo screen, metrics and tests.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Counters {
+    pub requests: u64,
+    pub approved: u64,
+    pub declined: u64,
+    pub timed_out: u64,
+    pub stood_in: u64,
+    pub duplicates: u64,
+    pub saf_queued: u64,
+    pub saf_delivered: u64,
+    pub saf_given_up: u64,
+    /// Entries refused for want of room.
+    pub saf_overflow: u64,
 }
 
 /// Where an open transaction is.
@@ -87,8 +115,7 @@ enum State {
 
 /// An open transaction.
 struct Txn {
-    conn: ConnId,
-    acquirer: usize,
+    from: Origin,
     request: Message,
     state: State,
     /// Where it goes, once routed.
@@ -97,13 +124,6 @@ struct Txn {
     reply: Option<(Message, &'static str)>,
     /// Its key in the duplicate cache: copies get its reply.
     key: DupKey,
-}
-
-/// A copy of a request in flight, waiting for the original's reply.
-#[derive(Debug, Clone, Copy)]
-struct Copy {
-    conn: ConnId,
-    acquirer: usize,
 }
 
 /// Where a transaction goes: its issuer, the request as forwarded (the
@@ -125,6 +145,8 @@ enum Wait {
     Reply(TxnId),
     /// Queue the entry (its record is durable).
     Queue(Box<ToQueue>),
+    /// Answer a batch close with the rules' answer.
+    BatchClose(Origin, Box<Message>),
 }
 
 /// A store-and-forward entry on its way to disk.
@@ -135,6 +157,8 @@ struct ToQueue {
     kind: SafKind,
     issuer: usize,
     message: Message,
+    /// Whether its transaction is acknowledged once it is queued.
+    ack: bool,
 }
 
 /// The switch's state and decisions.
@@ -142,12 +166,25 @@ pub struct Core {
     cfg: CoreConfig,
     txns: HashMap<TxnId, Txn>,
     /// Forwarded requests by (issuer, STAN).
-    in_flight: HashMap<(usize, u32), TxnId>,
+    in_flight: HashMap<(usize, u32), Outgoing>,
     /// The last STAN given per issuer.
     stans: Vec<u32>,
     waits: HashMap<Token, Wait>,
-    saf: SafQueue,
-    duplicates: DuplicateCache<Message, Copy>,
+    /// Each issuer's store-and-forward queue.
+    saf: Vec<SafQueue>,
+    /// The last store-and-forward entry id given.
+    saf_ids: u64,
+    /// Store-and-forward entries on their way to disk (they count
+    /// against the queue's room).
+    saf_to_disk: usize,
+    /// Store-and-forward entries out for delivery, by id.
+    saf_sending: HashMap<u64, SafEntry>,
+    /// Whether each issuer's link has a connection up.
+    issuer_up: Vec<bool>,
+    /// When the store-and-forward timer is armed for.
+    saf_timer: Option<std::time::Instant>,
+    /// Copies of requests in flight wait here for the original's reply.
+    duplicates: DuplicateCache<Message, Origin>,
     /// Each issuer's stand-in state (taken out of its `IssuerSide`).
     stand_in: Vec<Option<StandIn>>,
     /// The last stand-in approval code given.
@@ -155,6 +192,7 @@ pub struct Core {
     next_txn: u64,
     next_token: u64,
     actions: VecDeque<Action>,
+    counters: Counters,
 }
 
 impl Core {
@@ -169,7 +207,14 @@ impl Core {
             stand_in,
             auth_counter: 0,
             stans: vec![0; cfg.issuers.len()],
-            saf: SafQueue::new(cfg.saf_policy, cfg.saf_entries_max),
+            issuer_up: vec![false; cfg.issuers.len()],
+            saf: (0..cfg.issuers.len())
+                .map(|_| SafQueue::new(cfg.saf_policy, cfg.saf_entries_max))
+                .collect(),
+            saf_ids: 0,
+            saf_sending: HashMap::new(),
+            saf_to_disk: 0,
+            saf_timer: None,
             duplicates: DuplicateCache::new(cfg.duplicate_window, cfg.duplicate_keys_max),
             txns: HashMap::with_capacity(cfg.transactions_max),
             in_flight: HashMap::with_capacity(cfg.transactions_max),
@@ -177,6 +222,7 @@ impl Core {
             next_txn: 1,
             next_token: 1,
             actions: VecDeque::new(),
+            counters: Counters::default(),
             cfg,
         }
     }
@@ -184,17 +230,18 @@ impl Core {
     /// Takes in one input at `now`.
     pub fn handle(&mut self, now: Time, input: Input) {
         match input {
-            Input::Request {
-                conn,
-                acquirer,
-                message,
-            } => self.request(now, conn, acquirer, message),
+            Input::Request { from, message } => self.request(now, from, message),
             Input::FromIssuer { issuer, message } => self.issuer_message(now, issuer, message),
-            Input::NotSent { txn } => self.not_sent(now, txn),
+            Input::IssuerUp { issuer, up } => self.issuer_up(now, issuer, up),
+            Input::NotSent { what } => self.not_sent(now, what),
             Input::Durable { token, ok } => self.durable(now, token, ok),
             Input::Written { txn, delivered } => self.written(now, txn, delivered),
             Input::Timer(TimerId::Response(txn)) => self.response_due(now, txn),
+            Input::Timer(TimerId::SafDue) => self.saf_timer = None,
+            Input::Timer(TimerId::SafAnswer(id)) => self.saf_answer_due(now, id),
+            Input::Answer { token, answer } => self.answered(now, token, answer),
         }
+        self.deliver_due(now);
         debug_assert!(self.consistent(), "core invariants broken");
     }
 
@@ -208,26 +255,43 @@ impl Core {
         self.txns.len()
     }
 
-    /// Entries waiting in the store-and-forward queue.
+    /// Store-and-forward entries not yet acknowledged (waiting or out).
     pub fn saf_depth(&self) -> usize {
-        self.saf.depth()
+        self.saf.iter().map(SafQueue::depth).sum::<usize>() + self.saf_sending.len()
     }
 
-    /// The in-flight table and the transactions agree: every forwarded
-    /// transaction is in flight under its STAN, and nothing else is.
+    /// What the core has done so far.
+    pub fn counters(&self) -> Counters {
+        self.counters
+    }
+
+    /// Replaces the route table (a reload); transactions open keep theirs.
+    pub fn replace_routes(&mut self, routes: RouteTable) {
+        self.cfg.routes = routes;
+    }
+
+    /// The in-flight table agrees with the transactions and the entries
+    /// out for delivery: every forwarded transaction and every entry out
+    /// is in flight under its STAN, and nothing else is.
     fn consistent(&self) -> bool {
         let forwarded = self
             .txns
             .values()
             .filter(|t| t.state == State::Forwarded)
             .count();
-        forwarded == self.in_flight.len()
-            && self.in_flight.iter().all(|(&(issuer, stan), id)| {
-                self.txns.get(id).is_some_and(|t| {
-                    t.state == State::Forwarded
-                        && t.route.as_ref().map(|r| (r.issuer, r.stan)) == Some((issuer, stan))
+        forwarded + self.saf_sending.len() == self.in_flight.len()
+            && self
+                .in_flight
+                .iter()
+                .all(|(&(issuer, stan), what)| match what {
+                    Outgoing::Txn(id) => self.txns.get(id).is_some_and(|t| {
+                        t.state == State::Forwarded
+                            && t.route.as_ref().map(|r| (r.issuer, r.stan)) == Some((issuer, stan))
+                    }),
+                    Outgoing::Saf(id) => self.saf_sending.get(id).is_some_and(|e| {
+                        e.issuer == issuer && saf_delivery::stan_of(e) == Some(stan)
+                    }),
                 })
-            })
     }
 
     fn push(&mut self, action: Action) {

@@ -1,13 +1,16 @@
 //! The way in: a request is checked, routed, translated and accepted (on
-//! disk before it is forwarded), then sent to its issuer with a time-out.
+//! disk before it is forwarded), then sent to its issuer with a time-out;
+//! an acquirer's advice is acknowledged once it is queued for its issuer;
+//! a batch close is a question for the acquirer's rules.
 
-use super::{Action, ConnId, Copy, Core, Route, State, Time, TimerId, Txn, TxnId, Wait};
+use super::{Action, Core, Origin, Outgoing, Route, State, Time, TimerId, Txn, TxnId, Wait};
 use crate::journal::record::Forwarded;
 use crate::message::Message;
 use crate::message::mti::{Function, MessageClass};
 use crate::message::netmgmt;
 use crate::message::response_codes::Outcome;
 use crate::switch::duplicates::{DupKey, Seen};
+use crate::switch::hooks::Admission;
 use crate::switch::records::{self, pan_of, without_sad};
 use crate::switch::responses::local_response;
 use crate::switch::routing::RouteDecision;
@@ -20,71 +23,85 @@ pub(super) fn reject(request: &Message, outcome: Outcome) -> Message {
 }
 
 impl Core {
-    pub(super) fn request(&mut self, now: Time, conn: ConnId, acquirer: usize, msg: Message) {
+    pub(super) fn request(&mut self, now: Time, from: Origin, msg: Message) {
         let mti = msg.mti();
-        let reply = |message| Action::Reply {
-            conn,
-            acquirer,
-            message,
-            confirm: None,
-        };
+        let open = self.txns.len() < self.cfg.transactions_max;
         match (mti.class(), mti.function()) {
             (MessageClass::NetworkManagement, _) => {
-                if let Some(answer) = netmgmt::answer(&msg) {
-                    self.push(reply(answer));
-                }
+                let answer = netmgmt::answer(&msg);
+                self.reply_once(from, answer);
             }
             (
                 MessageClass::Authorization | MessageClass::Financial | MessageClass::Reversal,
-                Function::Request,
-            ) if self.txns.len() < self.cfg.transactions_max => {
-                self.deduplicated(now, conn, acquirer, msg);
+                Function::Request | Function::Advice,
+            ) if open => {
+                self.counters.requests += 1;
+                self.deduplicated(now, from, msg);
             }
-            _ if mti.is_answer() => {}
-            (_, Function::Request) => {
-                self.push(reply(reject(&msg, Outcome::SystemMalfunction)));
+            (MessageClass::Reconciliation, Function::Request | Function::Advice) => {
+                let token = self.token(Wait::BatchClose(from, Box::new(msg.clone())));
+                self.push(Action::Ask {
+                    token,
+                    question: super::Question::BatchClose(msg),
+                });
             }
-            _ => self.push(reply(reject(&msg, Outcome::InvalidTransaction))),
+            // The node closes a connection that sends answers before they
+            // come here; nothing answers one.
+            _ if mti.is_answer() => self.reply_once(from, None),
+            (_, Function::Request | Function::Advice) if !open => {
+                self.reply_reject(from, &msg, Outcome::SystemMalfunction);
+            }
+            _ => self.reply_reject(from, &msg, Outcome::InvalidTransaction),
         }
     }
 
-    /// A request that is a copy of one seen (same key and content) gets
-    /// its reply, at once or when it is decided; any other is accepted.
-    fn deduplicated(&mut self, now: Time, conn: ConnId, acquirer: usize, request: Message) {
-        let name = &self.cfg.acquirers[acquirer].name;
-        let pan = pan_of(&request);
-        let Some(key) = self.duplicates.key(name, &request, pan.as_deref()) else {
-            let reject = reject(&request, Outcome::FormatError);
-            return self.push(Action::Reply {
-                conn,
-                acquirer,
-                message: reject,
-                confirm: None,
-            });
-        };
-        let copy = Copy { conn, acquirer };
-        let answer = match self.duplicates.check(key, now.mono, || copy) {
-            Seen::New => return self.accept(now, conn, acquirer, request, key),
-            Seen::InFlight => return,
-            Seen::Answered(reply) => reply,
-            Seen::Flooded => reject(&request, Outcome::Duplicate),
-        };
+    /// Answers a request that opens no transaction.
+    pub(super) fn reply_once(&mut self, to: Origin, message: Option<Message>) {
         self.push(Action::Reply {
-            conn,
-            acquirer,
-            message: answer,
+            to,
+            message,
             confirm: None,
         });
     }
 
-    /// Opens a transaction: routed and translated, it is forwarded once
-    /// its acceptance is durable; refused, it is answered at once.
-    fn accept(&mut self, now: Time, conn: ConnId, acquirer: usize, request: Message, key: DupKey) {
+    pub(super) fn reply_reject(&mut self, to: Origin, request: &Message, outcome: Outcome) {
+        self.counters.declined += 1;
+        self.reply_once(to, Some(reject(request, outcome)));
+    }
+
+    /// A request that is a copy of one seen (same key and content) gets
+    /// its reply, at once or when it is decided; any other is accepted.
+    fn deduplicated(&mut self, now: Time, from: Origin, request: Message) {
+        let name = &self.cfg.acquirers[from.acquirer].name;
+        let pan = pan_of(&request);
+        let Some(key) = self.duplicates.key(name, &request, pan.as_deref()) else {
+            return self.reply_reject(from, &request, Outcome::FormatError);
+        };
+        let answer = match self.duplicates.check(key, now.mono, || from) {
+            Seen::New => return self.accept(now, from, request, key),
+            Seen::InFlight => {
+                self.counters.duplicates += 1;
+                return;
+            }
+            Seen::Answered(reply) => reply,
+            Seen::Flooded => reject(&request, Outcome::Duplicate),
+        };
+        self.counters.duplicates += 1;
+        self.reply_once(from, Some(answer));
+    }
+
+    /// Opens a transaction: routed and translated, a request is forwarded
+    /// once its acceptance is durable, an advice acknowledged once it is
+    /// queued; refused, it is answered at once.
+    fn accept(&mut self, now: Time, from: Origin, request: Message, key: DupKey) {
         let id = TxnId(self.next_txn);
         self.next_txn += 1;
-        let route = self.prepare(now, acquirer, &request);
+        let advice = request.mti().function() == Function::Advice;
+        let route = self.prepare(now, from.acquirer, &request);
+        // Room to reverse it (and the others open) if its answer were lost.
+        let room = self.saf_room(self.saf_reserve() + 2);
         let forwarded = match &route {
-            Ok(r) if self.cfg.journal => {
+            Ok(r) if self.cfg.journal && !advice && room => {
                 let target = &self.cfg.issuers[r.issuer];
                 Some(Forwarded {
                     issuer: target.name.clone(),
@@ -94,36 +111,42 @@ impl Core {
             }
             _ => None,
         };
-        let name = &self.cfg.acquirers[acquirer].name;
+        let name = &self.cfg.acquirers[from.acquirer].name;
+        let durable = forwarded.is_some();
         let accepted = records::accepted(name, &request, id.0, forwarded, now.wall_ms());
-        let mut txn = Txn {
-            conn,
-            acquirer,
+        let txn = Txn {
+            from,
             request,
             state: State::Accepting,
             route: None,
             reply: None,
             key,
         };
-        match route {
+        self.txns.insert(id, txn);
+        let route = match route {
             Err(outcome) => {
                 self.append(vec![accepted], None);
-                txn.reply = Some((reject(&txn.request, outcome), "rejected"));
-                self.txns.insert(id, txn);
-                self.answer(now, id);
+                return self.decide(now, id, reject_of(&self.txns[&id], outcome), "rejected");
             }
-            Ok(route) => {
-                txn.route = Some(route);
-                self.txns.insert(id, txn);
-                // Durable before forwarded: after a crash, the journal
-                // knows this request may have reached the issuer.
-                if self.cfg.journal {
-                    let token = self.token(Wait::Forward(id));
-                    self.append(vec![accepted], Some(token));
-                } else {
-                    self.forward(now, id);
-                }
-            }
+            Ok(route) => route,
+        };
+        let issuer = route.issuer;
+        if advice {
+            self.append(vec![accepted], None);
+            return self.queue_advice(now, id, route);
+        }
+        self.txns.get_mut(&id).expect("inserted above").route = Some(route);
+        if !room {
+            self.append(vec![accepted], None);
+            return self.stand_in_or_decline(now, id, issuer, "declined");
+        }
+        // Durable before forwarded: after a crash, the journal knows this
+        // request may have reached the issuer.
+        if durable {
+            let token = self.token(Wait::Forward(id));
+            self.append(vec![accepted], Some(token));
+        } else {
+            self.forward(now, id);
         }
     }
 
@@ -136,6 +159,13 @@ impl Core {
                 .is_some_and(|id| acq.allowed_institutions.iter().any(|a| a == id));
             if !allowed {
                 return Err(Outcome::InvalidMerchant);
+            }
+        }
+        if let Some(rules) = &self.cfg.rules {
+            match rules.admit(request.value(41), request.value(42)) {
+                Admission::Admit => {}
+                Admission::Decline("03") => return Err(Outcome::InvalidMerchant),
+                Admission::Decline(_) => return Err(Outcome::NotPermittedToTerminal),
             }
         }
         let pan = pan_of(request).ok_or(Outcome::FormatError)?;
@@ -169,10 +199,11 @@ impl Core {
             return;
         };
         txn.state = State::Forwarded;
-        self.in_flight.insert((route.issuer, route.stan), id);
+        self.in_flight
+            .insert((route.issuer, route.stan), Outgoing::Txn(id));
         self.push(Action::ToIssuer {
             issuer: route.issuer,
-            txn: id,
+            what: Outgoing::Txn(id),
             message: route.message,
         });
         self.push(Action::Arm {
@@ -180,4 +211,9 @@ impl Core {
             at: now.mono + route.timeout,
         });
     }
+}
+
+/// The switch's own response to a transaction's request.
+pub(super) fn reject_of(txn: &Txn, outcome: Outcome) -> Message {
+    reject(&txn.request, outcome)
 }

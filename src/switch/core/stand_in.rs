@@ -14,14 +14,17 @@ use crate::switch::translate::translate;
 const DAY_MS: i64 = 86_400_000;
 
 impl Core {
-    /// Approves transaction `id` by its issuer's stand-in rules, or
-    /// declines it with 91; `outcome` is the journal's word for the
-    /// decline.
-    pub(super) fn stand_in_or_decline(&mut self, now: Time, id: TxnId, outcome: &'static str) {
+    /// Approves transaction `id` by its issuer's (`issuer`) stand-in
+    /// rules, or declines it with 91; `outcome` is the journal's word for
+    /// the decline.
+    pub(super) fn stand_in_or_decline(
+        &mut self,
+        now: Time,
+        id: TxnId,
+        issuer: usize,
+        outcome: &'static str,
+    ) {
         let Some(txn) = self.txns.get(&id) else {
-            return;
-        };
-        let Some(issuer) = txn.route.as_ref().map(|r| r.issuer) else {
             return;
         };
         let mti = txn.request.mti();
@@ -37,10 +40,10 @@ impl Core {
             _ => false,
         };
         if !approved {
-            let txn = self.txns.get_mut(&id).expect("looked up above");
-            txn.reply = Some((reject(&txn.request, Outcome::IssuerUnavailable), outcome));
-            return self.answer(now, id);
+            let decline = reject(&txn.request, Outcome::IssuerUnavailable);
+            return self.decide(now, id, decline, outcome);
         }
+        self.counters.stood_in += 1;
         self.auth_counter = self.auth_counter % 100_000 + 1;
         let txn = self.txns.get_mut(&id).expect("looked up above");
         let mut resp = reject(&txn.request, Outcome::Approved);
@@ -66,12 +69,12 @@ impl Core {
                 let _ = advice.set(n, v);
             }
         }
-        let acq = &self.cfg.acquirers[txn.acquirer];
+        let acq = &self.cfg.acquirers[txn.from.acquirer];
         let target = &self.cfg.issuers[issuer];
         let mut out = translate(&acq.spec, &target.spec, &advice, now.wall).message;
         let _ = out.set(33, self.cfg.institution_id.clone());
         let stan = self.next_stan(issuer);
         let _ = out.set_num(11, u64::from(stan), 6);
-        self.queue(now, SafKind::StandInAdvice, issuer, out, id);
+        self.queue(now, SafKind::StandInAdvice, issuer, out, Some(id.0), false);
     }
 }

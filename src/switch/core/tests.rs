@@ -34,12 +34,12 @@ timeout_ms = 5000
 "#;
 
 /// A core on [`CONFIG`], with or without a journal.
-fn core(journal: bool) -> Core {
+pub(super) fn core(journal: bool) -> Core {
     core_with(journal, None)
 }
 
 /// [`core`] with the issuer's stand-in rules.
-fn core_with(journal: bool, stand_in: Option<StandIn>) -> Core {
+pub(super) fn core_with(journal: bool, stand_in: Option<StandIn>) -> Core {
     let cfg = SwitchConfig::from_toml(CONFIG, "switch.toml").expect("config");
     let spec = |name| Spec::resolve(name).expect("spec");
     Core::new(CoreConfig {
@@ -66,11 +66,13 @@ fn core_with(journal: bool, stand_in: Option<StandIn>) -> Core {
         duplicate_window: Duration::from_secs(60),
         duplicate_keys_max: 1000,
         journal,
+        saf_response_wait: Duration::from_secs(10),
+        rules: None,
     })
 }
 
 /// The golden 0100 (BIN 476173, STAN 000001 at the terminal).
-fn auth() -> Message {
+pub(super) fn auth() -> Message {
     let bytes = hex::decode(AUTH.trim()).expect("hex");
     Spec::resolve("iso87-ascii")
         .expect("spec")
@@ -79,7 +81,7 @@ fn auth() -> Message {
 }
 
 /// Virtual time: a fixed start, moved on by the tests.
-fn start() -> Time {
+pub(super) fn start() -> Time {
     Time {
         mono: Instant::now(),
         wall: UNIX_EPOCH + Duration::from_secs(1_764_000_000),
@@ -87,25 +89,28 @@ fn start() -> Time {
 }
 
 /// A request from the acquirer on connection `conn`.
-fn request(conn: u64, message: Message) -> Input {
+pub(super) fn request(conn: u64, message: Message) -> Input {
     Input::Request {
-        conn: ConnId(conn),
-        acquirer: 0,
+        from: Origin {
+            conn: ConnId(conn),
+            acquirer: 0,
+            tag: conn,
+        },
         message,
     }
 }
 
 /// A message from the issuer.
-fn from_issuer(message: Message) -> Input {
+pub(super) fn from_issuer(message: Message) -> Input {
     Input::FromIssuer { issuer: 0, message }
 }
 
-fn drain(core: &mut Core) -> Vec<Action> {
+pub(super) fn drain(core: &mut Core) -> Vec<Action> {
     std::iter::from_fn(|| core.poll_action()).collect()
 }
 
 /// The durability token of the only durable append in `actions`.
-fn durable_token(actions: &[Action]) -> Token {
+pub(super) fn durable_token(actions: &[Action]) -> Token {
     let tokens: Vec<Token> = actions
         .iter()
         .filter_map(|a| match a {
@@ -119,23 +124,25 @@ fn durable_token(actions: &[Action]) -> Token {
     tokens[0]
 }
 
-fn sent_to_issuer(actions: &[Action]) -> Option<&Message> {
+pub(super) fn sent_to_issuer(actions: &[Action]) -> Option<&Message> {
     actions.iter().find_map(|a| match a {
         Action::ToIssuer { message, .. } => Some(message),
         _ => None,
     })
 }
 
-fn reply(actions: &[Action]) -> Option<(&Message, Option<TxnId>)> {
+pub(super) fn reply(actions: &[Action]) -> Option<(&Message, Option<TxnId>)> {
     actions.iter().find_map(|a| match a {
         Action::Reply {
-            message, confirm, ..
+            message: Some(message),
+            confirm,
+            ..
         } => Some((message, *confirm)),
         _ => None,
     })
 }
 
-fn records(actions: &[Action]) -> Vec<&Record> {
+pub(super) fn records(actions: &[Action]) -> Vec<&Record> {
     actions
         .iter()
         .flat_map(|a| match a {
@@ -146,7 +153,7 @@ fn records(actions: &[Action]) -> Vec<&Record> {
 }
 
 /// The issuer's answer to `forwarded` with response code `code`.
-fn answer(forwarded: &Message, code: Option<&str>) -> Message {
+pub(super) fn answer(forwarded: &Message, code: Option<&str>) -> Message {
     let mut resp = forwarded.clone();
     resp.set_mti(forwarded.mti().response().expect("a request"));
     match code {
@@ -159,7 +166,7 @@ fn answer(forwarded: &Message, code: Option<&str>) -> Message {
 }
 
 /// A request accepted and forwarded: the message the issuer got.
-fn forwarded(core: &mut Core, now: Time) -> Message {
+pub(super) fn forwarded(core: &mut Core, now: Time) -> Message {
     core.handle(now, request(7, auth()));
     let accepting = drain(core);
     assert!(
@@ -314,9 +321,11 @@ fn a_copy_gets_the_original_reply_and_is_never_forwarded() {
     let replies: Vec<(ConnId, String)> = drain(&mut core)
         .into_iter()
         .filter_map(|a| match a {
-            Action::Reply { conn, message, .. } => {
-                Some((conn, message.get_str(39).unwrap_or("").to_string()))
-            }
+            Action::Reply {
+                to,
+                message: Some(message),
+                ..
+            } => Some((to.conn, message.get_str(39).unwrap_or("").to_string())),
             _ => None,
         })
         .collect();
@@ -339,7 +348,7 @@ fn a_copy_gets_the_original_reply_and_is_never_forwarded() {
 
 /// Transaction `txn` (STAN `stan` at the terminal) accepted, forwarded
 /// and timed out: the actions of the time-out.
-fn timed_out(core: &mut Core, now: Time, txn: u64, stan: &str) -> Vec<Action> {
+pub(super) fn timed_out(core: &mut Core, now: Time, txn: u64, stan: &str) -> Vec<Action> {
     let mut message = auth();
     message.set_str(11, stan).expect("DE11");
     core.handle(now, request(1, message));
@@ -351,7 +360,7 @@ fn timed_out(core: &mut Core, now: Time, txn: u64, stan: &str) -> Vec<Action> {
     drain(core)
 }
 
-fn queued_kinds(actions: &[Action]) -> Vec<&'static str> {
+pub(super) fn queued_kinds(actions: &[Action]) -> Vec<&'static str> {
     records(actions)
         .into_iter()
         .filter_map(|r| match r {
