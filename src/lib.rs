@@ -19,6 +19,7 @@ pub mod cli;
 pub mod journal;
 pub mod link;
 pub mod message;
+pub mod node;
 pub mod private_file;
 pub mod sim;
 pub mod switch;

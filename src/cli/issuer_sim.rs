@@ -24,8 +24,8 @@ use crate::link::listener::{self, Accepted, ListenerSettings};
 use crate::message::mti::MessageClass;
 use crate::message::time::utc_date;
 use crate::message::{Message, Spec};
+use crate::node::parse_or_reject;
 use crate::sim::issuer::{IssuerRules, respond};
-use crate::switch::server::parse_or_reject;
 
 /// Approvals waiting for the recorder before answers wait for it.
 const RECORD_QUEUE_MAX: usize = 4096;

@@ -11,8 +11,8 @@ use tracing::{error, info};
 
 use super::capture_args::{self, CaptureArgs};
 use super::{CliError, observe};
+use crate::node as server;
 use crate::switch::config::SwitchConfig;
-use crate::switch::server;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {
@@ -66,7 +66,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
             println!("acquirer {name} listening on {addr}");
         }
         let _ = std::io::stdout().flush();
-        let switch = running.switch.clone();
+        let switch = running.node.clone();
         let path = args.config.clone();
         let issuer_names: Vec<String> = config.issuers.iter().map(|i| i.name.clone()).collect();
         tokio::spawn(reload_on_hangup(
@@ -89,7 +89,7 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
 async fn reload_on_hangup(
     path: PathBuf,
     issuers: Vec<String>,
-    switch: std::sync::Arc<crate::switch::engine::Switch>,
+    switch: crate::node::NodeHandle,
     shutdown: CancellationToken,
 ) {
     #[cfg(unix)]

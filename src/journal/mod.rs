@@ -15,4 +15,4 @@ pub mod writer;
 
 pub use record::Record;
 pub use store::{JournalError, JournalStore, Recovery};
-pub use writer::Journal;
+pub use writer::{Journal, OnDurable};

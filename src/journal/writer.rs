@@ -19,10 +19,30 @@ pub const QUEUE_RECORDS_MAX: usize = 65_536;
 /// Records in one commit at most.
 pub const GROUP_RECORDS_MAX: usize = 4_096;
 
-type Ack = oneshot::Sender<bool>;
+/// Called once, on the writer's thread, with whether a group of records
+/// is durable: keep it short (the switch's node sends itself an input).
+pub type OnDurable = Box<dyn FnOnce(bool) + Send>;
+
+/// Who waits for a commit.
+enum Ack {
+    Channel(oneshot::Sender<bool>),
+    Call(OnDurable),
+}
+
+impl Ack {
+    fn send(self, ok: bool) {
+        match self {
+            Ack::Channel(tx) => {
+                let _ = tx.send(ok);
+            }
+            Ack::Call(f) => f(ok),
+        }
+    }
+}
 
 enum Command {
     Record(Record, Option<Ack>),
+    Group(Vec<Record>, Option<Ack>),
     Flush(Ack),
 }
 
@@ -69,11 +89,27 @@ impl Journal {
         (Journal { tx, stats, failed }, thread)
     }
 
+    /// Queues a group of records (committed together) without waiting;
+    /// `on_durable`, if given, is called once they are on disk (true) or
+    /// the commit failed. Waits only while the queue is full.
+    pub async fn submit(&self, records: Vec<Record>, on_durable: Option<OnDurable>) {
+        let cmd = Command::Group(records, on_durable.map(Ack::Call));
+        let unsent = match self.tx.try_send(cmd) {
+            Ok(()) => None,
+            Err(mpsc::error::TrySendError::Full(cmd)) => self.tx.send(cmd).await.err().map(|e| e.0),
+            Err(mpsc::error::TrySendError::Closed(cmd)) => Some(cmd),
+        };
+        // The writer has stopped: nothing of the group is durable.
+        if let Some(Command::Group(_, Some(ack))) = unsent {
+            ack.send(false);
+        }
+    }
+
     /// Queues a record and waits until it is durable.
     pub async fn durable(&self, record: Record) -> Result<(), JournalError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Command::Record(record, Some(ack)))
+            .send(Command::Record(record, Some(Ack::Channel(ack))))
             .await
             .map_err(|_| JournalError::Closed)?;
         match done.await {
@@ -96,7 +132,7 @@ impl Journal {
     pub async fn flush(&self) -> Result<(), JournalError> {
         let (ack, done) = oneshot::channel();
         self.tx
-            .send(Command::Flush(ack))
+            .send(Command::Flush(Ack::Channel(ack)))
             .await
             .map_err(|_| JournalError::Closed)?;
         match done.await {
@@ -132,6 +168,10 @@ fn write_loop(
                     records.push(r);
                     acks.extend(ack);
                 }
+                Command::Group(group, ack) => {
+                    records.extend(group);
+                    acks.extend(ack);
+                }
                 Command::Flush(ack) => acks.push(ack),
             }
             if records.len() < group_records_max {
@@ -163,7 +203,7 @@ fn write_loop(
             metrics::counter!("cardswitch_journal_failures_total").increment(1);
         }
         for ack in acks.drain(..) {
-            let _ = ack.send(ok);
+            ack.send(ok);
         }
         records.clear();
     }

@@ -157,6 +157,12 @@ impl FrameSender {
         }
     }
 
+    /// Queues a frame if the write buffer has room, without waiting: false
+    /// when it is full (the frame is dropped, nothing was sent).
+    pub fn try_send(&self, frame: Frame) -> Result<bool, SendError> {
+        self.try_put(&mut Some(frame))
+    }
+
     /// Answers `request` like [`reply`](Self::reply), returning once the
     /// answer is handed to the stream (true) or the connection stopped.
     pub async fn reply_written(&self, request: &Frame, message: bytes::Bytes) -> bool {

@@ -17,6 +17,7 @@ use super::framing::{Frame, FrameCodec};
 use super::listener::BoxedStream;
 use super::mux::{Delivery, Mux, MuxError};
 use super::tls::TlsClient;
+use crate::message::mti::MessageClass;
 use crate::message::netmgmt;
 use crate::message::{Message, Spec};
 
@@ -43,6 +44,23 @@ pub struct EndpointSettings {
     pub connect_timeout: Duration,
     /// How long a started frame may take to complete.
     pub frame_timeout: Duration,
+    /// Where answers go that no request of the link's own waits for (the
+    /// switch's core matches its transactions itself); `None` logs them.
+    pub inbound: Option<Inbound>,
+}
+
+/// A handler for what an issuer link receives for someone else.
+pub type Inbound = Arc<dyn Fn(LinkEvent) + Send + Sync>;
+
+/// What an issuer link tells the one who sends through it.
+#[derive(Debug)]
+pub enum LinkEvent {
+    /// A message no request of the link's own waits for (an answer to a
+    /// message sent with `IssuerLink::send`).
+    Message(Message),
+    /// A connection closed with these messages sent by `send` unanswered
+    /// (by STAN): whether the issuer acted on them is unknown.
+    Lost(Vec<u32>),
 }
 
 impl EndpointSettings {
@@ -64,6 +82,7 @@ impl EndpointSettings {
             backoff_max: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             frame_timeout: Duration::from_secs(5),
+            inbound: None,
         }
     }
 }
@@ -107,6 +126,8 @@ pub struct IssuerLink {
     started: Instant,
     last_traffic_ms: Vec<AtomicU64>,
     round_trip: metrics::Histogram,
+    /// Connections up now, watched by the switch.
+    up_count: tokio::sync::watch::Sender<usize>,
 }
 
 impl IssuerLink {
@@ -139,6 +160,7 @@ impl IssuerLink {
             stan: AtomicU32::new(1),
             started: Instant::now(),
             round_trip: metrics::histogram!("cardswitch_link_round_trip_seconds", "link" => name),
+            up_count: tokio::sync::watch::Sender::new(0),
         });
         for i in 0..link.slots.len() {
             let span = info_span!("issuer_link", link = %link.settings.name, slot = i);
@@ -149,6 +171,43 @@ impl IssuerLink {
 
     pub fn name(&self) -> &str {
         &self.settings.name
+    }
+
+    /// Watches the number of connections up.
+    pub fn watch_up(&self) -> tokio::sync::watch::Receiver<usize> {
+        self.up_count.subscribe()
+    }
+
+    /// Marks slot `index` up or down; false when it already was.
+    fn set_up(&self, index: usize, up: bool) -> bool {
+        let was = self.slots[index].up.swap(up, Ordering::AcqRel);
+        if was != up {
+            self.up_count.send_replace(self.up_connections());
+        }
+        was != up
+    }
+
+    /// Sends a message on the next connection that is up without waiting
+    /// for an answer (its answer goes to the `inbound` handler): an error
+    /// means nothing was sent.
+    pub fn send(&self, msg: &Message) -> Result<(), LinkError> {
+        let n = self.slots.len();
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        for i in 0..n {
+            let idx = (start + i) % n;
+            let slot = &self.slots[idx];
+            if !slot.up.load(Ordering::Acquire) {
+                continue;
+            }
+            if let Some(mux) = slot.current() {
+                self.touch(idx);
+                return mux.send_only(msg).map_err(|source| LinkError::Mux {
+                    link: self.settings.name.clone(),
+                    source,
+                });
+            }
+        }
+        Err(LinkError::NoConnection(self.settings.name.clone()))
     }
 
     /// Connections that are up now.
@@ -299,7 +358,7 @@ impl IssuerLink {
                         return;
                     }
                 }
-                slot.up.store(true, Ordering::Release);
+                self.set_up(index, true);
                 let Some(interval) = interval else {
                     session.cancelled().await;
                     return;
@@ -320,8 +379,7 @@ impl IssuerLink {
                     );
                     let ok = mux.request(&m, timeout).await.is_ok();
                     self.touch(index);
-                    let was = slot.up.swap(ok, Ordering::AcqRel);
-                    if was != ok {
+                    if self.set_up(index, ok) {
                         if ok {
                             info!("echo answered: link up");
                         } else {
@@ -360,6 +418,17 @@ impl IssuerLink {
                 };
                 match mux.deliver(msg) {
                     Delivery::Matched => {}
+                    Delivery::Unmatched(m)
+                        if m.mti().class() != MessageClass::NetworkManagement
+                            && settings.inbound.is_some() =>
+                    {
+                        if let Some(took) = mux.answered(&m) {
+                            self.round_trip.record(took.as_secs_f64());
+                        }
+                        if let Some(inbound) = &settings.inbound {
+                            inbound(LinkEvent::Message(m));
+                        }
+                    }
                     Delivery::Unmatched(m) => {
                         metrics::counter!("cardswitch_link_unmatched_responses_total", "link" => settings.name.clone()).increment(1);
                         warn!(mti = %m.mti(), stan = m.get_str(11).unwrap_or("-"), "late or unmatched response");
@@ -380,9 +449,13 @@ impl IssuerLink {
             read.await;
             session.cancel();
         });
-        slot.up.store(false, Ordering::Release);
+        self.set_up(index, false);
         slot.set(None);
         mux.close_all();
+        let lost = mux.take_unanswered();
+        if let (false, Some(inbound)) = (lost.is_empty(), &settings.inbound) {
+            inbound(LinkEvent::Lost(lost));
+        }
         if shutdown.is_cancelled() && settings.sign_on {
             let m = netmgmt::request(
                 version,

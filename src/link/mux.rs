@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::sync::oneshot;
 
@@ -70,6 +70,10 @@ pub struct Mux {
     /// request never removes a newer one that reuses its key.
     pending: Mutex<Pending>,
     next_ticket: AtomicU64,
+    /// Messages sent without a waiter (`send_only`), by STAN, with when:
+    /// their answers go to someone else, and what is left when the
+    /// connection closes was lost with it.
+    sent: Mutex<HashMap<u32, Instant>>,
 }
 
 type Pending = HashMap<KeyBytes, (u64, oneshot::Sender<Message>), WordHash>;
@@ -92,6 +96,7 @@ impl Mux {
                 WordHash::random(),
             )),
             next_ticket: AtomicU64::new(0),
+            sent: Mutex::new(HashMap::new()),
         }
     }
 
@@ -154,6 +159,53 @@ impl Mux {
         };
         drop(guard);
         result
+    }
+
+    /// Sends `message` without waiting for an answer (the caller matches
+    /// answers itself): `Busy` when the connection has `in_flight_max` such
+    /// messages out or its write buffer is full; on any error nothing was
+    /// sent.
+    pub fn send_only(&self, message: &Message) -> Result<(), MuxError> {
+        let stan = message
+            .get_u64(11)
+            .and_then(|s| u32::try_from(s).ok())
+            .ok_or(MuxError::MissingKey(11))?;
+        let bytes = self.spec.build(message)?;
+        {
+            let mut sent = self.sent_lock();
+            if sent.len() >= self.in_flight_max {
+                return Err(MuxError::Busy(sent.len()));
+            }
+            if sent.insert(stan, Instant::now()).is_some() {
+                return Err(MuxError::DuplicateKey);
+            }
+        }
+        let queued = self.sender.try_send(Frame::new(bytes));
+        if !matches!(queued, Ok(true)) {
+            self.sent_lock().remove(&stan);
+        }
+        match queued? {
+            true => Ok(()),
+            false => Err(MuxError::Busy(self.in_flight())),
+        }
+    }
+
+    /// Marks the answer to a message sent by `send_only` as come: how long
+    /// it took, if one under its STAN was out.
+    pub fn answered(&self, answer: &Message) -> Option<Duration> {
+        let stan = answer.get_u64(11).and_then(|s| u32::try_from(s).ok())?;
+        let at = self.sent_lock().remove(&stan)?;
+        Some(at.elapsed())
+    }
+
+    /// The STANs of the messages sent by `send_only` still unanswered
+    /// (taken: the connection is gone, and they with it).
+    pub fn take_unanswered(&self) -> Vec<u32> {
+        self.sent_lock().drain().map(|(stan, _)| stan).collect()
+    }
+
+    fn sent_lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Instant>> {
+        self.sent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Hands an incoming message to its waiter, if it is a response.

@@ -5,13 +5,11 @@
 pub mod config;
 pub mod core;
 pub mod duplicates;
-pub mod engine;
 pub mod hooks;
 pub mod records;
 pub mod responses;
 pub mod reversal;
 pub mod routing;
 pub mod saf;
-pub mod server;
 pub mod standin;
 pub mod translate;

@@ -22,6 +22,13 @@ pub enum SafKind {
 }
 
 impl SafKind {
+    /// Every kind, in the order of their counts.
+    pub const ALL: [SafKind; 3] = [
+        SafKind::TimeoutReversal,
+        SafKind::AcquirerAdvice,
+        SafKind::StandInAdvice,
+    ];
+
     pub fn label(self) -> &'static str {
         match self {
             SafKind::TimeoutReversal => "timeout_reversal",
@@ -31,13 +38,7 @@ impl SafKind {
     }
 
     pub fn from_label(label: &str) -> Option<SafKind> {
-        [
-            SafKind::TimeoutReversal,
-            SafKind::AcquirerAdvice,
-            SafKind::StandInAdvice,
-        ]
-        .into_iter()
-        .find(|k| k.label() == label)
+        SafKind::ALL.into_iter().find(|k| k.label() == label)
     }
 }
 

@@ -13,12 +13,12 @@ use crate::switch::records;
 use crate::switch::translate::translate;
 
 /// Fields an acquirer gets back exactly as it sent them.
-pub(crate) const RESTORED: &[u16] = &[7, 11, 12, 13, 32, 37, 41, 42];
+const RESTORED: &[u16] = &[7, 11, 12, 13, 32, 37, 41, 42];
 
 /// Whether an issuer's response says what the issuer did (DE39 of two
 /// characters, or three digits in 1993 dialects): without one the outcome
 /// is unknown, as after a time-out.
-pub(crate) fn has_response_code(resp: &Message) -> bool {
+fn has_response_code(resp: &Message) -> bool {
     match resp.value(39) {
         Some([a, b]) => a.is_ascii_alphanumeric() && b.is_ascii_alphanumeric(),
         Some(code @ [_, _, _]) => code.iter().all(u8::is_ascii_digit),
@@ -79,6 +79,23 @@ impl Core {
             _ => "declined",
         };
         self.decide(now, id, response, outcome);
+    }
+
+    /// The message sent under `stan` went down with its connection: a
+    /// request's outcome is unknown (reversed, 91 or stand-in), an entry's
+    /// attempt failed.
+    pub(super) fn lost(&mut self, now: Time, issuer: usize, stan: u32) {
+        match self.in_flight.get(&(issuer, stan)) {
+            Some(&Outgoing::Txn(id)) => {
+                self.in_flight.remove(&(issuer, stan));
+                self.push(Action::Disarm {
+                    timer: TimerId::Response(id),
+                });
+                self.unknown_outcome(now, id, "issuer link closed");
+            }
+            Some(&Outgoing::Saf(id)) => self.saf_answer_due(now, id),
+            None => {}
+        }
     }
 
     /// The issuer's answer did not come in time.

@@ -93,6 +93,9 @@ pub enum Input {
     Request { from: Origin, message: Message },
     /// A message from issuer `issuer`'s link.
     FromIssuer { issuer: usize, message: Message },
+    /// A connection of issuer `issuer`'s link closed with the messages
+    /// sent under these STANs unanswered: their outcome is unknown.
+    Lost { issuer: usize, stans: Vec<u32> },
     /// Issuer `issuer`'s link has a connection up (or none any more).
     IssuerUp { issuer: usize, up: bool },
     /// A message for an issuer never left: no connection was up.

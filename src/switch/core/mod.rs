@@ -34,7 +34,6 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub(crate) use answer::{RESTORED, has_response_code};
 pub use io::{Action, ConnId, Input, Origin, Outgoing, Question, Time, TimerId, Token, TxnId};
 pub use restore::{RestoreCount, Restored, RestoredSaf, RestoredTxn};
 
@@ -93,11 +92,29 @@ pub struct Counters {
     pub timed_out: u64,
     pub stood_in: u64,
     pub duplicates: u64,
-    pub saf_queued: u64,
-    pub saf_delivered: u64,
-    pub saf_given_up: u64,
+    pub saf_queued: PerKind,
+    pub saf_delivered: PerKind,
+    pub saf_given_up: PerKind,
     /// Entries refused for want of room.
     pub saf_overflow: u64,
+}
+
+/// A count per store-and-forward kind (in the order of `SafKind::ALL`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PerKind(pub [u64; 3]);
+
+impl PerKind {
+    fn add(&mut self, kind: SafKind) {
+        self.0[kind as usize] += 1;
+    }
+
+    pub fn get(&self, kind: SafKind) -> u64 {
+        self.0[kind as usize]
+    }
+
+    pub fn total(&self) -> u64 {
+        self.0.iter().sum()
+    }
 }
 
 /// Where an open transaction is.
@@ -233,6 +250,11 @@ impl Core {
             Input::Request { from, message } => self.request(now, from, message),
             Input::FromIssuer { issuer, message } => self.issuer_message(now, issuer, message),
             Input::IssuerUp { issuer, up } => self.issuer_up(now, issuer, up),
+            Input::Lost { issuer, stans } => {
+                for stan in stans {
+                    self.lost(now, issuer, stan);
+                }
+            }
             Input::NotSent { what } => self.not_sent(now, what),
             Input::Durable { token, ok } => self.durable(now, token, ok),
             Input::Written { txn, delivered } => self.written(now, txn, delivered),

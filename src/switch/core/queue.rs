@@ -144,7 +144,7 @@ impl Core {
             }
             return;
         }
-        self.counters.saf_queued += 1;
+        self.counters.saf_queued.add(e.kind);
         // Room was checked when the entry was made, and nothing else fills
         // the queue past its limit between the two.
         let pushed =

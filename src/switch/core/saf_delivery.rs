@@ -7,7 +7,7 @@
 use super::{Action, Core, Outgoing, Time, TimerId};
 use crate::journal::Record;
 use crate::message::Message;
-use crate::switch::saf::{Retry, SafEntry};
+use crate::switch::saf::{Retry, SafEntry, SafKind};
 
 /// Entries out for delivery at once at most, over all issuers: after an
 /// outage, the queue drains at this many per round trip instead of all
@@ -108,7 +108,7 @@ impl Core {
         if retry {
             return self.attempt_failed(now, entry);
         }
-        self.counters.saf_delivered += 1;
+        self.counters.saf_delivered.add(entry.kind);
         self.append(
             vec![Record::SafDone {
                 id,
@@ -147,22 +147,22 @@ impl Core {
     }
 
     fn attempt_failed(&mut self, now: Time, entry: SafEntry) {
-        let (id, attempts) = (entry.id, entry.attempts + 1);
+        let (id, kind, attempts) = (entry.id, entry.kind, entry.attempts + 1);
         let issuer = entry.issuer;
         match self.saf[issuer].retry(entry, now.mono) {
             Retry::Rescheduled(_) => {
                 self.append(vec![Record::SafAttempted { id, attempts }], None);
             }
-            Retry::GaveUp => self.gave_up(now, id, attempts),
+            Retry::GaveUp => self.gave_up(now, id, kind, attempts),
         }
     }
 
     fn give_up(&mut self, now: Time, entry: SafEntry) {
-        self.gave_up(now, entry.id, entry.attempts);
+        self.gave_up(now, entry.id, entry.kind, entry.attempts);
     }
 
-    fn gave_up(&mut self, now: Time, id: u64, attempts: u32) {
-        self.counters.saf_given_up += 1;
+    fn gave_up(&mut self, now: Time, id: u64, kind: SafKind, attempts: u32) {
+        self.counters.saf_given_up.add(kind);
         self.append(
             vec![Record::SafDone {
                 id,

@@ -76,7 +76,7 @@ fn a_reversal_is_delivered_as_a_repeat_until_answered() {
         }]
     ));
     assert_eq!(core.saf_depth(), 0);
-    assert_eq!(core.counters().saf_delivered, 1);
+    assert_eq!(core.counters().saf_delivered.total(), 1);
 }
 
 #[test]
@@ -220,4 +220,29 @@ fn a_restart_repeats_pending_entries_and_reverses_unfinished_requests() {
             ..
         }
     )));
+}
+
+#[test]
+fn a_request_lost_with_its_connection_is_reversed_at_once() {
+    let (mut core, now) = (core(false), start());
+    core.handle(now, request(1, auth()));
+    let forwarded = sent(&drain(&mut core));
+    let stan = forwarded[0].1.get_u64(11).expect("STAN") as u32;
+    core.handle(
+        now,
+        Input::Lost {
+            issuer: 0,
+            stans: vec![stan + 1, stan],
+        },
+    );
+    let actions = drain(&mut core);
+    let (resp, _) = reply(&actions).expect("answered at once");
+    assert_eq!(resp.get_str(39), Some("91"));
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        Action::Disarm {
+            timer: TimerId::Response(TxnId(1))
+        }
+    )));
+    assert_eq!(core.saf_depth(), 1, "reversed");
 }

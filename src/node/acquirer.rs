@@ -1,0 +1,73 @@
+//! One acquirer connection: its frames are sorted (`inbound.rs`), each
+//! request goes to the loop with a permit for one more in flight (reading
+//! pauses at the connection's limit), and its replies come back through
+//! the loop. On close or shutdown, reading stops and the requests in
+//! flight are still answered before the connection closes.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use tokio::sync::Semaphore;
+
+use super::event_loop::{Event, NodeHandle};
+use super::inbound::{Inbound, inbound};
+use crate::link::listener::Accepted;
+use crate::message::Spec;
+use crate::switch::core::ConnId;
+
+/// What a connection needs to know of its listener.
+pub struct AcquirerPort {
+    pub index: usize,
+    pub name: String,
+    pub spec: Arc<Spec>,
+    pub in_flight_max: u32,
+    pub node: NodeHandle,
+    pub next_conn: Arc<AtomicU64>,
+}
+
+pub async fn serve_acquirer(port: Arc<AcquirerPort>, mut conn: Accepted) {
+    let id = ConnId(port.next_conn.fetch_add(1, Ordering::Relaxed));
+    let limit = Arc::new(Semaphore::new(port.in_flight_max as usize));
+    // Set once the acquirer has closed its side: a response written after
+    // that is accepted by the kernel but never read, so it counts as not
+    // delivered (an approval is then reversed).
+    let peer_gone = Arc::new(AtomicBool::new(false));
+    let connected = Event::Connected {
+        conn: id,
+        sender: conn.sender.clone(),
+        peer_gone: peer_gone.clone(),
+    };
+    if port.node.events.send(connected).await.is_err() {
+        return;
+    }
+    loop {
+        let Some(frame) = conn.next_frame(&port.name).await else {
+            peer_gone.store(true, Ordering::Relaxed);
+            break;
+        };
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            break;
+        };
+        // A frame nothing can answer ends the reading; the requests in
+        // flight are still answered below, then the connection closes.
+        let message = match inbound(&port.spec, &frame, &conn.sender, &port.name).await {
+            Inbound::Request(m) => m,
+            Inbound::Rejected => continue,
+            Inbound::Close(_) => break,
+        };
+        let request = Event::Request {
+            conn: id,
+            acquirer: port.index,
+            tpdu: frame.tpdu,
+            permit,
+            message,
+        };
+        if port.node.events.send(request).await.is_err() {
+            break;
+        }
+    }
+    // Requests in flight hold permits: wait for them (bounded by their
+    // time-outs).
+    let _ = limit.acquire_many(port.in_flight_max).await;
+    let _ = port.node.events.send(Event::Closed { conn: id }).await;
+}

@@ -1,0 +1,64 @@
+//! The core's configuration, made from the switch's: its acquirers,
+//! issuers, routes and limits.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+
+use crate::switch::config::SwitchConfig;
+use crate::switch::core::{AcquirerSide, CoreConfig, IssuerSide};
+use crate::switch::hooks::AcquirerRules;
+use crate::switch::standin::StandIn;
+
+/// Cards tracked by one issuer's stand-in counters at most.
+const STAND_IN_CARDS_MAX: usize = 1_000_000;
+/// Request keys remembered for duplicate detection at most (about 400
+/// bytes each with the response kept).
+const DUPLICATE_KEYS_MAX: usize = 200_000;
+/// Transactions open at once at most (about 2 KiB each): beyond the
+/// acquirers' own limits, a bound the machine can hold.
+const TRANSACTIONS_MAX: usize = 100_000;
+
+pub fn core_config(config: &SwitchConfig, rules: Option<Arc<dyn AcquirerRules>>) -> CoreConfig {
+    let acquirers = config
+        .acquirers
+        .iter()
+        .map(|a| AcquirerSide {
+            name: a.name.clone(),
+            spec: a.spec.clone(),
+            allowed_institutions: a
+                .allowed_institutions
+                .iter()
+                .map(|s| Bytes::from(s.clone()))
+                .collect(),
+        })
+        .collect();
+    let issuers = config
+        .issuers
+        .iter()
+        .map(|i| IssuerSide {
+            name: i.name.clone(),
+            spec: i.spec.clone(),
+            stand_in: i.stand_in.map(|r| StandIn::new(r, STAND_IN_CARDS_MAX)),
+        })
+        .collect();
+    let open_max: usize = config
+        .acquirers
+        .iter()
+        .map(|a| a.in_flight_max.saturating_mul(a.connections_max))
+        .fold(0, usize::saturating_add);
+    CoreConfig {
+        institution_id: Bytes::from(config.switch.institution_id.clone()),
+        acquirers,
+        issuers,
+        routes: config.route_table(),
+        saf_policy: config.switch.saf.policy,
+        saf_entries_max: config.switch.saf.queue_max,
+        transactions_max: open_max.clamp(1, TRANSACTIONS_MAX),
+        duplicate_window: config.switch.duplicate_window,
+        duplicate_keys_max: DUPLICATE_KEYS_MAX,
+        journal: config.journal.is_some(),
+        saf_response_wait: config.switch.saf.response_wait,
+        rules,
+    }
+}

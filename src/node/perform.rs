@@ -1,0 +1,163 @@
+//! The core's actions as I/O: records to the journal (a durable group
+//! reports back as an input), messages to issuer links (built once, in
+//! the issuer's dialect), replies to acquirer connections (built once, in
+//! the acquirer's dialect, written by a task of their own so the loop
+//! never waits on a slow peer), timers, and questions for the acquirer's
+//! rules.
+
+use std::sync::atomic::Ordering;
+
+use bytes::Bytes;
+use tracing::{debug, warn};
+
+use super::event_loop::{Event, Held, Node};
+use crate::journal::OnDurable;
+use crate::link::connection::FrameSender;
+use crate::link::framing::{Frame, Tpdu};
+use crate::message::response_codes::Outcome;
+use crate::message::{Message, Spec};
+use crate::switch::core::{Action, Input, Origin, Question, Token, TxnId};
+use crate::switch::responses::malfunction;
+
+impl Node {
+    /// Performs every action the core has queued.
+    pub(super) async fn perform(&mut self) {
+        while let Some(action) = self.core.poll_action() {
+            match action {
+                Action::Append { records, durable } => {
+                    let Some(journal) = &self.journal else {
+                        continue;
+                    };
+                    let on_durable = durable.map(|token| self.on_durable(token));
+                    journal.submit(records, on_durable).await;
+                }
+                Action::ToIssuer {
+                    issuer,
+                    what,
+                    message,
+                } => {
+                    if let Err(e) = self.issuers[issuer].send(&message) {
+                        debug!(error = %e, "not sent");
+                        self.own(Input::NotSent { what });
+                    }
+                }
+                Action::Reply {
+                    to,
+                    message,
+                    confirm,
+                } => self.reply(to, message, confirm),
+                Action::Arm { timer, at } => self.timers.arm(timer, at),
+                Action::Disarm { timer } => self.timers.disarm(timer),
+                Action::Ask { token, question } => self.ask(token, question),
+            }
+        }
+    }
+
+    /// An input for the next turn of the loop.
+    fn own(&self, input: Input) {
+        let _ = self.handle.own.send(Event::Input(input));
+    }
+
+    fn on_durable(&self, token: Token) -> OnDurable {
+        let own = self.handle.own.clone();
+        Box::new(move |ok| {
+            let _ = own.send(Event::Input(Input::Durable { token, ok }));
+        })
+    }
+
+    /// Writes a reply on its connection, in a task of its own; reports
+    /// its delivery when the core asks. The request's permit is released
+    /// once the reply is written.
+    fn reply(&mut self, to: Origin, message: Option<Message>, confirm: Option<TxnId>) {
+        let Some(Held { tpdu, permit }) = self.held.remove(&to.tag) else {
+            debug_assert!(false, "a reply for a request not held");
+            return;
+        };
+        let conn = self
+            .conns
+            .get(&to.conn)
+            .filter(|c| !c.peer_gone.load(Ordering::Relaxed))
+            .map(|c| c.sender.clone());
+        let (Some(message), Some(sender)) = (message, conn) else {
+            drop(permit);
+            if let Some(txn) = confirm {
+                self.own(Input::Written {
+                    txn,
+                    delivered: false,
+                });
+            }
+            return;
+        };
+        let spec = self.acquirer_specs[to.acquirer].clone();
+        let own = self.handle.own.clone();
+        tokio::spawn(async move {
+            let bytes = build_reply(&spec, &message);
+            let delivered = write(&sender, tpdu, bytes, confirm.is_some()).await;
+            if let Some(txn) = confirm {
+                let _ = own.send(Event::Input(Input::Written { txn, delivered }));
+            } else if !delivered {
+                warn!("acquirer connection closed before its response");
+            }
+            // Released after the delivery is told: a drain that waits for
+            // the permits finds it with the core.
+            drop(permit);
+        });
+    }
+
+    /// A batch close: answered by the acquirer's rules once everything
+    /// journaled before it is durable, off the async threads.
+    fn ask(&self, token: Token, question: Question) {
+        let Question::BatchClose(request) = question;
+        let (journal, rules) = (self.journal.clone(), self.rules.clone());
+        let own = self.handle.own.clone();
+        tokio::spawn(async move {
+            let answer = batch_close(journal, rules, request).await;
+            let _ = own.send(Event::Input(Input::Answer { token, answer }));
+        });
+    }
+}
+
+async fn batch_close(
+    journal: Option<crate::journal::Journal>,
+    rules: Option<std::sync::Arc<dyn crate::switch::hooks::AcquirerRules>>,
+    request: Message,
+) -> Result<Message, Outcome> {
+    let rules = rules.ok_or(Outcome::InvalidTransaction)?;
+    if let Some(journal) = journal
+        && let Err(e) = journal.flush().await
+    {
+        warn!(error = %e, "journal unavailable: batch close declined");
+        return Err(Outcome::SystemMalfunction);
+    }
+    let answer = tokio::task::spawn_blocking(move || rules.reconcile(&request)).await;
+    answer.ok().flatten().ok_or(Outcome::InvalidTransaction)
+}
+
+/// A reply in the acquirer's dialect; one that cannot be built becomes a
+/// 96 with its key fields.
+fn build_reply(spec: &Spec, response: &Message) -> Bytes {
+    match spec.build(response) {
+        Ok(bytes) => bytes,
+        Err(e) => {
+            warn!(error = %e, "response cannot be built for the acquirer: 96");
+            spec.build(&malfunction(response))
+                .unwrap_or_else(|_| Bytes::new())
+        }
+    }
+}
+
+/// Writes a reply; with `confirm`, returns once the kernel has it.
+async fn write(sender: &FrameSender, tpdu: Option<Tpdu>, bytes: Bytes, confirm: bool) -> bool {
+    if bytes.is_empty() {
+        return false;
+    }
+    let frame = Frame {
+        tpdu: tpdu.map(|t| t.reply()),
+        message: bytes,
+    };
+    if confirm {
+        sender.send_written(frame).await
+    } else {
+        sender.send(frame).await.is_ok()
+    }
+}
