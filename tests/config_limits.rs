@@ -17,8 +17,8 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_util::sync::CancellationToken;
 
 use cardswitch::journal::crypto::Keyring;
+use cardswitch::node as server;
 use cardswitch::switch::config::*;
-use cardswitch::switch::server;
 
 /// Where a key is written: the section it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

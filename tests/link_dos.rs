@@ -455,7 +455,7 @@ async fn the_switch_applies_its_acquirer_limits() {
         Duration::from_millis(500)
     );
     let shutdown = CancellationToken::new();
-    let running = cardswitch::switch::server::start(&config, shutdown.clone())
+    let running = cardswitch::node::start(&config, shutdown.clone())
         .await
         .expect("start");
     let addr = running.acquirers[0].1;

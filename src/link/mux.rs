@@ -70,10 +70,51 @@ pub struct Mux {
     /// request never removes a newer one that reuses its key.
     pending: Mutex<Pending>,
     next_ticket: AtomicU64,
-    /// Messages sent without a waiter (`send_only`), by STAN, with when:
-    /// their answers go to someone else, and what is left when the
-    /// connection closes was lost with it.
-    sent: Mutex<HashMap<u32, Instant>>,
+    /// Messages sent without a waiter (`send_only`): their answers go to
+    /// someone else, and what is left when the connection closes was lost
+    /// with it.
+    sent: Mutex<Unanswered>,
+}
+
+/// Messages sent by `send_only` and not yet answered, by STAN, at most
+/// `max`: beyond, the oldest is forgotten. That is safe because the sender
+/// keeps its own time-outs (a forgotten message that is never answered
+/// times out there instead of being reported lost at the close).
+#[derive(Default)]
+struct Unanswered {
+    max: usize,
+    by_stan: HashMap<u32, (Instant, u64)>,
+    /// STANs in sending order, with the sequence number of their sending
+    /// (an answered or resent STAN leaves a stale entry, skipped).
+    order: std::collections::VecDeque<(u32, u64)>,
+    seq: u64,
+}
+
+impl Unanswered {
+    fn insert(&mut self, stan: u32, at: Instant) {
+        self.seq += 1;
+        self.by_stan.insert(stan, (at, self.seq));
+        self.order.push_back((stan, self.seq));
+        while self.by_stan.len() > self.max {
+            let Some((old, seq)) = self.order.pop_front() else {
+                break;
+            };
+            if self.by_stan.get(&old).is_some_and(|&(_, s)| s == seq) {
+                self.by_stan.remove(&old);
+            }
+        }
+        // Stale entries are dropped now and then, so the order stays
+        // within twice the limit.
+        if self.order.len() > 2 * self.max + 16 {
+            let by_stan = &self.by_stan;
+            self.order
+                .retain(|(stan, seq)| by_stan.get(stan).is_some_and(|&(_, s)| s == *seq));
+        }
+    }
+
+    fn remove(&mut self, stan: u32) -> Option<Instant> {
+        self.by_stan.remove(&stan).map(|(at, _)| at)
+    }
 }
 
 type Pending = HashMap<KeyBytes, (u64, oneshot::Sender<Message>), WordHash>;
@@ -96,7 +137,10 @@ impl Mux {
                 WordHash::random(),
             )),
             next_ticket: AtomicU64::new(0),
-            sent: Mutex::new(HashMap::new()),
+            sent: Mutex::new(Unanswered {
+                max: in_flight_max,
+                ..Unanswered::default()
+            }),
         }
     }
 
@@ -162,27 +206,20 @@ impl Mux {
     }
 
     /// Sends `message` without waiting for an answer (the caller matches
-    /// answers itself): `Busy` when the connection has `in_flight_max` such
-    /// messages out or its write buffer is full; on any error nothing was
-    /// sent.
+    /// answers and keeps the time-outs): `Busy` when the connection's
+    /// write buffer is full; on any error nothing was sent. A message
+    /// resent under the same STAN replaces the earlier one.
     pub fn send_only(&self, message: &Message) -> Result<(), MuxError> {
         let stan = message
             .get_u64(11)
             .and_then(|s| u32::try_from(s).ok())
             .ok_or(MuxError::MissingKey(11))?;
         let bytes = self.spec.build(message)?;
-        {
-            let mut sent = self.sent_lock();
-            if sent.len() >= self.in_flight_max {
-                return Err(MuxError::Busy(sent.len()));
-            }
-            if sent.insert(stan, Instant::now()).is_some() {
-                return Err(MuxError::DuplicateKey);
-            }
-        }
+        // Marked before it goes, so that a quick answer finds it.
+        self.sent_lock().insert(stan, Instant::now());
         let queued = self.sender.try_send(Frame::new(bytes));
         if !matches!(queued, Ok(true)) {
-            self.sent_lock().remove(&stan);
+            self.sent_lock().remove(stan);
         }
         match queued? {
             true => Ok(()),
@@ -194,17 +231,19 @@ impl Mux {
     /// it took, if one under its STAN was out.
     pub fn answered(&self, answer: &Message) -> Option<Duration> {
         let stan = answer.get_u64(11).and_then(|s| u32::try_from(s).ok())?;
-        let at = self.sent_lock().remove(&stan)?;
+        let at = self.sent_lock().remove(stan)?;
         Some(at.elapsed())
     }
 
     /// The STANs of the messages sent by `send_only` still unanswered
     /// (taken: the connection is gone, and they with it).
     pub fn take_unanswered(&self) -> Vec<u32> {
-        self.sent_lock().drain().map(|(stan, _)| stan).collect()
+        let mut sent = self.sent_lock();
+        sent.order.clear();
+        sent.by_stan.drain().map(|(stan, _)| stan).collect()
     }
 
-    fn sent_lock(&self) -> std::sync::MutexGuard<'_, HashMap<u32, Instant>> {
+    fn sent_lock(&self) -> std::sync::MutexGuard<'_, Unanswered> {
         self.sent.lock().unwrap_or_else(|e| e.into_inner())
     }
 
@@ -249,5 +288,35 @@ impl Drop for PendingGuard<'_> {
         {
             pending.remove(&self.key);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unanswered_keeps_the_newest_within_its_limit() {
+        let now = Instant::now();
+        let mut u = Unanswered {
+            max: 3,
+            ..Unanswered::default()
+        };
+        for stan in 1..=4 {
+            u.insert(stan, now);
+        }
+        assert!(u.remove(1).is_none(), "the oldest is forgotten");
+        // A resent STAN is one entry, not two; an answered one leaves.
+        u.insert(2, now);
+        assert!(u.remove(3).is_some());
+        u.insert(5, now);
+        let mut left: Vec<u32> = u.by_stan.keys().copied().collect();
+        left.sort_unstable();
+        assert_eq!(left, [2, 4, 5]);
+        for stan in 0..1_000 {
+            u.insert(stan, now);
+            u.remove(stan);
+        }
+        assert!(u.order.len() <= 2 * u.max + 16, "{}", u.order.len());
     }
 }
