@@ -44,6 +44,9 @@ use super::saf::{SafEntry, SafKind, SafPolicy, SafQueue};
 use super::standin::StandIn;
 use crate::message::{Message, Spec};
 
+/// Open transactions the tables have room for from the start.
+const TXNS_PRESIZED: usize = 4096;
+
 /// One acquirer listener, as the core knows it.
 pub struct AcquirerSide {
     pub name: String,
@@ -233,8 +236,11 @@ impl Core {
             saf_to_disk: 0,
             saf_timer: None,
             duplicates: DuplicateCache::new(cfg.duplicate_window, cfg.duplicate_keys_max),
-            txns: HashMap::with_capacity(cfg.transactions_max),
-            in_flight: HashMap::with_capacity(cfg.transactions_max),
+            // Sized for the usual load, not the limit: a table sized for
+            // 100,000 would cost its memory up front and its full scan in
+            // every debug check.
+            txns: HashMap::with_capacity(cfg.transactions_max.min(TXNS_PRESIZED)),
+            in_flight: HashMap::with_capacity(cfg.transactions_max.min(TXNS_PRESIZED)),
             waits: HashMap::new(),
             next_txn: 1,
             next_token: 1,
