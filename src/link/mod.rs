@@ -6,7 +6,6 @@ pub mod bind;
 pub mod connection;
 pub mod connector;
 pub mod framing;
-pub mod key_bytes;
 pub mod listener;
 pub mod log_limit;
 pub mod mux;

@@ -14,7 +14,7 @@ use tokio::sync::oneshot;
 
 use super::connection::{FrameSender, SendError};
 use super::framing::Frame;
-use super::key_bytes::{KeyBytes, WordHash};
+use crate::message::key_bytes::{KeyBytes, WordHash};
 use crate::message::{Message, MessageError, Spec};
 
 /// Default key fields: STAN, terminal id, acquiring institution.

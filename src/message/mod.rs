@@ -10,6 +10,7 @@ pub mod ebcdic;
 pub mod error;
 pub mod iso_message;
 pub mod json;
+pub mod key_bytes;
 mod layout;
 pub mod mti;
 pub mod netmgmt;

@@ -18,8 +18,8 @@ use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
 
-use crate::link::key_bytes::KeyBytes;
 use crate::message::Message;
+use crate::message::key_bytes::KeyBytes;
 
 /// Requests waiting on one in-flight original, at most.
 const WAITERS_MAX: usize = 16;

@@ -1,6 +1,6 @@
 //! The switch as a pure core (issue 20, docs/core.md): `handle(now, input)`
 //! changes state and queues actions, `poll_action` hands them to the node.
-//! No tokio, no sockets, no journal writer, no clock of its own: the same
+//! No async runtime, no sockets, no journal writer, no clock of its own: the same
 //! inputs at the same times give the same actions, which is what lets a
 //! simulator drive it in virtual time.
 //!

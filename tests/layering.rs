@@ -1,0 +1,102 @@
+//! The switch's core is pure (issue 20, docs/core.md): its files import
+//! nothing from tokio, the link layer, the node, the journal's SQLite
+//! store or writer, and read no clock. This reads the sources and fails
+//! on the first file that does, so the rule cannot quietly lapse.
+
+use std::path::{Path, PathBuf};
+
+/// What the core may not name (comments included: a comment that names
+/// one is as misleading as code).
+const FORBIDDEN: &[&str] = &[
+    "tokio",
+    "crate::link",
+    "crate::node",
+    "journal::sqlite",
+    "journal::writer",
+    "rusqlite",
+    "Instant::now",
+    "SystemTime::now",
+    "std::net",
+    "std::thread",
+    "std::fs",
+];
+
+/// The core's own folder, and the pure leaves it decides with.
+const PURE: &[&str] = &[
+    "src/switch/core",
+    "src/switch/routing",
+    "src/switch/translate.rs",
+    "src/switch/saf.rs",
+    "src/switch/duplicates.rs",
+    "src/switch/standin.rs",
+    "src/switch/reversal.rs",
+    "src/switch/records.rs",
+    "src/switch/responses.rs",
+    "src/switch/hooks.rs",
+];
+
+fn rust_files(path: &Path, out: &mut Vec<PathBuf>) {
+    if path.is_dir() {
+        let mut entries: Vec<_> = std::fs::read_dir(path)
+            .expect("read dir")
+            .map(|e| e.expect("dir entry").path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            rust_files(&p, out);
+        }
+    } else if path.extension().is_some_and(|e| e == "rs") {
+        out.push(path.to_path_buf());
+    }
+}
+
+/// A file's text without its `#[cfg(test)] mod tests { .. }` tail: tests
+/// may read a clock to start their virtual time.
+fn code_of(path: &Path) -> String {
+    let text = std::fs::read_to_string(path).expect("read source");
+    match text.find("#[cfg(test)]\nmod tests {") {
+        Some(at) => text[..at].to_string(),
+        None => text,
+    }
+}
+
+#[test]
+fn the_core_and_its_leaves_do_no_io_and_read_no_clock() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for p in PURE {
+        rust_files(&root.join(p), &mut files);
+    }
+    // Test files drive the core from outside; they are not the core.
+    files.retain(|f| {
+        let name = f.file_name().and_then(|n| n.to_str()).unwrap_or("");
+        !name.starts_with("tests")
+    });
+    assert!(
+        files.len() >= 15,
+        "the core's files were not found: {files:?}"
+    );
+    let mut faults = Vec::new();
+    for f in &files {
+        let code = code_of(f);
+        for (n, line) in code.lines().enumerate() {
+            for word in FORBIDDEN {
+                if line.contains(word) {
+                    faults.push(format!("{}:{}: {word}: {line}", f.display(), n + 1));
+                }
+            }
+        }
+    }
+    assert!(
+        faults.is_empty(),
+        "the core is not pure:\n{}",
+        faults.join("\n")
+    );
+}
+
+#[test]
+fn the_check_finds_what_it_looks_for() {
+    // The check itself can fail: a file that names a clock is caught.
+    let sample = "fn f() { let t = std::time::Instant::now(); }";
+    assert!(FORBIDDEN.iter().any(|w| sample.contains(w)));
+}
