@@ -19,6 +19,7 @@ const FORBIDDEN: &[&str] = &[
     "std::net",
     "std::thread",
     "std::fs",
+    "RandomState",
 ];
 
 /// The core's own folder, and the pure leaves it decides with.

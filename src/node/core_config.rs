@@ -19,6 +19,13 @@ const DUPLICATE_KEYS_MAX: usize = 200_000;
 /// acquirers' own limits, a bound the machine can hold.
 const TRANSACTIONS_MAX: usize = 100_000;
 
+/// A secret seed for the core's keyed hashes, drawn from the operating
+/// system's randomness (through std's hash keys) at every start.
+fn secret_seed(salt: u64) -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one(salt)
+}
+
 pub fn core_config(config: &SwitchConfig, rules: Option<Arc<dyn AcquirerRules>>) -> CoreConfig {
     let acquirers = config
         .acquirers
@@ -39,7 +46,9 @@ pub fn core_config(config: &SwitchConfig, rules: Option<Arc<dyn AcquirerRules>>)
         .map(|i| IssuerSide {
             name: i.name.clone(),
             spec: i.spec.clone(),
-            stand_in: i.stand_in.map(|r| StandIn::new(r, STAND_IN_CARDS_MAX)),
+            stand_in: i
+                .stand_in
+                .map(|r| StandIn::new(r, STAND_IN_CARDS_MAX, secret_seed(1))),
         })
         .collect();
     let open_max: usize = config
@@ -60,5 +69,6 @@ pub fn core_config(config: &SwitchConfig, rules: Option<Arc<dyn AcquirerRules>>)
         journal: config.journal.is_some(),
         saf_response_wait: config.switch.saf.response_wait,
         rules,
+        seed: secret_seed(0),
     }
 }

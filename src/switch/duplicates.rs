@@ -13,7 +13,7 @@
 //! the engine's channel, the core's connection): no channels here, so the
 //! pure core can use it too.
 
-use std::collections::hash_map::RandomState;
+use foldhash::quality::FixedState;
 use std::collections::{HashMap, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher};
 use std::time::{Duration, Instant};
@@ -48,11 +48,16 @@ pub struct DuplicateCache<R, W> {
     keys_max: usize,
     /// Keys are held as a 128-bit keyed hash: small, fixed-size entries,
     /// and request content is not kept (two independent random SipHash keys
-    /// make a false match about 2^-100 likely at full size).
-    hashers: (RandomState, RandomState),
+    /// make a false match about 2^-100 likely at full size). Seeded by the
+    /// caller: the core has no randomness of its own (the node draws the
+    /// seed at start, secret; a simulator from its scenario's seed).
+    hashers: (FixedState, FixedState),
     entries: HashMap<u128, Entry<R, W>, BuildHasherDefault<KeyedHashHasher>>,
     order: VecDeque<(Instant, u128)>,
 }
+
+/// Makes the second hasher's seed independent of the first's.
+const SECOND_SEED: u64 = 0x9e37_79b9_7f4a_7c15;
 
 /// Map keys here are already keyed hashes: hashing them again would only
 /// cost time, so the map uses their low 64 bits as they are.
@@ -89,12 +94,15 @@ impl<R: Clone, W> DuplicateCache<R, W> {
     /// the 11-21 ms worst latency of every open-loop run measured here; at
     /// half load, most removals leave reusable slots rather than tombstones,
     /// so rehashing in place (the same pause) stays rare too.
-    pub fn new(window: Duration, keys_max: usize) -> DuplicateCache<R, W> {
+    pub fn new(window: Duration, keys_max: usize, seed: u64) -> DuplicateCache<R, W> {
         assert!(keys_max > 0, "duplicate cache needs room");
         DuplicateCache {
             window,
             keys_max,
-            hashers: (RandomState::new(), RandomState::new()),
+            hashers: (
+                FixedState::with_seed(seed),
+                FixedState::with_seed(seed.rotate_left(32) ^ SECOND_SEED),
+            ),
             entries: HashMap::with_capacity_and_hasher(2 * keys_max, Default::default()),
             order: VecDeque::with_capacity(keys_max + 1),
         }
@@ -141,7 +149,7 @@ impl<R: Clone, W> DuplicateCache<R, W> {
             key.put(&(part.len() as u32).to_le_bytes());
             key.put(part);
         }
-        let digest = |state: &RandomState| state.hash_one(key.as_bytes());
+        let digest = |state: &FixedState| state.hash_one(key.as_bytes());
         let (a, b) = (digest(&self.hashers.0), digest(&self.hashers.1));
         Some(DupKey((u128::from(a) << 64) | u128::from(b)))
     }
@@ -213,7 +221,7 @@ mod tests {
     /// differs, so it is forwarded and never gets the first one's answer.
     #[test]
     fn a_key_match_with_other_content_is_another_transaction() {
-        let cache = Cache::new(Duration::from_secs(60), 100);
+        let cache = Cache::new(Duration::from_secs(60), 100, 7);
         let original = req("000001");
         let key = cache.key("pos", &original, PAN).expect("key");
         assert_eq!(cache.key("pos", &req("000001"), PAN), Some(key), "a copy");
@@ -242,7 +250,7 @@ mod tests {
 
     #[test]
     fn copies_wait_for_or_get_the_original_response() {
-        let mut cache = Cache::new(Duration::from_secs(60), 100);
+        let mut cache = Cache::new(Duration::from_secs(60), 100, 7);
         let t0 = Instant::now();
         let key = cache.key("pos", &req("000001"), PAN).expect("key");
         assert!(matches!(cache.check(key, t0, || 0), Seen::New));
@@ -267,7 +275,7 @@ mod tests {
 
     #[test]
     fn bounded_in_keys_and_waiters() {
-        let mut cache = Cache::new(Duration::from_secs(60), 10);
+        let mut cache = Cache::new(Duration::from_secs(60), 10, 7);
         let t0 = Instant::now();
         for i in 0..50 {
             let key = cache
@@ -288,7 +296,7 @@ mod tests {
 
     #[test]
     fn sized_once_for_its_limit() {
-        let mut cache = Cache::new(Duration::from_secs(60), 1_000);
+        let mut cache = Cache::new(Duration::from_secs(60), 1_000, 7);
         let sizes = |c: &Cache| (c.entries.capacity(), c.order.capacity());
         let before = sizes(&cache);
         assert!(before.0 >= 2_000 && before.1 > 1_000, "{before:?}");

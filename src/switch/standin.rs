@@ -26,16 +26,17 @@ struct CardDay {
 /// Per-card counters for one issuer.
 pub struct StandIn {
     rules: StandInRules,
-    hasher: std::collections::hash_map::RandomState,
+    /// Seeded by the caller (the core has no randomness of its own).
+    hasher: foldhash::quality::FixedState,
     cards: HashMap<u64, CardDay>,
     cards_max: usize,
 }
 
 impl StandIn {
-    pub fn new(rules: StandInRules, cards_max: usize) -> StandIn {
+    pub fn new(rules: StandInRules, cards_max: usize, seed: u64) -> StandIn {
         StandIn {
             rules,
-            hasher: std::collections::hash_map::RandomState::new(),
+            hasher: foldhash::quality::FixedState::with_seed(seed),
             cards: HashMap::new(),
             cards_max,
         }
@@ -99,7 +100,7 @@ mod tests {
             per_card_daily_count: 3,
             per_card_daily_amount: 8_000,
         };
-        let mut s = StandIn::new(rules, 100);
+        let mut s = StandIn::new(rules, 100, 7);
         let pan = b"4761739001010119";
         assert!(!s.approve(pan, 5_001, 1));
         assert!(s.approve(pan, 5_000, 1));

@@ -84,6 +84,9 @@ pub struct CoreConfig {
     /// The acquirer's rules: terminal admission (in memory, asked on the
     /// way in); batch closes go to the node as questions.
     pub rules: Option<Arc<dyn AcquirerRules>>,
+    /// Seeds the keyed hashes of the duplicate cache: the core has no
+    /// randomness of its own.
+    pub seed: u64,
 }
 
 /// What the core has done, for the demo screen, metrics and tests.
@@ -235,7 +238,7 @@ impl Core {
             saf_sending: HashMap::new(),
             saf_to_disk: 0,
             saf_timer: None,
-            duplicates: DuplicateCache::new(cfg.duplicate_window, cfg.duplicate_keys_max),
+            duplicates: DuplicateCache::new(cfg.duplicate_window, cfg.duplicate_keys_max, cfg.seed),
             // Sized for the usual load, not the limit: a table sized for
             // 100,000 would cost its memory up front and its full scan in
             // every debug check.

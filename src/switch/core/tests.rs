@@ -68,6 +68,7 @@ pub(super) fn core_with(journal: bool, stand_in: Option<StandIn>) -> Core {
         journal,
         saf_response_wait: Duration::from_secs(10),
         rules: None,
+        seed: 7,
     })
 }
 
@@ -377,7 +378,7 @@ fn stand_in_approves_within_its_limits_and_advises_the_issuer() {
         per_card_daily_count: 1,
         per_card_daily_amount: 50_000,
     };
-    let (mut core, now) = (core_with(true, Some(StandIn::new(rules, 100))), start());
+    let (mut core, now) = (core_with(true, Some(StandIn::new(rules, 100, 7))), start());
     // The first time-out is stood in: a reversal of what may have reached
     // the issuer and an advice of the stand-in approval, which is replied
     // once it is durable.
