@@ -210,6 +210,17 @@ impl IssuerLink {
         Err(LinkError::NoConnection(self.settings.name.clone()))
     }
 
+    /// Forgets a message sent by [`send`](Self::send) under `stan`: its
+    /// sender no longer waits for the answer (it counts no more against
+    /// the connection's in-flight limit).
+    pub fn forget(&self, stan: u32) {
+        for slot in &self.slots {
+            if let Some(mux) = slot.current() {
+                mux.forget(stan);
+            }
+        }
+    }
+
     /// Connections that are up now.
     pub fn up_connections(&self) -> usize {
         self.slots

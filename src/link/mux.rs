@@ -76,44 +76,27 @@ pub struct Mux {
     sent: Mutex<Unanswered>,
 }
 
-/// Messages sent by `send_only` and not yet answered, by STAN, at most
-/// `max`: beyond, the oldest is forgotten. That is safe because the sender
-/// keeps its own time-outs (a forgotten message that is never answered
-/// times out there instead of being reported lost at the close).
+/// Messages sent by `send_only` and not yet answered or forgotten, by STAN,
+/// at most `max` (the connection's in-flight limit).
 #[derive(Default)]
 struct Unanswered {
     max: usize,
-    by_stan: HashMap<u32, (Instant, u64)>,
-    /// STANs in sending order, with the sequence number of their sending
-    /// (an answered or resent STAN leaves a stale entry, skipped).
-    order: std::collections::VecDeque<(u32, u64)>,
-    seq: u64,
+    by_stan: HashMap<u32, Instant>,
 }
 
 impl Unanswered {
-    fn insert(&mut self, stan: u32, at: Instant) {
-        self.seq += 1;
-        self.by_stan.insert(stan, (at, self.seq));
-        self.order.push_back((stan, self.seq));
-        while self.by_stan.len() > self.max {
-            let Some((old, seq)) = self.order.pop_front() else {
-                break;
-            };
-            if self.by_stan.get(&old).is_some_and(|&(_, s)| s == seq) {
-                self.by_stan.remove(&old);
-            }
+    /// Marks `stan` sent; false when `max` are out already. A STAN sent
+    /// again replaces its earlier sending.
+    fn insert(&mut self, stan: u32, at: Instant) -> bool {
+        if self.by_stan.len() >= self.max && !self.by_stan.contains_key(&stan) {
+            return false;
         }
-        // Stale entries are dropped now and then, so the order stays
-        // within twice the limit.
-        if self.order.len() > 2 * self.max + 16 {
-            let by_stan = &self.by_stan;
-            self.order
-                .retain(|(stan, seq)| by_stan.get(stan).is_some_and(|&(_, s)| s == *seq));
-        }
+        self.by_stan.insert(stan, at);
+        true
     }
 
     fn remove(&mut self, stan: u32) -> Option<Instant> {
-        self.by_stan.remove(&stan).map(|(at, _)| at)
+        self.by_stan.remove(&stan)
     }
 }
 
@@ -206,9 +189,10 @@ impl Mux {
     }
 
     /// Sends `message` without waiting for an answer (the caller matches
-    /// answers and keeps the time-outs): `Busy` when the connection's
-    /// write buffer is full; on any error nothing was sent. A message
-    /// resent under the same STAN replaces the earlier one.
+    /// answers, keeps the time-outs and says what to `forget`): `Busy`
+    /// when `in_flight_max` are out or the write buffer is full; on any
+    /// error nothing was sent. A message sent again under the same STAN
+    /// replaces the earlier one.
     pub fn send_only(&self, message: &Message) -> Result<(), MuxError> {
         let stan = message
             .get_u64(11)
@@ -216,7 +200,9 @@ impl Mux {
             .ok_or(MuxError::MissingKey(11))?;
         let bytes = self.spec.build(message)?;
         // Marked before it goes, so that a quick answer finds it.
-        self.sent_lock().insert(stan, Instant::now());
+        if !self.sent_lock().insert(stan, Instant::now()) {
+            return Err(MuxError::Busy(self.in_flight_max));
+        }
         let queued = self.sender.try_send(Frame::new(bytes));
         if !matches!(queued, Ok(true)) {
             self.sent_lock().remove(stan);
@@ -235,12 +221,19 @@ impl Mux {
         Some(at.elapsed())
     }
 
+    /// Forgets the message sent by `send_only` under `stan`.
+    pub fn forget(&self, stan: u32) {
+        self.sent_lock().remove(stan);
+    }
+
     /// The STANs of the messages sent by `send_only` still unanswered
     /// (taken: the connection is gone, and they with it).
     pub fn take_unanswered(&self) -> Vec<u32> {
-        let mut sent = self.sent_lock();
-        sent.order.clear();
-        sent.by_stan.drain().map(|(stan, _)| stan).collect()
+        self.sent_lock()
+            .by_stan
+            .drain()
+            .map(|(stan, _)| stan)
+            .collect()
     }
 
     fn sent_lock(&self) -> std::sync::MutexGuard<'_, Unanswered> {
@@ -296,27 +289,19 @@ mod tests {
     use super::*;
 
     #[test]
-    fn unanswered_keeps_the_newest_within_its_limit() {
+    fn unanswered_holds_at_most_its_limit() {
         let now = Instant::now();
         let mut u = Unanswered {
             max: 3,
             ..Unanswered::default()
         };
-        for stan in 1..=4 {
-            u.insert(stan, now);
-        }
-        assert!(u.remove(1).is_none(), "the oldest is forgotten");
-        // A resent STAN is one entry, not two; an answered one leaves.
-        u.insert(2, now);
+        assert!((1..=3).all(|stan| u.insert(stan, now)));
+        assert!(!u.insert(4, now), "a fourth is refused");
+        assert!(u.insert(2, now), "a STAN sent again replaces itself");
         assert!(u.remove(3).is_some());
-        u.insert(5, now);
+        assert!(u.insert(4, now), "room again once one is answered");
         let mut left: Vec<u32> = u.by_stan.keys().copied().collect();
         left.sort_unstable();
-        assert_eq!(left, [2, 4, 5]);
-        for stan in 0..1_000 {
-            u.insert(stan, now);
-            u.remove(stan);
-        }
-        assert!(u.order.len() <= 2 * u.max + 16, "{}", u.order.len());
+        assert_eq!(left, [1, 2, 4]);
     }
 }

@@ -46,6 +46,7 @@ impl Node {
                     message,
                     confirm,
                 } => self.reply(to, message, confirm),
+                Action::Forget { issuer, stan } => self.issuers[issuer].forget(stan),
                 Action::Arm { timer, at } => self.timers.arm(timer, at),
                 Action::Disarm { timer } => self.timers.disarm(timer),
                 Action::Ask { token, question } => self.ask(token, question),

@@ -107,7 +107,9 @@ impl Core {
             return;
         }
         if let Some(route) = &txn.route {
-            self.in_flight.remove(&(route.issuer, route.stan));
+            let (issuer, stan) = (route.issuer, route.stan);
+            self.in_flight.remove(&(issuer, stan));
+            self.push(Action::Forget { issuer, stan });
         }
         self.unknown_outcome(now, id, "no answer in time");
     }

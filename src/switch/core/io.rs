@@ -137,6 +137,9 @@ pub enum Action {
         message: Option<Message>,
         confirm: Option<TxnId>,
     },
+    /// The core no longer waits for an answer to what it sent issuer
+    /// `issuer` under `stan` (its time ran out): the link may forget it.
+    Forget { issuer: usize, stan: u32 },
     /// Fire `Input::Timer(timer)` at `at` (replacing an earlier arming).
     Arm { timer: TimerId, at: Instant },
     /// Forget a timer armed before.

@@ -123,6 +123,10 @@ impl Core {
     /// Entry `id`'s answer did not come in time.
     pub(super) fn saf_answer_due(&mut self, now: Time, id: u64) {
         if let Some(entry) = self.end_attempt(id) {
+            if let Some(stan) = stan_of(&entry) {
+                let issuer = entry.issuer;
+                self.push(Action::Forget { issuer, stan });
+            }
             self.attempt_failed(now, entry);
         }
     }

@@ -228,6 +228,13 @@ fn a_time_out_answers_91_and_queues_a_durable_reversal() {
     let timing_out = drain(&mut core);
     let (resp, _) = reply(&timing_out).expect("answered");
     assert_eq!(resp.get_str(39), Some("91"));
+    let stan = sent.get_u64(11).expect("STAN") as u32;
+    assert!(
+        timing_out
+            .iter()
+            .any(|a| matches!(a, Action::Forget { issuer: 0, stan: s } if *s == stan)),
+        "the link may forget it"
+    );
     let token = durable_token(&timing_out);
     let queued = records(&timing_out)
         .into_iter()
