@@ -22,19 +22,23 @@ use std::io::{BufWriter, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use std::ops::ControlFlow;
+
 use rusqlite::types::ValueRef;
 use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::arn::{self, ArnError};
-use super::capture::{self, CAPTURE_MTIS_SQL, JournalRow, ROW_COLUMNS};
+use super::capture::{self, JournalRow};
 use super::ipm_writer::{
     FILE_TYPE_OUTGOING, FileParams, FileTotals, IpmWriteError, IpmWriter, Presentment,
 };
 use super::registry::{self, Brand, Fee, RegistryError};
 use super::schema::migrate_all;
 use super::settlement::{Settlement, transaction_fee};
+use crate::journal::capture_rows::{CaptureRows, PresentmentRow};
 use crate::journal::crypto::{CryptoError, Keyring};
 use crate::journal::schema::SchemaError;
+use crate::journal::{Access, JournalError, JournalQueries, open_queries};
 use crate::message::sensitive::mask_pan;
 use crate::message::time::{civil_from_days, days_from_civil};
 use crate::private_file::create_private;
@@ -53,6 +57,10 @@ const BUSY_TIMEOUT_MS: u64 = 10_000;
 pub enum CutoffError {
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    /// The journal could not be read (a sealed PAN that does not open is
+    /// one: the file is not written).
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     #[error(transparent)]
     Schema(#[from] SchemaError),
     #[error(transparent)]
@@ -95,8 +103,6 @@ pub enum CutoffError {
         settled: (u64, u64),
         file_totals: (u64, u64),
     },
-    #[error("journal row {txn_id}: the sealed PAN does not open ({source})")]
-    Pan { txn_id: i64, source: CryptoError },
 }
 
 /// What a cut-off needs to know.
@@ -175,6 +181,43 @@ pub fn open_db(path: &Path) -> Result<Connection, CutoffError> {
     Ok(conn)
 }
 
+/// One clearing file as `clearing files` lists it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FileListing {
+    pub id: i64,
+    pub business_date: String,
+    pub file_seq: i64,
+    pub ipm_file_id: String,
+    pub name: String,
+    pub presentments: i64,
+    pub amount_total: i64,
+    /// `committed` (items chosen) or `written` (file in place).
+    pub state: String,
+}
+
+/// Every clearing file of the database, oldest first.
+pub fn list_files(conn: &Connection) -> Result<Vec<FileListing>, CutoffError> {
+    let mut stmt = conn.prepare(
+        "SELECT id, business_date, file_seq, ipm_file_id, name, item_count, amount_total, state
+         FROM clearing_files ORDER BY id",
+    )?;
+    let rows = stmt
+        .query_map([], |r| {
+            Ok(FileListing {
+                id: r.get(0)?,
+                business_date: r.get(1)?,
+                file_seq: r.get(2)?,
+                ipm_file_id: r.get(3)?,
+                name: r.get(4)?,
+                presentments: r.get(5)?,
+                amount_total: r.get(6)?,
+                state: r.get(7)?,
+            })
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(rows)
+}
+
 /// Runs the cut-off: first finishes files an interrupted run chose, then
 /// chooses and writes a new file if anything is left to clear.
 pub fn run(cfg: &CutoffConfig, keyring: &Keyring) -> Result<CutoffReport, CutoffError> {
@@ -193,6 +236,7 @@ pub fn run(cfg: &CutoffConfig, keyring: &Keyring) -> Result<CutoffReport, Cutoff
         source,
     })?;
     let mut conn = open_db(&cfg.db)?;
+    let journal = open_queries(&cfg.db, Access::ReadOnly)?;
     let mut report = CutoffReport::default();
     let started = std::time::Instant::now();
     for file_row in pending_files(&conn)? {
@@ -201,7 +245,7 @@ pub fn run(cfg: &CutoffConfig, keyring: &Keyring) -> Result<CutoffReport, Cutoff
         report.files.push(outcome);
     }
     let day_end_ms = (days_from_civil(y, m, d) + 1) * 86_400_000;
-    let chosen = choose(&mut conn, cfg, (y, m, d), day_end_ms, &mut report)?;
+    let chosen = choose(&mut conn, &*journal, cfg, (y, m, d), day_end_ms, &mut report)?;
     report.choose_ms = started.elapsed().as_millis();
     let written = std::time::Instant::now();
     if let Some(file_row) = chosen {
@@ -299,36 +343,66 @@ fn terminal_key(t: &[u8]) -> [u8; 8] {
     key
 }
 
+/// Capture derived from the journal's requests received before
+/// `day_end_ms` that no clearing file consumed yet. What was consumed is
+/// clearing's own `clearing_items`; both come in id order, so they are
+/// merged as they are read (memory holds the rows chosen, not the history).
+fn derive_unconsumed(
+    conn: &Connection,
+    journal: &dyn JournalQueries,
+    day_end_ms: i64,
+) -> Result<capture::Derived, CutoffError> {
+    let mut stmt = conn.prepare("SELECT txn_id FROM clearing_items ORDER BY txn_id")?;
+    let mut consumed = stmt.query([])?;
+    let next = |rows: &mut rusqlite::Rows<'_>| -> rusqlite::Result<Option<i64>> {
+        rows.next()?.map(|r| r.get(0)).transpose()
+    };
+    let mut next_consumed = next(&mut consumed)?;
+    let mut failed = None;
+    let mut rows = Vec::new();
+    let before = CaptureRows::ReceivedBefore {
+        before_ms: day_end_ms,
+    };
+    journal.for_each_capture_row(before, &mut |r| {
+        while let Some(c) = next_consumed
+            && c < r.id
+        {
+            match next(&mut consumed) {
+                Ok(n) => next_consumed = n,
+                Err(e) => {
+                    failed = Some(e);
+                    return ControlFlow::Break(());
+                }
+            }
+        }
+        if next_consumed != Some(r.id) {
+            rows.push(JournalRow::from_journal(r));
+        }
+        ControlFlow::Continue(())
+    })?;
+    match failed {
+        Some(e) => Err(e.into()),
+        None => Ok(capture::derive(rows)),
+    }
+}
+
 /// Step 1: chooses what the new file holds, in one transaction. Returns
 /// the new file's row, or `None` when there is nothing to clear.
 fn choose(
     conn: &mut Connection,
+    journal: &dyn JournalQueries,
     cfg: &CutoffConfig,
     (y, m, d): (i64, u32, u32),
     day_end_ms: i64,
     report: &mut CutoffReport,
 ) -> Result<Option<i64>, CutoffError> {
-    // Read and derive in a read transaction (a consistent snapshot) without
-    // the write lock, so the switch's journal writer is held up only while
-    // the choice is inserted. Rows that arrive meanwhile wait for the next
-    // cut-off; a concurrent cut-off makes the inserts fail on the primary key.
+    // Read and derive without the write lock, so the switch's journal
+    // writer is held up only while the choice is inserted. Rows that
+    // arrive meanwhile wait for the next cut-off; a concurrent cut-off
+    // makes the inserts fail on the primary key.
     let spinner = progress_bar(cfg.progress, None, "choosing");
-    let read = conn.transaction_with_behavior(TransactionBehavior::Deferred)?;
-    let derived = {
-        let sql = format!(
-            "SELECT {ROW_COLUMNS} FROM transactions t
-             WHERE t.received_at_ms < ?1 AND t.request_mti IN {CAPTURE_MTIS_SQL}
-               AND NOT EXISTS (SELECT 1 FROM clearing_items c WHERE c.txn_id = t.id)
-             ORDER BY t.id"
-        );
-        let mut stmt = read.prepare(&sql)?;
-        let rows = stmt
-            .query_map(params![day_end_ms], |r| JournalRow::from_sql(r, 0))?
-            .collect::<Result<Vec<_>, _>>()?;
-        capture::derive(rows)
-    };
-    let terminals = terminal_merchants(&read)?;
-    read.finish()?;
+    let derived = derive_unconsumed(conn, journal, day_end_ms)?;
+    let terminals = terminal_merchants(conn)?;
     for c in derived.presentable() {
         if !terminals.contains_key(&c.terminal) {
             return Err(CutoffError::Unregistered {
@@ -569,8 +643,9 @@ struct FileRow {
     pan: zeroize::Zeroizing<Vec<u8>>,
 }
 
-/// Reads the presentments of a committed file in ARN order, opening each
-/// PAN, and sends them in batches; stops when the receiver is gone.
+/// Reads the presentments of a committed file in ARN order (clearing's
+/// items, then their journal rows, PANs opened, a batch at a time) and
+/// sends them in batches; stops when the receiver is gone.
 fn read_rows(
     db: &Path,
     file_row: i64,
@@ -579,64 +654,76 @@ fn read_rows(
 ) -> Result<(), CutoffError> {
     let conn = Connection::open_with_flags(db, rusqlite::OpenFlags::SQLITE_OPEN_READ_ONLY)?;
     conn.busy_timeout(Duration::from_millis(BUSY_TIMEOUT_MS))?;
+    let journal = open_queries(db, Access::ReadOnly)?;
     let mut stmt = conn.prepare(
-        "SELECT c.txn_id, c.amount_minor, c.arn, t.processing_code, t.received_at_ms, t.pos_entry_mode,
-                t.approval_code, t.terminal_id, t.currency, t.pan_key_id, t.pan_sealed, t.pan_masked
-         FROM clearing_items c JOIN transactions t ON t.id = c.txn_id
-         WHERE c.file_id = ?1 AND c.role = 'presented' ORDER BY c.arn_seq",
+        "SELECT txn_id, amount_minor, arn FROM clearing_items
+         WHERE file_id = ?1 AND role = 'presented' ORDER BY arn_seq",
     )?;
-    let mut rows = stmt.query(params![file_row])?;
-    let mut batch = Vec::with_capacity(FILE_ROWS_PER_BATCH);
-    while let Some(r) = rows.next()? {
-        let txn_id: i64 = r.get(0)?;
-        let bad = |what| CutoffError::Row { txn_id, what };
-        let amount = u64::try_from(r.get::<_, i64>(1)?).map_err(|_| bad("amount"))?;
-        let arn = text(r.get_ref(2)?).ok_or(bad("ARN"))?.to_string();
-        let processing_code = text(r.get_ref(3)?)
-            .filter(|p| p.len() == 6)
-            .unwrap_or("000000")
-            .to_string();
-        let received_at_ms: i64 = r.get(4)?;
-        let pos_data_code = pos_data_code(text(r.get_ref(5)?).map(str::as_bytes));
-        let approval = text(r.get_ref(6)?).unwrap_or("").to_string();
-        let terminal = terminal_key(text(r.get_ref(7)?).unwrap_or("").as_bytes());
-        let currency = text(r.get_ref(8)?)
-            .filter(|c| c.len() == 3)
-            .ok_or(bad("currency (DE49)"))?;
-        let mut cur = [0u8; 3];
-        cur.copy_from_slice(currency.as_bytes());
-        let key_id = text(r.get_ref(9)?).ok_or(bad("PAN key id"))?;
-        let ValueRef::Blob(sealed) = r.get_ref(10)? else {
-            return Err(bad("sealed PAN"));
-        };
-        let pan = keyring
-            .open(b"pan", key_id, sealed)
-            .map_err(|source| CutoffError::Pan { txn_id, source })?;
-        let brand = Brand::of_pan(text(r.get_ref(11)?).map(str::as_bytes).unwrap_or(&pan));
-        batch.push(FileRow {
-            txn_id,
-            amount,
-            arn,
-            processing_code,
-            received_at_ms,
-            pos_data_code,
-            approval,
-            terminal,
-            currency: cur,
-            brand,
-            pan,
-        });
-        if batch.len() == FILE_ROWS_PER_BATCH {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(FILE_ROWS_PER_BATCH));
-            if out.send(Ok(full)).is_err() {
-                return Ok(());
-            }
+    let mut items = stmt.query(params![file_row])?;
+    loop {
+        let mut chosen = Vec::with_capacity(FILE_ROWS_PER_BATCH);
+        while chosen.len() < FILE_ROWS_PER_BATCH
+            && let Some(r) = items.next()?
+        {
+            let txn_id: i64 = r.get(0)?;
+            let bad = |what| CutoffError::Row { txn_id, what };
+            let amount = u64::try_from(r.get::<_, i64>(1)?).map_err(|_| bad("amount"))?;
+            let arn = text(r.get_ref(2)?).ok_or(bad("ARN"))?.to_string();
+            chosen.push((txn_id, amount, arn));
+        }
+        if chosen.is_empty() {
+            return Ok(());
+        }
+        let ids: Vec<i64> = chosen.iter().map(|c| c.0).collect();
+        let rows = journal.presentment_rows(&ids, keyring)?;
+        if rows.len() != ids.len() {
+            // The journal answers every id or fails; a short answer would
+            // leave presentments out of a file whose totals still add up.
+            return Err(CutoffError::Row {
+                txn_id: ids[rows.len().min(ids.len() - 1)],
+                what: "journal row",
+            });
+        }
+        let batch = chosen
+            .into_iter()
+            .zip(rows)
+            .map(|((_, amount, arn), row)| file_row_of(row, amount, arn))
+            .collect::<Result<Vec<_>, _>>()?;
+        if out.send(Ok(batch)).is_err() {
+            return Ok(());
         }
     }
-    if !batch.is_empty() {
-        let _ = out.send(Ok(batch));
-    }
-    Ok(())
+}
+
+/// A presentment's journal data, checked, with the item's amount and ARN.
+fn file_row_of(row: PresentmentRow, amount: u64, arn: String) -> Result<FileRow, CutoffError> {
+    let txn_id = row.txn_id;
+    let bad = |what| CutoffError::Row { txn_id, what };
+    let currency = row
+        .currency
+        .as_deref()
+        .filter(|c| c.len() == 3)
+        .ok_or(bad("currency (DE49)"))?;
+    let mut cur = [0u8; 3];
+    cur.copy_from_slice(currency.as_bytes());
+    let pan = row.pan.ok_or(bad("sealed PAN"))?;
+    let brand = Brand::of_pan(row.pan_masked.as_deref().map_or(&pan[..], str::as_bytes));
+    Ok(FileRow {
+        txn_id,
+        amount,
+        arn,
+        processing_code: row
+            .processing_code
+            .filter(|p| p.len() == 6)
+            .unwrap_or_else(|| "000000".to_string()),
+        received_at_ms: row.received_at_ms,
+        pos_data_code: pos_data_code(row.pos_entry_mode.as_deref().map(str::as_bytes)),
+        approval: row.approval_code.unwrap_or_default(),
+        terminal: terminal_key(row.terminal_id.as_deref().unwrap_or("").as_bytes()),
+        currency: cur,
+        brand,
+        pan,
+    })
 }
 
 fn pad_right(text: &str, width: usize) -> String {
