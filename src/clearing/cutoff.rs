@@ -245,7 +245,14 @@ pub fn run(cfg: &CutoffConfig, keyring: &Keyring) -> Result<CutoffReport, Cutoff
         report.files.push(outcome);
     }
     let day_end_ms = (days_from_civil(y, m, d) + 1) * 86_400_000;
-    let chosen = choose(&mut conn, &*journal, cfg, (y, m, d), day_end_ms, &mut report)?;
+    let chosen = choose(
+        &mut conn,
+        &*journal,
+        cfg,
+        (y, m, d),
+        day_end_ms,
+        &mut report,
+    )?;
     report.choose_ms = started.elapsed().as_millis();
     let written = std::time::Instant::now();
     if let Some(file_row) = chosen {

@@ -53,12 +53,11 @@ pub fn insert_rows<'a>(
     rows: impl IntoIterator<Item = SeedRow<'a>>,
 ) -> Result<usize, JournalError> {
     let mut store = open_store(db, keyring.clone())?;
-    let mut id = store.recover()?.next_txn_id;
+    let first = store.recover()?.next_txn_id;
     let mut n = 0;
     let mut group = Vec::with_capacity(2 * ROWS_PER_GROUP);
-    for r in rows {
+    for (id, r) in (first..).zip(rows) {
         group.extend(records(id, &r));
-        id += 1;
         n += 1;
         if group.len() >= 2 * ROWS_PER_GROUP {
             store.append(&group)?;
@@ -104,7 +103,10 @@ fn records(id: u64, r: &SeedRow<'_>) -> [Record; 2] {
         response_at_ms: Some(r.received_at_ms),
         sent_at_ms: Some(r.received_at_ms),
     };
-    [Record::Accepted(Box::new(accepted)), Record::Answered(answered)]
+    [
+        Record::Accepted(Box::new(accepted)),
+        Record::Answered(answered),
+    ]
 }
 
 /// A registry of `merchants` merchants with `terminals_each` terminals

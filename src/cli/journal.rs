@@ -272,7 +272,7 @@ fn export(
     write_header(format, out).map_err(input)?;
     let count = journal
         .for_each(f, &mut |t| write_row(&t, format, out))
-       .map_err(input)?;
+        .map_err(input)?;
     out.flush().map_err(input)?;
     Ok(count)
 }

@@ -8,7 +8,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::capture_rows::{CaptureRows, CaptureRow, PresentmentRow};
+use super::capture_rows::{CaptureRow, CaptureRows, PresentmentRow};
 use super::crypto::Keyring;
 use super::requeue::Requeue;
 use super::store::JournalError;

@@ -229,7 +229,11 @@ mod tests {
         assert_eq!(crate::journal::sqlite::lookup::watermark(&conn).unwrap(), 1);
         let sql = format!(
             "SELECT id FROM transactions WHERE {} AND stan = '000001'",
-            crate::journal::sqlite::lookup::matching(crate::journal::sqlite::lookup::BY_TERMINAL, "= 'T1'", 1)
+            crate::journal::sqlite::lookup::matching(
+                crate::journal::sqlite::lookup::BY_TERMINAL,
+                "= 'T1'",
+                1
+            )
         );
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))

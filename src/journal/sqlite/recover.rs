@@ -14,16 +14,15 @@ pub(super) fn recover(conn: &Connection, keys: &Keyring) -> Result<Recovery, Jou
     // Requests never forwarded whose answer was not recorded: an
     // advice was acknowledged once durably queued (so it was), and
     // anything else reached no issuer, so there is nothing to undo.
-    conn
-        .execute_batch(
-            "UPDATE transactions SET state = 'answered', outcome = 'advice_acked',
+    conn.execute_batch(
+        "UPDATE transactions SET state = 'answered', outcome = 'advice_acked',
                response_code = COALESCE(response_code, '00')
              WHERE state = 'received'
                AND id IN (SELECT txn_id FROM saf WHERE kind = 'acquirer_advice');
              UPDATE transactions SET state = 'abandoned', outcome = COALESCE(outcome, 'unknown')
              WHERE state = 'received';",
-        )
-        .map_err(JournalError::sql("closing requests never forwarded"))?;
+    )
+    .map_err(JournalError::sql("closing requests never forwarded"))?;
     let max = |sql: &str| -> Result<u64, JournalError> {
         let v: Option<i64> = conn
             .query_row(sql, [], |r| r.get(0))

@@ -142,7 +142,10 @@ pub(super) fn for_each(
 
 /// One transaction and its life: received, forwarded, answered, events,
 /// store-and-forward entries, in time order.
-pub(super) fn life(conn: &Connection, id: i64) -> Result<Option<(TxnView, Vec<LifeEvent>)>, JournalError> {
+pub(super) fn life(
+    conn: &Connection,
+    id: i64,
+) -> Result<Option<(TxnView, Vec<LifeEvent>)>, JournalError> {
     let txn = conn.query_row(
         &format!("SELECT {COLUMNS} FROM transactions WHERE id = ?1"),
         [id],
@@ -252,4 +255,3 @@ pub(super) fn life(conn: &Connection, id: i64) -> Result<Option<(TxnView, Vec<Li
     steps.sort_by_key(|(at, rank, _)| (*at, *rank));
     Ok(Some((txn, steps.into_iter().map(|(_, _, e)| e).collect())))
 }
-
