@@ -4,6 +4,7 @@ use super::*;
 use zeroize::Zeroizing;
 
 use crate::journal::crypto::CryptoError;
+use crate::journal::query::JournalQueries;
 use crate::journal::record::{Accepted, Answered, Forwarded, SafQueued};
 
 fn keys(id: &str, byte: u8) -> Arc<Keyring> {
@@ -226,4 +227,62 @@ fn recovery_finds_open_requests_and_pending_entries_across_key_rotation() {
         assert!(!bytes.windows(16).any(|w| w == b"4761739001010119"));
     }
     std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Clearing's reads: capture's requests in id order until the callback
+/// stops, presentment rows in the order asked with the PAN opened, and
+/// typed refusals for a missing row, a wrong key and a missing journal.
+#[test]
+fn the_reader_hands_clearing_its_rows_and_refuses_what_it_cannot() {
+    use crate::journal::capture_rows::CaptureRows;
+    use std::ops::ControlFlow;
+    let dir = fresh_dir("reader");
+    let path = dir.join("j.db");
+    let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
+    j.append(&[accepted(1, true), answered(1), accepted(2, false)])
+        .unwrap();
+    let r = SqliteReader::open(&path, false).unwrap();
+    let rows = r.presentment_rows(&[2, 1], &keys("k1", 1)).unwrap();
+    let ids: Vec<i64> = rows.iter().map(|p| p.txn_id).collect();
+    assert_eq!(ids, [2, 1]);
+    assert_eq!(
+        rows[1].pan.as_ref().map(|p| p.to_vec()),
+        Some(b"4761739001010119".to_vec())
+    );
+    assert_eq!(rows[1].pan_masked.as_deref(), Some("476173******0119"));
+    assert!(matches!(
+        r.presentment_rows(&[1, 3], &keys("k1", 1)),
+        Err(JournalError::NoTransaction(3))
+    ));
+    assert!(matches!(
+        r.presentment_rows(&[1], &keys("k1", 9)),
+        Err(JournalError::SealedPan { txn_id: 1, .. })
+    ));
+    let mut seen = Vec::new();
+    let before = CaptureRows::ReceivedBefore { before_ms: 2 };
+    let count = r
+        .for_each_capture_row(before, &mut |c| {
+            seen.push((c.id, c.request_mti.to_vec(), c.outcome.map(<[u8]>::to_vec)));
+            ControlFlow::Continue(())
+        })
+        .unwrap();
+    assert_eq!(count, 2);
+    assert_eq!(seen[0], (1, b"0100".to_vec(), Some(b"approved".to_vec())));
+    assert_eq!(seen[1], (2, b"0100".to_vec(), None));
+    let first_only = r
+        .for_each_capture_row(before, &mut |_| ControlFlow::Break(()))
+        .unwrap();
+    assert_eq!(first_only, 1);
+    let none = CaptureRows::ReceivedBefore { before_ms: 1 };
+    assert_eq!(
+        r.for_each_capture_row(none, &mut |_| ControlFlow::Continue(()))
+            .unwrap(),
+        0
+    );
+    assert!(matches!(
+        SqliteReader::open(&dir.join("none.db"), false),
+        Err(JournalError::NotFound { .. })
+    ));
+    drop((r, j));
+    let _ = std::fs::remove_dir_all(&dir);
 }
