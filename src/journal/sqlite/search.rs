@@ -156,33 +156,49 @@ pub(super) fn life(
         Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
         Err(e) => return Err(JournalError::sql("reading a transaction")(e)),
     };
-    // (time, rank, event): the rank orders steps within one millisecond
-    // the way they happen.
-    let mut steps: Vec<(i64, u8, LifeEvent)> = Vec::new();
-    let mut step = |at: Option<i64>, rank: u8, what: String, detail: String| {
+    let mut steps = Steps::default();
+    own_steps(conn, &txn, &mut steps)?;
+    event_steps(conn, id, &mut steps)?;
+    queue_steps(conn, id, &mut steps)?;
+    let mut steps = steps.0;
+    steps.sort_by_key(|(at, rank, _)| (*at, *rank));
+    Ok(Some((txn, steps.into_iter().map(|(_, _, e)| e).collect())))
+}
+
+/// (time, rank, event): the rank orders steps within one millisecond the
+/// way they happen.
+#[derive(Default)]
+struct Steps(Vec<(i64, u8, LifeEvent)>);
+
+impl Steps {
+    fn add(&mut self, at: Option<i64>, rank: u8, what: String, detail: String) {
         if let Some(at) = at {
             let event = LifeEvent {
                 at: utc_text(at),
                 what,
                 detail,
             };
-            steps.push((at, rank, event));
+            self.0.push((at, rank, event));
         }
-    };
+    }
+}
+
+/// Received, forwarded, answered, sent: the transaction's own times.
+fn own_steps(conn: &Connection, txn: &TxnView, steps: &mut Steps) -> Result<(), JournalError> {
     let times: (i64, Option<i64>, Option<i64>, Option<i64>) = conn
         .query_row(
             "SELECT received_at_ms, forwarded_at_ms, response_at_ms, sent_at_ms FROM transactions WHERE id = ?1",
-            [id],
+            [txn.id],
             |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
         )
         .map_err(JournalError::sql("reading a transaction"))?;
-    step(
+    steps.add(
         Some(times.0),
         0,
         "request received".into(),
         format!("{} from {}", txn.mti, txn.acquirer),
     );
-    step(
+    steps.add(
         times.1,
         1,
         "forwarded".into(),
@@ -192,8 +208,8 @@ pub(super) fn life(
             txn.issuer_stan.as_deref().unwrap_or("-")
         ),
     );
-    step(times.2, 2, "response received".into(), String::new());
-    step(
+    steps.add(times.2, 2, "response received".into(), String::new());
+    steps.add(
         times.3,
         5,
         "response sent".into(),
@@ -203,6 +219,10 @@ pub(super) fn life(
             txn.outcome.as_deref().unwrap_or("-")
         ),
     );
+    Ok(())
+}
+
+fn event_steps(conn: &Connection, id: i64, steps: &mut Steps) -> Result<(), JournalError> {
     let mut stmt = conn
         .prepare("SELECT at_ms, kind, COALESCE(detail, '') FROM events WHERE txn_id = ?1")
         .map_err(JournalError::sql("reading events"))?;
@@ -211,8 +231,13 @@ pub(super) fn life(
         .and_then(|rows| rows.collect())
         .map_err(JournalError::sql("reading events"))?;
     for (at, kind, detail) in events {
-        step(Some(at), 3, kind.replace('_', " "), detail);
+        steps.add(Some(at), 3, kind.replace('_', " "), detail);
     }
+    Ok(())
+}
+
+/// Each store-and-forward entry: queued, then acknowledged or given up.
+fn queue_steps(conn: &Connection, id: i64, steps: &mut Steps) -> Result<(), JournalError> {
     let mut stmt = conn
         .prepare("SELECT id, kind, issuer, queued_at_ms, attempts, state, done_at_ms FROM saf WHERE txn_id = ?1")
         .map_err(JournalError::sql("reading the queue"))?;
@@ -234,7 +259,7 @@ pub(super) fn life(
         .map_err(JournalError::sql("reading the queue"))?;
     for (saf_id, kind, issuer, queued_at, attempts, state, done_at) in queued {
         let what = kind.replace('_', " ");
-        step(
+        steps.add(
             Some(queued_at),
             4,
             format!("{what} queued"),
@@ -245,13 +270,12 @@ pub(super) fn life(
             "given_up" => "given up",
             _ => continue,
         };
-        step(
+        steps.add(
             done_at,
             6,
             format!("{what} {ended}"),
             format!("after {attempts} attempts"),
         );
     }
-    steps.sort_by_key(|(at, rank, _)| (*at, *rank));
-    Ok(Some((txn, steps.into_iter().map(|(_, _, e)| e).collect())))
+    Ok(())
 }
