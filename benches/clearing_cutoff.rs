@@ -29,14 +29,16 @@ fn main() {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("bench dir");
     let db = dir.join("journal.db");
-    let keyring = Keyring::from_env_value(&format!("k1:{}", "5a".repeat(32))).expect("key");
+    let keyring = std::sync::Arc::new(
+        Keyring::from_env_value(&format!("k1:{}", "5a".repeat(32))).expect("key"),
+    );
 
     let t = Instant::now();
     let mut conn = cutoff::open_db(&db).expect("db");
     let registry = seed::registry(1_000, 4);
     registry.store(&mut conn).expect("registry");
     let day = day_start_ms(DATE).expect("date");
-    let sum = seed::approved_purchases(&mut conn, &keyring, &registry, rows, day).expect("seed");
+    let sum = seed::approved_purchases(&db, &keyring, &registry, rows, day).expect("seed");
     drop(conn);
     println!(
         "seeded {rows} approved purchases in {:.1} s (not timed below)",

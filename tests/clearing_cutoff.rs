@@ -26,8 +26,8 @@ const DATE: &str = "2026-11-23";
 /// 2026-11-23 00:00 UTC.
 const DAY_MS: i64 = 20_780 * 86_400_000;
 
-fn keyring() -> Keyring {
-    Keyring::from_env_value(KEY).unwrap()
+fn keyring() -> std::sync::Arc<Keyring> {
+    std::sync::Arc::new(Keyring::from_env_value(KEY).unwrap())
 }
 
 fn cli(args: &[&str]) -> (i32, String, String) {
@@ -139,7 +139,7 @@ fn presentments(recs: &[Value]) -> Vec<(String, u64, String, String)> {
 fn captures_by_the_rules_clears_once_and_settles_to_the_file() {
     let dir = temp_dir("clearing-cutoff-rules");
     let out = dir.join("out");
-    let (db, mut conn) = new_db(&dir);
+    let (db, _conn) = new_db(&dir);
     let mc = test_pan("545400", 1);
     let visa = test_pan("476173", 2);
     let other = test_pan("601100", 3);
@@ -193,7 +193,7 @@ fn captures_by_the_rules_clears_once_and_settles_to_the_file() {
             ..row("TERM0001", "0200", 777, 13, &mc)
         }, // next business day
     ];
-    insert_rows(&mut conn, &k, rows).unwrap();
+    insert_rows(&db, &k, rows).unwrap();
 
     let (code, stdout, err) = cutoff(&db, &out, &[]);
     assert_eq!(code, 0, "{err}");
@@ -290,7 +290,7 @@ fn captures_by_the_rules_clears_once_and_settles_to_the_file() {
             ..row("TERM0001", "0400", 10_000, 15, &mc)
         },
     ];
-    insert_rows(&mut conn, &k, late).unwrap();
+    insert_rows(&db, &k, late).unwrap();
     let (code, _, err) = cutoff(&db, &out, &[]);
     assert_eq!(code, 0, "{err}");
     let files = ipm_files(&out);
@@ -327,10 +327,10 @@ fn captures_by_the_rules_clears_once_and_settles_to_the_file() {
 fn unregistered_terminals_stop_the_cutoff_before_anything_is_cleared() {
     let dir = temp_dir("clearing-cutoff-unregistered");
     let out = dir.join("out");
-    let (db, mut conn) = new_db(&dir);
+    let (db, conn) = new_db(&dir);
     let pan = test_pan("545400", 9);
     insert_rows(
-        &mut conn,
+        &db,
         &keyring(),
         [
             row("TERM0001", "0200", 100, 1, &pan),
@@ -352,7 +352,7 @@ fn unregistered_terminals_stop_the_cutoff_before_anything_is_cleared() {
 }
 
 /// Seeds `n` approved purchases over the fixture's terminals; returns them as (pan, amount).
-fn seed_many(conn: &mut Connection, n: u32) -> Vec<(String, u64)> {
+fn seed_many(db: &Path, n: u32) -> Vec<(String, u64)> {
     let terminals = ["TERM0001", "TERM0002", "TERM0003"];
     let pans: Vec<String> = (0..n).map(|i| test_pan("545400", u64::from(i))).collect();
     let rows: Vec<SeedRow> = (0..n)
@@ -367,7 +367,7 @@ fn seed_many(conn: &mut Connection, n: u32) -> Vec<(String, u64)> {
             )
         })
         .collect();
-    insert_rows(conn, &keyring(), rows).unwrap();
+    insert_rows(db, &keyring(), rows).unwrap();
     pans.into_iter()
         .zip((0..n).map(|i| 100 + u64::from(i)))
         .collect()
@@ -427,8 +427,8 @@ fn assert_exactly_once(out: &Path, seeded: &[(String, u64)]) {
 fn killed_before_the_commit_clears_nothing_and_the_rerun_clears_all_once() {
     let dir = temp_dir("clearing-kill-commit");
     let out = dir.join("out");
-    let (db, mut conn) = new_db(&dir);
-    let seeded = seed_many(&mut conn, 3_000);
+    let (db, conn) = new_db(&dir);
+    let seeded = seed_many(&db, 3_000);
     kill_at(&db, &out, "before_commit");
     let items: i64 = conn
         .query_row("SELECT COUNT(*) FROM clearing_items", [], |r| r.get(0))
@@ -447,8 +447,8 @@ fn killed_before_the_commit_clears_nothing_and_the_rerun_clears_all_once() {
 fn killed_before_the_rename_the_rerun_writes_the_chosen_file_and_nothing_else() {
     let dir = temp_dir("clearing-kill-rename");
     let out = dir.join("out");
-    let (db, mut conn) = new_db(&dir);
-    let seeded = seed_many(&mut conn, 3_000);
+    let (db, conn) = new_db(&dir);
+    let seeded = seed_many(&db, 3_000);
     kill_at(&db, &out, "before_rename");
     let state: String = conn
         .query_row("SELECT state FROM clearing_files", [], |r| r.get(0))
@@ -462,7 +462,7 @@ fn killed_before_the_rename_the_rerun_writes_the_chosen_file_and_nothing_else() 
     let more: Vec<(String, u64)> = {
         let pan = test_pan("222100", 77);
         insert_rows(
-            &mut conn,
+            &db,
             &keyring(),
             [row("TERM0001", "0200", 4_242, 9_999, &pan)],
         )
@@ -487,7 +487,7 @@ fn killed_before_the_rename_the_rerun_writes_the_chosen_file_and_nothing_else() 
 fn killed_at_random_moments_then_rerun_clears_each_transaction_exactly_once() {
     let dir = temp_dir("clearing-kill-random");
     let out = dir.join("out");
-    let (db, mut conn) = new_db(&dir);
+    let (db, _conn) = new_db(&dir);
     let mut seeded = Vec::new();
     for round in 0..4u32 {
         let pans: Vec<String> = (0..2_000)
@@ -505,7 +505,7 @@ fn killed_at_random_moments_then_rerun_clears_each_transaction_exactly_once() {
                 )
             })
             .collect();
-        insert_rows(&mut conn, &keyring(), rows).unwrap();
+        insert_rows(&db, &keyring(), rows).unwrap();
         seeded.extend(pans.into_iter().zip((0..2_000u64).map(|i| 1 + i)));
         let mut child = Command::new(BIN)
             .args([

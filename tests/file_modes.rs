@@ -106,8 +106,8 @@ fn journal(dir: &Path) -> PathBuf {
         response_code: "00",
         ..SeedRow::default()
     });
-    let keys = Keyring::from_env_value(KEY).expect("key");
-    insert_rows(&mut conn, &keys, rows).expect("seed");
+    let keys = std::sync::Arc::new(Keyring::from_env_value(KEY).expect("key"));
+    insert_rows(&db, &keys, rows).expect("seed");
     db
 }
 

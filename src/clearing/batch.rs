@@ -7,14 +7,16 @@
 //! Either way the batch is closed: the journal, not the terminal, is what
 //! gets cleared. Also the `AcquirerRules` the switch consults.
 
+use std::ops::ControlFlow;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::capture::{self, CAPTURE_MTIS_SQL, JournalRow, ROW_COLUMNS};
+use super::capture::{self, JournalRow};
 use super::registry::{self, RegistryError, Snapshot};
-use crate::journal::lookup;
+use crate::journal::capture_rows::CaptureRows;
+use crate::journal::{JournalError, JournalQueries};
 use crate::message::Message;
 use crate::message::sensitive::NEVER_ECHOED;
 use crate::switch::hooks::{AcquirerRules, Admission};
@@ -110,13 +112,20 @@ pub enum BatchError {
     NoTerminal,
     #[error("database: {0}")]
     Sqlite(#[from] rusqlite::Error),
+    #[error(transparent)]
+    Journal(#[from] JournalError),
     #[error("0510: {0}")]
     Build(#[from] crate::message::MessageError),
 }
 
-/// The host's totals of `terminal` since its last close, and the last
-/// journal row they cover.
-pub fn host_totals(conn: &Connection, terminal: &str) -> Result<(BatchTotals, i64), BatchError> {
+/// The host's totals of `terminal` since its last close (in `conn`,
+/// clearing's own `terminal_batches`), counted from the journal, and the
+/// last journal row they cover.
+pub fn host_totals(
+    conn: &Connection,
+    journal: &dyn JournalQueries,
+    terminal: &str,
+) -> Result<(BatchTotals, i64), BatchError> {
     let trimmed = terminal.trim_end();
     let after: i64 = conn
         .query_row(
@@ -127,37 +136,32 @@ pub fn host_totals(conn: &Connection, terminal: &str) -> Result<(BatchTotals, i6
         .optional()?
         .flatten()
         .unwrap_or(0);
-    let of_terminal =
-        lookup::matching(lookup::BY_TERMINAL, "IN (?1, ?2)", lookup::watermark(conn)?);
-    let up_to: i64 = conn.query_row(
-        &format!(
-            "SELECT COALESCE(MAX(id), ?3) FROM transactions
-             WHERE {of_terminal} AND id > ?3 AND request_mti NOT LIKE '05%'"
-        ),
-        params![terminal, trimmed, after],
-        |r| r.get(0),
-    )?;
-    let sql = format!(
-        "SELECT {ROW_COLUMNS} FROM transactions t
-         WHERE {of_terminal} AND t.id > ?3 AND t.id <= ?4 AND t.request_mti IN {CAPTURE_MTIS_SQL}
-         ORDER BY t.id"
-    );
-    let mut stmt = conn.prepare(&sql)?;
-    let rows = stmt
-        .query_map(params![terminal, trimmed, after, up_to], |r| {
-            JournalRow::from_sql(r, 0)
-        })?
-        .collect::<Result<Vec<_>, _>>()?;
+    let up_to = journal.last_of_terminal(terminal, after)?;
+    let mut rows = Vec::new();
+    let of_terminal = CaptureRows::OfTerminal {
+        terminal,
+        after_id: after,
+        through_id: up_to,
+    };
+    journal.for_each_capture_row(of_terminal, &mut |r| {
+        rows.push(JournalRow::from_journal(r));
+        ControlFlow::Continue(())
+    })?;
     Ok((BatchTotals::from_capture(&capture::derive(rows)), up_to))
 }
 
 /// Answers a 0500 and records the close.
-pub fn reconcile(conn: &Connection, request: &Message, now_ms: i64) -> Result<Message, BatchError> {
+pub fn reconcile(
+    conn: &Connection,
+    journal: &dyn JournalQueries,
+    request: &Message,
+    now_ms: i64,
+) -> Result<Message, BatchError> {
     let terminal = request
         .get_str(41)
         .ok_or(BatchError::NoTerminal)?
         .to_string();
-    let (host, up_to) = host_totals(conn, &terminal)?;
+    let (host, up_to) = host_totals(conn, journal, &terminal)?;
     let sent = BatchTotals::from_message(request);
     let in_balance = host == sent;
     let mut out = Message::new(request.mti().response().unwrap_or(request.mti()));
@@ -182,11 +186,12 @@ pub fn reconcile(conn: &Connection, request: &Message, now_ms: i64) -> Result<Me
     Ok(out)
 }
 
-/// The acquirer's rules, backed by the journal's database: the registry
-/// snapshot for admission, the journal for batch close.
+/// The acquirer's rules: the registry snapshot for admission, the journal
+/// (read through its queries) and clearing's own tables for batch close.
 pub struct ClearingRules {
     snapshot: RwLock<Arc<Snapshot>>,
     conn: Mutex<Connection>,
+    journal: Mutex<Box<dyn JournalQueries>>,
     /// The registry version the snapshot was read at.
     version: std::sync::atomic::AtomicI64,
 }
@@ -196,13 +201,17 @@ pub const REGISTRY_POLL_MS: u64 = 500;
 
 impl ClearingRules {
     /// Loads the registry from `conn` (already migrated) and keeps `conn`
-    /// for batch close.
-    pub fn new(conn: Connection) -> Result<ClearingRules, RegistryError> {
+    /// and `journal` for batch close.
+    pub fn new(
+        conn: Connection,
+        journal: Box<dyn JournalQueries>,
+    ) -> Result<ClearingRules, RegistryError> {
         let version = registry::version(&conn)?;
         let snapshot = Snapshot::load(&conn)?;
         Ok(ClearingRules {
             snapshot: RwLock::new(Arc::new(snapshot)),
             conn: Mutex::new(conn),
+            journal: Mutex::new(journal),
             version: std::sync::atomic::AtomicI64::new(version),
         })
     }
@@ -252,10 +261,11 @@ impl AcquirerRules for ClearingRules {
 
     fn reconcile(&self, request: &Message) -> Option<Message> {
         let conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let journal = self.journal.lock().unwrap_or_else(|p| p.into_inner());
         let now_ms = SystemTime::now()
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as i64);
-        match reconcile(&conn, request, now_ms) {
+        match reconcile(&conn, &**journal, request, now_ms) {
             Ok(answer) => Some(answer),
             Err(e) => {
                 tracing::warn!("batch close refused: {e}");
@@ -273,8 +283,8 @@ mod tests {
     use crate::journal::crypto::Keyring;
     use crate::message::Mti;
 
-    fn keyring() -> Keyring {
-        Keyring::from_env_value(&format!("k1:{}", hex::encode([3u8; 32]))).unwrap()
+    fn keyring() -> Arc<Keyring> {
+        Arc::new(Keyring::from_env_value(&format!("k1:{}", hex::encode([3u8; 32]))).unwrap())
     }
 
     fn row<'a>(mti: &'a str, pc: &'a str, amount: u64, stan: u32, pan: &'a str) -> SeedRow<'a> {
@@ -323,7 +333,11 @@ mod tests {
 
     #[test]
     fn batch_close_in_balance_then_out_of_balance() {
-        let mut conn = Connection::open_in_memory().unwrap();
+        let dir = std::env::temp_dir().join(format!("cardswitch-batch-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let db = dir.join("j.db");
+        let mut conn = Connection::open(&db).unwrap();
         migrate_all(&mut conn).unwrap();
         let k = keyring();
         let pan = test_pan("545400", 1);
@@ -343,8 +357,9 @@ mod tests {
                 ..row("0200", "000000", 9999, 5, &pan)
             },
         ];
-        insert_rows(&mut conn, &k, rows).unwrap();
-        let answer = reconcile(&conn, &close(2, 3000, 1, 500, 1, 300), 5).unwrap();
+        insert_rows(&db, &k, rows).unwrap();
+        let journal = crate::journal::open_queries(&db, crate::journal::Access::ReadOnly).unwrap();
+        let answer = reconcile(&conn, &*journal, &close(2, 3000, 1, 500, 1, 300), 5).unwrap();
         assert_eq!(answer.mti().as_str(), "0510");
         assert_eq!(answer.get_str(39), Some("00"));
         assert_eq!(answer.get_str(66), Some("1"));
@@ -352,8 +367,8 @@ mod tests {
         assert_eq!(answer.get_str(97), Some("C0000000000002200"));
         assert_eq!(answer.get_str(41), Some("TERM0001"));
         // The next batch starts after the close: one new sale, the terminal claims two.
-        insert_rows(&mut conn, &k, [row("0200", "000000", 700, 6, &pan)]).unwrap();
-        let answer = reconcile(&conn, &close(2, 1400, 0, 0, 0, 0), 6).unwrap();
+        insert_rows(&db, &k, [row("0200", "000000", 700, 6, &pan)]).unwrap();
+        let answer = reconcile(&conn, &*journal, &close(2, 1400, 0, 0, 0, 0), 6).unwrap();
         assert_eq!(answer.get_str(39), Some("95"));
         assert_eq!(answer.get_str(66), Some("2"));
         assert_eq!(answer.get_u64(76), Some(1));

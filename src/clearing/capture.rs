@@ -9,11 +9,7 @@
 
 use std::collections::HashMap;
 
-use rusqlite::types::ValueRef;
-
-/// The request MTIs capture looks at.
-pub const CAPTURE_MTIS_SQL: &str =
-    "('0100','0101','0200','0201','0220','0221','0400','0401','0420','0421')";
+use crate::journal::capture_rows::CaptureRow;
 
 /// What a journal row is to capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -50,17 +46,6 @@ pub struct JournalRow {
     pub refused: bool,
 }
 
-/// The SELECT list that [`JournalRow::from_sql`] reads, in order.
-pub const ROW_COLUMNS: &str = "t.id, t.request_mti, t.processing_code, t.amount_minor, t.stan, t.rrn, \
-     t.terminal_id, t.original_data, t.replacement_amount, t.outcome, t.response_code";
-
-fn text(v: ValueRef<'_>) -> Option<&[u8]> {
-    match v {
-        ValueRef::Text(t) => Some(t),
-        _ => None,
-    }
-}
-
 fn digits(v: &[u8]) -> Option<u32> {
     (!v.is_empty() && v.len() <= 9 && v.iter().all(u8::is_ascii_digit))
         .then(|| v.iter().fold(0u32, |a, d| a * 10 + u32::from(d - b'0')))
@@ -74,10 +59,10 @@ fn fixed<const N: usize>(v: &[u8]) -> [u8; N] {
 }
 
 impl JournalRow {
-    /// Reads the columns of [`ROW_COLUMNS`] starting at column `at`.
-    pub fn from_sql(row: &rusqlite::Row<'_>, at: usize) -> rusqlite::Result<JournalRow> {
-        let id: i64 = row.get(at)?;
-        let mti = text(row.get_ref(at + 1)?).unwrap_or_default();
+    /// What capture makes of a request as the journal read it.
+    pub fn from_journal(row: &CaptureRow<'_>) -> JournalRow {
+        let id = row.id;
+        let mti = row.request_mti;
         let (kind, repeat) = match mti {
             b"0100" => (Kind::PreAuth, false),
             b"0101" => (Kind::PreAuth, true),
@@ -89,25 +74,21 @@ impl JournalRow {
             b"0401" | b"0421" => (Kind::Reversal, true),
             _ => (Kind::Other, false),
         };
-        let credit = text(row.get_ref(at + 2)?).is_some_and(|p| p.starts_with(b"20"));
-        let amount_minor = row
-            .get::<_, Option<i64>>(at + 3)?
-            .and_then(|a| u64::try_from(a).ok());
-        let stan = text(row.get_ref(at + 4)?).and_then(digits);
-        let rrn = text(row.get_ref(at + 5)?).map(fixed::<12>);
-        let terminal = fixed::<8>(text(row.get_ref(at + 6)?).unwrap_or_default());
-        let original = text(row.get_ref(at + 7)?).and_then(|o| {
+        let credit = row.processing_code.is_some_and(|p| p.starts_with(b"20"));
+        let amount_minor = row.amount_minor.and_then(|a| u64::try_from(a).ok());
+        let stan = row.stan.and_then(digits);
+        let rrn = row.rrn.map(fixed::<12>);
+        let terminal = fixed::<8>(row.terminal_id.unwrap_or_default());
+        let original = row.original_data.and_then(|o| {
             let class = *o.get(1)?;
             Some((class, digits(o.get(4..10)?)?))
         });
-        let replacement_minor = row
-            .get::<_, Option<i64>>(at + 8)?
-            .and_then(|a| u64::try_from(a).ok());
-        let outcome = text(row.get_ref(at + 9)?).unwrap_or_default();
-        let code = text(row.get_ref(at + 10)?).unwrap_or_default();
+        let replacement_minor = row.replacement_amount.and_then(|a| u64::try_from(a).ok());
+        let outcome = row.outcome.unwrap_or_default();
+        let code = row.response_code.unwrap_or_default();
         let approved = outcome == b"approved" || (outcome == b"stand_in" && code == b"00");
         let refused = outcome == b"declined" || outcome == b"rejected";
-        Ok(JournalRow {
+        JournalRow {
             id,
             kind,
             repeat,
@@ -120,7 +101,7 @@ impl JournalRow {
             replacement_minor,
             approved,
             refused,
-        })
+        }
     }
 }
 

@@ -1,12 +1,18 @@
 //! Synthetic journal rows and a matching registry, for the cut-off bench,
-//! the tests and demonstrations: rows as the switch's journal writer fills
-//! them (PAN sealed, masked and hashed), all test card numbers.
+//! the tests and demonstrations: records appended through the journal's
+//! store as the switch's writer appends them (the store seals, masks and
+//! hashes the PAN), all test card numbers.
 
-use rusqlite::{Connection, params};
+use std::path::Path;
+use std::sync::Arc;
+
+use zeroize::Zeroizing;
 
 use super::registry::{Fee, MerchantEntry, RegistryFile};
 use crate::journal::crypto::Keyring;
-use crate::message::sensitive::{luhn_check_digit, mask_pan};
+use crate::journal::record::{Accepted, Answered, Record};
+use crate::journal::{JournalError, open_store};
+use crate::message::sensitive::luhn_check_digit;
 
 /// One journal row to insert; `None` columns stay NULL.
 #[derive(Debug, Clone, Default)]
@@ -23,7 +29,7 @@ pub struct SeedRow<'a> {
     pub pan: &'a str,
     pub original_data: Option<String>,
     pub replacement_minor: Option<u64>,
-    pub outcome: &'a str,
+    pub outcome: &'static str,
     pub response_code: &'a str,
 }
 
@@ -34,51 +40,73 @@ pub fn test_pan(bin: &str, serial: u64) -> String {
     format!("{body}{}", char::from(check))
 }
 
-/// Inserts rows in one transaction (ids follow insertion order).
+/// Journal rows appended per group (one commit each).
+const ROWS_PER_GROUP: usize = 4_096;
+
+/// Appends rows to the journal at `db` through its store, as the switch's
+/// writer would (PAN sealed, hashed and masked by the store), with ids
+/// following the journal's last. The journal must not be in use by a
+/// running switch (it numbers requests itself).
 pub fn insert_rows<'a>(
-    conn: &mut Connection,
-    keyring: &Keyring,
+    db: &Path,
+    keyring: &Arc<Keyring>,
     rows: impl IntoIterator<Item = SeedRow<'a>>,
-) -> rusqlite::Result<usize> {
-    let tx = conn.transaction()?;
+) -> Result<usize, JournalError> {
+    let mut store = open_store(db, keyring.clone())?;
+    let first = store.recover()?.next_txn_id;
     let mut n = 0;
-    {
-        let mut stmt = tx.prepare(
-            "INSERT INTO transactions (received_at_ms, acquirer, request_mti, processing_code, amount_minor, stan,
-                local_time, local_date, mcc, pos_entry_mode, rrn, terminal_id, merchant_id, currency, original_data,
-                replacement_amount, pan_key_id, pan_sealed, pan_hmac, pan_masked, response_code, approval_code,
-                outcome, state)
-             VALUES (?1, 'seed', ?2, ?3, ?4, ?5, '120000', '1123', '5411', '051', ?6, ?7, ?8, ?9, ?10, ?11,
-                ?12, ?13, ?14, ?15, ?16, ?17, ?18, 'answered')",
-        )?;
-        for r in rows {
-            let sealed = keyring.seal(b"pan", r.pan.as_bytes());
-            let approval = (r.response_code == "00").then(|| format!("A{:05}", r.stan % 100_000));
-            stmt.execute(params![
-                r.received_at_ms,
-                r.request_mti,
-                r.processing_code,
-                r.amount_minor as i64,
-                format!("{:06}", r.stan),
-                r.rrn,
-                r.terminal_id,
-                r.merchant_id,
-                r.currency,
-                r.original_data,
-                r.replacement_minor.map(|v| v as i64),
-                sealed.key_id,
-                sealed.blob,
-                &keyring.pan_hash(r.pan.as_bytes())[..],
-                mask_pan(r.pan.as_bytes()),
-                r.response_code,
-                approval,
-                r.outcome,
-            ])?;
-            n += 1;
+    let mut group = Vec::with_capacity(2 * ROWS_PER_GROUP);
+    for (id, r) in (first..).zip(rows) {
+        group.extend(records(id, &r));
+        n += 1;
+        if group.len() >= 2 * ROWS_PER_GROUP {
+            store.append(&group)?;
+            group.clear();
         }
     }
-    tx.commit()?;
+    if !group.is_empty() {
+        store.append(&group)?;
+    }
     Ok(n)
+}
+
+/// A seed row as the records the switch journals: accepted, then answered.
+fn records(id: u64, r: &SeedRow<'_>) -> [Record; 2] {
+    let text = |v: &str| Some(v.to_string());
+    let accepted = Accepted {
+        id,
+        received_at_ms: r.received_at_ms,
+        acquirer: "seed".into(),
+        request_mti: r.request_mti.into(),
+        processing_code: text(r.processing_code),
+        amount_minor: Some(r.amount_minor as i64),
+        stan: Some(format!("{:06}", r.stan)),
+        local_time: text("120000"),
+        local_date: text("1123"),
+        mcc: text("5411"),
+        pos_entry_mode: text("051"),
+        rrn: r.rrn.clone(),
+        terminal_id: text(r.terminal_id),
+        merchant_id: text(r.merchant_id),
+        currency: text(r.currency),
+        original_data: r.original_data.clone(),
+        replacement_amount: r.replacement_minor.map(|v| v as i64),
+        pan: Some(Zeroizing::new(r.pan.as_bytes().to_vec())),
+        ..Accepted::default()
+    };
+    let approval = (r.response_code == "00").then(|| format!("A{:05}", r.stan % 100_000));
+    let answered = Answered {
+        id,
+        response_code: text(r.response_code),
+        approval_code: approval,
+        outcome: r.outcome,
+        response_at_ms: Some(r.received_at_ms),
+        sent_at_ms: Some(r.received_at_ms),
+    };
+    [
+        Record::Accepted(Box::new(accepted)),
+        Record::Answered(answered),
+    ]
 }
 
 /// A registry of `merchants` merchants with `terminals_each` terminals
@@ -136,12 +164,12 @@ pub fn registry(merchants: usize, terminals_each: usize) -> RegistryFile {
 /// `count` approved 0200 purchases spread over the registry's terminals,
 /// received within the day starting at `day_start_ms`.
 pub fn approved_purchases(
-    conn: &mut Connection,
-    keyring: &Keyring,
+    db: &Path,
+    keyring: &Arc<Keyring>,
     registry: &RegistryFile,
     count: usize,
     day_start_ms: i64,
-) -> rusqlite::Result<u64> {
+) -> Result<u64, JournalError> {
     let terminals: Vec<(&str, &str)> = registry
         .merchants
         .iter()
@@ -172,6 +200,6 @@ pub fn approved_purchases(
             response_code: "00",
         }
     });
-    insert_rows(conn, keyring, rows)?;
+    insert_rows(db, keyring, rows)?;
     Ok(sum)
 }

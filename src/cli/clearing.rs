@@ -12,6 +12,7 @@ use crate::clearing::cutoff::{self, CutoffConfig};
 use crate::clearing::ipm_reader;
 use crate::clearing::{registry, seed};
 use crate::journal::crypto::Keyring;
+use crate::journal::{Access, open_queries};
 use crate::message::describe::describe;
 use crate::message::json::{Reveal, to_json};
 
@@ -321,39 +322,32 @@ fn read(args: &ReadArgs) -> Result<(), CliError> {
 
 fn files(args: &DbArg) -> Result<(), CliError> {
     let conn = cutoff::open_db(&args.db).map_err(input)?;
-    let mut stmt = conn
-        .prepare("SELECT id, business_date, file_seq, ipm_file_id, name, item_count, amount_total, state FROM clearing_files ORDER BY id")
-        .map_err(input)?;
-    let rows = stmt
-        .query_map([], |r| {
-            Ok(format!(
-                "{} {} #{} {} {} presentments {} DE4 sum {} {}",
-                r.get::<_, i64>(0)?,
-                r.get::<_, String>(1)?,
-                r.get::<_, i64>(2)?,
-                r.get::<_, String>(3)?,
-                r.get::<_, String>(4)?,
-                r.get::<_, i64>(5)?,
-                r.get::<_, i64>(6)?,
-                r.get::<_, String>(7)?
-            ))
-        })
-        .map_err(input)?;
-    for row in rows {
-        println!("{}", row.map_err(input)?);
+    for f in cutoff::list_files(&conn).map_err(input)? {
+        println!(
+            "{} {} #{} {} {} presentments {} DE4 sum {} {}",
+            f.id,
+            f.business_date,
+            f.file_seq,
+            f.ipm_file_id,
+            f.name,
+            f.presentments,
+            f.amount_total,
+            f.state
+        );
     }
     Ok(())
 }
 
 fn run_seed(args: &SeedArgs) -> Result<(), CliError> {
     let keyring = Keyring::load(args.journal_key_file.as_deref()).map_err(input)?;
+    let keyring = std::sync::Arc::new(keyring);
     let day = cutoff::day_start_ms(&args.date)
         .ok_or_else(|| input(format!("date '{}' is not YYYY-MM-DD", args.date)))?;
     let mut conn = cutoff::open_db(&args.db.db).map_err(input)?;
     let reg = seed::registry(args.merchants.max(1), args.terminals_each.max(1));
     reg.store(&mut conn).map_err(input)?;
     let sum =
-        seed::approved_purchases(&mut conn, &keyring, &reg, args.count, day).map_err(input)?;
+        seed::approved_purchases(&args.db.db, &keyring, &reg, args.count, day).map_err(input)?;
     println!("seeded {} approved purchases, DE4 sum {sum}", args.count);
     Ok(())
 }
@@ -367,8 +361,9 @@ pub fn acquirer_rules(
         input("--merchant-registry needs a [journal] section: the registry lives in its database")
     })?;
     let conn = cutoff::open_db(&journal.path).map_err(input)?;
-    let rules =
-        std::sync::Arc::new(crate::clearing::batch::ClearingRules::new(conn).map_err(input)?);
+    let reader = open_queries(&journal.path, Access::ReadOnly).map_err(input)?;
+    let rules = crate::clearing::batch::ClearingRules::new(conn, reader).map_err(input)?;
+    let rules = std::sync::Arc::new(rules);
     rules.watch();
     Ok(rules)
 }

@@ -13,8 +13,8 @@ use super::CliError;
 use crate::journal::crypto::Keyring;
 use crate::journal::query::{self, Filter, TxnView};
 use crate::journal::record::now_ms;
-use crate::journal::requeue::{Requeue, requeue};
-use crate::journal::sqlite::{check_keys, open_connection};
+use crate::journal::requeue::Requeue;
+use crate::journal::{Access, JournalQueries, open_queries};
 use crate::private_file::create_private;
 use crate::switch::config::SwitchConfig;
 
@@ -154,14 +154,8 @@ fn locate(at: &Location) -> Result<(PathBuf, Option<PathBuf>), CliError> {
     Ok((journal.path, at.key_file.clone().or(journal.key_file)))
 }
 
-fn open_reader(db: &Path) -> Result<rusqlite::Connection, CliError> {
-    if !db.exists() {
-        return Err(input(format!("no journal at {}", db.display())));
-    }
-    let conn = open_connection(db).map_err(input)?;
-    conn.execute_batch("PRAGMA query_only = ON")
-        .map_err(input)?;
-    Ok(conn)
+fn open_reader(db: &Path) -> Result<Box<dyn JournalQueries>, CliError> {
+    open_queries(db, Access::ReadOnly).map_err(input)
 }
 
 /// Rows a search shows when no `--limit` is given.
@@ -170,7 +164,7 @@ const SEARCH_ROWS_DEFAULT: usize = 1000;
 fn filter(
     args: &FilterArgs,
     key_file: Option<&Path>,
-    conn: &rusqlite::Connection,
+    journal: &dyn JournalQueries,
     default_limit: usize,
 ) -> Result<Filter, CliError> {
     let time = |t: &Option<String>| t.as_deref().map(query::parse_time_ms).transpose();
@@ -182,7 +176,7 @@ fn filter(
             }
             let keys = Keyring::load(key_file).map_err(input)?;
             // A search with the wrong key would silently find nothing.
-            check_keys(conn, &keys).map_err(input)?;
+            journal.check_keys(&keys).map_err(input)?;
             Some(keys.pan_hash(pan.as_bytes()))
         }
         None => None,
@@ -246,12 +240,12 @@ fn write_row(t: &TxnView, format: Format, out: &mut impl Write) -> std::io::Resu
 /// Prints a search's rows; says on stderr how many, and whether more
 /// matched than the limit let through.
 fn search(
-    conn: &rusqlite::Connection,
+    journal: &dyn JournalQueries,
     f: &Filter,
     format: Format,
     out: &mut impl Write,
 ) -> Result<(), CliError> {
-    let found = query::search_found(conn, f).map_err(input)?;
+    let found = query::search_found(journal, f).map_err(input)?;
     write_header(format, out).map_err(input)?;
     for t in &found.rows {
         write_row(t, format, out).map_err(input)?;
@@ -270,13 +264,15 @@ fn search(
 
 /// Streams every matching row from the database cursor to `out`.
 fn export(
-    conn: &rusqlite::Connection,
+    journal: &dyn JournalQueries,
     f: &Filter,
     format: Format,
     out: &mut impl Write,
 ) -> Result<u64, CliError> {
     write_header(format, out).map_err(input)?;
-    let count = query::for_each(conn, f, |t| write_row(&t, format, out)).map_err(input)?;
+    let count = journal
+        .for_each(f, &mut |t| write_row(&t, format, out))
+        .map_err(input)?;
     out.flush().map_err(input)?;
     Ok(count)
 }
@@ -284,13 +280,13 @@ fn export(
 /// An export into a file created 0600, like the journal: the rows are
 /// masked, but still name cards (first 6 / last 4), amounts and merchants.
 fn export_to_file(
-    conn: &rusqlite::Connection,
+    journal: &dyn JournalQueries,
     f: &Filter,
     format: Format,
     path: &Path,
 ) -> Result<u64, CliError> {
     let file = create_private(path).map_err(|e| input(format!("{}: {e}", path.display())))?;
-    export(conn, f, format, &mut std::io::BufWriter::new(file))
+    export(journal, f, format, &mut std::io::BufWriter::new(file))
 }
 
 pub fn run(args: &JournalArgs) -> Result<(), CliError> {
@@ -302,14 +298,15 @@ pub fn run(args: &JournalArgs) -> Result<(), CliError> {
             format,
         } => {
             let (db, key_file) = locate(at)?;
-            let conn = open_reader(&db)?;
-            let f = filter(f, key_file.as_deref(), &conn, SEARCH_ROWS_DEFAULT)?;
-            search(&conn, &f, *format, &mut stdout.lock())?;
+            let journal = open_reader(&db)?;
+            let f = filter(f, key_file.as_deref(), &*journal, SEARCH_ROWS_DEFAULT)?;
+            search(&*journal, &f, *format, &mut stdout.lock())?;
         }
         JournalCommand::Show { at, id, json } => {
             let (db, _) = locate(at)?;
-            let conn = open_reader(&db)?;
-            let (txn, life) = query::life(&conn, *id)
+            let journal = open_reader(&db)?;
+            let (txn, life) = journal
+                .life(*id)
                 .map_err(input)?
                 .ok_or_else(|| input(format!("no transaction {id}")))?;
             let mut out = stdout.lock();
@@ -331,13 +328,13 @@ pub fn run(args: &JournalArgs) -> Result<(), CliError> {
             out,
         } => {
             let (db, key_file) = locate(at)?;
-            let conn = open_reader(&db)?;
+            let journal = open_reader(&db)?;
             // No limit unless one is given: an export is every matching row.
-            let f = filter(f, key_file.as_deref(), &conn, 0)?;
+            let f = filter(f, key_file.as_deref(), &*journal, 0)?;
             let count = match out {
-                Some(path) => export_to_file(&conn, &f, *format, path)?,
+                Some(path) => export_to_file(&*journal, &f, *format, path)?,
                 None => export(
-                    &conn,
+                    &*journal,
                     &f,
                     *format,
                     &mut std::io::BufWriter::new(stdout.lock()),
@@ -353,8 +350,7 @@ pub fn run(args: &JournalArgs) -> Result<(), CliError> {
                     dest.display()
                 )));
             }
-            let conn = open_reader(&db)?;
-            query::backup(&conn, dest).map_err(input)?;
+            open_reader(&db)?.backup(dest).map_err(input)?;
             println!("journal copied to {}", dest.display());
         }
         JournalCommand::Requeue {
@@ -370,11 +366,8 @@ pub fn run(args: &JournalArgs) -> Result<(), CliError> {
                 _ => return Err(input("give --saf-id N, --txn N or --all-given-up")),
             };
             let (db, _) = locate(at)?;
-            if !db.exists() {
-                return Err(input(format!("no journal at {}", db.display())));
-            }
-            let mut conn = open_connection(&db).map_err(input)?;
-            let ids = requeue(&mut conn, which, now_ms()).map_err(input)?;
+            let mut journal = open_queries(&db, Access::ReadWrite).map_err(input)?;
+            let ids = journal.requeue(which, now_ms()).map_err(input)?;
             if ids.is_empty() {
                 return Err(input("no given-up store-and-forward entry matches"));
             }

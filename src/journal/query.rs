@@ -3,13 +3,14 @@
 //! and JSON export; online backup. Everything shown is masked: the PAN is
 //! only ever read as its stored masked form.
 
+use std::ops::ControlFlow;
 use std::path::Path;
 
-use rusqlite::types::Value as SqlValue;
-use rusqlite::{Connection, params_from_iter};
 use serde::Serialize;
 
-use super::lookup::{self, LookupIndex};
+use super::capture_rows::{CaptureRow, CaptureRows, PresentmentRow};
+use super::crypto::Keyring;
+use super::requeue::Requeue;
 use super::store::JournalError;
 use crate::message::time::{civil_from_days, days_from_civil};
 
@@ -89,136 +90,49 @@ pub struct LifeEvent {
     pub detail: String,
 }
 
-const COLUMNS: &str = "id, received_at_ms, acquirer, request_mti, pan_masked, processing_code,
-    amount_minor, currency, stan, rrn, terminal_id, merchant_id, issuer, issuer_stan,
-    response_code, approval_code, outcome, state";
-
-fn view(r: &rusqlite::Row) -> rusqlite::Result<TxnView> {
-    Ok(TxnView {
-        id: r.get(0)?,
-        received_at: utc_text(r.get(1)?),
-        acquirer: r.get(2)?,
-        mti: r.get(3)?,
-        pan: r.get(4)?,
-        processing_code: r.get(5)?,
-        amount: r.get(6)?,
-        currency: r.get(7)?,
-        stan: r.get(8)?,
-        rrn: r.get(9)?,
-        terminal: r.get(10)?,
-        merchant: r.get(11)?,
-        issuer: r.get(12)?,
-        issuer_stan: r.get(13)?,
-        response_code: r.get(14)?,
-        approval_code: r.get(15)?,
-        outcome: r.get(16)?,
-        state: r.get(17)?,
-    })
-}
-
-/// How far `received_at_ms` may run against the id order (the id is
-/// taken just before the time is read; a clock set back a little): a
-/// time range is widened by this much into an id range, then filtered
-/// exactly.
-pub const CLOCK_SLACK_MS: i64 = 60_000;
-
-/// The first id received at `at_ms` or later (one past the last id when
-/// none is), by bisection over the ids: the switch numbers requests in
-/// arrival order, so a time range needs no index of its own.
-fn first_id_at(conn: &Connection, at_ms: i64) -> Result<i64, JournalError> {
-    let (min, max): (Option<i64>, Option<i64>) = conn
-        .query_row("SELECT MIN(id), MAX(id) FROM transactions", [], |r| {
-            Ok((r.get(0)?, r.get(1)?))
-        })
-        .map_err(JournalError::sql("bounding a time range"))?;
-    let (Some(mut lo), Some(max)) = (min, max) else {
-        return Ok(0);
-    };
-    let mut stmt = conn
-        .prepare("SELECT received_at_ms FROM transactions WHERE id >= ?1 ORDER BY id LIMIT 1")
-        .map_err(JournalError::sql("bounding a time range"))?;
-    // Invariant: every id below `lo` was received before `at_ms`; the
-    // answer is in lo..=hi (hi = one past the last id).
-    let mut hi = max + 1;
-    while lo < hi {
-        let mid = lo + (hi - lo) / 2;
-        let at: i64 = stmt
-            .query_row([mid], |r| r.get(0))
-            .map_err(JournalError::sql("bounding a time range"))?;
-        if at >= at_ms {
-            hi = mid;
-        } else {
-            lo = mid + 1;
-        }
-    }
-    Ok(lo)
-}
-
-/// The `SELECT` of the transactions matching `f`, oldest first, with its
-/// arguments (no `LIMIT`).
-fn select(conn: &Connection, f: &Filter) -> Result<(String, Vec<SqlValue>), JournalError> {
-    let watermark = lookup::watermark(conn).map_err(JournalError::sql("searching"))?;
-    let mut sql = format!("SELECT {COLUMNS} FROM transactions WHERE 1 = 1");
-    let mut args: Vec<SqlValue> = Vec::new();
-    let mut cond = |clause: &str, v: SqlValue| {
-        sql.push_str(" AND ");
-        sql.push_str(&clause.replace('?', &format!("?{}", args.len() + 1)));
-        args.push(v);
-    };
-    let indexed = |index: LookupIndex| lookup::matching(index, "= ?", watermark);
-    if let Some(v) = &f.rrn {
-        cond(&indexed(lookup::BY_RRN), SqlValue::Text(v.clone()));
-    }
-    if let Some(v) = &f.stan {
-        cond("stan = ?", SqlValue::Text(v.clone()));
-    }
-    if let Some(v) = &f.terminal {
-        cond(&indexed(lookup::BY_TERMINAL), SqlValue::Text(v.clone()));
-    }
-    if let Some(h) = &f.pan_hash {
-        cond(&indexed(lookup::BY_PAN), SqlValue::Blob(h.to_vec()));
-    }
-    if let Some(v) = &f.masked_pan {
-        cond("pan_masked = ?", SqlValue::Text(v.clone()));
-    }
-    if let Some(v) = f.from_ms {
-        cond("received_at_ms >= ?", SqlValue::Integer(v));
-        let first = first_id_at(conn, v.saturating_sub(CLOCK_SLACK_MS))?;
-        cond("id >= ?", SqlValue::Integer(first));
-    }
-    if let Some(v) = f.to_ms {
-        cond("received_at_ms < ?", SqlValue::Integer(v));
-        let end = first_id_at(conn, v.saturating_add(CLOCK_SLACK_MS))?;
-        cond("id < ?", SqlValue::Integer(end));
-    }
-    sql.push_str(" ORDER BY id");
-    Ok((sql, args))
-}
-
-/// Hands every matching transaction, oldest first, to `each` as it is read
-/// from the database cursor (memory stays flat whatever the count), at
-/// most `f.limit` of them when it is not 0; returns how many.
-pub fn for_each(
-    conn: &Connection,
-    f: &Filter,
-    mut each: impl FnMut(TxnView) -> std::io::Result<()>,
-) -> Result<u64, QueryError> {
-    let (mut sql, args) = select(conn, f)?;
-    if f.limit > 0 {
-        sql.push_str(&format!(" LIMIT {}", f.limit));
-    }
-    let fail = JournalError::sql("searching");
-    let mut stmt = conn.prepare(&sql).map_err(fail)?;
-    let mut rows = stmt
-        .query(params_from_iter(args))
-        .map_err(JournalError::sql("searching"))?;
-    let mut count = 0;
-    while let Some(row) = rows.next().map_err(JournalError::sql("searching"))? {
-        let txn = view(row).map_err(JournalError::sql("searching"))?;
-        each(txn).map_err(QueryError::Write)?;
-        count += 1;
-    }
-    Ok(count)
+/// Everything the command line and clearing read from the journal, and
+/// an operator's maintenance (backup, requeue), whatever the store: opened
+/// by [`super::open::open_queries`]. Results are typed and masked; no
+/// store's own types cross it.
+pub trait JournalQueries: Send {
+    /// Hands every transaction matching `f`, oldest first, to `each` as it
+    /// is read (memory stays flat whatever the count), at most `f.limit`
+    /// of them when it is not 0; returns how many.
+    fn for_each(
+        &self,
+        f: &Filter,
+        each: &mut dyn FnMut(TxnView) -> std::io::Result<()>,
+    ) -> Result<u64, QueryError>;
+    /// One transaction and its life (received, forwarded, answered,
+    /// events, store-and-forward entries) in time order; `None` if no such id.
+    fn life(&self, id: i64) -> Result<Option<(TxnView, Vec<LifeEvent>)>, JournalError>;
+    /// Checks that `keys` are the keys the journal was sealed with: a
+    /// search by PAN with the wrong key would silently find nothing.
+    fn check_keys(&self, keys: &Keyring) -> Result<(), JournalError>;
+    /// A consistent copy of the live journal at `dest`, which must not
+    /// exist; created owner-only (0600) like the journal.
+    fn backup(&self, dest: &Path) -> Result<(), QueryError>;
+    /// Queues the chosen given-up store-and-forward entries again, in one
+    /// transaction, and returns their ids (see [`Requeue`]). Needs a
+    /// journal opened for writing.
+    fn requeue(&mut self, which: Requeue, at_ms: i64) -> Result<Vec<u64>, JournalError>;
+    /// Hands the capture requests `rows` selects to `each`, lowest id
+    /// first, until it breaks; returns how many it handed over.
+    fn for_each_capture_row(
+        &self,
+        rows: CaptureRows<'_>,
+        each: &mut dyn FnMut(&CaptureRow<'_>) -> ControlFlow<()>,
+    ) -> Result<u64, JournalError>;
+    /// The highest id of `terminal`'s requests (as given or trimmed)
+    /// after `after_id`, batch closes (05xx) aside; `after_id` if none.
+    fn last_of_terminal(&self, terminal: &str, after_id: i64) -> Result<i64, JournalError>;
+    /// The rows of `ids` for their presentments, in the order of `ids`,
+    /// PANs opened with `keys`; an id without a row is an error.
+    fn presentment_rows(
+        &self,
+        ids: &[i64],
+        keys: &Keyring,
+    ) -> Result<Vec<PresentmentRow>, JournalError>;
 }
 
 /// What a search found: the rows, and whether more matched than the
@@ -231,7 +145,7 @@ pub struct Found {
 
 /// Searches transactions, oldest first: `f.limit` rows at most (0: up to
 /// [`SEARCH_ROWS_MAX`]); a limit above [`SEARCH_ROWS_MAX`] is refused.
-pub fn search_found(conn: &Connection, f: &Filter) -> Result<Found, QueryError> {
+pub fn search_found(journal: &dyn JournalQueries, f: &Filter) -> Result<Found, QueryError> {
     if f.limit > SEARCH_ROWS_MAX {
         return Err(QueryError::LimitTooLarge {
             limit: f.limit,
@@ -249,7 +163,7 @@ pub fn search_found(conn: &Connection, f: &Filter) -> Result<Found, QueryError> 
         ..f.clone()
     };
     let mut rows = Vec::new();
-    for_each(conn, &probe, |t| {
+    journal.for_each(&probe, &mut |t| {
         rows.push(t);
         Ok(())
     })?;
@@ -259,121 +173,8 @@ pub fn search_found(conn: &Connection, f: &Filter) -> Result<Found, QueryError> 
 }
 
 /// The rows of [`search_found`].
-pub fn search(conn: &Connection, f: &Filter) -> Result<Vec<TxnView>, QueryError> {
-    search_found(conn, f).map(|found| found.rows)
-}
-
-/// One transaction and its life: received, forwarded, answered, events,
-/// store-and-forward entries, in time order.
-pub fn life(conn: &Connection, id: i64) -> Result<Option<(TxnView, Vec<LifeEvent>)>, JournalError> {
-    let txn = conn.query_row(
-        &format!("SELECT {COLUMNS} FROM transactions WHERE id = ?1"),
-        [id],
-        view,
-    );
-    let txn = match txn {
-        Ok(t) => t,
-        Err(rusqlite::Error::QueryReturnedNoRows) => return Ok(None),
-        Err(e) => return Err(JournalError::sql("reading a transaction")(e)),
-    };
-    // (time, rank, event): the rank orders steps within one millisecond
-    // the way they happen.
-    let mut steps: Vec<(i64, u8, LifeEvent)> = Vec::new();
-    let mut step = |at: Option<i64>, rank: u8, what: String, detail: String| {
-        if let Some(at) = at {
-            let event = LifeEvent {
-                at: utc_text(at),
-                what,
-                detail,
-            };
-            steps.push((at, rank, event));
-        }
-    };
-    let times: (i64, Option<i64>, Option<i64>, Option<i64>) = conn
-        .query_row(
-            "SELECT received_at_ms, forwarded_at_ms, response_at_ms, sent_at_ms FROM transactions WHERE id = ?1",
-            [id],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)),
-        )
-        .map_err(JournalError::sql("reading a transaction"))?;
-    step(
-        Some(times.0),
-        0,
-        "request received".into(),
-        format!("{} from {}", txn.mti, txn.acquirer),
-    );
-    step(
-        times.1,
-        1,
-        "forwarded".into(),
-        format!(
-            "to {} as STAN {}",
-            txn.issuer.as_deref().unwrap_or("-"),
-            txn.issuer_stan.as_deref().unwrap_or("-")
-        ),
-    );
-    step(times.2, 2, "response received".into(), String::new());
-    step(
-        times.3,
-        5,
-        "response sent".into(),
-        format!(
-            "DE39 {} ({})",
-            txn.response_code.as_deref().unwrap_or("-"),
-            txn.outcome.as_deref().unwrap_or("-")
-        ),
-    );
-    let mut stmt = conn
-        .prepare("SELECT at_ms, kind, COALESCE(detail, '') FROM events WHERE txn_id = ?1")
-        .map_err(JournalError::sql("reading events"))?;
-    let events: Vec<(i64, String, String)> = stmt
-        .query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .and_then(|rows| rows.collect())
-        .map_err(JournalError::sql("reading events"))?;
-    for (at, kind, detail) in events {
-        step(Some(at), 3, kind.replace('_', " "), detail);
-    }
-    let mut stmt = conn
-        .prepare("SELECT id, kind, issuer, queued_at_ms, attempts, state, done_at_ms FROM saf WHERE txn_id = ?1")
-        .map_err(JournalError::sql("reading the queue"))?;
-    /// id, kind, issuer, queued at, attempts, state, done at.
-    type SafRow = (i64, String, String, i64, i64, String, Option<i64>);
-    let queued: Vec<SafRow> = stmt
-        .query_map([id], |r| {
-            Ok((
-                r.get(0)?,
-                r.get(1)?,
-                r.get(2)?,
-                r.get(3)?,
-                r.get(4)?,
-                r.get(5)?,
-                r.get(6)?,
-            ))
-        })
-        .and_then(|rows| rows.collect())
-        .map_err(JournalError::sql("reading the queue"))?;
-    for (saf_id, kind, issuer, queued_at, attempts, state, done_at) in queued {
-        let what = kind.replace('_', " ");
-        step(
-            Some(queued_at),
-            4,
-            format!("{what} queued"),
-            format!("entry {saf_id} for {issuer}"),
-        );
-        let ended = match state.as_str() {
-            "delivered" => "acknowledged",
-            "given_up" => "given up",
-            _ => continue,
-        };
-        step(
-            done_at,
-            6,
-            format!("{what} {ended}"),
-            format!("after {attempts} attempts"),
-        );
-    }
-    steps.sort_by_key(|(at, rank, _)| (*at, *rank));
-    Ok(Some((txn, steps.into_iter().map(|(_, _, e)| e).collect())))
+pub fn search(journal: &dyn JournalQueries, f: &Filter) -> Result<Vec<TxnView>, QueryError> {
+    search_found(journal, f).map(|found| found.rows)
 }
 
 /// The CSV header of [`csv_row`].
@@ -411,30 +212,6 @@ pub fn csv_row(t: &TxnView) -> String {
         q(&t.state),
     ]
     .join(",")
-}
-
-/// A consistent copy of a live journal (SQLite online backup: the writer
-/// goes on while pages are copied).
-/// The copy is made owner-only (0600) like the journal it copies: it is
-/// created empty with that mode before SQLite opens it.
-pub fn backup(conn: &Connection, dest: &Path) -> Result<(), QueryError> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    options.open(dest).map_err(|source| QueryError::Create {
-        path: dest.display().to_string(),
-        source,
-    })?;
-    let mut out = Connection::open(dest).map_err(|source| JournalError::Open {
-        path: dest.display().to_string(),
-        source,
-    })?;
-    let b = rusqlite::backup::Backup::new(conn, &mut out)
-        .map_err(JournalError::sql("starting a backup"))?;
-    b.run_to_completion(256, std::time::Duration::from_millis(5), None)
-        .map_err(JournalError::sql("copying pages"))?;
-    Ok(())
 }
 
 /// `YYYY-MM-DDTHH:MM:SS.mmmZ` of a Unix time in milliseconds.

@@ -226,10 +226,14 @@ mod tests {
         assert_eq!(indexes, ["transactions_open"]);
         // The row written before the upgrade is in the look-up tables,
         // and the watermark covers it.
-        assert_eq!(crate::journal::lookup::watermark(&conn).unwrap(), 1);
+        assert_eq!(crate::journal::sqlite::lookup::watermark(&conn).unwrap(), 1);
         let sql = format!(
             "SELECT id FROM transactions WHERE {} AND stan = '000001'",
-            crate::journal::lookup::matching(crate::journal::lookup::BY_TERMINAL, "= 'T1'", 1)
+            crate::journal::sqlite::lookup::matching(
+                crate::journal::sqlite::lookup::BY_TERMINAL,
+                "= 'T1'",
+                1
+            )
         );
         let plan: Vec<String> = conn
             .prepare(&format!("EXPLAIN QUERY PLAN {sql}"))

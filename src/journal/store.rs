@@ -1,6 +1,9 @@
-//! The storage behind the journal, as a trait: SQLite is the embedded
-//! default ([`super::sqlite::SqliteJournal`]); a PostgreSQL store for
-//! switches on several machines implements the same two calls.
+//! The storage behind the journal, as traits: this one for the writer
+//! (append, recover) and [`super::query::JournalQueries`] for everything
+//! read or maintained beside it. SQLite is the embedded default
+//! ([`super::sqlite`]); [`super::open`] is the one place that chooses a
+//! store, so a second one (an append-only log, PostgreSQL) is one module
+//! implementing both traits, plus a line there.
 
 use zeroize::Zeroizing;
 
@@ -29,6 +32,15 @@ pub enum JournalError {
     },
     #[error("journal writer has stopped")]
     Closed,
+    /// A reader was pointed at a journal that is not there.
+    #[error("no journal at {path}")]
+    NotFound { path: String },
+    /// A row another record (a clearing item) names is missing.
+    #[error("journal row {0} is missing")]
+    NoTransaction(i64),
+    /// A stored PAN that the keys do not open.
+    #[error("journal row {txn_id}: the sealed PAN does not open ({source})")]
+    SealedPan { txn_id: i64, source: CryptoError },
 }
 
 impl JournalError {

@@ -21,8 +21,7 @@ use super::restore::restored;
 use super::start_error::StartError;
 use super::timers::Timers;
 use crate::journal::crypto::{CryptoError, Keyring};
-use crate::journal::sqlite::SqliteJournal;
-use crate::journal::{Journal, JournalError, JournalStore, Recovery};
+use crate::journal::{Journal, JournalError, Recovery, open_store};
 use crate::link::connector::{IssuerLink, LinkEvent};
 use crate::link::listener;
 use crate::switch::config::{JournalSettings, SwitchConfig};
@@ -88,9 +87,9 @@ fn open_journal(file: &str, settings: &JournalSettings) -> Result<(Journal, Reco
         JournalError::Crypto(c) => fail("key_file", key_line, c.to_string()),
         other => fail("path", settings.path_line, other.to_string()),
     };
-    let mut store = SqliteJournal::open(&settings.path, Arc::new(keys)).map_err(journal_error)?;
+    let mut store = open_store(&settings.path, Arc::new(keys)).map_err(journal_error)?;
     let recovery = store.recover().map_err(journal_error)?;
-    let (journal, _thread) = Journal::start(Box::new(store), settings.group_records_max);
+    let (journal, _thread) = Journal::start(store, settings.group_records_max);
     info!(path = %settings.path.display(), "journal open");
     Ok((journal, recovery))
 }

@@ -1,0 +1,294 @@
+//! Appending a group of records: one SQLite transaction, the statements
+//! prepared once per group, PANs and queued messages sealed here.
+
+use rusqlite::{Connection, params};
+
+use super::lookup;
+use super::{SEAL_MESSAGE, SEAL_PAN, SqliteJournal, WRITER_CHECKPOINT_RECORDS};
+use crate::journal::crypto::{Keyring, NoncePool};
+use crate::journal::record::{Accepted, Answered, Record, SafQueued};
+use crate::journal::store::JournalError;
+use crate::message::sensitive::mask_pan;
+/// The statements of one group, prepared (taken from the cache) once per
+/// group rather than once per record.
+struct Group<'c> {
+    conn: &'c Connection,
+    keys: &'c Keyring,
+    nonces: &'c mut NoncePool,
+    insert: Option<rusqlite::CachedStatement<'c>>,
+    answer: Option<rusqlite::CachedStatement<'c>>,
+    /// Ids up to here are already in the look-up indexes: a row at or
+    /// below it (it arrived after its batch) is indexed on its own.
+    indexed_through: i64,
+    /// The highest transaction id inserted so far.
+    max_id: i64,
+}
+
+impl<'c> Group<'c> {
+    fn insert_accepted(&mut self, a: &Accepted) -> Result<(), JournalError> {
+        let keys = self.keys;
+        let (pan_sealed, pan_hmac, pan_masked) = match &a.pan {
+            Some(pan) => {
+                let sealed = keys.seal_with_nonce(SEAL_PAN, pan, self.nonces.draw());
+                (
+                    Some(sealed.blob),
+                    Some(keys.pan_hash(pan)),
+                    Some(mask_pan(pan)),
+                )
+            }
+            None => (None, None, None),
+        };
+        let route = a.route.as_ref();
+        let forwarded = route.map(|r| {
+            keys.seal_with_nonce(SEAL_MESSAGE, &r.message, self.nonces.draw())
+                .blob
+        });
+        // One key seals every sealed column of a row: the current one.
+        let pan_key = (pan_sealed.is_some() || forwarded.is_some()).then(|| keys.current_key_id());
+        let conn = self.conn;
+        let stmt = match &mut self.insert {
+            Some(s) => s,
+            slot => slot.insert(conn.prepare_cached(
+                "INSERT INTO transactions (id, received_at_ms, acquirer, request_mti, processing_code,
+                  amount_minor, transmission_at, stan, local_time, local_date, mcc, pos_entry_mode,
+                  acquirer_inst, rrn, terminal_id, merchant_id, merchant_name_loc, currency,
+                  original_data, replacement_amount, pan_key_id, pan_sealed, pan_hmac, pan_masked,
+                  issuer, issuer_stan, forwarded_sealed, forwarded_at_ms, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
+                  ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
+            )
+            .map_err(JournalError::sql("preparing insert"))?),
+        };
+        let forwarded_at = route.map(|_| a.received_at_ms);
+        stmt.execute(params![
+            a.id as i64,
+            a.received_at_ms,
+            a.acquirer,
+            a.request_mti,
+            a.processing_code,
+            a.amount_minor,
+            a.transmission_at,
+            a.stan,
+            a.local_time,
+            a.local_date,
+            a.mcc,
+            a.pos_entry_mode,
+            a.acquirer_inst,
+            a.rrn,
+            a.terminal_id,
+            a.merchant_id,
+            a.merchant_name_loc,
+            a.currency,
+            a.original_data,
+            a.replacement_amount,
+            pan_key,
+            pan_sealed,
+            pan_hmac.as_ref().map(|h| &h[..]),
+            pan_masked,
+            route.map(|r| &r.issuer),
+            route.map(|r| &r.issuer_stan),
+            forwarded,
+            forwarded_at,
+            if route.is_some() {
+                "forwarded"
+            } else {
+                "received"
+            },
+        ])
+        .map_err(JournalError::sql("recording a request"))?;
+        let id = a.id as i64;
+        self.max_id = self.max_id.max(id);
+        if id <= self.indexed_through {
+            lookup::add_rows(conn, id - 1, id)
+                .map_err(JournalError::sql("indexing a late request"))?;
+        }
+        Ok(())
+    }
+
+    fn update_answered(&mut self, a: &Answered) -> Result<(), JournalError> {
+        let conn = self.conn;
+        let stmt = match &mut self.answer {
+            Some(s) => s,
+            slot => slot.insert(
+                conn.prepare_cached(
+                    "UPDATE transactions SET response_code = ?2, approval_code = ?3, outcome = ?4,
+                       response_at_ms = ?5, sent_at_ms = ?6,
+                       state = CASE WHEN state IN ('received', 'forwarded') THEN 'answered' ELSE state END
+                     WHERE id = ?1",
+                )
+                .map_err(JournalError::sql("recording an answer"))?,
+            ),
+        };
+        stmt.execute(params![
+            a.id as i64,
+            a.response_code,
+            a.approval_code,
+            a.outcome,
+            a.response_at_ms,
+            a.sent_at_ms
+        ])
+        .map_err(JournalError::sql("recording an answer"))?;
+        Ok(())
+    }
+
+    fn insert_saf(&mut self, q: &SafQueued) -> Result<(), JournalError> {
+        let sealed = self
+            .keys
+            .seal_with_nonce(SEAL_MESSAGE, &q.message, self.nonces.draw());
+        self.conn
+            .prepare_cached(
+                "INSERT INTO saf (id, txn_id, kind, issuer, key_id, message_sealed, queued_at_ms, state)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'pending')",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    q.id as i64,
+                    q.txn_id.map(|t| t as i64),
+                    q.kind,
+                    q.issuer,
+                    sealed.key_id,
+                    sealed.blob,
+                    q.queued_at_ms
+                ])
+            })
+            .map_err(JournalError::sql("queueing a store-and-forward entry"))?;
+        if let (Some(txn), "timeout_reversal") = (q.txn_id, q.kind) {
+            self.conn
+                .prepare_cached("UPDATE transactions SET state = 'reversal_queued' WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![txn as i64]))
+                .map_err(JournalError::sql("marking a reversal queued"))?;
+        }
+        Ok(())
+    }
+
+    fn apply(&mut self, record: &Record) -> Result<(), JournalError> {
+        match record {
+            Record::Accepted(a) => self.insert_accepted(a),
+            Record::Answered(a) => self.update_answered(a),
+            Record::Delivery {
+                id,
+                at_ms,
+                delivered,
+            } => self
+                .conn
+                .prepare_cached(
+                    "UPDATE transactions SET
+                       sent_at_ms = CASE WHEN ?3 THEN ?2 ELSE sent_at_ms END,
+                       outcome = CASE WHEN ?3 THEN outcome ELSE 'undelivered' END
+                     WHERE id = ?1",
+                )
+                .and_then(|mut s| s.execute(params![*id as i64, at_ms, delivered]))
+                .map(|_| ())
+                .map_err(JournalError::sql("recording a delivery")),
+            Record::Event {
+                txn_id,
+                at_ms,
+                kind,
+                detail,
+            } => self
+                .conn
+                .prepare_cached(
+                    "INSERT INTO events (txn_id, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+                )
+                .and_then(|mut s| s.execute(params![txn_id.map(|t| t as i64), at_ms, kind, detail]))
+                .map(|_| ())
+                .map_err(JournalError::sql("recording an event")),
+            Record::SafQueued(q) => self.insert_saf(q),
+            Record::SafAttempted { id, attempts } => self
+                .conn
+                .prepare_cached("UPDATE saf SET attempts = ?2 WHERE id = ?1")
+                .and_then(|mut s| s.execute(params![*id as i64, attempts]))
+                .map(|_| ())
+                .map_err(JournalError::sql("recording an attempt")),
+            Record::SafDone {
+                id,
+                delivered,
+                attempts,
+                at_ms,
+            } => {
+                let state = if *delivered { "delivered" } else { "given_up" };
+                self.conn
+                    .prepare_cached(
+                        "UPDATE saf SET state = ?2, attempts = ?3, done_at_ms = ?4 WHERE id = ?1",
+                    )
+                    .and_then(|mut s| s.execute(params![*id as i64, state, attempts, at_ms]))
+                    .map_err(JournalError::sql("closing a store-and-forward entry"))?;
+                // A reversal given up leaves its transaction in a final
+                // state of its own (an operator may queue it again).
+                let txn_state = if *delivered {
+                    "reversed"
+                } else {
+                    "reversal_given_up"
+                };
+                self.conn
+                    .prepare_cached(
+                        "UPDATE transactions SET state = ?2 WHERE id =
+                           (SELECT txn_id FROM saf WHERE id = ?1 AND kind = 'timeout_reversal')",
+                    )
+                    .and_then(|mut s| s.execute(params![*id as i64, txn_state]))
+                    .map_err(JournalError::sql("closing a reversal"))?;
+                Ok(())
+            }
+        }
+    }
+}
+
+impl SqliteJournal {
+    /// One group of records in one commit, with a look-up batch when one
+    /// is due and the writer's own checkpoint when one is due.
+    pub(super) fn append_group(&mut self, records: &[Record]) -> Result<(), JournalError> {
+        let conn = &self.conn;
+        let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
+        run("BEGIN IMMEDIATE").map_err(JournalError::sql("beginning a group"))?;
+        let mut group = Group {
+            conn,
+            keys: &self.keys,
+            nonces: &mut self.nonces,
+            insert: None,
+            answer: None,
+            indexed_through: self.indexed_through,
+            max_id: self.max_id,
+        };
+        let applied = records.iter().try_for_each(|r| group.apply(r));
+        let max_id = group.max_id;
+        drop(group);
+        // A batch of look-up entries rides in this group's commit.
+        let batch = max_id - self.indexed_through >= lookup::BATCH_ROWS;
+        let applied = applied.and_then(|()| {
+            if batch {
+                lookup::advance(conn, self.indexed_through, max_id)
+                    .map_err(JournalError::sql("indexing a batch"))?;
+            }
+            Ok(())
+        });
+        match applied {
+            Ok(()) => run("COMMIT")
+                .map(|_| ())
+                .map_err(JournalError::sql("committing a group"))?,
+            Err(e) => {
+                let _ = conn.execute_batch("ROLLBACK");
+                return Err(e);
+            }
+        }
+        self.max_id = max_id;
+        if batch {
+            self.indexed_through = max_id;
+        }
+        self.since_checkpoint += records.len();
+        if self.since_checkpoint >= WRITER_CHECKPOINT_RECORDS {
+            // (busy, frames in the WAL, frames copied): all copied means
+            // the next commit starts the WAL over. Busy (the background
+            // checkpointer was at work) or a reader in the way: try again
+            // after the next group. The group is durable already either way.
+            let done = conn.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| {
+                Ok(r.get::<_, i64>(0)? == 0 && r.get::<_, i64>(1)? == r.get::<_, i64>(2)?)
+            });
+            match done {
+                Ok(true) => self.since_checkpoint = 0,
+                Ok(false) => {}
+                Err(e) => tracing::warn!(error = %e, "journal checkpoint by the writer failed"),
+            }
+        }
+        Ok(())
+    }
+}
