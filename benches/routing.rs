@@ -11,7 +11,7 @@ use std::hint::black_box;
 use std::path::Path;
 
 use cardswitch::message::Mti;
-use cardswitch::switch::config::SwitchConfig;
+use cardswitch::node::config::SwitchConfig;
 use cardswitch::switch::routing::{RouteDecision, RouteTable};
 use criterion::{Criterion, criterion_group, criterion_main};
 

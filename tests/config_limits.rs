@@ -18,7 +18,7 @@ use tokio_util::sync::CancellationToken;
 
 use cardswitch::journal::crypto::Keyring;
 use cardswitch::node as server;
-use cardswitch::switch::config::*;
+use cardswitch::node::config::*;
 
 /// Where a key is written: the section it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

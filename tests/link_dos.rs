@@ -19,7 +19,7 @@ use cardswitch::link::framing::{FrameCodec, Framing, LengthHeader};
 use cardswitch::link::listener::{self, Accepted, ConnectionLimits, ListenerSettings};
 use cardswitch::link::tls::{TlsClient, TlsServer};
 use cardswitch::message::Spec;
-use cardswitch::switch::config::SwitchConfig;
+use cardswitch::node::config::SwitchConfig;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpSocket, TcpStream};
 use tokio_util::sync::CancellationToken;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use cardswitch::link::framing::LengthHeader;
 use cardswitch::message::Mti;
-use cardswitch::switch::config::{ConfigError, DefaultRoute, SwitchConfig};
+use cardswitch::node::config::{ConfigError, DefaultRoute, SwitchConfig};
 use cardswitch::switch::routing::RouteDecision;
 
 fn fixtures() -> std::path::PathBuf {

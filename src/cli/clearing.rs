@@ -355,7 +355,7 @@ fn run_seed(args: &SeedArgs) -> Result<(), CliError> {
 /// The clearing layer's `AcquirerRules` on the database of the switch's
 /// `[journal]` (for `cardswitch run --merchant-registry`).
 pub fn acquirer_rules(
-    config: &crate::switch::config::SwitchConfig,
+    config: &crate::node::config::SwitchConfig,
 ) -> Result<std::sync::Arc<dyn crate::switch::hooks::AcquirerRules>, CliError> {
     let journal = config.journal.as_ref().ok_or_else(|| {
         input("--merchant-registry needs a [journal] section: the registry lives in its database")

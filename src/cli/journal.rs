@@ -15,8 +15,8 @@ use crate::journal::query::{self, Filter, TxnView};
 use crate::journal::record::now_ms;
 use crate::journal::requeue::Requeue;
 use crate::journal::{Access, JournalQueries, open_queries};
+use crate::node::config::SwitchConfig;
 use crate::private_file::create_private;
-use crate::switch::config::SwitchConfig;
 
 #[derive(Debug, Args)]
 pub struct JournalArgs {

@@ -12,7 +12,7 @@ use tracing::{error, info};
 use super::capture_args::{self, CaptureArgs};
 use super::{CliError, observe};
 use crate::node as server;
-use crate::switch::config::SwitchConfig;
+use crate::node::config::SwitchConfig;
 
 #[derive(Debug, Args)]
 pub struct RunArgs {

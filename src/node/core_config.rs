@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::switch::config::SwitchConfig;
+use crate::node::config::SwitchConfig;
 use crate::switch::core::{AcquirerSide, CoreConfig, IssuerSide};
 use crate::switch::hooks::AcquirerRules;
 use crate::switch::standin::StandIn;

@@ -13,7 +13,7 @@ use crate::link::connector::{EndpointSettings, Inbound, IssuerLink};
 use crate::link::framing::FrameCodec;
 use crate::link::listener::{ConnectionLimits, ListenerSettings};
 use crate::link::tls::{TlsClient, TlsServer};
-use crate::switch::config::{AcquirerConfig, IssuerConfig, IssuerTls};
+use crate::node::config::{AcquirerConfig, IssuerConfig, IssuerTls};
 
 pub(super) fn issuer_link(
     file: &str,

@@ -4,6 +4,7 @@
 //! actions into I/O (docs/core.md).
 
 mod acquirer;
+pub mod config;
 mod core_config;
 mod event_loop;
 mod inbound;

@@ -6,7 +6,7 @@ use bytes::Bytes;
 use tracing::warn;
 
 use crate::journal::Recovery;
-use crate::switch::config::IssuerConfig;
+use crate::node::config::IssuerConfig;
 use crate::switch::core::{Restored, RestoredSaf, RestoredTxn};
 use crate::switch::saf::SafKind;
 

@@ -24,7 +24,7 @@ use crate::journal::crypto::{CryptoError, Keyring};
 use crate::journal::{Journal, JournalError, Recovery, open_store};
 use crate::link::connector::{IssuerLink, LinkEvent};
 use crate::link::listener;
-use crate::switch::config::{JournalSettings, SwitchConfig};
+use crate::node::config::{JournalSettings, SwitchConfig};
 use crate::switch::core::{Core, Input};
 use crate::switch::hooks::AcquirerRules;
 
@@ -255,7 +255,7 @@ async fn watch_link(
 /// passed; names the links still down.
 async fn await_issuer_links(
     links: &[Arc<IssuerLink>],
-    configs: &[crate::switch::config::IssuerConfig],
+    configs: &[crate::node::config::IssuerConfig],
     limit: Duration,
 ) {
     let deadline = tokio::time::Instant::now() + limit;

@@ -2,7 +2,6 @@
 //! store-and-forward, duplicates and stand-in. Decisions are pure (time is
 //! passed in); the engine wires them to links.
 
-pub mod config;
 pub mod core;
 pub mod duplicates;
 pub mod hooks;

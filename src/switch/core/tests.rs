@@ -8,7 +8,7 @@ use bytes::Bytes;
 use super::*;
 use crate::journal::Record;
 use crate::message::Spec;
-use crate::switch::config::SwitchConfig;
+use crate::node::config::SwitchConfig;
 use crate::switch::saf::SafPolicy;
 use crate::switch::standin::{StandIn, StandInRules};
 

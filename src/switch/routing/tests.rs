@@ -2,7 +2,7 @@
 //! tables built from configuration text as an operator writes it.
 
 use super::*;
-use crate::switch::config::SwitchConfig;
+use crate::node::config::SwitchConfig;
 
 fn mti(s: &str) -> Mti {
     s.parse().expect("mti")

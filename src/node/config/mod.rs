@@ -24,17 +24,19 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::saf::SafPolicy;
-use super::standin::StandInRules;
 use crate::link::framing::Framing;
 use crate::message::{Mti, Spec};
+use crate::switch::saf::SafPolicy;
+use crate::switch::standin::StandInRules;
 
 use check::parse;
 pub use limits::*;
 // The route types are routing's: the configuration checks its file into
 // them, and they stay reachable here for the code that reads a config.
-pub use super::routing::{BIN_DIGITS_MAX, BIN_DIGITS_MIN, DefaultRoute, RouteBins, RouteConfig};
-use super::routing::{IssuerRef, RouteTable};
+pub use crate::switch::routing::{
+    BIN_DIGITS_MAX, BIN_DIGITS_MIN, DefaultRoute, RouteBins, RouteConfig,
+};
+use crate::switch::routing::{IssuerRef, RouteTable};
 
 /// A configuration that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
