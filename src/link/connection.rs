@@ -56,7 +56,7 @@ struct WriteState {
 /// How far the writer has got: bytes handed to the stream, and whether it
 /// has stopped (nothing more will be written).
 #[derive(Debug, Clone, Copy, Default)]
-struct Progress {
+pub struct Progress {
     written_total: u64,
     stopped: bool,
 }
@@ -163,6 +163,18 @@ impl FrameSender {
         self.try_put(&mut Some(frame))
     }
 
+    /// Queues a frame if the write buffer has room, without waiting: the
+    /// stream offset it ends at (for [`WrittenWatch::reached`]), or `None`
+    /// when the buffer is full (nothing was queued).
+    pub fn try_send_at(&self, frame: Frame) -> Result<Option<u64>, SendError> {
+        self.try_put_at(&mut Some(frame))
+    }
+
+    /// Watches how far the writer has handed bytes to the stream.
+    pub fn written_watch(&self) -> WrittenWatch {
+        WrittenWatch(self.inner.shared.progress.subscribe())
+    }
+
     /// Answers `request` like [`reply`](Self::reply), returning once the
     /// answer is handed to the stream (true) or the connection stopped.
     pub async fn reply_written(&self, request: &Frame, message: bytes::Bytes) -> bool {
@@ -218,6 +230,25 @@ impl FrameSender {
             message,
         };
         self.send(reply).await.is_ok()
+    }
+}
+
+/// How far a connection's writer has got: one watch for many frames, so
+/// that confirming each write costs no subscription of its own.
+pub struct WrittenWatch(tokio::sync::watch::Receiver<Progress>);
+
+impl WrittenWatch {
+    /// Waits until the bytes up to stream offset `end` are handed to the
+    /// stream (true), or the connection stopped first (false).
+    pub async fn reached(&mut self, end: u64) -> bool {
+        match self
+            .0
+            .wait_for(|p| p.written_total >= end || p.stopped)
+            .await
+        {
+            Ok(p) => p.written_total >= end,
+            Err(_) => false,
+        }
     }
 }
 

@@ -75,6 +75,17 @@ impl NodeHandle {
 pub(super) struct Conn {
     pub sender: FrameSender,
     pub peer_gone: Arc<AtomicBool>,
+    /// Replies queued whose delivery the core waits for: the connection's
+    /// confirmer reports each once the writer has handed it to the kernel.
+    pub confirms: mpsc::UnboundedSender<Confirm>,
+}
+
+/// A reply queued at stream offset `end`, its transaction and its
+/// request's permit (released once it is written).
+pub(super) struct Confirm {
+    pub end: u64,
+    pub txn: crate::switch::core::TxnId,
+    pub permit: OwnedSemaphorePermit,
 }
 
 /// A request the core holds: what its reply needs.
@@ -185,7 +196,21 @@ impl Node {
                 sender,
                 peer_gone,
             } => {
-                self.conns.insert(conn, Conn { sender, peer_gone });
+                let (confirms, queue) = mpsc::unbounded_channel();
+                let watch = sender.written_watch();
+                tokio::spawn(super::perform::confirm_writes(
+                    watch,
+                    queue,
+                    self.handle.own.clone(),
+                ));
+                self.conns.insert(
+                    conn,
+                    Conn {
+                        sender,
+                        peer_gone,
+                        confirms,
+                    },
+                );
             }
             Event::Closed { conn } => {
                 self.conns.remove(&conn);

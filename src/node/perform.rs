@@ -10,10 +10,12 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use tracing::{debug, warn};
 
-use super::event_loop::{Event, Held, Node};
+use tokio::sync::mpsc;
+
+use super::event_loop::{Confirm, Event, Held, Node};
 use crate::journal::OnDurable;
-use crate::link::connection::FrameSender;
-use crate::link::framing::{Frame, Tpdu};
+use crate::link::connection::{FrameSender, WrittenWatch};
+use crate::link::framing::Frame;
 use crate::message::response_codes::Outcome;
 use crate::message::{Message, Spec};
 use crate::switch::core::{Action, Input, Origin, Question, Token, TxnId};
@@ -66,9 +68,10 @@ impl Node {
         })
     }
 
-    /// Writes a reply on its connection, in a task of its own; reports
-    /// its delivery when the core asks. The request's permit is released
-    /// once the reply is written.
+    /// Builds a reply and queues it on its connection; when the core asks,
+    /// the connection's confirmer reports its delivery once it is written
+    /// (a full buffer hands the reply to a task that waits for room). The
+    /// request's permit is released once the reply is written.
     fn reply(&mut self, to: Origin, message: Option<Message>, confirm: Option<TxnId>) {
         let Some(Held { tpdu, permit }) = self.held.remove(&to.tag) else {
             debug_assert!(false, "a reply for a request not held");
@@ -77,9 +80,12 @@ impl Node {
         let conn = self
             .conns
             .get(&to.conn)
-            .filter(|c| !c.peer_gone.load(Ordering::Relaxed))
-            .map(|c| c.sender.clone());
-        let (Some(message), Some(sender)) = (message, conn) else {
+            .filter(|c| !c.peer_gone.load(Ordering::Relaxed));
+        let bytes = message
+            .as_ref()
+            .map(|m| build_reply(&self.acquirer_specs[to.acquirer], m))
+            .filter(|b| !b.is_empty());
+        let (Some(bytes), Some(conn)) = (bytes, conn) else {
             drop(permit);
             if let Some(txn) = confirm {
                 self.own(Input::Written {
@@ -89,20 +95,35 @@ impl Node {
             }
             return;
         };
-        let spec = self.acquirer_specs[to.acquirer].clone();
-        let own = self.handle.own.clone();
-        tokio::spawn(async move {
-            let bytes = build_reply(&spec, &message);
-            let delivered = write(&sender, tpdu, bytes, confirm.is_some()).await;
-            if let Some(txn) = confirm {
-                let _ = own.send(Event::Input(Input::Written { txn, delivered }));
-            } else if !delivered {
-                warn!("acquirer connection closed before its response");
+        let frame = Frame {
+            tpdu: tpdu.map(|t| t.reply()),
+            message: bytes,
+        };
+        match (conn.sender.try_send_at(frame.clone()), confirm) {
+            (Ok(Some(end)), Some(txn)) => {
+                let _ = conn.confirms.send(Confirm { end, txn, permit });
             }
-            // Released after the delivery is told: a drain that waits for
-            // the permits finds it with the core.
-            drop(permit);
-        });
+            (Ok(Some(_)), None) => drop(permit),
+            (Ok(None), _) => {
+                let (sender, own) = (conn.sender.clone(), self.handle.own.clone());
+                tokio::spawn(async move {
+                    let delivered = write_waiting(&sender, frame, confirm.is_some()).await;
+                    if let Some(txn) = confirm {
+                        let _ = own.send(Event::Input(Input::Written { txn, delivered }));
+                    }
+                    drop(permit);
+                });
+            }
+            (Err(_), _) => {
+                drop(permit);
+                if let Some(txn) = confirm {
+                    self.own(Input::Written {
+                        txn,
+                        delivered: false,
+                    });
+                }
+            }
+        }
     }
 
     /// A batch close: answered by the acquirer's rules once everything
@@ -147,18 +168,27 @@ fn build_reply(spec: &Spec, response: &Message) -> Bytes {
     }
 }
 
-/// Writes a reply; with `confirm`, returns once the kernel has it.
-async fn write(sender: &FrameSender, tpdu: Option<Tpdu>, bytes: Bytes, confirm: bool) -> bool {
-    if bytes.is_empty() {
-        return false;
-    }
-    let frame = Frame {
-        tpdu: tpdu.map(|t| t.reply()),
-        message: bytes,
-    };
+/// Writes a reply once the buffer has room; with `confirm`, returns once
+/// the kernel has it.
+async fn write_waiting(sender: &FrameSender, frame: Frame, confirm: bool) -> bool {
     if confirm {
         sender.send_written(frame).await
     } else {
         sender.send(frame).await.is_ok()
+    }
+}
+
+/// One acquirer connection's confirmer: reports, in order, each reply's
+/// delivery once the writer has handed it to the kernel (or stopped), then
+/// releases its request's permit. Ends when the connection is closed.
+pub(super) async fn confirm_writes(
+    mut watch: WrittenWatch,
+    mut queue: mpsc::UnboundedReceiver<Confirm>,
+    own: mpsc::UnboundedSender<Event>,
+) {
+    while let Some(Confirm { end, txn, permit }) = queue.recv().await {
+        let delivered = watch.reached(end).await;
+        let _ = own.send(Event::Input(Input::Written { txn, delivered }));
+        drop(permit);
     }
 }

@@ -26,6 +26,22 @@ fn has_response_code(resp: &Message) -> bool {
     }
 }
 
+/// A copy of `m` whose values live in one small buffer of its own.
+pub(super) fn detached(m: &Message) -> Message {
+    let mut buf = bytes::BytesMut::with_capacity(m.values().map(|(_, v)| v.len()).sum());
+    for (_, v) in m.values() {
+        buf.extend_from_slice(v);
+    }
+    let buf = buf.freeze();
+    let mut out = Message::new(m.mti());
+    let mut at = 0;
+    for (n, v) in m.values() {
+        let _ = out.set(n, buf.slice(at..at + v.len()));
+        at += v.len();
+    }
+    out
+}
+
 /// Whether a journal outcome is an approval the acquirer may act on.
 fn approves(outcome: &str) -> bool {
     matches!(outcome, "approved" | "stand_in")
@@ -184,9 +200,12 @@ impl Core {
         let Some((response, outcome)) = &txn.reply else {
             return;
         };
+        if !self.cfg.journal {
+            return self.reply(id);
+        }
         let at = txn.route.is_some().then(|| now.wall_ms());
         let record = records::answered(id.0, response, outcome, at);
-        if self.cfg.journal && approves(outcome) {
+        if approves(outcome) {
             txn.state = State::Answering;
             let token = self.token(Wait::Reply(id));
             self.append(vec![record], Some(token));
@@ -196,29 +215,37 @@ impl Core {
         }
     }
 
-    /// Writes the reply; its delivery is reported back.
+    /// Writes the reply; its delivery is reported back. The reply goes to
+    /// the node (the transaction keeps only its outcome), a detached copy
+    /// to the duplicate cache.
     fn reply(&mut self, id: TxnId) {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
-        let Some((message, _)) = &txn.reply else {
+        let Some((message, _)) = &mut txn.reply else {
             return;
         };
         txn.state = State::Replying;
+        let mti = message.mti();
+        let message = std::mem::replace(message, Message::new(mti));
         match message.get_str(39) {
             Some("00" | "000") => self.counters.approved += 1,
             _ => self.counters.declined += 1,
         }
-        let action = Action::Reply {
-            to: txn.from,
-            message: Some(message.clone()),
+        // Later copies get the reply from the cache, which keeps it
+        // detached: the reply's values are slices of the frames it was
+        // made from, whose whole read buffers they would keep alive for
+        // the duplicate window.
+        let cached = detached(&message);
+        let (to, key) = (txn.from, txn.key);
+        self.push(Action::Reply {
+            to,
+            message: Some(message),
             confirm: Some(id),
-        };
-        let (key, message) = (txn.key, message.clone());
-        self.push(action);
+        });
         // The copies that waited get the same reply.
-        for copy in self.duplicates.complete(key, message.clone()) {
-            self.reply_once(copy, Some(message.clone()));
+        for copy in self.duplicates.complete(key, cached.clone()) {
+            self.reply_once(copy, Some(cached.clone()));
         }
     }
 
@@ -294,6 +321,9 @@ impl Core {
     }
 
     pub(super) fn event(&mut self, now: Time, id: TxnId, kind: &'static str, detail: &str) {
+        if !self.cfg.journal {
+            return;
+        }
         self.append(
             vec![Record::Event {
                 txn_id: Some(id.0),

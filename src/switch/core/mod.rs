@@ -29,6 +29,8 @@ mod tests;
 mod tests_saf;
 
 use std::collections::{HashMap, VecDeque};
+
+use foldhash::fast::FixedState;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -43,6 +45,11 @@ use super::routing::RouteTable;
 use super::saf::{SafEntry, SafKind, SafPolicy, SafQueue};
 use super::standin::StandIn;
 use crate::message::{Message, Spec};
+
+/// The core's tables, keyed by its own numbers (ids, tokens, its STANs),
+/// never by what a peer chose: a fixed, fast hash keeps them
+/// deterministic (the same inputs, the same order) and cheap.
+type Map<K, V> = HashMap<K, V, FixedState>;
 
 /// Open transactions the tables have room for from the start.
 const TXNS_PRESIZED: usize = 4096;
@@ -187,12 +194,14 @@ struct ToQueue {
 /// The switch's state and decisions.
 pub struct Core {
     cfg: CoreConfig,
-    txns: HashMap<TxnId, Txn>,
+    /// Boxed: a transaction holds three messages, and the table moves
+    /// its entries when it grows.
+    txns: Map<TxnId, Box<Txn>>,
     /// Forwarded requests by (issuer, STAN).
-    in_flight: HashMap<(usize, u32), Outgoing>,
+    in_flight: Map<(usize, u32), Outgoing>,
     /// The last STAN given per issuer.
     stans: Vec<u32>,
-    waits: HashMap<Token, Wait>,
+    waits: Map<Token, Wait>,
     /// Each issuer's store-and-forward queue.
     saf: Vec<SafQueue>,
     /// The last store-and-forward entry id given.
@@ -201,7 +210,7 @@ pub struct Core {
     /// against the queue's room).
     saf_to_disk: usize,
     /// Store-and-forward entries out for delivery, by id.
-    saf_sending: HashMap<u64, SafEntry>,
+    saf_sending: Map<u64, SafEntry>,
     /// Whether each issuer's link has a connection up.
     issuer_up: Vec<bool>,
     /// When the store-and-forward timer is armed for.
@@ -235,16 +244,22 @@ impl Core {
                 .map(|_| SafQueue::new(cfg.saf_policy, cfg.saf_entries_max))
                 .collect(),
             saf_ids: 0,
-            saf_sending: HashMap::new(),
+            saf_sending: Map::default(),
             saf_to_disk: 0,
             saf_timer: None,
             duplicates: DuplicateCache::new(cfg.duplicate_window, cfg.duplicate_keys_max, cfg.seed),
             // Sized for the usual load, not the limit: a table sized for
             // 100,000 would cost its memory up front and its full scan in
             // every debug check.
-            txns: HashMap::with_capacity(cfg.transactions_max.min(TXNS_PRESIZED)),
-            in_flight: HashMap::with_capacity(cfg.transactions_max.min(TXNS_PRESIZED)),
-            waits: HashMap::new(),
+            txns: Map::with_capacity_and_hasher(
+                cfg.transactions_max.min(TXNS_PRESIZED),
+                FixedState::default(),
+            ),
+            in_flight: Map::with_capacity_and_hasher(
+                cfg.transactions_max.min(TXNS_PRESIZED),
+                FixedState::default(),
+            ),
+            waits: Map::default(),
             next_txn: 1,
             next_token: 1,
             actions: VecDeque::new(),

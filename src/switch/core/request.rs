@@ -113,38 +113,42 @@ impl Core {
         };
         let name = &self.cfg.acquirers[from.acquirer].name;
         let durable = forwarded.is_some();
-        let accepted = records::accepted(name, &request, id.0, forwarded, now.wall_ms());
-        let txn = Txn {
+        // Made only for a journal: it costs a copy of the request.
+        let accepted = self
+            .cfg
+            .journal
+            .then(|| records::accepted(name, &request, id.0, forwarded, now.wall_ms()));
+        let txn = Box::new(Txn {
             from,
             request,
             state: State::Accepting,
             route: None,
             reply: None,
             key,
-        };
+        });
         self.txns.insert(id, txn);
         let route = match route {
             Err(outcome) => {
-                self.append(vec![accepted], None);
+                self.append(accepted.into_iter().collect(), None);
                 return self.decide(now, id, reject_of(&self.txns[&id], outcome), "rejected");
             }
             Ok(route) => route,
         };
         let issuer = route.issuer;
         if advice {
-            self.append(vec![accepted], None);
+            self.append(accepted.into_iter().collect(), None);
             return self.queue_advice(now, id, route);
         }
         self.txns.get_mut(&id).expect("inserted above").route = Some(route);
         if !room {
-            self.append(vec![accepted], None);
+            self.append(accepted.into_iter().collect(), None);
             return self.stand_in_or_decline(now, id, issuer, "declined");
         }
         // Durable before forwarded: after a crash, the journal knows this
         // request may have reached the issuer.
         if durable {
             let token = self.token(Wait::Forward(id));
-            self.append(vec![accepted], Some(token));
+            self.append(accepted.into_iter().collect(), Some(token));
         } else {
             self.forward(now, id);
         }

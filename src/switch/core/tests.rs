@@ -422,3 +422,14 @@ fn stand_in_approves_within_its_limits_and_advises_the_issuer() {
     let (resp, _) = reply(&second).expect("declined at once");
     assert_eq!(resp.get_str(39), Some("91"));
 }
+
+#[test]
+fn a_cached_reply_is_a_detached_copy_with_the_same_values() {
+    let original = auth();
+    let copy = super::answer::detached(&original);
+    assert_eq!(copy.mti(), original.mti());
+    let values =
+        |m: &Message| -> Vec<(u16, Vec<u8>)> { m.values().map(|(n, v)| (n, v.to_vec())).collect() };
+    assert_eq!(values(&copy), values(&original));
+    assert!(copy.len() > 10, "the golden message has its fields");
+}
