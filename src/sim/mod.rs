@@ -6,6 +6,7 @@ pub mod connect;
 pub mod driver;
 pub mod issuer;
 pub mod latency;
+pub mod network;
 pub mod load;
 pub mod load_report;
 pub mod pacing;

@@ -52,6 +52,9 @@ pub struct DuplicateCache<R, W> {
     hashers: (RandomState, RandomState),
     entries: HashMap<u128, Entry<R, W>, BuildHasherDefault<KeyedHashHasher>>,
     order: VecDeque<(Instant, u128)>,
+    /// False only for the simulator's mutation check: the key leaves the
+    /// content out.
+    content: bool,
 }
 
 /// Map keys here are already keyed hashes: hashing them again would only
@@ -97,7 +100,15 @@ impl<R: Clone, W> DuplicateCache<R, W> {
             hashers: (RandomState::new(), RandomState::new()),
             entries: HashMap::with_capacity_and_hasher(2 * keys_max, Default::default()),
             order: VecDeque::with_capacity(keys_max + 1),
+            content: true,
         }
+    }
+
+    /// Leaves the content out of the keys (the simulator's mutation check
+    /// `no-duplicate-content-check`; never in the switch).
+    #[doc(hidden)]
+    pub fn ignore_content(&mut self) {
+        self.content = false;
     }
 
     fn expire(&mut self, now: Instant) {
@@ -123,18 +134,24 @@ impl<R: Clone, W> DuplicateCache<R, W> {
     /// pass per hasher. The origin digit is left out: a repeat (0101) is a
     /// copy of its original (0100); the function is in: an advice (0120)
     /// is not a copy of a request (0100).
-    pub fn key(&self, acquirer: &str, msg: &Message, pan: Option<&[u8]>) -> Option<DupKey> {
+    pub fn key<'a>(
+        &self,
+        acquirer: &'a str,
+        msg: &'a Message,
+        pan: Option<&'a [u8]>,
+    ) -> Option<DupKey> {
         let stan = msg.value(11)?;
+        let content = |v: Option<&'a [u8]>| if self.content { v } else { None };
         let parts: [&[u8]; 9] = [
             &msg.mti().digits()[1..3],
             acquirer.as_bytes(),
             stan,
             msg.value(41).unwrap_or_default(),
             msg.value(7).unwrap_or_default(),
-            pan.unwrap_or_default(),
-            msg.value(3).unwrap_or_default(),
-            msg.value(4).unwrap_or_default(),
-            msg.value(49).unwrap_or_default(),
+            content(pan).unwrap_or_default(),
+            content(msg.value(3)).unwrap_or_default(),
+            content(msg.value(4)).unwrap_or_default(),
+            content(msg.value(49)).unwrap_or_default(),
         ];
         let mut key = KeyBytes::new();
         for part in parts {

@@ -4,7 +4,7 @@
 //! through the store-and-forward queue (its entry durable first).
 
 use super::request::{reject, reject_of};
-use super::{Action, Core, Outgoing, State, Time, TimerId, TxnId, Wait};
+use super::{Action, Core, Mutation, Outgoing, State, Time, TimerId, TxnId, Wait};
 use crate::journal::Record;
 use crate::message::Message;
 use crate::message::mti::MessageClass;
@@ -24,6 +24,21 @@ pub(crate) fn has_response_code(resp: &Message) -> bool {
         Some(code @ [_, _, _]) => code.iter().all(u8::is_ascii_digit),
         _ => false,
     }
+}
+
+/// Fields an issuer echoes from the request it answers (the PAN, the
+/// retrieval reference, the terminal).
+const ECHOED: &[u16] = &[2, 37, 41];
+
+/// Whether `answer` can be the answer to `sent`: the STAN alone is not
+/// enough (an issuer that answers under a wrong STAN, or a late answer to
+/// a STAN given again after a restart, would hand one transaction another
+/// one's answer), so the echoed fields present in both must agree.
+pub(super) fn answers(sent: &Message, answer: &Message) -> bool {
+    ECHOED.iter().all(|&n| match (sent.value(n), answer.value(n)) {
+        (Some(a), Some(b)) => a == b,
+        _ => true,
+    })
 }
 
 /// Whether a journal outcome is an approval the acquirer may act on.
@@ -52,6 +67,10 @@ impl Core {
         // is not this transaction's.
         let class = self.txns.get(&id).map(|t| t.request.mti().class());
         if class != Some(answer.mti().class()) {
+            return;
+        }
+        let sent = self.txns.get(&id).and_then(|t| t.route.as_ref());
+        if !sent.is_some_and(|r| answers(&r.message, &answer)) {
             return;
         }
         self.in_flight.remove(&key);
@@ -123,11 +142,12 @@ impl Core {
 
     /// The issuer may have acted on the request: it is reversed through
     /// the queue, and the acquirer gets 91 (a reversal request is now the
-    /// queue's to deliver, so it is acknowledged).
+    /// queue's to deliver, so it is acknowledged, once its entry is
+    /// durable: a crash before that would lose a reversal already
+    /// acknowledged).
     fn unknown_outcome(&mut self, now: Time, id: TxnId, why: &str) {
         self.counters.timed_out += 1;
         self.event(now, id, "timed_out", why);
-        self.queue_reversal(now, id);
         let Some(txn) = self.txns.get(&id) else {
             return;
         };
@@ -135,8 +155,18 @@ impl Core {
             return;
         };
         if txn.request.mti().class() == MessageClass::Reversal {
-            let ack = reject_of(txn, Outcome::Approved);
-            return self.decide(now, id, ack, "timed_out");
+            // No longer in flight: its acknowledgement waits for the disk.
+            if let Some(t) = self.txns.get_mut(&id) {
+                t.state = State::Answering;
+            }
+            if !self.queue_reversal_acked(now, id, Some("timed_out")) {
+                let refuse = reject_of(&self.txns[&id], Outcome::IssuerUnavailable);
+                self.decide(now, id, refuse, "timed_out");
+            }
+            return;
+        }
+        if !self.mutated(Mutation::NoReversalOnTimeout) {
+            self.queue_reversal(now, id);
         }
         self.stand_in_or_decline(now, id, issuer, "timed_out");
     }
@@ -204,11 +234,31 @@ impl Core {
     }
 
     /// The reply reached its connection or not: recorded; an approval that
-    /// did not is reversed. The transaction is closed.
+    /// did not is reversed (a stand-in approval: its advice is), and its
+    /// copies get a decline from now on. The reversal is queued before the
+    /// delivery is recorded: after a crash between the two, the journal
+    /// either has the reversal or presumes the approval delivered, never
+    /// knows it undelivered without a reversal. The transaction is closed.
     pub(super) fn written(&mut self, now: Time, id: TxnId, delivered: bool) {
-        match self.txns.get(&id) {
-            Some(txn) if txn.state == State::Replying => {}
-            _ => return,
+        let Some(txn) = self.txns.get(&id).filter(|t| t.state == State::Replying) else {
+            return;
+        };
+        let outcome = txn.reply.as_ref().map(|(_, o)| *o);
+        let advice = txn.advice.clone();
+        let class = txn.request.mti().class();
+        if !delivered && matches!(outcome, Some("approved" | "stand_in")) {
+            match (outcome, advice) {
+                (Some("stand_in"), Some((issuer, advice))) => {
+                    self.queue_reversal_of(now, issuer, &advice, Some(id.0), None);
+                }
+                _ => self.queue_reversal(now, id),
+            }
+            // A reversal's acknowledgement stands: it is being delivered.
+            if class != MessageClass::Reversal {
+                let txn = &self.txns[&id];
+                let decline = reject(&txn.request, Outcome::IssuerUnavailable);
+                self.duplicates.complete(txn.key, decline);
+            }
         }
         self.append(
             vec![Record::Delivery {
@@ -218,11 +268,6 @@ impl Core {
             }],
             None,
         );
-        let txn = self.txns.get(&id).expect("looked up above");
-        let approved = txn.reply.as_ref().is_some_and(|(_, o)| *o == "approved");
-        if !delivered && approved {
-            self.queue_reversal(now, id);
-        }
         self.txns.remove(&id);
     }
 

@@ -18,6 +18,7 @@
 
 mod answer;
 mod io;
+mod mutation;
 mod queue;
 mod request;
 mod restore;
@@ -36,6 +37,8 @@ use bytes::Bytes;
 
 pub(crate) use answer::{RESTORED, has_response_code};
 pub use io::{Action, ConnId, Input, Origin, Outgoing, Question, Time, TimerId, Token, TxnId};
+#[doc(hidden)]
+pub use mutation::Mutation;
 pub use restore::{RestoreCount, Restored, RestoredSaf, RestoredTxn};
 
 use super::duplicates::{DupKey, DuplicateCache};
@@ -124,6 +127,9 @@ struct Txn {
     reply: Option<(Message, &'static str)>,
     /// Its key in the duplicate cache: copies get its reply.
     key: DupKey,
+    /// Its stand-in advice as queued (issuer, message), to reverse it if
+    /// the stand-in approval does not reach the acquirer.
+    advice: Option<(usize, Message)>,
 }
 
 /// Where a transaction goes: its issuer, the request as forwarded (the
@@ -157,8 +163,9 @@ struct ToQueue {
     kind: SafKind,
     issuer: usize,
     message: Message,
-    /// Whether its transaction is acknowledged once it is queued.
-    ack: bool,
+    /// Its transaction is acknowledged (00) once it is queued, with this
+    /// journal outcome.
+    ack: Option<&'static str>,
 }
 
 /// The switch's state and decisions.
@@ -193,6 +200,8 @@ pub struct Core {
     next_token: u64,
     actions: VecDeque<Action>,
     counters: Counters,
+    /// A rule deliberately broken, for the simulator's mutation checks.
+    mutation: Option<Mutation>,
 }
 
 impl Core {
@@ -223,6 +232,7 @@ impl Core {
             next_token: 1,
             actions: VecDeque::new(),
             counters: Counters::default(),
+            mutation: None,
             cfg,
         }
     }
@@ -258,6 +268,12 @@ impl Core {
     /// Store-and-forward entries not yet acknowledged (waiting or out).
     pub fn saf_depth(&self) -> usize {
         self.saf.iter().map(SafQueue::depth).sum::<usize>() + self.saf_sending.len()
+    }
+
+    /// Whether store-and-forward entry `id` has an attempt out (for the
+    /// simulator's check that an entry is out at most once at a time).
+    pub fn saf_out(&self, id: u64) -> bool {
+        self.saf_sending.contains_key(&id)
     }
 
     /// What the core has done so far.

@@ -3,7 +3,7 @@
 //! an acquirer's advice is acknowledged once it is queued for its issuer;
 //! a batch close is a question for the acquirer's rules.
 
-use super::{Action, Core, Origin, Outgoing, Route, State, Time, TimerId, Txn, TxnId, Wait};
+use super::{Action, Core, Mutation, Origin, Outgoing, Route, State, Time, TimerId, Txn, TxnId, Wait};
 use crate::journal::record::Forwarded;
 use crate::message::Message;
 use crate::message::mti::{Function, MessageClass};
@@ -121,6 +121,7 @@ impl Core {
             route: None,
             reply: None,
             key,
+            advice: None,
         };
         self.txns.insert(id, txn);
         let route = match route {
@@ -142,10 +143,11 @@ impl Core {
         }
         // Durable before forwarded: after a crash, the journal knows this
         // request may have reached the issuer.
-        if durable {
+        if durable && !self.mutated(Mutation::NoDurabilityWait) {
             let token = self.token(Wait::Forward(id));
             self.append(vec![accepted], Some(token));
         } else {
+            self.append(vec![accepted], None);
             self.forward(now, id);
         }
     }

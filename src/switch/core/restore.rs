@@ -76,7 +76,7 @@ impl Core {
                 count.dropped += 1;
                 continue;
             }
-            self.queue_reversal_of(now, u.issuer, &u.message, Some(u.txn_id));
+            self.queue_reversal_of(now, u.issuer, &u.message, Some(u.txn_id), None);
             self.event(now, TxnId(u.txn_id), "reversed_after_restart", "");
             count.reversed += 1;
         }
