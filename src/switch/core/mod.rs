@@ -28,6 +28,8 @@ mod stand_in;
 mod tests;
 #[cfg(test)]
 mod tests_saf;
+#[cfg(test)]
+mod tests_regressions;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
