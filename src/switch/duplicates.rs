@@ -192,6 +192,14 @@ impl<R: Clone, W> DuplicateCache<R, W> {
         }
     }
 
+    /// Replaces the response copies of an answered key get (an approval
+    /// that is being reversed); a key no longer held is left alone.
+    pub fn replace(&mut self, key: DupKey, response: R) {
+        if let Some(Entry::Done(r)) = self.entries.get_mut(&key.0) {
+            *r = response;
+        }
+    }
+
     /// Keys remembered now.
     pub fn len(&self) -> usize {
         self.entries.len()

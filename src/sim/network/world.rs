@@ -72,6 +72,8 @@ pub struct World<'t> {
     pub trace: Option<&'t mut dyn std::io::Write>,
     presumed: u64,
     given_up: u64,
+    /// When the journal last told the core: in commit order.
+    notified_us: u64,
 }
 
 impl<'t> World<'t> {
@@ -117,6 +119,7 @@ impl<'t> World<'t> {
             setup,
             presumed: 0,
             given_up: 0,
+            notified_us: 0,
         }
     }
 
@@ -360,8 +363,13 @@ impl<'t> World<'t> {
         if !ok {
             self.faults.journal_failed += 1;
         }
+        // The writer tells the core a little after the commit: a crash in
+        // between leaves records on disk the core never heard of.
         if let Some(token) = token {
-            self.inputs.push_back(Input::Durable { token, ok });
+            let at = self.notified_us.max(self.now_us + self.rng.u64(0..2_000));
+            self.notified_us = at;
+            let input = Input::Durable { token, ok };
+            self.queue.at(at, Event::Later { epoch: self.epoch, input });
         }
     }
 

@@ -244,20 +244,14 @@ impl Core {
             return;
         };
         let outcome = txn.reply.as_ref().map(|(_, o)| *o);
-        let advice = txn.advice.clone();
         let class = txn.request.mti().class();
         if !delivered && matches!(outcome, Some("approved" | "stand_in")) {
-            match (outcome, advice) {
-                (Some("stand_in"), Some((issuer, advice))) => {
-                    self.queue_reversal_of(now, issuer, &advice, Some(id.0), None);
-                }
-                _ => self.queue_reversal(now, id),
-            }
+            self.reverse_approval(now, id);
             // A reversal's acknowledgement stands: it is being delivered.
             if class != MessageClass::Reversal {
                 let txn = &self.txns[&id];
                 let decline = reject(&txn.request, Outcome::IssuerUnavailable);
-                self.duplicates.complete(txn.key, decline);
+                self.duplicates.replace(txn.key, decline);
             }
         }
         self.append(
@@ -269,6 +263,22 @@ impl Core {
             None,
         );
         self.txns.remove(&id);
+    }
+
+    /// Reverses transaction `id`'s approval: a stand-in approval's advice
+    /// (the request itself was reversed when it timed out), or the request
+    /// as forwarded.
+    fn reverse_approval(&mut self, now: Time, id: TxnId) {
+        let Some(txn) = self.txns.get(&id) else {
+            return;
+        };
+        let stood_in = txn.reply.as_ref().is_some_and(|(_, o)| *o == "stand_in");
+        match txn.advice.clone() {
+            Some((issuer, advice)) if stood_in => {
+                self.queue_reversal_of(now, issuer, &advice, Some(id.0), None);
+            }
+            _ => self.queue_reversal(now, id),
+        }
     }
 
     /// A journal wait ended.
@@ -288,7 +298,7 @@ impl Core {
             (Wait::Reply(id), true) => self.reply(id),
             (Wait::Reply(id), false) => {
                 // An approval that cannot be journaled is not handed out.
-                self.queue_reversal(now, id);
+                self.reverse_approval(now, id);
                 if let Some(txn) = self.txns.get_mut(&id) {
                     txn.reply =
                         Some((reject(&txn.request, Outcome::SystemMalfunction), "rejected"));

@@ -134,3 +134,46 @@ fn with_a_journal_the_reversal_record_comes_before_the_delivery_record() {
         .collect();
     assert_eq!(order, ["queued", "delivery"]);
 }
+
+#[test]
+fn a_stand_in_approval_the_journal_cannot_keep_reverses_its_advice_not_the_request_again() {
+    let rules = StandInRules {
+        per_transaction_max: 20_000,
+        per_card_daily_count: 5,
+        per_card_daily_amount: 50_000,
+    };
+    let (mut core, now) = (core_with(true, Some(StandIn::new(rules, 100))), start());
+    let first = timed_out(&mut core, now, 1, "000001");
+    let approval = first
+        .iter()
+        .find_map(|a| match a {
+            Action::Append {
+                records,
+                durable: Some(t),
+            } if matches!(records[..], [Record::Answered(_)]) => Some(*t),
+            _ => None,
+        })
+        .expect("the approval, durably");
+    core.handle(now, Input::Durable { token: approval, ok: false });
+    let failed = drain(&mut core);
+    let named: Vec<String> = records(&failed)
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::SafQueued(q) => Some(q.kind.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(named, ["timeout_reversal"]);
+    let token = durable_token(&failed);
+    core.handle(now, Input::Durable { token, ok: true });
+    core.handle(now, Input::IssuerUp { issuer: 0, up: true });
+    let names: Vec<String> = drain(&mut core)
+        .iter()
+        .filter_map(|a| match a {
+            Action::ToIssuer { message, .. } => message.get_str(90).map(|d| d[..4].to_string()),
+            _ => None,
+        })
+        .collect();
+    assert!(names.contains(&"0120".to_string()), "the advice reversed: {names:?}");
+    assert_eq!(names.iter().filter(|n| *n == "0100").count(), 1, "the request reversed once");
+}
