@@ -67,9 +67,15 @@ fn each_mutation_is_caught_within_a_few_hundred_seeds() {
         let out = simulate(&["--seeds", "300", "--mutation", mutation]);
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{mutation} not caught");
-        assert!(stderr.contains(&format!("invariant {invariant}")), "{mutation}: {stderr}");
+        assert!(
+            stderr.contains(&format!("invariant {invariant}")),
+            "{mutation}: {stderr}"
+        );
         let replay = format!("--seeds 1 --mutation {mutation} --trace");
-        assert!(stderr.contains("replay: cardswitch simulate --seed "), "{stderr}");
+        assert!(
+            stderr.contains("replay: cardswitch simulate --seed "),
+            "{stderr}"
+        );
         assert!(stderr.contains(&replay), "{stderr}");
     }
 }

@@ -76,7 +76,11 @@ fn run_all(args: &SimulateArgs, opts: &Options) -> Result<Vec<Report>, Failure> 
 /// Runs the seeds; a broken invariant is an error (non-zero exit), after
 /// the seed, the invariant and the replay command on stderr.
 pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
-    let mutation = match args.mutation.as_deref().map(|n| (n, Mutation::from_name(n))) {
+    let mutation = match args
+        .mutation
+        .as_deref()
+        .map(|n| (n, Mutation::from_name(n)))
+    {
         None => None,
         Some((_, Some(m))) => Some(m),
         Some((name, None)) => {
@@ -102,9 +106,18 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
         }
         Err(f) => {
             let mut err = std::io::stderr().lock();
-            let _ = writeln!(err, "FAILED: seed {}, step {}: invariant {}", f.seed, f.step, f.invariant.name());
+            let _ = writeln!(
+                err,
+                "FAILED: seed {}, step {}: invariant {}",
+                f.seed,
+                f.step,
+                f.invariant.name()
+            );
             let _ = writeln!(err, "  {}", f.detail);
-            let mutation = args.mutation.as_ref().map_or(String::new(), |m| format!(" --mutation {m}"));
+            let mutation = args
+                .mutation
+                .as_ref()
+                .map_or(String::new(), |m| format!(" --mutation {m}"));
             let steps = if args.steps == DEFAULT_STEPS {
                 String::new()
             } else {
@@ -115,7 +128,10 @@ pub fn run(args: &SimulateArgs) -> Result<(), CliError> {
                 "  replay: cardswitch simulate --seed {} --seeds 1{steps}{mutation} --trace",
                 f.seed
             );
-            Err(CliError::Input(format!("the simulator found a failing seed ({})", f.seed)))
+            Err(CliError::Input(format!(
+                "the simulator found a failing seed ({})",
+                f.seed
+            )))
         }
     }
 }
@@ -134,10 +150,27 @@ fn summary(reports: &[Report], elapsed: f64) {
         digest = (digest ^ r.digest).wrapping_mul(0x0000_0100_0000_01b3);
     }
     let n = reports.len().max(1) as u64;
-    println!("seeds {}  steps {steps} ({} per seed)  requests {requests} ({} per seed)", reports.len(), steps / n, requests / n);
-    let named: Vec<String> = faults.named().iter().map(|(k, v)| format!("{k} {v}")).collect();
-    println!("faults {} ({} per seed): {}", faults.total(), faults.total() / n, named.join(", "));
-    println!("crashes {}  approvals presumed delivered {presumed}  entries given up {given_up}", faults.crashes);
+    println!(
+        "seeds {}  steps {steps} ({} per seed)  requests {requests} ({} per seed)",
+        reports.len(),
+        steps / n,
+        requests / n
+    );
+    let named: Vec<String> = faults
+        .named()
+        .iter()
+        .map(|(k, v)| format!("{k} {v}"))
+        .collect();
+    println!(
+        "faults {} ({} per seed): {}",
+        faults.total(),
+        faults.total() / n,
+        named.join(", ")
+    );
+    println!(
+        "crashes {}  approvals presumed delivered {presumed}  entries given up {given_up}",
+        faults.crashes
+    );
     let minutes = (elapsed / 60.0).max(1e-9);
     println!(
         "time {elapsed:.2}s  seeds/min {:.0}  requests/min {:.0}",

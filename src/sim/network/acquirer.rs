@@ -10,10 +10,10 @@ use std::time::SystemTime;
 
 use fastrand::Rng;
 
-use crate::message::time::transmission_time;
 use crate::message::Message;
-use crate::sim::reversal::{ReversalMti, reversal_of};
 use crate::message::Spec;
+use crate::message::time::transmission_time;
+use crate::sim::reversal::{ReversalMti, reversal_of};
 
 /// The cards: six per issuer BIN, and one no route knows.
 const CARDS: [&str; 13] = [
@@ -74,7 +74,11 @@ pub enum Reversal {
     #[default]
     None,
     /// Sent (`tag` the last attempt), not yet answered.
-    Pending { message: Message, tag: u64, attempts: u32 },
+    Pending {
+        message: Message,
+        tag: u64,
+        attempts: u32,
+    },
     /// Answered 00: the acquirer holds nothing.
     Acked,
 }
@@ -205,7 +209,14 @@ impl Acquirers {
     }
 
     /// Registers request `m` of acquirer `a`: its tag.
-    fn register(&mut self, a: usize, m: Message, kind: Kind, rrn: String, now_us: u64) -> (u64, u64, Message) {
+    fn register(
+        &mut self,
+        a: usize,
+        m: Message,
+        kind: Kind,
+        rrn: String,
+        now_us: u64,
+    ) -> (u64, u64, Message) {
         self.next_tag += 1;
         self.requests += 1;
         let tag = self.next_tag;
@@ -232,7 +243,13 @@ impl Acquirers {
 
     /// Acquirer `a`'s next request at `now_us` (wall time `wall`): its
     /// tag, connection and message.
-    pub fn next(&mut self, a: usize, now_us: u64, wall: SystemTime, rng: &mut Rng) -> (u64, u64, Message) {
+    pub fn next(
+        &mut self,
+        a: usize,
+        now_us: u64,
+        wall: SystemTime,
+        rng: &mut Rng,
+    ) -> (u64, u64, Message) {
         let roll = rng.u32(..100);
         if roll < 10
             && let Some(r) = self.copy(a, now_us, rng, false)
@@ -295,7 +312,13 @@ impl Acquirers {
 
     /// A copy of a recent request (the same content), or with `repeat`
     /// its repeat (0101, 0201...), sent again on the same connection.
-    fn copy(&mut self, a: usize, now_us: u64, rng: &mut Rng, repeat: bool) -> Option<(u64, u64, Message)> {
+    fn copy(
+        &mut self,
+        a: usize,
+        now_us: u64,
+        rng: &mut Rng,
+        repeat: bool,
+    ) -> Option<(u64, u64, Message)> {
         let t = &self.terminals[a];
         if t.recent.is_empty() {
             return None;
@@ -325,7 +348,13 @@ impl Acquirers {
         let t = &mut self.terminals[a];
         t.stan = t.stan % 999_999 + 1;
         let stan = t.stan;
-        let m = reversal_of(&self.spec, original, ReversalMti::Request, stan, &transmission_time(wall));
+        let m = reversal_of(
+            &self.spec,
+            original,
+            ReversalMti::Request,
+            stan,
+            &transmission_time(wall),
+        );
         let r = self.register(a, m.clone(), Kind::Reversal, rrn.clone(), now_us);
         if let Some(l) = self.logical.get_mut(&rrn) {
             l.reversal = Reversal::Pending {
@@ -341,7 +370,12 @@ impl Acquirers {
     /// unanswered and its last attempt is over.
     pub fn retry_reversal(&mut self, rrn: &str, now_us: u64) -> Option<(usize, u64, u64, Message)> {
         let l = self.logical.get(rrn)?;
-        let Reversal::Pending { message, tag, attempts } = &l.reversal else {
+        let Reversal::Pending {
+            message,
+            tag,
+            attempts,
+        } = &l.reversal
+        else {
             return None;
         };
         if self.sent.get(tag).is_some_and(|s| !s.replied) || *attempts >= REVERSAL_ATTEMPTS_MAX {

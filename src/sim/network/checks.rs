@@ -57,10 +57,16 @@ impl Checks {
         confirm: Option<TxnId>,
     ) -> Result<(), Broken> {
         let Some(sent) = acq.sent.get_mut(&to.tag) else {
-            return Err((Invariant::ExactlyOneReply, format!("a reply to tag {}, never sent", to.tag)));
+            return Err((
+                Invariant::ExactlyOneReply,
+                format!("a reply to tag {}, never sent", to.tag),
+            ));
         };
         if sent.replied {
-            return Err((Invariant::ExactlyOneReply, format!("a second reply to tag {}", to.tag)));
+            return Err((
+                Invariant::ExactlyOneReply,
+                format!("a second reply to tag {}", to.tag),
+            ));
         }
         sent.replied = true;
         let Some(m) = message else {
@@ -79,7 +85,10 @@ impl Checks {
             {
                 return Err((
                     Invariant::ForeignAnswer,
-                    format!("tag {}: DE{n} of the reply differs from the request's ({})", to.tag, sent.rrn),
+                    format!(
+                        "tag {}: DE{n} of the reply differs from the request's ({})",
+                        to.tag, sent.rrn
+                    ),
                 ));
             }
         }
@@ -91,7 +100,13 @@ impl Checks {
 
     /// What goes to an issuer is durable first, goes once as an
     /// original, and an entry is out at most once at a time.
-    pub fn to_issuer(&mut self, journal: &Journal, issuer: usize, what: Outgoing, m: &Message) -> Result<(), Broken> {
+    pub fn to_issuer(
+        &mut self,
+        journal: &Journal,
+        issuer: usize,
+        what: Outgoing,
+        m: &Message,
+    ) -> Result<(), Broken> {
         let durable = match what {
             Outgoing::Txn(id) => journal.kept_txn(id.0).is_some(),
             Outgoing::Saf(id) => journal.saf.contains_key(&id),
@@ -105,7 +120,10 @@ impl Checks {
         if let Outgoing::Saf(id) = what
             && !self.saf_out.insert(id)
         {
-            return Err((Invariant::SafAttemptsOverlap, format!("entry {id} sent while an attempt was out")));
+            return Err((
+                Invariant::SafAttemptsOverlap,
+                format!("entry {id} sent while an attempt was out"),
+            ));
         }
         let mti = m.mti();
         if mti.is_repeat() {
@@ -121,7 +139,10 @@ impl Checks {
             _ => 0,
         };
         let rrn = m.get_str(37).unwrap_or("").to_string();
-        if !self.originals.insert((issuer, rrn.clone(), [d[1], d[2]], named)) {
+        if !self
+            .originals
+            .insert((issuer, rrn.clone(), [d[1], d[2]], named))
+        {
             return Err((
                 Invariant::ForwardedTwice,
                 format!("{mti} of {rrn} sent to issuer {issuer} twice as an original"),
@@ -136,7 +157,10 @@ impl Checks {
             match r {
                 Record::Accepted(a) => {
                     let pan = a.pan.as_ref().map(|p| p.to_vec()).unwrap_or_default();
-                    let amount = a.amount_minor.and_then(|v| u64::try_from(v).ok()).unwrap_or(0);
+                    let amount = a
+                        .amount_minor
+                        .and_then(|v| u64::try_from(v).ok())
+                        .unwrap_or(0);
                     self.txns.insert(a.id, (pan, amount));
                 }
                 Record::Answered(a) if a.outcome == "stand_in" => self.stood_in(a.id, wall_ms)?,
@@ -148,17 +172,26 @@ impl Checks {
 
     fn stood_in(&mut self, id: u64, wall_ms: i64) -> Result<(), Broken> {
         let Some((pan, amount)) = self.txns.get(&id).cloned() else {
-            return Err((Invariant::StandInLimits, format!("stand-in for unknown transaction {id}")));
+            return Err((
+                Invariant::StandInLimits,
+                format!("stand-in for unknown transaction {id}"),
+            ));
         };
         let day = wall_ms.div_euclid(DAY_MS);
         let tally = self.stand_in.entry((pan, day)).or_default();
         tally.0 += 1;
         tally.1 += amount;
         let r = STAND_IN;
-        if amount > r.per_transaction_max || tally.0 > r.per_card_daily_count || tally.1 > r.per_card_daily_amount {
+        if amount > r.per_transaction_max
+            || tally.0 > r.per_card_daily_count
+            || tally.1 > r.per_card_daily_amount
+        {
             return Err((
                 Invariant::StandInLimits,
-                format!("transaction {id}: stand-in number {} for the card today, {} in all", tally.0, tally.1),
+                format!(
+                    "transaction {id}: stand-in number {} for the card today, {} in all",
+                    tally.0, tally.1
+                ),
             ));
         }
         Ok(())
@@ -206,11 +239,21 @@ pub struct Settled {
 pub fn settled(acq: &Acquirers, issuers: &[Issuer], journal: &Journal) -> Result<Settled, Broken> {
     for (id, t) in &journal.txns {
         if matches!(t.state, TxnState::Received | TxnState::Forwarded) {
-            return Err((Invariant::JournalComplete, format!("transaction {id} left {:?}", t.state)));
+            return Err((
+                Invariant::JournalComplete,
+                format!("transaction {id} left {:?}", t.state),
+            ));
         }
     }
-    if let Some((id, s)) = journal.saf.iter().find(|(_, s)| s.state == SafState::Pending) {
-        return Err((Invariant::JournalComplete, format!("entry {id} ({}) still pending", s.kind)));
+    if let Some((id, s)) = journal
+        .saf
+        .iter()
+        .find(|(_, s)| s.state == SafState::Pending)
+    {
+        return Err((
+            Invariant::JournalComplete,
+            format!("entry {id} ({}) still pending", s.kind),
+        ));
     }
     let mut out = Settled::default();
     let mut rrns: Vec<&String> = acq.logical.keys().collect();
@@ -224,7 +267,10 @@ pub fn settled(acq: &Acquirers, issuers: &[Issuer], journal: &Journal) -> Result
                     out.given_up += 1;
                     continue;
                 }
-                return Err((Invariant::AdviceDelivered, format!("advice {rrn} acknowledged, never delivered")));
+                return Err((
+                    Invariant::AdviceDelivered,
+                    format!("advice {rrn} acknowledged, never delivered"),
+                ));
             }
             continue;
         }
@@ -256,6 +302,7 @@ pub fn settled(acq: &Acquirers, issuers: &[Issuer], journal: &Journal) -> Result
 /// reversal settles it (docs/journal.md, "Crash recovery").
 fn presumed_delivered(journal: &Journal, rrn: &str) -> bool {
     journal.txns_of(rrn).any(|(_, t)| {
-        t.state == TxnState::Answered && matches!(t.outcome.as_deref(), Some("approved" | "stand_in"))
+        t.state == TxnState::Answered
+            && matches!(t.outcome.as_deref(), Some("approved" | "stand_in"))
     })
 }

@@ -151,7 +151,12 @@ pub fn brief(m: &Message) -> String {
 pub fn describe_input(input: &Input) -> String {
     match input {
         Input::Request { from, message } => {
-            format!("request conn={} tag={} {}", from.conn.0, from.tag, brief(message))
+            format!(
+                "request conn={} tag={} {}",
+                from.conn.0,
+                from.tag,
+                brief(message)
+            )
         }
         Input::FromIssuer { issuer, message } => {
             format!("from issuer {issuer}: {}", brief(message))

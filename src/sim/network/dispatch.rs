@@ -24,13 +24,23 @@ impl World<'_> {
         match action {
             Action::Append { records, durable } => {
                 let wall_ms = self.now().wall_ms();
-                self.checks.appended(&records, wall_ms).map_err(|b| self.fail(b))?;
+                self.checks
+                    .appended(&records, wall_ms)
+                    .map_err(|b| self.fail(b))?;
                 let delay = self.rng.u64(200..20_000);
                 let (group, at) = self.journal.append(records, durable, self.now_us, delay);
                 self.queue.at(at, Event::Commit { group });
             }
-            Action::ToIssuer { issuer, what, message } => self.to_issuer(issuer, what, &message)?,
-            Action::Reply { to, message, confirm } => {
+            Action::ToIssuer {
+                issuer,
+                what,
+                message,
+            } => self.to_issuer(issuer, what, &message)?,
+            Action::Reply {
+                to,
+                message,
+                confirm,
+            } => {
                 self.checks
                     .reply(&mut self.acq, &self.journal, to, message.as_ref(), confirm)
                     .map_err(|b| self.fail(b))?;
@@ -41,7 +51,8 @@ impl World<'_> {
                 let generation = self.timer_generation;
                 self.timers.insert(timer, generation);
                 let at_us = at.saturating_duration_since(self.base).as_micros() as u64;
-                self.queue.at(at_us.max(self.now_us), Event::Timer { timer, generation });
+                self.queue
+                    .at(at_us.max(self.now_us), Event::Timer { timer, generation });
             }
             Action::Disarm { timer } => {
                 self.timers.remove(&timer);
@@ -60,19 +71,35 @@ impl World<'_> {
                 };
                 let at = self.now_us + self.rng.u64(100..50_000);
                 let input = Input::Answer { token, answer };
-                self.queue.at(at, Event::Later { epoch: self.epoch, input });
+                self.queue.at(
+                    at,
+                    Event::Later {
+                        epoch: self.epoch,
+                        input,
+                    },
+                );
             }
         }
         Ok(())
     }
 
-    fn to_issuer(&mut self, issuer: usize, what: Outgoing, message: &Message) -> Result<(), super::Failure> {
+    fn to_issuer(
+        &mut self,
+        issuer: usize,
+        what: Outgoing,
+        message: &Message,
+    ) -> Result<(), super::Failure> {
         self.checks
             .to_issuer(&self.journal, issuer, what, message)
             .map_err(|b| self.fail(b))?;
-        let bytes = self.setup.issuer_specs[issuer].build(message).map_err(|e| {
-            self.fail((Invariant::Buildable, format!("{} for issuer {issuer}: {e}", message.mti())))
-        })?;
+        let bytes = self.setup.issuer_specs[issuer]
+            .build(message)
+            .map_err(|e| {
+                self.fail((
+                    Invariant::Buildable,
+                    format!("{} for issuer {issuer}: {e}", message.mti()),
+                ))
+            })?;
         if !self.links[issuer].up {
             self.inputs.push_back(Input::NotSent { what });
             return Ok(());
@@ -98,9 +125,17 @@ impl World<'_> {
         for _ in 0..copies {
             let at = self.now_us + self.rng.u64(500..40_000);
             let event = if to_issuer {
-                Event::AtIssuer { issuer, link, bytes: bytes.clone() }
+                Event::AtIssuer {
+                    issuer,
+                    link,
+                    bytes: bytes.clone(),
+                }
             } else {
-                Event::AtSwitch { issuer, link, bytes: bytes.clone() }
+                Event::AtSwitch {
+                    issuer,
+                    link,
+                    bytes: bytes.clone(),
+                }
             };
             self.queue.at(at, event);
         }
@@ -108,12 +143,20 @@ impl World<'_> {
 
     /// The reply goes out on its connection, if that is still there and
     /// the write works; its delivery is reported at once.
-    fn write_reply(&mut self, tag: u64, message: Option<Message>, confirm: Option<TxnId>) -> Result<(), super::Failure> {
+    fn write_reply(
+        &mut self,
+        tag: u64,
+        message: Option<Message>,
+        confirm: Option<TxnId>,
+    ) -> Result<(), super::Failure> {
         let Some(message) = message else {
             return Ok(());
         };
         let bytes = self.setup.acquirer_spec.build(&message).map_err(|e| {
-            self.fail((Invariant::Buildable, format!("reply {} to tag {tag}: {e}", message.mti())))
+            self.fail((
+                Invariant::Buildable,
+                format!("reply {} to tag {tag}: {e}", message.mti()),
+            ))
         })?;
         let (a, conn, kind, rrn) = match self.acq.sent.get(&tag) {
             Some(s) => (s.acquirer, s.conn, s.kind, s.rrn.clone()),
@@ -123,7 +166,10 @@ impl World<'_> {
         let delivered = open && !self.chance(self.rates.write_fail);
         if delivered {
             let parsed = self.setup.acquirer_spec.parse(&bytes).map_err(|e| {
-                self.fail((Invariant::Buildable, format!("reply to tag {tag} unreadable: {e}")))
+                self.fail((
+                    Invariant::Buildable,
+                    format!("reply to tag {tag} unreadable: {e}"),
+                ))
             })?;
             if self.acq.delivered(tag, &parsed) {
                 // Refused: tried again later, past the duplicate window.
@@ -144,14 +190,22 @@ impl World<'_> {
     }
 
     /// Bytes reach issuer `issuer`: it answers, perhaps wrongly.
-    pub fn at_issuer(&mut self, issuer: usize, link: u64, bytes: &Bytes) -> Result<(), super::Failure> {
+    pub fn at_issuer(
+        &mut self,
+        issuer: usize,
+        link: u64,
+        bytes: &Bytes,
+    ) -> Result<(), super::Failure> {
         if link != self.links[issuer].epoch {
             return Ok(());
         }
         let spec = self.setup.issuer_specs[issuer].clone();
-        let message = spec
-            .parse(bytes)
-            .map_err(|e| self.fail((Invariant::Buildable, format!("message to issuer {issuer} unreadable: {e}"))))?;
+        let message = spec.parse(bytes).map_err(|e| {
+            self.fail((
+                Invariant::Buildable,
+                format!("message to issuer {issuer} unreadable: {e}"),
+            ))
+        })?;
         let Some(mut answer) = self.issuers[issuer].receive(&message) else {
             return Ok(());
         };
@@ -184,7 +238,11 @@ impl World<'_> {
                     } else {
                         "0810"
                     };
-                    answer.set_mti(mti.parse::<crate::message::Mti>().expect("constant MTI").with_version(version));
+                    answer.set_mti(
+                        mti.parse::<crate::message::Mti>()
+                            .expect("constant MTI")
+                            .with_version(version),
+                    );
                 }
                 _ => {
                     self.faults.no_de39 += 1;
@@ -208,6 +266,13 @@ impl World<'_> {
             return;
         }
         let link = self.links[issuer].epoch;
-        self.queue.at(self.now_us + delay, Event::AtSwitch { issuer, link, bytes });
+        self.queue.at(
+            self.now_us + delay,
+            Event::AtSwitch {
+                issuer,
+                link,
+                bytes,
+            },
+        );
     }
 }

@@ -52,7 +52,10 @@ impl Issuer {
             return None;
         }
         let rrn = m.get_str(37).unwrap_or("").to_string();
-        let stan = m.get_u64(11).and_then(|s| u32::try_from(s).ok()).unwrap_or(0);
+        let stan = m
+            .get_u64(11)
+            .and_then(|s| u32::try_from(s).ok())
+            .unwrap_or(0);
         let code = match (mti.class(), mti.function()) {
             (MessageClass::Authorization | MessageClass::Financial, Function::Request) => {
                 self.authorize(m, rrn, stan)
@@ -98,7 +101,10 @@ impl Issuer {
     }
 
     fn authorize(&mut self, m: &Message, rrn: String, stan: u32) -> &'static str {
-        let seen = self.holds.get(&rrn).and_then(|hs| hs.iter().find(|h| h.0 == stan));
+        let seen = self
+            .holds
+            .get(&rrn)
+            .and_then(|hs| hs.iter().find(|h| h.0 == stan));
         if let Some(&(_, cancelled)) = seen {
             // Seen before (a copy from the network): the same answer.
             return if cancelled { "12" } else { "00" };

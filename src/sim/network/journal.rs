@@ -82,7 +82,13 @@ impl Journal {
     /// A group handed to the journal at `now_us`, committing `delay_us`
     /// later (never before the groups before it); its index and commit
     /// time.
-    pub fn append(&mut self, records: Vec<Record>, token: Option<Token>, now_us: u64, delay_us: u64) -> (usize, u64) {
+    pub fn append(
+        &mut self,
+        records: Vec<Record>,
+        token: Option<Token>,
+        now_us: u64,
+        delay_us: u64,
+    ) -> (usize, u64) {
         let at = self.last_commit_us.max(now_us + delay_us);
         self.last_commit_us = at;
         self.groups.push(Group {
@@ -133,7 +139,10 @@ impl Journal {
     fn apply(&mut self, record: &Record) {
         match record {
             Record::Accepted(a) => {
-                let route = a.route.as_ref().map(|r| (r.issuer.clone(), r.message.to_vec()));
+                let route = a
+                    .route
+                    .as_ref()
+                    .map(|r| (r.issuer.clone(), r.message.to_vec()));
                 let state = if route.is_some() {
                     TxnState::Forwarded
                 } else {
@@ -239,9 +248,15 @@ impl Journal {
                 }
             }
         }
-        let index: HashMap<&str, usize> = issuers.iter().enumerate().map(|(i, (n, _))| (*n, i)).collect();
+        let index: HashMap<&str, usize> = issuers
+            .iter()
+            .enumerate()
+            .map(|(i, (n, _))| (*n, i))
+            .collect();
         let parse = |issuer: &str, bytes: &[u8]| {
-            let i = *index.get(issuer).ok_or(format!("unknown issuer {issuer}"))?;
+            let i = *index
+                .get(issuer)
+                .ok_or(format!("unknown issuer {issuer}"))?;
             let msg = issuers[i]
                 .1
                 .parse(&Bytes::copy_from_slice(bytes))
@@ -249,7 +264,11 @@ impl Journal {
             Ok::<_, String>((i, msg))
         };
         let mut pending_saf = Vec::new();
-        for (&id, s) in self.saf.iter().filter(|(_, s)| s.state == SafState::Pending) {
+        for (&id, s) in self
+            .saf
+            .iter()
+            .filter(|(_, s)| s.state == SafState::Pending)
+        {
             let (issuer, message) = parse(&s.issuer, &s.message)?;
             let kind = SafKind::from_label(s.kind).ok_or(format!("unknown kind {}", s.kind))?;
             pending_saf.push(RestoredSaf {
@@ -262,7 +281,11 @@ impl Journal {
             });
         }
         let mut unfinished = Vec::new();
-        for (&id, t) in self.txns.iter().filter(|(_, t)| t.state == TxnState::Forwarded) {
+        for (&id, t) in self
+            .txns
+            .iter()
+            .filter(|(_, t)| t.state == TxnState::Forwarded)
+        {
             if let Some((name, bytes)) = &t.route {
                 let (issuer, message) = parse(name, bytes)?;
                 unfinished.push(RestoredTxn {
@@ -286,7 +309,9 @@ impl Journal {
 
     /// Whether a kept entry of `kind` belongs to transaction `txn`.
     pub fn kept_saf_of(&self, txn: u64, kind: &str) -> bool {
-        self.saf.values().any(|s| s.txn_id == Some(txn) && s.kind == kind)
+        self.saf
+            .values()
+            .any(|s| s.txn_id == Some(txn) && s.kind == kind)
     }
 
     /// The kept transactions of logical transaction `rrn`.

@@ -15,9 +15,17 @@ pub enum Event {
     /// The acquirer repeats its reversal of logical transaction `rrn`.
     ReversalRetry(String),
     /// Bytes from the switch reach issuer `issuer` (sent on `link` epoch).
-    AtIssuer { issuer: usize, link: u64, bytes: Bytes },
+    AtIssuer {
+        issuer: usize,
+        link: u64,
+        bytes: Bytes,
+    },
     /// Bytes from issuer `issuer` reach the switch.
-    AtSwitch { issuer: usize, link: u64, bytes: Bytes },
+    AtSwitch {
+        issuer: usize,
+        link: u64,
+        bytes: Bytes,
+    },
     /// An input for the core of incarnation `epoch` (a batch close's answer).
     Later { epoch: u64, input: Input },
     /// Journal group `group` is committed (or fails).

@@ -72,7 +72,12 @@ fn spec(name: &str) -> Arc<Spec> {
 }
 
 impl Setup {
-    pub fn new(acquirers: usize, issuers: usize, stand_in: bool, mutation: Option<Mutation>) -> Setup {
+    pub fn new(
+        acquirers: usize,
+        issuers: usize,
+        stand_in: bool,
+        mutation: Option<Mutation>,
+    ) -> Setup {
         Setup {
             acquirer_spec: spec("iso87-ascii"),
             issuer_specs: ISSUERS.iter().map(|(_, s, _)| spec(s)).collect(),

@@ -17,7 +17,7 @@ use super::journal::Journal;
 use super::queue::{Event, Queue};
 use super::setup::{ISSUERS, Setup};
 use super::{Failure, Faults, Invariant, Options, Report};
-use crate::switch::core::{Core, ConnId, Input, Origin, Time, TimerId};
+use crate::switch::core::{ConnId, Core, Input, Origin, Time, TimerId};
 
 /// How long the quiet period may last (virtual time) for everything to
 /// settle.
@@ -110,7 +110,9 @@ impl<'t> World<'t> {
             journal: Journal::default(),
             acq,
             issuers: (0..ISSUERS.len()).map(|_| Issuer::default()).collect(),
-            links: (0..ISSUERS.len()).map(|_| Link { up: true, epoch: 0 }).collect(),
+            links: (0..ISSUERS.len())
+                .map(|_| Link { up: true, epoch: 0 })
+                .collect(),
             checks: Checks::default(),
             inputs: VecDeque::new(),
             faults: Faults::default(),
@@ -147,7 +149,12 @@ impl<'t> World<'t> {
 
     pub fn trace_line(&mut self, line: &str) {
         if let Some(t) = self.trace.as_mut() {
-            let _ = writeln!(t, "{:>6} {:>10.3}s {line}", self.step, self.now_us as f64 / 1e6);
+            let _ = writeln!(
+                t,
+                "{:>6} {:>10.3}s {line}",
+                self.step,
+                self.now_us as f64 / 1e6
+            );
         }
     }
 
@@ -160,7 +167,13 @@ impl<'t> World<'t> {
         for i in 0..self.setup.issuers {
             if self.rates.link_loss > 0 {
                 let at = self.rng.u64(1_000_000..30_000_000);
-                self.queue.at(at, Event::Link { issuer: i, up: false });
+                self.queue.at(
+                    at,
+                    Event::Link {
+                        issuer: i,
+                        up: false,
+                    },
+                );
             }
         }
         while let Some((at, event)) = self.queue.pop() {
@@ -185,7 +198,13 @@ impl<'t> World<'t> {
         self.trace_line("quiet period");
         for i in 0..self.setup.issuers {
             if !self.links[i].up {
-                self.queue.at(self.now_us, Event::Link { issuer: i, up: true });
+                self.queue.at(
+                    self.now_us,
+                    Event::Link {
+                        issuer: i,
+                        up: true,
+                    },
+                );
             }
         }
     }
@@ -196,7 +215,8 @@ impl<'t> World<'t> {
         };
         let (open, depth) = (core.open_transactions(), core.saf_depth());
         if open > 0 || depth > 0 {
-            let detail = format!("{open} transactions open, {depth} entries queued after the quiet period");
+            let detail =
+                format!("{open} transactions open, {depth} entries queued after the quiet period");
             return Err(self.fail((Invariant::Settled, detail)));
         }
         if let Some((tag, _)) = self.acq.sent.iter().find(|(_, s)| !s.replied) {
@@ -243,7 +263,10 @@ impl<'t> World<'t> {
         self.drain()?;
         for i in 0..self.links.len() {
             if self.links[i].up {
-                self.inputs.push_back(Input::IssuerUp { issuer: i, up: true });
+                self.inputs.push_back(Input::IssuerUp {
+                    issuer: i,
+                    up: true,
+                });
             }
         }
         Ok(())
@@ -284,8 +307,16 @@ impl<'t> World<'t> {
         match event {
             Event::AcquirerTick(a) => self.acquirer_tick(a),
             Event::ReversalRetry(rrn) => self.reversal_retry(&rrn),
-            Event::AtIssuer { issuer, link, bytes } => self.at_issuer(issuer, link, &bytes)?,
-            Event::AtSwitch { issuer, link, bytes } => self.at_switch(issuer, link, &bytes)?,
+            Event::AtIssuer {
+                issuer,
+                link,
+                bytes,
+            } => self.at_issuer(issuer, link, &bytes)?,
+            Event::AtSwitch {
+                issuer,
+                link,
+                bytes,
+            } => self.at_switch(issuer, link, &bytes)?,
             Event::Later { epoch, input } => {
                 if epoch == self.epoch {
                     self.inputs.push_back(input);
@@ -369,7 +400,13 @@ impl<'t> World<'t> {
             let at = self.notified_us.max(self.now_us + self.rng.u64(0..2_000));
             self.notified_us = at;
             let input = Input::Durable { token, ok };
-            self.queue.at(at, Event::Later { epoch: self.epoch, input });
+            self.queue.at(
+                at,
+                Event::Later {
+                    epoch: self.epoch,
+                    input,
+                },
+            );
         }
     }
 
@@ -393,7 +430,8 @@ impl<'t> World<'t> {
             } else {
                 self.rng.u64(500_000..20_000_000)
             };
-            self.queue.at(self.now_us + next, Event::Link { issuer, up: !up });
+            self.queue
+                .at(self.now_us + next, Event::Link { issuer, up: !up });
         }
     }
 
@@ -422,9 +460,12 @@ impl<'t> World<'t> {
         if self.core.is_none() || link != self.links[issuer].epoch {
             return Ok(());
         }
-        let message = self.setup.issuer_specs[issuer]
-            .parse(bytes)
-            .map_err(|e| self.fail((Invariant::Buildable, format!("issuer {issuer}'s answer unreadable: {e}"))))?;
+        let message = self.setup.issuer_specs[issuer].parse(bytes).map_err(|e| {
+            self.fail((
+                Invariant::Buildable,
+                format!("issuer {issuer}'s answer unreadable: {e}"),
+            ))
+        })?;
         self.inputs.push_back(Input::FromIssuer { issuer, message });
         Ok(())
     }

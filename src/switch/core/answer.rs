@@ -35,10 +35,12 @@ const ECHOED: &[u16] = &[2, 37, 41];
 /// a STAN given again after a restart, would hand one transaction another
 /// one's answer), so the echoed fields present in both must agree.
 pub(super) fn answers(sent: &Message, answer: &Message) -> bool {
-    ECHOED.iter().all(|&n| match (sent.value(n), answer.value(n)) {
-        (Some(a), Some(b)) => a == b,
-        _ => true,
-    })
+    ECHOED
+        .iter()
+        .all(|&n| match (sent.value(n), answer.value(n)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        })
 }
 
 /// Whether a journal outcome is an approval the acquirer may act on.

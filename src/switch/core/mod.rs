@@ -27,9 +27,9 @@ mod stand_in;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
-mod tests_saf;
-#[cfg(test)]
 mod tests_regressions;
+#[cfg(test)]
+mod tests_saf;
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;

@@ -21,7 +21,10 @@ impl Mutation {
     /// Every mutation, by the name `--mutation` takes.
     pub const ALL: [(&'static str, Mutation); 3] = [
         ("no-reversal-on-timeout", Mutation::NoReversalOnTimeout),
-        ("no-duplicate-content-check", Mutation::NoDuplicateContentCheck),
+        (
+            "no-duplicate-content-check",
+            Mutation::NoDuplicateContentCheck,
+        ),
         ("no-durability-wait", Mutation::NoDurabilityWait),
     ];
 

@@ -3,7 +3,9 @@
 //! an acquirer's advice is acknowledged once it is queued for its issuer;
 //! a batch close is a question for the acquirer's rules.
 
-use super::{Action, Core, Mutation, Origin, Outgoing, Route, State, Time, TimerId, Txn, TxnId, Wait};
+use super::{
+    Action, Core, Mutation, Origin, Outgoing, Route, State, Time, TimerId, Txn, TxnId, Wait,
+};
 use crate::journal::record::Forwarded;
 use crate::message::Message;
 use crate::message::mti::{Function, MessageClass};

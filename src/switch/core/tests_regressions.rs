@@ -33,7 +33,9 @@ fn a_reversal_that_times_out_is_acknowledged_only_once_its_entry_is_durable() {
     assert!(reply(&timing_out).is_none(), "acknowledged before durable");
     let token = durable_token(&timing_out);
     core.handle(due, Input::Durable { token, ok: true });
-    let (resp, _) = reply(&drain(&mut core)).map(|(m, c)| (m.clone(), c)).expect("acknowledged");
+    let (resp, _) = reply(&drain(&mut core))
+        .map(|(m, c)| (m.clone(), c))
+        .expect("acknowledged");
     assert_eq!(resp.get_str(39), Some("00"));
     assert_eq!(core.saf_depth(), 1);
 }
@@ -63,13 +65,31 @@ fn an_undelivered_stand_in_approval_reverses_its_advice() {
     drain(&mut core);
     let due = now.after(Duration::from_secs(5));
     core.handle(due, Input::Timer(TimerId::Response(TxnId(1))));
-    let (resp, confirm) = reply(&drain(&mut core)).map(|(m, c)| (m.clone(), c)).expect("stood in");
+    let (resp, confirm) = reply(&drain(&mut core))
+        .map(|(m, c)| (m.clone(), c))
+        .expect("stood in");
     assert_eq!(resp.get_str(39), Some("00"));
-    assert_eq!(core.saf_depth(), 2, "the time-out's reversal and the advice");
+    assert_eq!(
+        core.saf_depth(),
+        2,
+        "the time-out's reversal and the advice"
+    );
     let txn = confirm.expect("delivery asked for");
-    core.handle(due, Input::Written { txn, delivered: false });
+    core.handle(
+        due,
+        Input::Written {
+            txn,
+            delivered: false,
+        },
+    );
     assert_eq!(core.saf_depth(), 3, "the advice's reversal");
-    core.handle(due, Input::IssuerUp { issuer: 0, up: true });
+    core.handle(
+        due,
+        Input::IssuerUp {
+            issuer: 0,
+            up: true,
+        },
+    );
     let out = drain(&mut core);
     let reversal = out
         .iter()
@@ -107,10 +127,18 @@ fn an_undelivered_approval_is_reversed_before_its_delivery_is_recorded() {
     // Without a journal nothing is appended; with one, the order is
     // checked by the simulator. Here: a copy now gets a decline, not
     // the approval that is being reversed.
-    core.handle(now, Input::Written { txn, delivered: false });
+    core.handle(
+        now,
+        Input::Written {
+            txn,
+            delivered: false,
+        },
+    );
     assert_eq!(core.saf_depth(), 1);
     core.handle(now, request(2, auth()));
-    let (resp, _) = reply(&drain(&mut core)).map(|(m, c)| (m.clone(), c)).expect("answered");
+    let (resp, _) = reply(&drain(&mut core))
+        .map(|(m, c)| (m.clone(), c))
+        .expect("answered");
     assert_eq!(resp.get_str(39), Some("91"));
 }
 
@@ -123,7 +151,13 @@ fn with_a_journal_the_reversal_record_comes_before_the_delivery_record() {
     core.handle(now, Input::Durable { token, ok: true });
     let (_, confirm) = reply(&drain(&mut core)).expect("replied");
     let txn = confirm.expect("delivery asked for");
-    core.handle(now, Input::Written { txn, delivered: false });
+    core.handle(
+        now,
+        Input::Written {
+            txn,
+            delivered: false,
+        },
+    );
     let order: Vec<&str> = records(&drain(&mut core))
         .into_iter()
         .map(|r| match r {
@@ -154,7 +188,13 @@ fn a_stand_in_approval_the_journal_cannot_keep_reverses_its_advice_not_the_reque
             _ => None,
         })
         .expect("the approval, durably");
-    core.handle(now, Input::Durable { token: approval, ok: false });
+    core.handle(
+        now,
+        Input::Durable {
+            token: approval,
+            ok: false,
+        },
+    );
     let failed = drain(&mut core);
     let named: Vec<String> = records(&failed)
         .into_iter()
@@ -166,7 +206,13 @@ fn a_stand_in_approval_the_journal_cannot_keep_reverses_its_advice_not_the_reque
     assert_eq!(named, ["timeout_reversal"]);
     let token = durable_token(&failed);
     core.handle(now, Input::Durable { token, ok: true });
-    core.handle(now, Input::IssuerUp { issuer: 0, up: true });
+    core.handle(
+        now,
+        Input::IssuerUp {
+            issuer: 0,
+            up: true,
+        },
+    );
     let names: Vec<String> = drain(&mut core)
         .iter()
         .filter_map(|a| match a {
@@ -174,6 +220,13 @@ fn a_stand_in_approval_the_journal_cannot_keep_reverses_its_advice_not_the_reque
             _ => None,
         })
         .collect();
-    assert!(names.contains(&"0120".to_string()), "the advice reversed: {names:?}");
-    assert_eq!(names.iter().filter(|n| *n == "0100").count(), 1, "the request reversed once");
+    assert!(
+        names.contains(&"0120".to_string()),
+        "the advice reversed: {names:?}"
+    );
+    assert_eq!(
+        names.iter().filter(|n| *n == "0100").count(),
+        1,
+        "the request reversed once"
+    );
 }
