@@ -381,13 +381,14 @@ impl Acquirers {
         if self.sent.get(tag).is_some_and(|s| !s.replied) || *attempts >= REVERSAL_ATTEMPTS_MAX {
             return None;
         }
+        let first = message.clone();
         let mut m = message.clone();
         m.set_mti(m.mti().as_repeat());
         let (a, attempts) = (l.acquirer, attempts + 1);
         let (tag, conn, m) = self.register(a, m, Kind::Reversal, rrn.to_string(), now_us);
         if let Some(l) = self.logical.get_mut(rrn) {
             l.reversal = Reversal::Pending {
-                message: l.reversal_message(),
+                message: first,
                 tag,
                 attempts,
             };
@@ -419,14 +420,5 @@ impl Acquirers {
             _ => {}
         }
         false
-    }
-}
-
-impl Logical {
-    fn reversal_message(&self) -> Message {
-        match &self.reversal {
-            Reversal::Pending { message, .. } => message.clone(),
-            _ => Message::new("0400".parse().expect("constant MTI")),
-        }
     }
 }

@@ -76,6 +76,8 @@ pub struct Journal {
     last_commit_us: u64,
     pub txns: BTreeMap<u64, Txn>,
     pub saf: BTreeMap<u64, Saf>,
+    /// The kinds of the kept entries of each transaction.
+    saf_kinds: HashMap<u64, Vec<&'static str>>,
 }
 
 impl Journal {
@@ -173,6 +175,9 @@ impl Journal {
             }
             Record::Event { .. } => {}
             Record::SafQueued(q) => {
+                if let Some(txn) = q.txn_id {
+                    self.saf_kinds.entry(txn).or_default().push(q.kind);
+                }
                 self.saf.insert(
                     q.id,
                     Saf {
@@ -309,9 +314,9 @@ impl Journal {
 
     /// Whether a kept entry of `kind` belongs to transaction `txn`.
     pub fn kept_saf_of(&self, txn: u64, kind: &str) -> bool {
-        self.saf
-            .values()
-            .any(|s| s.txn_id == Some(txn) && s.kind == kind)
+        self.saf_kinds
+            .get(&txn)
+            .is_some_and(|k| k.iter().any(|&k| k == kind))
     }
 
     /// The kept transactions of logical transaction `rrn`.

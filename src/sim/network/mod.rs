@@ -12,6 +12,8 @@ mod issuer;
 mod journal;
 mod queue;
 mod setup;
+#[cfg(test)]
+mod tests;
 mod world;
 
 pub use crate::switch::core::Mutation;

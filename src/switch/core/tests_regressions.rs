@@ -230,3 +230,40 @@ fn a_stand_in_approval_the_journal_cannot_keep_reverses_its_advice_not_the_reque
         "the request reversed once"
     );
 }
+
+#[test]
+fn a_restart_reverses_the_stand_in_advice_of_a_request_never_answered_on_disk() {
+    let (mut core, now) = (core(true), start());
+    let mut advice = auth();
+    advice.set_mti("0120".parse().expect("MTI"));
+    advice.set_str(11, "000007").expect("DE11");
+    let count = core.restore(
+        now,
+        Restored {
+            next_txn_id: 10,
+            next_saf_id: 5,
+            pending_saf: vec![RestoredSaf {
+                id: 4,
+                txn_id: Some(9),
+                kind: crate::switch::saf::SafKind::StandInAdvice,
+                issuer: 0,
+                message: advice,
+                attempts: 0,
+            }],
+            unfinished: vec![RestoredTxn {
+                txn_id: 9,
+                issuer: 0,
+                message: auth(),
+            }],
+        },
+    );
+    assert_eq!((count.requeued, count.reversed), (1, 2));
+    let named: Vec<String> = records(&drain(&mut core))
+        .into_iter()
+        .filter_map(|r| match r {
+            Record::SafQueued(q) => Some(q.kind.to_string()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(named, ["timeout_reversal", "timeout_reversal"]);
+}
