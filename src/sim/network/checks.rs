@@ -301,8 +301,9 @@ pub fn settled(acq: &Acquirers, issuers: &[Issuer], journal: &Journal) -> Result
 /// the journal's rule it is presumed delivered, and the acquirer's own
 /// reversal settles it (docs/journal.md, "Crash recovery").
 fn presumed_delivered(journal: &Journal, rrn: &str) -> bool {
-    journal.txns_of(rrn).any(|(_, t)| {
-        t.state == TxnState::Answered
-            && matches!(t.outcome.as_deref(), Some("approved" | "stand_in"))
-    })
+    // In any state: a stand-in approval's transaction is `reversed` (its
+    // request was, on the time-out) while its advice stands.
+    journal
+        .txns_of(rrn)
+        .any(|(_, t)| matches!(t.outcome.as_deref(), Some("approved" | "stand_in")))
 }
