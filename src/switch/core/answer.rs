@@ -237,17 +237,25 @@ impl Core {
 
     /// The reply reached its connection or not: recorded; an approval that
     /// did not is reversed (a stand-in approval: its advice is), and its
-    /// copies get a decline from now on. The reversal is queued before the
-    /// delivery is recorded: after a crash between the two, the journal
-    /// either has the reversal or presumes the approval delivered, never
-    /// knows it undelivered without a reversal. The transaction is closed.
+    /// copies get a decline from now on. The delivery record of an
+    /// undelivered approval is written in the reversal's group: the
+    /// journal never knows it undelivered without its reversal (after a
+    /// crash before that group, the approval is presumed delivered). The
+    /// transaction is closed.
     pub(super) fn written(&mut self, now: Time, id: TxnId, delivered: bool) {
         let Some(txn) = self.txns.get(&id).filter(|t| t.state == State::Replying) else {
             return;
         };
         let outcome = txn.reply.as_ref().map(|(_, o)| *o);
         let class = txn.request.mti().class();
-        if !delivered && matches!(outcome, Some("approved" | "stand_in")) {
+        let record = Record::Delivery {
+            id: id.0,
+            at_ms: now.wall_ms(),
+            delivered,
+        };
+        let reverse = !delivered && matches!(outcome, Some("approved" | "stand_in"));
+        let queued_before = self.saf_ids;
+        if reverse {
             self.reverse_approval(now, id);
             // A reversal's acknowledgement stands: it is being delivered.
             if class != MessageClass::Reversal {
@@ -256,14 +264,10 @@ impl Core {
                 self.duplicates.replace(txn.key, decline);
             }
         }
-        self.append(
-            vec![Record::Delivery {
-                id: id.0,
-                at_ms: now.wall_ms(),
-                delivered,
-            }],
-            None,
-        );
+        let queued = self.saf_ids > queued_before;
+        if !(queued && self.cfg.journal && self.ride_along(self.saf_ids, record.clone())) {
+            self.append(vec![record], None);
+        }
         self.txns.remove(&id);
     }
 

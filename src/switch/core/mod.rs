@@ -168,6 +168,8 @@ struct ToQueue {
     /// Its transaction is acknowledged (00) once it is queued, with this
     /// journal outcome.
     ack: Option<&'static str>,
+    /// Records written in the same group as the entry's (all or none).
+    also: Vec<crate::journal::Record>,
 }
 
 /// The switch's state and decisions.

@@ -122,6 +122,7 @@ impl Core {
             issuer,
             message,
             ack,
+            also: Vec::new(),
         };
         if self.cfg.journal {
             self.saf_to_disk += 1;
@@ -143,8 +144,29 @@ impl Core {
             message: without_sad(&target.spec, &e.message),
             queued_at_ms: now.wall_ms(),
         });
+        let mut records = vec![record];
+        records.extend(e.also.iter().cloned());
         let token = self.token(Wait::Queue(Box::new(e)));
-        self.append(vec![record], Some(token));
+        self.append(records, Some(token));
+    }
+
+    /// Writes `record` in the same group as the entry queued last (`id`),
+    /// still on its way to disk: both are kept or neither. False (nothing
+    /// done) when that entry is not the last append.
+    pub(super) fn ride_along(&mut self, id: u64, record: Record) -> bool {
+        let token = super::Token(self.next_token - 1);
+        let Some(Wait::Queue(e)) = self.waits.get_mut(&token) else {
+            return false;
+        };
+        let Some(super::Action::Append { records, durable }) = self.actions.back_mut() else {
+            return false;
+        };
+        if e.id != id || *durable != Some(token) {
+            return false;
+        }
+        e.also.push(record.clone());
+        records.push(record);
+        true
     }
 
     /// An entry's record is on disk (`ok`): it enters the queue, due now,

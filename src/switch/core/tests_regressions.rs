@@ -143,7 +143,7 @@ fn an_undelivered_approval_is_reversed_before_its_delivery_is_recorded() {
 }
 
 #[test]
-fn with_a_journal_the_reversal_record_comes_before_the_delivery_record() {
+fn an_undelivered_approval_is_recorded_in_the_group_of_its_reversal_even_after_a_failure() {
     let (mut core, now) = (core(true), start());
     let sent = forward(&mut core, now, auth());
     core.handle(now, from_issuer(answer(&sent, Some("00"))));
@@ -151,22 +151,31 @@ fn with_a_journal_the_reversal_record_comes_before_the_delivery_record() {
     core.handle(now, Input::Durable { token, ok: true });
     let (_, confirm) = reply(&drain(&mut core)).expect("replied");
     let txn = confirm.expect("delivery asked for");
-    core.handle(
-        now,
-        Input::Written {
-            txn,
-            delivered: false,
-        },
-    );
-    let order: Vec<&str> = records(&drain(&mut core))
-        .into_iter()
-        .map(|r| match r {
-            Record::SafQueued(_) => "queued",
-            Record::Delivery { .. } => "delivery",
-            _ => "other",
-        })
-        .collect();
-    assert_eq!(order, ["queued", "delivery"]);
+    core.handle(now, Input::Written { txn, delivered: false });
+    // One group with both, and the same group again when it fails.
+    for ok in [false, true] {
+        let actions = drain(&mut core);
+        let groups: Vec<Vec<&str>> = actions
+            .iter()
+            .filter_map(|a| match a {
+                Action::Append { records, .. } => Some(
+                    records
+                        .iter()
+                        .map(|r| match r {
+                            Record::SafQueued(_) => "queued",
+                            Record::Delivery { .. } => "delivery",
+                            _ => "other",
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(groups, [["queued", "delivery"]]);
+        let token = durable_token(&actions);
+        core.handle(now, Input::Durable { token, ok });
+    }
+    assert_eq!(core.saf_depth(), 1);
 }
 
 #[test]
