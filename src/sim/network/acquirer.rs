@@ -75,7 +75,7 @@ pub enum Reversal {
     None,
     /// Sent (`tag` the last attempt), not yet answered.
     Pending {
-        message: Message,
+        message: Box<Message>,
         tag: u64,
         attempts: u32,
     },
@@ -358,7 +358,7 @@ impl Acquirers {
         let r = self.register(a, m.clone(), Kind::Reversal, rrn.clone(), now_us);
         if let Some(l) = self.logical.get_mut(&rrn) {
             l.reversal = Reversal::Pending {
-                message: m,
+                message: Box::new(m),
                 tag: r.0,
                 attempts: 1,
             };
@@ -382,7 +382,7 @@ impl Acquirers {
             return None;
         }
         let first = message.clone();
-        let mut m = message.clone();
+        let mut m = (**message).clone();
         m.set_mti(m.mti().as_repeat());
         let (a, attempts) = (l.acquirer, attempts + 1);
         let (tag, conn, m) = self.register(a, m, Kind::Reversal, rrn.to_string(), now_us);
@@ -408,11 +408,9 @@ impl Acquirers {
             return false;
         };
         match kind {
-            Kind::Purchase if approved(reply) => {
-                if !l.approved {
-                    l.approved = true;
-                    self.terminals[a].approvals.push_back(rrn);
-                }
+            Kind::Purchase if approved(reply) && !l.approved => {
+                l.approved = true;
+                self.terminals[a].approvals.push_back(rrn);
             }
             Kind::Reversal if approved(reply) => l.reversal = Reversal::Acked,
             Kind::Reversal => return matches!(l.reversal, Reversal::Pending { .. }),

@@ -100,7 +100,7 @@ impl Checks {
 
     /// What goes to an issuer is durable first, goes once as an
     /// original, and an entry is out at most once at a time.
-    pub fn to_issuer(
+    pub fn sent_to_issuer(
         &mut self,
         journal: &Journal,
         issuer: usize,

@@ -35,7 +35,7 @@ impl World<'_> {
                 issuer,
                 what,
                 message,
-            } => self.to_issuer(issuer, what, &message)?,
+            } => self.send_to_issuer(issuer, what, &message)?,
             Action::Reply {
                 to,
                 message,
@@ -83,14 +83,14 @@ impl World<'_> {
         Ok(())
     }
 
-    fn to_issuer(
+    fn send_to_issuer(
         &mut self,
         issuer: usize,
         what: Outgoing,
         message: &Message,
     ) -> Result<(), super::Failure> {
         self.checks
-            .to_issuer(&self.journal, issuer, what, message)
+            .sent_to_issuer(&self.journal, issuer, what, message)
             .map_err(|b| self.fail(b))?;
         let bytes = self.setup.issuer_specs[issuer]
             .build(message)

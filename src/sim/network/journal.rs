@@ -314,9 +314,7 @@ impl Journal {
 
     /// Whether a kept entry of `kind` belongs to transaction `txn`.
     pub fn kept_saf_of(&self, txn: u64, kind: &str) -> bool {
-        self.saf_kinds
-            .get(&txn)
-            .is_some_and(|k| k.iter().any(|&k| k == kind))
+        self.saf_kinds.get(&txn).is_some_and(|k| k.contains(&kind))
     }
 
     /// The kept transactions of logical transaction `rrn`.

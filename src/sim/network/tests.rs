@@ -53,7 +53,11 @@ fn a_second_reply_and_a_reply_never_asked_for_are_caught() {
     let (checks, journal, mut acq) = (Checks::default(), Journal::default(), acquirers());
     let (tag, request) = one_request(&mut acq);
     let reply = answer(&request);
-    assert!(checks.reply(&mut acq, &journal, origin(tag), Some(&reply), None).is_ok());
+    assert!(
+        checks
+            .reply(&mut acq, &journal, origin(tag), Some(&reply), None)
+            .is_ok()
+    );
     let again = checks.reply(&mut acq, &journal, origin(tag), Some(&reply), None);
     assert_eq!(again.map_err(|b| b.0), Err(Invariant::ExactlyOneReply));
     let unknown = checks.reply(&mut acq, &journal, origin(999), None, None);
@@ -69,8 +73,17 @@ fn another_transactions_answer_and_an_undurable_approval_are_caught() {
     let r = checks.reply(&mut acq, &journal, origin(tag), Some(&other), None);
     assert_eq!(r.map_err(|b| b.0), Err(Invariant::ForeignAnswer));
     let (tag, request) = one_request(&mut acq);
-    let r = checks.reply(&mut acq, &journal, origin(tag), Some(&answer(&request)), Some(TxnId(5)));
-    assert_eq!(r.map_err(|b| b.0), Err(Invariant::AcknowledgedBeforeDurable));
+    let r = checks.reply(
+        &mut acq,
+        &journal,
+        origin(tag),
+        Some(&answer(&request)),
+        Some(TxnId(5)),
+    );
+    assert_eq!(
+        r.map_err(|b| b.0),
+        Err(Invariant::AcknowledgedBeforeDurable)
+    );
 }
 
 #[test]
@@ -78,7 +91,7 @@ fn an_entry_out_twice_and_a_send_before_durable_are_caught() {
     let (mut checks, mut journal) = (Checks::default(), Journal::default());
     let mut m = Message::new("0420".parse().expect("MTI"));
     m.set_str(37, "RRN000000001").expect("DE37");
-    let r = checks.to_issuer(&journal, 0, Outgoing::Saf(1), &m);
+    let r = checks.sent_to_issuer(&journal, 0, Outgoing::Saf(1), &m);
     assert_eq!(r.map_err(|b| b.0), Err(Invariant::ForwardedBeforeDurable));
     let queued = Record::SafQueued(crate::journal::record::SafQueued {
         id: 1,
@@ -90,9 +103,13 @@ fn an_entry_out_twice_and_a_send_before_durable_are_caught() {
     });
     let (group, _) = journal.append(vec![queued], None, 0, 1);
     journal.commit(group, false);
-    assert!(checks.to_issuer(&journal, 0, Outgoing::Saf(1), &m).is_ok());
+    assert!(
+        checks
+            .sent_to_issuer(&journal, 0, Outgoing::Saf(1), &m)
+            .is_ok()
+    );
     m.set_mti("0421".parse().expect("MTI"));
-    let r = checks.to_issuer(&journal, 0, Outgoing::Saf(1), &m);
+    let r = checks.sent_to_issuer(&journal, 0, Outgoing::Saf(1), &m);
     assert_eq!(r.map_err(|b| b.0), Err(Invariant::SafAttemptsOverlap));
 }
 

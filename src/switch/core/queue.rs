@@ -126,7 +126,7 @@ impl Core {
         };
         if self.cfg.journal {
             self.saf_to_disk += 1;
-            self.to_disk(now, entry);
+            self.write_entry(now, entry);
         } else {
             self.queued(now, entry, true);
         }
@@ -134,7 +134,7 @@ impl Core {
     }
 
     /// Appends entry `e`'s record; it is queued once that is durable.
-    fn to_disk(&mut self, now: Time, e: ToQueue) {
+    fn write_entry(&mut self, now: Time, e: ToQueue) {
         let target = &self.cfg.issuers[e.issuer];
         let record = Record::SafQueued(SafQueued {
             id: e.id,
@@ -179,7 +179,7 @@ impl Core {
         let txn = e.txn_id.map(TxnId);
         if !ok {
             if e.ack.is_none() {
-                return self.to_disk(now, e);
+                return self.write_entry(now, e);
             }
             self.saf_to_disk -= 1;
             if let Some(id) = txn {
