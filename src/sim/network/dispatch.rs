@@ -104,13 +104,13 @@ impl World<'_> {
             self.inputs.push_back(Input::NotSent { what });
             return Ok(());
         }
-        self.send(issuer, bytes, true);
+        self.toward_issuer(issuer, bytes);
         Ok(())
     }
 
-    /// Puts `bytes` on issuer `issuer`'s link, toward the issuer or the
-    /// switch: lost, duplicated or delayed (so reordered) on the way.
-    fn send(&mut self, issuer: usize, bytes: Bytes, to_issuer: bool) {
+    /// Puts `bytes` on issuer `issuer`'s link toward the issuer: lost,
+    /// duplicated or delayed (so reordered) on the way.
+    fn toward_issuer(&mut self, issuer: usize, bytes: Bytes) {
         if self.chance(self.rates.link_loss) {
             self.faults.lost += 1;
             return;
@@ -124,18 +124,10 @@ impl World<'_> {
         let link = self.links[issuer].epoch;
         for _ in 0..copies {
             let at = self.now_us + self.rng.u64(500..40_000);
-            let event = if to_issuer {
-                Event::AtIssuer {
-                    issuer,
-                    link,
-                    bytes: bytes.clone(),
-                }
-            } else {
-                Event::AtSwitch {
-                    issuer,
-                    link,
-                    bytes: bytes.clone(),
-                }
+            let event = Event::AtIssuer {
+                issuer,
+                link,
+                bytes: bytes.clone(),
             };
             self.queue.at(at, event);
         }
