@@ -201,6 +201,12 @@ impl Core {
         let record = records::answered(id.0, response, outcome, at);
         if self.cfg.journal && approves(outcome) {
             txn.state = State::Answering;
+            // A stand-in approval is written in its advice's group: the
+            // journal never holds the advice without the approval.
+            let stood_in = *outcome == "stand_in";
+            if stood_in && self.ride_along(id, record.clone(), true) {
+                return;
+            }
             let token = self.token(Wait::Reply(id));
             self.append(vec![record], Some(token));
         } else {
@@ -210,7 +216,7 @@ impl Core {
     }
 
     /// Writes the reply; its delivery is reported back.
-    fn reply(&mut self, id: TxnId) {
+    pub(super) fn reply(&mut self, id: TxnId) {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
@@ -265,7 +271,7 @@ impl Core {
             }
         }
         let queued = self.saf_ids > queued_before;
-        if !(queued && self.cfg.journal && self.ride_along(self.saf_ids, record.clone())) {
+        if !(queued && self.cfg.journal && self.ride_along(id, record.clone(), false)) {
             self.append(vec![record], None);
         }
         self.txns.remove(&id);

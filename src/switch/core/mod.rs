@@ -170,6 +170,9 @@ struct ToQueue {
     ack: Option<&'static str>,
     /// Records written in the same group as the entry's (all or none).
     also: Vec<crate::journal::Record>,
+    /// Its transaction's stand-in approval rides with it: replied once
+    /// the group is durable, refused (and the advice dropped) if not.
+    then_reply: bool,
 }
 
 /// The switch's state and decisions.

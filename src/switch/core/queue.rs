@@ -123,6 +123,7 @@ impl Core {
             message,
             ack,
             also: Vec::new(),
+            then_reply: false,
         };
         if self.cfg.journal {
             self.saf_to_disk += 1;
@@ -150,10 +151,12 @@ impl Core {
         self.append(records, Some(token));
     }
 
-    /// Writes `record` in the same group as the entry queued last (`id`),
-    /// still on its way to disk: both are kept or neither. False (nothing
-    /// done) when that entry is not the last append.
-    pub(super) fn ride_along(&mut self, id: u64, record: Record) -> bool {
+    /// Writes `record` in the same group as transaction `id`'s entry
+    /// queued last, still on its way to disk: both are kept or neither;
+    /// with `reply`, the transaction is replied when that group is
+    /// durable. False (nothing done) when that entry is not the last
+    /// append.
+    pub(super) fn ride_along(&mut self, id: TxnId, record: Record, reply: bool) -> bool {
         let token = super::Token(self.next_token - 1);
         let Some(Wait::Queue(e)) = self.waits.get_mut(&token) else {
             return false;
@@ -161,10 +164,11 @@ impl Core {
         let Some(super::Action::Append { records, durable }) = self.actions.back_mut() else {
             return false;
         };
-        if e.id != id || *durable != Some(token) {
+        if e.txn_id != Some(id.0) || *durable != Some(token) {
             return false;
         }
         e.also.push(record.clone());
+        e.then_reply |= reply;
         records.push(record);
         true
     }
@@ -177,6 +181,18 @@ impl Core {
     /// approval at the issuer that nobody reverses.
     pub(super) fn queued(&mut self, now: Time, e: ToQueue, ok: bool) {
         let txn = e.txn_id.map(TxnId);
+        if !ok && e.then_reply {
+            // The stand-in approval is not on disk: not handed out, and
+            // its advice (never on disk either) not sent.
+            self.saf_to_disk -= 1;
+            if let Some(id) = txn
+                && let Some(t) = self.txns.get_mut(&id)
+            {
+                t.reply = Some((reject_of(t, Outcome::SystemMalfunction), "rejected"));
+                self.reply(id);
+            }
+            return;
+        }
         if !ok {
             if e.ack.is_none() {
                 return self.write_entry(now, e);
@@ -201,6 +217,9 @@ impl Core {
         {
             let ack = reject_of(t, Outcome::Approved);
             self.decide(now, id, ack, outcome);
+        }
+        if let (true, Some(id)) = (e.then_reply, txn) {
+            self.reply(id);
         }
     }
 }

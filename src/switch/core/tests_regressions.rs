@@ -185,7 +185,7 @@ fn an_undelivered_approval_is_recorded_in_the_group_of_its_reversal_even_after_a
 }
 
 #[test]
-fn a_stand_in_approval_the_journal_cannot_keep_reverses_its_advice_not_the_request_again() {
+fn a_stand_in_approval_the_journal_cannot_keep_is_refused_and_its_advice_never_sent() {
     let rules = StandInRules {
         per_transaction_max: 20_000,
         per_card_daily_count: 5,
@@ -193,48 +193,59 @@ fn a_stand_in_approval_the_journal_cannot_keep_reverses_its_advice_not_the_reque
     };
     let (mut core, now) = (core_with(true, Some(StandIn::new(rules, 100))), start());
     let first = timed_out(&mut core, now, 1, "000001");
-    let approval = first
-        .iter()
-        .find_map(|a| match a {
-            Action::Append {
-                records,
-                durable: Some(t),
-            } if matches!(records[..], [Record::Answered(_)]) => Some(*t),
-            _ => None,
-        })
-        .expect("the approval, durably");
-    // The time-out's reversal and the advice are on disk; the approval not.
-    let queued: Vec<Token> = first
+    // The approval is written in the advice's group: all or nothing.
+    let groups: Vec<(Token, Vec<&'static str>)> = first
         .iter()
         .filter_map(|a| match a {
             Action::Append {
-                durable: Some(t), ..
-            } if *t != approval => Some(*t),
+                records,
+                durable: Some(t),
+            } => Some((
+                *t,
+                records
+                    .iter()
+                    .map(|r| match r {
+                        Record::SafQueued(q) => q.kind,
+                        Record::Answered(_) => "answered",
+                        _ => "other",
+                    })
+                    .collect(),
+            )),
             _ => None,
         })
         .collect();
-    for token in queued {
-        core.handle(now, Input::Durable { token, ok: true });
-    }
+    let kinds: Vec<&Vec<&str>> = groups.iter().map(|(_, k)| k).collect();
+    assert_eq!(
+        kinds,
+        [
+            &vec!["timeout_reversal"],
+            &vec!["stand_in_advice", "answered"]
+        ]
+    );
+    core.handle(
+        now,
+        Input::Durable {
+            token: groups[0].0,
+            ok: true,
+        },
+    );
     drain(&mut core);
     core.handle(
         now,
         Input::Durable {
-            token: approval,
+            token: groups[1].0,
             ok: false,
         },
     );
     let failed = drain(&mut core);
-    let named: Vec<String> = records(&failed)
-        .into_iter()
-        .filter_map(|r| match r {
-            Record::SafQueued(q) => Some(q.kind.to_string()),
-            _ => None,
-        })
-        .collect();
-    assert_eq!(named, ["timeout_reversal"]);
-    let token = durable_token(&failed);
-    core.handle(now, Input::Durable { token, ok: true });
+    assert!(
+        queued_kinds(&failed).is_empty(),
+        "nothing to reverse: {failed:?}"
+    );
+    let (resp, _) = reply(&failed)
+        .map(|(m, c)| (m.clone(), c))
+        .expect("refused");
+    assert_eq!(resp.get_str(39), Some("96"));
     core.handle(
         now,
         Input::IssuerUp {
@@ -245,17 +256,11 @@ fn a_stand_in_approval_the_journal_cannot_keep_reverses_its_advice_not_the_reque
     let names: Vec<String> = drain(&mut core)
         .iter()
         .filter_map(|a| match a {
-            Action::ToIssuer { message, .. } => Some(format!(
-                "{}:{}",
-                message.mti(),
-                message.get_str(90).map_or("", |d| &d[..4])
-            )),
+            Action::ToIssuer { message, .. } => Some(message.mti().to_string()),
             _ => None,
         })
         .collect();
-    // The request reversed once (on its time-out), the advice sent and
-    // reversed.
-    assert_eq!(names, ["0420:0100", "0120:", "0420:0120"]);
+    assert_eq!(names, ["0420"], "the time-out's reversal only");
 }
 
 #[test]
