@@ -189,7 +189,8 @@ impl Core {
                 && let Some(t) = self.txns.get_mut(&id)
             {
                 t.reply = Some((reject_of(t, Outcome::SystemMalfunction), "rejected"));
-                self.reply(id);
+                // Journaled (the journal would otherwise keep it open).
+                self.answer(now, id);
             }
             return;
         }
