@@ -51,6 +51,12 @@ if grep -q "test result: FAILED" /tmp/cardswitch-cargo-test.log; then
     exit 1
 fi
 
+step "simulate: 10,000 seeds of the network simulator (release build)"
+cargo build --release --quiet
+sim_started=$(date +%s)
+target/release/cardswitch simulate --seeds 10000
+echo "simulate took $(( $(date +%s) - sim_started ))s"
+
 step "interop: pyiso8583 <-> cardswitch (iso87-ascii)"
 "$VENV/bin/python" tests/interop/pyiso8583_interop.py --bin target/debug/cardswitch --count 1000
 

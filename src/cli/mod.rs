@@ -14,6 +14,7 @@ mod relay;
 mod replay;
 mod run;
 mod send;
+mod simulate;
 
 use std::process::ExitCode;
 
@@ -51,6 +52,8 @@ enum Command {
     Replay(replay::ReplayArgs),
     /// Acquirer processing: merchants, cut-off into IPM clearing files, reading them.
     Clearing(clearing::ClearingArgs),
+    /// The deterministic network simulator: seeds of traffic, faults and crashes, invariants checked.
+    Simulate(simulate::SimulateArgs),
     /// List the shipped message specifications.
     Specs,
 }
@@ -69,6 +72,7 @@ pub fn main() -> ExitCode {
         Command::Journal(args) => journal::run(&args),
         Command::Replay(args) => replay::run(&args),
         Command::Load(args) => load::run(&args),
+        Command::Simulate(args) => simulate::run(&args),
         Command::Clearing(args) => clearing::run(&args),
         Command::Specs => list_specs(),
     };

@@ -8,6 +8,7 @@ pub mod issuer;
 pub mod latency;
 pub mod load;
 pub mod load_report;
+pub mod network;
 pub mod pacing;
 pub mod record;
 pub mod request;

@@ -54,6 +54,9 @@ pub struct DuplicateCache<R, W> {
     hashers: (FixedState, FixedState),
     entries: HashMap<u128, Entry<R, W>, BuildHasherDefault<KeyedHashHasher>>,
     order: VecDeque<(Instant, u128)>,
+    /// False only for the simulator's mutation check: the key leaves the
+    /// content out.
+    content: bool,
 }
 
 /// Makes the second hasher's seed independent of the first's.
@@ -105,7 +108,15 @@ impl<R: Clone, W> DuplicateCache<R, W> {
             ),
             entries: HashMap::with_capacity_and_hasher(2 * keys_max, Default::default()),
             order: VecDeque::with_capacity(keys_max + 1),
+            content: true,
         }
+    }
+
+    /// Leaves the content out of the keys (the simulator's mutation check
+    /// `no-duplicate-content-check`; never in the switch).
+    #[doc(hidden)]
+    pub fn ignore_content(&mut self) {
+        self.content = false;
     }
 
     fn expire(&mut self, now: Instant) {
@@ -131,18 +142,24 @@ impl<R: Clone, W> DuplicateCache<R, W> {
     /// pass per hasher. The origin digit is left out: a repeat (0101) is a
     /// copy of its original (0100); the function is in: an advice (0120)
     /// is not a copy of a request (0100).
-    pub fn key(&self, acquirer: &str, msg: &Message, pan: Option<&[u8]>) -> Option<DupKey> {
+    pub fn key<'a>(
+        &self,
+        acquirer: &'a str,
+        msg: &'a Message,
+        pan: Option<&'a [u8]>,
+    ) -> Option<DupKey> {
         let stan = msg.value(11)?;
+        let content = |v: Option<&'a [u8]>| if self.content { v } else { None };
         let parts: [&[u8]; 9] = [
             &msg.mti().digits()[1..3],
             acquirer.as_bytes(),
             stan,
             msg.value(41).unwrap_or_default(),
             msg.value(7).unwrap_or_default(),
-            pan.unwrap_or_default(),
-            msg.value(3).unwrap_or_default(),
-            msg.value(4).unwrap_or_default(),
-            msg.value(49).unwrap_or_default(),
+            content(pan).unwrap_or_default(),
+            content(msg.value(3)).unwrap_or_default(),
+            content(msg.value(4)).unwrap_or_default(),
+            content(msg.value(49)).unwrap_or_default(),
         ];
         let mut key = KeyBytes::new();
         for part in parts {
@@ -180,6 +197,14 @@ impl<R: Clone, W> DuplicateCache<R, W> {
         match self.entries.insert(key.0, Entry::Done(response)) {
             Some(Entry::InFlight(waiters)) => waiters,
             _ => Vec::new(),
+        }
+    }
+
+    /// Replaces the response copies of an answered key get (an approval
+    /// that is being reversed); a key no longer held is left alone.
+    pub fn replace(&mut self, key: DupKey, response: R) {
+        if let Some(Entry::Done(r)) = self.entries.get_mut(&key.0) {
+            *r = response;
         }
     }
 

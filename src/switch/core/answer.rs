@@ -4,7 +4,7 @@
 //! through the store-and-forward queue (its entry durable first).
 
 use super::request::{reject, reject_of};
-use super::{Action, Core, Outgoing, State, Time, TimerId, TxnId, Wait};
+use super::{Action, Core, Mutation, Outgoing, State, Time, TimerId, TxnId, Wait};
 use crate::journal::Record;
 use crate::message::Message;
 use crate::message::mti::MessageClass;
@@ -42,6 +42,23 @@ pub(super) fn detached(m: &Message) -> Message {
     out
 }
 
+/// Fields an issuer echoes from the request it answers (the PAN, the
+/// retrieval reference, the terminal).
+const ECHOED: &[u16] = &[2, 37, 41];
+
+/// Whether `answer` can be the answer to `sent`: the STAN alone is not
+/// enough (an issuer that answers under a wrong STAN, or a late answer to
+/// a STAN given again after a restart, would hand one transaction another
+/// one's answer), so the echoed fields present in both must agree.
+pub(super) fn answers(sent: &Message, answer: &Message) -> bool {
+    ECHOED
+        .iter()
+        .all(|&n| match (sent.value(n), answer.value(n)) {
+            (Some(a), Some(b)) => a == b,
+            _ => true,
+        })
+}
+
 /// Whether a journal outcome is an approval the acquirer may act on.
 fn approves(outcome: &str) -> bool {
     matches!(outcome, "approved" | "stand_in")
@@ -68,6 +85,10 @@ impl Core {
         // is not this transaction's.
         let class = self.txns.get(&id).map(|t| t.request.mti().class());
         if class != Some(answer.mti().class()) {
+            return;
+        }
+        let sent = self.txns.get(&id).and_then(|t| t.route.as_ref());
+        if !sent.is_some_and(|r| answers(&r.message, &answer)) {
             return;
         }
         self.in_flight.remove(&key);
@@ -158,11 +179,12 @@ impl Core {
 
     /// The issuer may have acted on the request: it is reversed through
     /// the queue, and the acquirer gets 91 (a reversal request is now the
-    /// queue's to deliver, so it is acknowledged).
+    /// queue's to deliver, so it is acknowledged, once its entry is
+    /// durable: a crash before that would lose a reversal already
+    /// acknowledged).
     fn unknown_outcome(&mut self, now: Time, id: TxnId, why: &str) {
         self.counters.timed_out += 1;
         self.event(now, id, "timed_out", why);
-        self.queue_reversal(now, id);
         let Some(txn) = self.txns.get(&id) else {
             return;
         };
@@ -170,8 +192,18 @@ impl Core {
             return;
         };
         if txn.request.mti().class() == MessageClass::Reversal {
-            let ack = reject_of(txn, Outcome::Approved);
-            return self.decide(now, id, ack, "timed_out");
+            // No longer in flight: its acknowledgement waits for the disk.
+            if let Some(t) = self.txns.get_mut(&id) {
+                t.state = State::Answering;
+            }
+            if !self.queue_reversal_acked(now, id, Some("timed_out")) {
+                let refuse = reject_of(&self.txns[&id], Outcome::IssuerUnavailable);
+                self.decide(now, id, refuse, "timed_out");
+            }
+            return;
+        }
+        if !self.mutated(Mutation::NoReversalOnTimeout) {
+            self.queue_reversal(now, id);
         }
         self.stand_in_or_decline(now, id, issuer, "timed_out");
     }
@@ -207,6 +239,12 @@ impl Core {
         let record = records::answered(id.0, response, outcome, at);
         if approves(outcome) {
             txn.state = State::Answering;
+            // A stand-in approval is written in its advice's group: the
+            // journal never holds the advice without the approval.
+            let stood_in = *outcome == "stand_in";
+            if stood_in && self.ride_along(id, record.clone(), true) {
+                return;
+            }
             let token = self.token(Wait::Reply(id));
             self.append(vec![record], Some(token));
         } else {
@@ -218,7 +256,7 @@ impl Core {
     /// Writes the reply; its delivery is reported back. The reply goes to
     /// the node (the transaction keeps only its outcome), a detached copy
     /// to the duplicate cache.
-    fn reply(&mut self, id: TxnId) {
+    pub(super) fn reply(&mut self, id: TxnId) {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
@@ -250,26 +288,55 @@ impl Core {
     }
 
     /// The reply reached its connection or not: recorded; an approval that
-    /// did not is reversed. The transaction is closed.
+    /// did not is reversed (a stand-in approval: its advice is), and its
+    /// copies get a decline from now on. The delivery record of an
+    /// undelivered approval is written in the reversal's group: the
+    /// journal never knows it undelivered without its reversal (after a
+    /// crash before that group, the approval is presumed delivered). The
+    /// transaction is closed.
     pub(super) fn written(&mut self, now: Time, id: TxnId, delivered: bool) {
-        match self.txns.get(&id) {
-            Some(txn) if txn.state == State::Replying => {}
-            _ => return,
+        let Some(txn) = self.txns.get(&id).filter(|t| t.state == State::Replying) else {
+            return;
+        };
+        let outcome = txn.reply.as_ref().map(|(_, o)| *o);
+        let class = txn.request.mti().class();
+        let record = Record::Delivery {
+            id: id.0,
+            at_ms: now.wall_ms(),
+            delivered,
+        };
+        let reverse = !delivered && matches!(outcome, Some("approved" | "stand_in"));
+        let queued_before = self.saf_ids;
+        if reverse {
+            self.reverse_approval(now, id);
+            // A reversal's acknowledgement stands: it is being delivered.
+            if class != MessageClass::Reversal {
+                let txn = &self.txns[&id];
+                let decline = reject(&txn.request, Outcome::IssuerUnavailable);
+                self.duplicates.replace(txn.key, decline);
+            }
         }
-        self.append(
-            vec![Record::Delivery {
-                id: id.0,
-                at_ms: now.wall_ms(),
-                delivered,
-            }],
-            None,
-        );
-        let txn = self.txns.get(&id).expect("looked up above");
-        let approved = txn.reply.as_ref().is_some_and(|(_, o)| *o == "approved");
-        if !delivered && approved {
-            self.queue_reversal(now, id);
+        let queued = self.saf_ids > queued_before;
+        if !(queued && self.cfg.journal && self.ride_along(id, record.clone(), false)) {
+            self.append(vec![record], None);
         }
         self.txns.remove(&id);
+    }
+
+    /// Reverses transaction `id`'s approval: a stand-in approval's advice
+    /// (the request itself was reversed when it timed out), or the request
+    /// as forwarded.
+    fn reverse_approval(&mut self, now: Time, id: TxnId) {
+        let Some(txn) = self.txns.get(&id) else {
+            return;
+        };
+        let stood_in = txn.reply.as_ref().is_some_and(|(_, o)| *o == "stand_in");
+        match txn.advice.clone() {
+            Some((issuer, advice)) if stood_in => {
+                self.queue_reversal_of(now, issuer, &advice, Some(id.0), None);
+            }
+            _ => self.queue_reversal(now, id),
+        }
     }
 
     /// A journal wait ended.
@@ -289,7 +356,7 @@ impl Core {
             (Wait::Reply(id), true) => self.reply(id),
             (Wait::Reply(id), false) => {
                 // An approval that cannot be journaled is not handed out.
-                self.queue_reversal(now, id);
+                self.reverse_approval(now, id);
                 if let Some(txn) = self.txns.get_mut(&id) {
                     txn.reply =
                         Some((reject(&txn.request, Outcome::SystemMalfunction), "rejected"));

@@ -18,6 +18,7 @@
 
 mod answer;
 mod io;
+mod mutation;
 mod queue;
 mod request;
 mod restore;
@@ -25,6 +26,8 @@ mod saf_delivery;
 mod stand_in;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_regressions;
 #[cfg(test)]
 mod tests_saf;
 
@@ -37,6 +40,8 @@ use std::time::Duration;
 use bytes::Bytes;
 
 pub use io::{Action, ConnId, Input, Origin, Outgoing, Question, Time, TimerId, Token, TxnId};
+#[doc(hidden)]
+pub use mutation::Mutation;
 pub use restore::{RestoreCount, Restored, RestoredSaf, RestoredTxn};
 
 use super::duplicates::{DupKey, DuplicateCache};
@@ -154,6 +159,9 @@ struct Txn {
     reply: Option<(Message, &'static str)>,
     /// Its key in the duplicate cache: copies get its reply.
     key: DupKey,
+    /// Its stand-in advice as queued (issuer, message), to reverse it if
+    /// the stand-in approval does not reach the acquirer.
+    advice: Option<(usize, Message)>,
 }
 
 /// Where a transaction goes: its issuer, the request as forwarded (the
@@ -187,8 +195,14 @@ struct ToQueue {
     kind: SafKind,
     issuer: usize,
     message: Message,
-    /// Whether its transaction is acknowledged once it is queued.
-    ack: bool,
+    /// Its transaction is acknowledged (00) once it is queued, with this
+    /// journal outcome.
+    ack: Option<&'static str>,
+    /// Records written in the same group as the entry's (all or none).
+    also: Vec<crate::journal::Record>,
+    /// Its transaction's stand-in approval rides with it: replied once
+    /// the group is durable, refused (and the advice dropped) if not.
+    then_reply: bool,
 }
 
 /// The switch's state and decisions.
@@ -225,6 +239,8 @@ pub struct Core {
     next_token: u64,
     actions: VecDeque<Action>,
     counters: Counters,
+    /// A rule deliberately broken, for the simulator's mutation checks.
+    mutation: Option<Mutation>,
 }
 
 impl Core {
@@ -264,6 +280,7 @@ impl Core {
             next_token: 1,
             actions: VecDeque::new(),
             counters: Counters::default(),
+            mutation: None,
             cfg,
         }
     }
@@ -304,6 +321,12 @@ impl Core {
     /// Store-and-forward entries not yet acknowledged (waiting or out).
     pub fn saf_depth(&self) -> usize {
         self.saf.iter().map(SafQueue::depth).sum::<usize>() + self.saf_sending.len()
+    }
+
+    /// Whether store-and-forward entry `id` has an attempt out (for the
+    /// simulator's check that an entry is out at most once at a time).
+    pub fn saf_out(&self, id: u64) -> bool {
+        self.saf_sending.contains_key(&id)
     }
 
     /// What the core has done so far.

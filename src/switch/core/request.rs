@@ -3,7 +3,9 @@
 //! an acquirer's advice is acknowledged once it is queued for its issuer;
 //! a batch close is a question for the acquirer's rules.
 
-use super::{Action, Core, Origin, Outgoing, Route, State, Time, TimerId, Txn, TxnId, Wait};
+use super::{
+    Action, Core, Mutation, Origin, Outgoing, Route, State, Time, TimerId, Txn, TxnId, Wait,
+};
 use crate::journal::record::Forwarded;
 use crate::message::Message;
 use crate::message::mti::{Function, MessageClass};
@@ -125,6 +127,7 @@ impl Core {
             route: None,
             reply: None,
             key,
+            advice: None,
         });
         self.txns.insert(id, txn);
         let route = match route {
@@ -146,10 +149,11 @@ impl Core {
         }
         // Durable before forwarded: after a crash, the journal knows this
         // request may have reached the issuer.
-        if durable {
+        if durable && !self.mutated(Mutation::NoDurabilityWait) {
             let token = self.token(Wait::Forward(id));
             self.append(accepted.into_iter().collect(), Some(token));
         } else {
+            self.append(accepted.into_iter().collect(), None);
             self.forward(now, id);
         }
     }

@@ -55,6 +55,17 @@ impl Core {
         self.next_txn = self.next_txn.max(r.next_txn_id);
         self.saf_ids = self.saf_ids.max(r.next_saf_id.saturating_sub(1));
         let mut count = RestoreCount::default();
+        // A stand-in advice of a request the journal has no answer for:
+        // the stand-in approval never reached the disk, so it was never
+        // replied, yet the advice may have reached the issuer: reversed.
+        let unanswered: Vec<u64> = r.unfinished.iter().map(|u| u.txn_id).collect();
+        let orphans: Vec<(usize, Message, Option<u64>)> = r
+            .pending_saf
+            .iter()
+            .filter(|p| p.kind == SafKind::StandInAdvice)
+            .filter(|p| p.txn_id.is_some_and(|t| unanswered.contains(&t)))
+            .map(|p| (p.issuer, p.message.clone(), p.txn_id))
+            .collect();
         for p in r.pending_saf {
             let Some(queue) = self.saf.get_mut(p.issuer) else {
                 count.dropped += 1;
@@ -76,9 +87,15 @@ impl Core {
                 count.dropped += 1;
                 continue;
             }
-            self.queue_reversal_of(now, u.issuer, &u.message, Some(u.txn_id));
+            self.queue_reversal_of(now, u.issuer, &u.message, Some(u.txn_id), None);
             self.event(now, TxnId(u.txn_id), "reversed_after_restart", "");
             count.reversed += 1;
+        }
+        for (issuer, advice, txn_id) in orphans {
+            if issuer < self.cfg.issuers.len() {
+                self.queue_reversal_of(now, issuer, &advice, txn_id, None);
+                count.reversed += 1;
+            }
         }
         count
     }

@@ -95,12 +95,15 @@ impl Core {
     }
 
     /// The issuer answered entry `id`: delivered, unless it asks for a
-    /// retry (91). An answer of another class is not the entry's.
+    /// retry (91). An answer of another class, or whose echoed fields
+    /// differ, is not the entry's.
     pub(super) fn saf_answered(&mut self, now: Time, id: u64, answer: &Message) {
         let Some(entry) = self.saf_sending.get(&id) else {
             return;
         };
-        if entry.message.mti().class() != answer.mti().class() {
+        if entry.message.mti().class() != answer.mti().class()
+            || !super::answer::answers(&entry.message, answer)
+        {
             return;
         }
         let entry = self.end_attempt(id).expect("looked up above");

@@ -75,6 +75,9 @@ impl Core {
         let _ = out.set(33, self.cfg.institution_id.clone());
         let stan = self.next_stan(issuer);
         let _ = out.set_num(11, u64::from(stan), 6);
-        self.queue(now, SafKind::StandInAdvice, issuer, out, Some(id.0), false);
+        if let Some(t) = self.txns.get_mut(&id) {
+            t.advice = Some((issuer, out.clone()));
+        }
+        self.queue(now, SafKind::StandInAdvice, issuer, out, Some(id.0), None);
     }
 }

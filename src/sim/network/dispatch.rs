@@ -1,0 +1,272 @@
+//! The core's actions carried out in the simulated world, and the
+//! issuers' side of the links: what an issuer answers, and how the
+//! answer goes wrong (late, never, twice, wrong STAN, wrong class,
+//! without DE39; lost or duplicated on the way).
+
+use bytes::Bytes;
+
+use super::Invariant;
+use super::acquirer::Kind;
+use super::digest::describe_action;
+use super::queue::Event;
+use super::world::World;
+use crate::message::Message;
+use crate::message::mti::MessageClass;
+use crate::switch::core::{Action, Input, Outgoing, Question, TxnId};
+
+impl World<'_> {
+    pub fn dispatch(&mut self, action: Action) -> Result<(), super::Failure> {
+        self.digest.action(self.base, &action);
+        if self.trace.is_some() {
+            let line = format!("out {}", describe_action(self.base, &action));
+            self.trace_line(&line);
+        }
+        match action {
+            Action::Append { records, durable } => {
+                let wall_ms = self.now().wall_ms();
+                self.checks
+                    .appended(&records, wall_ms)
+                    .map_err(|b| self.fail(b))?;
+                let delay = self.rng.u64(200..20_000);
+                let (group, at) = self.journal.append(records, durable, self.now_us, delay);
+                self.queue.at(at, Event::Commit { group });
+            }
+            Action::ToIssuer {
+                issuer,
+                what,
+                message,
+            } => self.send_to_issuer(issuer, what, &message)?,
+            Action::Reply {
+                to,
+                message,
+                confirm,
+            } => {
+                self.checks
+                    .reply(&mut self.acq, &self.journal, to, message.as_ref(), confirm)
+                    .map_err(|b| self.fail(b))?;
+                self.write_reply(to.tag, message, confirm)?;
+            }
+            Action::Arm { timer, at } => {
+                self.timer_generation += 1;
+                let generation = self.timer_generation;
+                self.timers.insert(timer, generation);
+                let at_us = at.saturating_duration_since(self.base).as_micros() as u64;
+                self.queue
+                    .at(at_us.max(self.now_us), Event::Timer { timer, generation });
+            }
+            Action::Disarm { timer } => {
+                self.timers.remove(&timer);
+            }
+            // The simulated links keep no per-message state to forget.
+            Action::Forget { .. } => {}
+            Action::Ask { token, question } => {
+                let Question::BatchClose(request) = question;
+                let answer = if self.chance(100) {
+                    Err(crate::message::response_codes::Outcome::SystemMalfunction)
+                } else {
+                    let mut resp = request.clone();
+                    if let Some(mti) = request.mti().response() {
+                        resp.set_mti(mti);
+                    }
+                    let _ = resp.set_str(39, "00");
+                    Ok(resp)
+                };
+                let at = self.now_us + self.rng.u64(100..50_000);
+                let input = Input::Answer { token, answer };
+                self.queue.at(
+                    at,
+                    Event::Later {
+                        epoch: self.epoch,
+                        input,
+                    },
+                );
+            }
+        }
+        Ok(())
+    }
+
+    fn send_to_issuer(
+        &mut self,
+        issuer: usize,
+        what: Outgoing,
+        message: &Message,
+    ) -> Result<(), super::Failure> {
+        self.checks
+            .sent_to_issuer(&self.journal, issuer, what, message)
+            .map_err(|b| self.fail(b))?;
+        let bytes = self.setup.issuer_specs[issuer]
+            .build(message)
+            .map_err(|e| {
+                self.fail((
+                    Invariant::Buildable,
+                    format!("{} for issuer {issuer}: {e}", message.mti()),
+                ))
+            })?;
+        if !self.links[issuer].up {
+            self.inputs.push_back(Input::NotSent { what });
+            return Ok(());
+        }
+        self.toward_issuer(issuer, bytes);
+        Ok(())
+    }
+
+    /// Puts `bytes` on issuer `issuer`'s link toward the issuer: lost,
+    /// duplicated or delayed (so reordered) on the way.
+    fn toward_issuer(&mut self, issuer: usize, bytes: Bytes) {
+        if self.chance(self.rates.link_loss) {
+            self.faults.lost += 1;
+            return;
+        }
+        let copies = if self.chance(self.rates.link_loss) {
+            self.faults.duplicated += 1;
+            2
+        } else {
+            1
+        };
+        let link = self.links[issuer].epoch;
+        for _ in 0..copies {
+            let at = self.now_us + self.rng.u64(500..40_000);
+            let event = Event::AtIssuer {
+                issuer,
+                link,
+                bytes: bytes.clone(),
+            };
+            self.queue.at(at, event);
+        }
+    }
+
+    /// The reply goes out on its connection, if that is still there and
+    /// the write works; its delivery is reported at once.
+    fn write_reply(
+        &mut self,
+        tag: u64,
+        message: Option<Message>,
+        confirm: Option<TxnId>,
+    ) -> Result<(), super::Failure> {
+        let Some(message) = message else {
+            return Ok(());
+        };
+        let bytes = self.setup.acquirer_spec.build(&message).map_err(|e| {
+            self.fail((
+                Invariant::Buildable,
+                format!("reply {} to tag {tag}: {e}", message.mti()),
+            ))
+        })?;
+        let (a, conn, kind, rrn) = match self.acq.sent.get(&tag) {
+            Some(s) => (s.acquirer, s.conn, s.kind, s.rrn.clone()),
+            None => return Ok(()),
+        };
+        let open = self.acq.conn_of(a) == conn;
+        let delivered = open && !self.chance(self.rates.write_fail);
+        if delivered {
+            let parsed = self.setup.acquirer_spec.parse(&bytes).map_err(|e| {
+                self.fail((
+                    Invariant::Buildable,
+                    format!("reply to tag {tag} unreadable: {e}"),
+                ))
+            })?;
+            if self.acq.delivered(tag, &parsed) {
+                // Refused: tried again later, past the duplicate window.
+                let at = self.now_us + self.rng.u64(10_000_000..20_000_000);
+                self.queue.at(at, Event::ReversalRetry(rrn.clone()));
+            }
+        } else {
+            if open {
+                self.faults.write_failed += 1;
+                self.acq.reconnect(a);
+            }
+            self.reply_lost(&rrn, kind == Kind::Reversal);
+        }
+        if let Some(txn) = confirm {
+            self.inputs.push_back(Input::Written { txn, delivered });
+        }
+        Ok(())
+    }
+
+    /// Bytes reach issuer `issuer`: it answers, perhaps wrongly.
+    pub fn at_issuer(
+        &mut self,
+        issuer: usize,
+        link: u64,
+        bytes: &Bytes,
+    ) -> Result<(), super::Failure> {
+        if link != self.links[issuer].epoch {
+            return Ok(());
+        }
+        let spec = self.setup.issuer_specs[issuer].clone();
+        let message = spec.parse(bytes).map_err(|e| {
+            self.fail((
+                Invariant::Buildable,
+                format!("message to issuer {issuer} unreadable: {e}"),
+            ))
+        })?;
+        let Some(mut answer) = self.issuers[issuer].receive(&message) else {
+            return Ok(());
+        };
+        let mut delay = self.rng.u64(1_000..60_000);
+        let mut copies = 1;
+        if self.chance(self.rates.answer) {
+            match self.rng.u32(..6) {
+                0 => {
+                    self.faults.late += 1;
+                    delay = self.rng.u64(2_000_000..12_000_000);
+                }
+                1 => {
+                    self.faults.never += 1;
+                    return Ok(());
+                }
+                2 => {
+                    self.faults.twice += 1;
+                    copies = 2;
+                }
+                3 => {
+                    self.faults.wrong_stan += 1;
+                    let stan = answer.get_u64(11).unwrap_or(0) % 999_999 + 1;
+                    let _ = answer.set_num(11, stan, 6);
+                }
+                4 => {
+                    self.faults.wrong_class += 1;
+                    let version = answer.mti().version();
+                    let mti = if answer.mti().class() == MessageClass::NetworkManagement {
+                        "0110"
+                    } else {
+                        "0810"
+                    };
+                    answer.set_mti(
+                        mti.parse::<crate::message::Mti>()
+                            .expect("constant MTI")
+                            .with_version(version),
+                    );
+                }
+                _ => {
+                    self.faults.no_de39 += 1;
+                    answer.remove(39);
+                }
+            }
+        }
+        let Ok(out) = spec.build(&answer) else {
+            return Ok(());
+        };
+        for _ in 0..copies {
+            let at_delay = delay + self.rng.u64(0..5_000);
+            self.later_to_switch(issuer, out.clone(), at_delay);
+        }
+        Ok(())
+    }
+
+    fn later_to_switch(&mut self, issuer: usize, bytes: Bytes, delay: u64) {
+        if self.chance(self.rates.link_loss) {
+            self.faults.lost += 1;
+            return;
+        }
+        let link = self.links[issuer].epoch;
+        self.queue.at(
+            self.now_us + delay,
+            Event::AtSwitch {
+                issuer,
+                link,
+                bytes,
+            },
+        );
+    }
+}
