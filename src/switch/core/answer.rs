@@ -248,7 +248,11 @@ impl Core {
             let token = self.token(Wait::Reply(id));
             self.append(vec![record], Some(token));
         } else {
-            self.append(vec![record], None);
+            // After a time-out, in the reversal's group: a journal that
+            // kept the answer without the reversal would never reverse.
+            if !(self.cfg.journal && self.ride_along(id, record.clone(), false)) {
+                self.append(vec![record], None);
+            }
             self.reply(id);
         }
     }

@@ -299,3 +299,26 @@ fn a_restart_reverses_the_stand_in_advice_of_a_request_never_answered_on_disk() 
         .collect();
     assert_eq!(named, ["timeout_reversal", "timeout_reversal"]);
 }
+
+#[test]
+fn a_time_outs_answer_is_journaled_in_its_reversals_group() {
+    let (mut core, now) = (core(true), start());
+    let timing_out = timed_out(&mut core, now, 1, "000001");
+    let groups: Vec<Vec<&str>> = timing_out
+        .iter()
+        .filter_map(|a| match a {
+            Action::Append { records, .. } => Some(
+                records
+                    .iter()
+                    .map(|r| match r {
+                        Record::SafQueued(_) => "queued",
+                        Record::Answered(_) => "answered",
+                        _ => "other",
+                    })
+                    .collect(),
+            ),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(groups, [vec!["other"], vec!["queued", "answered"]]);
+}
