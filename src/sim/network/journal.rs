@@ -1,7 +1,7 @@
 //! The simulated journal: appends are groups that become durable in
 //! order after a delay (or fail); a crash loses the groups not yet
 //! durable. What it keeps is applied by the rules of the SQLite journal
-//! (`journal::sqlite`, `apply` and `recover`), so that a restart rebuilds
+//! (the real store's `apply` and `recover`, in `journal/`), so that a restart rebuilds
 //! the core from the same `Restored` the real recovery would give.
 
 use std::collections::{BTreeMap, HashMap};
