@@ -41,7 +41,7 @@ fn count_decode_error(link: &str, e: &crate::message::MessageError) {
 /// What becomes of one frame from an acquirer.
 #[derive(Debug)]
 pub enum Inbound {
-    /// A message of a known MTI that is not itself an answer: the engine's.
+    /// A message of a known MTI that is not itself an answer: the core's.
     Request(Message),
     /// A malformed request, answered with a format error (DE39 = 30).
     Rejected,

@@ -7,11 +7,10 @@
 //! some send no DE7), so a key match with other content is another
 //! transaction and is forwarded as one; it never gets another card's
 //! answer. Bounded: the oldest keys are forgotten first.
-//! Generic over what a response is (`R`: the engine keeps the bytes sent,
-//! an owned copy, never slices that would pin the buffers they were read
-//! into; the core keeps the message) and over what a waiting copy is (`W`:
-//! the engine's channel, the core's connection): no channels here, so the
-//! pure core can use it too.
+//! Generic over what a response is (`R`: the core keeps a detached copy of
+//! the reply message, never slices that would pin the buffers they were
+//! read into) and over what a waiting copy is (`W`: the core keeps where
+//! it came from): no channels here, so the pure core can use it.
 
 use foldhash::quality::FixedState;
 use std::collections::{HashMap, VecDeque};

@@ -1,6 +1,7 @@
 //! The switch: routing, dialect translation, flows, time-outs,
 //! store-and-forward, duplicates and stand-in. Decisions are pure (time is
-//! passed in); the engine wires them to links.
+//! passed in); the core (`core/`) decides with them, and the node
+//! (`src/node/`) wires it to links.
 
 pub mod core;
 pub mod duplicates;

@@ -1,5 +1,5 @@
 //! The journal records of a transaction, made from its messages: pure, so
-//! that the engine and the core (docs/core.md) make the same records.
+//! that the core (docs/core.md) and the tools make the same records.
 //! Sensitive authentication data never enters a record (PCI DSS 3.3.1);
 //! the PAN does, only to be sealed by the journal's writer.
 

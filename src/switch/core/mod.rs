@@ -4,17 +4,16 @@
 //! inputs at the same times give the same actions, which is what lets a
 //! simulator drive it in virtual time.
 //!
-//! Built so far (migration step 3): the request path. A request is routed
-//! and translated, accepted durably, forwarded with a STAN the core owns,
-//! matched by (issuer, DE11), answered (an approval journaled durably
-//! before it is written), and its delivery recorded; a time-out or an
-//! answer without a usable DE39 queues a reversal (durably) and answers 91;
-//! an approval that was not delivered is reversed; a copy of a request
-//! gets the original's reply (waiting for it while it is in flight); a
-//! purchase whose issuer is down or silent may be approved by stand-in
-//! (its 0120 advice queued). Not yet here: advices from acquirers, batch
-//! close, SAF delivery and recovery (step 4); the engine
-//! (`switch::engine`) still runs the switch.
+//! A request is checked, routed and translated, accepted durably,
+//! forwarded with a STAN the core owns, matched by (issuer, DE11, class and
+//! echoed fields), answered (an approval journaled durably before it is
+//! written), and its delivery recorded; a time-out, a lost link or an
+//! answer without a usable DE39 queues a reversal and answers 91 or stands
+//! in; an undelivered approval is reversed; copies get the original's
+//! reply; advices are acknowledged once queued; the queue is delivered
+//! until acknowledged; a restart picks up what the journal kept. The node
+//! (`src/node/`) runs it; the simulator (`src/sim/network/`) drives it
+//! in virtual time.
 
 mod answer;
 mod io;
