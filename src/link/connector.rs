@@ -191,23 +191,27 @@ impl IssuerLink {
     /// for an answer (its answer goes to the `inbound` handler): an error
     /// means nothing was sent.
     pub fn send(&self, msg: &Message) -> Result<(), LinkError> {
+        let (idx, mux) = self.next_up()?;
+        self.touch(idx);
+        mux.send_only(msg).map_err(|source| self.mux_error(source))
+    }
+
+    /// The next connection that is up, round robin.
+    fn next_up(&self) -> Result<(usize, Arc<Mux>), LinkError> {
         let n = self.slots.len();
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            let idx = (start + i) % n;
-            let slot = &self.slots[idx];
-            if !slot.up.load(Ordering::Acquire) {
-                continue;
-            }
-            if let Some(mux) = slot.current() {
-                self.touch(idx);
-                return mux.send_only(msg).map_err(|source| LinkError::Mux {
-                    link: self.settings.name.clone(),
-                    source,
-                });
-            }
+        (0..n)
+            .map(|i| (start + i) % n)
+            .filter(|&idx| self.slots[idx].up.load(Ordering::Acquire))
+            .find_map(|idx| self.slots[idx].current().map(|mux| (idx, mux)))
+            .ok_or_else(|| LinkError::NoConnection(self.settings.name.clone()))
+    }
+
+    fn mux_error(&self, source: MuxError) -> LinkError {
+        LinkError::Mux {
+            link: self.settings.name.clone(),
+            source,
         }
-        Err(LinkError::NoConnection(self.settings.name.clone()))
     }
 
     /// Forgets a message sent by [`send`](Self::send) under `stan`: its
@@ -232,29 +236,15 @@ impl IssuerLink {
     /// Sends a request on the next connection that is up and waits for its
     /// response.
     pub async fn request(&self, msg: &Message, timeout: Duration) -> Result<Message, LinkError> {
-        let n = self.slots.len();
-        let start = self.next.fetch_add(1, Ordering::Relaxed);
-        for i in 0..n {
-            let idx = (start + i) % n;
-            let slot = &self.slots[idx];
-            if !slot.up.load(Ordering::Acquire) {
-                continue;
-            }
-            if let Some(mux) = slot.current() {
-                // Sent traffic; the answer's arrival is marked by the reader.
-                let started = Instant::now();
-                self.touch_at(idx, started);
-                let r = mux.request(msg, timeout).await;
-                if r.is_ok() {
-                    self.round_trip.record(started.elapsed().as_secs_f64());
-                }
-                return r.map_err(|source| LinkError::Mux {
-                    link: self.settings.name.clone(),
-                    source,
-                });
-            }
+        let (idx, mux) = self.next_up()?;
+        // Sent traffic; the answer's arrival is marked by the reader.
+        let started = Instant::now();
+        self.touch_at(idx, started);
+        let r = mux.request(msg, timeout).await;
+        if r.is_ok() {
+            self.round_trip.record(started.elapsed().as_secs_f64());
         }
-        Err(LinkError::NoConnection(self.settings.name.clone()))
+        r.map_err(|source| self.mux_error(source))
     }
 
     /// A STAN for the link's own network management messages.

@@ -87,13 +87,7 @@ impl Node {
             .filter(|b| !b.is_empty());
         let (Some(bytes), Some(conn)) = (bytes, conn) else {
             drop(permit);
-            if let Some(txn) = confirm {
-                self.own(Input::Written {
-                    txn,
-                    delivered: false,
-                });
-            }
-            return;
+            return self.undelivered(confirm);
         };
         let frame = Frame {
             tpdu: tpdu.map(|t| t.reply()),
@@ -116,13 +110,18 @@ impl Node {
             }
             (Err(_), _) => {
                 drop(permit);
-                if let Some(txn) = confirm {
-                    self.own(Input::Written {
-                        txn,
-                        delivered: false,
-                    });
-                }
+                self.undelivered(confirm);
             }
+        }
+    }
+
+    /// A reply that never reached its connection, reported if asked for.
+    fn undelivered(&self, confirm: Option<TxnId>) {
+        if let Some(txn) = confirm {
+            self.own(Input::Written {
+                txn,
+                delivered: false,
+            });
         }
     }
 
