@@ -8,6 +8,8 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering}
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime};
 
+use bytes::Bytes;
+
 use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
@@ -187,13 +189,15 @@ impl IssuerLink {
         was != up
     }
 
-    /// Sends a message on the next connection that is up without waiting
-    /// for an answer (its answer goes to the `inbound` handler): an error
-    /// means nothing was sent.
-    pub fn send(&self, msg: &Message) -> Result<(), LinkError> {
+    /// Sends a message built in the link's dialect, its STAN `stan`, on
+    /// the next connection that is up without waiting for an answer (its
+    /// answer goes to the `inbound` handler): an error means nothing was
+    /// sent.
+    pub fn send(&self, stan: u32, frame: Bytes) -> Result<(), LinkError> {
         let (idx, mux) = self.next_up()?;
         self.touch(idx);
-        mux.send_only(msg).map_err(|source| self.mux_error(source))
+        mux.send_only(stan, frame)
+            .map_err(|source| self.mux_error(source))
     }
 
     /// The next connection that is up, round robin.

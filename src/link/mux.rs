@@ -10,6 +10,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use bytes::Bytes;
+
 use tokio::sync::oneshot;
 
 use super::connection::{FrameSender, SendError};
@@ -188,17 +190,13 @@ impl Mux {
         result
     }
 
-    /// Sends `message` without waiting for an answer (the caller matches
-    /// answers, keeps the time-outs and says what to `forget`): `Busy`
-    /// when `in_flight_max` are out or the write buffer is full; on any
-    /// error nothing was sent. A message sent again under the same STAN
+    /// Sends `bytes`, a message built by the caller whose STAN is `stan`,
+    /// without waiting for an answer (the caller matches answers, keeps
+    /// the time-outs and says what to `forget`): `Busy` when
+    /// `in_flight_max` are out or the write buffer is full; on any error
+    /// nothing was sent. A message sent again under the same STAN
     /// replaces the earlier one.
-    pub fn send_only(&self, message: &Message) -> Result<(), MuxError> {
-        let stan = message
-            .get_u64(11)
-            .and_then(|s| u32::try_from(s).ok())
-            .ok_or(MuxError::MissingKey(11))?;
-        let bytes = self.spec.build(message)?;
+    pub fn send_only(&self, stan: u32, bytes: Bytes) -> Result<(), MuxError> {
         // Marked before it goes, so that a quick answer finds it.
         if !self.sent_lock().insert(stan, Instant::now()) {
             return Err(MuxError::Busy(self.in_flight_max));

@@ -1,9 +1,8 @@
 //! The core's actions as I/O: records to the journal (a durable group
-//! reports back as an input), messages to issuer links (built once, in
-//! the issuer's dialect), replies to acquirer connections (as the core
-//! built them, written by a task of their own so the loop never waits on
-//! a slow peer), timers, and questions for the acquirer's
-//! rules.
+//! reports back as an input), messages to issuer links and replies to
+//! acquirer connections as the core built them (replies written by a task
+//! of their own so the loop never waits on a slow peer), timers, and
+//! questions for the acquirer's rules.
 
 use std::sync::atomic::Ordering;
 
@@ -16,8 +15,8 @@ use super::event_loop::{Confirm, Event, Held, Node};
 use crate::journal::OnDurable;
 use crate::link::connection::{FrameSender, WrittenWatch};
 use crate::link::framing::Frame;
-use crate::message::response_codes::Outcome;
 use crate::message::Message;
+use crate::message::response_codes::Outcome;
 use crate::switch::core::{Action, Input, Origin, Question, Token, TxnId};
 
 impl Node {
@@ -35,9 +34,10 @@ impl Node {
                 Action::ToIssuer {
                     issuer,
                     what,
-                    message,
+                    stan,
+                    frame,
                 } => {
-                    if let Err(e) = self.issuers[issuer].send(&message) {
+                    if let Err(e) = self.issuers[issuer].send(stan, frame) {
                         debug!(error = %e, "not sent");
                         self.own(Input::NotSent { what });
                     }

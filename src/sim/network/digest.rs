@@ -7,6 +7,9 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use crate::journal::Record;
+use bytes::Bytes;
+
+use super::setup::Setup;
 use crate::message::{Message, Spec};
 use crate::switch::core::{Action, Input, Question};
 
@@ -105,10 +108,11 @@ impl Digest {
             Action::ToIssuer {
                 issuer,
                 what,
-                message,
+                stan,
+                frame,
             } => {
-                let _ = write!(self, "T{issuer}{what:?}");
-                self.message(message);
+                let _ = write!(self, "T{issuer}{what:?}{stan}");
+                self.bytes(frame);
             }
             Action::Reply { to, frame, confirm } => {
                 let _ = write!(self, "Y{to:?}{confirm:?}");
@@ -169,7 +173,11 @@ pub fn describe_input(input: &Input) -> String {
 }
 
 /// An action for the trace.
-pub fn describe_action(base: Instant, acquirer_spec: &Spec, action: &Action) -> String {
+pub fn describe_action(base: Instant, setup: &Setup, action: &Action) -> String {
+    let read = |spec: &Spec, frame: &Bytes| {
+        spec.parse(frame)
+            .map_or_else(|e| format!("unreadable: {e}"), |m| brief(&m))
+    };
     match action {
         Action::Append { records, durable } => {
             let kinds: Vec<String> = records.iter().map(record_kind).collect();
@@ -178,17 +186,19 @@ pub fn describe_action(base: Instant, acquirer_spec: &Spec, action: &Action) -> 
         Action::ToIssuer {
             issuer,
             what,
-            message,
-        } => format!("to issuer {issuer} {what:?}: {}", brief(message)),
+            frame,
+            ..
+        } => format!(
+            "to issuer {issuer} {what:?}: {}",
+            read(&setup.issuer_specs[*issuer], frame)
+        ),
         Action::Forget { issuer, stan } => format!("forget issuer {issuer} stan {stan}"),
         Action::Reply { to, frame, confirm } => format!(
             "reply tag={} confirm={confirm:?}: {}",
             to.tag,
-            frame.as_ref().map_or("none".to_string(), |f| {
-                acquirer_spec
-                    .parse(f)
-                    .map_or_else(|e| format!("unreadable: {e}"), |m| brief(&m))
-            })
+            frame
+                .as_ref()
+                .map_or("none".to_string(), |f| read(&setup.acquirer_spec, f))
         ),
         Action::Arm { timer, at } => format!(
             "arm {timer:?} at +{}ms",

@@ -18,7 +18,7 @@ impl World<'_> {
     pub fn dispatch(&mut self, action: Action) -> Result<(), super::Failure> {
         self.digest.action(self.base, &action);
         if self.trace.is_some() {
-            let line = format!("out {}", describe_action(self.base, &self.setup.acquirer_spec, &action));
+            let line = format!("out {}", describe_action(self.base, &self.setup, &action));
             self.trace_line(&line);
         }
         match action {
@@ -34,8 +34,9 @@ impl World<'_> {
             Action::ToIssuer {
                 issuer,
                 what,
-                message,
-            } => self.send_to_issuer(issuer, what, &message)?,
+                stan,
+                frame,
+            } => self.send_to_issuer(issuer, what, stan, frame)?,
             Action::Reply { to, frame, confirm } => {
                 let message = self.readable_reply(to.tag, frame.as_ref())?;
                 self.checks
@@ -86,19 +87,24 @@ impl World<'_> {
         &mut self,
         issuer: usize,
         what: Outgoing,
-        message: &Message,
+        stan: u32,
+        bytes: Bytes,
     ) -> Result<(), super::Failure> {
+        let message = self.setup.issuer_specs[issuer].parse(&bytes).map_err(|e| {
+            self.fail((
+                Invariant::Buildable,
+                format!("message for issuer {issuer} unreadable: {e}"),
+            ))
+        })?;
+        if message.get_u64(11) != Some(u64::from(stan)) {
+            return Err(self.fail((
+                Invariant::Buildable,
+                format!("message for issuer {issuer} sent as STAN {stan} carries another"),
+            )));
+        }
         self.checks
-            .sent_to_issuer(&self.journal, issuer, what, message)
+            .sent_to_issuer(&self.journal, issuer, what, &message)
             .map_err(|b| self.fail(b))?;
-        let bytes = self.setup.issuer_specs[issuer]
-            .build(message)
-            .map_err(|e| {
-                self.fail((
-                    Invariant::Buildable,
-                    format!("{} for issuer {issuer}: {e}", message.mti()),
-                ))
-            })?;
         if !self.links[issuer].up {
             self.inputs.push_back(Input::NotSent { what });
             return Ok(());
@@ -139,7 +145,11 @@ impl World<'_> {
         tag: u64,
         frame: Option<&Bytes>,
     ) -> Result<Option<Message>, super::Failure> {
-        if self.core.as_ref().is_some_and(|c| c.counters().unbuildable > 0) {
+        if self
+            .core
+            .as_ref()
+            .is_some_and(|c| c.counters().unbuildable > 0)
+        {
             return Err(self.fail((
                 Invariant::Buildable,
                 format!("the reply to tag {tag} could not be built"),

@@ -124,12 +124,15 @@ pub enum Action {
         records: Vec<Record>,
         durable: Option<Token>,
     },
-    /// Build `message` in issuer `issuer`'s dialect and send it; report
-    /// `Input::NotSent` if no connection is up.
+    /// Send `frame` to issuer `issuer`; report `Input::NotSent` if no
+    /// connection is up.
     ToIssuer {
         issuer: usize,
         what: Outgoing,
-        message: Message,
+        /// The message's STAN (DE11), under which its answer comes back.
+        stan: u32,
+        /// The message, built once, in the issuer's dialect.
+        frame: Bytes,
     },
     /// Answer the request from `to`: write `frame`, the reply built in
     /// its acquirer's dialect (`None`: nothing to write, the request is

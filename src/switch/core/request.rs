@@ -217,25 +217,32 @@ impl Core {
         })
     }
 
-    /// Sends an accepted transaction to its issuer and arms its time-out.
+    /// Sends an accepted transaction to its issuer and arms its time-out;
+    /// one that cannot be built in the issuer's dialect is not sent.
     pub(super) fn forward(&mut self, now: Time, id: TxnId) {
-        let Some(txn) = self.txns.get_mut(&id) else {
+        let Some(route) = self.txns.get(&id).and_then(|t| t.route.as_ref()) else {
             return;
         };
-        let Some(route) = txn.route.clone() else {
-            return;
+        let (issuer, stan, at) = (route.issuer, route.stan, now.mono + route.timeout);
+        let frame = self.cfg.issuers[issuer].spec.build(&route.message);
+        if let Some(txn) = self.txns.get_mut(&id) {
+            txn.state = State::Forwarded;
+        }
+        let what = Outgoing::Txn(id);
+        self.in_flight.insert((issuer, stan), what);
+        let Ok(frame) = frame else {
+            self.counters.unbuildable += 1;
+            return self.not_sent(now, what);
         };
-        txn.state = State::Forwarded;
-        self.in_flight
-            .insert((route.issuer, route.stan), Outgoing::Txn(id));
         self.push(Action::ToIssuer {
-            issuer: route.issuer,
-            what: Outgoing::Txn(id),
-            message: route.message,
+            issuer,
+            what,
+            stan,
+            frame,
         });
         self.push(Action::Arm {
             timer: TimerId::Response(id),
-            at: now.mono + route.timeout,
+            at,
         });
     }
 }

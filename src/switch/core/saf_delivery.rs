@@ -56,11 +56,17 @@ impl Core {
                 if entry.attempts > 0 {
                     message.set_mti(message.mti().as_repeat());
                 }
+                // Never deliverable: given up at once.
+                let Ok(frame) = self.cfg.issuers[entry.issuer].spec.build(&message) else {
+                    self.counters.unbuildable += 1;
+                    return self.give_up(now, entry);
+                };
                 self.in_flight.insert(key, Outgoing::Saf(entry.id));
                 self.push(Action::ToIssuer {
                     issuer: entry.issuer,
                     what: Outgoing::Saf(entry.id),
-                    message,
+                    stan: key.1,
+                    frame,
                 });
                 self.push(Action::Arm {
                     timer: TimerId::SafAnswer(entry.id),

@@ -125,9 +125,10 @@ pub(super) fn durable_token(actions: &[Action]) -> Token {
     tokens[0]
 }
 
-pub(super) fn sent_to_issuer(actions: &[Action]) -> Option<&Message> {
+/// The first message sent to an issuer, as the issuer reads it.
+pub(super) fn sent_to_issuer(actions: &[Action]) -> Option<Message> {
     actions.iter().find_map(|a| match a {
-        Action::ToIssuer { message, .. } => Some(message),
+        Action::ToIssuer { frame, .. } => Some(read_reply(frame)),
         _ => None,
     })
 }
@@ -144,7 +145,7 @@ pub(super) fn reply(actions: &[Action]) -> Option<(Message, Option<TxnId>)> {
     })
 }
 
-/// A reply frame parsed in the acquirer's dialect.
+/// A frame parsed in the dialect of [`CONFIG`]'s acquirer and issuer.
 pub(super) fn read_reply(frame: &Bytes) -> Message {
     Spec::resolve("iso87-ascii")
         .expect("spec")
@@ -342,7 +343,10 @@ fn a_copy_gets_the_original_reply_and_is_never_forwarded() {
                 to,
                 frame: Some(frame),
                 ..
-            } => Some((to.conn, read_reply(&frame).get_str(39).unwrap_or("").to_string())),
+            } => Some((
+                to.conn,
+                read_reply(&frame).get_str(39).unwrap_or("").to_string(),
+            )),
             _ => None,
         })
         .collect();
@@ -437,9 +441,7 @@ fn frames(actions: &[Action]) -> Vec<Bytes> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::Reply {
-                frame: Some(f), ..
-            } => Some(f.clone()),
+            Action::Reply { frame: Some(f), .. } => Some(f.clone()),
             _ => None,
         })
         .collect()

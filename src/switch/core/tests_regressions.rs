@@ -94,7 +94,7 @@ fn an_undelivered_stand_in_approval_reverses_its_advice() {
     let reversal = out
         .iter()
         .filter_map(|a| match a {
-            Action::ToIssuer { message, .. } => Some(message),
+            Action::ToIssuer { frame, .. } => Some(read_reply(frame)),
             _ => None,
         })
         .find(|m| m.get_str(90).is_some_and(|d| d.starts_with("0120")));
@@ -256,7 +256,7 @@ fn a_stand_in_approval_the_journal_cannot_keep_is_refused_and_its_advice_never_s
     let names: Vec<String> = drain(&mut core)
         .iter()
         .filter_map(|a| match a {
-            Action::ToIssuer { message, .. } => Some(message.mti().to_string()),
+            Action::ToIssuer { frame, .. } => Some(read_reply(frame).mti().to_string()),
             _ => None,
         })
         .collect();

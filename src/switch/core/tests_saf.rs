@@ -14,7 +14,7 @@ fn sent(actions: &[Action]) -> Vec<(Outgoing, Message)> {
     actions
         .iter()
         .filter_map(|a| match a {
-            Action::ToIssuer { what, message, .. } => Some((*what, message.clone())),
+            Action::ToIssuer { what, frame, .. } => Some((*what, read_reply(frame))),
             _ => None,
         })
         .collect()
