@@ -24,6 +24,10 @@ use crate::switch::core::{ConnId, Core, Input, Origin, Time};
 use crate::switch::hooks::AcquirerRules;
 use crate::switch::routing::RouteTable;
 
+/// The loop's tables are keyed by numbers the node gives out itself, not
+/// by anything a peer chooses: a fast hash will do.
+pub(super) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Events from acquirers waiting for the loop at most.
 pub const EVENTS_MAX: usize = 65_536;
 /// Events taken in one turn of the loop at most.
@@ -98,8 +102,8 @@ pub(super) struct Held {
 pub struct Node {
     pub(super) core: Core,
     pub(super) timers: Timers,
-    pub(super) conns: HashMap<ConnId, Conn>,
-    pub(super) held: HashMap<u64, Held>,
+    pub(super) conns: FastMap<ConnId, Conn>,
+    pub(super) held: FastMap<u64, Held>,
     pub(super) next_tag: u64,
     pub(super) issuers: Vec<Arc<IssuerLink>>,
     pub(super) journal: Option<Journal>,

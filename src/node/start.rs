@@ -2,7 +2,6 @@
 //! restart must pick up), the issuer links, the core in its loop, and the
 //! acquirer listeners.
 
-use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::AtomicU64;
@@ -166,8 +165,8 @@ pub async fn start_with_rules(
     let node = Node {
         core,
         timers: Timers::default(),
-        conns: HashMap::new(),
-        held: HashMap::new(),
+        conns: Default::default(),
+        held: Default::default(),
         next_tag: 0,
         issuers: issuers.clone(),
         journal: journal.clone(),

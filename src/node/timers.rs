@@ -10,7 +10,8 @@ use crate::switch::core::TimerId;
 #[derive(Default)]
 pub struct Timers {
     by_due: BTreeMap<(Instant, u64), TimerId>,
-    armed: HashMap<TimerId, (Instant, u64)>,
+    /// Keyed by the core's own ids: a fast hash will do.
+    armed: HashMap<TimerId, (Instant, u64), foldhash::fast::RandomState>,
     seq: u64,
 }
 
