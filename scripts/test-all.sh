@@ -51,10 +51,10 @@ if grep -q "test result: FAILED" /tmp/cardswitch-cargo-test.log; then
     exit 1
 fi
 
-step "simulate: 10,000 seeds of the network simulator (release build)"
-cargo build --release --quiet
+step "simulate: 10,000 seeds of the network simulator (optimised build, profile sim)"
+cargo build --profile sim --quiet
 sim_started=$(date +%s)
-target/release/cardswitch simulate --seeds 10000
+target/sim/cardswitch simulate --seeds 10000
 echo "simulate took $(( $(date +%s) - sim_started ))s"
 
 step "interop: pyiso8583 <-> cardswitch (iso87-ascii)"

@@ -12,14 +12,22 @@
 // No `unsafe` but audited calls into SIMD code (`message::swar`,
 // `message::ebcdic`).
 #![deny(unsafe_code)]
+// Without the `runtime` feature (on by default) only the pure codecs
+// build: messages, framing, the capture readers and the IPM reader, which
+// is all the fuzz targets need, without the switch's runtime dependencies.
 
 pub mod capture;
 pub mod clearing;
+#[cfg(feature = "runtime")]
 pub mod cli;
+#[cfg(feature = "runtime")]
 pub mod journal;
 pub mod link;
 pub mod message;
+#[cfg(feature = "runtime")]
 pub mod node;
 pub mod private_file;
+#[cfg(feature = "runtime")]
 pub mod sim;
+#[cfg(feature = "runtime")]
 pub mod switch;

@@ -1,6 +1,6 @@
 //! `cardswitch simulate` as a process: seeds pass, the same seed gives
 //! the same digest, and each mutation of the core is caught (issue 20,
-//! point 4). The 10,000-seed run in release is a step of
+//! point 4). The 10,000-seed run (profile `sim`) is a step of
 //! scripts/test-all.sh.
 
 use std::process::{Command, Output};

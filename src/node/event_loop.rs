@@ -19,7 +19,7 @@ use crate::journal::Journal;
 use crate::link::connection::FrameSender;
 use crate::link::connector::IssuerLink;
 use crate::link::framing::Tpdu;
-use crate::message::{Message, Spec};
+use crate::message::Message;
 use crate::switch::core::{ConnId, Core, Input, Origin, Time};
 use crate::switch::hooks::AcquirerRules;
 use crate::switch::routing::RouteTable;
@@ -102,7 +102,6 @@ pub struct Node {
     pub(super) held: HashMap<u64, Held>,
     pub(super) next_tag: u64,
     pub(super) issuers: Vec<Arc<IssuerLink>>,
-    pub(super) acquirer_specs: Vec<Arc<Spec>>,
     pub(super) journal: Option<Journal>,
     pub(super) rules: Option<Arc<dyn AcquirerRules>>,
     pub(super) handle: NodeHandle,

@@ -5,7 +5,7 @@
 
 mod acquirer;
 pub mod config;
-mod core_config;
+pub mod core_config;
 mod event_loop;
 mod inbound;
 mod link_settings;

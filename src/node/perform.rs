@@ -1,8 +1,8 @@
 //! The core's actions as I/O: records to the journal (a durable group
 //! reports back as an input), messages to issuer links (built once, in
-//! the issuer's dialect), replies to acquirer connections (built once, in
-//! the acquirer's dialect, written by a task of their own so the loop
-//! never waits on a slow peer), timers, and questions for the acquirer's
+//! the issuer's dialect), replies to acquirer connections (as the core
+//! built them, written by a task of their own so the loop never waits on
+//! a slow peer), timers, and questions for the acquirer's
 //! rules.
 
 use std::sync::atomic::Ordering;
@@ -17,9 +17,8 @@ use crate::journal::OnDurable;
 use crate::link::connection::{FrameSender, WrittenWatch};
 use crate::link::framing::Frame;
 use crate::message::response_codes::Outcome;
-use crate::message::{Message, Spec};
+use crate::message::Message;
 use crate::switch::core::{Action, Input, Origin, Question, Token, TxnId};
-use crate::switch::responses::malfunction;
 
 impl Node {
     /// Performs every action the core has queued.
@@ -43,11 +42,7 @@ impl Node {
                         self.own(Input::NotSent { what });
                     }
                 }
-                Action::Reply {
-                    to,
-                    message,
-                    confirm,
-                } => self.reply(to, message, confirm),
+                Action::Reply { to, frame, confirm } => self.reply(to, frame, confirm),
                 Action::Forget { issuer, stan } => self.issuers[issuer].forget(stan),
                 Action::Arm { timer, at } => self.timers.arm(timer, at),
                 Action::Disarm { timer } => self.timers.disarm(timer),
@@ -68,11 +63,11 @@ impl Node {
         })
     }
 
-    /// Builds a reply and queues it on its connection; when the core asks,
+    /// Queues a reply on its connection; when the core asks,
     /// the connection's confirmer reports its delivery once it is written
     /// (a full buffer hands the reply to a task that waits for room). The
     /// request's permit is released once the reply is written.
-    fn reply(&mut self, to: Origin, message: Option<Message>, confirm: Option<TxnId>) {
+    fn reply(&mut self, to: Origin, bytes: Option<Bytes>, confirm: Option<TxnId>) {
         let Some(Held { tpdu, permit }) = self.held.remove(&to.tag) else {
             debug_assert!(false, "a reply for a request not held");
             return;
@@ -81,10 +76,6 @@ impl Node {
             .conns
             .get(&to.conn)
             .filter(|c| !c.peer_gone.load(Ordering::Relaxed));
-        let bytes = message
-            .as_ref()
-            .map(|m| build_reply(&self.acquirer_specs[to.acquirer], m))
-            .filter(|b| !b.is_empty());
         let (Some(bytes), Some(conn)) = (bytes, conn) else {
             drop(permit);
             return self.undelivered(confirm);
@@ -152,19 +143,6 @@ async fn batch_close(
     }
     let answer = tokio::task::spawn_blocking(move || rules.reconcile(&request)).await;
     answer.ok().flatten().ok_or(Outcome::InvalidTransaction)
-}
-
-/// A reply in the acquirer's dialect; one that cannot be built becomes a
-/// 96 with its key fields.
-fn build_reply(spec: &Spec, response: &Message) -> Bytes {
-    match spec.build(response) {
-        Ok(bytes) => bytes,
-        Err(e) => {
-            warn!(error = %e, "response cannot be built for the acquirer: 96");
-            spec.build(&malfunction(response))
-                .unwrap_or_else(|_| Bytes::new())
-        }
-    }
 }
 
 /// Writes a reply once the buffer has room; with `confirm`, returns once

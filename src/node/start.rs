@@ -170,7 +170,6 @@ pub async fn start_with_rules(
         held: HashMap::new(),
         next_tag: 0,
         issuers: issuers.clone(),
-        acquirer_specs: config.acquirers.iter().map(|a| a.spec.clone()).collect(),
         journal: journal.clone(),
         rules,
         handle: handle.clone(),

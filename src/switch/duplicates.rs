@@ -7,9 +7,9 @@
 //! some send no DE7), so a key match with other content is another
 //! transaction and is forwarded as one; it never gets another card's
 //! answer. Bounded: the oldest keys are forgotten first.
-//! Generic over what a response is (`R`: the core keeps a detached copy of
-//! the reply message, never slices that would pin the buffers they were
-//! read into) and over what a waiting copy is (`W`: the core keeps where
+//! Generic over what a response is (`R`: the core keeps the reply as
+//! built for the acquirer, one buffer of its own, never slices that would
+//! pin the buffers they were read into) and over what a waiting copy is (`W`: the core keeps where
 //! it came from): no channels here, so the pure core can use it.
 
 use foldhash::quality::FixedState;

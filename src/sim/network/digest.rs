@@ -7,7 +7,7 @@ use std::fmt::Write as _;
 use std::time::Instant;
 
 use crate::journal::Record;
-use crate::message::Message;
+use crate::message::{Message, Spec};
 use crate::switch::core::{Action, Input, Question};
 
 const OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
@@ -110,14 +110,10 @@ impl Digest {
                 let _ = write!(self, "T{issuer}{what:?}");
                 self.message(message);
             }
-            Action::Reply {
-                to,
-                message,
-                confirm,
-            } => {
+            Action::Reply { to, frame, confirm } => {
                 let _ = write!(self, "Y{to:?}{confirm:?}");
-                if let Some(m) = message {
-                    self.message(m);
+                if let Some(frame) = frame {
+                    self.bytes(frame);
                 }
             }
             Action::Arm { timer, at } => {
@@ -173,7 +169,7 @@ pub fn describe_input(input: &Input) -> String {
 }
 
 /// An action for the trace.
-pub fn describe_action(base: Instant, action: &Action) -> String {
+pub fn describe_action(base: Instant, acquirer_spec: &Spec, action: &Action) -> String {
     match action {
         Action::Append { records, durable } => {
             let kinds: Vec<String> = records.iter().map(record_kind).collect();
@@ -185,14 +181,14 @@ pub fn describe_action(base: Instant, action: &Action) -> String {
             message,
         } => format!("to issuer {issuer} {what:?}: {}", brief(message)),
         Action::Forget { issuer, stan } => format!("forget issuer {issuer} stan {stan}"),
-        Action::Reply {
-            to,
-            message,
-            confirm,
-        } => format!(
+        Action::Reply { to, frame, confirm } => format!(
             "reply tag={} confirm={confirm:?}: {}",
             to.tag,
-            message.as_ref().map_or("none".to_string(), brief)
+            frame.as_ref().map_or("none".to_string(), |f| {
+                acquirer_spec
+                    .parse(f)
+                    .map_or_else(|e| format!("unreadable: {e}"), |m| brief(&m))
+            })
         ),
         Action::Arm { timer, at } => format!(
             "arm {timer:?} at +{}ms",

@@ -18,7 +18,7 @@ impl World<'_> {
     pub fn dispatch(&mut self, action: Action) -> Result<(), super::Failure> {
         self.digest.action(self.base, &action);
         if self.trace.is_some() {
-            let line = format!("out {}", describe_action(self.base, &action));
+            let line = format!("out {}", describe_action(self.base, &self.setup.acquirer_spec, &action));
             self.trace_line(&line);
         }
         match action {
@@ -36,11 +36,8 @@ impl World<'_> {
                 what,
                 message,
             } => self.send_to_issuer(issuer, what, &message)?,
-            Action::Reply {
-                to,
-                message,
-                confirm,
-            } => {
+            Action::Reply { to, frame, confirm } => {
+                let message = self.readable_reply(to.tag, frame.as_ref())?;
                 self.checks
                     .reply(&mut self.acq, &self.journal, to, message.as_ref(), confirm)
                     .map_err(|b| self.fail(b))?;
@@ -135,6 +132,29 @@ impl World<'_> {
         }
     }
 
+    /// The reply as the acquirer reads it: a frame it cannot parse, or one
+    /// the core could not build (and sent as a 96), breaks an invariant.
+    fn readable_reply(
+        &mut self,
+        tag: u64,
+        frame: Option<&Bytes>,
+    ) -> Result<Option<Message>, super::Failure> {
+        if self.core.as_ref().is_some_and(|c| c.counters().unbuildable > 0) {
+            return Err(self.fail((
+                Invariant::Buildable,
+                format!("the reply to tag {tag} could not be built"),
+            )));
+        }
+        let Some(frame) = frame else { return Ok(None) };
+        let parsed = self.setup.acquirer_spec.parse(frame).map_err(|e| {
+            self.fail((
+                Invariant::Buildable,
+                format!("reply to tag {tag} unreadable: {e}"),
+            ))
+        })?;
+        Ok(Some(parsed))
+    }
+
     /// The reply goes out on its connection, if that is still there and
     /// the write works; its delivery is reported at once.
     fn write_reply(
@@ -143,15 +163,9 @@ impl World<'_> {
         message: Option<Message>,
         confirm: Option<TxnId>,
     ) -> Result<(), super::Failure> {
-        let Some(message) = message else {
+        let Some(parsed) = message else {
             return Ok(());
         };
-        let bytes = self.setup.acquirer_spec.build(&message).map_err(|e| {
-            self.fail((
-                Invariant::Buildable,
-                format!("reply {} to tag {tag}: {e}", message.mti()),
-            ))
-        })?;
         let (a, conn, kind, rrn) = match self.acq.sent.get(&tag) {
             Some(s) => (s.acquirer, s.conn, s.kind, s.rrn.clone()),
             None => return Ok(()),
@@ -159,12 +173,6 @@ impl World<'_> {
         let open = self.acq.conn_of(a) == conn;
         let delivered = open && !self.chance(self.rates.write_fail);
         if delivered {
-            let parsed = self.setup.acquirer_spec.parse(&bytes).map_err(|e| {
-                self.fail((
-                    Invariant::Buildable,
-                    format!("reply to tag {tag} unreadable: {e}"),
-                ))
-            })?;
             if self.acq.delivered(tag, &parsed) {
                 // Refused: tried again later, past the duplicate window.
                 let at = self.now_us + self.rng.u64(10_000_000..20_000_000);

@@ -26,22 +26,6 @@ fn has_response_code(resp: &Message) -> bool {
     }
 }
 
-/// A copy of `m` whose values live in one small buffer of its own.
-pub(super) fn detached(m: &Message) -> Message {
-    let mut buf = bytes::BytesMut::with_capacity(m.values().map(|(_, v)| v.len()).sum());
-    for (_, v) in m.values() {
-        buf.extend_from_slice(v);
-    }
-    let buf = buf.freeze();
-    let mut out = Message::new(m.mti());
-    let mut at = 0;
-    for (n, v) in m.values() {
-        let _ = out.set(n, buf.slice(at..at + v.len()));
-        at += v.len();
-    }
-    out
-}
-
 /// Fields an issuer echoes from the request it answers (the PAN, the
 /// retrieval reference, the terminal).
 const ECHOED: &[u16] = &[2, 37, 41];
@@ -246,9 +230,10 @@ impl Core {
         }
     }
 
-    /// Writes the reply; its delivery is reported back. The reply goes to
-    /// the node (the transaction keeps only its outcome), a detached copy
-    /// to the duplicate cache.
+    /// Writes the reply; its delivery is reported back. The reply is built
+    /// here, once: the frame goes to the node and to the duplicate cache
+    /// (the transaction keeps only its outcome). A frame is one buffer of
+    /// its own, so a cached reply pins no read buffer.
     pub(super) fn reply(&mut self, id: TxnId) {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
@@ -263,20 +248,18 @@ impl Core {
             Some("00" | "000") => self.counters.approved += 1,
             _ => self.counters.declined += 1,
         }
-        // Later copies get the reply from the cache, which keeps it
-        // detached: the reply's values are slices of the frames it was
-        // made from, whose whole read buffers they would keep alive for
-        // the duplicate window.
-        let cached = detached(&message);
         let (to, key) = (txn.from, txn.key);
+        let frame = self.built(to.acquirer, &message);
         self.push(Action::Reply {
             to,
-            message: Some(message),
+            frame: frame.clone(),
             confirm: Some(id),
         });
-        // The copies that waited get the same reply.
-        for copy in self.duplicates.complete(key, cached.clone()) {
-            self.reply_once(copy, Some(cached.clone()));
+        // Later copies get the reply from the cache (empty: none could be
+        // built); those that waited get it now.
+        let cached = frame.clone().unwrap_or_default();
+        for copy in self.duplicates.complete(key, cached) {
+            self.reply_frame(copy, frame.clone());
         }
     }
 
@@ -305,8 +288,11 @@ impl Core {
             // A reversal's acknowledgement stands: it is being delivered.
             if class != MessageClass::Reversal {
                 let txn = &self.txns[&id];
+                let (key, acquirer) = (txn.key, txn.from.acquirer);
                 let decline = reject(&txn.request, Outcome::IssuerUnavailable);
-                self.duplicates.replace(txn.key, decline);
+                if let Some(frame) = self.built(acquirer, &decline) {
+                    self.duplicates.replace(key, frame);
+                }
             }
         }
         let queued = self.saf_ids > queued_before;

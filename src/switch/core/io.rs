@@ -3,6 +3,8 @@
 
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
+
 use crate::journal::Record;
 use crate::message::Message;
 use crate::message::response_codes::Outcome;
@@ -129,12 +131,13 @@ pub enum Action {
         what: Outgoing,
         message: Message,
     },
-    /// Answer the request from `to`: build `message` in its acquirer's
-    /// dialect and write it (`None`: nothing to write, the request is
+    /// Answer the request from `to`: write `frame`, the reply built in
+    /// its acquirer's dialect (`None`: nothing to write, the request is
     /// done); with `confirm`, report `Input::Written` for that transaction.
+    /// Built here, once: the same bytes answer the request's copies.
     Reply {
         to: Origin,
-        message: Option<Message>,
+        frame: Option<Bytes>,
         confirm: Option<TxnId>,
     },
     /// The core no longer waits for an answer to what it sent issuer

@@ -110,6 +110,8 @@ pub struct Counters {
     pub timed_out: u64,
     pub stood_in: u64,
     pub duplicates: u64,
+    /// Replies that could not be built for their acquirer (sent as 96).
+    pub unbuildable: u64,
     pub saf_queued: PerKind,
     pub saf_delivered: PerKind,
     pub saf_given_up: PerKind,
@@ -230,7 +232,8 @@ pub struct Core {
     /// When the store-and-forward timer is armed for.
     saf_timer: Option<std::time::Instant>,
     /// Copies of requests in flight wait here for the original's reply.
-    duplicates: DuplicateCache<Message, Origin>,
+    /// Replies by request key, as built for the acquirer.
+    duplicates: DuplicateCache<Bytes, Origin>,
     /// Each issuer's stand-in state (taken out of its `IssuerSide`).
     stand_in: Vec<Option<StandIn>>,
     /// The last stand-in approval code given.

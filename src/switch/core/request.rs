@@ -6,6 +6,8 @@
 use super::{
     Action, Core, Mutation, Origin, Outgoing, Route, State, Time, TimerId, Txn, TxnId, Wait,
 };
+use bytes::Bytes;
+
 use crate::journal::TxnOutcome;
 use crate::journal::record::Forwarded;
 use crate::message::Message;
@@ -15,7 +17,7 @@ use crate::message::response_codes::Outcome;
 use crate::switch::duplicates::{DupKey, Seen};
 use crate::switch::hooks::Admission;
 use crate::switch::records::{self, pan_of, without_sad};
-use crate::switch::responses::local_response;
+use crate::switch::responses::{local_response, malfunction};
 use crate::switch::routing::RouteDecision;
 use crate::switch::translate::translate;
 
@@ -60,11 +62,28 @@ impl Core {
 
     /// Answers a request that opens no transaction.
     pub(super) fn reply_once(&mut self, to: Origin, message: Option<Message>) {
+        let frame = message.and_then(|m| self.built(to.acquirer, &m));
+        self.reply_frame(to, frame);
+    }
+
+    /// Answers a request that opens no transaction with a reply built.
+    pub(super) fn reply_frame(&mut self, to: Origin, frame: Option<Bytes>) {
         self.push(Action::Reply {
             to,
-            message,
+            frame,
             confirm: None,
         });
+    }
+
+    /// A reply in acquirer `acquirer`'s dialect; one that cannot be built
+    /// becomes a 96 with its key fields (counted), or nothing.
+    pub(super) fn built(&mut self, acquirer: usize, reply: &Message) -> Option<Bytes> {
+        let spec = &self.cfg.acquirers[acquirer].spec;
+        let bytes = spec.build(reply).or_else(|_| {
+            self.counters.unbuildable += 1;
+            spec.build(&malfunction(reply))
+        });
+        bytes.ok().filter(|b| !b.is_empty())
     }
 
     pub(super) fn reply_reject(&mut self, to: Origin, request: &Message, outcome: Outcome) {
@@ -86,11 +105,11 @@ impl Core {
                 self.counters.duplicates += 1;
                 return;
             }
-            Seen::Answered(reply) => reply,
-            Seen::Flooded => reject(&request, Outcome::Duplicate),
+            Seen::Answered(reply) => Some(reply).filter(|b| !b.is_empty()),
+            Seen::Flooded => self.built(from.acquirer, &reject(&request, Outcome::Duplicate)),
         };
         self.counters.duplicates += 1;
-        self.reply_once(from, Some(answer));
+        self.reply_frame(from, answer);
     }
 
     /// Opens a transaction: routed and translated, a request is forwarded
