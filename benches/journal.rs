@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use cardswitch::journal::crypto::Keyring;
 use cardswitch::journal::record::{Accepted, Answered, Forwarded, Record, now_ms};
 use cardswitch::journal::sqlite::SqliteJournal;
-use cardswitch::journal::{Journal, JournalStore};
+use cardswitch::journal::{Journal, JournalStore, TxnOutcome};
 use hdrhistogram::Histogram;
 use zeroize::Zeroizing;
 
@@ -75,7 +75,7 @@ fn answered(id: u64) -> Record {
         id,
         response_code: Some("00".into()),
         approval_code: Some(format!("A{:05}", id % 100_000)),
-        outcome: "approved",
+        outcome: TxnOutcome::Approved,
         response_at_ms: Some(now_ms()),
         sent_at_ms: Some(now_ms()),
     })

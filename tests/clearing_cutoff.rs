@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use cardswitch::clearing::schema::migrate_all;
 use cardswitch::clearing::seed::{SeedRow, insert_rows, test_pan};
+use cardswitch::journal::TxnOutcome;
 use cardswitch::journal::crypto::Keyring;
 use rusqlite::Connection;
 use serde_json::Value;
@@ -109,9 +110,10 @@ fn row<'a>(terminal: &'a str, mti: &'a str, amount: u64, stan: u32, pan: &'a str
         },
         currency: "978",
         pan,
-        outcome: "approved",
+        outcome: TxnOutcome::Approved,
         response_code: "00",
-        ..SeedRow::default()
+        original_data: None,
+        replacement_minor: None,
     }
 }
 
@@ -147,12 +149,12 @@ fn captures_by_the_rules_clears_once_and_settles_to_the_file() {
     let rows = vec![
         row("TERM0001", "0200", 10_000, 1, &mc), // 1 captured 10000
         SeedRow {
-            outcome: "declined",
+            outcome: TxnOutcome::Declined,
             response_code: "51",
             ..row("TERM0001", "0200", 5_000, 2, &mc)
         }, // not captured
         SeedRow {
-            outcome: "timed_out",
+            outcome: TxnOutcome::TimedOut,
             response_code: "91",
             ..row("TERM0001", "0200", 6_000, 3, &visa)
         }, // not captured
@@ -160,7 +162,7 @@ fn captures_by_the_rules_clears_once_and_settles_to_the_file() {
         SeedRow {
             original_data: original("0100", 4),
             rrn: None,
-            outcome: "advice_acked",
+            outcome: TxnOutcome::AdviceAcked,
             ..row("TERM0002", "0220", 7_350, 5, &visa)
         }, // ... completed at 7350
         row("TERM0001", "0200", 2_000, 6, &mc),  // partially reversed to 1500
@@ -174,16 +176,16 @@ fn captures_by_the_rules_clears_once_and_settles_to_the_file() {
         SeedRow {
             original_data: original("0200", 8),
             rrn: None,
-            outcome: "advice_acked",
+            outcome: TxnOutcome::AdviceAcked,
             ..row("TERM0003", "0420", 3_000, 9, &other)
         },
         SeedRow {
-            outcome: "stand_in",
+            outcome: TxnOutcome::StandIn,
             response_code: "00",
             ..row("TERM0003", "0200", 999, 10, &other)
         }, // stand-in approval: captured
         SeedRow {
-            outcome: "stand_in",
+            outcome: TxnOutcome::StandIn,
             response_code: "91",
             ..row("TERM0003", "0200", 998, 11, &other)
         }, // stand-in refused: not captured
@@ -281,7 +283,7 @@ fn captures_by_the_rules_clears_once_and_settles_to_the_file() {
         SeedRow {
             original_data: original("0100", 12),
             rrn: None,
-            outcome: "advice_acked",
+            outcome: TxnOutcome::AdviceAcked,
             ..row("TERM0002", "0220", 3_900, 14, &mc)
         },
         SeedRow {

@@ -16,6 +16,7 @@ use std::process::{Command, Stdio};
 use cardswitch::capture::sink::{self, CaptureFormat, CaptureOptions};
 use cardswitch::clearing::schema::migrate_all;
 use cardswitch::clearing::seed::{SeedRow, insert_rows, test_pan};
+use cardswitch::journal::TxnOutcome;
 use cardswitch::journal::crypto::Keyring;
 use cardswitch::message::Spec;
 use rusqlite::Connection;
@@ -102,9 +103,10 @@ fn journal(dir: &Path) -> PathBuf {
         merchant_id: "MERCHANT0000001",
         currency: "978",
         pan,
-        outcome: "approved",
+        outcome: TxnOutcome::Approved,
         response_code: "00",
-        ..SeedRow::default()
+        original_data: None,
+        replacement_minor: None,
     });
     let keys = std::sync::Arc::new(Keyring::from_env_value(KEY).expect("key"));
     insert_rows(&db, &keys, rows).expect("seed");

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::capture::{self, JournalRow};
+use super::capture::{self, Skipped};
 use super::registry::{self, RegistryError, Snapshot};
 use crate::journal::capture_rows::CaptureRows;
 use crate::journal::{JournalError, JournalQueries};
@@ -138,15 +138,17 @@ pub fn host_totals(
         .unwrap_or(0);
     let up_to = journal.last_of_terminal(terminal, after)?;
     let mut rows = Vec::new();
+    let mut skipped = Skipped::default();
     let of_terminal = CaptureRows::OfTerminal {
         terminal,
         after_id: after,
         through_id: up_to,
     };
     journal.for_each_capture_row(of_terminal, &mut |r| {
-        rows.push(JournalRow::from_journal(r));
+        rows.extend(skipped.admit(r));
         ControlFlow::Continue(())
     })?;
+    skipped.warn("batch totals");
     Ok((BatchTotals::from_capture(&capture::derive(rows)), up_to))
 }
 
@@ -280,6 +282,7 @@ mod tests {
     use super::*;
     use crate::clearing::schema::migrate_all;
     use crate::clearing::seed::{SeedRow, insert_rows, test_pan};
+    use crate::journal::TxnOutcome;
     use crate::journal::crypto::Keyring;
     use crate::message::Mti;
 
@@ -299,9 +302,10 @@ mod tests {
             merchant_id: "MERCHANT0000001",
             currency: "978",
             pan,
-            outcome: "approved",
+            outcome: TxnOutcome::Approved,
             response_code: "00",
-            ..SeedRow::default()
+            original_data: None,
+            replacement_minor: None,
         }
     }
 
@@ -352,7 +356,7 @@ mod tests {
             },
             row("0200", "200000", 300, 4, &pan),
             SeedRow {
-                outcome: "declined",
+                outcome: TxnOutcome::Declined,
                 response_code: "51",
                 ..row("0200", "000000", 9999, 5, &pan)
             },

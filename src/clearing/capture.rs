@@ -5,11 +5,13 @@
 //! lowers its amount. Declined, timed-out and rejected requests are never
 //! captured. Rows are matched to their original by DE90 / DE56 (original
 //! MTI and STAN) on the same terminal, else by RRN on the same terminal;
-//! the latest original with that key wins (STANs wrap).
+//! the latest original with that key wins (STANs wrap). A row whose
+//! stored outcome this build does not know is skipped, and reported.
 
 use std::collections::HashMap;
 
 use crate::journal::capture_rows::CaptureRow;
+use crate::journal::outcome::{TxnOutcome, UnknownOutcome};
 
 /// What a journal row is to capture.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,9 +60,45 @@ fn fixed<const N: usize>(v: &[u8]) -> [u8; N] {
     out
 }
 
+/// Rows capture skipped because their stored outcome is unknown: neither
+/// captured nor applied as a reversal, since guessing either moves money.
+#[derive(Debug, Default)]
+pub struct Skipped {
+    pub count: u64,
+    /// The first one, for the warning.
+    pub first: Option<(i64, UnknownOutcome)>,
+}
+
+impl Skipped {
+    /// The row to derive from, or `None` (noted) when it is skipped.
+    pub fn admit(&mut self, row: &CaptureRow<'_>) -> Option<JournalRow> {
+        match JournalRow::from_journal(row) {
+            Ok(r) => Some(r),
+            Err(e) => {
+                self.count += 1;
+                self.first.get_or_insert((row.id, e));
+                None
+            }
+        }
+    }
+
+    /// One warning for all the rows skipped (a journal full of them
+    /// would otherwise flood the log).
+    pub fn warn(&self, during: &str) {
+        if let Some((id, e)) = &self.first {
+            tracing::warn!(
+                skipped = self.count,
+                first_txn_id = id,
+                "{during}: journal rows skipped: {e}"
+            );
+        }
+    }
+}
+
 impl JournalRow {
-    /// What capture makes of a request as the journal read it.
-    pub fn from_journal(row: &CaptureRow<'_>) -> JournalRow {
+    /// What capture makes of a request as the journal read it; an error
+    /// when its stored outcome is not one [`TxnOutcome`] knows.
+    pub fn from_journal(row: &CaptureRow<'_>) -> Result<JournalRow, UnknownOutcome> {
         let id = row.id;
         let mti = row.request_mti;
         let (kind, repeat) = match mti {
@@ -84,11 +122,15 @@ impl JournalRow {
             Some((class, digits(o.get(4..10)?)?))
         });
         let replacement_minor = row.replacement_amount.and_then(|a| u64::try_from(a).ok());
-        let outcome = row.outcome.unwrap_or_default();
+        let outcome = row.outcome.map(TxnOutcome::from_stored).transpose()?;
         let code = row.response_code.unwrap_or_default();
-        let approved = outcome == b"approved" || (outcome == b"stand_in" && code == b"00");
-        let refused = outcome == b"declined" || outcome == b"rejected";
-        JournalRow {
+        let approved = match outcome {
+            Some(TxnOutcome::Approved) => true,
+            Some(TxnOutcome::StandIn) => code == b"00",
+            _ => false,
+        };
+        let refused = matches!(outcome, Some(TxnOutcome::Declined | TxnOutcome::Rejected));
+        Ok(JournalRow {
             id,
             kind,
             repeat,
@@ -101,7 +143,7 @@ impl JournalRow {
             replacement_minor,
             approved,
             refused,
-        }
+        })
     }
 }
 
@@ -343,5 +385,61 @@ mod tests {
         let d = derive([auth, rev, completion]);
         assert_eq!(d.presentable().count(), 0);
         assert_eq!(d.items[0].folded, vec![2, 3]);
+    }
+
+    fn stored(
+        id: i64,
+        mti: &'static [u8],
+        outcome: &'static [u8],
+        code: &'static [u8],
+    ) -> CaptureRow<'static> {
+        CaptureRow {
+            id,
+            request_mti: mti,
+            terminal_id: Some(b"TERM0001"),
+            outcome: Some(outcome),
+            response_code: Some(code),
+            ..CaptureRow::default()
+        }
+    }
+
+    #[test]
+    fn stored_outcomes_decide_approved_and_refused() {
+        let cases: [(&[u8], &[u8], bool, bool); 7] = [
+            (b"approved", b"00", true, false),
+            (b"stand_in", b"00", true, false),
+            (b"stand_in", b"91", false, false),
+            (b"declined", b"05", false, true),
+            (b"rejected", b"96", false, true),
+            (b"timed_out", b"91", false, false),
+            (b"advice_acked", b"00", false, false),
+        ];
+        for (outcome, code, approved, refused) in cases {
+            let r = JournalRow::from_journal(&stored(1, b"0200", outcome, code)).unwrap();
+            assert_eq!((r.approved, r.refused), (approved, refused), "{outcome:?}");
+        }
+        let never_answered = CaptureRow {
+            outcome: None,
+            ..stored(1, b"0200", b"", b"")
+        };
+        let r = JournalRow::from_journal(&never_answered).unwrap();
+        assert!(!r.approved && !r.refused);
+    }
+
+    #[test]
+    fn a_row_with_an_unknown_outcome_is_skipped_and_reported() {
+        let mut skipped = Skipped::default();
+        let rows: Vec<JournalRow> = [
+            stored(1, b"0200", b"approved", b"00"),
+            stored(2, b"0400", b"Approved", b"00"),
+            stored(3, b"0200", b"\xff\xfe", b"00"),
+        ]
+        .iter()
+        .filter_map(|r| skipped.admit(r))
+        .collect();
+        assert_eq!(rows.iter().map(|r| r.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(skipped.count, 2);
+        let (id, e) = skipped.first.as_ref().expect("the first is kept");
+        assert_eq!((*id, e.stored.as_str()), (2, "Approved"));
     }
 }

@@ -11,11 +11,11 @@ use zeroize::Zeroizing;
 use super::registry::{Fee, MerchantEntry, RegistryFile};
 use crate::journal::crypto::Keyring;
 use crate::journal::record::{Accepted, Answered, Record};
-use crate::journal::{JournalError, open_store};
+use crate::journal::{JournalError, TxnOutcome, open_store};
 use crate::message::sensitive::luhn_check_digit;
 
 /// One journal row to insert; `None` columns stay NULL.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct SeedRow<'a> {
     pub received_at_ms: i64,
     pub request_mti: &'a str,
@@ -29,7 +29,7 @@ pub struct SeedRow<'a> {
     pub pan: &'a str,
     pub original_data: Option<String>,
     pub replacement_minor: Option<u64>,
-    pub outcome: &'static str,
+    pub outcome: TxnOutcome,
     pub response_code: &'a str,
 }
 
@@ -196,7 +196,7 @@ pub fn approved_purchases(
             pan: &pans[i % pans.len()],
             original_data: None,
             replacement_minor: None,
-            outcome: "approved",
+            outcome: TxnOutcome::Approved,
             response_code: "00",
         }
     });

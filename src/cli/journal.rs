@@ -14,7 +14,7 @@ use crate::journal::crypto::Keyring;
 use crate::journal::query::{self, Filter, TxnView};
 use crate::journal::record::now_ms;
 use crate::journal::requeue::Requeue;
-use crate::journal::{Access, JournalQueries, open_queries};
+use crate::journal::{Access, JournalQueries, TxnOutcome, open_queries};
 use crate::node::config::SwitchConfig;
 use crate::private_file::create_private;
 
@@ -228,7 +228,7 @@ fn write_row(t: &TxnView, format: Format, out: &mut impl Write) -> std::io::Resu
                 o(&t.rrn),
                 o(&t.terminal),
                 o(&t.response_code),
-                o(&t.outcome),
+                t.outcome.map_or("-", TxnOutcome::as_str),
                 t.state
             )
         }

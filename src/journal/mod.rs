@@ -8,6 +8,7 @@
 pub mod capture_rows;
 pub mod crypto;
 pub mod open;
+pub mod outcome;
 pub mod query;
 pub mod record;
 pub mod requeue;
@@ -17,6 +18,7 @@ pub mod store;
 pub mod writer;
 
 pub use open::{Access, open_queries, open_store};
+pub use outcome::TxnOutcome;
 pub use query::JournalQueries;
 pub use record::Record;
 pub use store::{JournalError, JournalStore, Recovery};

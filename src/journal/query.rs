@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::capture_rows::{CaptureRow, CaptureRows, PresentmentRow};
 use super::crypto::Keyring;
+use super::outcome::TxnOutcome;
 use super::requeue::Requeue;
 use super::store::JournalError;
 use crate::message::time::{civil_from_days, days_from_civil};
@@ -78,7 +79,7 @@ pub struct TxnView {
     pub issuer_stan: Option<String>,
     pub response_code: Option<String>,
     pub approval_code: Option<String>,
-    pub outcome: Option<String>,
+    pub outcome: Option<TxnOutcome>,
     pub state: String,
 }
 
@@ -208,7 +209,7 @@ pub fn csv_row(t: &TxnView) -> String {
         o(&t.issuer_stan),
         o(&t.response_code),
         o(&t.approval_code),
-        o(&t.outcome),
+        q(t.outcome.map_or("", TxnOutcome::as_str)),
         q(&t.state),
     ]
     .join(",")
@@ -295,7 +296,7 @@ mod tests {
             issuer_stan: None,
             response_code: None,
             approval_code: None,
-            outcome: None,
+            outcome: Some(TxnOutcome::TimedOut),
             state: "answered".into(),
         };
         let row = csv_row(&t);
@@ -304,6 +305,7 @@ mod tests {
             "{row}"
         );
         assert!(row.contains("\"T\"\"1\""), "{row}");
+        assert!(row.ends_with(",timed_out,answered"), "{row}");
         assert_eq!(row.split(',').count(), CSV_HEADER.split(',').count() + 1);
     }
 }

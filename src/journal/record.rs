@@ -4,6 +4,8 @@
 
 use zeroize::Zeroizing;
 
+use super::outcome::TxnOutcome;
+
 /// A request the switch accepted, with where it is going (if anywhere).
 /// Durable before the request is forwarded.
 #[derive(Debug, Clone, Default)]
@@ -44,12 +46,12 @@ pub struct Forwarded {
 }
 
 /// The final answer given to the acquirer.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Answered {
     pub id: u64,
     pub response_code: Option<String>,
     pub approval_code: Option<String>,
-    pub outcome: &'static str,
+    pub outcome: TxnOutcome,
     pub response_at_ms: Option<i64>,
     /// When the response was handed to the acquirer's connection; `None`
     /// when it could not be, or not yet (the answer is journaled before it

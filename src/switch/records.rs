@@ -7,6 +7,7 @@ use tracing::warn;
 use zeroize::Zeroizing;
 
 use crate::journal::Record;
+use crate::journal::TxnOutcome;
 use crate::journal::record::{Accepted, Answered, Forwarded};
 use crate::message::sensitive::NEVER_ECHOED;
 use crate::message::{Message, Spec};
@@ -87,7 +88,7 @@ pub fn accepted(
 pub fn answered(
     txn_id: u64,
     response: &Message,
-    outcome: &'static str,
+    outcome: TxnOutcome,
     response_at_ms: Option<i64>,
 ) -> Record {
     Record::Answered(Answered {

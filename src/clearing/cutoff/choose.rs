@@ -9,7 +9,7 @@ use rusqlite::{Connection, TransactionBehavior, params};
 
 use super::{CutoffConfig, CutoffError, CutoffReport, progress_bar, stall, terminal_merchants};
 use crate::clearing::arn;
-use crate::clearing::capture::{self, JournalRow};
+use crate::clearing::capture::{self, Skipped};
 use crate::clearing::ipm_writer::FILE_TYPE_OUTGOING;
 use crate::journal::JournalQueries;
 use crate::journal::capture_rows::CaptureRows;
@@ -31,6 +31,7 @@ fn derive_unconsumed(
     let mut next_consumed = next(&mut consumed)?;
     let mut failed = None;
     let mut rows = Vec::new();
+    let mut skipped = Skipped::default();
     let before = CaptureRows::ReceivedBefore {
         before_ms: day_end_ms,
     };
@@ -47,10 +48,11 @@ fn derive_unconsumed(
             }
         }
         if next_consumed != Some(r.id) {
-            rows.push(JournalRow::from_journal(r));
+            rows.extend(skipped.admit(r));
         }
         ControlFlow::Continue(())
     })?;
+    skipped.warn("cut-off");
     match failed {
         Some(e) => Err(e.into()),
         None => Ok(capture::derive(rows)),

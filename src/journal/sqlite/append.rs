@@ -9,6 +9,13 @@ use crate::journal::crypto::{Keyring, NoncePool};
 use crate::journal::record::{Accepted, Answered, Record, SafQueued};
 use crate::journal::store::JournalError;
 use crate::message::sensitive::mask_pan;
+/// A delivery record: the time the reply was handed over, or the outcome
+/// [`crate::journal::TxnOutcome::Undelivered`] (its word, checked by a test).
+const RECORD_DELIVERY: &str = "UPDATE transactions SET
+       sent_at_ms = CASE WHEN ?3 THEN ?2 ELSE sent_at_ms END,
+       outcome = CASE WHEN ?3 THEN outcome ELSE 'undelivered' END
+     WHERE id = ?1";
+
 /// The statements of one group, prepared (taken from the cache) once per
 /// group rather than once per record.
 struct Group<'c> {
@@ -123,7 +130,7 @@ impl<'c> Group<'c> {
             a.id as i64,
             a.response_code,
             a.approval_code,
-            a.outcome,
+            a.outcome.as_str(),
             a.response_at_ms,
             a.sent_at_ms
         ])
@@ -171,12 +178,7 @@ impl<'c> Group<'c> {
                 delivered,
             } => self
                 .conn
-                .prepare_cached(
-                    "UPDATE transactions SET
-                       sent_at_ms = CASE WHEN ?3 THEN ?2 ELSE sent_at_ms END,
-                       outcome = CASE WHEN ?3 THEN outcome ELSE 'undelivered' END
-                     WHERE id = ?1",
-                )
+                .prepare_cached(RECORD_DELIVERY)
                 .and_then(|mut s| s.execute(params![*id as i64, at_ms, delivered]))
                 .map(|_| ())
                 .map_err(JournalError::sql("recording a delivery")),
@@ -290,5 +292,17 @@ impl SqliteJournal {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::outcome::TxnOutcome;
+
+    #[test]
+    fn the_delivery_sql_writes_the_undelivered_word() {
+        let word = format!("ELSE '{}' END", TxnOutcome::Undelivered.as_str());
+        assert!(RECORD_DELIVERY.contains(&word), "{RECORD_DELIVERY}");
     }
 }

@@ -9,20 +9,24 @@ use super::SEAL_MESSAGE;
 use crate::journal::crypto::Keyring;
 use crate::journal::store::{JournalError, PendingSaf, Recovery, Unfinished};
 
+/// Closes the requests never forwarded: acknowledged advices as
+/// `advice_acked`, the rest `unknown` (the words of
+/// [`crate::journal::TxnOutcome`], checked by a test).
+const CLOSE_NEVER_FORWARDED: &str =
+    "UPDATE transactions SET state = 'answered', outcome = 'advice_acked',
+       response_code = COALESCE(response_code, '00')
+     WHERE state = 'received'
+       AND id IN (SELECT txn_id FROM saf WHERE kind = 'acquirer_advice');
+     UPDATE transactions SET state = 'abandoned', outcome = COALESCE(outcome, 'unknown')
+     WHERE state = 'received';";
+
 /// Reads (and closes) what a restart must pick up.
 pub(super) fn recover(conn: &Connection, keys: &Keyring) -> Result<Recovery, JournalError> {
     // Requests never forwarded whose answer was not recorded: an
     // advice was acknowledged once durably queued (so it was), and
     // anything else reached no issuer, so there is nothing to undo.
-    conn.execute_batch(
-        "UPDATE transactions SET state = 'answered', outcome = 'advice_acked',
-               response_code = COALESCE(response_code, '00')
-             WHERE state = 'received'
-               AND id IN (SELECT txn_id FROM saf WHERE kind = 'acquirer_advice');
-             UPDATE transactions SET state = 'abandoned', outcome = COALESCE(outcome, 'unknown')
-             WHERE state = 'received';",
-    )
-    .map_err(JournalError::sql("closing requests never forwarded"))?;
+    conn.execute_batch(CLOSE_NEVER_FORWARDED)
+        .map_err(JournalError::sql("closing requests never forwarded"))?;
     let max = |sql: &str| -> Result<u64, JournalError> {
         let v: Option<i64> = conn
             .query_row(sql, [], |r| r.get(0))
@@ -99,4 +103,19 @@ pub(super) fn recover(conn: &Connection, keys: &Keyring) -> Result<Recovery, Jou
         pending_saf,
         unfinished,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::journal::outcome::TxnOutcome;
+
+    #[test]
+    fn recovery_sql_writes_the_outcome_words() {
+        let acked = format!("outcome = '{}'", TxnOutcome::AdviceAcked.as_str());
+        let unknown = format!("COALESCE(outcome, '{}')", TxnOutcome::Unknown.as_str());
+        for word in [acked, unknown] {
+            assert!(CLOSE_NEVER_FORWARDED.contains(&word), "{word}");
+        }
+    }
 }

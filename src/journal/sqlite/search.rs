@@ -1,10 +1,11 @@
 //! Searches and one transaction's life, in SQL: the look-up tables below
 //! their watermark, id ranges above it, time ranges bisected over ids.
 
-use rusqlite::types::Value as SqlValue;
+use rusqlite::types::{Type, Value as SqlValue, ValueRef};
 use rusqlite::{Connection, params_from_iter};
 
 use super::lookup::{self, LookupIndex};
+use crate::journal::outcome::TxnOutcome;
 use crate::journal::query::{Filter, LifeEvent, QueryError, TxnView, utc_text};
 use crate::journal::store::JournalError;
 
@@ -30,9 +31,26 @@ fn view(r: &rusqlite::Row) -> rusqlite::Result<TxnView> {
         issuer_stan: r.get(13)?,
         response_code: r.get(14)?,
         approval_code: r.get(15)?,
-        outcome: r.get(16)?,
+        outcome: outcome_at(r, 16)?,
         state: r.get(17)?,
     })
+}
+
+/// A stored outcome, typed: text this build does not know fails the
+/// read (a conversion error naming it) rather than be shown as something
+/// else.
+fn outcome_at(r: &rusqlite::Row, i: usize) -> rusqlite::Result<Option<TxnOutcome>> {
+    match r.get_ref(i)? {
+        ValueRef::Null => Ok(None),
+        ValueRef::Text(t) => TxnOutcome::from_stored(t)
+            .map(Some)
+            .map_err(|e| rusqlite::Error::FromSqlConversionFailure(i, Type::Text, Box::new(e))),
+        other => Err(rusqlite::Error::InvalidColumnType(
+            i,
+            "outcome".into(),
+            other.data_type(),
+        )),
+    }
 }
 
 /// How far `received_at_ms` may run against the id order (the id is
@@ -216,7 +234,7 @@ fn own_steps(conn: &Connection, txn: &TxnView, steps: &mut Steps) -> Result<(), 
         format!(
             "DE39 {} ({})",
             txn.response_code.as_deref().unwrap_or("-"),
-            txn.outcome.as_deref().unwrap_or("-")
+            txn.outcome.map_or("-", TxnOutcome::as_str)
         ),
     );
     Ok(())

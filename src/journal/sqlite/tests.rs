@@ -3,6 +3,7 @@
 use super::*;
 use zeroize::Zeroizing;
 
+use crate::journal::TxnOutcome;
 use crate::journal::crypto::CryptoError;
 use crate::journal::query::JournalQueries;
 use crate::journal::record::{Accepted, Answered, Forwarded, SafQueued};
@@ -40,9 +41,10 @@ fn answered(id: u64) -> Record {
     Record::Answered(Answered {
         id,
         response_code: Some("00".into()),
-        outcome: "approved",
+        approval_code: None,
+        outcome: TxnOutcome::Approved,
+        response_at_ms: None,
         sent_at_ms: Some(2),
-        ..Answered::default()
     })
 }
 
@@ -283,6 +285,39 @@ fn the_reader_hands_clearing_its_rows_and_refuses_what_it_cannot() {
         SqliteReader::open(&dir.join("none.db"), false),
         Err(JournalError::NotFound { .. })
     ));
+    drop((r, j));
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// Stored outcomes are read back typed: the journal's own words
+/// (`undelivered` included), and a word this build does not know is an
+/// error naming it, for a search and for one transaction's life.
+#[test]
+fn stored_outcomes_are_read_typed_and_unknown_ones_refused() {
+    let dir = fresh_dir("outcomes");
+    let path = dir.join("j.db");
+    let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
+    let undelivered = Record::Delivery {
+        id: 1,
+        at_ms: 3,
+        delivered: false,
+    };
+    j.append(&[accepted(1, true), answered(1), undelivered])
+        .unwrap();
+    let r = SqliteReader::open(&path, false).unwrap();
+    let (view, _) = r.life(1).unwrap().expect("row 1");
+    assert_eq!(view.outcome, Some(TxnOutcome::Undelivered));
+    j.conn
+        .execute(
+            "UPDATE transactions SET outcome = 'reversed?' WHERE id = 1",
+            [],
+        )
+        .unwrap();
+    let err = r.life(1).expect_err("an unknown outcome");
+    assert!(err.to_string().contains("reversed?"), "{err}");
+    let searched = r.for_each(&crate::journal::query::Filter::default(), &mut |_| Ok(()));
+    let err = searched.expect_err("an unknown outcome");
+    assert!(err.to_string().contains("unknown journal outcome"), "{err}");
     drop((r, j));
     let _ = std::fs::remove_dir_all(&dir);
 }

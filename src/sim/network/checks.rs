@@ -9,7 +9,7 @@ use super::acquirer::{Acquirers, Reversal};
 use super::issuer::Issuer;
 use super::journal::{Journal, SafState, TxnState};
 use super::setup::STAND_IN;
-use crate::journal::Record;
+use crate::journal::{Record, TxnOutcome};
 use crate::message::Message;
 use crate::message::mti::{Function, MessageClass};
 use crate::switch::core::{Origin, Outgoing, TxnId};
@@ -163,7 +163,9 @@ impl Checks {
                         .unwrap_or(0);
                     self.txns.insert(a.id, (pan, amount));
                 }
-                Record::Answered(a) if a.outcome == "stand_in" => self.stood_in(a.id, wall_ms)?,
+                Record::Answered(a) if a.outcome == TxnOutcome::StandIn => {
+                    self.stood_in(a.id, wall_ms)?
+                }
                 _ => {}
             }
         }
@@ -210,8 +212,8 @@ fn original_named(m: &Message) -> Option<(u8, u32)> {
 fn acknowledged(journal: &Journal, request: &Message, id: u64) -> Result<(), Broken> {
     let answered = journal
         .kept_txn(id)
-        .and_then(|t| t.outcome.as_deref())
-        .is_some_and(|o| matches!(o, "approved" | "stand_in"));
+        .and_then(|t| t.outcome)
+        .is_some_and(TxnOutcome::approves);
     let mti = request.mti();
     let ok = match (mti.class(), mti.function()) {
         (MessageClass::Reversal, _) => answered || journal.kept_saf_of(id, "timeout_reversal"),
@@ -305,5 +307,5 @@ fn presumed_delivered(journal: &Journal, rrn: &str) -> bool {
     // request was, on the time-out) while its advice stands.
     journal
         .txns_of(rrn)
-        .any(|(_, t)| matches!(t.outcome.as_deref(), Some("approved" | "stand_in")))
+        .any(|(_, t)| t.outcome.is_some_and(TxnOutcome::approves))
 }

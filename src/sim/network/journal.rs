@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::journal::Record;
+use crate::journal::{Record, TxnOutcome};
 use crate::message::Spec;
 use crate::switch::core::{Restored, RestoredSaf, RestoredTxn, Token};
 use crate::switch::saf::SafKind;
@@ -33,7 +33,7 @@ pub struct Txn {
     /// The issuer's name and the request as forwarded.
     pub route: Option<(String, Vec<u8>)>,
     pub state: TxnState,
-    pub outcome: Option<String>,
+    pub outcome: Option<TxnOutcome>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -162,7 +162,7 @@ impl Journal {
             }
             Record::Answered(a) => {
                 if let Some(t) = self.txns.get_mut(&a.id) {
-                    t.outcome = Some(a.outcome.to_string());
+                    t.outcome = Some(a.outcome);
                     if matches!(t.state, TxnState::Received | TxnState::Forwarded) {
                         t.state = TxnState::Answered;
                     }
@@ -170,7 +170,7 @@ impl Journal {
             }
             Record::Delivery { id, delivered, .. } => {
                 if let (Some(t), false) = (self.txns.get_mut(id), delivered) {
-                    t.outcome = Some("undelivered".to_string());
+                    t.outcome = Some(TxnOutcome::Undelivered);
                 }
             }
             Record::Event { .. } => {}
@@ -246,10 +246,10 @@ impl Journal {
             if t.state == TxnState::Received {
                 if advised.contains(id) {
                     t.state = TxnState::Answered;
-                    t.outcome.get_or_insert_with(|| "advice_acked".to_string());
+                    t.outcome.get_or_insert(TxnOutcome::AdviceAcked);
                 } else {
                     t.state = TxnState::Abandoned;
-                    t.outcome.get_or_insert_with(|| "unknown".to_string());
+                    t.outcome.get_or_insert(TxnOutcome::Unknown);
                 }
             }
         }

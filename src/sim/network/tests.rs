@@ -8,6 +8,7 @@ use super::acquirer::Acquirers;
 use super::checks::Checks;
 use super::journal::Journal;
 use crate::journal::Record;
+use crate::journal::TxnOutcome;
 use crate::journal::record::{Accepted, Answered};
 use crate::message::{Message, Spec};
 use crate::switch::core::{ConnId, Origin, Outgoing, TxnId};
@@ -126,8 +127,11 @@ fn stand_in_past_the_cards_daily_count_is_caught() {
         })));
         records.push(Record::Answered(Answered {
             id,
-            outcome: "stand_in",
-            ..Answered::default()
+            response_code: None,
+            approval_code: None,
+            outcome: TxnOutcome::StandIn,
+            response_at_ms: None,
+            sent_at_ms: None,
         }));
     }
     let r = checks.appended(&records, 0);

@@ -5,7 +5,7 @@
 
 use super::request::{reject, reject_of};
 use super::{Action, Core, Mutation, Outgoing, State, Time, TimerId, TxnId, Wait};
-use crate::journal::Record;
+use crate::journal::{Record, TxnOutcome};
 use crate::message::Message;
 use crate::message::mti::MessageClass;
 use crate::message::response_codes::Outcome;
@@ -41,11 +41,6 @@ pub(super) fn answers(sent: &Message, answer: &Message) -> bool {
             (Some(a), Some(b)) => a == b,
             _ => true,
         })
-}
-
-/// Whether a journal outcome is an approval the acquirer may act on.
-fn approves(outcome: &str) -> bool {
-    matches!(outcome, "approved" | "stand_in")
 }
 
 impl Core {
@@ -96,8 +91,8 @@ impl Core {
             response.remove(33);
         }
         let outcome = match response.get_str(39) {
-            Some("00" | "000" | "001") => "approved",
-            _ => "declined",
+            Some("00" | "000" | "001") => TxnOutcome::Approved,
+            _ => TxnOutcome::Declined,
         };
         self.decide(now, id, response, outcome);
     }
@@ -158,7 +153,7 @@ impl Core {
             timer: TimerId::Response(id),
         });
         self.event(now, id, "not_sent", "no connection to the issuer");
-        self.stand_in_or_decline(now, id, issuer, "declined");
+        self.stand_in_or_decline(now, id, issuer, TxnOutcome::Declined);
     }
 
     /// The issuer may have acted on the request: it is reversed through
@@ -180,26 +175,20 @@ impl Core {
             if let Some(t) = self.txns.get_mut(&id) {
                 t.state = State::Answering;
             }
-            if !self.queue_reversal_acked(now, id, Some("timed_out")) {
+            if !self.queue_reversal_acked(now, id, Some(TxnOutcome::TimedOut)) {
                 let refuse = reject_of(&self.txns[&id], Outcome::IssuerUnavailable);
-                self.decide(now, id, refuse, "timed_out");
+                self.decide(now, id, refuse, TxnOutcome::TimedOut);
             }
             return;
         }
         if !self.mutated(Mutation::NoReversalOnTimeout) {
             self.queue_reversal(now, id);
         }
-        self.stand_in_or_decline(now, id, issuer, "timed_out");
+        self.stand_in_or_decline(now, id, issuer, TxnOutcome::TimedOut);
     }
 
     /// Sets transaction `id`'s reply and answers it.
-    pub(super) fn decide(
-        &mut self,
-        now: Time,
-        id: TxnId,
-        response: Message,
-        outcome: &'static str,
-    ) {
+    pub(super) fn decide(&mut self, now: Time, id: TxnId, response: Message, outcome: TxnOutcome) {
         if let Some(txn) = self.txns.get_mut(&id) {
             txn.reply = Some((response, outcome));
             self.answer(now, id);
@@ -220,12 +209,12 @@ impl Core {
             return self.reply(id);
         }
         let at = txn.route.is_some().then(|| now.wall_ms());
-        let record = records::answered(id.0, response, outcome, at);
-        if approves(outcome) {
+        let record = records::answered(id.0, response, *outcome, at);
+        if outcome.approves() {
             txn.state = State::Answering;
             // A stand-in approval is written in its advice's group: the
             // journal never holds the advice without the approval.
-            let stood_in = *outcome == "stand_in";
+            let stood_in = *outcome == TxnOutcome::StandIn;
             if stood_in && self.ride_along(id, record.clone(), true) {
                 return;
             }
@@ -292,7 +281,7 @@ impl Core {
             at_ms: now.wall_ms(),
             delivered,
         };
-        let reverse = !delivered && matches!(outcome, Some("approved" | "stand_in"));
+        let reverse = !delivered && outcome.is_some_and(TxnOutcome::approves);
         let queued_before = self.saf_ids;
         if reverse {
             self.reverse_approval(now, id);
@@ -320,7 +309,10 @@ impl Core {
         let Some(txn) = self.txns.get(&id) else {
             return;
         };
-        let stood_in = txn.reply.as_ref().is_some_and(|(_, o)| *o == "stand_in");
+        let stood_in = txn
+            .reply
+            .as_ref()
+            .is_some_and(|(_, o)| *o == TxnOutcome::StandIn);
         match txn.advice.clone() {
             Some((issuer, advice)) if stood_in => {
                 self.queue_reversal_of(now, issuer, &advice, Some(id.0), None);
@@ -340,7 +332,7 @@ impl Core {
                 // Not on disk: not forwarded.
                 if let Some(txn) = self.txns.get(&id) {
                     let reject = reject_of(txn, Outcome::SystemMalfunction);
-                    self.decide(now, id, reject, "rejected");
+                    self.decide(now, id, reject, TxnOutcome::Rejected);
                 }
             }
             (Wait::Reply(id), true) => self.reply(id),
@@ -348,8 +340,10 @@ impl Core {
                 // An approval that cannot be journaled is not handed out.
                 self.reverse_approval(now, id);
                 if let Some(txn) = self.txns.get_mut(&id) {
-                    txn.reply =
-                        Some((reject(&txn.request, Outcome::SystemMalfunction), "rejected"));
+                    txn.reply = Some((
+                        reject(&txn.request, Outcome::SystemMalfunction),
+                        TxnOutcome::Rejected,
+                    ));
                     self.reply(id);
                 }
             }

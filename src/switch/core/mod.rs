@@ -48,6 +48,7 @@ use super::hooks::AcquirerRules;
 use super::routing::RouteTable;
 use super::saf::{SafEntry, SafKind, SafPolicy, SafQueue};
 use super::standin::StandIn;
+use crate::journal::TxnOutcome;
 use crate::message::{Message, Spec};
 
 /// The core's tables, keyed by its own numbers (ids, tokens, its STANs),
@@ -157,7 +158,7 @@ struct Txn {
     /// Where it goes, once routed.
     route: Option<Route>,
     /// The reply for the acquirer, once decided, and its journal outcome.
-    reply: Option<(Message, &'static str)>,
+    reply: Option<(Message, TxnOutcome)>,
     /// Its key in the duplicate cache: copies get its reply.
     key: DupKey,
     /// Its stand-in advice as queued (issuer, message), to reverse it if
@@ -198,7 +199,7 @@ struct ToQueue {
     message: Message,
     /// Its transaction is acknowledged (00) once it is queued, with this
     /// journal outcome.
-    ack: Option<&'static str>,
+    ack: Option<TxnOutcome>,
     /// Records written in the same group as the entry's (all or none).
     also: Vec<crate::journal::Record>,
     /// Its transaction's stand-in approval rides with it: replied once

@@ -5,8 +5,8 @@
 
 use super::request::reject_of;
 use super::{Core, Route, Time, ToQueue, TxnId, Wait};
-use crate::journal::Record;
 use crate::journal::record::SafQueued;
+use crate::journal::{Record, TxnOutcome};
 use crate::message::Message;
 use crate::message::response_codes::Outcome;
 use crate::message::sensitive::NEVER_ECHOED;
@@ -40,7 +40,7 @@ impl Core {
         &mut self,
         now: Time,
         id: TxnId,
-        ack: Option<&'static str>,
+        ack: Option<TxnOutcome>,
     ) -> bool {
         let Some(route) = self.txns.get(&id).and_then(|t| t.route.clone()) else {
             return false;
@@ -56,7 +56,7 @@ impl Core {
         issuer: usize,
         original: &Message,
         txn_id: Option<u64>,
-        ack: Option<&'static str>,
+        ack: Option<TxnOutcome>,
     ) -> bool {
         let version = self.cfg.issuers[issuer].spec.version.digit();
         let stan = self.next_stan(issuer);
@@ -73,7 +73,7 @@ impl Core {
             route.issuer,
             route.message,
             Some(id.0),
-            Some("advice_acked"),
+            Some(TxnOutcome::AdviceAcked),
         );
         if !queued {
             self.refuse_advice(now, id);
@@ -83,7 +83,7 @@ impl Core {
     fn refuse_advice(&mut self, now: Time, id: TxnId) {
         if let Some(txn) = self.txns.get(&id) {
             let reject = reject_of(txn, Outcome::IssuerUnavailable);
-            self.decide(now, id, reject, "rejected");
+            self.decide(now, id, reject, TxnOutcome::Rejected);
         }
     }
 
@@ -99,7 +99,7 @@ impl Core {
         issuer: usize,
         mut message: Message,
         txn_id: Option<u64>,
-        ack: Option<&'static str>,
+        ack: Option<TxnOutcome>,
     ) -> bool {
         for &f in NEVER_ECHOED {
             message.remove(f);
@@ -188,7 +188,10 @@ impl Core {
             if let Some(id) = txn
                 && let Some(t) = self.txns.get_mut(&id)
             {
-                t.reply = Some((reject_of(t, Outcome::SystemMalfunction), "rejected"));
+                t.reply = Some((
+                    reject_of(t, Outcome::SystemMalfunction),
+                    TxnOutcome::Rejected,
+                ));
                 // Journaled (the journal would otherwise keep it open).
                 self.answer(now, id);
             }

@@ -8,6 +8,7 @@ use super::{
 };
 use bytes::Bytes;
 
+use crate::journal::TxnOutcome;
 use crate::journal::record::Forwarded;
 use crate::message::Message;
 use crate::message::mti::{Function, MessageClass};
@@ -152,7 +153,12 @@ impl Core {
         let route = match route {
             Err(outcome) => {
                 self.append(accepted.into_iter().collect(), None);
-                return self.decide(now, id, reject_of(&self.txns[&id], outcome), "rejected");
+                return self.decide(
+                    now,
+                    id,
+                    reject_of(&self.txns[&id], outcome),
+                    TxnOutcome::Rejected,
+                );
             }
             Ok(route) => route,
         };
@@ -164,7 +170,7 @@ impl Core {
         self.txns.get_mut(&id).expect("inserted above").route = Some(route);
         if !room {
             self.append(accepted.into_iter().collect(), None);
-            return self.stand_in_or_decline(now, id, issuer, "declined");
+            return self.stand_in_or_decline(now, id, issuer, TxnOutcome::Declined);
         }
         // Durable before forwarded: after a crash, the journal knows this
         // request may have reached the issuer.

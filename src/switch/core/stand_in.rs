@@ -4,6 +4,7 @@
 
 use super::request::reject;
 use super::{Core, Time, TxnId};
+use crate::journal::TxnOutcome;
 use crate::message::mti::{Function, MessageClass};
 use crate::message::response_codes::Outcome;
 use crate::switch::records::pan_of;
@@ -22,7 +23,7 @@ impl Core {
         now: Time,
         id: TxnId,
         issuer: usize,
-        outcome: &'static str,
+        outcome: TxnOutcome,
     ) {
         let Some(txn) = self.txns.get(&id) else {
             return;
@@ -48,7 +49,7 @@ impl Core {
         let txn = self.txns.get_mut(&id).expect("looked up above");
         let mut resp = reject(&txn.request, Outcome::Approved);
         let _ = resp.set_str(38, &format!("S{:05}", self.auth_counter % 100_000));
-        txn.reply = Some((resp, "stand_in"));
+        txn.reply = Some((resp, TxnOutcome::StandIn));
         self.event(now, id, "stand_in", "");
         self.queue_stand_in_advice(now, id, issuer);
         self.answer(now, id);

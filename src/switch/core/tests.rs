@@ -323,7 +323,7 @@ fn the_same_inputs_give_the_same_actions() {
         format!("{:?}", drain(&mut core))
     };
     let first = run();
-    assert!(first.contains("declined"), "{first}");
+    assert!(first.contains("outcome: Declined"), "{first}");
     assert_eq!(first, run());
 }
 
