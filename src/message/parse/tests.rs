@@ -74,7 +74,13 @@ fn edge_byte() -> impl Strategy<Value = u8> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 4000, ..ProptestConfig::default() })]
+    // Each case loads its spec afresh (its plan cache must start empty),
+    // which in a debug build takes most of the time: fewer cases there
+    // (the test suite's build), all of them optimised.
+    #![proptest_config(ProptestConfig {
+        cases: if cfg!(debug_assertions) { 1000 } else { 4000 },
+        ..ProptestConfig::default()
+    })]
 
     /// The fast pass accepts exactly what the checking parser accepts,
     /// with the same values, on golden messages of every spec with a
