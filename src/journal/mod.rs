@@ -7,6 +7,7 @@
 
 pub mod capture_rows;
 pub mod crypto;
+pub mod log;
 pub mod open;
 pub mod query;
 pub mod record;
