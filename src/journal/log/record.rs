@@ -8,6 +8,7 @@
 //! Every length is checked against a limit before anything is allocated,
 //! and every malformed input is a typed [`DecodeError`], never a panic.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// The first byte of every entry: format version 1. Never 0, so a
@@ -83,7 +84,9 @@ pub struct LogAnswered {
     pub id: u64,
     pub response_code: Option<String>,
     pub approval_code: Option<String>,
-    pub outcome: String,
+    /// Borrowed when sealed from a record (the switch's names are
+    /// static), owned when decoded.
+    pub outcome: Cow<'static, str>,
     pub response_at_ms: Option<i64>,
     pub sent_at_ms: Option<i64>,
 }
@@ -93,7 +96,7 @@ pub struct LogAnswered {
 pub struct LogSafQueued {
     pub id: u64,
     pub txn_id: Option<u64>,
-    pub kind: String,
+    pub kind: Cow<'static, str>,
     pub issuer: String,
     pub message: Sealed,
     pub queued_at_ms: i64,
@@ -113,7 +116,7 @@ pub enum LogRecord {
     Event {
         txn_id: Option<u64>,
         at_ms: i64,
-        kind: String,
+        kind: Cow<'static, str>,
         detail: String,
     },
     SafQueued(LogSafQueued),
@@ -586,7 +589,7 @@ impl<'a> Dec<'a> {
                 id: self.u64("answer id")?,
                 response_code: self.opt_short("response code")?,
                 approval_code: self.opt_short("approval code")?,
-                outcome: self.short("outcome")?,
+                outcome: self.short("outcome")?.into(),
                 response_at_ms: self.opt_i64("response at")?,
                 sent_at_ms: self.opt_i64("sent at")?,
             }),
@@ -598,13 +601,13 @@ impl<'a> Dec<'a> {
             TAG_EVENT => LogRecord::Event {
                 txn_id: self.opt_u64("event txn id")?,
                 at_ms: self.i64("event at")?,
-                kind: self.short("event kind")?,
+                kind: self.short("event kind")?.into(),
                 detail: Self::text("event detail", self.long("event detail", DETAIL_BYTES_MAX)?)?,
             },
             TAG_SAF_QUEUED => LogRecord::SafQueued(LogSafQueued {
                 id: self.u64("saf id")?,
                 txn_id: self.opt_u64("saf txn id")?,
-                kind: self.short("saf kind")?,
+                kind: self.short("saf kind")?.into(),
                 issuer: self.short("saf issuer")?,
                 message: self.sealed("saf message")?,
                 queued_at_ms: self.i64("saf queued at")?,

@@ -3,6 +3,8 @@
 //! the same purposes as the SQLite store, so either can open the other's
 //! data; the PAN's keyed hash and masked form beside it.
 
+use std::borrow::Cow;
+
 use super::record::{
     DETAIL_BYTES_MAX, LogAccepted, LogAnswered, LogPan, LogRecord, LogRoute, LogSafQueued, Sealed,
 };
@@ -22,7 +24,7 @@ pub struct Sealer<'k> {
 }
 
 impl Sealer<'_> {
-    fn seal(&mut self, purpose: &[u8], plain: &[u8]) -> Sealed {
+    fn seal_bytes(&mut self, purpose: &[u8], plain: &[u8]) -> Sealed {
         let s = self
             .keys
             .seal_with_nonce(purpose, plain, self.nonces.draw());
@@ -32,15 +34,15 @@ impl Sealer<'_> {
         }
     }
 
-    /// The log's form of `record`.
-    pub fn record(&mut self, record: &Record) -> LogRecord {
+    /// The log's form of `record`, its texts moved, not copied.
+    pub fn seal(&mut self, record: Record) -> LogRecord {
         match record {
-            Record::Accepted(a) => LogRecord::Accepted(Box::new(self.accepted(a))),
+            Record::Accepted(a) => LogRecord::Accepted(Box::new(self.accepted(*a))),
             Record::Answered(a) => LogRecord::Answered(LogAnswered {
                 id: a.id,
-                response_code: a.response_code.clone(),
-                approval_code: a.approval_code.clone(),
-                outcome: a.outcome.to_string(),
+                response_code: a.response_code,
+                approval_code: a.approval_code,
+                outcome: Cow::Borrowed(a.outcome),
                 response_at_ms: a.response_at_ms,
                 sent_at_ms: a.sent_at_ms,
             }),
@@ -49,78 +51,79 @@ impl Sealer<'_> {
                 at_ms,
                 delivered,
             } => LogRecord::Delivery {
-                id: *id,
-                at_ms: *at_ms,
-                delivered: *delivered,
+                id,
+                at_ms,
+                delivered,
             },
             Record::Event {
                 txn_id,
                 at_ms,
                 kind,
-                detail,
-            } => LogRecord::Event {
-                txn_id: *txn_id,
-                at_ms: *at_ms,
-                kind: kind.to_string(),
-                detail: cut(detail, DETAIL_BYTES_MAX).to_string(),
-            },
+                mut detail,
+            } => {
+                let keep = cut(&detail, DETAIL_BYTES_MAX).len();
+                detail.truncate(keep);
+                LogRecord::Event {
+                    txn_id,
+                    at_ms,
+                    kind: Cow::Borrowed(kind),
+                    detail,
+                }
+            }
             Record::SafQueued(q) => LogRecord::SafQueued(LogSafQueued {
                 id: q.id,
                 txn_id: q.txn_id,
-                kind: q.kind.to_string(),
-                issuer: q.issuer.clone(),
-                message: self.seal(SEAL_MESSAGE, &q.message),
+                kind: Cow::Borrowed(q.kind),
+                message: self.seal_bytes(SEAL_MESSAGE, &q.message),
+                issuer: q.issuer,
                 queued_at_ms: q.queued_at_ms,
             }),
-            Record::SafAttempted { id, attempts } => LogRecord::SafAttempted {
-                id: *id,
-                attempts: *attempts,
-            },
+            Record::SafAttempted { id, attempts } => LogRecord::SafAttempted { id, attempts },
             Record::SafDone {
                 id,
                 delivered,
                 attempts,
                 at_ms,
             } => LogRecord::SafDone {
-                id: *id,
-                delivered: *delivered,
-                attempts: *attempts,
-                at_ms: *at_ms,
+                id,
+                delivered,
+                attempts,
+                at_ms,
             },
         }
     }
 
-    fn accepted(&mut self, a: &Accepted) -> LogAccepted {
+    fn accepted(&mut self, a: Accepted) -> LogAccepted {
         let pan = a.pan.as_ref().map(|pan| LogPan {
-            sealed: self.seal(SEAL_PAN, pan),
+            sealed: self.seal_bytes(SEAL_PAN, pan),
             hash: self.keys.pan_hash(pan),
             masked: mask_pan(pan),
         });
-        let route = a.route.as_ref().map(|r| LogRoute {
-            issuer: r.issuer.clone(),
-            issuer_stan: r.issuer_stan.clone(),
-            message: self.seal(SEAL_MESSAGE, &r.message),
+        let route = a.route.map(|r| LogRoute {
+            message: self.seal_bytes(SEAL_MESSAGE, &r.message),
+            issuer: r.issuer,
+            issuer_stan: r.issuer_stan,
         });
         LogAccepted {
             id: a.id,
             received_at_ms: a.received_at_ms,
-            acquirer: a.acquirer.clone(),
-            request_mti: a.request_mti.clone(),
-            processing_code: a.processing_code.clone(),
+            acquirer: a.acquirer,
+            request_mti: a.request_mti,
+            processing_code: a.processing_code,
             amount_minor: a.amount_minor,
-            transmission_at: a.transmission_at.clone(),
-            stan: a.stan.clone(),
-            local_time: a.local_time.clone(),
-            local_date: a.local_date.clone(),
-            mcc: a.mcc.clone(),
-            pos_entry_mode: a.pos_entry_mode.clone(),
-            acquirer_inst: a.acquirer_inst.clone(),
-            rrn: a.rrn.clone(),
-            terminal_id: a.terminal_id.clone(),
-            merchant_id: a.merchant_id.clone(),
-            merchant_name_loc: a.merchant_name_loc.clone(),
-            currency: a.currency.clone(),
-            original_data: a.original_data.clone(),
+            transmission_at: a.transmission_at,
+            stan: a.stan,
+            local_time: a.local_time,
+            local_date: a.local_date,
+            mcc: a.mcc,
+            pos_entry_mode: a.pos_entry_mode,
+            acquirer_inst: a.acquirer_inst,
+            rrn: a.rrn,
+            terminal_id: a.terminal_id,
+            merchant_id: a.merchant_id,
+            merchant_name_loc: a.merchant_name_loc,
+            currency: a.currency,
+            original_data: a.original_data,
             replacement_amount: a.replacement_amount,
             pan,
             route,

@@ -105,7 +105,7 @@ pub(super) fn encode_all(
     };
     let (mut buf, mut ends, mut logs) = (Vec::new(), Vec::new(), Vec::new());
     for (i, r) in records.iter().enumerate() {
-        let log = sealer.record(r);
+        let log = sealer.seal(r.clone());
         encode_entry(i as u64 + 1, &log, &mut buf).unwrap();
         ends.push(buf.len());
         logs.push(log);
@@ -227,7 +227,7 @@ fn a_checksummed_payload_that_does_not_decode_is_malformed() {
 #[test]
 fn a_field_over_its_limit_does_not_encode_and_leaves_the_buffer() {
     let record = LogRecord::Answered(LogAnswered {
-        outcome: "x".repeat(SHORT_BYTES_MAX + 1),
+        outcome: "x".repeat(SHORT_BYTES_MAX + 1).into(),
         ..LogAnswered::default()
     });
     let mut out = vec![1, 2, 3];
@@ -240,7 +240,7 @@ fn a_field_over_its_limit_does_not_encode_and_leaves_the_buffer() {
         nonces: NoncePool::new(),
     };
     let detail = "é".repeat(DETAIL_BYTES_MAX);
-    let log = sealer.record(&Record::Event {
+    let log = sealer.seal(Record::Event {
         txn_id: None,
         at_ms: 0,
         kind: "k",
@@ -425,4 +425,32 @@ proptest! {
         let (_, got) = scan(&framed_bytes);
         prop_assert!(got.len() <= 1);
     }
+}
+
+const FUZZ_SEED: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/fuzz/seeds/journal_log_record/every-variant"
+);
+
+/// The fuzz target's committed seed is a whole log of every variant, so
+/// fuzzing starts from valid entries (regenerate: `cargo test --lib
+/// write_fuzz_seed -- --ignored` after a format change).
+#[test]
+fn the_fuzz_seed_is_a_log_of_every_variant() {
+    let bytes = std::fs::read(FUZZ_SEED).unwrap();
+    let (r, got) = scan(&bytes);
+    let end = r.unwrap();
+    assert_eq!((end.records, end.damage, end.end), (9, None, bytes.len()));
+    let kinds: std::collections::HashSet<_> = got
+        .iter()
+        .map(|e| std::mem::discriminant(&e.record))
+        .collect();
+    assert_eq!(kinds.len(), 7);
+}
+
+#[test]
+#[ignore = "writes the fuzz seed"]
+fn write_fuzz_seed() {
+    let (buf, _, _) = encode_all(&keys(), &every_variant(1));
+    std::fs::write(FUZZ_SEED, buf).unwrap();
 }

@@ -36,6 +36,8 @@ pub const QUEUE_RECORDS_MAX: usize = 1 << 20;
 /// One write's bytes: a group stops gathering past this (plus one entry),
 /// so two groups in flight stay well within the torn window.
 pub const GROUP_BYTES: usize = 1024 * 1024;
+/// Records the appender takes from the queue under one lock.
+const TAKE_RECORDS: usize = 1024;
 const _: () = assert!(2 * (GROUP_BYTES + ENTRY_BYTES_MAX) <= TORN_WINDOW_BYTES);
 
 /// The writer's limits.
@@ -396,8 +398,24 @@ impl Appender {
         self.buf.clear();
         self.buf_first_seq = self.next_seq;
         let mut acks = Vec::new();
+        while self.buf.len() < GROUP_BYTES {
+            let groups = self.take(acks.is_empty())?;
+            if groups.is_empty() {
+                break;
+            }
+            for group in groups {
+                let kept = self.encode_group(group.records, sealer);
+                acks.push((group.ack, kept));
+            }
+        }
+        Some(acks)
+    }
+
+    /// Takes up to [`TAKE_RECORDS`] queued records' groups under one lock,
+    /// waiting for one if `wait`; `None` once closed and drained.
+    fn take(&self, wait: bool) -> Option<Vec<Group>> {
         let mut q = lock(&self.shared.queue);
-        while q.groups.is_empty() {
+        while wait && q.groups.is_empty() {
             if q.closed {
                 return None;
             }
@@ -407,27 +425,25 @@ impl Appender {
                 .wait(q)
                 .unwrap_or_else(|e| e.into_inner());
         }
-        loop {
+        let mut taken = Vec::new();
+        let mut records = 0;
+        while records < TAKE_RECORDS {
             let Some(group) = q.groups.pop_front() else {
                 break;
             };
+            records += group.records.len().max(1);
             q.records -= group.records.len();
-            drop(q);
-            self.shared.room.notify_all();
-            let kept = self.encode_group(&group.records, sealer);
-            acks.push((group.ack, kept));
-            if self.buf.len() >= GROUP_BYTES {
-                break;
-            }
-            q = lock(&self.shared.queue);
+            taken.push(group);
         }
-        Some(acks)
+        drop(q);
+        self.shared.room.notify_all();
+        Some(taken)
     }
 
-    fn encode_group(&mut self, records: &[Record], sealer: &mut Sealer<'_>) -> bool {
+    fn encode_group(&mut self, records: Vec<Record>, sealer: &mut Sealer<'_>) -> bool {
         let (start, seq) = (self.buf.len(), self.next_seq);
         for r in records {
-            if let Err(e) = encode_entry(self.next_seq, &sealer.record(r), &mut self.buf) {
+            if let Err(e) = encode_entry(self.next_seq, &sealer.seal(r), &mut self.buf) {
                 tracing::error!(error = %e, "journal log: a record over its limits; group refused");
                 self.buf.truncate(start);
                 self.next_seq = seq;

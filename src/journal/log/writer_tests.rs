@@ -89,7 +89,10 @@ fn acknowledged_appends_survive_a_crash_copy_and_a_reopen() {
             });
         }
         // A crash mid-run: the log as it is on disk now, torn tail and all.
-        std::thread::sleep(std::time::Duration::from_millis(20));
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        while acked.lock().unwrap().len() < 50 && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
         let before = acked.lock().unwrap().clone();
         copy_log(&dir.0, &snapshot.0);
         before
