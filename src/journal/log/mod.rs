@@ -5,6 +5,7 @@
 //! pipelined group commit ([`writer`]) and read back at start-up, a torn
 //! tail cut off ([`reader`]). The format: docs/journal-log.md.
 
+mod decode;
 pub mod reader;
 pub mod record;
 pub mod seal;

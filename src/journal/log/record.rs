@@ -27,6 +27,8 @@ pub const DETAIL_BYTES_MAX: usize = 2048;
 /// A sealed blob at most: a 64 KiB frame, its nonce and its tag.
 pub const SEALED_BYTES_MAX: usize = 65_535 + 12 + 16;
 
+pub use super::decode::decode_entry;
+
 /// Bytes sealed under a key, with the key's id (keys rotate).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sealed {
@@ -139,13 +141,13 @@ pub struct Entry {
     pub record: LogRecord,
 }
 
-const TAG_ACCEPTED: u8 = 1;
-const TAG_ANSWERED: u8 = 2;
-const TAG_DELIVERY: u8 = 3;
-const TAG_EVENT: u8 = 4;
-const TAG_SAF_QUEUED: u8 = 5;
-const TAG_SAF_ATTEMPTED: u8 = 6;
-const TAG_SAF_DONE: u8 = 7;
+pub(super) const TAG_ACCEPTED: u8 = 1;
+pub(super) const TAG_ANSWERED: u8 = 2;
+pub(super) const TAG_DELIVERY: u8 = 3;
+pub(super) const TAG_EVENT: u8 = 4;
+pub(super) const TAG_SAF_QUEUED: u8 = 5;
+pub(super) const TAG_SAF_ATTEMPTED: u8 = 6;
+pub(super) const TAG_SAF_DONE: u8 = 7;
 
 /// Why bytes are not an entry. The first five are what a torn write
 /// leaves; `Malformed` has a valid checksum, so a writer made it.
@@ -219,9 +221,19 @@ impl std::error::Error for EncodeError {}
 /// Appends one entry (header and payload) to `out`; on error `out` is
 /// left as it was.
 pub fn encode_entry(seq: u64, record: &LogRecord, out: &mut Vec<u8>) -> Result<(), EncodeError> {
+    encode_entry_with(seq, out, |enc| enc.record(record))
+}
+
+/// Appends one entry whose payload `payload` writes (the sealer writes
+/// the switch's records with it, without building a [`LogRecord`]).
+pub(super) fn encode_entry_with(
+    seq: u64,
+    out: &mut Vec<u8>,
+    payload: impl FnOnce(&mut Enc<'_>) -> Result<(), EncodeError>,
+) -> Result<(), EncodeError> {
     let start = out.len();
     out.extend_from_slice(&[0u8; HEADER_BYTES]);
-    let result = Enc(out).record(record).and_then(|()| {
+    let result = payload(&mut Enc(out)).and_then(|()| {
         let len = out.len() - start - HEADER_BYTES;
         if len > PAYLOAD_BYTES_MAX {
             return Err(EncodeError {
@@ -289,53 +301,36 @@ pub fn check_frame(buf: &[u8]) -> Result<(u64, usize), DecodeError> {
     Ok((seq, total))
 }
 
-/// Decodes the entry at the start of `buf`: the entry and its length.
-pub fn decode_entry(buf: &[u8]) -> Result<(Entry, usize), DecodeError> {
-    let (seq, total) = check_frame(buf)?;
-    let mut d = Dec {
-        buf: &buf[HEADER_BYTES..total],
-    };
-    let record = d.record()?;
-    if !d.buf.is_empty() {
-        return Err(malformed("payload", "bytes after the record"));
-    }
-    Ok((Entry { seq, record }, total))
-}
-
-fn malformed(field: &'static str, problem: &'static str) -> DecodeError {
-    DecodeError::Malformed { field, problem }
-}
-
 /// The payload writer: little-endian integers, texts and blobs behind
 /// their lengths, options behind a 0/1 byte.
-struct Enc<'a>(&'a mut Vec<u8>);
+pub(super) struct Enc<'a>(pub(super) &'a mut Vec<u8>);
 
 impl Enc<'_> {
-    fn u8(&mut self, v: u8) {
+    pub(super) fn u8(&mut self, v: u8) {
         self.0.push(v);
     }
-    fn u32(&mut self, v: u32) {
+    pub(super) fn u32(&mut self, v: u32) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn u64(&mut self, v: u64) {
+    pub(super) fn u64(&mut self, v: u64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn i64(&mut self, v: i64) {
+    pub(super) fn i64(&mut self, v: i64) {
         self.0.extend_from_slice(&v.to_le_bytes());
     }
-    fn opt_u64(&mut self, v: Option<u64>) {
+    pub(super) fn opt_u64(&mut self, v: Option<u64>) {
         self.u8(v.is_some().into());
         if let Some(v) = v {
             self.u64(v);
         }
     }
-    fn opt_i64(&mut self, v: Option<i64>) {
+    pub(super) fn opt_i64(&mut self, v: Option<i64>) {
         self.u8(v.is_some().into());
         if let Some(v) = v {
             self.i64(v);
         }
     }
-    fn short(&mut self, field: &'static str, s: &str) -> Result<(), EncodeError> {
+    pub(super) fn short(&mut self, field: &'static str, s: &str) -> Result<(), EncodeError> {
         let len = s.len();
         if len > SHORT_BYTES_MAX {
             return Err(EncodeError {
@@ -348,14 +343,23 @@ impl Enc<'_> {
         self.0.extend_from_slice(s.as_bytes());
         Ok(())
     }
-    fn opt_short(&mut self, field: &'static str, s: &Option<String>) -> Result<(), EncodeError> {
+    pub(super) fn opt_short(
+        &mut self,
+        field: &'static str,
+        s: &Option<String>,
+    ) -> Result<(), EncodeError> {
         self.u8(s.is_some().into());
         match s {
             Some(s) => self.short(field, s),
             None => Ok(()),
         }
     }
-    fn long(&mut self, field: &'static str, b: &[u8], max: usize) -> Result<(), EncodeError> {
+    pub(super) fn long(
+        &mut self,
+        field: &'static str,
+        b: &[u8],
+        max: usize,
+    ) -> Result<(), EncodeError> {
         if b.len() > max {
             return Err(EncodeError {
                 field,
@@ -367,23 +371,26 @@ impl Enc<'_> {
         self.0.extend_from_slice(b);
         Ok(())
     }
-    fn sealed(&mut self, field: &'static str, s: &Sealed) -> Result<(), EncodeError> {
-        self.short("key id", &s.key_id)?;
+    pub(super) fn sealed(
+        &mut self,
+        field: &'static str,
+        s: SealedRef<'_>,
+    ) -> Result<(), EncodeError> {
+        self.short("key id", s.key_id)?;
         self.long(field, &s.blob, SEALED_BYTES_MAX)
     }
 
     fn record(&mut self, r: &LogRecord) -> Result<(), EncodeError> {
         match r {
             LogRecord::Accepted(a) => self.accepted(a)?,
-            LogRecord::Answered(a) => {
-                self.u8(TAG_ANSWERED);
-                self.u64(a.id);
-                self.opt_short("response code", &a.response_code)?;
-                self.opt_short("approval code", &a.approval_code)?;
-                self.short("outcome", &a.outcome)?;
-                self.opt_i64(a.response_at_ms);
-                self.opt_i64(a.sent_at_ms);
-            }
+            LogRecord::Answered(a) => self.answered(AnsweredRef {
+                id: a.id,
+                response_code: &a.response_code,
+                approval_code: &a.approval_code,
+                outcome: &a.outcome,
+                response_at_ms: a.response_at_ms,
+                sent_at_ms: a.sent_at_ms,
+            })?,
             LogRecord::Delivery {
                 id,
                 at_ms,
@@ -412,7 +419,7 @@ impl Enc<'_> {
                 self.opt_u64(q.txn_id);
                 self.short("saf kind", &q.kind)?;
                 self.short("saf issuer", &q.issuer)?;
-                self.sealed("saf message", &q.message)?;
+                self.sealed("saf message", q.message.as_ref())?;
                 self.i64(q.queued_at_ms);
             }
             LogRecord::SafAttempted { id, attempts } => {
@@ -437,34 +444,114 @@ impl Enc<'_> {
     }
 
     fn accepted(&mut self, a: &LogAccepted) -> Result<(), EncodeError> {
+        let head = AcceptedHead {
+            id: a.id,
+            received_at_ms: a.received_at_ms,
+            acquirer: &a.acquirer,
+            request_mti: &a.request_mti,
+            texts: accepted_texts(a),
+            amount_minor: a.amount_minor,
+            replacement_amount: a.replacement_amount,
+        };
+        let pan = a
+            .pan
+            .as_ref()
+            .map(|p| (p.sealed.as_ref(), &p.hash, p.masked.as_str()));
+        let route = a.route.as_ref().map(|r| {
+            (
+                r.issuer.as_str(),
+                r.issuer_stan.as_str(),
+                r.message.as_ref(),
+            )
+        });
+        self.accepted_parts(&head, pan, route)
+    }
+
+    /// The one layout of an accepted request, from either form.
+    pub(super) fn accepted_parts(
+        &mut self,
+        a: &AcceptedHead<'_>,
+        pan: Option<(SealedRef<'_>, &[u8; 32], &str)>,
+        route: Option<(&str, &str, SealedRef<'_>)>,
+    ) -> Result<(), EncodeError> {
         self.u8(TAG_ACCEPTED);
         self.u64(a.id);
         self.i64(a.received_at_ms);
-        self.short("acquirer", &a.acquirer)?;
-        self.short("request mti", &a.request_mti)?;
-        for (field, value) in ACCEPTED_TEXTS.iter().zip(accepted_texts(a)) {
+        self.short("acquirer", a.acquirer)?;
+        self.short("request mti", a.request_mti)?;
+        for (field, value) in ACCEPTED_TEXTS.iter().zip(a.texts) {
             self.opt_short(field, value)?;
         }
         self.opt_i64(a.amount_minor);
         self.opt_i64(a.replacement_amount);
-        self.u8(a.pan.is_some().into());
-        if let Some(p) = &a.pan {
-            self.sealed("sealed pan", &p.sealed)?;
-            self.0.extend_from_slice(&p.hash);
-            self.short("masked pan", &p.masked)?;
+        self.u8(pan.is_some().into());
+        if let Some((sealed, hash, masked)) = pan {
+            self.sealed("sealed pan", sealed)?;
+            self.0.extend_from_slice(hash);
+            self.short("masked pan", masked)?;
         }
-        self.u8(a.route.is_some().into());
-        if let Some(r) = &a.route {
-            self.short("issuer", &r.issuer)?;
-            self.short("issuer stan", &r.issuer_stan)?;
-            self.sealed("forwarded message", &r.message)?;
+        self.u8(route.is_some().into());
+        if let Some((issuer, issuer_stan, message)) = route {
+            self.short("issuer", issuer)?;
+            self.short("issuer stan", issuer_stan)?;
+            self.sealed("forwarded message", message)?;
         }
+        Ok(())
+    }
+
+    /// The one layout of an answer, from either form.
+    pub(super) fn answered(&mut self, a: AnsweredRef<'_>) -> Result<(), EncodeError> {
+        self.u8(TAG_ANSWERED);
+        self.u64(a.id);
+        self.opt_short("response code", a.response_code)?;
+        self.opt_short("approval code", a.approval_code)?;
+        self.short("outcome", a.outcome)?;
+        self.opt_i64(a.response_at_ms);
+        self.opt_i64(a.sent_at_ms);
         Ok(())
     }
 }
 
+/// Sealed bytes by reference.
+#[derive(Clone, Copy)]
+pub(super) struct SealedRef<'a> {
+    pub key_id: &'a str,
+    pub blob: &'a [u8],
+}
+
+impl Sealed {
+    pub(super) fn as_ref(&self) -> SealedRef<'_> {
+        SealedRef {
+            key_id: &self.key_id,
+            blob: &self.blob,
+        }
+    }
+}
+
+/// An accepted request's fields other than its card data, by reference.
+pub(super) struct AcceptedHead<'a> {
+    pub id: u64,
+    pub received_at_ms: i64,
+    pub acquirer: &'a str,
+    pub request_mti: &'a str,
+    /// In [`ACCEPTED_TEXTS`] order.
+    pub texts: [&'a Option<String>; 14],
+    pub amount_minor: Option<i64>,
+    pub replacement_amount: Option<i64>,
+}
+
+/// An answer's fields by reference.
+pub(super) struct AnsweredRef<'a> {
+    pub id: u64,
+    pub response_code: &'a Option<String>,
+    pub approval_code: &'a Option<String>,
+    pub outcome: &'a str,
+    pub response_at_ms: Option<i64>,
+    pub sent_at_ms: Option<i64>,
+}
+
 /// The optional texts of an accepted request, in their order on disk.
-const ACCEPTED_TEXTS: [&str; 14] = [
+pub(super) const ACCEPTED_TEXTS: [&str; 14] = [
     "processing code",
     "transmission at",
     "stan",
@@ -498,205 +585,4 @@ fn accepted_texts(a: &LogAccepted) -> [&Option<String>; 14] {
         &a.currency,
         &a.original_data,
     ]
-}
-
-/// The payload reader: each read checks the bytes left first.
-struct Dec<'a> {
-    buf: &'a [u8],
-}
-
-impl<'a> Dec<'a> {
-    fn take(&mut self, field: &'static str, n: usize) -> Result<&'a [u8], DecodeError> {
-        if self.buf.len() < n {
-            return Err(malformed(field, "payload ends inside it"));
-        }
-        let (head, rest) = self.buf.split_at(n);
-        self.buf = rest;
-        Ok(head)
-    }
-    fn u8(&mut self, field: &'static str) -> Result<u8, DecodeError> {
-        Ok(self.take(field, 1)?[0])
-    }
-    fn flag(&mut self, field: &'static str) -> Result<bool, DecodeError> {
-        match self.u8(field)? {
-            0 => Ok(false),
-            1 => Ok(true),
-            _ => Err(malformed(field, "a flag that is neither 0 nor 1")),
-        }
-    }
-    fn u32(&mut self, field: &'static str) -> Result<u32, DecodeError> {
-        Ok(u32::from_le_bytes(
-            self.take(field, 4)?.try_into().expect("4"),
-        ))
-    }
-    fn u64(&mut self, field: &'static str) -> Result<u64, DecodeError> {
-        Ok(u64::from_le_bytes(
-            self.take(field, 8)?.try_into().expect("8"),
-        ))
-    }
-    fn i64(&mut self, field: &'static str) -> Result<i64, DecodeError> {
-        Ok(i64::from_le_bytes(
-            self.take(field, 8)?.try_into().expect("8"),
-        ))
-    }
-    fn opt_u64(&mut self, field: &'static str) -> Result<Option<u64>, DecodeError> {
-        Ok(if self.flag(field)? {
-            Some(self.u64(field)?)
-        } else {
-            None
-        })
-    }
-    fn opt_i64(&mut self, field: &'static str) -> Result<Option<i64>, DecodeError> {
-        Ok(if self.flag(field)? {
-            Some(self.i64(field)?)
-        } else {
-            None
-        })
-    }
-    fn text(field: &'static str, b: &[u8]) -> Result<String, DecodeError> {
-        std::str::from_utf8(b)
-            .map(str::to_owned)
-            .map_err(|_| malformed(field, "not UTF-8"))
-    }
-    fn short(&mut self, field: &'static str) -> Result<String, DecodeError> {
-        let len = self.u8(field)? as usize;
-        Self::text(field, self.take(field, len)?)
-    }
-    fn opt_short(&mut self, field: &'static str) -> Result<Option<String>, DecodeError> {
-        Ok(if self.flag(field)? {
-            Some(self.short(field)?)
-        } else {
-            None
-        })
-    }
-    fn long(&mut self, field: &'static str, max: usize) -> Result<&'a [u8], DecodeError> {
-        let len = self.u32(field)? as usize;
-        if len > max {
-            return Err(malformed(field, "longer than its limit"));
-        }
-        self.take(field, len)
-    }
-    fn sealed(&mut self, field: &'static str) -> Result<Sealed, DecodeError> {
-        let key_id = self.short("key id")?;
-        let blob = self.long(field, SEALED_BYTES_MAX)?.to_vec();
-        Ok(Sealed { key_id, blob })
-    }
-
-    fn record(&mut self) -> Result<LogRecord, DecodeError> {
-        Ok(match self.u8("record tag")? {
-            TAG_ACCEPTED => LogRecord::Accepted(Box::new(self.accepted()?)),
-            TAG_ANSWERED => LogRecord::Answered(LogAnswered {
-                id: self.u64("answer id")?,
-                response_code: self.opt_short("response code")?,
-                approval_code: self.opt_short("approval code")?,
-                outcome: self.short("outcome")?.into(),
-                response_at_ms: self.opt_i64("response at")?,
-                sent_at_ms: self.opt_i64("sent at")?,
-            }),
-            TAG_DELIVERY => LogRecord::Delivery {
-                id: self.u64("delivery id")?,
-                at_ms: self.i64("delivery at")?,
-                delivered: self.flag("delivered")?,
-            },
-            TAG_EVENT => LogRecord::Event {
-                txn_id: self.opt_u64("event txn id")?,
-                at_ms: self.i64("event at")?,
-                kind: self.short("event kind")?.into(),
-                detail: Self::text("event detail", self.long("event detail", DETAIL_BYTES_MAX)?)?,
-            },
-            TAG_SAF_QUEUED => LogRecord::SafQueued(LogSafQueued {
-                id: self.u64("saf id")?,
-                txn_id: self.opt_u64("saf txn id")?,
-                kind: self.short("saf kind")?.into(),
-                issuer: self.short("saf issuer")?,
-                message: self.sealed("saf message")?,
-                queued_at_ms: self.i64("saf queued at")?,
-            }),
-            TAG_SAF_ATTEMPTED => LogRecord::SafAttempted {
-                id: self.u64("saf id")?,
-                attempts: self.u32("saf attempts")?,
-            },
-            TAG_SAF_DONE => LogRecord::SafDone {
-                id: self.u64("saf id")?,
-                delivered: self.flag("saf delivered")?,
-                attempts: self.u32("saf attempts")?,
-                at_ms: self.i64("saf done at")?,
-            },
-            _ => return Err(malformed("record tag", "unknown")),
-        })
-    }
-
-    fn accepted(&mut self) -> Result<LogAccepted, DecodeError> {
-        let id = self.u64("id")?;
-        let received_at_ms = self.i64("received at")?;
-        let acquirer = self.short("acquirer")?;
-        let request_mti = self.short("request mti")?;
-        let mut texts: [Option<String>; 14] = Default::default();
-        for (slot, field) in texts.iter_mut().zip(ACCEPTED_TEXTS) {
-            *slot = self.opt_short(field)?;
-        }
-        let [
-            processing_code,
-            transmission_at,
-            stan,
-            local_time,
-            local_date,
-            mcc,
-            pos_entry_mode,
-            acquirer_inst,
-            rrn,
-            terminal_id,
-            merchant_id,
-            merchant_name_loc,
-            currency,
-            original_data,
-        ] = texts;
-        let amount_minor = self.opt_i64("amount")?;
-        let replacement_amount = self.opt_i64("replacement amount")?;
-        let pan = if self.flag("pan")? {
-            let sealed = self.sealed("sealed pan")?;
-            let hash = self.take("pan hash", 32)?.try_into().expect("32");
-            let masked = self.short("masked pan")?;
-            Some(LogPan {
-                sealed,
-                hash,
-                masked,
-            })
-        } else {
-            None
-        };
-        let route = if self.flag("route")? {
-            Some(LogRoute {
-                issuer: self.short("issuer")?,
-                issuer_stan: self.short("issuer stan")?,
-                message: self.sealed("forwarded message")?,
-            })
-        } else {
-            None
-        };
-        Ok(LogAccepted {
-            id,
-            received_at_ms,
-            acquirer,
-            request_mti,
-            processing_code,
-            amount_minor,
-            transmission_at,
-            stan,
-            local_time,
-            local_date,
-            mcc,
-            pos_entry_mode,
-            acquirer_inst,
-            rrn,
-            terminal_id,
-            merchant_id,
-            merchant_name_loc,
-            currency,
-            original_data,
-            replacement_amount,
-            pan,
-            route,
-        })
-    }
 }

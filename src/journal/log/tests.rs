@@ -26,11 +26,19 @@ pub(super) fn accepted(id: u64, pan: bool, route: bool) -> Record {
         request_mti: "0100".into(),
         processing_code: Some("000000".into()),
         amount_minor: Some(1500),
+        transmission_at: Some("1202133005".into()),
         stan: Some(format!("{:06}", id % 1_000_000)),
+        local_time: Some("133005".into()),
+        local_date: Some("1202".into()),
+        mcc: Some("5411".into()),
+        pos_entry_mode: Some("051".into()),
+        acquirer_inst: Some("1234567".into()),
         rrn: Some("123456789012".into()),
         terminal_id: Some("TERM0001".into()),
+        merchant_id: Some("MERCHANT0000001".into()),
         merchant_name_loc: Some("Café Zürich".into()),
         currency: Some("978".into()),
+        original_data: Some("0100".into()),
         replacement_amount: Some(-1),
         pan: pan.then(|| Zeroizing::new(PAN.to_vec())),
         route: route.then(|| Forwarded {
@@ -129,6 +137,45 @@ fn every_variant_round_trips() {
     // Every variant's tag is there.
     let tags: std::collections::HashSet<_> = logs.iter().map(std::mem::discriminant).collect();
     assert_eq!(tags.len(), 7);
+}
+
+/// The sealed blobs of `from` put into `to` (nonces are random).
+fn copy_sealed(from: &LogRecord, to: &mut LogRecord) {
+    match (from, to) {
+        (LogRecord::Accepted(f), LogRecord::Accepted(t)) => {
+            if let (Some(f), Some(t)) = (&f.pan, &mut t.pan) {
+                t.sealed = f.sealed.clone();
+            }
+            if let (Some(f), Some(t)) = (&f.route, &mut t.route) {
+                t.message = f.message.clone();
+            }
+        }
+        (LogRecord::SafQueued(f), LogRecord::SafQueued(t)) => t.message = f.message.clone(),
+        _ => {}
+    }
+}
+
+#[test]
+fn the_hot_path_writes_what_seal_writes() {
+    let keys = keys();
+    let mut sealer = Sealer {
+        keys: &keys,
+        nonces: NoncePool::new(),
+    };
+    for (i, r) in every_variant(5).iter().enumerate() {
+        let mut buf = Vec::new();
+        sealer.encode(i as u64, r, &mut buf).unwrap();
+        let (entry, n) = decode_entry(&buf).unwrap();
+        assert_eq!((entry.seq, n), (i as u64, buf.len()));
+        let mut expected = sealer.seal(r.clone());
+        copy_sealed(&entry.record, &mut expected);
+        assert_eq!(entry.record, expected, "{i}");
+        if let LogRecord::Accepted(a) = &entry.record
+            && let Some(p) = &a.pan
+        {
+            assert_eq!(&keys.open(SEAL_PAN, "t1", &p.sealed.blob).unwrap()[..], PAN);
+        }
+    }
 }
 
 #[test]

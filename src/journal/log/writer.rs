@@ -18,7 +18,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
 use super::reader::{self, TORN_WINDOW_BYTES, TailDamage};
-use super::record::{ENTRY_BYTES_MAX, Entry, encode_entry};
+use super::record::{ENTRY_BYTES_MAX, Entry};
 use super::seal::Sealer;
 use super::{LogError, segment};
 use crate::journal::crypto::{Keyring, NoncePool};
@@ -105,6 +105,9 @@ struct Queue {
     groups: VecDeque<Group>,
     records: usize,
     closed: bool,
+    /// Who waits, so a notification (a system call) is made only then.
+    appender_waiting: bool,
+    producers_waiting: usize,
 }
 
 /// Bytes written and synced, counted over the writer's life.
@@ -277,7 +280,9 @@ impl LogWriter {
             return;
         }
         while q.records + records.len() > self.shared.queue_records && !q.closed {
+            q.producers_waiting += 1;
             q = self.shared.room.wait(q).unwrap_or_else(|e| e.into_inner());
+            q.producers_waiting -= 1;
         }
         self.push(q, records, on_durable);
     }
@@ -310,8 +315,11 @@ impl LogWriter {
         }
         q.records += records.len();
         q.groups.push_back(Group { records, ack });
+        let wake = q.appender_waiting;
         drop(q);
-        self.shared.queued.notify_one();
+        if wake {
+            self.shared.queued.notify_one();
+        }
     }
 
     /// Waits until everything queued before it is durable; false if the
@@ -419,11 +427,13 @@ impl Appender {
             if q.closed {
                 return None;
             }
+            q.appender_waiting = true;
             q = self
                 .shared
                 .queued
                 .wait(q)
                 .unwrap_or_else(|e| e.into_inner());
+            q.appender_waiting = false;
         }
         let mut taken = Vec::new();
         let mut records = 0;
@@ -435,15 +445,18 @@ impl Appender {
             q.records -= group.records.len();
             taken.push(group);
         }
+        let wake = q.producers_waiting > 0;
         drop(q);
-        self.shared.room.notify_all();
+        if wake {
+            self.shared.room.notify_all();
+        }
         Some(taken)
     }
 
     fn encode_group(&mut self, records: Vec<Record>, sealer: &mut Sealer<'_>) -> bool {
         let (start, seq) = (self.buf.len(), self.next_seq);
         for r in records {
-            if let Err(e) = encode_entry(self.next_seq, &sealer.seal(r), &mut self.buf) {
+            if let Err(e) = sealer.encode(self.next_seq, &r, &mut self.buf) {
                 tracing::error!(error = %e, "journal log: a record over its limits; group refused");
                 self.buf.truncate(start);
                 self.next_seq = seq;
