@@ -377,7 +377,7 @@ impl Enc<'_> {
         s: SealedRef<'_>,
     ) -> Result<(), EncodeError> {
         self.short("key id", s.key_id)?;
-        self.long(field, &s.blob, SEALED_BYTES_MAX)
+        self.long(field, s.blob, SEALED_BYTES_MAX)
     }
 
     fn record(&mut self, r: &LogRecord) -> Result<(), EncodeError> {
@@ -419,7 +419,7 @@ impl Enc<'_> {
                 self.opt_u64(q.txn_id);
                 self.short("saf kind", &q.kind)?;
                 self.short("saf issuer", &q.issuer)?;
-                self.sealed("saf message", q.message.as_ref())?;
+                self.sealed("saf message", q.message.view())?;
                 self.i64(q.queued_at_ms);
             }
             LogRecord::SafAttempted { id, attempts } => {
@@ -456,14 +456,11 @@ impl Enc<'_> {
         let pan = a
             .pan
             .as_ref()
-            .map(|p| (p.sealed.as_ref(), &p.hash, p.masked.as_str()));
-        let route = a.route.as_ref().map(|r| {
-            (
-                r.issuer.as_str(),
-                r.issuer_stan.as_str(),
-                r.message.as_ref(),
-            )
-        });
+            .map(|p| (p.sealed.view(), &p.hash, p.masked.as_str()));
+        let route = a
+            .route
+            .as_ref()
+            .map(|r| (r.issuer.as_str(), r.issuer_stan.as_str(), r.message.view()));
         self.accepted_parts(&head, pan, route)
     }
 
@@ -520,7 +517,7 @@ pub(super) struct SealedRef<'a> {
 }
 
 impl Sealed {
-    pub(super) fn as_ref(&self) -> SealedRef<'_> {
+    pub(super) fn view(&self) -> SealedRef<'_> {
         SealedRef {
             key_id: &self.key_id,
             blob: &self.blob,

@@ -58,10 +58,10 @@ impl Sealer<'_> {
                 encode_entry_with(seq, out, |enc| {
                     enc.accepted_parts(
                         &head(a),
-                        pan.as_ref().map(|(s, h, m)| (s.as_ref(), h, m.as_str())),
+                        pan.as_ref().map(|(s, h, m)| (s.view(), h, m.as_str())),
                         route
                             .as_ref()
-                            .map(|(r, s)| (r.issuer.as_str(), r.issuer_stan.as_str(), s.as_ref())),
+                            .map(|(r, s)| (r.issuer.as_str(), r.issuer_stan.as_str(), s.view())),
                     )
                 })
             }

@@ -46,7 +46,6 @@ pub(super) fn accepted(id: u64, pan: bool, route: bool) -> Record {
             issuer_stan: "000042".into(),
             message: Zeroizing::new(b"0100 forwarded".to_vec()),
         }),
-        ..Accepted::default()
     }))
 }
 

@@ -472,7 +472,7 @@ impl Appender {
     fn write(&mut self) -> Result<(), ()> {
         let len = self.buf.len() as u64;
         if self.current.len + len > self.current.capacity {
-            self.wait_synced(0).map_err(|()| ())?;
+            self.wait_synced(0)?;
             let file = segment::create(
                 &self.current.dir,
                 self.buf_first_seq,
