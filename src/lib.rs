@@ -20,7 +20,6 @@ pub mod capture;
 pub mod clearing;
 #[cfg(feature = "runtime")]
 pub mod cli;
-#[cfg(feature = "runtime")]
 pub mod journal;
 pub mod link;
 pub mod message;
