@@ -71,7 +71,7 @@ fn answered(id: u64) -> Record {
         id,
         response_code: Some("00".into()),
         approval_code: Some(format!("A{:05}", id % 100_000)),
-        outcome: "approved",
+        outcome: cardswitch::journal::TxnOutcome::Approved,
         response_at_ms: Some(now_ms()),
         sent_at_ms: Some(now_ms()),
     })

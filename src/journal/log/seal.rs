@@ -70,7 +70,7 @@ impl Sealer<'_> {
                     id: a.id,
                     response_code: &a.response_code,
                     approval_code: &a.approval_code,
-                    outcome: a.outcome,
+                    outcome: a.outcome.as_str(),
                     response_at_ms: a.response_at_ms,
                     sent_at_ms: a.sent_at_ms,
                 })
@@ -87,7 +87,7 @@ impl Sealer<'_> {
                 id: a.id,
                 response_code: a.response_code,
                 approval_code: a.approval_code,
-                outcome: Cow::Borrowed(a.outcome),
+                outcome: Cow::Borrowed(a.outcome.as_str()),
                 response_at_ms: a.response_at_ms,
                 sent_at_ms: a.sent_at_ms,
             }),

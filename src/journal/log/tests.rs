@@ -58,7 +58,7 @@ pub(super) fn every_variant(id: u64) -> Vec<Record> {
             id,
             response_code: Some("00".into()),
             approval_code: None,
-            outcome: "approved",
+            outcome: crate::journal::TxnOutcome::Approved,
             response_at_ms: Some(5),
             sent_at_ms: None,
         }),
