@@ -1,0 +1,155 @@
+//! The message value: setting, removing, deriving and overlaying fields.
+
+use super::*;
+
+#[test]
+fn set_get_remove_keep_order_and_presence() {
+    let mut m = Message::new("0100".parse().expect("mti"));
+    m.set_str(11, "000001").expect("set");
+    m.set_str(2, "4111111111111111").expect("set");
+    m.set_num(4, 1250, 12).expect("set");
+    assert_eq!(
+        m.fields().map(|(n, _)| n).collect::<Vec<_>>(),
+        vec![2, 4, 11]
+    );
+    assert_eq!(m.get_str(4), Some("000000001250"));
+    assert_eq!(m.get_u64(4), Some(1250));
+    assert_eq!(m.remove(2).as_deref(), Some(&b"4111111111111111"[..]));
+    assert!(!m.has(2));
+    assert_eq!(m.len(), 2);
+    assert!(m.set_str(1, "x").is_err());
+    assert!(m.set_str(193, "x").is_err());
+}
+
+/// `set_num` writes what `format!("{value:0width$}")` would: padded to
+/// the width, never cut below the value's own digits.
+#[test]
+fn set_num_writes_zero_padded_digits() {
+    use proptest::prelude::*;
+    let value = prop_oneof![any::<u64>(), 0u64..1_000, Just(u64::MAX), Just(0)];
+    proptest!(|(value in value, width in 0usize..25)| {
+        let mut m = Message::new("0100".parse().expect("mti"));
+        m.set_num(4, value, width).expect("set");
+        let text = format!("{value:0width$}");
+        prop_assert_eq!(m.get_str(4), Some(text.as_str()));
+    });
+}
+
+/// Any sequence of sets and removes, on an empty or a parsed message,
+/// reads back like a map of the same operations.
+#[test]
+fn sets_and_removes_behave_like_a_map() {
+    use proptest::prelude::*;
+    use std::collections::BTreeMap;
+    let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
+    let golden = include_str!("../../../fixtures/golden/iso87-ascii/0100-auth-request.hex");
+    let wire = Bytes::from(hex::decode(golden.trim()).expect("hex"));
+    let ops = proptest::collection::vec((any::<bool>(), 2u16..12, any::<u8>()), 0..40);
+    proptest!(|(start_parsed in any::<bool>(), ops in ops)| {
+        let mut msg = if start_parsed {
+            spec.parse(&wire).expect("golden parses")
+        } else {
+            Message::new("0100".parse().expect("mti"))
+        };
+        let mut model: BTreeMap<u16, Vec<u8>> =
+            msg.values().map(|(n, v)| (n, v.to_vec())).collect();
+        for (is_set, n, byte) in ops {
+            if is_set {
+                msg.set(n, vec![byte; usize::from(byte % 5)]).expect("set");
+                model.insert(n, vec![byte; usize::from(byte % 5)]);
+            } else {
+                prop_assert_eq!(msg.remove(n).map(|b| b.to_vec()), model.remove(&n));
+            }
+            // `get` and `value` agree, after `get` made its shared table.
+            for (&k, v) in &model {
+                prop_assert_eq!(msg.get(k).map(|b| b.to_vec()), Some(v.clone()));
+                prop_assert_eq!(msg.value(k), Some(&v[..]));
+            }
+        }
+        let fields: Vec<(u16, Vec<u8>)> = msg.fields().map(|(n, v)| (n, v.to_vec())).collect();
+        let expected: Vec<(u16, Vec<u8>)> = model.into_iter().collect();
+        prop_assert_eq!(fields, expected);
+        prop_assert_eq!(msg.len(), msg.presence().count());
+    });
+}
+
+#[test]
+fn derive_shares_values_and_keeps_only_what_carry_keeps() {
+    let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
+    let golden = include_str!("../../../fixtures/golden/iso87-ascii/0100-auth-request.hex");
+    let wire = Bytes::from(hex::decode(golden.trim()).expect("hex"));
+    let parsed = spec.parse(&wire).expect("golden parses");
+    let mut seen_checked = Vec::new();
+    let derived = parsed.derive(parsed.mti(), spec.id, spec.id, |n, _, checked| {
+        seen_checked.push(checked);
+        match n {
+            2 => Carry::Drop,
+            3 => Carry::Unchecked,
+            _ => Carry::Checked,
+        }
+    });
+    assert!(
+        seen_checked.iter().all(|&c| c),
+        "a parse checks every field"
+    );
+    assert!(!derived.has(2) && derived.has(3));
+    assert_eq!(derived.len(), parsed.len() - 1);
+    for (n, v) in derived.values() {
+        assert_eq!(parsed.value(n), Some(v), "field {n}");
+    }
+    // Values are slices of the same frame, not copies.
+    let frame = wire.as_ptr_range();
+    let shared = derived.value_bytes(4).expect("DE4");
+    assert!(frame.contains(&shared.as_ptr()));
+    // Built in the same spec, it is the original without DE2.
+    let mut expected = parsed.clone();
+    expected.remove(2);
+    assert_eq!(spec.build(&derived).ok(), spec.build(&expected).ok());
+}
+
+#[test]
+fn overlay_sets_replaces_or_removes_in_one_pass() {
+    let mut a = Message::new("0110".parse().expect("mti"));
+    for (n, v) in [
+        (3, "000000"),
+        (11, "000001"),
+        (37, "RRN000000001"),
+        (39, "00"),
+    ] {
+        a.set_str(n, v).expect("set");
+    }
+    let mut b = Message::new("0100".parse().expect("mti"));
+    for (n, v) in [(7, "1123143005"), (11, "123456"), (41, "TERM0001")] {
+        b.set_str(n, v).expect("set");
+    }
+    a.overlay(&b, &[7, 11, 37, 41, 42]);
+    let fields: Vec<(u16, &str)> = a
+        .values()
+        .map(|(n, v)| (n, std::str::from_utf8(v).expect("text")))
+        .collect();
+    assert_eq!(
+        fields,
+        vec![
+            (3, "000000"),
+            (7, "1123143005"),
+            (11, "123456"),
+            (39, "00"),
+            (41, "TERM0001")
+        ]
+    );
+    assert_eq!(a.len(), a.presence().count());
+    // Later edits still behave (owned places were reused, not leaked).
+    assert_eq!(a.remove(7).as_deref(), Some(&b"1123143005"[..]));
+    a.set_str(11, "654321").expect("set");
+    assert_eq!(a.get_str(11), Some("654321"));
+    assert_eq!(a.get_str(41), Some("TERM0001"));
+}
+
+#[test]
+fn debug_does_not_show_values() {
+    let mut m = Message::new("0100".parse().expect("mti"));
+    m.set_str(2, "4111111111111111").expect("set");
+    let shown = format!("{m:?}");
+    assert!(!shown.contains("4111111111111111"), "{shown}");
+    assert!(shown.contains("0100"));
+}
