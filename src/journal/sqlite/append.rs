@@ -20,7 +20,7 @@ const RECORD_DELIVERY: &str = "UPDATE transactions SET
 /// group rather than once per record.
 pub(super) struct Group<'c> {
     pub(super) conn: &'c Connection,
-    keys: &'c Keyring,
+    pub(super) keys: &'c Keyring,
     nonces: &'c mut NoncePool,
     insert: Option<rusqlite::CachedStatement<'c>>,
     answer: Option<rusqlite::CachedStatement<'c>>,
