@@ -45,6 +45,24 @@ pub const PENDING_SAF_MAX: usize = 1_000_000;
 /// Bytes held for both at most (names and sealed messages).
 pub const KEPT_BYTES_MAX: usize = 512 * 1024 * 1024;
 
+/// What the fold holds at most.
+#[derive(Debug, Clone, Copy)]
+pub struct RecoverLimits {
+    pub open_txns: usize,
+    pub pending_saf: usize,
+    pub kept_bytes: usize,
+}
+
+impl Default for RecoverLimits {
+    fn default() -> RecoverLimits {
+        RecoverLimits {
+            open_txns: OPEN_TXNS_MAX,
+            pending_saf: PENDING_SAF_MAX,
+            kept_bytes: KEPT_BYTES_MAX,
+        }
+    }
+}
+
 /// Why recovery from the log stopped. Never carries card data.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -86,6 +104,7 @@ struct Queued {
 /// then [`LogRecovery::finish`].
 #[derive(Debug, Default)]
 pub struct LogRecovery {
+    limits: RecoverLimits,
     last_seq: u64,
     max_txn: Option<i64>,
     max_saf: Option<i64>,
@@ -102,6 +121,19 @@ fn sealed_bytes(s: &Sealed) -> usize {
 impl LogRecovery {
     pub fn new() -> LogRecovery {
         LogRecovery::default()
+    }
+
+    /// A fold with smaller (or, up to the maxima, other) limits.
+    pub fn with_limits(limits: RecoverLimits) -> LogRecovery {
+        let limits = RecoverLimits {
+            open_txns: limits.open_txns.min(OPEN_TXNS_MAX),
+            pending_saf: limits.pending_saf.min(PENDING_SAF_MAX),
+            kept_bytes: limits.kept_bytes.min(KEPT_BYTES_MAX),
+        };
+        LogRecovery {
+            limits,
+            ..LogRecovery::default()
+        }
     }
 
     /// Takes the next entry (sequence numbers 1, 2, ... without gaps;
@@ -167,22 +199,22 @@ impl LogRecovery {
 
     fn reserve(&mut self, bytes: usize) -> Result<(), RecoverError> {
         match self.kept_bytes.checked_add(bytes) {
-            Some(total) if total <= KEPT_BYTES_MAX => {
+            Some(total) if total <= self.limits.kept_bytes => {
                 self.kept_bytes = total;
                 Ok(())
             }
             _ => Err(RecoverError::OverLimit {
                 what: "bytes",
-                limit: KEPT_BYTES_MAX,
+                limit: self.limits.kept_bytes,
             }),
         }
     }
 
     fn hold_open(&mut self, key: i64, open: Open) -> Result<(), RecoverError> {
-        if self.open.len() >= OPEN_TXNS_MAX {
+        if self.open.len() >= self.limits.open_txns {
             return Err(RecoverError::OverLimit {
                 what: "open transactions",
-                limit: OPEN_TXNS_MAX,
+                limit: self.limits.open_txns,
             });
         }
         self.reserve(open.issuer.len() + sealed_bytes(&open.message))?;
@@ -191,10 +223,10 @@ impl LogRecovery {
     }
 
     fn hold_pending(&mut self, key: i64, q: Queued) -> Result<(), RecoverError> {
-        if self.pending.len() >= PENDING_SAF_MAX {
+        if self.pending.len() >= self.limits.pending_saf {
             return Err(RecoverError::OverLimit {
                 what: "pending store-and-forward entries",
-                limit: PENDING_SAF_MAX,
+                limit: self.limits.pending_saf,
             });
         }
         self.reserve(q.kind.len() + q.issuer.len() + sealed_bytes(&q.message))?;
