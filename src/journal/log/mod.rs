@@ -19,6 +19,8 @@ pub mod segment;
 pub mod writer;
 
 #[cfg(test)]
+mod feed_tests;
+#[cfg(test)]
 mod recover_tests;
 #[cfg(test)]
 mod tests;
