@@ -432,3 +432,43 @@ fn ids_compare_as_sqlite_integers_and_a_message_that_does_not_open_is_an_error()
     let mut buf = Vec::new();
     encode_entry(1, &entries(&keys, &records)[1].record, &mut buf).unwrap();
 }
+
+#[test]
+fn a_reversal_closed_after_its_request_closes_it_in_both_stores() {
+    // Unusual orders: a reversal queued before its request (SQLite's
+    // update finds no row) and closed after it; an advice closes nothing.
+    let keys = Arc::new(keys());
+    let saf = |id, txn, kind| {
+        Record::SafQueued(SafQueued {
+            id,
+            txn_id: Some(txn),
+            kind,
+            issuer: "issuer-b".into(),
+            message: Zeroizing::new(b"0420".to_vec()),
+            queued_at_ms: 1,
+        })
+    };
+    let records = [
+        saf(1, 5, "timeout_reversal"),
+        accepted(5, true, true),
+        accepted(6, false, true),
+        saf(2, 6, "acquirer_advice"),
+        Record::SafDone {
+            id: 1,
+            delivered: true,
+            attempts: 1,
+            at_ms: 2,
+        },
+    ];
+    let dir = TempDir::new("order");
+    let mut old = SqliteJournal::open(&dir.0.join("old.db"), keys.clone()).unwrap();
+    old.append(&records).unwrap();
+    let expected = old.recover().unwrap();
+    let got = fold_all(RecoverLimits::default(), &entries(&keys, &records))
+        .unwrap()
+        .finish(&keys)
+        .unwrap();
+    assert_eq!(view(&got), view(&expected));
+    let open: Vec<u64> = got.unfinished.iter().map(|u| u.txn_id).collect();
+    assert_eq!((open, got.pending_saf.len()), (vec![6], 1));
+}
