@@ -161,9 +161,10 @@ pub(super) fn entries(keys: &Keyring, records: &[Record]) -> Vec<Entry> {
 }
 
 type SafView = (u64, Option<u64>, String, String, Vec<u8>, u32);
+type OpenView = (u64, String, Vec<u8>);
 
 /// A recovery as comparable values.
-fn view(r: &Recovery) -> (u64, u64, Vec<SafView>, Vec<(u64, String, Vec<u8>)>) {
+fn view(r: &Recovery) -> (u64, u64, Vec<SafView>, Vec<OpenView>) {
     let saf = r.pending_saf.iter().map(|p| {
         let m = p.message.to_vec();
         (
