@@ -6,14 +6,22 @@
 //! tail cut off ([`reader`]). The format: docs/journal-log.md.
 
 mod decode;
+#[cfg(feature = "runtime")]
+pub mod feed;
 pub mod reader;
 pub mod record;
+#[cfg(feature = "runtime")]
+pub mod recover;
 #[cfg(feature = "runtime")]
 pub mod seal;
 pub mod segment;
 #[cfg(feature = "runtime")]
 pub mod writer;
 
+#[cfg(test)]
+mod feed_tests;
+#[cfg(test)]
+mod recover_tests;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]

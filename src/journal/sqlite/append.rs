@@ -18,9 +18,9 @@ const RECORD_DELIVERY: &str = "UPDATE transactions SET
 
 /// The statements of one group, prepared (taken from the cache) once per
 /// group rather than once per record.
-struct Group<'c> {
-    conn: &'c Connection,
-    keys: &'c Keyring,
+pub(super) struct Group<'c> {
+    pub(super) conn: &'c Connection,
+    pub(super) keys: &'c Keyring,
     nonces: &'c mut NoncePool,
     insert: Option<rusqlite::CachedStatement<'c>>,
     answer: Option<rusqlite::CachedStatement<'c>>,
@@ -31,19 +31,37 @@ struct Group<'c> {
     max_id: i64,
 }
 
+/// An accepted request's card data, already sealed (by this writer, or
+/// by the journal log, whose entries the feeder applies as they are).
+pub(super) struct SealedParts<'a> {
+    /// The one key that sealed every sealed column of the row.
+    pub key_id: Option<&'a str>,
+    /// Sealed PAN, its keyed hash, its masked form.
+    pub pan: Option<(&'a [u8], &'a [u8; 32], &'a str)>,
+    /// Issuer, issuer STAN, the sealed message as forwarded.
+    pub route: Option<(&'a str, &'a str, &'a [u8])>,
+}
+
+/// A store-and-forward entry's row, its message sealed.
+pub(super) struct SafRow<'a> {
+    pub id: u64,
+    pub txn_id: Option<u64>,
+    pub kind: &'a str,
+    pub issuer: &'a str,
+    pub key_id: &'a str,
+    pub sealed: &'a [u8],
+    pub queued_at_ms: i64,
+}
+
 impl<'c> Group<'c> {
     fn insert_accepted(&mut self, a: &Accepted) -> Result<(), JournalError> {
         let keys = self.keys;
         let (pan_sealed, pan_hmac, pan_masked) = match &a.pan {
             Some(pan) => {
                 let sealed = keys.seal_with_nonce(SEAL_PAN, pan, self.nonces.draw());
-                (
-                    Some(sealed.blob),
-                    Some(keys.pan_hash(pan)),
-                    Some(mask_pan(pan)),
-                )
+                (sealed.blob, keys.pan_hash(pan), mask_pan(pan))
             }
-            None => (None, None, None),
+            None => (Vec::new(), [0; 32], String::new()),
         };
         let route = a.route.as_ref();
         let forwarded = route.map(|r| {
@@ -51,7 +69,27 @@ impl<'c> Group<'c> {
                 .blob
         });
         // One key seals every sealed column of a row: the current one.
-        let pan_key = (pan_sealed.is_some() || forwarded.is_some()).then(|| keys.current_key_id());
+        let sealed_any = a.pan.is_some() || forwarded.is_some();
+        let parts = SealedParts {
+            key_id: sealed_any.then(|| keys.current_key_id()),
+            pan: a
+                .pan
+                .as_ref()
+                .map(|_| (&pan_sealed[..], &pan_hmac, pan_masked.as_str())),
+            route: route
+                .zip(forwarded.as_ref())
+                .map(|(r, f)| (r.issuer.as_str(), r.issuer_stan.as_str(), f.as_slice())),
+        };
+        self.insert_sealed_accepted(a, &parts)
+    }
+
+    /// Inserts `a`'s row with its card data as `sealed` gives it (`a`'s
+    /// own PAN and route are not read).
+    pub(super) fn insert_sealed_accepted(
+        &mut self,
+        a: &Accepted,
+        sealed: &SealedParts<'_>,
+    ) -> Result<(), JournalError> {
         let conn = self.conn;
         let stmt = match &mut self.insert {
             Some(s) => s,
@@ -66,6 +104,8 @@ impl<'c> Group<'c> {
             )
             .map_err(JournalError::sql("preparing insert"))?),
         };
+        let route = sealed.route;
+        let pan = sealed.pan;
         let forwarded_at = route.map(|_| a.received_at_ms);
         stmt.execute(params![
             a.id as i64,
@@ -88,13 +128,13 @@ impl<'c> Group<'c> {
             a.currency,
             a.original_data,
             a.replacement_amount,
-            pan_key,
-            pan_sealed,
-            pan_hmac.as_ref().map(|h| &h[..]),
-            pan_masked,
-            route.map(|r| &r.issuer),
-            route.map(|r| &r.issuer_stan),
-            forwarded,
+            sealed.key_id,
+            pan.map(|p| p.0),
+            pan.map(|p| &p.1[..]),
+            pan.map(|p| p.2),
+            route.map(|r| r.0),
+            route.map(|r| r.1),
+            route.map(|r| r.2),
             forwarded_at,
             if route.is_some() {
                 "forwarded"
@@ -113,6 +153,27 @@ impl<'c> Group<'c> {
     }
 
     fn update_answered(&mut self, a: &Answered) -> Result<(), JournalError> {
+        let outcome = a.outcome.as_str();
+        self.answered_row(
+            a.id,
+            &a.response_code,
+            &a.approval_code,
+            outcome,
+            a.response_at_ms,
+            a.sent_at_ms,
+        )
+    }
+
+    /// An answer, the outcome as its stored word.
+    pub(super) fn answered_row(
+        &mut self,
+        id: u64,
+        response_code: &Option<String>,
+        approval_code: &Option<String>,
+        outcome: &str,
+        response_at_ms: Option<i64>,
+        sent_at_ms: Option<i64>,
+    ) -> Result<(), JournalError> {
         let conn = self.conn;
         let stmt = match &mut self.answer {
             Some(s) => s,
@@ -127,12 +188,12 @@ impl<'c> Group<'c> {
             ),
         };
         stmt.execute(params![
-            a.id as i64,
-            a.response_code,
-            a.approval_code,
-            a.outcome.as_str(),
-            a.response_at_ms,
-            a.sent_at_ms
+            id as i64,
+            response_code,
+            approval_code,
+            outcome,
+            response_at_ms,
+            sent_at_ms
         ])
         .map_err(JournalError::sql("recording an answer"))?;
         Ok(())
@@ -142,6 +203,20 @@ impl<'c> Group<'c> {
         let sealed = self
             .keys
             .seal_with_nonce(SEAL_MESSAGE, &q.message, self.nonces.draw());
+        let row = SafRow {
+            id: q.id,
+            txn_id: q.txn_id,
+            kind: q.kind,
+            issuer: &q.issuer,
+            key_id: sealed.key_id,
+            sealed: &sealed.blob,
+            queued_at_ms: q.queued_at_ms,
+        };
+        self.insert_sealed_saf(&row)
+    }
+
+    /// Queues a store-and-forward entry whose message is sealed already.
+    pub(super) fn insert_sealed_saf(&mut self, q: &SafRow<'_>) -> Result<(), JournalError> {
         self.conn
             .prepare_cached(
                 "INSERT INTO saf (id, txn_id, kind, issuer, key_id, message_sealed, queued_at_ms, state)
@@ -153,8 +228,8 @@ impl<'c> Group<'c> {
                     q.txn_id.map(|t| t as i64),
                     q.kind,
                     q.issuer,
-                    sealed.key_id,
-                    sealed.blob,
+                    q.key_id,
+                    q.sealed,
                     q.queued_at_ms
                 ])
             })
@@ -176,62 +251,90 @@ impl<'c> Group<'c> {
                 id,
                 at_ms,
                 delivered,
-            } => self
-                .conn
-                .prepare_cached(RECORD_DELIVERY)
-                .and_then(|mut s| s.execute(params![*id as i64, at_ms, delivered]))
-                .map(|_| ())
-                .map_err(JournalError::sql("recording a delivery")),
+            } => self.delivery(*id, *at_ms, *delivered),
             Record::Event {
                 txn_id,
                 at_ms,
                 kind,
                 detail,
-            } => self
-                .conn
-                .prepare_cached(
-                    "INSERT INTO events (txn_id, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
-                )
-                .and_then(|mut s| s.execute(params![txn_id.map(|t| t as i64), at_ms, kind, detail]))
-                .map(|_| ())
-                .map_err(JournalError::sql("recording an event")),
+            } => self.event(*txn_id, *at_ms, kind, detail),
             Record::SafQueued(q) => self.insert_saf(q),
-            Record::SafAttempted { id, attempts } => self
-                .conn
-                .prepare_cached("UPDATE saf SET attempts = ?2 WHERE id = ?1")
-                .and_then(|mut s| s.execute(params![*id as i64, attempts]))
-                .map(|_| ())
-                .map_err(JournalError::sql("recording an attempt")),
+            Record::SafAttempted { id, attempts } => self.saf_attempted(*id, *attempts),
             Record::SafDone {
                 id,
                 delivered,
                 attempts,
                 at_ms,
-            } => {
-                let state = if *delivered { "delivered" } else { "given_up" };
-                self.conn
-                    .prepare_cached(
-                        "UPDATE saf SET state = ?2, attempts = ?3, done_at_ms = ?4 WHERE id = ?1",
-                    )
-                    .and_then(|mut s| s.execute(params![*id as i64, state, attempts, at_ms]))
-                    .map_err(JournalError::sql("closing a store-and-forward entry"))?;
-                // A reversal given up leaves its transaction in a final
-                // state of its own (an operator may queue it again).
-                let txn_state = if *delivered {
-                    "reversed"
-                } else {
-                    "reversal_given_up"
-                };
-                self.conn
-                    .prepare_cached(
-                        "UPDATE transactions SET state = ?2 WHERE id =
-                           (SELECT txn_id FROM saf WHERE id = ?1 AND kind = 'timeout_reversal')",
-                    )
-                    .and_then(|mut s| s.execute(params![*id as i64, txn_state]))
-                    .map_err(JournalError::sql("closing a reversal"))?;
-                Ok(())
-            }
+            } => self.saf_done(*id, *delivered, *attempts, *at_ms),
         }
+    }
+
+    pub(super) fn delivery(
+        &mut self,
+        id: u64,
+        at_ms: i64,
+        delivered: bool,
+    ) -> Result<(), JournalError> {
+        self.conn
+            .prepare_cached(RECORD_DELIVERY)
+            .and_then(|mut s| s.execute(params![id as i64, at_ms, delivered]))
+            .map(|_| ())
+            .map_err(JournalError::sql("recording a delivery"))
+    }
+
+    pub(super) fn event(
+        &mut self,
+        txn_id: Option<u64>,
+        at_ms: i64,
+        kind: &str,
+        detail: &str,
+    ) -> Result<(), JournalError> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO events (txn_id, at_ms, kind, detail) VALUES (?1, ?2, ?3, ?4)",
+            )
+            .and_then(|mut s| s.execute(params![txn_id.map(|t| t as i64), at_ms, kind, detail]))
+            .map(|_| ())
+            .map_err(JournalError::sql("recording an event"))
+    }
+
+    pub(super) fn saf_attempted(&mut self, id: u64, attempts: u32) -> Result<(), JournalError> {
+        self.conn
+            .prepare_cached("UPDATE saf SET attempts = ?2 WHERE id = ?1")
+            .and_then(|mut s| s.execute(params![id as i64, attempts]))
+            .map(|_| ())
+            .map_err(JournalError::sql("recording an attempt"))
+    }
+
+    pub(super) fn saf_done(
+        &mut self,
+        id: u64,
+        delivered: bool,
+        attempts: u32,
+        at_ms: i64,
+    ) -> Result<(), JournalError> {
+        let state = if delivered { "delivered" } else { "given_up" };
+        self.conn
+            .prepare_cached(
+                "UPDATE saf SET state = ?2, attempts = ?3, done_at_ms = ?4 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id as i64, state, attempts, at_ms]))
+            .map_err(JournalError::sql("closing a store-and-forward entry"))?;
+        // A reversal given up leaves its transaction in a final
+        // state of its own (an operator may queue it again).
+        let txn_state = if delivered {
+            "reversed"
+        } else {
+            "reversal_given_up"
+        };
+        self.conn
+            .prepare_cached(
+                "UPDATE transactions SET state = ?2 WHERE id =
+                   (SELECT txn_id FROM saf WHERE id = ?1 AND kind = 'timeout_reversal')",
+            )
+            .and_then(|mut s| s.execute(params![id as i64, txn_state]))
+            .map_err(JournalError::sql("closing a reversal"))?;
+        Ok(())
     }
 }
 
@@ -239,6 +342,18 @@ impl SqliteJournal {
     /// One group of records in one commit, with a look-up batch when one
     /// is due and the writer's own checkpoint when one is due.
     pub(super) fn append_group(&mut self, records: &[Record]) -> Result<(), JournalError> {
+        self.in_group(records.len(), |group| {
+            records.iter().try_for_each(|r| group.apply(r))
+        })
+    }
+
+    /// Runs `body` (which writes `count` records) in one commit, or
+    /// rolls everything back if it fails.
+    pub(super) fn in_group(
+        &mut self,
+        count: usize,
+        body: impl FnOnce(&mut Group<'_>) -> Result<(), JournalError>,
+    ) -> Result<(), JournalError> {
         let conn = &self.conn;
         let run = |sql: &str| conn.prepare_cached(sql).and_then(|mut s| s.execute([]));
         run("BEGIN IMMEDIATE").map_err(JournalError::sql("beginning a group"))?;
@@ -251,7 +366,7 @@ impl SqliteJournal {
             indexed_through: self.indexed_through,
             max_id: self.max_id,
         };
-        let applied = records.iter().try_for_each(|r| group.apply(r));
+        let applied = body(&mut group);
         let max_id = group.max_id;
         drop(group);
         // A batch of look-up entries rides in this group's commit.
@@ -276,7 +391,7 @@ impl SqliteJournal {
         if batch {
             self.indexed_through = max_id;
         }
-        self.since_checkpoint += records.len();
+        self.since_checkpoint += count;
         if self.since_checkpoint >= WRITER_CHECKPOINT_RECORDS {
             // (busy, frames in the WAL, frames copied): all copied means
             // the next commit starts the WAL over. Busy (the background

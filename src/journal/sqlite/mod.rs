@@ -10,6 +10,7 @@ mod capture;
 pub mod lookup;
 mod reader;
 mod recover;
+mod sealed;
 mod search;
 #[cfg(test)]
 mod tests;
@@ -20,6 +21,7 @@ use std::sync::Arc;
 use rusqlite::{Connection, params};
 
 pub use reader::SqliteReader;
+pub use sealed::LOG_WATERMARK;
 pub use search::CLOCK_SLACK_MS;
 
 use super::crypto::{CryptoError, Keyring, NoncePool};
