@@ -31,6 +31,9 @@ pub struct NodeMetrics {
     stood_in: Counter,
     duplicates: Counter,
     saf_overflow: Counter,
+    /// Replies sent as 96, or messages for issuers not sent, because the
+    /// peer's dialect could not carry them.
+    unbuildable: Counter,
     saf_queued: ByKind,
     saf_delivered: ByKind,
     saf_given_up: ByKind,
@@ -48,6 +51,7 @@ impl NodeMetrics {
             stood_in: metrics::counter!("cardswitch_stood_in_total"),
             duplicates: metrics::counter!("cardswitch_duplicates_total"),
             saf_overflow: metrics::counter!("cardswitch_saf_overflow_total"),
+            unbuildable: metrics::counter!("cardswitch_unbuildable_total"),
             saf_queued: ByKind::new("cardswitch_saf_queued_total"),
             saf_delivered: ByKind::new("cardswitch_saf_delivered_total"),
             saf_given_up: ByKind::new("cardswitch_saf_given_up_total"),
@@ -66,6 +70,7 @@ impl NodeMetrics {
             (&self.stood_in, c.stood_in),
             (&self.duplicates, c.duplicates),
             (&self.saf_overflow, c.saf_overflow),
+            (&self.unbuildable, c.unbuildable),
         ] {
             counter.absolute(value);
         }

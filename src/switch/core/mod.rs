@@ -110,7 +110,8 @@ pub struct Counters {
     pub timed_out: u64,
     pub stood_in: u64,
     pub duplicates: u64,
-    /// Replies that could not be built for their acquirer (sent as 96).
+    /// Replies that could not be built for their acquirer (sent as 96),
+    /// and messages that could not be built for their issuer (not sent).
     pub unbuildable: u64,
     pub saf_queued: PerKind,
     pub saf_delivered: PerKind,
