@@ -449,7 +449,7 @@ impl Enc<'_> {
             received_at_ms: a.received_at_ms,
             acquirer: &a.acquirer,
             request_mti: &a.request_mti,
-            texts: accepted_texts(a),
+            texts: accepted_texts!(a),
             amount_minor: a.amount_minor,
             replacement_amount: a.replacement_amount,
         };
@@ -565,21 +565,27 @@ pub(super) const ACCEPTED_TEXTS: [&str; 14] = [
     "original data",
 ];
 
-fn accepted_texts(a: &LogAccepted) -> [&Option<String>; 14] {
-    [
-        &a.processing_code,
-        &a.transmission_at,
-        &a.stan,
-        &a.local_time,
-        &a.local_date,
-        &a.mcc,
-        &a.pos_entry_mode,
-        &a.acquirer_inst,
-        &a.rrn,
-        &a.terminal_id,
-        &a.merchant_id,
-        &a.merchant_name_loc,
-        &a.currency,
-        &a.original_data,
-    ]
+/// An accepted request's optional texts in their order on disk, from the
+/// log's form or the switch's (the two share the field names): one list,
+/// so that the two encoders cannot disagree.
+macro_rules! accepted_texts {
+    ($a:expr) => {
+        [
+            &$a.processing_code,
+            &$a.transmission_at,
+            &$a.stan,
+            &$a.local_time,
+            &$a.local_date,
+            &$a.mcc,
+            &$a.pos_entry_mode,
+            &$a.acquirer_inst,
+            &$a.rrn,
+            &$a.terminal_id,
+            &$a.merchant_id,
+            &$a.merchant_name_loc,
+            &$a.currency,
+            &$a.original_data,
+        ]
+    };
 }
+pub(super) use accepted_texts;
