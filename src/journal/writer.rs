@@ -11,6 +11,9 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
+use super::log::feeder::FeedStats;
+use super::log::journal::LogJournal;
+use super::log::writer::AppendError;
 use super::record::Record;
 use super::store::{JournalError, JournalStore};
 
@@ -54,12 +57,21 @@ pub struct WriterStats {
     pub failures: AtomicU64,
 }
 
-/// A handle on the journal writer; cheap to clone.
+/// A handle on the journal writer; cheap to clone. Behind it, either
+/// the journal log ([`crate::journal::log::journal`], the default: durable
+/// once the log is synced, SQLite fed behind it) or a store written
+/// directly (durable once its commit returns).
 #[derive(Clone)]
 pub struct Journal {
-    tx: mpsc::Sender<Command>,
+    backend: Backend,
     pub stats: Arc<WriterStats>,
     failed: Arc<AtomicBool>,
+}
+
+#[derive(Clone)]
+enum Backend {
+    Store(mpsc::Sender<Command>),
+    Log(Arc<LogJournal>),
 }
 
 impl Journal {
@@ -86,17 +98,50 @@ impl Journal {
                 .spawn(move || write_loop(store, rx, group_records_max, &stats, &failed))
                 .expect("spawning the journal writer thread")
         };
-        (Journal { tx, stats, failed }, thread)
+        let journal = Journal {
+            backend: Backend::Store(tx),
+            stats,
+            failed,
+        };
+        (journal, thread)
+    }
+
+    /// A handle on the journal log's writer.
+    pub fn on_log(log: LogJournal) -> Journal {
+        Journal {
+            backend: Backend::Log(Arc::new(log)),
+            stats: Arc::default(),
+            failed: Arc::default(),
+        }
+    }
+
+    /// The log's feed to SQLite, when the journal is on the log.
+    pub fn feed_stats(&self) -> Option<&FeedStats> {
+        match &self.backend {
+            Backend::Log(log) => Some(log.feed_stats()),
+            Backend::Store(_) => None,
+        }
+    }
+
+    fn store(&self) -> Result<&mpsc::Sender<Command>, JournalError> {
+        match &self.backend {
+            Backend::Store(tx) => Ok(tx),
+            Backend::Log(_) => Err(JournalError::Closed),
+        }
     }
 
     /// Queues a group of records (committed together) without waiting;
     /// `on_durable`, if given, is called once they are on disk (true) or
     /// the commit failed. Waits only while the queue is full.
     pub async fn submit(&self, records: Vec<Record>, on_durable: Option<OnDurable>) {
+        let tx = match &self.backend {
+            Backend::Store(tx) => tx,
+            Backend::Log(log) => return submit_to_log(log, records, on_durable).await,
+        };
         let cmd = Command::Group(records, on_durable.map(Ack::Call));
-        let unsent = match self.tx.try_send(cmd) {
+        let unsent = match tx.try_send(cmd) {
             Ok(()) => None,
-            Err(mpsc::error::TrySendError::Full(cmd)) => self.tx.send(cmd).await.err().map(|e| e.0),
+            Err(mpsc::error::TrySendError::Full(cmd)) => tx.send(cmd).await.err().map(|e| e.0),
             Err(mpsc::error::TrySendError::Closed(cmd)) => Some(cmd),
         };
         // The writer has stopped: nothing of the group is durable.
@@ -108,7 +153,7 @@ impl Journal {
     /// Queues a record and waits until it is durable.
     pub async fn durable(&self, record: Record) -> Result<(), JournalError> {
         let (ack, done) = oneshot::channel();
-        self.tx
+        self.store()?
             .send(Command::Record(record, Some(Ack::Channel(ack))))
             .await
             .map_err(|_| JournalError::Closed)?;
@@ -121,17 +166,27 @@ impl Journal {
     /// Queues a record without waiting for its commit (waits only while
     /// the queue is full).
     pub async fn record(&self, record: Record) {
+        let Ok(tx) = self.store() else {
+            return self.submit(vec![record], None).await;
+        };
         if let Err(mpsc::error::TrySendError::Full(cmd)) =
-            self.tx.try_send(Command::Record(record, None))
+            tx.try_send(Command::Record(record, None))
         {
-            let _ = self.tx.send(cmd).await;
+            let _ = tx.send(cmd).await;
         }
     }
 
     /// Waits until everything queued before it is durable.
     pub async fn flush(&self) -> Result<(), JournalError> {
+        if let Backend::Log(log) = &self.backend {
+            let log = log.clone();
+            return match tokio::task::spawn_blocking(move || log.flush()).await {
+                Ok(true) => Ok(()),
+                _ => Err(JournalError::Closed),
+            };
+        }
         let (ack, done) = oneshot::channel();
-        self.tx
+        self.store()?
             .send(Command::Flush(Ack::Channel(ack)))
             .await
             .map_err(|_| JournalError::Closed)?;
@@ -141,10 +196,31 @@ impl Journal {
         }
     }
 
+    /// Lets go of this handle; the last one on the log closes it: the
+    /// writer syncs what is queued and SQLite is fed all of it.
+    pub async fn close(self) {
+        if let Backend::Log(log) = self.backend {
+            let _ = tokio::task::spawn_blocking(move || drop(log)).await;
+        }
+    }
+
     /// Whether a commit has failed since start (the switch then refuses
     /// to forward until restarted with a working journal).
     pub fn has_failed(&self) -> bool {
-        self.failed.load(Ordering::Relaxed)
+        match &self.backend {
+            Backend::Log(log) => log.failed(),
+            Backend::Store(_) => self.failed.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Queues a group on the log without blocking the runtime's thread: a
+/// full queue is waited for on a blocking thread.
+async fn submit_to_log(log: &Arc<LogJournal>, records: Vec<Record>, on_durable: Option<OnDurable>) {
+    let ack = on_durable.unwrap_or_else(|| Box::new(|_| {}));
+    if let Err(AppendError::Full(records, ack)) = log.try_append(records, ack) {
+        let log = log.clone();
+        let _ = tokio::task::spawn_blocking(move || log.append(records, ack)).await;
     }
 }
 

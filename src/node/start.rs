@@ -20,6 +20,7 @@ use super::restore::restored;
 use super::start_error::StartError;
 use super::timers::Timers;
 use crate::journal::crypto::{CryptoError, Keyring};
+use crate::journal::log::journal::{LogJournal, OpenError};
 use crate::journal::{Journal, JournalError, Recovery, open_store};
 use crate::link::connector::{IssuerLink, LinkEvent};
 use crate::link::listener;
@@ -56,10 +57,11 @@ impl Running {
         self.stop_node.cancel();
         let _ = self.node_task.await;
         self.links.cancel();
-        if let Some(journal) = &self.journal
-            && let Err(e) = journal.flush().await
-        {
-            warn!(error = %e, "journal not flushed at shutdown");
+        if let Some(journal) = self.journal {
+            if let Err(e) = journal.flush().await {
+                warn!(error = %e, "journal not flushed at shutdown");
+            }
+            journal.close().await;
         }
     }
 }
@@ -86,11 +88,37 @@ fn open_journal(file: &str, settings: &JournalSettings) -> Result<(Journal, Reco
         JournalError::Crypto(c) => fail("key_file", key_line, c.to_string()),
         other => fail("path", settings.path_line, other.to_string()),
     };
-    let mut store = open_store(&settings.path, Arc::new(keys)).map_err(journal_error)?;
-    let recovery = store.recover().map_err(journal_error)?;
-    let (journal, _thread) = Journal::start(store, settings.group_records_max);
-    info!(path = %settings.path.display(), "journal open");
-    Ok((journal, recovery))
+    let keys = Arc::new(keys);
+    let Some(log) = &settings.log else {
+        let mut store = open_store(&settings.path, keys).map_err(journal_error)?;
+        let recovery = store.recover().map_err(journal_error)?;
+        let (journal, _thread) = Journal::start(store, settings.group_records_max);
+        info!(path = %settings.path.display(), "journal open (durable in SQLite)");
+        return Ok((journal, recovery));
+    };
+    let (journal, opened) =
+        LogJournal::open(&settings.path, &log.dir, log.limits, keys).map_err(|e| match e {
+            OpenError::Journal(e) => journal_error(e),
+            other => fail("path", settings.path_line, other.to_string()),
+        })?;
+    if let Some(t) = &opened.tail {
+        warn!(
+            segment = %t.segment.display(),
+            offset = t.offset,
+            dropped_bytes = t.dropped_bytes,
+            dropped_records = t.dropped_records,
+            reason = %t.reason,
+            "journal log: torn tail cut off (entries never acknowledged)"
+        );
+    }
+    info!(
+        path = %settings.path.display(),
+        log = %log.dir.display(),
+        log_records = opened.log_records,
+        caught_up = opened.caught_up,
+        "journal open (durable in the log, SQLite fed from it)"
+    );
+    Ok((Journal::on_log(journal), opened.recovery))
 }
 
 /// Starts everything; returns once the acquirer listeners are bound.

@@ -25,6 +25,15 @@ pub enum FeedError {
     /// SQLite keeps one key per row for the PAN and the message.
     #[error("log feed: entry {seq} seals its PAN and message under different keys")]
     MixedKeys { seq: u64 },
+    /// SQLite holds entries the log does not (the log was replaced or
+    /// lost): feeding it would skip the new log's first entries.
+    #[error(
+        "log feed: SQLite holds the log's entries through {watermark}, but the log's next entry is {log_next}: the log is not the one SQLite was fed from"
+    )]
+    Ahead { watermark: u64, log_next: u64 },
+    /// The log itself cannot be read back.
+    #[error("log feed: {0}")]
+    Log(Box<super::LogError>),
     #[error("log feed: batch of {0} entries, 1 to {FEED_BATCH_ENTRIES} allowed")]
     BatchSize(usize),
 }

@@ -8,6 +8,10 @@
 mod decode;
 #[cfg(feature = "runtime")]
 pub mod feed;
+#[cfg(feature = "runtime")]
+pub mod feeder;
+#[cfg(feature = "runtime")]
+pub mod journal;
 pub mod reader;
 pub mod record;
 #[cfg(feature = "runtime")]
@@ -16,10 +20,14 @@ pub mod recover;
 pub mod seal;
 pub mod segment;
 #[cfg(feature = "runtime")]
+pub mod tail;
+#[cfg(feature = "runtime")]
 pub mod writer;
 
 #[cfg(test)]
 mod feed_tests;
+#[cfg(test)]
+mod journal_tests;
 #[cfg(test)]
 mod recover_tests;
 #[cfg(test)]
@@ -31,7 +39,7 @@ use std::path::PathBuf;
 
 pub use reader::{TailDamage, TailReason};
 #[cfg(feature = "runtime")]
-pub use writer::{Limits, LogWriter, Recovered};
+pub use writer::{Limits, LogWriter, Recovered, SyncWatch};
 
 /// Why the log cannot be read or written. Never carries card data.
 #[derive(Debug, thiserror::Error)]
@@ -70,6 +78,9 @@ pub enum LogError {
     },
     #[error("journal log {path}: {size} bytes, over the segment limit {max}")]
     Oversized { path: PathBuf, size: u64, max: u64 },
+    /// An entry the writer synced is in no segment file.
+    #[error("journal log {dir}: entry {seq} is in no segment")]
+    Missing { dir: PathBuf, seq: u64 },
     #[error("journal log limits: {0}")]
     Limits(String),
 }

@@ -140,7 +140,7 @@ pub fn scan_slice(
     })
 }
 
-fn reason_of(e: &DecodeError) -> TailReason {
+pub(super) fn reason_of(e: &DecodeError) -> TailReason {
     match e {
         DecodeError::Truncated { .. } => TailReason::Cut,
         DecodeError::Zeroes => TailReason::Zeroed,

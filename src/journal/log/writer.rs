@@ -115,7 +115,11 @@ struct Queue {
 struct Progress {
     written: u64,
     synced: u64,
+    /// The last entry synced (0: none yet), for readers of the log.
+    synced_seq: u64,
     failed: bool,
+    /// The threads have stopped: nothing more will be synced.
+    stopped: bool,
 }
 
 struct Shared {
@@ -143,6 +147,39 @@ pub enum AppendError {
 pub struct LogWriter {
     shared: Arc<Shared>,
     threads: Vec<JoinHandle<()>>,
+    /// The sequence number of the first entry this writer writes.
+    first_seq: u64,
+}
+
+/// How far the log is synced, seen from another thread.
+#[derive(Clone)]
+pub struct SyncWatch {
+    shared: Arc<Shared>,
+    /// Entries before this one were on disk when the writer started.
+    first: u64,
+}
+
+impl SyncWatch {
+    /// The last entry on disk (0: none).
+    pub fn synced_seq(&self) -> u64 {
+        let p = lock(&self.shared.progress);
+        p.synced_seq.max(self.first - 1)
+    }
+
+    /// Waits until an entry after `seq` is on disk, the writer has
+    /// stopped, or `timeout` has passed; then the last entry on disk and
+    /// whether the writer has stopped.
+    pub fn wait_past(&self, seq: u64, timeout: std::time::Duration) -> (u64, bool) {
+        let p = lock(&self.shared.progress);
+        let (p, _) = self
+            .shared
+            .synced
+            .wait_timeout_while(p, timeout, |p| {
+                p.synced_seq.max(self.first - 1) <= seq && !p.stopped
+            })
+            .unwrap_or_else(|e| e.into_inner());
+        (p.synced_seq.max(self.first - 1), p.stopped)
+    }
 }
 
 /// The segment the appender writes to.
@@ -158,6 +195,8 @@ struct SyncJob {
     file: Arc<File>,
     written: u64,
     records: u64,
+    /// The last entry of the group (0 before the first).
+    last_seq: u64,
     acks: Vec<(OnDurable, bool)>,
 }
 
@@ -265,6 +304,7 @@ impl LogWriter {
         Ok(LogWriter {
             shared,
             threads: vec![appender, syncer],
+            first_seq: next_seq,
         })
     }
 
@@ -356,6 +396,16 @@ impl LogWriter {
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
+        lock(&self.shared.progress).stopped = true;
+        self.shared.synced.notify_all();
+    }
+
+    /// A handle that tells how far the log is synced, for its readers.
+    pub fn watch(&self) -> SyncWatch {
+        SyncWatch {
+            shared: self.shared.clone(),
+            first: self.first_seq,
+        }
     }
 }
 
@@ -391,6 +441,7 @@ impl Appender {
                 file: self.current.file.clone(),
                 written: lock(&self.shared.progress).written,
                 records,
+                last_seq: self.next_seq - 1,
                 acks,
             };
             if let Err(mpsc::SendError(job)) = self.jobs.send(job) {
@@ -541,6 +592,8 @@ fn sync_loop(shared: &Shared, jobs: mpsc::Receiver<SyncJob>) {
             let mut p = lock(&shared.progress);
             if ok {
                 p.synced = p.synced.max(written);
+                let last = batch.iter().map(|j| j.last_seq).max().unwrap_or(0);
+                p.synced_seq = p.synced_seq.max(last);
             } else {
                 p.failed = true;
             }

@@ -198,6 +198,18 @@ impl SqliteJournal {
     }
 }
 
+impl SqliteJournal {
+    /// Commits without waiting for the disk (`synchronous = NORMAL`): for
+    /// SQLite fed from the journal log, which holds every record durably
+    /// already. A commit lost to a power cut is fed again from the log
+    /// (its watermark moves in the same commit).
+    pub fn relax_sync(&self) -> Result<(), JournalError> {
+        self.conn
+            .execute_batch("PRAGMA synchronous = NORMAL;")
+            .map_err(JournalError::sql("relaxing synchronous"))
+    }
+}
+
 /// The writer connection's page cache, KiB.
 const WRITER_CACHE_KIB: u32 = 8 * 1024;
 

@@ -238,7 +238,9 @@ fn check_journal(ctx: &Ctx, raw: &Spanned<JournalFile>) -> Result<JournalSetting
     if j.path.get_ref().trim().is_empty() {
         return Err(ctx.invalid(j.path.span(), "journal", "path is empty"));
     }
+    let log = check_journal_log(ctx, j)?;
     Ok(JournalSettings {
+        log,
         line: ctx.line(raw.span()),
         path: ctx.path(j.path.get_ref()),
         path_line: ctx.line(j.path.span()),
@@ -252,6 +254,51 @@ fn check_journal(ctx: &Ctx, raw: &Spanned<JournalFile>) -> Result<JournalSetting
             "group_records_max",
         )?,
     })
+}
+
+/// `durability` and the log's keys: the log unless `"sqlite"`.
+fn check_journal_log(
+    ctx: &Ctx,
+    j: &JournalFile,
+) -> Result<Option<JournalLogSettings>, ConfigError> {
+    match j
+        .durability
+        .as_ref()
+        .map(|d| (d.get_ref().as_str(), d.span()))
+    {
+        None | Some(("log", _)) => {}
+        Some(("sqlite", _)) => return Ok(None),
+        Some((other, span)) => {
+            let reason = format!("durability '{other}' is not \"log\" or \"sqlite\"");
+            return Err(ctx.invalid(span, "journal", reason));
+        }
+    }
+    let dir = match &j.log_dir {
+        Some(d) if d.get_ref().trim().is_empty() => {
+            return Err(ctx.invalid(d.span(), "journal", "log_dir is empty"));
+        }
+        Some(d) => ctx.path(d.get_ref()),
+        None => ctx.path(&format!("{}-log", j.path.get_ref())),
+    };
+    let mib: u64 = ctx.number(
+        &j.log_segment_mib,
+        crate::journal::log::writer::SEGMENT_BYTES_DEFAULT >> 20,
+        &JOURNAL_LOG_SEGMENT_MIB_RANGE,
+        "journal",
+        "log_segment_mib",
+    )?;
+    let queue_records = ctx.number(
+        &j.log_queue_records,
+        crate::journal::log::writer::QUEUE_RECORDS_DEFAULT as u64,
+        &JOURNAL_LOG_QUEUE_RECORDS_RANGE,
+        "journal",
+        "log_queue_records",
+    )?;
+    let limits = crate::journal::log::Limits {
+        segment_bytes: mib << 20,
+        queue_records,
+    };
+    Ok(Some(JournalLogSettings { dir, limits }))
 }
 
 pub(super) fn check_switch(

@@ -30,6 +30,10 @@ pub(super) struct JournalFile {
     pub(super) path: Text,
     pub(super) key_file: Option<Text>,
     pub(super) group_records_max: Number,
+    pub(super) durability: Option<Text>,
+    pub(super) log_dir: Option<Text>,
+    pub(super) log_segment_mib: Number,
+    pub(super) log_queue_records: Number,
 }
 
 #[derive(Deserialize)]

@@ -86,6 +86,14 @@ pub const ROUTE_TIMEOUT_MS_RANGE: RangeInclusive<u64> = ISSUER_TIMEOUT_MS_RANGE;
 /// and the writer's queue holds no more than this anyway.
 pub const JOURNAL_GROUP_RECORDS_MAX_RANGE: RangeInclusive<u64> =
     1..=crate::journal::writer::QUEUE_RECORDS_MAX as u64;
+/// A journal log segment, MiB (room for a group at least; a reader's
+/// segment file at most).
+pub const JOURNAL_LOG_SEGMENT_MIB_RANGE: RangeInclusive<u64> =
+    (crate::journal::log::writer::SEGMENT_BYTES_MIN >> 20)
+        ..=(crate::journal::log::writer::SEGMENT_BYTES_MAX >> 20);
+/// Records waiting for the journal log's writer (memory until written).
+pub const JOURNAL_LOG_QUEUE_RECORDS_RANGE: RangeInclusive<u64> =
+    1..=crate::journal::log::writer::QUEUE_RECORDS_MAX as u64;
 /// A frame's body: the largest a 2-byte length can announce.
 pub const FRAME_BYTES_MAX_RANGE: RangeInclusive<u64> = 1..=0xFFFF;
 /// Stand-in amounts, in minor units: DE4 has 12 digits.

@@ -110,6 +110,18 @@ pub struct JournalSettings {
     pub key_file_line: Option<usize>,
     /// Records committed in one group at most.
     pub group_records_max: usize,
+    /// The journal log, the durability point (`durability = "log"`, the
+    /// default); `None`: records are durable once SQLite has committed
+    /// them (`durability = "sqlite"`).
+    pub log: Option<JournalLogSettings>,
+}
+
+/// The journal log's place and limits.
+#[derive(Debug, Clone)]
+pub struct JournalLogSettings {
+    /// Its directory (default: the SQLite file's path with `-log` added).
+    pub dir: PathBuf,
+    pub limits: crate::journal::log::Limits,
 }
 
 /// `[switch]`.
