@@ -392,13 +392,27 @@ fn killed_switch_loses_nothing_applies_nothing_twice_and_never_splits() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// No PAN in the clear at rest or in any log (written at debug level).
-fn no_pan_in_any_file(dir: &Path) {
-    let mut files: Vec<_> = std::fs::read_dir(dir)
+/// The files under `dir`, in its subdirectories too.
+fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for path in std::fs::read_dir(dir)
         .expect("dir")
         .filter_map(|e| e.ok().map(|e| e.path()))
-        .collect();
-    files.sort();
+    {
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out.sort();
+    out
+}
+
+/// No PAN in the clear at rest (the database, the journal log's
+/// segments) or in any log (written at debug level).
+fn no_pan_in_any_file(dir: &Path) {
+    let files = files_under(dir);
     let mut searched = 0;
     for path in &files {
         let bytes = std::fs::read(path).expect("read");
@@ -414,6 +428,11 @@ fn no_pan_in_any_file(dir: &Path) {
     assert!(
         files.iter().any(|p| p.ends_with("journal.db")),
         "journal database searched"
+    );
+    assert!(
+        files.iter().any(|p| p.extension().is_some_and(|e| e == "log")
+            && p.parent().is_some_and(|d| d.ends_with("journal.db-log"))),
+        "journal log segments searched"
     );
     assert!(searched > 0);
 }
