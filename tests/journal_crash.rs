@@ -430,8 +430,10 @@ fn no_pan_in_any_file(dir: &Path) {
         "journal database searched"
     );
     assert!(
-        files.iter().any(|p| p.extension().is_some_and(|e| e == "log")
-            && p.parent().is_some_and(|d| d.ends_with("journal.db-log"))),
+        files
+            .iter()
+            .any(|p| p.extension().is_some_and(|e| e == "log")
+                && p.parent().is_some_and(|d| d.ends_with("journal.db-log"))),
         "journal log segments searched"
     );
     assert!(searched > 0);

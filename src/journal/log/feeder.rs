@@ -31,6 +31,8 @@ pub struct FeedStats {
     pub applied: AtomicU64,
     /// Entries synced in the log and not yet in SQLite, at the last look.
     pub lag: AtomicU64,
+    /// The largest lag seen.
+    pub lag_max: AtomicU64,
     pub failures: AtomicU64,
     /// The feeder thread's CPU time, nanoseconds.
     pub cpu_ns: AtomicU64,
@@ -85,6 +87,7 @@ fn feed(
         let lag = synced.saturating_sub(feed.last_seq());
         stats.applied.fetch_add(taken as u64, Ordering::Relaxed);
         stats.lag.store(lag, Ordering::Relaxed);
+        stats.lag_max.fetch_max(lag, Ordering::Relaxed);
         let cpu = thread_cpu_ns().saturating_sub(cpu_started);
         stats.cpu_ns.store(cpu, Ordering::Relaxed);
         metrics::gauge!("cardswitch_journal_feed_lag_records").set(lag as f64);

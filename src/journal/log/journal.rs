@@ -143,6 +143,7 @@ impl LogJournal {
         tracing::info!(
             applied,
             cpu_us_per_record = cpu_ns as f64 / 1000.0 / applied.max(1) as f64,
+            lag_max = self.stats.lag_max.load(Ordering::Relaxed),
             "journal feed to SQLite stopped"
         );
     }

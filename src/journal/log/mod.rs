@@ -1,9 +1,10 @@
-//! Issue 22's append-only journal log, standalone for now (the node still
-//! writes to SQLite): the durability point the switch will wait on, with
-//! SQLite fed from it later. Entries ([`record`]) in preallocated,
-//! rotated segment files ([`segment`]), written by one appender with
-//! pipelined group commit ([`writer`]) and read back at start-up, a torn
-//! tail cut off ([`reader`]). The format: docs/journal-log.md.
+//! Issue 22's append-only journal log, the journal's durability point:
+//! the switch forwards a request once the log has synced it, and SQLite is
+//! fed from the log behind it ([`journal`], [`feeder`], [`tail`]).
+//! Entries ([`record`]) in preallocated, rotated segment files
+//! ([`segment`]), written by one appender with pipelined group commit
+//! ([`writer`]) and read back at start-up, a torn tail cut off
+//! ([`reader`]). The format: docs/journal-log.md.
 
 mod decode;
 #[cfg(feature = "runtime")]
