@@ -97,6 +97,21 @@ const KEYS: &[(Place, &str, RangeInclusive<u64>)] = &[
         "group_records_max",
         JOURNAL_GROUP_RECORDS_MAX_RANGE,
     ),
+    (
+        Place::Journal,
+        "log_segment_mib",
+        JOURNAL_LOG_SEGMENT_MIB_RANGE,
+    ),
+    (
+        Place::Journal,
+        "log_queue_records",
+        JOURNAL_LOG_QUEUE_RECORDS_RANGE,
+    ),
+    (
+        Place::Journal,
+        "log_keep_fed_segments",
+        JOURNAL_LOG_KEEP_FED_SEGMENTS_RANGE,
+    ),
 ];
 
 /// Stand-in limits written when the case leaves one out (the three go

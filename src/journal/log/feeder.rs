@@ -5,7 +5,7 @@
 //! from SQLite's watermark: the log holds everything, so nothing is lost
 //! and, applied by sequence number, nothing doubles.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 use super::feed::{FEED_BATCH_ENTRIES, FeedError, LogFeed};
 use super::tail::LogTail;
 use super::writer::SyncWatch;
+use super::{LogError, segment};
 use crate::journal::sqlite::SqliteJournal;
 
 /// How long the feeder waits for a new entry before looking again.
@@ -21,6 +22,8 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// before the next, so that transactions stay large under light load;
 /// well within the second in which a search must see a record.
 const ROUND_MIN: Duration = Duration::from_millis(20);
+/// How often segments SQLite holds are looked for to delete.
+const RETIRE_EVERY: Duration = Duration::from_secs(1);
 /// The wait before trying again after a failure.
 const RETRY_AFTER: Duration = Duration::from_secs(1);
 
@@ -43,12 +46,17 @@ pub struct FeedStats {
 pub(super) fn run(
     mut sqlite: SqliteJournal,
     dir: PathBuf,
+    keep_fed_segments: usize,
     watch: SyncWatch,
     stats: Arc<FeedStats>,
 ) {
     let started = thread_cpu_ns();
+    let place = Place {
+        dir: &dir,
+        keep_fed_segments,
+    };
     loop {
-        let Err(e) = feed(&mut sqlite, &dir, &watch, &stats, started) else {
+        let Err(e) = feed(&mut sqlite, &place, &watch, &stats, started) else {
             return;
         };
         stats.failures.fetch_add(1, Ordering::Relaxed);
@@ -66,14 +74,15 @@ pub(super) fn run(
 /// and everything synced is applied.
 fn feed(
     sqlite: &mut SqliteJournal,
-    dir: &std::path::Path,
+    place: &Place<'_>,
     watch: &SyncWatch,
     stats: &FeedStats,
     cpu_started: u64,
 ) -> Result<(), FeedError> {
     let mut feed = LogFeed::new(sqlite)?;
-    let mut tail = LogTail::new(dir, feed.last_seq() + 1);
+    let mut tail = LogTail::new(place.dir, feed.last_seq() + 1);
     let mut entries = Vec::with_capacity(FEED_BATCH_ENTRIES);
+    let mut retired_at = Instant::now();
     loop {
         let round = Instant::now();
         let (synced, stopped) = watch.wait_past(feed.last_seq(), IDLE_WAIT);
@@ -95,10 +104,47 @@ fn feed(
         if stopped && lag == 0 {
             return Ok(());
         }
+        if retired_at.elapsed() >= RETIRE_EVERY {
+            retired_at = Instant::now();
+            let n = retire(place.dir, feed.last_seq(), place.keep_fed_segments)
+                .map_err(|e| FeedError::Log(Box::new(e)))?;
+            metrics::counter!("cardswitch_journal_log_segments_deleted_total").increment(n as u64);
+        }
         if taken < FEED_BATCH_ENTRIES && !stopped {
             std::thread::sleep(ROUND_MIN.saturating_sub(round.elapsed()));
         }
     }
+}
+
+/// The log's directory and how many fed segments it keeps.
+struct Place<'a> {
+    dir: &'a Path,
+    keep_fed_segments: usize,
+}
+
+/// Deletes the oldest segments whose every entry SQLite holds (through
+/// `watermark`), keeping the newest `keep` of those; the segment written
+/// now is never one (no segment follows it). From the front only, so the
+/// log stays one run of entries; the number deleted.
+pub fn retire(dir: &Path, watermark: u64, keep: usize) -> Result<usize, LogError> {
+    let segments = segment::list(dir)?;
+    let fed = segments
+        .windows(2)
+        .take_while(|w| w[1].0 <= watermark.saturating_add(1))
+        .count();
+    let doomed = fed.saturating_sub(keep);
+    for (_, path) in &segments[..doomed] {
+        std::fs::remove_file(path).map_err(LogError::io("deleting a fed segment", path))?;
+    }
+    if doomed > 0 {
+        segment::sync_dir(dir)?;
+        tracing::info!(
+            deleted = doomed,
+            watermark,
+            "journal log: segments SQLite holds deleted"
+        );
+    }
+    Ok(doomed)
 }
 
 /// This thread's CPU time so far, nanoseconds (0 if the clock fails).

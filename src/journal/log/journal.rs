@@ -74,7 +74,7 @@ impl LogJournal {
             let (watch, stats, path) = (writer.watch(), stats.clone(), PathBuf::from(dir));
             std::thread::Builder::new()
                 .name("journal-feed".into())
-                .spawn(move || feeder::run(store, path, watch, stats))
+                .spawn(move || feeder::run(store, path, limits.keep_fed_segments, watch, stats))
                 .map_err(LogError::io("starting the feeder thread", dir))?
         };
         let opened = Opened {

@@ -166,3 +166,47 @@ fn a_log_that_sqlite_is_ahead_of_refuses_to_open() {
         "{err}"
     );
 }
+
+#[test]
+fn segments_sqlite_holds_are_deleted_oldest_first_and_the_log_still_opens() {
+    let keys = Arc::new(keys());
+    let dir = TempDir::new("retire");
+    let (db, log) = (dir.0.join("j.db"), dir.0.join("j.db-log"));
+    let event = |i: u64| Record::Event {
+        txn_id: None,
+        at_ms: i as i64,
+        kind: "test",
+        detail: "e".repeat(2_000),
+    };
+    let records: Vec<Record> = (0..6_000).map(event).collect();
+    let (j, _) = LogJournal::open(&db, &log, limits(), keys.clone()).unwrap();
+    append_all(&|r, a| j.append(r, a), &records, 500);
+    drop(j);
+    let before = super::segment::list(&log).unwrap();
+    assert!(before.len() >= 3, "{} segments", before.len());
+
+    // SQLite holds everything: all but the last segment are fed; one kept.
+    let watermark = SqliteJournal::open(&db, keys.clone())
+        .unwrap()
+        .log_watermark()
+        .unwrap();
+    assert_eq!(watermark, 6_000);
+    // Nothing goes while SQLite holds only the first segment's entries.
+    let first_end = before[1].0 - 1;
+    assert_eq!(super::feeder::retire(&log, first_end - 1, 0).unwrap(), 0);
+    let deleted = super::feeder::retire(&log, watermark, 1).unwrap();
+    assert_eq!(deleted, before.len() - 2);
+    let after = super::segment::list(&log).unwrap();
+    assert_eq!(after[..], before[before.len() - 2..]);
+
+    // The log, shorter, opens; new records follow on and reach SQLite.
+    let (j, opened) = LogJournal::open(&db, &log, limits(), keys.clone()).unwrap();
+    assert_eq!(opened.caught_up, 0);
+    append_all(&|r, a| j.append(r, a), &[event(6_000)], 1);
+    drop(j);
+    let events: i64 = crate::journal::sqlite::open_connection(&db)
+        .unwrap()
+        .query_row("SELECT COUNT(*) FROM events", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(events, 6_001);
+}

@@ -40,11 +40,19 @@ pub const GROUP_BYTES: usize = 1024 * 1024;
 const TAKE_RECORDS: usize = 1024;
 const _: () = assert!(2 * (GROUP_BYTES + ENTRY_BYTES_MAX) <= TORN_WINDOW_BYTES);
 
-/// The writer's limits.
+/// Segments kept by default, and at most, once SQLite holds all of them.
+pub const KEEP_FED_SEGMENTS_DEFAULT: usize = 16;
+pub const KEEP_FED_SEGMENTS_MAX: usize = 100_000;
+
+/// The log's limits.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     pub segment_bytes: u64,
     pub queue_records: usize,
+    /// Segments whose every entry SQLite holds that are kept (for backups
+    /// and inspection); older ones are deleted by SQLite's feeder. The log
+    /// on disk is then at most this many segments plus those not yet fed.
+    pub keep_fed_segments: usize,
 }
 
 impl Default for Limits {
@@ -52,6 +60,7 @@ impl Default for Limits {
         Limits {
             segment_bytes: SEGMENT_BYTES_DEFAULT,
             queue_records: QUEUE_RECORDS_DEFAULT,
+            keep_fed_segments: KEEP_FED_SEGMENTS_DEFAULT,
         }
     }
 }
@@ -62,6 +71,12 @@ impl Limits {
             return Err(LogError::Limits(format!(
                 "segment_bytes {} is not within {SEGMENT_BYTES_MIN}..={SEGMENT_BYTES_MAX}",
                 self.segment_bytes
+            )));
+        }
+        if self.keep_fed_segments > KEEP_FED_SEGMENTS_MAX {
+            return Err(LogError::Limits(format!(
+                "keep_fed_segments {} is over {KEEP_FED_SEGMENTS_MAX}",
+                self.keep_fed_segments
             )));
         }
         if !(1..=QUEUE_RECORDS_MAX).contains(&self.queue_records) {

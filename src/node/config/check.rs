@@ -294,9 +294,17 @@ fn check_journal_log(
         "journal",
         "log_queue_records",
     )?;
+    let keep_fed_segments = ctx.number(
+        &j.log_keep_fed_segments,
+        crate::journal::log::writer::KEEP_FED_SEGMENTS_DEFAULT as u64,
+        &JOURNAL_LOG_KEEP_FED_SEGMENTS_RANGE,
+        "journal",
+        "log_keep_fed_segments",
+    )?;
     let limits = crate::journal::log::Limits {
         segment_bytes: mib << 20,
         queue_records,
+        keep_fed_segments,
     };
     Ok(Some(JournalLogSettings { dir, limits }))
 }

@@ -34,6 +34,7 @@ pub(super) struct JournalFile {
     pub(super) log_dir: Option<Text>,
     pub(super) log_segment_mib: Number,
     pub(super) log_queue_records: Number,
+    pub(super) log_keep_fed_segments: Number,
 }
 
 #[derive(Deserialize)]

@@ -94,6 +94,9 @@ pub const JOURNAL_LOG_SEGMENT_MIB_RANGE: RangeInclusive<u64> =
 /// Records waiting for the journal log's writer (memory until written).
 pub const JOURNAL_LOG_QUEUE_RECORDS_RANGE: RangeInclusive<u64> =
     1..=crate::journal::log::writer::QUEUE_RECORDS_MAX as u64;
+/// Journal log segments kept once SQLite holds them.
+pub const JOURNAL_LOG_KEEP_FED_SEGMENTS_RANGE: RangeInclusive<u64> =
+    0..=crate::journal::log::writer::KEEP_FED_SEGMENTS_MAX as u64;
 /// A frame's body: the largest a 2-byte length can announce.
 pub const FRAME_BYTES_MAX_RANGE: RangeInclusive<u64> = 1..=0xFFFF;
 /// Stand-in amounts, in minor units: DE4 has 12 digits.

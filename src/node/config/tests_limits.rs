@@ -200,6 +200,27 @@ fn keys() -> Vec<Key> {
             "#JOURNAL",
             "group_records_max = V",
         ),
+        key(
+            "log_segment_mib",
+            "journal",
+            JOURNAL_LOG_SEGMENT_MIB_RANGE,
+            "#JOURNAL",
+            "log_segment_mib = V",
+        ),
+        key(
+            "log_queue_records",
+            "journal",
+            JOURNAL_LOG_QUEUE_RECORDS_RANGE,
+            "#JOURNAL",
+            "log_queue_records = V",
+        ),
+        key(
+            "log_keep_fed_segments",
+            "journal",
+            JOURNAL_LOG_KEEP_FED_SEGMENTS_RANGE,
+            "#JOURNAL",
+            "log_keep_fed_segments = V",
+        ),
     ]
 }
 
@@ -234,6 +255,10 @@ fn every_default_is_within_its_range() {
     assert!(ISSUER_IN_FLIGHT_MAX_RANGE.contains(&(i.in_flight_max as u64)));
     let j = c.journal.expect("journal");
     assert!(JOURNAL_GROUP_RECORDS_MAX_RANGE.contains(&(j.group_records_max as u64)));
+    let log = j.log.expect("the journal log by default").limits;
+    assert!(JOURNAL_LOG_SEGMENT_MIB_RANGE.contains(&(log.segment_bytes >> 20)));
+    assert!(JOURNAL_LOG_QUEUE_RECORDS_RANGE.contains(&(log.queue_records as u64)));
+    assert!(JOURNAL_LOG_KEEP_FED_SEGMENTS_RANGE.contains(&(log.keep_fed_segments as u64)));
     assert!(SAF_QUEUE_MAX_RANGE.contains(&(c.switch.saf.queue_max as u64)));
 }
 
