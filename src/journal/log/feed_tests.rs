@@ -121,6 +121,31 @@ proptest! {
     }
 }
 
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// A batch folds answers and deliveries into their requests' rows
+    /// (sqlite/coalesce.rs): the rows are those of one entry per batch,
+    /// where nothing can be folded.
+    #[test]
+    fn folded_batches_give_the_rows_of_unfolded_ones(
+        ops in prop::collection::vec(any_op(), 1..80),
+        batch in 2usize..40,
+    ) {
+        let keys = Arc::new(keys());
+        let es = entries(&keys, &history(&ops));
+        let dir = TempDir::new("fold");
+        let path = |name: &str| dir.0.join(name);
+        let mut one = open(&path("one.db"), &keys);
+        feed(&mut one, &es, 1);
+        drop(one);
+        let mut many = open(&path("many.db"), &keys);
+        feed(&mut many, &es, batch);
+        drop(many);
+        prop_assert_eq!(dump(&path("many.db"), &keys), dump(&path("one.db"), &keys));
+    }
+}
+
 #[test]
 fn the_feeder_refuses_gaps_mixed_keys_and_bad_batch_sizes() {
     let keys = Arc::new(keys());

@@ -1,6 +1,7 @@
 //! Appending a group of records: one SQLite transaction, the statements
 //! prepared once per group, PANs and queued messages sealed here.
 
+use super::coalesce::Folded;
 use rusqlite::{Connection, params};
 
 use super::lookup;
@@ -80,15 +81,16 @@ impl<'c> Group<'c> {
                 .zip(forwarded.as_ref())
                 .map(|(r, f)| (r.issuer.as_str(), r.issuer_stan.as_str(), f.as_slice())),
         };
-        self.insert_sealed_accepted(a, &parts)
+        self.insert_sealed_accepted(a, &parts, &Folded::default())
     }
 
     /// Inserts `a`'s row with its card data as `sealed` gives it (`a`'s
-    /// own PAN and route are not read).
+    /// own PAN and route are not read), and what is `folded` into it.
     pub(super) fn insert_sealed_accepted(
         &mut self,
         a: &Accepted,
         sealed: &SealedParts<'_>,
+        folded: &Folded<'_>,
     ) -> Result<(), JournalError> {
         let conn = self.conn;
         let stmt = match &mut self.insert {
@@ -98,9 +100,10 @@ impl<'c> Group<'c> {
                   amount_minor, transmission_at, stan, local_time, local_date, mcc, pos_entry_mode,
                   acquirer_inst, rrn, terminal_id, merchant_id, merchant_name_loc, currency,
                   original_data, replacement_amount, pan_key_id, pan_sealed, pan_hmac, pan_masked,
-                  issuer, issuer_stan, forwarded_sealed, forwarded_at_ms, state)
+                  issuer, issuer_stan, forwarded_sealed, forwarded_at_ms, state,
+                  response_code, approval_code, outcome, response_at_ms, sent_at_ms)
                  VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17,
-                  ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29)",
+                  ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25, ?26, ?27, ?28, ?29, ?30, ?31, ?32, ?33, ?34)",
             )
             .map_err(JournalError::sql("preparing insert"))?),
         };
@@ -136,11 +139,16 @@ impl<'c> Group<'c> {
             route.map(|r| r.1),
             route.map(|r| r.2),
             forwarded_at,
-            if route.is_some() {
-                "forwarded"
-            } else {
-                "received"
+            match (folded.answered, route.is_some()) {
+                (true, _) => "answered",
+                (false, true) => "forwarded",
+                (false, false) => "received",
             },
+            folded.response_code,
+            folded.approval_code,
+            folded.outcome,
+            folded.response_at_ms,
+            folded.sent_at_ms,
         ])
         .map_err(JournalError::sql("recording a request"))?;
         let id = a.id as i64;

@@ -7,6 +7,7 @@
 
 mod append;
 mod capture;
+mod coalesce;
 pub mod lookup;
 mod reader;
 mod recover;

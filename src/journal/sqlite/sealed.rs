@@ -9,6 +9,7 @@ use rusqlite::{OptionalExtension, params};
 
 use super::SqliteJournal;
 use super::append::{Group, SafRow, SealedParts};
+use super::coalesce::{self, Folded, Step};
 use crate::journal::crypto::CryptoError;
 use crate::journal::log::record::{Entry, LogAccepted, LogRecord};
 use crate::journal::record::Accepted;
@@ -46,7 +47,14 @@ impl SqliteJournal {
             source: rusqlite::Error::IntegralValueOutOfRange(0, i64::MAX),
         })?;
         self.in_group(entries.len(), |group| {
-            entries.iter().try_for_each(|e| apply(group, &e.record))?;
+            for step in coalesce::plan(entries) {
+                match step {
+                    Step::Write(record) => apply(group, record)?,
+                    Step::Request(LogRecord::Accepted(a), folded) => accepted(group, a, &folded)?,
+                    Step::Request(record, _) => apply(group, record)?,
+                    Step::Skip => {}
+                }
+            }
             group
                 .conn
                 .prepare_cached(
@@ -62,7 +70,7 @@ impl SqliteJournal {
 
 fn apply(group: &mut Group<'_>, record: &LogRecord) -> Result<(), JournalError> {
     match record {
-        LogRecord::Accepted(a) => accepted(group, a),
+        LogRecord::Accepted(a) => accepted(group, a, &Folded::default()),
         LogRecord::Answered(a) => group.answered_row(
             a.id,
             &a.response_code,
@@ -113,7 +121,11 @@ fn known(group: &Group<'_>, key_id: &str) -> Result<(), JournalError> {
     }
 }
 
-fn accepted(group: &mut Group<'_>, a: &LogAccepted) -> Result<(), JournalError> {
+fn accepted(
+    group: &mut Group<'_>,
+    a: &LogAccepted,
+    folded: &Folded<'_>,
+) -> Result<(), JournalError> {
     let pan = a.pan.as_ref();
     let route = a.route.as_ref();
     let key_id = pan
@@ -133,7 +145,7 @@ fn accepted(group: &mut Group<'_>, a: &LogAccepted) -> Result<(), JournalError> 
             )
         }),
     };
-    group.insert_sealed_accepted(&head(a), &parts)
+    group.insert_sealed_accepted(&head(a), &parts, folded)
 }
 
 /// The request's own fields (its card data goes in [`SealedParts`]).
