@@ -595,10 +595,14 @@ fn sync_loop(shared: &Shared, jobs: mpsc::Receiver<SyncJob>) {
         let written = batch.last().map_or(0, |j| j.written);
         let synced = lock(&shared.progress).synced;
         let mut ok = !lock(&shared.progress).failed;
+        let mut took = std::time::Duration::ZERO;
         if ok && written > synced {
             // Jobs of a segment before this one were synced before it started.
             let file = &batch.last().expect("one job").file;
-            if let Err(e) = file.sync_data() {
+            let started = std::time::Instant::now();
+            let synced = file.sync_data();
+            took = started.elapsed();
+            if let Err(e) = synced {
                 tracing::error!(error = %e, "journal log sync failed; the log refuses every later group");
                 ok = false;
             }
@@ -624,6 +628,9 @@ fn sync_loop(shared: &Shared, jobs: mpsc::Receiver<SyncJob>) {
         if ok {
             shared.stats.syncs.fetch_add(1, Ordering::Relaxed);
             shared.stats.records.fetch_add(records, Ordering::Relaxed);
+            metrics::counter!("cardswitch_journal_log_syncs_total").increment(1);
+            metrics::counter!("cardswitch_journal_log_records_total").increment(records);
+            metrics::histogram!("cardswitch_journal_log_sync_seconds").record(took.as_secs_f64());
         } else {
             shared.stats.failures.fetch_add(1, Ordering::Relaxed);
         }
