@@ -222,7 +222,8 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         connections: args.connections,
         in_flight: args.in_flight,
         rate: args.rate,
-        duration_s: Some(args.duration_s.unwrap_or(f64::from(u32::MAX))),
+        // Without one, until Ctrl-C (or the longest run the generator takes).
+        duration_s: Some(args.duration_s.unwrap_or(super::load::DURATION_S_MAX)),
         requests: None,
         bins: "476173:3,545400:2".into(),
         amount_min: 100,

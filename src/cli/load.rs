@@ -37,7 +37,7 @@ use crate::sim::reversal::ReversalMti;
 pub use crate::sim::terminal::IN_FLIGHT_MAX;
 
 /// Longest run.
-const DURATION_S_MAX: f64 = 86_400.0;
+pub(crate) const DURATION_S_MAX: f64 = 86_400.0;
 /// Run length when neither `--duration-s` nor `--requests` is given.
 const DURATION_S_DEFAULT: f64 = 10.0;
 /// Longest `--hold-s`.
