@@ -21,7 +21,7 @@ const IDLE_WAIT: Duration = Duration::from_millis(100);
 /// A round that found less than a full transaction waits this long
 /// before the next, so that transactions stay large under light load;
 /// well within the second in which a search must see a record.
-const ROUND_MIN: Duration = Duration::from_millis(20);
+const ROUND_MIN: Duration = Duration::from_millis(100);
 /// How often segments SQLite holds are looked for to delete.
 const RETIRE_EVERY: Duration = Duration::from_secs(1);
 /// The wait before trying again after a failure.

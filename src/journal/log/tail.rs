@@ -15,9 +15,13 @@ use super::reader::TailReason;
 use super::record::{DecodeError, ENTRY_BYTES_MAX, Entry};
 use super::segment;
 
-/// Bytes read from a segment at a time (more than one entry's maximum).
-const READ_BYTES: usize = 1024 * 1024;
-const _: () = assert!(READ_BYTES > ENTRY_BYTES_MAX);
+/// Bytes read from a segment at a time, at most (more than one entry's
+/// maximum) and at first. A read follows what the last one consumed, so a
+/// feeder that keeps up does not read (and the kernel zero-fill) a
+/// megabyte of preallocated space every round.
+const READ_BYTES_MAX: usize = 1024 * 1024;
+const READ_BYTES_MIN: usize = 16 * 1024;
+const _: () = assert!(READ_BYTES_MAX > ENTRY_BYTES_MAX);
 
 /// The reader's place in the log.
 pub struct LogTail {
@@ -28,6 +32,8 @@ pub struct LogTail {
     /// The sequence number of the next entry handed out.
     next_seq: u64,
     buf: Vec<u8>,
+    /// The next read's size.
+    read_bytes: usize,
 }
 
 impl LogTail {
@@ -39,6 +45,7 @@ impl LogTail {
             offset: 0,
             next_seq: next_seq.max(1),
             buf: Vec::new(),
+            read_bytes: READ_BYTES_MIN,
         }
     }
 
@@ -73,9 +80,10 @@ impl LogTail {
         out: &mut Vec<Entry>,
     ) -> Result<usize, LogError> {
         let (file, path) = self.file.as_ref().expect("a segment is open");
-        self.buf.resize(READ_BYTES, 0);
+        self.buf.resize(self.read_bytes, 0);
         let n = read_at_most(file, &mut self.buf, self.offset)
             .map_err(LogError::io("reading a segment", path.as_path()))?;
+        let full = n == self.buf.len();
         let mut at = 0;
         while out.len() < wanted && self.next_seq <= synced {
             match decode_entry(&self.buf[at..n]) {
@@ -92,12 +100,21 @@ impl LogTail {
                     };
                     return Err(self.corrupt(at, reason));
                 }
+                // An entry larger than this read: read more at once.
+                Err(DecodeError::Truncated { .. })
+                    if at == 0 && full && self.read_bytes < READ_BYTES_MAX =>
+                {
+                    self.read_bytes = (self.read_bytes * 2).min(READ_BYTES_MAX);
+                    return self.read_chunk(synced, wanted, out);
+                }
                 // The chunk's end, or the segment's (zeros, or its file's end).
                 Err(DecodeError::Zeroes | DecodeError::Truncated { .. }) => break,
                 Err(e) => return Err(self.corrupt(at, super::reader::reason_of(&e))),
             }
         }
         self.offset += at as u64;
+        // Next time about twice what this round found, within the bounds.
+        self.read_bytes = (2 * at).clamp(READ_BYTES_MIN, READ_BYTES_MAX);
         Ok(at)
     }
 
