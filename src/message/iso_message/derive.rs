@@ -27,7 +27,12 @@ impl Message {
     /// [`Message::get`], nothing is cached in the message.
     pub fn value_bytes(&self, n: u16) -> Option<Bytes> {
         let slot = self.slots.get(self.position(n)?)?;
-        Some(match slot.source {
+        Some(self.slot_bytes(slot))
+    }
+
+    /// A slot's value as owned `Bytes` (see [`Message::value_bytes`]).
+    fn slot_bytes(&self, slot: &Slot) -> Bytes {
+        match slot.source {
             Source::Frame => shared_span(&self.frame, slot),
             Source::Owned => self
                 .owned
@@ -35,7 +40,7 @@ impl Message {
                 .cloned()
                 .unwrap_or_default(),
             Source::Decoded => Bytes::copy_from_slice(self.slice(slot)),
-        })
+        }
     }
 
     /// A message of type `mti` with the fields of this one that `carry`
@@ -105,6 +110,7 @@ impl Message {
         let keep_checks = other.checked_by != 0 && other.checked_by == self.checked_by;
         self.shared.take();
         self.pristine = false;
+        self.owned.reserve(fields.len());
         let old = std::mem::take(&mut self.slots);
         let mut slots = Vec::with_capacity(old.len() + fields.len());
         let mut old = old.into_iter().peekable();
@@ -117,7 +123,7 @@ impl Message {
                 .next_if(|s| s.number == n)
                 .and_then(|s| (s.source == Source::Owned).then_some(s.start));
             let theirs = other.position(n).and_then(|i| other.slots.get(i));
-            let (Some(theirs), Some(value)) = (theirs, other.value_bytes(n)) else {
+            let Some((theirs, value)) = theirs.map(|s| (s, other.slot_bytes(s))) else {
                 if let Some(start) = reuse {
                     // Keep `owned` free of values no slot points to.
                     if let Some(v) = self.owned.get_mut(start as usize) {
