@@ -64,10 +64,34 @@ pub fn translate(from: &Spec, to: &Spec, msg: &Message, now: SystemTime) -> Tran
     let to_v = to.version.digit();
     let mut dropped = Vec::new();
     let cross = (from_v == 0) != (to_v == 0);
+    // One spec on both sides (an acquirer and an issuer of one dialect):
+    // every field it defines crosses with its check, without comparing
+    // the two definitions; the slots are copied whole when none is dropped
+    // (no MAC, nothing undefined: the usual message).
+    let same = from.id == to.id;
     let mti = msg.mti().with_version(to_v);
+    if same {
+        let carried = |n| !MAC_FIELDS.contains(&n) && to.layout(n).is_some();
+        if let Some(message) = msg.derive_all(mti, from.id, to.id, carried) {
+            return Translated {
+                message,
+                dropped: Vec::new(),
+            };
+        }
+    }
     let mut out = msg.derive(mti, from.id, to.id, |n, value, checked| {
         if MAC_FIELDS.contains(&n) {
             return Carry::Drop;
+        }
+        if same {
+            return match (to.layout(n), checked) {
+                (None, _) => {
+                    dropped.push(n);
+                    Carry::Drop
+                }
+                (Some(_), true) => Carry::Checked,
+                (Some(_), false) => Carry::Unchecked,
+            };
         }
         if cross && VERSION_SPECIFIC.contains(&n) {
             return Carry::Drop;
