@@ -27,50 +27,11 @@ inflight=${IN_FLIGHT:-8}
 cargo build --release --quiet
 bin=target/release/cardswitch
 work=$(mktemp -d)
-# `start` runs in a command substitution (a subshell): it leaves each
-# process id in a file, which the trap reads.
-cleanup() {
-    for f in "$work"/*.pid; do [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# start NAME ARGS...: runs the binary in the background, echoes its address.
-start() {
-    local name=$1; shift
-    ${bin} "$@" > "$work/$name.out" 2> "$work/$name.err" &
-    echo $! > "$work/$name.pid"
-    for _ in $(seq 100); do
-        if grep -q "listening on" "$work/$name.out" 2>/dev/null; then
-            sed -n 's/.*listening on //p' "$work/$name.out" | head -1
-            return
-        fi
-        sleep 0.05
-    done
-    echo "$name did not start: $(cat "$work/$name.err")" >&2
-    exit 1
-}
+# shellcheck source=benches/load_lib.sh
+source benches/load_lib.sh
 
 issuer=$(start issuer issuer-sim --listen 127.0.0.1:0 --approve-limit 100000000)
-cat > "$work/switch.toml" <<CONF
-[switch]
-institution_id = "99000000001"
-[[acquirer]]
-name = "pos"
-listen = "127.0.0.1:0"
-spec = "iso87-ascii"
-framing = { length = "binary2" }
-in_flight_max = 1024
-[[issuer]]
-name = "issuer"
-addresses = ["$issuer"]
-spec = "iso87-ascii"
-framing = { length = "binary2" }
-connections = 1
-[[route]]
-bins = ["476173"]
-issuer = "issuer"
-CONF
+base_config "$issuer" > "$work/switch.toml"
 switch=$(RUST_LOG=warn start switch run --config "$work/switch.toml")
 # The same switch with its journal on (issue 5: the journal costs < 20%).
 { cat "$work/switch.toml"; printf '[journal]\npath = "%s/journal.db"\n' "$work"; } > "$work/journaled.toml"
@@ -81,12 +42,6 @@ if [ -n "${BASELINE:-}" ]; then
     baseline=$(RUST_LOG=warn bin=$BASELINE start baseline run --config "$work/switch.toml")
 fi
 
-load() { # TARGET EXTRA...
-    local target=$1; shift
-    "$bin" load --target "$target" --connections "$conns" --in-flight "$inflight" \
-        --duration-s "$secs" --bins 476173:1 --amount-max 5000 --json "$@"
-}
-field() { python3 -c "import json,sys; d=json.loads(sys.stdin.read().strip().splitlines()[-1]); print($1)"; }
 # cpu NAME: the process's user + system time so far, in clock ticks.
 cpu() { awk '{print $14 + $15}' "/proc/$(cat "$work/$1.pid")/stat"; }
 # per_request NAME BEFORE REPORT: microseconds of CPU per request sent.
