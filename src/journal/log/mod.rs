@@ -21,6 +21,8 @@ pub mod recover;
 pub mod seal;
 pub mod segment;
 #[cfg(feature = "runtime")]
+mod spare;
+#[cfg(feature = "runtime")]
 pub mod tail;
 #[cfg(feature = "runtime")]
 pub mod writer;

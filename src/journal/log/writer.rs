@@ -20,6 +20,7 @@ use std::thread::JoinHandle;
 use super::reader::{self, TORN_WINDOW_BYTES, TailDamage};
 use super::record::{ENTRY_BYTES_MAX, Entry};
 use super::seal::Sealer;
+use super::spare::Spare;
 use super::{LogError, segment};
 use crate::journal::crypto::{Keyring, NoncePool};
 use crate::journal::record::Record;
@@ -306,6 +307,7 @@ impl LogWriter {
                 limits,
                 jobs,
                 buf: Vec::with_capacity(GROUP_BYTES + ENTRY_BYTES_MAX),
+                spare: Spare::start(&dir, limits.segment_bytes),
             };
             std::thread::Builder::new()
                 .name("journal-log-append".into())
@@ -439,6 +441,8 @@ struct Appender {
     limits: Limits,
     jobs: mpsc::Sender<SyncJob>,
     buf: Vec<u8>,
+    /// The next segment, made ahead.
+    spare: Spare,
 }
 
 impl Appender {
@@ -539,12 +543,15 @@ impl Appender {
         let len = self.buf.len() as u64;
         if self.current.len + len > self.current.capacity {
             self.wait_synced(0)?;
-            let file = segment::create(
-                &self.current.dir,
-                self.buf_first_seq,
-                self.limits.segment_bytes,
-            )
-            .map_err(|e| self.fail(&e.to_string()))?;
+            let file = match self.spare.take(self.buf_first_seq) {
+                Some(file) => file,
+                None => segment::create(
+                    &self.current.dir,
+                    self.buf_first_seq,
+                    self.limits.segment_bytes,
+                )
+                .map_err(|e| self.fail(&e.to_string()))?,
+            };
             self.current.file = Arc::new(file);
             self.current.len = 0;
             self.current.capacity = self.limits.segment_bytes;
