@@ -1,0 +1,1 @@
+//! The Thales payShield host-command codec (see `frame`).
