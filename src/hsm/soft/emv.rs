@@ -112,6 +112,20 @@ mod tests {
     }
 
     #[test]
+    fn published_master_and_session_key_check_values() {
+        // The figures pyemv's documentation publishes: issuer master key
+        // 0123456789ABCDEFFEDCBA9876543210, PAN 1234567890123456, PSN 01
+        // give a card master key with check value 0239..; R
+        // ABCDEF1234567890 gives a session key with check value F088...
+        let imk = TdesKey::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap();
+        let mk = icc_master_key(&imk, "1234567890123456", 1).unwrap();
+        assert_eq!(&mk.kcv_hex()[..4], "0239");
+        let r = [0xAB, 0xCD, 0xEF, 0x12, 0x34, 0x56, 0x78, 0x90];
+        let sk = session_key(&mk, r).unwrap();
+        assert_eq!(&sk.kcv_hex()[..4], "F088");
+    }
+
+    #[test]
     fn session_key_and_arpc_are_consistent() {
         let imk = TdesKey::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap();
         let mk = icc_master_key(&imk, "5413330089010012", 1).unwrap();
