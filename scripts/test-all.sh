@@ -17,12 +17,13 @@ VENV="${VENV:-.venv}"
 started=$(date +%s)
 step() { printf '\n==== %s (%ss)\n' "$*" "$(( $(date +%s) - started ))"; }
 
-step "install: Python peers (pyiso8583, cardutil) in $VENV"
+step "install: Python peers (pyiso8583, cardutil; psec, pyemv, pydukpt for tests/hsm_interop.rs) in $VENV"
 if [ ! -x "$VENV/bin/python" ]; then
     python3 -m venv "$VENV"
 fi
 "$VENV/bin/pip" install --quiet --disable-pip-version-check -r tests/interop/requirements.txt
 "$VENV/bin/python" -c "import iso8583, cardutil; print('pyiso8583', iso8583.__version__)"
+"$VENV/bin/python" -c "import psec, pyemv, pydukpt; print('pydukpt', pydukpt.__version__)"
 
 if ! command -v tshark >/dev/null 2>&1; then
     step "install: tshark (Wireshark's ISO 8583 dissector, for tests/capture_tshark.rs)"

@@ -2,6 +2,8 @@
 //!
 //! Layers, dependencies pointing down only:
 //! - [`message`]: specs as data, parse and build, masking (no I/O).
+//! - [`hsm`]: the security module's pure parts: software cryptography for
+//!   the simulator and tests, the payShield host-command codec (no I/O).
 //! - [`link`]: framing codecs and connections (no business rules).
 //! - [`journal`]: the durable record of every exchange, card data sealed.
 //! - [`switch`]: routing, translation, flows, time-outs, store-and-forward.
@@ -20,6 +22,7 @@ pub mod capture;
 pub mod clearing;
 #[cfg(feature = "runtime")]
 pub mod cli;
+pub mod hsm;
 pub mod journal;
 pub mod link;
 pub mod message;

@@ -101,3 +101,31 @@ fn the_check_finds_what_it_looks_for() {
     let sample = "fn f() { let t = std::time::Instant::now(); }";
     assert!(FORBIDDEN.iter().any(|w| sample.contains(w)));
 }
+
+/// The switch never does PIN, MAC or cryptogram work in software (issue
+/// 21): only the simulator, test terminals and tests may name the software
+/// HSM. The switch and the node ask an HSM through `hsm::command`.
+#[test]
+fn the_switch_and_node_never_name_the_software_hsm() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut files = Vec::new();
+    for p in [
+        "src/switch",
+        "src/node",
+        "src/link",
+        "src/message",
+        "src/hsm/command",
+    ] {
+        rust_files(&root.join(p), &mut files);
+    }
+    assert!(files.len() >= 30, "the switch's files were not found");
+    let faults: Vec<String> = files
+        .iter()
+        .filter(|f| {
+            let text = std::fs::read_to_string(f).expect("read source");
+            text.contains("hsm::soft") || text.contains("soft::")
+        })
+        .map(|f| f.display().to_string())
+        .collect();
+    assert!(faults.is_empty(), "software HSM named in: {faults:?}");
+}
