@@ -13,6 +13,8 @@ pub mod feed;
 pub mod feeder;
 #[cfg(feature = "runtime")]
 pub mod journal;
+#[cfg(feature = "runtime")]
+pub mod limits;
 pub mod reader;
 pub mod record;
 #[cfg(feature = "runtime")]
