@@ -2,8 +2,9 @@
 //! (append, recover) and [`super::query::JournalQueries`] for everything
 //! read or maintained beside it. SQLite is the embedded default
 //! ([`super::sqlite`]); [`super::open`] is the one place that chooses a
-//! store, so a second one (an append-only log, PostgreSQL) is one module
-//! implementing both traits, plus a line there.
+//! store, so a second one (PostgreSQL) is one module implementing both
+//! traits, plus a line there. The journal log (`super::log`) is the
+//! durability point in front of the store, not a store of its own.
 
 use zeroize::Zeroizing;
 
