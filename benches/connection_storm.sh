@@ -36,27 +36,8 @@ fi
 cargo build --release --quiet
 bin=target/release/cardswitch
 work=$(mktemp -d)
-cleanup() {
-    for f in "$work"/*.pid; do [ -e "$f" ] && kill "$(cat "$f")" 2>/dev/null || true; done
-    rm -rf "$work"
-}
-trap cleanup EXIT
-
-# start NAME ARGS...: runs the binary in the background, echoes its address.
-start() {
-    local name=$1; shift
-    "$bin" "$@" > "$work/$name.out" 2> "$work/$name.err" &
-    echo $! > "$work/$name.pid"
-    for _ in $(seq 100); do
-        if grep -q "listening on" "$work/$name.out" 2>/dev/null; then
-            sed -n 's/.*listening on //p' "$work/$name.out" | head -1
-            return
-        fi
-        sleep 0.05
-    done
-    echo "$name did not start: $(cat "$work/$name.err")" >&2
-    exit 1
-}
+# shellcheck source=benches/load_lib.sh
+source benches/load_lib.sh
 rss_kib() { awk '/^VmRSS:/ {print $2}' "/proc/$1/status"; }
 
 issuer=$(start issuer issuer-sim --listen 127.0.0.1:0 --approve-limit 100000000 \

@@ -11,7 +11,6 @@ use std::time::Instant;
 use tokio::sync::{mpsc, oneshot};
 use tracing::error;
 
-use super::log::feeder::FeedStats;
 use super::log::journal::LogJournal;
 use super::log::writer::AppendError;
 use super::record::Record;
@@ -112,14 +111,6 @@ impl Journal {
             backend: Backend::Log(Arc::new(log)),
             stats: Arc::default(),
             failed: Arc::default(),
-        }
-    }
-
-    /// The log's feed to SQLite, when the journal is on the log.
-    pub fn feed_stats(&self) -> Option<&FeedStats> {
-        match &self.backend {
-            Backend::Log(log) => Some(log.feed_stats()),
-            Backend::Store(_) => None,
         }
     }
 

@@ -211,14 +211,19 @@ pub(super) fn flag(r: &mut Reader<'_>, max: u8, field: &'static str) -> Result<u
 
 impl PinTranslate {
     fn read(r: &mut Reader<'_>) -> Result<Self, CodecError> {
+        let source_key = KeyCryptogram::read(r, Untagged::Single, "source key")?;
+        let destination_zpk = KeyCryptogram::read(r, Untagged::Single, "destination ZPK")?;
+        let max_pin_len = r.number(2, "maximum PIN length")? as u8;
+        let pin_block = Sensitive(r.hex(16, "PIN block")?);
+        let (source_format, destination_format, account) = formats_and_account(r)?;
         Ok(PinTranslate {
-            source_key: KeyCryptogram::read(r, Untagged::Single, "source key")?,
-            destination_zpk: KeyCryptogram::read(r, Untagged::Single, "destination ZPK")?,
-            max_pin_len: r.number(2, "maximum PIN length")? as u8,
-            pin_block: Sensitive(r.hex(16, "PIN block")?),
-            source_format: r.number(2, "source PIN block format")? as u8,
-            destination_format: r.number(2, "destination PIN block format")? as u8,
-            account: Sensitive(r.digits(12, "account number")?),
+            source_key,
+            destination_zpk,
+            max_pin_len,
+            pin_block,
+            source_format,
+            destination_format,
+            account,
         })
     }
 
@@ -229,16 +234,12 @@ impl PinTranslate {
         put_number(out, self.max_pin_len.into(), 2, "maximum PIN length")?;
         check_hex(self.pin_block.as_str(), 16, "PIN block")?;
         out.extend_from_slice(self.pin_block.as_str().as_bytes());
-        put_number(out, self.source_format.into(), 2, "source PIN block format")?;
-        put_number(
+        put_formats_and_account(
             out,
-            self.destination_format.into(),
-            2,
-            "destination PIN block format",
-        )?;
-        check_digits(self.account.as_str(), 12, 12, "account number")?;
-        out.extend_from_slice(self.account.as_str().as_bytes());
-        Ok(())
+            self.source_format,
+            self.destination_format,
+            &self.account,
+        )
     }
 }
 
@@ -250,15 +251,18 @@ impl DukptTranslate {
         let n = ksn_hex_len(&ksn_descriptor).ok_or(CodecError::Value {
             field: "KSN descriptor",
         })?;
+        let ksn = r.hex(n, "KSN")?;
+        let pin_block = Sensitive(r.hex(16, "PIN block")?);
+        let (source_format, destination_format, account) = formats_and_account(r)?;
         Ok(DukptTranslate {
             bdk,
             zpk,
-            ksn: r.hex(n, "KSN")?,
+            ksn,
             ksn_descriptor,
-            pin_block: Sensitive(r.hex(16, "PIN block")?),
-            source_format: r.number(2, "source PIN block format")? as u8,
-            destination_format: r.number(2, "destination PIN block format")? as u8,
-            account: Sensitive(r.digits(12, "account number")?),
+            pin_block,
+            source_format,
+            destination_format,
+            account,
         })
     }
 
@@ -275,16 +279,12 @@ impl DukptTranslate {
         for s in [&self.ksn_descriptor, &self.ksn, self.pin_block.as_str()] {
             out.extend_from_slice(s.as_bytes());
         }
-        put_number(out, self.source_format.into(), 2, "source PIN block format")?;
-        put_number(
+        put_formats_and_account(
             out,
-            self.destination_format.into(),
-            2,
-            "destination PIN block format",
-        )?;
-        check_digits(self.account.as_str(), 12, 12, "account number")?;
-        out.extend_from_slice(self.account.as_str().as_bytes());
-        Ok(())
+            self.source_format,
+            self.destination_format,
+            &self.account,
+        )
     }
 }
 
@@ -479,4 +479,27 @@ impl CvvCommand {
         out.extend_from_slice(self.service_code.as_bytes());
         Ok(())
     }
+}
+
+/// The tail a PIN translation's request ends with: the source and
+/// destination PIN block formats and the account number (12 digits).
+fn formats_and_account(r: &mut Reader<'_>) -> Result<(u8, u8, Sensitive<String>), CodecError> {
+    Ok((
+        r.number(2, "source PIN block format")? as u8,
+        r.number(2, "destination PIN block format")? as u8,
+        Sensitive(r.digits(12, "account number")?),
+    ))
+}
+
+fn put_formats_and_account(
+    out: &mut Vec<u8>,
+    source: u8,
+    destination: u8,
+    account: &Sensitive<String>,
+) -> Result<(), CodecError> {
+    put_number(out, source.into(), 2, "source PIN block format")?;
+    put_number(out, destination.into(), 2, "destination PIN block format")?;
+    check_digits(account.as_str(), 12, 12, "account number")?;
+    out.extend_from_slice(account.as_str().as_bytes());
+    Ok(())
 }

@@ -32,9 +32,8 @@ const RETRY_AFTER: Duration = Duration::from_secs(1);
 pub struct FeedStats {
     /// Entries applied to SQLite since start (start-up's catch-up included).
     pub applied: AtomicU64,
-    /// Entries synced in the log and not yet in SQLite, at the last look.
-    pub lag: AtomicU64,
-    /// The largest lag seen.
+    /// The largest lag seen: entries synced in the log and not yet in
+    /// SQLite (the gauge `cardswitch_journal_feed_lag_records` has the last).
     pub lag_max: AtomicU64,
     pub failures: AtomicU64,
     /// The feeder thread's CPU time, nanoseconds.
@@ -95,7 +94,6 @@ fn feed(
         feed.flush()?;
         let lag = synced.saturating_sub(feed.last_seq());
         stats.applied.fetch_add(taken as u64, Ordering::Relaxed);
-        stats.lag.store(lag, Ordering::Relaxed);
         stats.lag_max.fetch_max(lag, Ordering::Relaxed);
         let cpu = thread_cpu_ns().saturating_sub(cpu_started);
         stats.cpu_ns.store(cpu, Ordering::Relaxed);

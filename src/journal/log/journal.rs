@@ -125,10 +125,6 @@ impl LogJournal {
         self.writer.as_ref().is_none_or(LogWriter::failed)
     }
 
-    pub fn feed_stats(&self) -> &FeedStats {
-        &self.stats
-    }
-
     /// Syncs what is queued, stops the writer, and waits until SQLite
     /// holds everything (blocks the thread).
     pub fn close(&mut self) {
