@@ -75,6 +75,7 @@ pub(super) struct AcquirerFile {
     pub(super) first_frame_timeout_ms: Number,
     pub(super) connections_per_peer_max: Number,
     pub(super) listen_backlog: Number,
+    pub(super) security: Option<super::security::AcquirerSecurityFile>,
 }
 
 #[derive(Deserialize)]
@@ -103,6 +104,7 @@ pub(super) struct IssuerFile {
     pub(super) in_flight_max: Number,
     pub(super) stand_in: Option<Spanned<StandInFile>>,
     pub(super) handshake_timeout_ms: Number,
+    pub(super) security: Option<Spanned<super::security::IssuerSecurityFile>>,
 }
 
 #[derive(Deserialize)]

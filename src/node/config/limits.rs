@@ -107,3 +107,7 @@ pub const STAND_IN_DAILY_COUNT_RANGE: RangeInclusive<u64> = 1..=10_000;
 pub(super) const INSTITUTION_DIGITS_MAX: usize = 11;
 /// Names appear in logs and metric labels: short, plain characters.
 pub(super) const NAME_BYTES_MAX: usize = 64;
+
+/// Key exchange by 0800 at most hourly and at least weekly: schemes
+/// exchange daily; more often only loads the HSM.
+pub const KEY_EXCHANGE_INTERVAL_S_RANGE: RangeInclusive<u64> = 3_600..=7 * DAY_S;

@@ -8,6 +8,7 @@ use toml::Spanned;
 
 use super::check::{Ctx, addresses_collide, host_port, is_digits};
 use super::file::*;
+use super::security::{check_acquirer_security, check_issuer_security};
 use super::*;
 use crate::link::framing::FRAME_BYTES_MAX_DEFAULT;
 
@@ -124,6 +125,12 @@ pub(super) fn check_acquirer(
             "idle_timeout_s",
         )?),
         link: check_acquirer_link_limits(ctx, a, &section)?,
+        security: a
+            .security
+            .as_ref()
+            .map(|s| check_acquirer_security(ctx, s, &section))
+            .transpose()?
+            .unwrap_or_default(),
     })
 }
 
@@ -325,6 +332,18 @@ pub(super) fn check_issuer(
         .as_ref()
         .map(|s| check_stand_in(ctx, s, &section))
         .transpose()?;
+    let security = match &i.security {
+        None => IssuerSecurity::default(),
+        Some(raw) => {
+            let s = check_issuer_security(ctx, raw, &section)?;
+            if stand_in.is_none() && (s.arqc.is_some() || s.cvv_key.is_some()) {
+                let reason =
+                    "security: arqc_key and cvv_key are for stand-in, and there is no stand_in";
+                return Err(ctx.invalid(raw.span(), &section, reason));
+            }
+            s
+        }
+    };
     let echo_interval_s: u64 = ctx.number(
         &i.echo_interval_s,
         ISSUER_ECHO_INTERVAL_S_DEFAULT,
@@ -376,6 +395,7 @@ pub(super) fn check_issuer(
             &section,
             "handshake_timeout_ms",
         )?),
+        security,
     })
 }
 

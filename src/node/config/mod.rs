@@ -15,10 +15,13 @@ mod invariants;
 mod limits;
 mod links;
 mod routes;
+mod security;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_limits;
+#[cfg(test)]
+mod tests_security;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -31,6 +34,9 @@ use crate::switch::standin::StandInRules;
 
 use check::parse;
 pub use limits::*;
+pub use security::{
+    AcquirerSecurity, ArqcScheme, ConfiguredKey, IssuerSecurity, KeyRole, PinBlockFormat, PinZone,
+};
 // The route types are routing's: the configuration checks its file into
 // them, and they stay reachable here for the code that reads a config.
 pub use crate::switch::routing::{
@@ -170,6 +176,8 @@ pub struct AcquirerConfig {
     pub idle_timeout: Duration,
     /// Limits against silent and greedy peers.
     pub link: AcquirerLinkLimits,
+    /// Its zone keys (none: PIN blocks and MACs pass untouched).
+    pub security: AcquirerSecurity,
 }
 
 /// An acquirer listener's limits against peers that hold connections
@@ -222,6 +230,8 @@ pub struct IssuerConfig {
     /// A TLS handshake to the issuer not done in this time is given up
     /// (the connection retries with backoff).
     pub handshake_timeout: Duration,
+    /// Its zone keys and stand-in keys.
+    pub security: IssuerSecurity,
 }
 
 /// TLS to an issuer.
