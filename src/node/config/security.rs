@@ -375,11 +375,10 @@ fn check_issuer_pairs(
     section: &str,
 ) -> Result<(), ConfigError> {
     let file = raw.get_ref();
-    if let Some(v) = &file.key_exchange_interval_s {
-        if s.zone_master_key.is_none() || (s.pin.is_none() && s.mac_key.is_none()) {
-            let reason = "key_exchange_interval_s needs a zone_master_key and a pin_key or mac_key";
-            return Err(ctx.invalid(v.span(), section, reason));
-        }
+    let no_exchange = s.zone_master_key.is_none() || (s.pin.is_none() && s.mac_key.is_none());
+    if let (Some(v), true) = (&file.key_exchange_interval_s, no_exchange) {
+        let reason = "key_exchange_interval_s needs a zone_master_key and a pin_key or mac_key";
+        return Err(ctx.invalid(v.span(), section, reason));
     }
     if let (Some(t), None) = (&file.arqc_scheme, &s.arqc) {
         return Err(ctx.invalid(t.span(), section, "arqc_scheme without an arqc_key"));
