@@ -12,6 +12,7 @@ pub mod iso_message;
 pub mod json;
 pub mod key_bytes;
 mod layout;
+pub mod mac_field;
 pub mod mti;
 pub mod netmgmt;
 pub mod parse;
