@@ -237,6 +237,7 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         record: None,
         rrn_start: 0,
         terminal: Default::default(),
+        pin_pad: Default::default(),
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

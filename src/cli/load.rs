@@ -181,6 +181,8 @@ pub struct LoadArgs {
     pub rrn_start: u64,
     #[command(flatten)]
     pub terminal: TerminalArgs,
+    #[command(flatten)]
+    pub pin_pad: super::pin_pad_args::PinPadArgs,
 }
 
 /// Runs `cardswitch load` in its own single-threaded runtime and prints the
@@ -288,6 +290,7 @@ fn plan(args: &LoadArgs) -> Result<LoadPlan, CliError> {
         reconnect_drain: terminals.reconnect_drain,
         record: args.record.clone(),
         rrn_start: args.rrn_start,
+        pin_pad: args.pin_pad.plan()?,
     })
 }
 

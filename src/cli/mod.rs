@@ -10,6 +10,7 @@ mod journal;
 mod link_args;
 pub mod load;
 mod observe;
+pub mod pin_pad_args;
 mod relay;
 mod replay;
 mod run;

@@ -64,6 +64,8 @@ pub struct LoadPlan {
     pub record: Option<PathBuf>,
     /// First RRN sequence number.
     pub rrn_start: u64,
+    /// The terminals' PIN entry and MACs (`None`: plain requests).
+    pub pin_pad: Option<crate::sim::pin_pad::PinPadPlan>,
 }
 
 /// Why a run could not start.
@@ -267,6 +269,7 @@ fn shared(
         progress,
         record,
         rrn_start: plan.rrn_start,
+        pin_pad: plan.pin_pad.clone(),
         reversal: plan.reversal,
         histogram: Mutex::new(load::latency_histogram()),
         hold: plan.hold.is_some(),

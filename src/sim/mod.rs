@@ -10,6 +10,7 @@ pub mod load;
 pub mod load_report;
 pub mod network;
 pub mod pacing;
+pub mod pin_pad;
 pub mod record;
 pub mod request;
 pub mod reversal;

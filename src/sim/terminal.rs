@@ -22,6 +22,7 @@ use super::latency::record_latency;
 use super::load::{self, Expected, LoadProfile, Outcome, RequestGenerator, STAN_MAX, Tally};
 use super::load_report::{LoadProgress, Samples};
 use super::pacing::Schedule;
+use super::pin_pad::{PinPad, PinPadPlan};
 use super::record::{RecordFile, ReversalEvent};
 use super::reversal::{Due, Original, Pending, REVERSALS_PENDING_MAX, ReversalMti, Reversals};
 use crate::link::connection::{self, FrameReader, FrameSender};
@@ -76,6 +77,8 @@ pub struct Shared {
     pub hold: bool,
     /// Open a lost connection again (`--reconnect`).
     pub reconnect: Option<Reconnect>,
+    /// PIN entry (DUKPT) and MACs, when the run's terminals do them.
+    pub pin_pad: Option<PinPadPlan>,
 }
 
 /// How a terminal gets its connection back, like a real one after its
@@ -149,6 +152,7 @@ pub type Held = (FrameReader<tokio::io::ReadHalf<BoxedStream>>, FrameSender);
 struct Conn {
     shared: Arc<Shared>,
     generator: RequestGenerator,
+    pin_pad: Option<PinPad>,
     slots: HashMap<u32, Slot>,
     /// Requests in `slots` not yet answered or timed out.
     pending: usize,
@@ -199,6 +203,10 @@ pub async fn drive(shared: Arc<Shared>, index: u32, opened: Opened, seed: u64) -
     let mut conn = Conn {
         generator: RequestGenerator::new(shared.profile.clone(), index, seed)
             .with_rrn_start(shared.rrn_start),
+        pin_pad: shared
+            .pin_pad
+            .as_ref()
+            .map(|_| PinPad::new(index, shared.connections)),
         slots: HashMap::with_capacity(shared.in_flight * 2),
         pending: 0,
         deadlines: VecDeque::with_capacity(shared.in_flight),
@@ -425,12 +433,15 @@ impl Conn {
         wall: SystemTime,
     ) -> Result<(), String> {
         let stan = self.free_stan();
-        let (request, expected) = self.generator.request(stan, wall);
-        let bytes = self
-            .shared
-            .spec
-            .build(&request)
-            .map_err(|e| format!("build: {e}"))?;
+        let (mut request, expected) = self.generator.request(stan, wall);
+        let spec = &self.shared.spec;
+        let bytes = match (&self.shared.pin_pad, &mut self.pin_pad) {
+            (Some(plan), Some(pad)) => {
+                pad.enter_pin(plan, spec, &mut request)?;
+                PinPad::build_signed(plan, spec, &mut request)?
+            }
+            _ => spec.build(&request).map_err(|e| format!("build: {e}"))?,
+        };
         sender
             .send(Frame::new(bytes))
             .await
