@@ -44,7 +44,7 @@ enum Command {
     /// Run a simulated issuer host that answers by rules.
     IssuerSim(issuer_sim::IssuerSimArgs),
     /// Load generator: many simulated terminals, every response checked.
-    Load(load::LoadArgs),
+    Load(Box<load::LoadArgs>),
     /// Search and show the transaction journal, export it, back it up.
     Journal(journal::JournalArgs),
     /// Send messages to a host and print the responses.
