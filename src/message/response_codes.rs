@@ -17,8 +17,12 @@ pub enum Outcome {
     NoSuchIssuer,
     /// 30: the request cannot be parsed or translated.
     FormatError,
+    /// 55: the HSM says the PIN is wrong.
+    IncorrectPin,
     /// 58: not permitted to this terminal.
     NotPermittedToTerminal,
+    /// 63: a MAC that does not verify, or is missing where required.
+    SecurityViolation,
     /// 91: the issuer is down or did not answer in time.
     IssuerUnavailable,
     /// 94: a duplicate transmission.
@@ -36,7 +40,9 @@ impl Outcome {
             Outcome::InvalidTransaction => "12",
             Outcome::NoSuchIssuer => "15",
             Outcome::FormatError => "30",
+            Outcome::IncorrectPin => "55",
             Outcome::NotPermittedToTerminal => "58",
+            Outcome::SecurityViolation => "63",
             Outcome::IssuerUnavailable => "91",
             Outcome::Duplicate => "94",
             Outcome::SystemMalfunction => "96",
@@ -98,6 +104,8 @@ const CODE_PAIRS: &[(&str, &str)] = &[
     ("58", "120"),
     ("61", "121"),
     ("62", "104"),
+    // 916: MAC incorrect.
+    ("63", "916"),
     ("65", "123"),
     ("75", "106"),
     ("91", "911"),

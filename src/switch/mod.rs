@@ -11,5 +11,6 @@ pub mod responses;
 pub mod reversal;
 pub mod routing;
 pub mod saf;
+pub mod security;
 pub mod standin;
 pub mod translate;

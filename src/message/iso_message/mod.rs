@@ -361,6 +361,12 @@ impl Message {
             .map(move |s| (s.number, self.slice(s), same_spec && s.checked))
     }
 
+    /// The frame this message was parsed from, while no field has been set
+    /// or removed since: what a MAC over the message as received covers.
+    pub fn frame_as_received(&self) -> Option<&Bytes> {
+        self.pristine.then_some(&self.frame)
+    }
+
     /// The size in bytes of this message built in spec `spec_id`, when it
     /// is known without looking at the fields: a parsed message nobody
     /// changed (but its MTI) rebuilds to the size of its frame.
