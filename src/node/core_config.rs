@@ -5,9 +5,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::node::config::SwitchConfig;
+use crate::node::config::{AcquirerSecurity, ConfiguredKey, IssuerSecurity, KeyRole, SwitchConfig};
 use crate::switch::core::{AcquirerSide, CoreConfig, IssuerSide};
 use crate::switch::hooks::AcquirerRules;
+use crate::switch::security::{AcquirerKeys, IssuerKeys, MacKey, PinKey};
 use crate::switch::standin::StandIn;
 
 /// Cards tracked by one issuer's stand-in counters at most.
@@ -38,6 +39,7 @@ pub fn core_config(config: &SwitchConfig, rules: Option<Arc<dyn AcquirerRules>>)
                 .iter()
                 .map(|s| Bytes::from(s.clone()))
                 .collect(),
+            keys: acquirer_keys(&a.security),
         })
         .collect();
     let issuers = config
@@ -49,6 +51,7 @@ pub fn core_config(config: &SwitchConfig, rules: Option<Arc<dyn AcquirerRules>>)
             stand_in: i
                 .stand_in
                 .map(|r| StandIn::new(r, STAND_IN_CARDS_MAX, secret_seed(1))),
+            keys: issuer_keys(&i.security),
         })
         .collect();
     let open_max: usize = config
@@ -70,5 +73,41 @@ pub fn core_config(config: &SwitchConfig, rules: Option<Arc<dyn AcquirerRules>>)
         saf_response_wait: config.switch.saf.response_wait,
         rules,
         seed: secret_seed(0),
+    }
+}
+
+/// An acquirer's keys as the core asks the HSM with them.
+fn acquirer_keys(s: &AcquirerSecurity) -> AcquirerKeys {
+    AcquirerKeys {
+        pin: s.pin.as_ref().map(|z| {
+            let key = z.key.key.clone();
+            let from = match z.key.role {
+                KeyRole::Tpk => PinKey::Tpk(key),
+                KeyRole::Bdk => PinKey::Dukpt {
+                    bdk: key,
+                    ksn_field: s.ksn_field,
+                },
+                _ => PinKey::Zpk(key),
+            };
+            (from, z.format.hsm_code())
+        }),
+        mac: s.mac_key.as_ref().map(mac_key),
+    }
+}
+
+fn issuer_keys(s: &IssuerSecurity) -> IssuerKeys {
+    IssuerKeys {
+        pin: s
+            .pin
+            .as_ref()
+            .map(|z| (z.key.key.clone(), z.format.hsm_code())),
+        mac: s.mac_key.as_ref().map(mac_key),
+    }
+}
+
+fn mac_key(k: &ConfiguredKey) -> MacKey {
+    MacKey {
+        key: k.key.clone(),
+        zone: k.role == KeyRole::Zak,
     }
 }

@@ -119,13 +119,32 @@ impl Node {
     /// A batch close: answered by the acquirer's rules once everything
     /// journaled before it is durable, off the async threads.
     fn ask(&self, token: Token, question: Question) {
-        let Question::BatchClose(request) = question;
+        let request = match question {
+            Question::BatchClose(request) => request,
+            Question::Hsm(ops) => return self.ask_hsm(token, ops),
+        };
         let (journal, rules) = (self.journal.clone(), self.rules.clone());
         let own = self.handle.own.clone();
         tokio::spawn(async move {
             let answer = batch_close(journal, rules, request).await;
             let _ = own.send(Event::Input(Input::Answer { token, answer }));
         });
+    }
+}
+
+impl Node {
+    /// HSM operations: no HSM client is wired in yet, so each is refused
+    /// as a malfunction (96) rather than forwarded unchecked.
+    fn ask_hsm(&self, token: Token, ops: Vec<crate::switch::security::HsmOp>) {
+        warn!(
+            operations = ops.len(),
+            "no HSM configured: request declined"
+        );
+        let results = ops
+            .iter()
+            .map(|_| Err(Outcome::SystemMalfunction))
+            .collect();
+        self.own(Input::HsmAnswer { token, results });
     }
 }
 

@@ -111,3 +111,7 @@ pub(super) const NAME_BYTES_MAX: usize = 64;
 /// Key exchange by 0800 at most hourly and at least weekly: schemes
 /// exchange daily; more often only loads the HSM.
 pub const KEY_EXCHANGE_INTERVAL_S_RANGE: RangeInclusive<u64> = 3_600..=7 * DAY_S;
+/// The field a DUKPT request's KSN comes in: DE53 (security related
+/// control information) unless the acquirer's dialect uses another.
+pub const KSN_FIELD_DEFAULT: u64 = 53;
+pub const KSN_FIELD_RANGE: RangeInclusive<u64> = 2..=128;

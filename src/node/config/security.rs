@@ -12,7 +12,7 @@ use toml::Spanned;
 
 use super::check::Ctx;
 use super::file::{Number, Text};
-use super::{ConfigError, KEY_EXCHANGE_INTERVAL_S_RANGE};
+use super::{ConfigError, KEY_EXCHANGE_INTERVAL_S_RANGE, KSN_FIELD_DEFAULT, KSN_FIELD_RANGE};
 use crate::hsm::command::{KeyCryptogram, KeyScheme};
 
 /// What a configured key is for; each role has its own LMK key type, so
@@ -99,11 +99,11 @@ pub enum PinBlockFormat {
 impl PinBlockFormat {
     /// The payShield format code (`01` is ISO format 0, `05` format 1,
     /// `47` format 3).
-    pub fn hsm_code(self) -> &'static str {
+    pub fn hsm_code(self) -> u8 {
         match self {
-            PinBlockFormat::Iso0 => "01",
-            PinBlockFormat::Iso1 => "05",
-            PinBlockFormat::Iso3 => "47",
+            PinBlockFormat::Iso0 => 1,
+            PinBlockFormat::Iso1 => 5,
+            PinBlockFormat::Iso3 => 47,
         }
     }
 }
@@ -116,10 +116,12 @@ pub struct PinZone {
 }
 
 /// An acquirer's keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AcquirerSecurity {
     /// TPK, ZPK or BDK (DUKPT terminals).
     pub pin: Option<PinZone>,
+    /// With a BDK: the field each request's KSN comes in.
+    pub ksn_field: u16,
     /// TAK or ZAK: with one, requests must carry a MAC that verifies,
     /// and replies get one.
     pub mac_key: Option<ConfiguredKey>,
@@ -164,6 +166,7 @@ pub(super) struct KeyFile {
 pub(super) struct AcquirerSecurityFile {
     pub(super) pin_key: Option<Spanned<KeyFile>>,
     pub(super) pin_block_format: Number,
+    pub(super) ksn_field: Number,
     pub(super) mac_key: Option<Spanned<KeyFile>>,
 }
 
@@ -279,6 +282,16 @@ fn pin_zone(
     }))
 }
 
+impl Default for AcquirerSecurity {
+    fn default() -> Self {
+        AcquirerSecurity {
+            pin: None,
+            ksn_field: KSN_FIELD_DEFAULT as u16,
+            mac_key: None,
+        }
+    }
+}
+
 pub(super) fn check_acquirer_security(
     ctx: &Ctx,
     raw: &AcquirerSecurityFile,
@@ -286,6 +299,18 @@ pub(super) fn check_acquirer_security(
 ) -> Result<AcquirerSecurity, ConfigError> {
     let pin_roles = [KeyRole::Tpk, KeyRole::Zpk, KeyRole::Bdk];
     let mac_roles = [KeyRole::Tak, KeyRole::Zak];
+    let range = &KSN_FIELD_RANGE;
+    let ksn_field = ctx.number(
+        &raw.ksn_field,
+        KSN_FIELD_DEFAULT,
+        range,
+        section,
+        "ksn_field",
+    )?;
+    if ksn_field == 52 || ksn_field == 64 || ksn_field == 128 {
+        let at = raw.ksn_field.as_ref().map_or(0..0, |v| v.span());
+        return Err(ctx.invalid(at, section, "ksn_field: not the PIN or MAC field"));
+    }
     Ok(AcquirerSecurity {
         pin: pin_zone(
             ctx,
@@ -294,6 +319,7 @@ pub(super) fn check_acquirer_security(
             section,
             &pin_roles,
         )?,
+        ksn_field,
         mac_key: raw
             .mac_key
             .as_ref()

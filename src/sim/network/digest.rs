@@ -131,9 +131,13 @@ impl Digest {
                 let _ = write!(self, "F{issuer}.{stan}");
             }
             Action::Ask { token, question } => {
-                let Question::BatchClose(m) = question;
                 let _ = write!(self, "K{token:?}");
-                self.message(m);
+                match question {
+                    Question::BatchClose(m) => self.message(m),
+                    Question::Hsm(ops) => {
+                        let _ = write!(self, "H{}", ops.len());
+                    }
+                }
             }
         }
     }

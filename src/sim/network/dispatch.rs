@@ -12,6 +12,7 @@ use super::queue::Event;
 use super::world::World;
 use crate::message::Message;
 use crate::message::mti::MessageClass;
+use crate::message::response_codes::Outcome;
 use crate::switch::core::{Action, Input, Outgoing, Question, TxnId};
 
 impl World<'_> {
@@ -58,9 +59,22 @@ impl World<'_> {
             // The simulated links keep no per-message state to forget.
             Action::Forget { .. } => {}
             Action::Ask { token, question } => {
-                let Question::BatchClose(request) = question;
+                let request = match question {
+                    Question::BatchClose(request) => request,
+                    // The simulated links have no keys: never asked.
+                    Question::Hsm(ops) => {
+                        let results = ops
+                            .iter()
+                            .map(|_| Err(Outcome::SystemMalfunction))
+                            .collect();
+                        let input = Input::HsmAnswer { token, results };
+                        let epoch = self.epoch;
+                        self.queue.at(self.now_us, Event::Later { epoch, input });
+                        return Ok(());
+                    }
+                };
                 let answer = if self.chance(100) {
-                    Err(crate::message::response_codes::Outcome::SystemMalfunction)
+                    Err(Outcome::SystemMalfunction)
                 } else {
                     let mut resp = request.clone();
                     if let Some(mti) = request.mti().response() {

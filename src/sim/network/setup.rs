@@ -114,6 +114,7 @@ impl Setup {
                 name: Setup::acquirer_name(i),
                 spec: self.acquirer_spec.clone(),
                 allowed_institutions: Vec::new(),
+                keys: Default::default(),
             })
             .collect();
         // Both issuers are always configured (the route table names them);
@@ -125,6 +126,7 @@ impl Setup {
                 name: (*name).to_string(),
                 spec: self.issuer_specs[i].clone(),
                 stand_in: (i == 0 && self.stand_in).then(|| StandIn::new(STAND_IN, 100, HASH_SEED)),
+                keys: Default::default(),
             })
             .collect();
         let mut core = Core::new(CoreConfig {

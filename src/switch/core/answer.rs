@@ -327,7 +327,7 @@ impl Core {
             return;
         };
         match (wait, ok) {
-            (Wait::Forward(id), true) => self.forward(now, id),
+            (Wait::Forward(id), true) => self.release(now, id),
             (Wait::Forward(id), false) => {
                 // Not on disk: not forwarded.
                 if let Some(txn) = self.txns.get(&id) {
@@ -348,8 +348,8 @@ impl Core {
                 }
             }
             (Wait::Queue(entry), ok) => self.queued(now, *entry, ok),
-            // A batch close waits for its answer, not for the disk.
-            (wait @ Wait::BatchClose(..), _) => {
+            // A batch close or the HSM waits for its answer, not the disk.
+            (wait @ (Wait::BatchClose(..) | Wait::Secure(_) | Wait::Sign(..)), _) => {
                 self.waits.insert(token, wait);
             }
         }

@@ -8,6 +8,7 @@ use bytes::Bytes;
 use crate::journal::Record;
 use crate::message::Message;
 use crate::message::response_codes::Outcome;
+use crate::switch::security::{HsmOp, HsmResult};
 
 /// The time of an input, read by the node (or made up by a simulator):
 /// the core never reads a clock.
@@ -86,6 +87,9 @@ pub enum Question {
     /// A terminal's batch close (acquirer dialect): the acquirer's rules
     /// answer it once everything journaled before it is durable.
     BatchClose(Message),
+    /// HSM operations, answered in order (`Input::HsmAnswer`); the node
+    /// may pipeline them on one connection.
+    Hsm(Vec<HsmOp>),
 }
 
 /// Something that happened, as the node saw it.
@@ -112,6 +116,11 @@ pub enum Input {
     Answer {
         token: Token,
         answer: Result<Message, Outcome>,
+    },
+    /// The HSM's results for `Question::Hsm`, one per operation in order.
+    HsmAnswer {
+        token: Token,
+        results: Vec<HsmResult>,
     },
 }
 

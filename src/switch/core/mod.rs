@@ -22,6 +22,7 @@ mod queue;
 mod request;
 mod restore;
 mod saf_delivery;
+mod secure;
 mod stand_in;
 #[cfg(test)]
 mod tests;
@@ -29,6 +30,8 @@ mod tests;
 mod tests_regressions;
 #[cfg(test)]
 mod tests_saf;
+#[cfg(test)]
+mod tests_secure;
 
 use std::collections::{HashMap, VecDeque};
 
@@ -47,6 +50,7 @@ use super::duplicates::{DupKey, DuplicateCache};
 use super::hooks::AcquirerRules;
 use super::routing::RouteTable;
 use super::saf::{SafEntry, SafKind, SafPolicy, SafQueue};
+use super::security::{AcquirerKeys, IssuerKeys};
 use super::standin::StandIn;
 use crate::journal::TxnOutcome;
 use crate::message::{Message, Spec};
@@ -65,6 +69,8 @@ pub struct AcquirerSide {
     pub spec: Arc<Spec>,
     /// DE32 values accepted; empty accepts any.
     pub allowed_institutions: Vec<Bytes>,
+    /// Its PIN and MAC keys (none: DE52 passes, no MAC is checked).
+    pub keys: AcquirerKeys,
 }
 
 /// One issuer, as the core knows it.
@@ -73,6 +79,8 @@ pub struct IssuerSide {
     pub spec: Arc<Spec>,
     /// Its stand-in rules, if it has any.
     pub stand_in: Option<StandIn>,
+    /// Its PIN and MAC keys.
+    pub keys: IssuerKeys,
 }
 
 /// What the core is made of.
@@ -165,6 +173,9 @@ struct Txn {
     /// Its stand-in advice as queued (issuer, message), to reverse it if
     /// the stand-in approval does not reach the acquirer.
     advice: Option<(usize, Message)>,
+    /// What its forwarding still waits for (its acceptance on disk, the
+    /// HSM's checks): forwarded when none is left.
+    holds: u8,
 }
 
 /// Where a transaction goes: its issuer, the request as forwarded (the
@@ -188,6 +199,10 @@ enum Wait {
     Queue(Box<ToQueue>),
     /// Answer a batch close with the rules' answer.
     BatchClose(Origin, Box<Message>),
+    /// The HSM checked the request and translated its PIN block.
+    Secure(TxnId),
+    /// The HSM made the MAC of the request built for the issuer.
+    Sign(TxnId, Vec<u8>),
 }
 
 /// A store-and-forward entry on its way to disk.
@@ -307,6 +322,7 @@ impl Core {
             Input::Timer(TimerId::SafDue) => self.saf_timer = None,
             Input::Timer(TimerId::SafAnswer(id)) => self.saf_answer_due(now, id),
             Input::Answer { token, answer } => self.answered(now, token, answer),
+            Input::HsmAnswer { token, results } => self.hsm_answered(now, token, results),
         }
         self.deliver_due(now);
         debug_assert!(self.consistent(), "core invariants broken");

@@ -19,6 +19,7 @@ use crate::switch::hooks::Admission;
 use crate::switch::records::{self, pan_of, without_sad};
 use crate::switch::responses::{local_response, malfunction};
 use crate::switch::routing::RouteDecision;
+use crate::switch::security::HsmOp;
 use crate::switch::translate::translate;
 
 /// The response the switch makes itself, or the request itself when its
@@ -119,7 +120,17 @@ impl Core {
         let id = TxnId(self.next_txn);
         self.next_txn += 1;
         let advice = request.mti().function() == Function::Advice;
-        let route = self.prepare(now, from.acquirer, &request);
+        let mut route = self.prepare(now, from.acquirer, &request);
+        // The HSM's checks, decided before the acceptance is journaled: a
+        // request they refuse is never recorded as forwarded.
+        let ops = match &route {
+            Ok(r) => self.inbound_ops(from.acquirer, r.issuer, &request),
+            Err(_) => Ok(Vec::new()),
+        };
+        let ops = ops.unwrap_or_else(|outcome| {
+            route = Err(outcome);
+            Vec::new()
+        });
         // Room to reverse it (and the others open) if its answer were lost.
         let room = self.saf_room(self.saf_reserve() + 2);
         let forwarded = match &route {
@@ -148,6 +159,7 @@ impl Core {
             reply: None,
             key,
             advice: None,
+            holds: 0,
         });
         self.txns.insert(id, txn);
         let route = match route {
@@ -163,24 +175,26 @@ impl Core {
             Ok(route) => route,
         };
         let issuer = route.issuer;
-        if advice {
+        if advice && ops.is_empty() {
             self.append(accepted.into_iter().collect(), None);
             return self.queue_advice(now, id, route);
         }
         self.txns.get_mut(&id).expect("inserted above").route = Some(route);
-        if !room {
+        if !room && !advice {
             self.append(accepted.into_iter().collect(), None);
             return self.stand_in_or_decline(now, id, issuer, TxnOutcome::Declined);
         }
+        self.ask_hsm(id, ops);
         // Durable before forwarded: after a crash, the journal knows this
         // request may have reached the issuer.
         if durable && !self.mutated(Mutation::NoDurabilityWait) {
             let token = self.token(Wait::Forward(id));
+            self.hold(id);
             self.append(accepted.into_iter().collect(), Some(token));
         } else {
             self.append(accepted.into_iter().collect(), None);
-            self.forward(now, id);
         }
+        self.proceed_if_free(now, id);
     }
 
     /// Checks, routes and translates a request for its issuer.
@@ -225,18 +239,43 @@ impl Core {
 
     /// Sends an accepted transaction to its issuer and arms its time-out;
     /// one that cannot be built in the issuer's dialect is not sent.
+    /// An issuer with a MAC key gets the request signed first.
     pub(super) fn forward(&mut self, now: Time, id: TxnId) {
-        let Some(route) = self.txns.get(&id).and_then(|t| t.route.as_ref()) else {
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
+        let Some(route) = txn.route.as_mut().filter(|_| txn.state == State::Accepting) else {
+            return;
+        };
+        let target = &self.cfg.issuers[route.issuer];
+        let Some(key) = target.keys.mac.clone() else {
+            let frame = target.spec.build(&route.message);
+            return self.send_forwarded(now, id, frame.ok());
+        };
+        match super::secure::placeholder_frame(&target.spec, &mut route.message) {
+            Some((frame, data)) => {
+                let token = self.token(Wait::Sign(id, frame));
+                let question = super::Question::Hsm(vec![HsmOp::GenerateMac { key, data }]);
+                self.push(Action::Ask { token, question });
+            }
+            None => self.send_forwarded(now, id, None),
+        }
+    }
+
+    /// Sends the request built for its issuer (`None`: it could not be
+    /// built or signed, and is not sent) and arms its time-out.
+    pub(super) fn send_forwarded(&mut self, now: Time, id: TxnId, frame: Option<Bytes>) {
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
+        let Some(route) = txn.route.as_ref().filter(|_| txn.state == State::Accepting) else {
             return;
         };
         let (issuer, stan, at) = (route.issuer, route.stan, now.mono + route.timeout);
-        let frame = self.cfg.issuers[issuer].spec.build(&route.message);
-        if let Some(txn) = self.txns.get_mut(&id) {
-            txn.state = State::Forwarded;
-        }
+        txn.state = State::Forwarded;
         let what = Outgoing::Txn(id);
         self.in_flight.insert((issuer, stan), what);
-        let Ok(frame) = frame else {
+        let Some(frame) = frame else {
             self.counters.unbuildable += 1;
             return self.not_sent(now, what);
         };

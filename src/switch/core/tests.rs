@@ -40,19 +40,26 @@ pub(super) fn core(journal: bool) -> Core {
 
 /// [`core`] with the issuer's stand-in rules.
 pub(super) fn core_with(journal: bool, stand_in: Option<StandIn>) -> Core {
+    Core::new(config(journal, stand_in))
+}
+
+/// The configuration of [`core_with`], for tests that change it.
+pub(super) fn config(journal: bool, stand_in: Option<StandIn>) -> CoreConfig {
     let cfg = SwitchConfig::from_toml(CONFIG, "switch.toml").expect("config");
     let spec = |name| Spec::resolve(name).expect("spec");
-    Core::new(CoreConfig {
+    CoreConfig {
         institution_id: Bytes::from_static(b"99000000001"),
         acquirers: vec![AcquirerSide {
             name: "pos".into(),
             spec: spec("iso87-ascii"),
             allowed_institutions: Vec::new(),
+            keys: Default::default(),
         }],
         issuers: vec![IssuerSide {
             name: "visa".into(),
             spec: spec("iso87-ascii"),
             stand_in,
+            keys: Default::default(),
         }],
         routes: cfg.route_table(),
         saf_policy: SafPolicy {
@@ -69,7 +76,7 @@ pub(super) fn core_with(journal: bool, stand_in: Option<StandIn>) -> Core {
         saf_response_wait: Duration::from_secs(10),
         rules: None,
         seed: 7,
-    })
+    }
 }
 
 /// The golden 0100 (BIN 476173, STAN 000001 at the terminal).

@@ -1,0 +1,147 @@
+//! The HSM's part of a request (issue 21): its MAC checked and its PIN
+//! block translated while its acceptance goes to disk (forwarded when both
+//! are done: `holds`), and the request signed for an issuer with a MAC
+//! key. The core only asks (`Question::Hsm`); the node speaks to the HSM.
+
+use bytes::Bytes;
+
+use super::request::reject_of;
+use super::{Action, Core, Question, State, Time, Token, TxnId, Wait};
+use crate::journal::TxnOutcome;
+use crate::message::mac_field::{MAC_BYTES, covered, mac_field, write_mac};
+use crate::message::response_codes::Outcome;
+use crate::message::{Message, Spec};
+use crate::switch::security::{self, HsmOp, HsmReply, HsmResult};
+
+/// `message` with a zero MAC in its MAC field, built in `spec`, and the
+/// bytes the MAC covers (`None`: it cannot be built or hold a MAC).
+pub(super) fn placeholder_frame(spec: &Spec, message: &mut Message) -> Option<(Vec<u8>, Bytes)> {
+    let field = mac_field(message);
+    message.set(field, vec![0u8; MAC_BYTES]).ok()?;
+    let frame = spec.build(message).ok()?;
+    let data = covered(spec, &frame, field).map(|d| frame.slice_ref(d))?;
+    Some((frame.to_vec(), data))
+}
+
+impl Core {
+    /// What the HSM must do for a request from `acquirer` to `issuer`.
+    pub(super) fn inbound_ops(
+        &self,
+        acquirer: usize,
+        issuer: usize,
+        request: &Message,
+    ) -> Result<Vec<HsmOp>, Outcome> {
+        let acq = &self.cfg.acquirers[acquirer];
+        let iss = &self.cfg.issuers[issuer];
+        security::inbound_ops(&acq.keys, &iss.keys, &acq.spec, request)
+    }
+
+    /// Asks the HSM `ops` for transaction `id`, which waits for them.
+    pub(super) fn ask_hsm(&mut self, id: TxnId, ops: Vec<HsmOp>) {
+        if ops.is_empty() {
+            return;
+        }
+        let token = self.token(Wait::Secure(id));
+        self.hold(id);
+        self.push(Action::Ask {
+            token,
+            question: Question::Hsm(ops),
+        });
+    }
+
+    /// One more thing transaction `id` waits for before it goes on.
+    pub(super) fn hold(&mut self, id: TxnId) {
+        if let Some(txn) = self.txns.get_mut(&id) {
+            txn.holds += 1;
+        }
+    }
+
+    /// One thing transaction `id` waited for is done.
+    pub(super) fn release(&mut self, now: Time, id: TxnId) {
+        if let Some(txn) = self.txns.get_mut(&id) {
+            txn.holds = txn.holds.saturating_sub(1);
+        }
+        self.proceed_if_free(now, id);
+    }
+
+    /// Forwards (or queues, for an advice) a transaction that is still
+    /// being accepted and waits for nothing more.
+    pub(super) fn proceed_if_free(&mut self, now: Time, id: TxnId) {
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
+        if txn.holds > 0 || txn.state != State::Accepting {
+            return;
+        }
+        if txn.request.mti().function() == crate::message::mti::Function::Advice {
+            if let Some(route) = txn.route.take() {
+                self.queue_advice(now, id, route);
+            }
+            return;
+        }
+        self.forward(now, id);
+    }
+
+    /// The HSM answered one of the core's questions.
+    pub(super) fn hsm_answered(&mut self, now: Time, token: Token, results: Vec<HsmResult>) {
+        match self.waits.remove(&token) {
+            Some(Wait::Secure(id)) => self.secured(now, id, results),
+            Some(Wait::Sign(id, frame)) => self.signed(now, id, frame, results),
+            // Not an HSM question's: leave it waiting.
+            Some(other) => {
+                self.waits.insert(token, other);
+            }
+            None => {}
+        }
+    }
+
+    /// The request's checks are back: the translated PIN block goes into
+    /// the message forwarded; a failure declines it, unsent.
+    fn secured(&mut self, now: Time, id: TxnId, results: Vec<HsmResult>) {
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
+        if txn.state != State::Accepting {
+            return;
+        }
+        let applied = match txn.route.as_mut() {
+            Some(route) => security::apply_inbound(results, &mut route.message),
+            None => Err(Outcome::SystemMalfunction),
+        };
+        match applied {
+            Ok(()) => self.release(now, id),
+            Err(outcome) => self.refuse_unsent(now, id, outcome, "hsm_declined"),
+        }
+    }
+
+    /// The MAC of the request built for the issuer is back: written over
+    /// its placeholder, the request is sent; without one, it is not.
+    fn signed(&mut self, now: Time, id: TxnId, mut frame: Vec<u8>, results: Vec<HsmResult>) {
+        let Some(route) = self.txns.get(&id).and_then(|t| t.route.as_ref()) else {
+            return;
+        };
+        let spec = &self.cfg.issuers[route.issuer].spec;
+        let field = mac_field(&route.message);
+        match results.into_iter().next() {
+            Some(Ok(HsmReply::Mac(mac))) if write_mac(spec, &mut frame, field, &mac) => {
+                self.send_forwarded(now, id, Some(Bytes::from(frame)));
+            }
+            other => {
+                let outcome = match other {
+                    Some(Err(outcome)) => outcome,
+                    _ => Outcome::SystemMalfunction,
+                };
+                self.refuse_unsent(now, id, outcome, "hsm_sign_failed");
+            }
+        }
+    }
+
+    /// Declines a transaction that was never sent: nothing to reverse.
+    fn refuse_unsent(&mut self, now: Time, id: TxnId, outcome: Outcome, event: &'static str) {
+        self.event(now, id, event, outcome.code());
+        if let Some(txn) = self.txns.get(&id) {
+            let reject = reject_of(txn, outcome);
+            self.decide(now, id, reject, TxnOutcome::Declined);
+        }
+    }
+}

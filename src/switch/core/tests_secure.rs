@@ -1,0 +1,246 @@
+//! The HSM's part of a request, through the core: checked and translated
+//! while its acceptance goes to disk, forwarded only once both are done,
+//! declined unsent when the HSM refuses, signed for an issuer with a MAC
+//! key.
+
+use bytes::Bytes;
+
+use super::tests::*;
+use super::*;
+use crate::hsm::command::{KeyCryptogram, KeyScheme};
+use crate::message::mac_field::{covered, read_mac};
+use crate::message::response_codes::Outcome;
+use crate::switch::security::{HsmOp, HsmReply, HsmResult, MacKey, PinBlock, PinKey};
+
+const BLOCK: [u8; 8] = [1, 2, 3, 4, 5, 6, 7, 8];
+const TRANSLATED: [u8; 8] = [0xA0, 0xA1, 0xA2, 0xA3, 0xA4, 0xA5, 0xA6, 0xA7];
+
+fn key(c: char) -> KeyCryptogram {
+    KeyCryptogram::new(KeyScheme::U, &c.to_string().repeat(32))
+}
+
+/// A journaled core whose acquirer and issuer have PIN zones, and the
+/// issuer a MAC key if `sign`.
+fn zoned(sign: bool) -> Core {
+    let mut cfg = config(true, None);
+    cfg.acquirers[0].keys.pin = Some((PinKey::Tpk(key('1')), 1));
+    cfg.issuers[0].keys.pin = Some((key('2'), 1));
+    if sign {
+        cfg.issuers[0].keys.mac = Some(MacKey {
+            key: key('3'),
+            zone: true,
+        });
+    }
+    Core::new(cfg)
+}
+
+fn with_pin() -> Message {
+    let mut m = auth();
+    m.set(52, Bytes::copy_from_slice(&BLOCK)).expect("DE52");
+    m
+}
+
+/// The one HSM question in `actions`.
+fn hsm_question(actions: &[Action]) -> (Token, Vec<HsmOp>) {
+    let asked: Vec<_> = actions
+        .iter()
+        .filter_map(|a| match a {
+            Action::Ask {
+                token,
+                question: Question::Hsm(ops),
+            } => Some((*token, ops.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(asked.len(), 1, "one HSM question in {actions:#?}");
+    asked.into_iter().next().expect("one")
+}
+
+fn translated() -> Vec<HsmResult> {
+    vec![Ok(HsmReply::PinBlock(PinBlock(TRANSLATED)))]
+}
+
+/// Either order of the disk and the HSM: forwarded once, after both,
+/// with the translated block.
+#[test]
+fn forwarded_once_both_the_disk_and_the_hsm_are_done() {
+    for hsm_first in [false, true] {
+        let now = start();
+        let mut core = zoned(false);
+        core.handle(now, request(7, with_pin()));
+        let accepting = drain(&mut core);
+        let durable = durable_token(&accepting);
+        let (token, ops) = hsm_question(&accepting);
+        assert!(matches!(&ops[..], [HsmOp::TranslatePin { block, .. }] if block.0 == BLOCK));
+        assert!(sent_to_issuer(&accepting).is_none());
+        let first = if hsm_first {
+            Input::HsmAnswer {
+                token,
+                results: translated(),
+            }
+        } else {
+            Input::Durable {
+                token: durable,
+                ok: true,
+            }
+        };
+        core.handle(now, first);
+        assert!(
+            sent_to_issuer(&drain(&mut core)).is_none(),
+            "sent after one of two"
+        );
+        let second = if hsm_first {
+            Input::Durable {
+                token: durable,
+                ok: true,
+            }
+        } else {
+            Input::HsmAnswer {
+                token,
+                results: translated(),
+            }
+        };
+        core.handle(now, second);
+        let sent = sent_to_issuer(&drain(&mut core)).expect("forwarded");
+        assert_eq!(sent.value(52), Some(&TRANSLATED[..]));
+    }
+}
+
+/// A PIN the HSM refuses: 55 to the acquirer, nothing ever sent, also
+/// when the acceptance becomes durable afterwards.
+#[test]
+fn a_refused_pin_is_declined_and_never_sent() {
+    let now = start();
+    let mut core = zoned(false);
+    core.handle(now, request(7, with_pin()));
+    let accepting = drain(&mut core);
+    let durable = durable_token(&accepting);
+    let (token, _) = hsm_question(&accepting);
+    let results = vec![Err(Outcome::IncorrectPin)];
+    core.handle(now, Input::HsmAnswer { token, results });
+    let declined = drain(&mut core);
+    let (reply, _) = reply(&declined).expect("declined");
+    assert_eq!(reply.get_str(39), Some("55"));
+    core.handle(
+        now,
+        Input::Durable {
+            token: durable,
+            ok: true,
+        },
+    );
+    let after = drain(&mut core);
+    assert!(sent_to_issuer(&declined).is_none() && sent_to_issuer(&after).is_none());
+}
+
+/// A request with a PIN block and no zone on the issuer's side is not
+/// forwarded with a block the issuer cannot read.
+#[test]
+fn a_one_sided_zone_declines_without_asking() {
+    let now = start();
+    let mut cfg = config(true, None);
+    cfg.acquirers[0].keys.pin = Some((PinKey::Tpk(key('1')), 1));
+    let mut core = Core::new(cfg);
+    core.handle(now, request(7, with_pin()));
+    let actions = drain(&mut core);
+    assert!(!actions.iter().any(|a| matches!(a, Action::Ask { .. })));
+    assert_eq!(reply(&actions).expect("declined").0.get_str(39), Some("96"));
+}
+
+/// An issuer with a MAC key gets the request signed: the MAC the HSM made
+/// over the bytes before DE64 is in the frame sent.
+#[test]
+fn requests_to_an_issuer_with_a_mac_key_are_signed() {
+    let now = start();
+    let mut core = zoned(true);
+    core.handle(now, request(7, with_pin()));
+    let accepting = drain(&mut core);
+    let (token, _) = hsm_question(&accepting);
+    core.handle(
+        now,
+        Input::HsmAnswer {
+            token,
+            results: translated(),
+        },
+    );
+    let durable = durable_token(&accepting);
+    core.handle(
+        now,
+        Input::Durable {
+            token: durable,
+            ok: true,
+        },
+    );
+    let signing = drain(&mut core);
+    assert!(sent_to_issuer(&signing).is_none(), "sent unsigned");
+    let (token, ops) = hsm_question(&signing);
+    let [HsmOp::GenerateMac { data, .. }] = &ops[..] else {
+        panic!("one MAC to make: {ops:?}");
+    };
+    let mac = [0x5A; 8];
+    let results = vec![Ok(HsmReply::Mac(mac))];
+    core.handle(now, Input::HsmAnswer { token, results });
+    let sending = drain(&mut core);
+    let frame = sending
+        .iter()
+        .find_map(|a| match a {
+            Action::ToIssuer { frame, .. } => Some(frame.clone()),
+            _ => None,
+        })
+        .expect("sent once signed");
+    let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
+    assert_eq!(read_mac(&spec, &frame, 64), Some(mac));
+    assert_eq!(covered(&spec, &frame, 64), Some(&data[..]));
+    assert_eq!(read_reply(&frame).value(52), Some(&TRANSLATED[..]));
+}
+
+/// The HSM failing to sign: declined unsent (96).
+#[test]
+fn a_request_that_cannot_be_signed_is_not_sent() {
+    let now = start();
+    let mut core = zoned(true);
+    core.handle(now, request(7, with_pin()));
+    let accepting = drain(&mut core);
+    let (token, _) = hsm_question(&accepting);
+    core.handle(
+        now,
+        Input::HsmAnswer {
+            token,
+            results: translated(),
+        },
+    );
+    core.handle(
+        now,
+        Input::Durable {
+            token: durable_token(&accepting),
+            ok: true,
+        },
+    );
+    let (token, _) = hsm_question(&drain(&mut core));
+    let results = vec![Err(Outcome::SystemMalfunction)];
+    core.handle(now, Input::HsmAnswer { token, results });
+    let actions = drain(&mut core);
+    assert!(sent_to_issuer(&actions).is_none());
+    assert_eq!(reply(&actions).expect("declined").0.get_str(39), Some("96"));
+    assert_eq!(
+        core.open_transactions(),
+        1,
+        "open until its delivery is known"
+    );
+}
+
+/// An acquirer that must sign: a request without a MAC is declined 63
+/// before the HSM is asked.
+#[test]
+fn a_missing_mac_is_a_security_violation() {
+    let now = start();
+    let mut cfg = config(true, None);
+    cfg.acquirers[0].keys.mac = Some(MacKey {
+        key: key('4'),
+        zone: false,
+    });
+    let mut core = Core::new(cfg);
+    core.handle(now, request(7, auth()));
+    let actions = drain(&mut core);
+    assert!(!actions.iter().any(|a| matches!(a, Action::Ask { .. })));
+    assert_eq!(reply(&actions).expect("declined").0.get_str(39), Some("63"));
+}
