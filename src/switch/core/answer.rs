@@ -4,7 +4,7 @@
 //! through the store-and-forward queue (its entry durable first).
 
 use super::request::{reject, reject_of};
-use super::{Action, Core, Mutation, Outgoing, State, Time, TimerId, TxnId, Wait};
+use super::{Action, Core, Mutation, Outgoing, ReplyMac, State, Time, TimerId, TxnId, Wait};
 use crate::journal::{Record, TxnOutcome};
 use crate::message::Message;
 use crate::message::mti::MessageClass;
@@ -77,6 +77,14 @@ impl Core {
         if !has_response_code(&answer) {
             return self.unknown_outcome(now, id, "issuer response without a usable DE39");
         }
+        if self.check_answer_mac(now, id, issuer, &answer) {
+            return;
+        }
+        self.take_answer(now, id, issuer, answer);
+    }
+
+    /// The issuer's answer to transaction `id` decides its reply.
+    pub(super) fn take_answer(&mut self, now: Time, id: TxnId, issuer: usize, answer: Message) {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
@@ -161,7 +169,7 @@ impl Core {
     /// queue's to deliver, so it is acknowledged, once its entry is
     /// durable: a crash before that would lose a reversal already
     /// acknowledged).
-    fn unknown_outcome(&mut self, now: Time, id: TxnId, why: &str) {
+    pub(super) fn unknown_outcome(&mut self, now: Time, id: TxnId, why: &str) {
         self.counters.timed_out += 1;
         self.event(now, id, "timed_out", why);
         let Some(txn) = self.txns.get(&id) else {
@@ -238,6 +246,22 @@ impl Core {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
+        if txn.reply.is_none() || matches!(txn.reply_mac, ReplyMac::Asked) {
+            return;
+        }
+        let signed = match std::mem::take(&mut txn.reply_mac) {
+            ReplyMac::Signed(frame) => Some(frame),
+            ReplyMac::Unsigned | ReplyMac::Asked => None,
+            ReplyMac::None => {
+                if self.ask_reply_mac(id) {
+                    return;
+                }
+                None
+            }
+        };
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
         let Some((message, _)) = &mut txn.reply else {
             return;
         };
@@ -249,7 +273,7 @@ impl Core {
             _ => self.counters.declined += 1,
         }
         let (to, key) = (txn.from, txn.key);
-        let frame = self.built(to.acquirer, &message);
+        let frame = signed.or_else(|| self.built(to.acquirer, &message));
         self.push(Action::Reply {
             to,
             frame: frame.clone(),
@@ -305,7 +329,7 @@ impl Core {
     /// Reverses transaction `id`'s approval: a stand-in approval's advice
     /// (the request itself was reversed when it timed out), or the request
     /// as forwarded.
-    fn reverse_approval(&mut self, now: Time, id: TxnId) {
+    pub(super) fn reverse_approval(&mut self, now: Time, id: TxnId) {
         let Some(txn) = self.txns.get(&id) else {
             return;
         };
@@ -349,7 +373,15 @@ impl Core {
             }
             (Wait::Queue(entry), ok) => self.queued(now, *entry, ok),
             // A batch close or the HSM waits for its answer, not the disk.
-            (wait @ (Wait::BatchClose(..) | Wait::Secure(_) | Wait::Sign(..)), _) => {
+            (
+                wait @ (Wait::BatchClose(..)
+                | Wait::Secure(_)
+                | Wait::Sign(..)
+                | Wait::SignReply(..)
+                | Wait::SignSaf(..)
+                | Wait::CheckAnswer(..)),
+                _,
+            ) => {
                 self.waits.insert(token, wait);
             }
         }

@@ -176,6 +176,22 @@ struct Txn {
     /// What its forwarding still waits for (its acceptance on disk, the
     /// HSM's checks): forwarded when none is left.
     holds: u8,
+    /// The MAC of its reply, for an acquirer that signs.
+    reply_mac: ReplyMac,
+}
+
+/// Where the MAC of a transaction's reply is.
+#[derive(Debug, Default)]
+enum ReplyMac {
+    /// Not asked for (yet).
+    #[default]
+    None,
+    /// Asked of the HSM.
+    Asked,
+    /// The reply frame, signed.
+    Signed(Bytes),
+    /// Sent without one (it could not be made).
+    Unsigned,
 }
 
 /// Where a transaction goes: its issuer, the request as forwarded (the
@@ -203,6 +219,13 @@ enum Wait {
     Secure(TxnId),
     /// The HSM made the MAC of the request built for the issuer.
     Sign(TxnId, Vec<u8>),
+    /// The HSM made the MAC of the reply built for the acquirer.
+    SignReply(TxnId, Vec<u8>),
+    /// The HSM made the MAC of a store-and-forward entry's attempt (its
+    /// id, attempts before it, the frame).
+    SignSaf(u64, u32, Vec<u8>),
+    /// The HSM checked the MAC of the issuer's answer (kept here).
+    CheckAnswer(TxnId, usize, Box<Message>),
 }
 
 /// A store-and-forward entry on its way to disk.

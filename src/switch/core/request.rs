@@ -160,6 +160,7 @@ impl Core {
             key,
             advice: None,
             holds: 0,
+            reply_mac: Default::default(),
         });
         self.txns.insert(id, txn);
         let route = match route {

@@ -62,17 +62,13 @@ impl Core {
                     return self.give_up(now, entry);
                 };
                 self.in_flight.insert(key, Outgoing::Saf(entry.id));
-                self.push(Action::ToIssuer {
-                    issuer: entry.issuer,
-                    what: Outgoing::Saf(entry.id),
-                    stan: key.1,
-                    frame,
-                });
                 self.push(Action::Arm {
                     timer: TimerId::SafAnswer(entry.id),
                     at: now.mono + self.cfg.saf_response_wait,
                 });
+                let (issuer, id, attempts) = (entry.issuer, entry.id, entry.attempts);
                 self.saf_sending.insert(entry.id, entry);
+                self.send_saf(now, (issuer, key.1), id, attempts, message, frame);
             }
             Some(_) => self.saf[entry.issuer].put_back(entry),
             // Queued without a STAN: it can never be matched.

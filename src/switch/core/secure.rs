@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::request::reject_of;
-use super::{Action, Core, Question, State, Time, Token, TxnId, Wait};
+use super::{Action, Core, Outgoing, Question, ReplyMac, State, Time, Token, TxnId, Wait};
 use crate::journal::TxnOutcome;
 use crate::message::mac_field::{MAC_BYTES, covered, mac_field, write_mac};
 use crate::message::response_codes::Outcome;
@@ -87,6 +87,13 @@ impl Core {
         match self.waits.remove(&token) {
             Some(Wait::Secure(id)) => self.secured(now, id, results),
             Some(Wait::Sign(id, frame)) => self.signed(now, id, frame, results),
+            Some(Wait::SignReply(id, frame)) => self.reply_signed(id, frame, results),
+            Some(Wait::SignSaf(id, attempts, frame)) => {
+                self.saf_signed(now, id, attempts, frame, results)
+            }
+            Some(Wait::CheckAnswer(id, issuer, answer)) => {
+                self.answer_checked(now, id, issuer, *answer, results)
+            }
             // Not an HSM question's: leave it waiting.
             Some(other) => {
                 self.waits.insert(token, other);
@@ -133,6 +140,176 @@ impl Core {
                 };
                 self.refuse_unsent(now, id, outcome, "hsm_sign_failed");
             }
+        }
+    }
+
+    /// An issuer with a MAC key: its answer's MAC is checked before the
+    /// answer counts (true: asked; the answer waits).
+    pub(super) fn check_answer_mac(
+        &mut self,
+        now: Time,
+        id: TxnId,
+        issuer: usize,
+        answer: &Message,
+    ) -> bool {
+        let target = &self.cfg.issuers[issuer];
+        let Some(key) = target.keys.mac.clone() else {
+            return false;
+        };
+        let field = mac_field(answer);
+        let mac = answer
+            .value(field)
+            .and_then(|m| <[u8; MAC_BYTES]>::try_from(m).ok());
+        let data = answer
+            .frame_as_received()
+            .and_then(|f| covered(&target.spec, f, field).map(|d| f.slice_ref(d)));
+        if let Some(txn) = self.txns.get_mut(&id) {
+            txn.state = State::Answering;
+        }
+        let (Some(mac), Some(data)) = (mac, data) else {
+            // No MAC to check: refused as a bad one is.
+            self.answer_checked(now, id, issuer, answer.clone(), Vec::new());
+            return true;
+        };
+        let token = self.token(Wait::CheckAnswer(id, issuer, Box::new(answer.clone())));
+        self.push(Action::Ask {
+            token,
+            question: Question::Hsm(vec![HsmOp::VerifyMac { key, data, mac }]),
+        });
+        true
+    }
+
+    /// The issuer's answer's MAC verified: the answer decides. It did not
+    /// (or had none): the answer cannot be trusted, so the issuer is sent
+    /// a reversal (it may have approved) and the acquirer gets 63.
+    fn answer_checked(
+        &mut self,
+        now: Time,
+        id: TxnId,
+        issuer: usize,
+        answer: Message,
+        results: Vec<HsmResult>,
+    ) {
+        if self
+            .txns
+            .get(&id)
+            .is_none_or(|t| t.state != State::Answering)
+        {
+            return;
+        }
+        if matches!(&results[..], [Ok(HsmReply::Verified)]) {
+            return self.take_answer(now, id, issuer, answer);
+        }
+        self.event(now, id, "issuer_mac_failed", "answer not trusted");
+        self.queue_reversal(now, id);
+        if let Some(txn) = self.txns.get(&id) {
+            let reject = reject_of(txn, Outcome::SecurityViolation);
+            self.decide(now, id, reject, TxnOutcome::Declined);
+        }
+    }
+
+    /// An acquirer that signs: its reply is built with a placeholder and
+    /// its MAC asked for (true: asked; the reply waits for it).
+    pub(super) fn ask_reply_mac(&mut self, id: TxnId) -> bool {
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return false;
+        };
+        let acq = &self.cfg.acquirers[txn.from.acquirer];
+        let (Some(key), Some((message, _))) = (acq.keys.mac.clone(), txn.reply.as_ref()) else {
+            return false;
+        };
+        let mut signable = message.clone();
+        let Some((frame, data)) = placeholder_frame(&acq.spec, &mut signable) else {
+            return false;
+        };
+        txn.reply_mac = ReplyMac::Asked;
+        txn.state = State::Answering;
+        let token = self.token(Wait::SignReply(id, frame));
+        self.push(Action::Ask {
+            token,
+            question: Question::Hsm(vec![HsmOp::GenerateMac { key, data }]),
+        });
+        true
+    }
+
+    /// The reply's MAC is back: the signed frame is replied. Without one
+    /// the reply goes unsigned (the acquirer refuses it as it would a lost
+    /// one, and reverses what it does not get).
+    fn reply_signed(&mut self, id: TxnId, mut frame: Vec<u8>, results: Vec<HsmResult>) {
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
+        let acq = &self.cfg.acquirers[txn.from.acquirer];
+        let field = txn.reply.as_ref().map_or(64, |(m, _)| mac_field(m));
+        txn.reply_mac = match results.into_iter().next() {
+            Some(Ok(HsmReply::Mac(mac))) if write_mac(&acq.spec, &mut frame, field, &mac) => {
+                ReplyMac::Signed(Bytes::from(frame))
+            }
+            _ => ReplyMac::Unsigned,
+        };
+        self.reply(id);
+    }
+
+    /// Sends a store-and-forward entry's attempt, signed first for an
+    /// issuer with a MAC key (its answer timer already runs).
+    pub(super) fn send_saf(
+        &mut self,
+        now: Time,
+        (issuer, stan): (usize, u32),
+        id: u64,
+        attempts: u32,
+        mut message: Message,
+        frame: Bytes,
+    ) {
+        let target = &self.cfg.issuers[issuer];
+        let Some(key) = target.keys.mac.clone() else {
+            let what = Outgoing::Saf(id);
+            return self.push(Action::ToIssuer {
+                issuer,
+                what,
+                stan,
+                frame,
+            });
+        };
+        let Some((frame, data)) = placeholder_frame(&target.spec, &mut message) else {
+            return self.saf_not_sent(now, id);
+        };
+        let token = self.token(Wait::SignSaf(id, attempts, frame));
+        self.push(Action::Ask {
+            token,
+            question: Question::Hsm(vec![HsmOp::GenerateMac { key, data }]),
+        });
+    }
+
+    /// An entry's attempt signed: sent if that attempt is still out; not
+    /// signed, the attempt failed (it backs off and is tried again).
+    fn saf_signed(
+        &mut self,
+        now: Time,
+        id: u64,
+        attempts: u32,
+        mut frame: Vec<u8>,
+        results: Vec<HsmResult>,
+    ) {
+        let Some(entry) = self.saf_sending.get(&id).filter(|e| e.attempts == attempts) else {
+            return;
+        };
+        let (issuer, field) = (entry.issuer, mac_field(&entry.message));
+        let Some(stan) = super::saf_delivery::stan_of(entry) else {
+            return;
+        };
+        let spec = &self.cfg.issuers[issuer].spec;
+        match results.into_iter().next() {
+            Some(Ok(HsmReply::Mac(mac))) if write_mac(spec, &mut frame, field, &mac) => {
+                let (what, frame) = (Outgoing::Saf(id), Bytes::from(frame));
+                self.push(Action::ToIssuer {
+                    issuer,
+                    what,
+                    stan,
+                    frame,
+                });
+            }
+            _ => self.saf_not_sent(now, id),
         }
     }
 

@@ -240,7 +240,218 @@ fn a_missing_mac_is_a_security_violation() {
     });
     let mut core = Core::new(cfg);
     core.handle(now, request(7, auth()));
+    // Nothing to verify: only the decline's own MAC is asked for.
+    let (token, ops) = hsm_question(&drain(&mut core));
+    assert!(matches!(&ops[..], [HsmOp::GenerateMac { .. }]), "{ops:?}");
+    let results = vec![Ok(HsmReply::Mac([0x66; 8]))];
+    core.handle(now, Input::HsmAnswer { token, results });
     let actions = drain(&mut core);
-    assert!(!actions.iter().any(|a| matches!(a, Action::Ask { .. })));
     assert_eq!(reply(&actions).expect("declined").0.get_str(39), Some("63"));
+}
+
+/// A journaled core whose issuer signs (and checks), and its acquirer if
+/// `acquirer_signs`.
+fn signing(acquirer_signs: bool) -> Core {
+    let mut cfg = config(true, None);
+    cfg.issuers[0].keys.mac = Some(MacKey {
+        key: key('3'),
+        zone: true,
+    });
+    if acquirer_signs {
+        cfg.acquirers[0].keys.mac = Some(MacKey {
+            key: key('4'),
+            zone: false,
+        });
+    }
+    Core::new(cfg)
+}
+
+/// `message` as received from a peer: built with `mac` in DE64, parsed.
+fn received_with_mac(message: &Message, mac: [u8; 8]) -> Message {
+    let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
+    let mut m = message.clone();
+    m.set(64, Bytes::copy_from_slice(&mac)).expect("DE64");
+    spec.parse(&spec.build(&m).expect("build")).expect("parse")
+}
+
+/// Drives a request (signed by the terminal when `acquirer_signs`) to the
+/// issuer: returns what the issuer got.
+fn forwarded_signed(core: &mut Core, now: Time, acquirer_signs: bool) -> Message {
+    let request_in = if acquirer_signs {
+        received_with_mac(&auth(), [0x11; 8])
+    } else {
+        auth()
+    };
+    core.handle(now, request(7, request_in));
+    let accepting = drain(core);
+    if acquirer_signs {
+        let (token, ops) = hsm_question(&accepting);
+        assert!(matches!(&ops[..], [HsmOp::VerifyMac { mac, .. }] if *mac == [0x11; 8]));
+        let results = vec![Ok(HsmReply::Verified)];
+        core.handle(now, Input::HsmAnswer { token, results });
+    }
+    core.handle(
+        now,
+        Input::Durable {
+            token: durable_token(&accepting),
+            ok: true,
+        },
+    );
+    let (token, _) = hsm_question(&drain(core));
+    let results = vec![Ok(HsmReply::Mac([0x22; 8]))];
+    core.handle(now, Input::HsmAnswer { token, results });
+    sent_to_issuer(&drain(core)).expect("sent")
+}
+
+/// The issuer's answer counts once its MAC verifies over the bytes before
+/// it.
+#[test]
+fn an_answer_counts_once_its_mac_verifies() {
+    let now = start();
+    let mut core = signing(false);
+    let sent = forwarded_signed(&mut core, now, false);
+    let answer = received_with_mac(&answer(&sent, Some("00")), [0x33; 8]);
+    core.handle(now, from_issuer(answer.clone()));
+    let checking = drain(&mut core);
+    assert!(
+        reply(&checking).is_none(),
+        "replied before the MAC was checked"
+    );
+    let (token, ops) = hsm_question(&checking);
+    let frame = answer.frame_as_received().expect("as received");
+    let [HsmOp::VerifyMac { data, mac, .. }] = &ops[..] else {
+        panic!("one MAC to verify: {ops:?}");
+    };
+    assert_eq!((&data[..], *mac), (&frame[..frame.len() - 16], [0x33; 8]));
+    let results = vec![Ok(HsmReply::Verified)];
+    core.handle(now, Input::HsmAnswer { token, results });
+    let approving = drain(&mut core);
+    core.handle(
+        now,
+        Input::Durable {
+            token: durable_token(&approving),
+            ok: true,
+        },
+    );
+    let (replied, _) = reply(&drain(&mut core)).expect("replied");
+    assert_eq!(replied.get_str(39), Some("00"));
+}
+
+/// An answer whose MAC fails (or that has none) is not trusted: the
+/// acquirer gets 63 and the issuer a reversal, since it may have approved.
+#[test]
+fn an_answer_whose_mac_fails_is_reversed_and_declined() {
+    for with_mac in [true, false] {
+        let now = start();
+        let mut core = signing(false);
+        let sent = forwarded_signed(&mut core, now, false);
+        let plain = answer(&sent, Some("00"));
+        let answer = if with_mac {
+            received_with_mac(&plain, [0x33; 8])
+        } else {
+            plain
+        };
+        core.handle(now, from_issuer(answer));
+        let mut actions = drain(&mut core);
+        if with_mac {
+            let (token, _) = hsm_question(&actions);
+            let results = vec![Err(Outcome::SecurityViolation)];
+            core.handle(now, Input::HsmAnswer { token, results });
+            actions = drain(&mut core);
+        }
+        assert!(
+            records(&actions)
+                .iter()
+                .any(|r| matches!(r, crate::journal::Record::SafQueued { .. })),
+            "a reversal queued: {actions:#?}"
+        );
+        let (replied, _) = reply(&actions).expect("declined");
+        assert_eq!(replied.get_str(39), Some("63"), "with MAC: {with_mac}");
+    }
+}
+
+/// An acquirer that signs gets its reply signed: the HSM's MAC over the
+/// bytes before DE64.
+#[test]
+fn replies_to_a_signing_acquirer_are_signed() {
+    let now = start();
+    let mut core = signing(true);
+    let sent = forwarded_signed(&mut core, now, true);
+    let answer = received_with_mac(&answer(&sent, Some("05")), [0x33; 8]);
+    core.handle(now, from_issuer(answer));
+    let (token, _) = hsm_question(&drain(&mut core));
+    let results = vec![Ok(HsmReply::Verified)];
+    core.handle(now, Input::HsmAnswer { token, results });
+    let signing_reply = drain(&mut core);
+    assert!(reply(&signing_reply).is_none(), "replied unsigned");
+    let (token, ops) = hsm_question(&signing_reply);
+    let [HsmOp::GenerateMac { data, .. }] = &ops[..] else {
+        panic!("one MAC to make: {ops:?}");
+    };
+    let results = vec![Ok(HsmReply::Mac([0x44; 8]))];
+    core.handle(now, Input::HsmAnswer { token, results });
+    let replying = drain(&mut core);
+    let frame = replying
+        .iter()
+        .find_map(|a| match a {
+            Action::Reply { frame: Some(f), .. } => Some(f.clone()),
+            _ => None,
+        })
+        .expect("replied");
+    let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
+    assert_eq!(read_mac(&spec, &frame, 64), Some([0x44; 8]));
+    assert_eq!(covered(&spec, &frame, 64), Some(&data[..]));
+    assert_eq!(read_reply(&frame).get_str(39), Some("05"));
+}
+
+/// A reversal to an issuer with a MAC key is signed before each attempt;
+/// a MAC the HSM cannot make fails the attempt (retried later), never
+/// sends it unsigned.
+#[test]
+fn store_and_forward_entries_are_signed() {
+    let now = start();
+    let mut core = signing(false);
+    core.handle(
+        now,
+        Input::IssuerUp {
+            issuer: 0,
+            up: true,
+        },
+    );
+    let sent = forwarded_signed(&mut core, now, false);
+    core.handle(now, from_issuer(answer(&sent, Some("00"))));
+    let queued = drain(&mut core);
+    core.handle(
+        now,
+        Input::Durable {
+            token: durable_token(&queued),
+            ok: true,
+        },
+    );
+    let (token, ops) = hsm_question(&drain(&mut core));
+    assert!(matches!(&ops[..], [HsmOp::GenerateMac { .. }]), "{ops:?}");
+    let results = vec![Err(Outcome::SystemMalfunction)];
+    core.handle(now, Input::HsmAnswer { token, results });
+    let failed = drain(&mut core);
+    assert!(sent_to_issuer(&failed).is_none(), "sent unsigned");
+    // The retry, after its backoff.
+    let later = now.after(Duration::from_secs(2));
+    core.handle(later, Input::Timer(TimerId::SafDue));
+    let (token, _) = hsm_question(&drain(&mut core));
+    let results = vec![Ok(HsmReply::Mac([0x77; 8]))];
+    core.handle(later, Input::HsmAnswer { token, results });
+    let frame = drain(&mut core)
+        .into_iter()
+        .find_map(|a| match a {
+            Action::ToIssuer { frame, .. } => Some(frame),
+            _ => None,
+        })
+        .expect("the reversal sent");
+    let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
+    let reversal = read_reply(&frame);
+    assert_eq!(
+        reversal.mti().class(),
+        crate::message::mti::MessageClass::Reversal
+    );
+    assert_eq!(read_mac(&spec, &frame, 64), Some([0x77; 8]));
 }
