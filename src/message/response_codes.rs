@@ -17,8 +17,14 @@ pub enum Outcome {
     NoSuchIssuer,
     /// 30: the request cannot be parsed or translated.
     FormatError,
+    /// 05: a card check (CVV, chip cryptogram) failed: do not honour.
+    DoNotHonour,
+    /// 55: the security module says the PIN block holds no valid PIN.
+    IncorrectPin,
     /// 58: not permitted to this terminal.
     NotPermittedToTerminal,
+    /// 63: security violation (a MAC did not verify).
+    SecurityViolation,
     /// 91: the issuer is down or did not answer in time.
     IssuerUnavailable,
     /// 94: a duplicate transmission.
@@ -36,7 +42,10 @@ impl Outcome {
             Outcome::InvalidTransaction => "12",
             Outcome::NoSuchIssuer => "15",
             Outcome::FormatError => "30",
+            Outcome::DoNotHonour => "05",
+            Outcome::IncorrectPin => "55",
             Outcome::NotPermittedToTerminal => "58",
+            Outcome::SecurityViolation => "63",
             Outcome::IssuerUnavailable => "91",
             Outcome::Duplicate => "94",
             Outcome::SystemMalfunction => "96",
@@ -98,6 +107,8 @@ const CODE_PAIRS: &[(&str, &str)] = &[
     ("58", "120"),
     ("61", "121"),
     ("62", "104"),
+    // 916: MAC incorrect, the 1993 action code nearest 1987's 63.
+    ("63", "916"),
     ("65", "123"),
     ("75", "106"),
     ("91", "911"),
