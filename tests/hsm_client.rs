@@ -1,0 +1,440 @@
+//! The payShield client against a fake HSM on loopback (tests/hsm_client/
+//! fake.rs): every operation's round trip, pipelining over two
+//! connections with no answer going to the wrong caller, refusals and
+//! their response codes, a slow HSM (time-out, then recovery), an HSM
+//! down (Unavailable at once, then reconnect), wrong headers and garbage
+//! (Protocol, connection replaced), health checks replacing a dead
+//! connection, and TLS.
+
+#[path = "support/certs.rs"]
+#[allow(dead_code)]
+mod certs;
+#[path = "hsm_client/fake.rs"]
+mod fake;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio_util::sync::CancellationToken;
+
+use cardswitch::hsm::command::request::{GenerateKey, ImportKey, KeyCheck};
+use cardswitch::hsm::command::{ErrorCode, KeyCryptogram, KeyScheme, Sensitive};
+use cardswitch::hsm::soft::TdesKey;
+use cardswitch::hsm::soft::pin_block::{Pin, PinBlockFormat};
+use cardswitch::hsm::soft::translate::{self, PinKey};
+use cardswitch::link::tls::{TlsClient, TlsServer};
+use cardswitch::node::hsm::*;
+use fake::{FakeHsm, Script};
+
+const HEADER: &[u8] = b"HDR1";
+const TPK: &str = "0123456789ABCDEFFEDCBA9876543210";
+const ZPK: &str = "89ABCDEF0123456776543210FEDCBA98";
+const ZPK2: &str = "F1E2D3C4B5A6978812345678ABCDEF01";
+const PAN: &str = "4012345678909";
+
+fn settings(fake: &FakeHsm) -> HsmSettings {
+    let mut s = HsmSettings::new(&fake.addr.to_string());
+    s.header = HEADER.to_vec();
+    s.timeout = Duration::from_millis(2_000);
+    s.backoff_min = Duration::from_millis(20);
+    s.backoff_max = Duration::from_millis(200);
+    s
+}
+
+async fn client(s: HsmSettings, tls: Option<TlsClient>) -> (PayShield, CancellationToken) {
+    let stop = CancellationToken::new();
+    let pool = Pool::start(s, tls, stop.clone());
+    assert!(
+        pool.wait_up(Duration::from_secs(5)).await,
+        "the pool connects"
+    );
+    (PayShield::new(pool), stop)
+}
+
+fn cryptogram(hex: &str) -> KeyCryptogram {
+    KeyCryptogram::new(KeyScheme::U, hex)
+}
+
+fn tdes(hex: &str) -> PinKey {
+    PinKey::Tdes(TdesKey::from_hex(hex).expect("key"))
+}
+
+/// A PIN block of `pin` under `key`.
+fn pin_block(key: &str, format: PinBlockFormat, pin: &str, pan: &str) -> String {
+    let pin = Pin::new(pin).expect("pin");
+    translate::encrypt_pin(&tdes(key), format, &pin, pan, &[0x3C; 8])
+        .expect("block")
+        .to_hex()
+}
+
+/// The PIN in a block under `key`.
+fn pin_of(key: &str, block: &PinBlock, pan: &str) -> String {
+    let format = fake::format(block.format.code());
+    let bytes = hex::decode(block.hex.as_str()).expect("hex");
+    let b = translate::PinBlock::from_bytes(&bytes).expect("block");
+    let pin = translate::decrypt_pin(&tdes(key), format, &b, pan).expect("decrypts");
+    pin.digits().iter().map(|d| char::from(b'0' + d)).collect()
+}
+
+fn translation(pin: &str, pan: &str, from: &str, to: &str) -> PinTranslation {
+    PinTranslation {
+        source_key: cryptogram(from),
+        destination_zpk: cryptogram(to),
+        pin_block: PinBlock {
+            hex: Sensitive(pin_block(from, PinBlockFormat::Iso0, pin, pan)),
+            format: PinFormat::Iso0,
+        },
+        destination_format: PinFormat::Iso3,
+        account: Account::from_pan(pan).expect("pan"),
+    }
+}
+
+fn mac_input(message: &[u8]) -> MacInput {
+    MacInput {
+        key: cryptogram(ZPK),
+        key_type: MacKeyType::Zak,
+        algorithm: MacAlgorithm::Iso9797Alg3,
+        padding: MacPadding::Method2,
+        message: Sensitive(message.to_vec()),
+    }
+}
+
+fn arqc(arqc: [u8; 8]) -> ArqcInput {
+    ArqcInput {
+        scheme: EmvScheme::Visa,
+        mk_ac: KeyCryptogram::new(KeyScheme::Untagged, TPK),
+        pan_psn: Sensitive(vec![0x40, 0x12, 0x34, 0x56, 0x78, 0x90, 0x90, 0x01]),
+        atc: [0, 7],
+        un: [1, 2, 3, 4],
+        data: Sensitive(vec![0x11; 29]),
+        arqc,
+    }
+}
+
+fn cvv_input() -> CvvInput {
+    CvvInput {
+        cvk: cryptogram(TPK),
+        pan: Sensitive("4123456789012345".into()),
+        expiry: Sensitive("8701".into()),
+        kind: CvvKind::Stripe {
+            service_code: "101".into(),
+        },
+    }
+}
+
+#[tokio::test]
+async fn every_operation_round_trips() {
+    let fake = FakeHsm::start(HEADER, None).await;
+    let (hsm, stop) = client(settings(&fake), None).await;
+
+    let t = hsm
+        .translate_pin_tpk(translation("1234", PAN, TPK, ZPK))
+        .await
+        .expect("CA");
+    assert_eq!((t.pin_len, t.pin_block.format), (4, PinFormat::Iso3));
+    assert_eq!(pin_of(ZPK, &t.pin_block, PAN), "1234");
+
+    let mut zz = translation("987654", PAN, ZPK, ZPK2);
+    zz.destination_format = PinFormat::Iso1;
+    let t = hsm.translate_pin_zpk(zz).await.expect("CC");
+    assert_eq!((t.pin_len, t.pin_block.format), (6, PinFormat::Iso1));
+    assert_eq!(pin_of(ZPK2, &t.pin_block, PAN), "987654");
+
+    // The X9.24 vector: PIN 1234 on 4012345678909, counter 1.
+    let g = DukptTranslation {
+        bdk: cryptogram(TPK),
+        zpk: cryptogram(ZPK),
+        ksn: "FFFF9876543210E00001".into(),
+        pin_block: PinBlock {
+            hex: Sensitive("1B9C1845EB993A7A".into()),
+            format: PinFormat::Iso0,
+        },
+        destination_format: PinFormat::Iso0,
+        account: Account::from_pan(PAN).expect("pan"),
+    };
+    let t = hsm.translate_pin_dukpt(g).await.expect("G0");
+    assert_eq!(pin_of(ZPK, &t.pin_block, PAN), "1234");
+
+    let mac = hsm
+        .generate_mac(mac_input(b"0200 message"))
+        .await
+        .expect("M6");
+    hsm.verify_mac(mac_input(b"0200 message"), mac)
+        .await
+        .expect("M8");
+    let bad = hsm
+        .verify_mac(mac_input(b"0200 messagf"), mac)
+        .await
+        .expect_err("M8 fails");
+    assert_eq!(bad, HsmError::Refused(ErrorCode::VerificationFailure));
+    assert_eq!(bad.response_code(b"M8"), "63");
+
+    let arpc = hsm
+        .verify_arqc(arqc([0xAA; 8]), Some(*b"00"))
+        .await
+        .expect("KQ");
+    assert_eq!(arpc, Some([b'0', b'0', 0, 0, 0, 0, 0, 0x55]));
+    assert_eq!(
+        hsm.verify_arqc(arqc([0xAA; 8]), None)
+            .await
+            .expect("KQ mode 0"),
+        None
+    );
+    let bad = hsm
+        .verify_arqc(arqc([0xAB; 8]), None)
+        .await
+        .expect_err("KQ fails");
+    assert_eq!(bad.response_code(b"KQ"), "05");
+
+    let cvv = hsm.generate_cvv(cvv_input()).await.expect("CW");
+    assert_eq!(cvv.as_str(), "561", "the published example");
+    hsm.verify_cvv(cvv_input(), cvv).await.expect("CY");
+    let bad = hsm
+        .verify_cvv(cvv_input(), Sensitive("562".into()))
+        .await
+        .expect_err("CY fails");
+    assert_eq!(bad, HsmError::Refused(ErrorCode::VerificationFailure));
+
+    let k = hsm
+        .generate_key(GenerateKey {
+            mode: 1,
+            key_type: "001".into(),
+            lmk_scheme: KeyScheme::U,
+            zmk: Some((cryptogram(ZPK), KeyScheme::X)),
+        })
+        .await
+        .expect("A0");
+    assert_eq!((k.lmk.scheme, k.kcv.as_str()), (KeyScheme::U, "ABCDEF"));
+    assert!(k.zmk.is_some());
+    let bdk = TdesKey::from_hex(TPK).expect("key");
+    let imported = hsm
+        .import_key(ImportKey {
+            key_type: "001".into(),
+            zmk: cryptogram(ZPK),
+            key: cryptogram(TPK),
+            lmk_scheme: KeyScheme::U,
+        })
+        .await
+        .expect("A6");
+    assert_eq!(imported.kcv, bdk.kcv_hex());
+    let kcv = hsm
+        .key_check_value(KeyCheck {
+            key_type_code: "FF".into(),
+            length_flag: 1,
+            key: cryptogram(TPK),
+            key_type: Some("001".into()),
+        })
+        .await
+        .expect("BU");
+    assert_eq!(kcv, "08D7B4", "the X9.24 BDK's published check value");
+    let d = hsm.diagnostics().await.expect("NC");
+    assert_eq!(
+        (d.lmk_check.as_str(), d.firmware.as_str()),
+        (fake::LMK_CHECK, fake::FIRMWARE)
+    );
+    stop.cancel();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_calls_over_two_connections_each_get_their_own_answer() {
+    let fake = FakeHsm::start(HEADER, None).await;
+    let mut s = settings(&fake);
+    s.connections = 2;
+    s.pipeline_depth = 8;
+    s.timeout = Duration::from_secs(20);
+    let (hsm, stop) = client(s, None).await;
+    let hsm = Arc::new(hsm);
+    while hsm.pool().up_connections() < 2 {
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let mut calls = Vec::new();
+    for i in 0..400u32 {
+        let hsm = hsm.clone();
+        calls.push(tokio::spawn(async move {
+            // A different PIN and account for each caller.
+            let pin = format!("{:06}", i * 7919 % 1_000_000);
+            let pan = format!("4{:011}{}", i, i % 10);
+            let pan = format!("{pan}{}", i % 7);
+            let t = hsm
+                .translate_pin_tpk(translation(&pin, &pan, TPK, ZPK))
+                .await
+                .expect("answered");
+            assert_eq!(pin_of(ZPK, &t.pin_block, &pan), pin, "caller {i}");
+        }));
+    }
+    for c in calls {
+        c.await.expect("no caller panicked");
+    }
+    assert_eq!(fake.accepted(), 2, "no connection was replaced");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn refusals_are_typed_and_mapped() {
+    let fake = FakeHsm::start(HEADER, None).await;
+    let mut s = settings(&fake);
+    s.connections = 1;
+    let (hsm, stop) = client(s, None).await;
+    for (code, response) in [(20, "55"), (24, "55"), (15, "96"), (10, "96"), (68, "96")] {
+        fake.set(Script::Refuse(code));
+        let e = hsm
+            .translate_pin_tpk(translation("1234", PAN, TPK, ZPK))
+            .await
+            .expect_err("refused");
+        assert_eq!(e, HsmError::Refused(ErrorCode::from_number(code)));
+        assert_eq!(e.response_code(b"CA"), response, "{code}");
+        assert!(!e.to_string().contains(TPK) && e.to_string().contains(&format!("{code:02}")));
+    }
+    assert_eq!(fake.accepted(), 1, "a refusal keeps the connection");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_slow_hsm_times_out_then_the_pool_recovers() {
+    let fake = FakeHsm::start(HEADER, None).await;
+    let mut s = settings(&fake);
+    s.connections = 1;
+    s.timeout = Duration::from_millis(200);
+    let (hsm, stop) = client(s, None).await;
+    fake.set(Script::Slow(Duration::from_millis(1_000)));
+    let started = Instant::now();
+    let e = hsm.diagnostics().await.expect_err("late");
+    let took = started.elapsed();
+    assert_eq!(e, HsmError::Timeout);
+    assert_eq!(e.response_code(b"NC"), "96");
+    assert!(
+        took >= Duration::from_millis(190) && took < Duration::from_millis(900),
+        "{took:?}"
+    );
+    fake.set(Script::Normal);
+    let deadline = Instant::now() + Duration::from_secs(5);
+    loop {
+        match hsm.diagnostics().await {
+            Ok(_) => break,
+            Err(e) if Instant::now() < deadline => {
+                assert!(
+                    matches!(e, HsmError::Unavailable | HsmError::Timeout),
+                    "{e}"
+                );
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+            Err(e) => panic!("not recovered: {e}"),
+        }
+    }
+    assert_eq!(fake.accepted(), 2, "the late connection was replaced");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn an_hsm_down_is_unavailable_at_once_and_reconnected_when_back() {
+    let fake = FakeHsm::start(HEADER, None).await;
+    let addr = fake.addr.to_string();
+    let (hsm, stop) = client(settings(&fake), None).await;
+    hsm.diagnostics().await.expect("up");
+    fake.stop();
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while hsm.pool().up_connections() > 0 {
+        assert!(Instant::now() < deadline, "the pool saw the HSM go");
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let started = Instant::now();
+    assert_eq!(
+        hsm.diagnostics().await.expect_err("down"),
+        HsmError::Unavailable
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(100),
+        "{:?}",
+        started.elapsed()
+    );
+    let back = FakeHsm::start_on(&addr, HEADER, None).await;
+    assert!(
+        hsm.pool().wait_up(Duration::from_secs(5)).await,
+        "reconnected"
+    );
+    hsm.diagnostics().await.expect("back");
+    assert!(back.accepted() >= 1);
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn a_wrong_header_or_garbage_is_a_protocol_error_and_the_connection_is_replaced() {
+    let fake = FakeHsm::start(HEADER, None).await;
+    let mut s = settings(&fake);
+    s.connections = 1;
+    let (hsm, stop) = client(s, None).await;
+    for (script, want) in [
+        (Script::WrongHeader, "header"),
+        (Script::Garbage, "does not decode"),
+    ] {
+        let before = fake.accepted();
+        fake.set(script);
+        let e = hsm.diagnostics().await.expect_err("broken");
+        assert!(matches!(e, HsmError::Protocol(_)), "{e}");
+        assert!(e.to_string().contains(want), "{e}");
+        assert_eq!(e.response_code(b"NC"), "96");
+        fake.set(Script::Normal);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while fake.accepted() == before || hsm.pool().up_connections() == 0 {
+            assert!(Instant::now() < deadline, "replaced");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        hsm.diagnostics().await.expect("the new connection works");
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn the_health_check_replaces_a_dead_connection() {
+    let fake = FakeHsm::start(HEADER, None).await;
+    fake.silence_next(1);
+    let mut s = settings(&fake);
+    s.connections = 1;
+    s.timeout = Duration::from_millis(100);
+    s.health_interval = Duration::from_millis(100);
+    let (hsm, stop) = client(s, None).await;
+    // Nothing is asked: only the health check can find the silent one.
+    let deadline = Instant::now() + Duration::from_secs(5);
+    while fake.accepted() < 2 || hsm.pool().up_connections() == 0 {
+        assert!(
+            Instant::now() < deadline,
+            "the silent connection was replaced"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    hsm.diagnostics().await.expect("the replacement answers");
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn tls_with_a_test_certificate() {
+    let dir = certs::temp_dir("hsm-tls");
+    let pki = certs::make_pki(&dir, "hsm");
+    let server = TlsServer::from_files(&pki.server_cert, &pki.server_key, None).expect("server");
+    let fake = FakeHsm::start(HEADER, Some(server)).await;
+    let tls = TlsClient::from_files(&pki.ca, "localhost", None)
+        .expect("client")
+        .with_handshake_timeout(Duration::from_secs(5));
+    let (hsm, stop) = client(settings(&fake), Some(tls)).await;
+    let t = hsm
+        .translate_pin_tpk(translation("4321", PAN, TPK, ZPK))
+        .await
+        .expect("CA over TLS");
+    assert_eq!(pin_of(ZPK, &t.pin_block, PAN), "4321");
+    stop.cancel();
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn inputs_and_errors_never_show_their_values() {
+    let t = translation("1234", PAN, TPK, ZPK);
+    let shown = format!("{t:?}");
+    assert!(
+        !shown.contains(TPK)
+            && !shown.contains("40123456789")
+            && !shown.contains(t.pin_block.hex.as_str()),
+        "{shown}"
+    );
+    let e = HsmError::Protocol(ProtocolError::Header);
+    assert!(!format!("{e} {e:?}").contains("HDR1"));
+}
