@@ -11,12 +11,15 @@
 
 mod check;
 mod file;
+mod hsm;
 mod invariants;
 mod limits;
 mod links;
 mod routes;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hsm;
 #[cfg(test)]
 mod tests_limits;
 
@@ -92,6 +95,8 @@ pub struct SwitchConfig {
     pub default_route: DefaultRoute,
     /// `[journal]`: where every exchange is recorded; none runs without.
     pub journal: Option<JournalSettings>,
+    /// `[hsm]`: the security module's client settings.
+    pub hsm: Option<crate::node::hsm::HsmSettings>,
 }
 
 /// `[journal]`: the durable transaction journal.

@@ -18,6 +18,7 @@ mod operations;
 mod payshield;
 mod pool;
 mod settings;
+mod startup;
 
 pub use errors::{HsmError, ProtocolError};
 pub use metrics::{
@@ -27,3 +28,4 @@ pub use operations::*;
 pub use payshield::PayShield;
 pub use pool::Pool;
 pub use settings::*;
+pub(crate) use startup::start_hsm;

@@ -2,6 +2,7 @@
 //! host command, sends it through the pool and reads the typed answer.
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use super::errors::{HsmError, ProtocolError};
 use super::operations::*;
@@ -29,6 +30,11 @@ impl PayShield {
     /// The pool, for its state (connections up).
     pub fn pool(&self) -> &Arc<Pool> {
         &self.pool
+    }
+
+    /// NC with its own wait (the start-up check).
+    pub async fn diagnostics_within(&self, limit: Duration) -> Result<Diagnostics, HsmError> {
+        diagnostics_of(self.pool.call_within(&Request::Nc, limit).await?)
     }
 
     async fn ask(&self, request: Request) -> Result<Response, HsmError> {
@@ -236,18 +242,20 @@ impl Hsm for PayShield {
     }
 
     fn diagnostics(&self) -> HsmFuture<'_, Diagnostics> {
-        Box::pin(async move {
-            match self.ask(Request::Nc).await?.body {
-                ResponseBody::Diagnostics {
-                    lmk_check,
-                    firmware,
-                } => Ok(Diagnostics {
-                    lmk_check,
-                    firmware,
-                }),
-                _ => Err(body_missing("NC")),
-            }
-        })
+        Box::pin(async move { diagnostics_of(self.ask(Request::Nc).await?) })
+    }
+}
+
+fn diagnostics_of(r: Response) -> Result<Diagnostics, HsmError> {
+    match r.body {
+        ResponseBody::Diagnostics {
+            lmk_check,
+            firmware,
+        } => Ok(Diagnostics {
+            lmk_check,
+            firmware,
+        }),
+        _ => Err(body_missing("NC")),
     }
 }
 
