@@ -438,3 +438,79 @@ fn inputs_and_errors_never_show_their_values() {
     let e = HsmError::Protocol(ProtocolError::Header);
     assert!(!format!("{e} {e:?}").contains("HDR1"));
 }
+
+/// A switch configuration whose `[hsm]` is at `hsm`.
+fn switch_config(hsm: &str) -> cardswitch::node::config::SwitchConfig {
+    let text = format!(
+        r#"[switch]
+institution_id = "123456"
+
+[[acquirer]]
+name = "pos"
+listen = "127.0.0.1:0"
+spec = "iso87-ascii"
+framing = {{ length = "ascii4" }}
+
+[[issuer]]
+name = "issuer-a"
+addresses = ["127.0.0.1:9"]
+spec = "iso87-ascii"
+framing = {{ length = "ascii4" }}
+
+[hsm]
+address = "{hsm}"
+header = "HDR1"
+connect_timeout_ms = 200
+handshake_timeout_ms = 200
+"#
+    );
+    cardswitch::node::config::SwitchConfig::from_toml(&text, "switch.toml").expect("loads")
+}
+
+#[tokio::test]
+async fn a_switch_checks_its_hsm_at_start_and_refuses_an_unreachable_one() {
+    let fake = FakeHsm::start(HEADER, None).await;
+    let shutdown = CancellationToken::new();
+    let running = cardswitch::node::start(&switch_config(&fake.addr.to_string()), shutdown.clone())
+        .await
+        .expect("starts with its HSM");
+    assert!(running.hsm.is_some());
+    assert!(fake.accepted() >= 1);
+    shutdown.cancel();
+    running.stopped().await;
+
+    // Nothing listens there any more.
+    fake.stop();
+    let gone = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        l.local_addr().expect("addr").to_string()
+    };
+    let e = cardswitch::node::start(&switch_config(&gone), CancellationToken::new())
+        .await
+        .err()
+        .expect("refuses to start");
+    let shown = e.to_string();
+    assert!(
+        shown.starts_with(&format!(
+            "switch.toml:16: hsm: address = \"{gone}\": not reachable"
+        )),
+        "{shown}"
+    );
+}
+
+#[tokio::test]
+async fn a_switch_refuses_an_hsm_that_echoes_another_header() {
+    let fake = FakeHsm::start(HEADER, None).await;
+    fake.set(Script::WrongHeader);
+    let e = cardswitch::node::start(
+        &switch_config(&fake.addr.to_string()),
+        CancellationToken::new(),
+    )
+    .await
+    .err()
+    .expect("refuses to start");
+    assert!(
+        e.to_string().contains("NC at start: HSM protocol error"),
+        "{e}"
+    );
+}

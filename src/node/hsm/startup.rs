@@ -16,6 +16,8 @@ use crate::node::start_error::StartError;
 /// The start-up NC's own wait: a start is not a hot path, and a machine
 /// busy starting answers slower than the configured command time-out.
 const STARTUP_CHECK_WAIT: Duration = Duration::from_secs(5);
+/// The shortest wait for a first connection at start.
+const STARTUP_CONNECT_WAIT_MIN: Duration = Duration::from_secs(1);
 
 /// Starts the pool (running until `stop`) and checks the HSM with NC.
 pub(crate) async fn start_hsm(
@@ -35,9 +37,16 @@ pub(crate) async fn start_hsm(
         address: settings.address.clone(),
         reason,
     };
+    let tls_on = tls.is_some();
     let pool = Pool::start(settings.clone(), tls, stop.clone());
-    // A connect (and a handshake) in time, with room for one retry.
-    let wait = (settings.connect_timeout + settings.handshake_timeout).max(STARTUP_CHECK_WAIT);
+    // A connect (and a handshake) in time, and at least a second, so that
+    // a refused first attempt is retried.
+    let handshake = if tls_on {
+        settings.handshake_timeout
+    } else {
+        Duration::ZERO
+    };
+    let wait = (settings.connect_timeout + handshake).max(STARTUP_CONNECT_WAIT_MIN);
     if !pool.wait_up(wait).await {
         stop.cancel();
         return Err(fail(format!("not reachable within {wait:?}")));
