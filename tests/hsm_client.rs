@@ -126,6 +126,8 @@ fn cvv_input() -> CvvInput {
 async fn every_operation_round_trips() {
     let fake = FakeHsm::start(HEADER, None).await;
     let (hsm, stop) = client(settings(&fake), None).await;
+    // Through the interface, as the core's glue will hold it.
+    let hsm: Arc<dyn Hsm> = Arc::new(hsm);
 
     let t = hsm
         .translate_pin_tpk(translation("1234", PAN, TPK, ZPK))

@@ -7,9 +7,10 @@
 //! every waiter still queued fails `Unavailable` and the pool reconnects.
 
 use std::collections::VecDeque;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
-use bytes::{Buf, BytesMut};
 use tokio::io::{AsyncReadExt, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc, oneshot};
 use tokio::time::Instant;
@@ -23,6 +24,8 @@ use crate::hsm::command::response::response_code;
 use crate::hsm::command::{Response, frame};
 use crate::link::listener::BoxedStream;
 
+/// The read buffer's first size (it grows to a frame's at most).
+const READ_BUFFER_BYTES: usize = 8 * 1024;
 /// Bytes written in one go at most when commands queue up.
 const WRITE_BATCH_BYTES_MAX: usize = 64 * 1024;
 
@@ -49,6 +52,9 @@ pub(super) struct Conn {
     depth: Arc<Semaphore>,
     closed: CancellationToken,
     header: Arc<[u8]>,
+    opened: Instant,
+    /// When the last answer came, in microseconds after `opened`.
+    answered_us: AtomicU64,
 }
 
 impl Conn {
@@ -65,6 +71,8 @@ impl Conn {
             depth: Arc::new(Semaphore::new(depth)),
             closed: CancellationToken::new(),
             header,
+            opened: Instant::now(),
+            answered_us: AtomicU64::new(0),
         });
         tokio::spawn(write_loop(conn.clone(), write, rx));
         tokio::spawn(read_loop(conn.clone(), read));
@@ -79,6 +87,12 @@ impl Conn {
 
     pub(super) fn is_open(&self) -> bool {
         !self.closed.is_cancelled()
+    }
+
+    /// How long since the last answer (or the connect).
+    pub(super) fn quiet_for(&self) -> Duration {
+        let last = Duration::from_micros(self.answered_us.load(Ordering::Relaxed));
+        self.opened.elapsed().saturating_sub(last)
     }
 
     /// Pipeline places free now.
@@ -103,7 +117,7 @@ impl Conn {
             std::mem::take(&mut q.waiters)
         };
         debug!(reason, dropped = waiters.len(), "HSM connection closed");
-        metrics::replaced(reason);
+        metrics::closed(reason);
         self.depth.close();
         self.closed.cancel();
     }
@@ -172,6 +186,8 @@ impl Conn {
             }
         };
         let broken = result.is_err();
+        let us = u64::try_from(self.opened.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.answered_us.store(us, Ordering::Relaxed);
         let _ = w.reply.send(result.map_err(HsmError::Protocol));
         if broken {
             Err("protocol error")
@@ -190,14 +206,15 @@ impl Conn {
 }
 
 async fn read_loop(conn: Arc<Conn>, mut read: ReadHalf<BoxedStream>) {
-    // At most one frame (65535 + 2 bytes) and one read beyond it.
-    let mut buf = BytesMut::with_capacity(4096);
+    // At most one frame (65535 + 2 bytes) and one read beyond it; answers
+    // carry PIN blocks and CVVs, so the buffer is zeroized when dropped.
+    let mut buf = Zeroizing::new(Vec::with_capacity(READ_BUFFER_BYTES));
     loop {
         loop {
             match frame::decode(&buf, conn.header.len()) {
                 Ok(Some((f, used))) => {
                     let verdict = conn.deliver(f);
-                    buf.advance(used);
+                    buf.drain(..used);
                     if let Err(reason) = verdict {
                         conn.close(reason);
                         return;
@@ -213,7 +230,7 @@ async fn read_loop(conn: Arc<Conn>, mut read: ReadHalf<BoxedStream>) {
         }
         let n = tokio::select! {
             _ = conn.closed.cancelled() => return,
-            n = read.read_buf(&mut buf) => n,
+            n = read.read_buf(&mut *buf) => n,
         };
         if !matches!(n, Ok(n) if n > 0) {
             conn.close("closed by the HSM");
@@ -235,7 +252,9 @@ async fn write_loop(
         };
         out.clear();
         out.extend_from_slice(&first);
-        // Whatever else is queued goes in the same write.
+        // Let the other callers queue theirs, then write everything queued
+        // in one go: one syscall for many commands.
+        tokio::task::yield_now().await;
         while out.len() < WRITE_BATCH_BYTES_MAX {
             match frames.try_recv() {
                 Ok(f) => out.extend_from_slice(&f),

@@ -10,7 +10,7 @@ pub const COMMANDS_TOTAL: &str = "cardswitch_hsm_commands_total";
 pub const ERRORS_TOTAL: &str = "cardswitch_hsm_errors_total";
 pub const LATENCY_SECONDS: &str = "cardswitch_hsm_latency_seconds";
 pub const CONNECTIONS_UP: &str = "cardswitch_hsm_connections_up";
-pub const CONNECTIONS_REPLACED_TOTAL: &str = "cardswitch_hsm_connections_replaced_total";
+pub const CONNECTIONS_CLOSED_TOTAL: &str = "cardswitch_hsm_connections_closed_total";
 
 /// The code as a label (`CA`); codes are ASCII letters and digits.
 pub(super) fn code_label(code: &[u8; 2]) -> String {
@@ -31,8 +31,8 @@ pub(super) fn connections_up(n: usize) {
     metrics::gauge!(CONNECTIONS_UP).set(n as f64);
 }
 
-/// A connection closed by the client (time-out, protocol error, failed
-/// health check), by reason.
-pub(super) fn replaced(reason: &'static str) {
-    metrics::counter!(CONNECTIONS_REPLACED_TOTAL, "reason" => reason).increment(1);
+/// A connection closed (a time-out, a protocol error, a failed health
+/// check, the HSM closing it, shutdown), by reason.
+pub(super) fn closed(reason: &'static str) {
+    metrics::counter!(CONNECTIONS_CLOSED_TOTAL, "reason" => reason).increment(1);
 }

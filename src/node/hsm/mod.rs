@@ -22,7 +22,7 @@ mod startup;
 
 pub use errors::{HsmError, ProtocolError};
 pub use metrics::{
-    COMMANDS_TOTAL, CONNECTIONS_REPLACED_TOTAL, CONNECTIONS_UP, ERRORS_TOTAL, LATENCY_SECONDS,
+    COMMANDS_TOTAL, CONNECTIONS_CLOSED_TOTAL, CONNECTIONS_UP, ERRORS_TOTAL, LATENCY_SECONDS,
 };
 pub use operations::*;
 pub use payshield::PayShield;

@@ -5,6 +5,7 @@
 //! a free pipeline place; with no connection open they fail
 //! `Unavailable` at once rather than wait for one.
 
+use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -21,6 +22,7 @@ use super::metrics;
 use super::settings::HsmSettings;
 use crate::hsm::command::{ErrorCode, Request, Response, frame};
 use crate::link::listener::BoxedStream;
+use crate::link::log_limit::{LogLimit, LogLimitSettings};
 use crate::link::tls::TlsClient;
 
 /// The connections to one HSM.
@@ -32,7 +34,11 @@ pub struct Pool {
     next: AtomicUsize,
     up: AtomicUsize,
     stop: CancellationToken,
+    warnings: LogLimit,
 }
+
+/// The one peer the warning limit counts (it limits by address).
+const HSM_PEER: IpAddr = IpAddr::V4(Ipv4Addr::UNSPECIFIED);
 
 impl Pool {
     /// Starts the slots; they run until `stop`.
@@ -52,6 +58,15 @@ impl Pool {
             next: AtomicUsize::new(0),
             up: AtomicUsize::new(0),
             stop,
+            warnings: LogLimit::new(
+                "hsm",
+                LogLimitSettings {
+                    per_peer: 10,
+                    total: 10,
+                    interval: Duration::from_secs(10),
+                    peers_max: 1,
+                },
+            ),
         });
         for index in 0..pool.slots.len() {
             tokio::spawn(pool.clone().run_slot(index));
@@ -105,7 +120,12 @@ impl Pool {
             Err(e @ HsmError::Refused(_)) => {
                 debug!(command = %metrics::code_label(code), error = %e, "HSM refused")
             }
-            Err(e) => warn!(command = %metrics::code_label(code), error = %e, "HSM command failed"),
+            Err(e) => {
+                // An HSM down fails every command: a few lines per interval.
+                if let Some(suppressed) = self.warnings.admit(HSM_PEER) {
+                    warn!(command = %metrics::code_label(code), error = %e, suppressed, "HSM command failed");
+                }
+            }
         }
         result
     }
@@ -210,6 +230,12 @@ impl Pool {
                 }
                 _ = conn.closed() => return,
                 _ = tokio::time::sleep(self.settings.health_interval) => {
+                    // A connection answering commands is alive: only a
+                    // quiet one is checked, so a busy pipeline never
+                    // fails its check for want of a place.
+                    if conn.quiet_for() < self.settings.health_interval {
+                        continue;
+                    }
                     let started = Instant::now();
                     let deadline = started + self.settings.timeout;
                     let r = send(conn, &self.header, &Request::Nc, deadline).await;
