@@ -197,7 +197,7 @@ impl Pool {
             };
             match connected {
                 Ok(stream) => {
-                    attempt = 0;
+                    let opened = Instant::now();
                     let conn =
                         Conn::open(stream, self.header.clone(), self.settings.pipeline_depth);
                     self.set_slot(index, Some(conn.clone()));
@@ -205,6 +205,12 @@ impl Pool {
                     self.keep(&conn).await;
                     self.set_slot(index, None);
                     info!(%address, slot = index, "HSM disconnected");
+                    // Only a connection that lasted starts the backoff
+                    // again: an HSM that accepts and drops at once (out of
+                    // host connections) is not redialled at full speed.
+                    if opened.elapsed() >= self.settings.backoff_max {
+                        attempt = 0;
+                    }
                 }
                 Err(e) if attempt == 0 => {
                     warn!(%address, slot = index, error = %e, "HSM connect failed")
