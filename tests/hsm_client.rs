@@ -272,6 +272,30 @@ async fn pipelined_calls_over_two_connections_each_get_their_own_answer() {
 }
 
 #[tokio::test]
+async fn the_pipeline_depth_bounds_the_commands_in_flight() {
+    let fake = FakeHsm::start(HEADER, None).await;
+    fake.set(Script::Slow(Duration::from_millis(20)));
+    let mut s = settings(&fake);
+    s.connections = 1;
+    s.pipeline_depth = 4;
+    s.timeout = Duration::from_secs(20);
+    let (hsm, stop) = client(s, None).await;
+    let hsm = Arc::new(hsm);
+    let calls: Vec<_> = (0..24)
+        .map(|_| {
+            let hsm = hsm.clone();
+            tokio::spawn(async move { hsm.diagnostics().await })
+        })
+        .collect();
+    for c in calls {
+        c.await.expect("joined").expect("answered");
+    }
+    let seen = fake.in_flight_max();
+    assert!((2..=4).contains(&seen), "{seen} commands waited at once");
+    stop.cancel();
+}
+
+#[tokio::test]
 async fn refusals_are_typed_and_mapped() {
     let fake = FakeHsm::start(HEADER, None).await;
     let mut s = settings(&fake);

@@ -47,6 +47,8 @@ pub struct FakeHsm {
     accepted: Arc<AtomicUsize>,
     /// The next this many connections are silent (health checks fail).
     silent_next: Arc<AtomicUsize>,
+    /// The most commands seen waiting at once on one connection.
+    in_flight_max: Arc<AtomicUsize>,
     stop: CancellationToken,
 }
 
@@ -64,6 +66,7 @@ impl FakeHsm {
             script: Arc::new(Mutex::new(Script::Normal)),
             accepted: Arc::new(AtomicUsize::new(0)),
             silent_next: Arc::new(AtomicUsize::new(0)),
+            in_flight_max: Arc::new(AtomicUsize::new(0)),
             stop: CancellationToken::new(),
         };
         let (script, accepted, silent_next, stop) = (
@@ -73,6 +76,7 @@ impl FakeHsm {
             fake.stop.clone(),
         );
         let header = fake.header.clone();
+        let in_flight_max = fake.in_flight_max.clone();
         tokio::spawn(async move {
             loop {
                 let (tcp, _) = tokio::select! {
@@ -85,14 +89,15 @@ impl FakeHsm {
                     .is_ok();
                 let (script, header, stop, tls) =
                     (script.clone(), header.clone(), stop.clone(), tls.clone());
+                let seen = in_flight_max.clone();
                 tokio::spawn(async move {
                     match tls {
                         Some(t) => {
                             if let Ok(s) = t.accept(tcp, Duration::from_secs(5)).await {
-                                serve(s, header, script, silent, stop).await;
+                                serve(s, header, script, silent, stop, seen).await;
                             }
                         }
-                        None => serve(tcp, header, script, silent, stop).await,
+                        None => serve(tcp, header, script, silent, stop, seen).await,
                     }
                 });
             }
@@ -106,6 +111,10 @@ impl FakeHsm {
 
     pub fn accepted(&self) -> usize {
         self.accepted.load(Ordering::SeqCst)
+    }
+
+    pub fn in_flight_max(&self) -> usize {
+        self.in_flight_max.load(Ordering::SeqCst)
     }
 
     pub fn silence_next(&self, n: usize) {
@@ -124,9 +133,11 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
     script: Arc<Mutex<Script>>,
     silent: bool,
     stop: CancellationToken,
+    in_flight_max: Arc<AtomicUsize>,
 ) {
     let mut buf = BytesMut::new();
     loop {
+        in_flight_max.fetch_max(complete_frames(&buf, header.len()), Ordering::SeqCst);
         while let Ok(Some((f, used))) = frame::decode(&buf, header.len()) {
             let request = Request::decode(f.message).expect("the client's requests decode");
             assert_eq!(f.header, &header[..], "the client sends its header");
@@ -166,6 +177,16 @@ async fn serve<S: AsyncRead + AsyncWrite + Unpin>(
             return;
         }
     }
+}
+
+/// Whole frames in `buf` (commands read and not answered yet).
+fn complete_frames(buf: &[u8], header_len: usize) -> usize {
+    let (mut at, mut n) = (0, 0);
+    while let Ok(Some((_, used))) = frame::decode(&buf[at..], header_len) {
+        at += used;
+        n += 1;
+    }
+    n
 }
 
 fn answer_into(header: &[u8], request: &Request, out: &mut Vec<u8>) {
