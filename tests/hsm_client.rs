@@ -540,3 +540,69 @@ async fn a_switch_refuses_an_hsm_that_echoes_another_header() {
         "{e}"
     );
 }
+
+/// The process's metrics, recorded from the first call on.
+fn metrics() -> &'static metrics_exporter_prometheus::PrometheusHandle {
+    static HANDLE: std::sync::OnceLock<metrics_exporter_prometheus::PrometheusHandle> =
+        std::sync::OnceLock::new();
+    HANDLE.get_or_init(|| {
+        metrics_exporter_prometheus::PrometheusBuilder::new()
+            .install_recorder()
+            .expect("the one recorder")
+    })
+}
+
+#[tokio::test]
+async fn metrics_count_commands_and_errors_by_code_never_by_value() {
+    let metrics = metrics();
+    let fake = FakeHsm::start(HEADER, None).await;
+    let (hsm, stop) = client(settings(&fake), None).await;
+    let t = translation("1234", PAN, TPK, ZPK);
+    let block = t.pin_block.hex.as_str().to_string();
+    hsm.translate_pin_tpk(t).await.expect("CA");
+    fake.set(Script::Refuse(20));
+    let _ = hsm
+        .translate_pin_tpk(translation("1234", PAN, TPK, ZPK))
+        .await;
+    let text = metrics.render();
+    for want in [
+        r#"cardswitch_hsm_commands_total{command="CA"}"#,
+        r#"cardswitch_hsm_errors_total{command="CA",error="20"}"#,
+        r#"cardswitch_hsm_latency_seconds"#,
+        r#"cardswitch_hsm_connections_up"#,
+    ] {
+        assert!(text.contains(want), "{want} missing:\n{text}");
+    }
+    for secret in [TPK, ZPK, PAN, "401234567890", block.as_str()] {
+        assert!(!text.contains(secret), "a value in the metrics:\n{text}");
+    }
+    stop.cancel();
+}
+
+#[tokio::test]
+async fn an_hsm_that_drops_every_connection_is_redialled_with_growing_backoff() {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let accepted = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let count = accepted.clone();
+    tokio::spawn(async move {
+        while let Ok((conn, _)) = listener.accept().await {
+            count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            drop(conn);
+        }
+    });
+    let mut s = HsmSettings::new(&addr);
+    s.connections = 1;
+    s.backoff_min = Duration::from_millis(20);
+    s.backoff_max = Duration::from_millis(400);
+    let stop = CancellationToken::new();
+    let _pool = Pool::start(s, None, stop.clone());
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    stop.cancel();
+    // 10-20, 20-40, 40-80, 80-160, 160-320, then 200-400 ms: at most about
+    // 8 in a second (at a 20 ms backoff each time it would be 50 or more).
+    let n = accepted.load(std::sync::atomic::Ordering::SeqCst);
+    assert!((2..=12).contains(&n), "{n} connections in a second");
+}
