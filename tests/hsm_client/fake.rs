@@ -13,7 +13,7 @@ use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use cardswitch::hsm::command::request::{PinTranslate, Request};
+use cardswitch::hsm::command::request::{CvvCommand, MacCommand, PinTranslate, Request};
 use cardswitch::hsm::command::response::{Response, ResponseBody};
 use cardswitch::hsm::command::{ErrorCode, KeyCryptogram, KeyScheme, Sensitive, frame};
 use cardswitch::hsm::soft::dukpt::{KeyUsage, Ksn, host_key};
@@ -270,6 +270,35 @@ fn translated(
     }
 }
 
+fn mac_answer(code: &[u8; 2], m: &MacCommand) -> Response {
+    let padding = match m.padding {
+        1 => mac::Padding::Method1,
+        _ => mac::Padding::Method2,
+    };
+    let computed = hex::encode_upper(mac::alg3(&key(&m.key), &m.message.0, padding).expect("mac"));
+    match &m.mac {
+        None => ok(code, ResponseBody::Mac(computed)),
+        Some(given) if *given == computed => ok(code, ResponseBody::Empty),
+        Some(_) => refused(code, 1),
+    }
+}
+
+fn cvv_answer(code: &[u8; 2], c: &CvvCommand) -> Response {
+    let v = cvv::cvv(
+        &key(&c.cvk),
+        c.pan.as_str(),
+        c.expiry.as_str(),
+        &c.service_code,
+    )
+    .expect("cvv");
+    let v = String::from_utf8(v.expose().to_vec()).expect("digits");
+    match &c.cvv {
+        None => ok(code, ResponseBody::Cvv(Sensitive(v))),
+        Some(given) if given.as_str() == v => ok(code, ResponseBody::Empty),
+        Some(_) => refused(code, 1),
+    }
+}
+
 fn answer(request: &Request) -> Response {
     let code = request.code();
     match request {
@@ -288,19 +317,7 @@ fn answer(request: &Request) -> Response {
                 g.account.as_str(),
             )
         }
-        Request::M6(m) | Request::M8(m) => {
-            let padding = match m.padding {
-                1 => mac::Padding::Method1,
-                _ => mac::Padding::Method2,
-            };
-            let computed =
-                hex::encode_upper(mac::alg3(&key(&m.key), &m.message.0, padding).expect("mac"));
-            match &m.mac {
-                None => ok(code, ResponseBody::Mac(computed)),
-                Some(given) if *given == computed => ok(code, ResponseBody::Empty),
-                Some(_) => refused(code, 1),
-            }
-        }
+        Request::M6(m) | Request::M8(m) => mac_answer(code, m),
         Request::Kq(k) => {
             if k.arqc != [0xAA; 8] {
                 return refused(code, 1);
@@ -313,21 +330,7 @@ fn answer(request: &Request) -> Response {
                 None => ok(code, ResponseBody::Empty),
             }
         }
-        Request::Cw(c) | Request::Cy(c) => {
-            let v = cvv::cvv(
-                &key(&c.cvk),
-                c.pan.as_str(),
-                c.expiry.as_str(),
-                &c.service_code,
-            )
-            .expect("cvv");
-            let v = String::from_utf8(v.expose().to_vec()).expect("digits");
-            match &c.cvv {
-                None => ok(code, ResponseBody::Cvv(Sensitive(v))),
-                Some(given) if given.as_str() == v => ok(code, ResponseBody::Empty),
-                Some(_) => refused(code, 1),
-            }
-        }
+        Request::Cw(c) | Request::Cy(c) => cvv_answer(code, c),
         Request::A0(g) => ok(
             code,
             ResponseBody::GeneratedKey {

@@ -28,6 +28,24 @@ pub(super) struct HsmFile {
     handshake_timeout_ms: Number,
 }
 
+/// The header: printable ASCII, no spaces, within the codec's length.
+fn check_header(ctx: &Ctx, header: Option<&Text>) -> Result<Vec<u8>, ConfigError> {
+    let Some(t) = header else {
+        return Ok(HSM_HEADER_DEFAULT.as_bytes().to_vec());
+    };
+    let text = t.get_ref();
+    let (min, max) = (HSM_HEADER_BYTES_RANGE.start(), HSM_HEADER_BYTES_RANGE.end());
+    if !HSM_HEADER_BYTES_RANGE.contains(&text.len()) || !text.bytes().all(|b| b.is_ascii_graphic())
+    {
+        return Err(ctx.invalid(
+            t.span(),
+            "hsm",
+            format!("header: {min} to {max} printable ASCII characters, no spaces"),
+        ));
+    }
+    Ok(text.as_bytes().to_vec())
+}
+
 pub(super) fn check_hsm(ctx: &Ctx, raw: &Spanned<HsmFile>) -> Result<HsmSettings, ConfigError> {
     let h = raw.get_ref();
     let section = "hsm";
@@ -36,23 +54,7 @@ pub(super) fn check_hsm(ctx: &Ctx, raw: &Spanned<HsmFile>) -> Result<HsmSettings
     if port == 0 {
         return Err(ctx.invalid(h.address.span(), section, "address: port 0"));
     }
-    let header = match &h.header {
-        None => HSM_HEADER_DEFAULT.as_bytes().to_vec(),
-        Some(t) => {
-            let text = t.get_ref();
-            let (min, max) = (HSM_HEADER_BYTES_RANGE.start(), HSM_HEADER_BYTES_RANGE.end());
-            if !HSM_HEADER_BYTES_RANGE.contains(&text.len())
-                || !text.bytes().all(|b| b.is_ascii_graphic())
-            {
-                return Err(ctx.invalid(
-                    t.span(),
-                    section,
-                    format!("header: {min} to {max} printable ASCII characters, no spaces"),
-                ));
-            }
-            text.as_bytes().to_vec()
-        }
-    };
+    let header = check_header(ctx, h.header.as_ref())?;
     let tls = match &h.tls {
         Some(t) => Some(check_issuer_tls(ctx, t, &[host], section)?),
         None => None,
