@@ -25,8 +25,9 @@ pub const HSM_HEALTH_INTERVAL_S_RANGE: RangeInclusive<u64> = 1..=3_600;
 /// A TCP connect's wait.
 pub const HSM_CONNECT_TIMEOUT_MS_DEFAULT: u64 = 2_000;
 pub const HSM_CONNECT_TIMEOUT_MS_RANGE: RangeInclusive<u64> = 1..=60_000;
-/// The header: payShield's is configured on the HSM (4 characters by
-/// default there) and echoed back; the codec takes up to 255 bytes.
+/// The header: its length is configured on the HSM (4 characters is the
+/// usual setting) and it is echoed back. No public text found gives the
+/// HSM's limits; at least one character, and the codec's 255 at most.
 pub const HSM_HEADER_DEFAULT: &str = "0000";
 pub const HSM_HEADER_BYTES_RANGE: RangeInclusive<usize> =
     1..=crate::hsm::command::frame::HEADER_BYTES_MAX;
