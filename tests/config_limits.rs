@@ -19,6 +19,7 @@ use tokio_util::sync::CancellationToken;
 use cardswitch::journal::crypto::Keyring;
 use cardswitch::node as server;
 use cardswitch::node::config::*;
+use cardswitch::node::hsm::*;
 
 /// Where a key is written: the section it belongs to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -32,6 +33,7 @@ enum Place {
     StandIn,
     Route,
     Journal,
+    Hsm,
 }
 
 /// Every numeric key and its range.
@@ -112,6 +114,20 @@ const KEYS: &[(Place, &str, RangeInclusive<u64>)] = &[
         "log_keep_fed_segments",
         JOURNAL_LOG_KEEP_FED_SEGMENTS_RANGE,
     ),
+    (Place::Hsm, "connections", HSM_CONNECTIONS_RANGE),
+    (Place::Hsm, "pipeline_depth", HSM_PIPELINE_DEPTH_RANGE),
+    (Place::Hsm, "timeout_ms", HSM_TIMEOUT_MS_RANGE),
+    (Place::Hsm, "health_interval_s", HSM_HEALTH_INTERVAL_S_RANGE),
+    (
+        Place::Hsm,
+        "connect_timeout_ms",
+        HSM_CONNECT_TIMEOUT_MS_RANGE,
+    ),
+    (
+        Place::Hsm,
+        "handshake_timeout_ms",
+        HANDSHAKE_TIMEOUT_MS_RANGE,
+    ),
 ];
 
 /// Stand-in limits written when the case leaves one out (the three go
@@ -189,8 +205,9 @@ fn stand_in(values: &Values) -> [i64; 3] {
     limits
 }
 
-/// A whole configuration with `values` written, its issuer at `issuer`.
-fn config_text(values: &Values, issuer: &str) -> String {
+/// A whole configuration with `values` written, its issuer at `issuer`
+/// and its HSM at `hsm`.
+fn config_text(values: &Values, issuer: &str, hsm: &str) -> String {
     let [per_tx, count, daily] = stand_in(values);
     let block = |place| lines(values, place).join("\n");
     format!(
@@ -225,6 +242,10 @@ issuer = "issuer-a"
 path = "journal.db"
 key_file = "keys.toml"
 {journal}
+
+[hsm]
+address = "{hsm}"
+{hsm_keys}
 "#,
         switch = block(Place::Switch),
         saf = block(Place::Saf),
@@ -234,6 +255,7 @@ key_file = "keys.toml"
         issuer_keys = block(Place::Issuer),
         route = block(Place::Route),
         journal = block(Place::Journal),
+        hsm_keys = block(Place::Hsm),
     )
 }
 
@@ -334,6 +356,56 @@ async fn silent_issuer(shutdown: CancellationToken) -> String {
     addr
 }
 
+/// An HSM that answers NC (the start-up check and health checks) on
+/// every connection, with the default header.
+async fn diagnostics_only_hsm(shutdown: CancellationToken) -> String {
+    use cardswitch::hsm::command::{ErrorCode, Response, ResponseBody, frame};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr").to_string();
+    let header = HSM_HEADER_DEFAULT.as_bytes();
+    let mut answer = Vec::new();
+    let mut nd = Response::error(b"NC", ErrorCode::NoError).expect("NC");
+    nd.body = ResponseBody::Diagnostics {
+        lmk_check: "0123456789ABCDEF".into(),
+        firmware: "1500-0901".into(),
+    };
+    let mut message = Vec::new();
+    nd.encode(&mut message).expect("encode");
+    frame::encode(header, &message, &mut answer).expect("frame");
+    tokio::spawn(async move {
+        loop {
+            let mut conn = tokio::select! {
+                _ = shutdown.cancelled() => break,
+                r = listener.accept() => match r { Ok((s, _)) => s, Err(_) => break },
+            };
+            let (answer, stop) = (answer.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                let mut buf = Vec::new();
+                let mut chunk = [0u8; 512];
+                loop {
+                    while let Ok(Some((_, used))) = frame::decode(&buf, header.len()) {
+                        buf.drain(..used);
+                        if conn.write_all(&answer).await.is_err() {
+                            return;
+                        }
+                    }
+                    let n = tokio::select! {
+                        _ = stop.cancelled() => return,
+                        n = conn.read(&mut chunk) => n,
+                    };
+                    match n {
+                        Ok(n) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                        _ => return,
+                    }
+                }
+            });
+        }
+    });
+    addr
+}
+
 /// A request whose bitmap cannot be read: the switch answers it with a
 /// format-error reject (0110) from the acquirer connection's task.
 const UNREADABLE: &[u8] = b"00080100ZZZZ";
@@ -370,7 +442,8 @@ fn start_once(values: &Values) -> Result<(), TestCaseError> {
         let shutdown = CancellationToken::new();
         let issuer = silent_issuer(shutdown.clone()).await;
         let path = dir.join("switch.toml");
-        std::fs::write(&path, config_text(values, &issuer)).expect("config");
+        let hsm = diagnostics_only_hsm(shutdown.clone()).await;
+        std::fs::write(&path, config_text(values, &issuer, &hsm)).expect("config");
         let config = SwitchConfig::load(&path).expect("in range: accepted");
         let running = server::start(&config, shutdown.clone())
             .await
@@ -412,7 +485,7 @@ proptest! {
     /// checks hold); a refusal names a key, its value and the range.
     #[test]
     fn a_configuration_is_accepted_exactly_when_every_value_is_in_range(values in values(true)) {
-        let text = config_text(&values, "127.0.0.1:9101");
+        let text = config_text(&values, "127.0.0.1:9101", "127.0.0.1:1500");
         let result = SwitchConfig::from_toml(&text, "x.toml");
         let expected = all_in_range(&values) && joint_checks_hold(&values);
         match result {
@@ -499,6 +572,11 @@ fn the_ranges_hold_their_defaults() {
         (ISSUER_TIMEOUT_MS_DEFAULT, ISSUER_TIMEOUT_MS_RANGE),
         (ISSUER_ECHO_INTERVAL_S_DEFAULT, ISSUER_ECHO_INTERVAL_S_RANGE),
         (ISSUER_IN_FLIGHT_MAX_DEFAULT, ISSUER_IN_FLIGHT_MAX_RANGE),
+        (HSM_CONNECTIONS_DEFAULT, HSM_CONNECTIONS_RANGE),
+        (HSM_PIPELINE_DEPTH_DEFAULT, HSM_PIPELINE_DEPTH_RANGE),
+        (HSM_TIMEOUT_MS_DEFAULT, HSM_TIMEOUT_MS_RANGE),
+        (HSM_HEALTH_INTERVAL_S_DEFAULT, HSM_HEALTH_INTERVAL_S_RANGE),
+        (HSM_CONNECT_TIMEOUT_MS_DEFAULT, HSM_CONNECT_TIMEOUT_MS_RANGE),
     ];
     for (default, range) in defaults {
         assert!(range.contains(&default), "{default} outside {range:?}");

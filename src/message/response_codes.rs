@@ -17,11 +17,13 @@ pub enum Outcome {
     NoSuchIssuer,
     /// 30: the request cannot be parsed or translated.
     FormatError,
-    /// 55: the HSM says the PIN is wrong.
+    /// 05: a card check (CVV, chip cryptogram) failed: do not honour.
+    DoNotHonour,
+    /// 55: the security module says the PIN block holds no valid PIN.
     IncorrectPin,
     /// 58: not permitted to this terminal.
     NotPermittedToTerminal,
-    /// 63: a MAC that does not verify, or is missing where required.
+    /// 63: security violation (a MAC did not verify).
     SecurityViolation,
     /// 91: the issuer is down or did not answer in time.
     IssuerUnavailable,
@@ -40,6 +42,7 @@ impl Outcome {
             Outcome::InvalidTransaction => "12",
             Outcome::NoSuchIssuer => "15",
             Outcome::FormatError => "30",
+            Outcome::DoNotHonour => "05",
             Outcome::IncorrectPin => "55",
             Outcome::NotPermittedToTerminal => "58",
             Outcome::SecurityViolation => "63",
@@ -104,7 +107,7 @@ const CODE_PAIRS: &[(&str, &str)] = &[
     ("58", "120"),
     ("61", "121"),
     ("62", "104"),
-    // 916: MAC incorrect.
+    // 916: MAC incorrect, the 1993 action code nearest 1987's 63.
     ("63", "916"),
     ("65", "123"),
     ("75", "106"),

@@ -36,13 +36,19 @@ pub(super) fn issuer_link(
     settings.tls = cfg
         .tls
         .as_ref()
-        .map(|t| issuer_tls(file, &cfg.name, t))
+        .map(|t| tls_client(file, format!("issuer '{}'", cfg.name), t))
         .transpose()?
         .map(|client| client.with_handshake_timeout(cfg.handshake_timeout));
     Ok(IssuerLink::start(settings, shutdown.clone()))
 }
 
-fn issuer_tls(file: &str, name: &str, t: &IssuerTls) -> Result<TlsClient, StartError> {
+/// The TLS client of an issuer link or the HSM (`section` names it in
+/// errors).
+pub(super) fn tls_client(
+    file: &str,
+    section: String,
+    t: &IssuerTls,
+) -> Result<TlsClient, StartError> {
     let identity = match (&t.cert, &t.key) {
         (Some(c), Some(k)) => Some((c.as_path(), k.as_path())),
         _ => None,
@@ -68,7 +74,7 @@ fn issuer_tls(file: &str, name: &str, t: &IssuerTls) -> Result<TlsClient, StartE
                 });
             }
         }
-        tls_error(file, format!("issuer '{name}'"), &files, e)
+        tls_error(file, section, &files, e)
     })
 }
 

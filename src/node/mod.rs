@@ -7,6 +7,7 @@ mod acquirer;
 pub mod config;
 pub mod core_config;
 mod event_loop;
+pub mod hsm;
 mod inbound;
 mod link_settings;
 mod metrics;

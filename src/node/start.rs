@@ -14,6 +14,7 @@ use tracing::{info, warn};
 use super::acquirer::{AcquirerPort, serve_acquirer};
 use super::core_config::core_config;
 use super::event_loop::{EVENTS_MAX, Event, Node, NodeHandle, now};
+use super::hsm::{PayShield, start_hsm};
 use super::link_settings::{acquirer_settings, issuer_link};
 use super::metrics::NodeMetrics;
 use super::restore::restored;
@@ -45,6 +46,10 @@ pub struct Running {
     stop_node: CancellationToken,
     links: CancellationToken,
     journal: Option<Journal>,
+    /// The HSM client, when `[hsm]` is configured (not used by any flow
+    /// yet: the core's PIN and MAC steps come next).
+    pub hsm: Option<PayShield>,
+    stop_hsm: CancellationToken,
 }
 
 impl Running {
@@ -57,6 +62,7 @@ impl Running {
         self.stop_node.cancel();
         let _ = self.node_task.await;
         self.links.cancel();
+        self.stop_hsm.cancel();
         if let Some(journal) = self.journal {
             if let Err(e) = journal.flush().await {
                 warn!(error = %e, "journal not flushed at shutdown");
@@ -138,6 +144,14 @@ pub async fn start_with_rules(
 ) -> Result<Running, StartError> {
     // A configuration out of its limits would fail later, in a task.
     config.assert_within_limits();
+    // The HSM first: a switch that cannot reach its HSM does not start.
+    let stop_hsm = CancellationToken::new();
+    let hsm = match &config.hsm {
+        Some(h) => Some(start_hsm(&config.file, h, stop_hsm.clone()).await?),
+        None => None,
+    };
+    // A start that fails after this point stops the pool again.
+    let hsm_guard = stop_hsm.clone().drop_guard();
     let (journal, recovery) = match &config.journal {
         Some(j) => {
             let (journal, recovery) = open_journal(&config.file, j)?;
@@ -241,6 +255,7 @@ pub async fn start_with_rules(
             move |conn| serve_acquirer(port.clone(), conn),
         ));
     }
+    hsm_guard.disarm();
     Ok(Running {
         node: handle,
         acquirers: bound,
@@ -249,6 +264,8 @@ pub async fn start_with_rules(
         stop_node,
         links,
         journal,
+        hsm,
+        stop_hsm,
     })
 }
 

@@ -28,6 +28,14 @@ pub enum StartError {
         key: &'static str,
         reason: String,
     },
+    /// The HSM (`[hsm]`) cannot be reached or does not answer NC.
+    #[error("{file}:{line}: hsm: address = \"{address}\": {reason}")]
+    Hsm {
+        file: String,
+        line: usize,
+        address: String,
+        reason: String,
+    },
     /// A link's TLS certificate, key or CA file cannot be used; `key` is
     /// the configuration key (`tls.cert`), `link` the section.
     #[error("{file}:{line}: {link}: {key}: {reason}")]

@@ -220,6 +220,11 @@ pub(super) fn parse(
         .as_ref()
         .map(|j| check_journal(&ctx, j))
         .transpose()?;
+    let hsm = raw
+        .hsm
+        .as_ref()
+        .map(|h| super::hsm::check_hsm(&ctx, h))
+        .transpose()?;
     Ok(SwitchConfig {
         file: file.to_string(),
         switch,
@@ -228,6 +233,7 @@ pub(super) fn parse(
         routes,
         default_route,
         journal,
+        hsm,
     })
 }
 

@@ -22,6 +22,7 @@ pub(super) struct ConfigFile {
     pub(super) route: Vec<Spanned<RouteFile>>,
     pub(super) default_route: Option<Spanned<DefaultRouteFile>>,
     pub(super) journal: Option<Spanned<JournalFile>>,
+    pub(super) hsm: Option<Spanned<super::hsm::HsmFile>>,
 }
 
 #[derive(Deserialize)]

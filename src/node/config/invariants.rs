@@ -147,6 +147,41 @@ fn issuer_limits(i: &IssuerConfig) -> Vec<Limit> {
     limits
 }
 
+fn hsm_limits(h: &crate::node::hsm::HsmSettings) -> Vec<Limit> {
+    use crate::node::hsm::*;
+    let (min, max) = HSM_HEADER_BYTES_RANGE.into_inner();
+    let header_range = count(min)..=count(max);
+    vec![
+        (
+            "hsm connections",
+            count(h.connections),
+            HSM_CONNECTIONS_RANGE,
+        ),
+        (
+            "hsm pipeline_depth",
+            count(h.pipeline_depth),
+            HSM_PIPELINE_DEPTH_RANGE,
+        ),
+        ("hsm timeout_ms", ms(h.timeout), HSM_TIMEOUT_MS_RANGE),
+        (
+            "hsm health_interval_s",
+            h.health_interval.as_secs(),
+            HSM_HEALTH_INTERVAL_S_RANGE,
+        ),
+        (
+            "hsm connect_timeout_ms",
+            ms(h.connect_timeout),
+            HSM_CONNECT_TIMEOUT_MS_RANGE,
+        ),
+        (
+            "hsm handshake_timeout_ms",
+            ms(h.handshake_timeout),
+            HANDSHAKE_TIMEOUT_MS_RANGE,
+        ),
+        ("hsm header bytes", count(h.header.len()), header_range),
+    ]
+}
+
 impl SwitchConfig {
     /// Panics when a value is outside its range (a programming error: a
     /// loaded configuration never is).
@@ -160,6 +195,7 @@ impl SwitchConfig {
             let n = count(j.group_records_max);
             limits.push(("group_records_max", n, JOURNAL_GROUP_RECORDS_MAX_RANGE));
         }
+        limits.extend(self.hsm.iter().flat_map(hsm_limits));
         for (what, value, range) in limits {
             within(what, value, &range);
         }

@@ -11,6 +11,7 @@
 
 mod check;
 mod file;
+mod hsm;
 mod invariants;
 mod limits;
 mod links;
@@ -18,6 +19,8 @@ mod routes;
 mod security;
 #[cfg(test)]
 mod tests;
+#[cfg(test)]
+mod tests_hsm;
 #[cfg(test)]
 mod tests_limits;
 #[cfg(test)]
@@ -98,6 +101,8 @@ pub struct SwitchConfig {
     pub default_route: DefaultRoute,
     /// `[journal]`: where every exchange is recorded; none runs without.
     pub journal: Option<JournalSettings>,
+    /// `[hsm]`: the security module's client settings.
+    pub hsm: Option<crate::node::hsm::HsmSettings>,
 }
 
 /// `[journal]`: the durable transaction journal.

@@ -31,6 +31,10 @@ issuer = "issuer-a"
 [journal]
 path = "journal.db"
 #JOURNAL
+
+[hsm]
+address = "127.0.0.1:1500"
+#HSM
 "#;
 
 /// A numeric key: how it is written at a value, its section and range.
@@ -52,7 +56,7 @@ fn keys() -> Vec<Key> {
         marker,
         line,
     };
-    vec![
+    let mut keys = vec![
         key(
             "duplicate_window_s",
             "switch",
@@ -221,6 +225,44 @@ fn keys() -> Vec<Key> {
             "#JOURNAL",
             "log_keep_fed_segments = V",
         ),
+    ];
+    keys.extend(hsm_keys());
+    keys
+}
+
+/// `[hsm]`'s numeric keys.
+fn hsm_keys() -> Vec<Key> {
+    use crate::node::hsm::*;
+    let key = |name, range, line| Key {
+        name,
+        section: "hsm",
+        range,
+        marker: "#HSM",
+        line,
+    };
+    vec![
+        key("connections", HSM_CONNECTIONS_RANGE, "connections = V"),
+        key(
+            "pipeline_depth",
+            HSM_PIPELINE_DEPTH_RANGE,
+            "pipeline_depth = V",
+        ),
+        key("timeout_ms", HSM_TIMEOUT_MS_RANGE, "timeout_ms = V"),
+        key(
+            "health_interval_s",
+            HSM_HEALTH_INTERVAL_S_RANGE,
+            "health_interval_s = V",
+        ),
+        key(
+            "connect_timeout_ms",
+            HSM_CONNECT_TIMEOUT_MS_RANGE,
+            "connect_timeout_ms = V",
+        ),
+        key(
+            "handshake_timeout_ms",
+            HANDSHAKE_TIMEOUT_MS_RANGE,
+            "handshake_timeout_ms = V",
+        ),
     ]
 }
 
@@ -260,6 +302,10 @@ fn every_default_is_within_its_range() {
     assert!(JOURNAL_LOG_QUEUE_RECORDS_RANGE.contains(&(log.queue_records as u64)));
     assert!(JOURNAL_LOG_KEEP_FED_SEGMENTS_RANGE.contains(&(log.keep_fed_segments as u64)));
     assert!(SAF_QUEUE_MAX_RANGE.contains(&(c.switch.saf.queue_max as u64)));
+    let h = c.hsm.expect("hsm");
+    assert!(crate::node::hsm::HSM_CONNECTIONS_RANGE.contains(&(h.connections as u64)));
+    assert!(crate::node::hsm::HSM_PIPELINE_DEPTH_RANGE.contains(&(h.pipeline_depth as u64)));
+    assert_eq!(h.header, b"0000");
 }
 
 #[test]
