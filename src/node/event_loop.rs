@@ -108,6 +108,8 @@ pub struct Node {
     pub(super) issuers: Vec<Arc<IssuerLink>>,
     pub(super) journal: Option<Journal>,
     pub(super) rules: Option<Arc<dyn AcquirerRules>>,
+    /// The HSM the core's questions go to, when `[hsm]` is configured.
+    pub(super) hsm: Option<Arc<dyn super::hsm::Hsm>>,
     pub(super) handle: NodeHandle,
     pub(super) metrics: NodeMetrics,
 }

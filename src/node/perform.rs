@@ -133,18 +133,21 @@ impl Node {
 }
 
 impl Node {
-    /// HSM operations: no HSM client is wired in yet, so each is refused
-    /// as a malfunction (96) rather than forwarded unchecked.
+    /// HSM operations, off the loop: answered in order as one input.
     fn ask_hsm(&self, token: Token, ops: Vec<crate::switch::security::HsmOp>) {
-        warn!(
-            operations = ops.len(),
-            "no HSM configured: request declined"
-        );
-        let results = ops
-            .iter()
-            .map(|_| Err(Outcome::SystemMalfunction))
-            .collect();
-        self.own(Input::HsmAnswer { token, results });
+        let Some(hsm) = self.hsm.clone() else {
+            warn!(
+                operations = ops.len(),
+                "no HSM configured: request declined"
+            );
+            let results = super::hsm::ask::unavailable(&ops);
+            return self.own(Input::HsmAnswer { token, results });
+        };
+        let own = self.handle.own.clone();
+        tokio::spawn(async move {
+            let results = super::hsm::ask::perform(hsm, ops).await;
+            let _ = own.send(Event::Input(Input::HsmAnswer { token, results }));
+        });
     }
 }
 

@@ -14,7 +14,7 @@ use tracing::{info, warn};
 use super::acquirer::{AcquirerPort, serve_acquirer};
 use super::core_config::core_config;
 use super::event_loop::{EVENTS_MAX, Event, Node, NodeHandle, now};
-use super::hsm::{PayShield, start_hsm};
+use super::hsm::{PayShield, check_keys, start_hsm};
 use super::link_settings::{acquirer_settings, issuer_link};
 use super::metrics::NodeMetrics;
 use super::restore::restored;
@@ -147,7 +147,14 @@ pub async fn start_with_rules(
     // The HSM first: a switch that cannot reach its HSM does not start.
     let stop_hsm = CancellationToken::new();
     let hsm = match &config.hsm {
-        Some(h) => Some(start_hsm(&config.file, h, stop_hsm.clone()).await?),
+        Some(h) => {
+            let hsm = start_hsm(&config.file, h, stop_hsm.clone()).await?;
+            if let Err(e) = check_keys(config, &hsm).await {
+                stop_hsm.cancel();
+                return Err(e);
+            }
+            Some(hsm)
+        }
         None => None,
     };
     // A start that fails after this point stops the pool again.
@@ -213,6 +220,7 @@ pub async fn start_with_rules(
         issuers: issuers.clone(),
         journal: journal.clone(),
         rules,
+        hsm: hsm.clone().map(|h| Arc::new(h) as Arc<dyn super::hsm::Hsm>),
         handle: handle.clone(),
         metrics: NodeMetrics::new(),
     };

@@ -36,6 +36,15 @@ pub enum StartError {
         address: String,
         reason: String,
     },
+    /// A configured key is not the one the HSM holds (its check value
+    /// differs) or the HSM cannot check it. Never shows the key.
+    #[error("{file}:{line}: {link}: {reason}")]
+    Key {
+        file: String,
+        line: usize,
+        link: String,
+        reason: String,
+    },
     /// A link's TLS certificate, key or CA file cannot be used; `key` is
     /// the configuration key (`tls.cert`), `link` the section.
     #[error("{file}:{line}: {link}: {key}: {reason}")]

@@ -33,6 +33,10 @@ pub(super) fn line_of(text: &str, byte: usize) -> (usize, usize) {
 }
 
 impl Ctx<'_> {
+    pub(super) fn file_name(&self) -> &str {
+        self.file
+    }
+
     pub(super) fn line(&self, span: Range<usize>) -> usize {
         line_of(self.text, span.start).0
     }
@@ -225,6 +229,9 @@ pub(super) fn parse(
         .as_ref()
         .map(|h| super::hsm::check_hsm(&ctx, h))
         .transpose()?;
+    if hsm.is_none() {
+        keys_need_an_hsm(&ctx, &acquirers, &issuers)?;
+    }
     Ok(SwitchConfig {
         file: file.to_string(),
         switch,
@@ -235,6 +242,38 @@ pub(super) fn parse(
         journal,
         hsm,
     })
+}
+
+/// Keys are used through the HSM only: a link with keys and no `[hsm]`
+/// is refused on the first key's line.
+fn keys_need_an_hsm(
+    ctx: &Ctx,
+    acquirers: &[AcquirerConfig],
+    issuers: &[IssuerConfig],
+) -> Result<(), ConfigError> {
+    let acquirer_keys = acquirers.iter().filter_map(|a| {
+        let s = &a.security;
+        let first = s.pin.as_ref().map(|z| &z.key).or(s.mac_key.as_ref())?;
+        Some((format!("acquirer '{}'", a.name), first.line))
+    });
+    let issuer_keys = issuers.iter().filter_map(|i| {
+        let s = &i.security;
+        let first = (s.pin.as_ref().map(|z| &z.key))
+            .or(s.mac_key.as_ref())
+            .or(s.zone_master_key.as_ref())
+            .or(s.arqc.as_ref().map(|(k, _)| k))
+            .or(s.cvv_key.as_ref())?;
+        Some((format!("issuer '{}'", i.name), first.line))
+    });
+    match acquirer_keys.chain(issuer_keys).next() {
+        None => Ok(()),
+        Some((section, line)) => Err(ConfigError::Invalid {
+            file: ctx.file_name().to_string(),
+            line,
+            section,
+            reason: "security: keys are used through an HSM, and there is no [hsm] section".into(),
+        }),
+    }
 }
 
 /// `[journal]`: the lines of its keys are kept for the errors a start

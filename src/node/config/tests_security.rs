@@ -12,6 +12,9 @@ fn text(acquirer: &str, issuer: &str) -> String {
         r#"[switch]
 institution_id = "123456"
 
+[hsm]
+address = "127.0.0.1:1500"
+
 [[acquirer]]
 name = "pos"
 listen = "127.0.0.1:8583"
@@ -211,4 +214,13 @@ fn stand_in_keys_need_stand_in() {
         .replace("stand_in = {", "# stand_in = {");
     let err = load(&t).expect_err("no stand-in");
     assert!(err.to_string().contains("no stand_in"), "{err}");
+}
+
+#[test]
+fn keys_without_an_hsm_are_refused_on_the_first_key() {
+    let t = text(&format!("pin_key = {}", key("tpk", TPK, "ABCDEF")), "")
+        .replace("[hsm]\naddress = \"127.0.0.1:1500\"\n", "");
+    let err = load(&t).expect_err("no HSM");
+    assert!(err.to_string().contains("no [hsm] section"), "{err}");
+    assert_eq!(err.line(), Some(line_of(&t, "pin_key")));
 }

@@ -11,8 +11,10 @@
 //! The node never does PIN cryptography itself (tests/layering.rs): it
 //! only speaks `hsm::command` to an HSM.
 
+pub mod ask;
 mod connection;
 mod errors;
+mod key_check;
 mod metrics;
 mod operations;
 mod payshield;
@@ -21,6 +23,8 @@ mod settings;
 mod startup;
 
 pub use errors::{HsmError, ProtocolError};
+pub(crate) use key_check::check_keys;
+pub use key_check::key_type_code;
 pub use metrics::{
     COMMANDS_TOTAL, CONNECTIONS_CLOSED_TOTAL, CONNECTIONS_UP, ERRORS_TOTAL, LATENCY_SECONDS,
 };
