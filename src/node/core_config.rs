@@ -5,7 +5,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use crate::node::config::{AcquirerSecurity, ConfiguredKey, IssuerSecurity, KeyRole, SwitchConfig};
+use crate::node::config::{
+    AcquirerSecurity, ArqcScheme, ConfiguredKey, IssuerSecurity, KeyRole, SwitchConfig,
+};
+use crate::switch::chip::{ChipKey, ChipScheme};
 use crate::switch::core::{AcquirerSide, CoreConfig, IssuerSide};
 use crate::switch::hooks::AcquirerRules;
 use crate::switch::security::{AcquirerKeys, IssuerKeys, MacKey, PinKey};
@@ -102,6 +105,13 @@ fn issuer_keys(s: &IssuerSecurity) -> IssuerKeys {
             .as_ref()
             .map(|z| (z.key.key.clone(), z.format.hsm_code())),
         mac: s.mac_key.as_ref().map(mac_key),
+        chip: s.arqc.as_ref().map(|(k, scheme)| ChipKey {
+            key: k.key.clone(),
+            scheme: match scheme {
+                ArqcScheme::Mchip => ChipScheme::Mchip,
+                ArqcScheme::Vsdc => ChipScheme::Vsdc,
+            },
+        }),
     }
 }
 

@@ -3,6 +3,7 @@
 //! passed in); the core (`core/`) decides with them, and the node
 //! (`src/node/`) wires it to links.
 
+pub mod chip;
 pub mod core;
 pub mod duplicates;
 pub mod hooks;

@@ -15,6 +15,7 @@ use crate::message::Message;
 use crate::message::mac_field::{MAC_BYTES, covered, mac_field};
 use crate::message::response_codes::Outcome;
 use crate::message::{Class, Spec};
+use crate::switch::chip::{ChipKey, Cryptogram};
 
 /// An encrypted PIN block: never shown (`Debug` prints nothing of it),
 /// zeroized when dropped.
@@ -71,6 +72,9 @@ pub struct IssuerKeys {
     pub pin: Option<(KeyCryptogram, u8)>,
     /// With one, requests sent to it are signed.
     pub mac: Option<MacKey>,
+    /// Its MK-AC: stand-in approves a chip card only once its ARQC
+    /// verifies.
+    pub chip: Option<ChipKey>,
 }
 
 /// One thing to ask the HSM.
@@ -96,6 +100,12 @@ pub enum HsmOp {
     },
     /// Make the MAC of `data`.
     GenerateMac { key: MacKey, data: Bytes },
+    /// Verify a chip card's ARQC and make the ARPC for `arc`.
+    VerifyArqc {
+        key: ChipKey,
+        cryptogram: Cryptogram,
+        arc: [u8; 2],
+    },
 }
 
 /// What the HSM answered to one operation.
@@ -105,6 +115,8 @@ pub enum HsmReply {
     Mac([u8; MAC_BYTES]),
     /// A MAC (or cryptogram) verified.
     Verified,
+    /// An ARQC verified: the ARPC for the reply.
+    Arpc([u8; 8]),
 }
 
 /// One operation's result: the reply, or the outcome to decline with (the
@@ -209,7 +221,7 @@ pub fn apply_inbound(results: Vec<HsmResult>, forwarded: &mut Message) -> Result
             }
             HsmReply::Verified => {}
             // Not asked for on the way in.
-            HsmReply::Mac(_) => return Err(Outcome::SystemMalfunction),
+            HsmReply::Mac(_) | HsmReply::Arpc(_) => return Err(Outcome::SystemMalfunction),
         }
     }
     Ok(())

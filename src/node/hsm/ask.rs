@@ -10,11 +10,12 @@ use tracing::warn;
 
 use super::errors::HsmError;
 use super::operations::{
-    Account, DukptTranslation, Hsm, MacAlgorithm, MacInput, MacKeyType, MacPadding, PinBlock,
-    PinFormat, PinTranslation,
+    Account, ArqcInput, DukptTranslation, EmvScheme, Hsm, MacAlgorithm, MacInput, MacKeyType,
+    MacPadding, PinBlock, PinFormat, PinTranslation,
 };
 use crate::hsm::command::Sensitive;
 use crate::message::response_codes::Outcome;
+use crate::switch::chip::ChipScheme;
 use crate::switch::security::{self, HsmOp, HsmReply, HsmResult, MacKey, PinKey};
 
 /// Every operation's result, in order.
@@ -51,6 +52,28 @@ async fn one(hsm: Arc<dyn Hsm>, op: HsmOp) -> HsmResult {
         HsmOp::GenerateMac { key, data } => {
             let r = hsm.generate_mac(mac_input(key, &data)).await;
             (*b"M6", r.map(HsmReply::Mac))
+        }
+        HsmOp::VerifyArqc {
+            key,
+            cryptogram: c,
+            arc,
+        } => {
+            let input = ArqcInput {
+                scheme: match key.scheme {
+                    ChipScheme::Mchip => EmvScheme::Mastercard,
+                    ChipScheme::Vsdc => EmvScheme::Visa,
+                },
+                mk_ac: key.key,
+                pan_psn: Sensitive(c.pan_psn.to_vec()),
+                atc: c.atc,
+                un: c.un,
+                data: Sensitive(c.data.to_vec()),
+                arqc: c.arqc,
+            };
+            let r = hsm.verify_arqc(input, Some(arc)).await;
+            // Asked with an ARC, KQ answers the ARPC.
+            let r = r.and_then(|arpc| arpc.map(HsmReply::Arpc).ok_or(HsmError::Unavailable));
+            (*b"KQ", r)
         }
     };
     result.map_err(|e| {

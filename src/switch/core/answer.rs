@@ -379,6 +379,7 @@ impl Core {
                 | Wait::Sign(..)
                 | Wait::SignReply(..)
                 | Wait::SignSaf(..)
+                | Wait::StandInChip(..)
                 | Wait::CheckAnswer(..)),
                 _,
             ) => {

@@ -27,6 +27,8 @@ mod stand_in;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
+mod tests_chip;
+#[cfg(test)]
 mod tests_regressions;
 #[cfg(test)]
 mod tests_saf;
@@ -224,6 +226,9 @@ enum Wait {
     /// The HSM made the MAC of a store-and-forward entry's attempt (its
     /// id, attempts before it, the frame).
     SignSaf(u64, u32, Vec<u8>),
+    /// The HSM checked a chip card's ARQC for stand-in (issuer, the
+    /// journal's word should it be declined).
+    StandInChip(TxnId, usize, TxnOutcome),
     /// The HSM checked the MAC of the issuer's answer (kept here).
     CheckAnswer(TxnId, usize, Box<Message>),
 }

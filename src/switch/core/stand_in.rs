@@ -11,6 +11,9 @@ use crate::switch::records::pan_of;
 use crate::switch::saf::SafKind;
 use crate::switch::translate::translate;
 
+/// The authorisation response code an ARPC is made for: approved.
+pub(super) const APPROVED_ARC: [u8; 2] = *b"00";
+
 /// Milliseconds in a calendar day (UTC).
 const DAY_MS: i64 = 86_400_000;
 
@@ -24,6 +27,27 @@ impl Core {
         id: TxnId,
         issuer: usize,
         outcome: TxnOutcome,
+    ) {
+        let chip = self
+            .txns
+            .get(&id)
+            .is_some_and(|t| crate::switch::chip::is_chip(&t.request));
+        let has_rules = matches!(self.stand_in.get(issuer), Some(Some(_)));
+        if chip && has_rules {
+            return self.check_chip_for_stand_in(now, id, issuer, outcome);
+        }
+        self.stand_in_checked(now, id, issuer, outcome, None);
+    }
+
+    /// [`Core::stand_in_or_decline`] once a chip card's ARQC verified
+    /// (`arpc`: the reply carries it in DE55) or for a card without chip.
+    pub(super) fn stand_in_checked(
+        &mut self,
+        now: Time,
+        id: TxnId,
+        issuer: usize,
+        outcome: TxnOutcome,
+        arpc: Option<[u8; 8]>,
     ) {
         let Some(txn) = self.txns.get(&id) else {
             return;
@@ -49,6 +73,12 @@ impl Core {
         let txn = self.txns.get_mut(&id).expect("looked up above");
         let mut resp = reject(&txn.request, Outcome::Approved);
         let _ = resp.set_str(38, &format!("S{:05}", self.auth_counter % 100_000));
+        if let Some(arpc) = arpc {
+            let _ = resp.set(
+                55,
+                crate::switch::chip::issuer_authentication(arpc, APPROVED_ARC),
+            );
+        }
         txn.reply = Some((resp, TxnOutcome::StandIn));
         self.event(now, id, "stand_in", "");
         self.queue_stand_in_advice(now, id, issuer);

@@ -88,6 +88,14 @@ pub(super) fn auth() -> Message {
         .expect("golden message")
 }
 
+/// The golden 0100 without its chip data (DE55): a magnetic stripe card,
+/// which stand-in may approve without asking the HSM about a cryptogram.
+pub(super) fn stripe_auth() -> Message {
+    let mut m = auth();
+    m.remove(55);
+    m
+}
+
 /// Virtual time: a fixed start, moved on by the tests.
 pub(super) fn start() -> Time {
     Time {
@@ -377,7 +385,7 @@ fn a_copy_gets_the_original_reply_and_is_never_forwarded() {
 /// Transaction `txn` (STAN `stan` at the terminal) accepted, forwarded
 /// and timed out: the actions of the time-out.
 pub(super) fn timed_out(core: &mut Core, now: Time, txn: u64, stan: &str) -> Vec<Action> {
-    let mut message = auth();
+    let mut message = stripe_auth();
     message.set_str(11, stan).expect("DE11");
     core.handle(now, request(1, message));
     let token = durable_token(&drain(core));

@@ -61,7 +61,7 @@ fn an_undelivered_stand_in_approval_reverses_its_advice() {
         per_card_daily_amount: 50_000,
     };
     let (mut core, now) = (core_with(false, Some(StandIn::new(rules, 100, 7))), start());
-    core.handle(now, request(1, auth()));
+    core.handle(now, request(1, stripe_auth()));
     drain(&mut core);
     let due = now.after(Duration::from_secs(5));
     core.handle(due, Input::Timer(TimerId::Response(TxnId(1))));
