@@ -69,6 +69,11 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         let switch = running.node.clone();
         let path = args.config.clone();
         let issuer_names: Vec<String> = config.issuers.iter().map(|i| i.name.clone()).collect();
+        tokio::spawn(exchange_keys_on_usr1(
+            config.issuers.len(),
+            switch.clone(),
+            shutdown.clone(),
+        ));
         tokio::spawn(reload_on_hangup(
             path,
             issuer_names,
@@ -81,6 +86,37 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         running.stopped().await;
         capture_args::finish(capture)
     })
+}
+
+/// Exchanges working keys with every issuer that has a zone master key
+/// on every SIGUSR1 (an operator's demand; the schedule runs anyway).
+async fn exchange_keys_on_usr1(
+    issuers: usize,
+    switch: crate::node::NodeHandle,
+    shutdown: CancellationToken,
+) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
+            return;
+        };
+        loop {
+            tokio::select! {
+                _ = shutdown.cancelled() => return,
+                r = usr1.recv() => if r.is_none() { return },
+            }
+            info!("key exchange asked for (SIGUSR1)");
+            for issuer in 0..issuers {
+                switch.exchange_keys(issuer);
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = (issuers, switch);
+        shutdown.cancelled().await;
+    }
 }
 
 /// Rebuilds the route table from the file on every SIGHUP. A file that no

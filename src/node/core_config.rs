@@ -112,6 +112,8 @@ fn issuer_keys(s: &IssuerSecurity) -> IssuerKeys {
                 ArqcScheme::Vsdc => ChipScheme::Vsdc,
             },
         }),
+        zmk: s.zone_master_key.as_ref().map(|k| k.key.clone()),
+        exchange_every: s.key_exchange_interval,
     }
 }
 

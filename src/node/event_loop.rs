@@ -73,6 +73,12 @@ impl NodeHandle {
     pub fn replace_routes(&self, routes: RouteTable) {
         let _ = self.own.send(Event::Routes(routes));
     }
+
+    /// Starts a key exchange with issuer `issuer` (an operator's demand;
+    /// issuers without a zone master key ignore it).
+    pub fn exchange_keys(&self, issuer: usize) {
+        let _ = self.own.send(Event::Input(Input::ExchangeKeys { issuer }));
+    }
 }
 
 /// An open acquirer connection.

@@ -34,6 +34,9 @@ pub struct NodeMetrics {
     /// Replies sent as 96, or messages for issuers not sent, because the
     /// peer's dialect could not carry them.
     unbuildable: Counter,
+    key_exchanges: Counter,
+    key_exchanges_failed: Counter,
+    key_exchange_failing: Gauge,
     saf_queued: ByKind,
     saf_delivered: ByKind,
     saf_given_up: ByKind,
@@ -52,6 +55,9 @@ impl NodeMetrics {
             duplicates: metrics::counter!("cardswitch_duplicates_total"),
             saf_overflow: metrics::counter!("cardswitch_saf_overflow_total"),
             unbuildable: metrics::counter!("cardswitch_unbuildable_total"),
+            key_exchanges: metrics::counter!("cardswitch_key_exchanges_total"),
+            key_exchanges_failed: metrics::counter!("cardswitch_key_exchanges_failed_total"),
+            key_exchange_failing: metrics::gauge!("cardswitch_key_exchange_failing_issuers"),
             saf_queued: ByKind::new("cardswitch_saf_queued_total"),
             saf_delivered: ByKind::new("cardswitch_saf_delivered_total"),
             saf_given_up: ByKind::new("cardswitch_saf_given_up_total"),
@@ -62,6 +68,9 @@ impl NodeMetrics {
         let c = core.counters();
         self.saf_depth.set(core.saf_depth() as f64);
         self.open.set(core.open_transactions() as f64);
+        // The alarm: issuers still on their old key after a failed exchange.
+        self.key_exchange_failing
+            .set(core.key_exchange_failing() as f64);
         for (counter, value) in [
             (&self.requests, c.requests),
             (&self.approved, c.approved),
@@ -71,6 +80,8 @@ impl NodeMetrics {
             (&self.duplicates, c.duplicates),
             (&self.saf_overflow, c.saf_overflow),
             (&self.unbuildable, c.unbuildable),
+            (&self.key_exchanges, c.key_exchanges),
+            (&self.key_exchanges_failed, c.key_exchanges_failed),
         ] {
             counter.absolute(value);
         }

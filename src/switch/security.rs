@@ -75,6 +75,10 @@ pub struct IssuerKeys {
     /// Its MK-AC: stand-in approves a chip card only once its ARQC
     /// verifies.
     pub chip: Option<ChipKey>,
+    /// Its zone master key: new working keys go to it under this.
+    pub zmk: Option<KeyCryptogram>,
+    /// How often working keys are exchanged (none: on demand only).
+    pub exchange_every: Option<std::time::Duration>,
 }
 
 /// One thing to ask the HSM.
@@ -100,6 +104,11 @@ pub enum HsmOp {
     },
     /// Make the MAC of `data`.
     GenerateMac { key: MacKey, data: Bytes },
+    /// Make a new key of 3H type `key_type`, under the LMK and `zmk`.
+    GenerateKey {
+        zmk: KeyCryptogram,
+        key_type: &'static str,
+    },
     /// Verify a chip card's ARQC and make the ARPC for `arc`.
     VerifyArqc {
         key: ChipKey,
@@ -117,6 +126,12 @@ pub enum HsmReply {
     Verified,
     /// An ARQC verified: the ARPC for the reply.
     Arpc([u8; 8]),
+    /// A new key under the LMK and under the ZMK, with its check value.
+    NewKey {
+        lmk: KeyCryptogram,
+        zmk: KeyCryptogram,
+        kcv: String,
+    },
 }
 
 /// One operation's result: the reply, or the outcome to decline with (the
@@ -221,7 +236,9 @@ pub fn apply_inbound(results: Vec<HsmResult>, forwarded: &mut Message) -> Result
             }
             HsmReply::Verified => {}
             // Not asked for on the way in.
-            HsmReply::Mac(_) | HsmReply::Arpc(_) => return Err(Outcome::SystemMalfunction),
+            HsmReply::Mac(_) | HsmReply::Arpc(_) | HsmReply::NewKey { .. } => {
+                return Err(Outcome::SystemMalfunction);
+            }
         }
     }
     Ok(())

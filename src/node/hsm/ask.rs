@@ -13,7 +13,8 @@ use super::operations::{
     Account, ArqcInput, DukptTranslation, EmvScheme, Hsm, MacAlgorithm, MacInput, MacKeyType,
     MacPadding, PinBlock, PinFormat, PinTranslation,
 };
-use crate::hsm::command::Sensitive;
+use crate::hsm::command::request::GenerateKey;
+use crate::hsm::command::{KeyScheme, Sensitive};
 use crate::message::response_codes::Outcome;
 use crate::switch::chip::ChipScheme;
 use crate::switch::security::{self, HsmOp, HsmReply, HsmResult, MacKey, PinKey};
@@ -52,6 +53,32 @@ async fn one(hsm: Arc<dyn Hsm>, op: HsmOp) -> HsmResult {
         HsmOp::GenerateMac { key, data } => {
             let r = hsm.generate_mac(mac_input(key, &data)).await;
             (*b"M6", r.map(HsmReply::Mac))
+        }
+        HsmOp::GenerateKey { zmk, key_type } => {
+            // Double length, variant scheme under both the LMK and the ZMK.
+            let scheme = zmk.scheme;
+            let g = GenerateKey {
+                mode: 1,
+                key_type: key_type.to_string(),
+                lmk_scheme: KeyScheme::U,
+                zmk: Some((
+                    zmk,
+                    if scheme == KeyScheme::X {
+                        KeyScheme::X
+                    } else {
+                        KeyScheme::U
+                    },
+                )),
+            };
+            let r = hsm.generate_key(g).await.and_then(|k| match k.zmk {
+                Some(zmk) => Ok(HsmReply::NewKey {
+                    lmk: k.lmk,
+                    zmk,
+                    kcv: k.kcv,
+                }),
+                None => Err(HsmError::Unavailable),
+            });
+            (*b"A0", r)
         }
         HsmOp::VerifyArqc {
             key,

@@ -110,6 +110,8 @@ impl Checks {
         let durable = match what {
             Outgoing::Txn(id) => journal.kept_txn(id.0).is_some(),
             Outgoing::Saf(id) => journal.saf.contains_key(&id),
+            // Network management: nothing to journal.
+            Outgoing::KeyExchange(_) => true,
         };
         if !durable {
             return Err((

@@ -58,6 +58,12 @@ impl Core {
         let id = match self.in_flight.get(&key) {
             Some(&Outgoing::Txn(id)) => id,
             Some(&Outgoing::Saf(id)) => return self.saf_answered(now, id, &answer),
+            Some(&Outgoing::KeyExchange(i)) => {
+                if answer.mti().class() == MessageClass::NetworkManagement {
+                    self.exchange_answered(i, &answer);
+                }
+                return;
+            }
             None => return,
         };
         // An answer of another class (an 0810 to an echo sharing the STAN)
@@ -118,6 +124,7 @@ impl Core {
                 self.unknown_outcome(now, id, "issuer link closed");
             }
             Some(&Outgoing::Saf(id)) => self.saf_answer_due(now, id),
+            Some(&Outgoing::KeyExchange(i)) => self.exchange_lost(i),
             None => {}
         }
     }
@@ -144,6 +151,7 @@ impl Core {
         let id = match what {
             Outgoing::Txn(id) => id,
             Outgoing::Saf(id) => return self.saf_not_sent(now, id),
+            Outgoing::KeyExchange(i) => return self.exchange_lost(i),
         };
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
@@ -380,6 +388,7 @@ impl Core {
                 | Wait::SignReply(..)
                 | Wait::SignSaf(..)
                 | Wait::StandInChip(..)
+                | Wait::KeyGenerated(_)
                 | Wait::CheckAnswer(..)),
                 _,
             ) => {

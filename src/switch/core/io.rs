@@ -67,6 +67,8 @@ pub enum Outgoing {
     Txn(TxnId),
     /// A store-and-forward entry's delivery attempt (by its id).
     Saf(u64),
+    /// A key exchange with this issuer.
+    KeyExchange(usize),
 }
 
 /// A timer the core arms.
@@ -78,6 +80,10 @@ pub enum TimerId {
     SafDue,
     /// The answer to this store-and-forward entry's attempt is due.
     SafAnswer(u64),
+    /// This issuer's scheduled key exchange is due.
+    KeyExchange(usize),
+    /// The answer to this issuer's key exchange is due.
+    KeyExchangeAnswer(usize),
 }
 
 /// Something the core asks a service outside it (answered by
@@ -117,6 +123,9 @@ pub enum Input {
         token: Token,
         answer: Result<Message, Outcome>,
     },
+    /// Exchange working keys with issuer `issuer` now (an operator's
+    /// demand).
+    ExchangeKeys { issuer: usize },
     /// The HSM's results for `Question::Hsm`, one per operation in order.
     HsmAnswer {
         token: Token,

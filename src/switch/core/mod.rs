@@ -17,6 +17,7 @@
 
 mod answer;
 mod io;
+mod key_exchange;
 mod mutation;
 mod queue;
 mod request;
@@ -28,6 +29,8 @@ mod stand_in;
 mod tests;
 #[cfg(test)]
 mod tests_chip;
+#[cfg(test)]
+mod tests_keys;
 #[cfg(test)]
 mod tests_regressions;
 #[cfg(test)]
@@ -128,6 +131,9 @@ pub struct Counters {
     pub saf_given_up: PerKind,
     /// Entries refused for want of room.
     pub saf_overflow: u64,
+    /// Key exchanges that replaced a working key, and that failed.
+    pub key_exchanges: u64,
+    pub key_exchanges_failed: u64,
 }
 
 /// A count per store-and-forward kind (in the order of `SafKind::ALL`).
@@ -229,6 +235,8 @@ enum Wait {
     /// The HSM checked a chip card's ARQC for stand-in (issuer, the
     /// journal's word should it be declined).
     StandInChip(TxnId, usize, TxnOutcome),
+    /// The HSM made a new working key for this issuer's exchange.
+    KeyGenerated(usize),
     /// The HSM checked the MAC of the issuer's answer (kept here).
     CheckAnswer(TxnId, usize, Box<Message>),
 }
@@ -288,6 +296,12 @@ pub struct Core {
     counters: Counters,
     /// A rule deliberately broken, for the simulator's mutation checks.
     mutation: Option<Mutation>,
+    /// Each issuer's key exchange under way.
+    exchanges: Vec<Option<key_exchange::Exchange>>,
+    /// Whether each issuer's last key exchange failed (the alarm).
+    exchange_failing: Vec<bool>,
+    /// Whether each issuer's key exchange schedule runs.
+    exchange_armed: Vec<bool>,
 }
 
 impl Core {
@@ -328,6 +342,9 @@ impl Core {
             actions: VecDeque::new(),
             counters: Counters::default(),
             mutation: None,
+            exchanges: vec![None; cfg.issuers.len()],
+            exchange_failing: vec![false; cfg.issuers.len()],
+            exchange_armed: vec![false; cfg.issuers.len()],
             cfg,
         }
     }
@@ -349,6 +366,9 @@ impl Core {
             Input::Timer(TimerId::Response(txn)) => self.response_due(now, txn),
             Input::Timer(TimerId::SafDue) => self.saf_timer = None,
             Input::Timer(TimerId::SafAnswer(id)) => self.saf_answer_due(now, id),
+            Input::Timer(TimerId::KeyExchange(issuer)) => self.exchange_due(now, issuer),
+            Input::Timer(TimerId::KeyExchangeAnswer(issuer)) => self.exchange_lost(issuer),
+            Input::ExchangeKeys { issuer } => self.exchange_keys(issuer),
             Input::Answer { token, answer } => self.answered(now, token, answer),
             Input::HsmAnswer { token, results } => self.hsm_answered(now, token, results),
         }
@@ -396,7 +416,12 @@ impl Core {
             .values()
             .filter(|t| t.state == State::Forwarded)
             .count();
-        forwarded + self.saf_sending.len() == self.in_flight.len()
+        let exchanging = self
+            .exchanges
+            .iter()
+            .filter(|e| matches!(e, Some(key_exchange::Exchange::Sent { .. })))
+            .count();
+        forwarded + self.saf_sending.len() + exchanging == self.in_flight.len()
             && self
                 .in_flight
                 .iter()
@@ -408,6 +433,11 @@ impl Core {
                     Outgoing::Saf(id) => self.saf_sending.get(id).is_some_and(|e| {
                         e.issuer == issuer && saf_delivery::stan_of(e) == Some(stan)
                     }),
+                    Outgoing::KeyExchange(i) => {
+                        *i == issuer
+                            && matches!(self.exchanges[issuer],
+                                Some(key_exchange::Exchange::Sent { stan: s, .. }) if s == stan)
+                    }
                 })
     }
 

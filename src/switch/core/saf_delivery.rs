@@ -24,9 +24,14 @@ pub(super) fn stan_of(entry: &SafEntry) -> Option<u32> {
 
 impl Core {
     /// An issuer's link came up or went down.
-    pub(super) fn issuer_up(&mut self, _now: Time, issuer: usize, up: bool) {
+    pub(super) fn issuer_up(&mut self, now: Time, issuer: usize, up: bool) {
         if let Some(u) = self.issuer_up.get_mut(issuer) {
             *u = up;
+        }
+        // The key exchange schedule starts with the link's first connection.
+        if up && !self.exchange_armed[issuer] {
+            self.exchange_armed[issuer] = true;
+            self.arm_exchange(now, issuer);
         }
     }
 

@@ -91,6 +91,7 @@ impl Core {
             Some(Wait::SignSaf(id, attempts, frame)) => {
                 self.saf_signed(now, id, attempts, frame, results)
             }
+            Some(Wait::KeyGenerated(issuer)) => self.key_generated(now, issuer, results),
             Some(Wait::StandInChip(id, issuer, outcome)) => {
                 self.chip_checked(now, id, issuer, outcome, results)
             }

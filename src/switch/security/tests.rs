@@ -23,8 +23,7 @@ fn zones(from: PinKey) -> (AcquirerKeys, IssuerKeys) {
         },
         IssuerKeys {
             pin: Some((key('B'), 47)),
-            mac: None,
-            chip: None,
+            ..Default::default()
         },
     )
 }
