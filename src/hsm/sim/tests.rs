@@ -161,6 +161,37 @@ fn g0_translates_the_x924_dukpt_block() {
     assert!(pin_under(ZPK, PinBlockFormat::Iso0, &block).ct_eq(&Pin::new("1234").unwrap()));
 }
 
+/// Published test values of a payShield simulator run on the test LMK:
+/// the X9.24 BDK under the LMK, a ZPK, and G0's answer for the X9.24 PIN
+/// block of counter 1. They pin the LMK values, the pair of each key type
+/// and the `U` scheme's variants to what test HSMs give.
+#[test]
+fn test_lmk_matches_published_cryptograms() {
+    let bdk = KeyCryptogram::new(KeyScheme::U, "8E3D3E2FD5919657F05A1AA90D32A014");
+    let clear = Lmk::test().decrypt(KeyType::BDK, &bdk).unwrap();
+    assert_eq!(
+        hex::encode_upper(clear.as_bytes()),
+        "0123456789ABCDEFFEDCBA9876543210"
+    );
+    let again = Lmk::test()
+        .encrypt(KeyType::BDK, &clear, KeyScheme::U)
+        .unwrap();
+    assert_eq!(again, bdk);
+    let req = Request::G0(DukptTranslate {
+        bdk,
+        zpk: KeyCryptogram::new(KeyScheme::U, "9D961F6AF1D24B38AB37B320022FF57D"),
+        ksn_descriptor: "A05".into(),
+        ksn: "FFFF9876543210E00001".into(),
+        pin_block: s("1B9C1845EB993A7A"),
+        source_format: 1,
+        destination_format: 1,
+        account: s("401234567890"),
+    });
+    let mut out = Vec::new();
+    hsm().handle(&req, &random(0)).encode(&mut out).unwrap();
+    assert_eq!(out, b"G100047D26134E85E7DADF01");
+}
+
 fn mac_command(key: KeyCryptogram, key_type: &str, mac: Option<String>) -> MacCommand {
     MacCommand {
         mode: 0,
