@@ -282,3 +282,41 @@ fn form_key_refuses_bad_components_without_showing_them() {
     let fields: Vec<&str> = out.split_whitespace().collect();
     assert_eq!((fields[0].len(), fields[1].len()), (33, 6), "{out}");
 }
+
+#[test]
+fn answers_over_mutual_tls() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let dir = support::certs::temp_dir("hsm-sim-tls");
+    let pki = support::certs::make_pki(&dir, "hsm");
+    let p = |p: &std::path::Path| p.display().to_string();
+    let sim = start(&[
+        "--tls-cert",
+        &p(&pki.server_cert),
+        "--tls-key",
+        &p(&pki.server_key),
+        "--tls-ca",
+        &p(&pki.ca),
+    ]);
+    let client = cardswitch::link::tls::TlsClient::from_files(
+        &pki.ca,
+        "localhost",
+        Some((&pki.client_cert, &pki.client_key)),
+    )
+    .expect("tls client");
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let body = rt.block_on(async {
+        let tcp = tokio::net::TcpStream::connect(&sim.addr).await.unwrap();
+        let mut tls = client.connect(tcp).await.expect("handshake");
+        tls.write_all(&framed(&Request::Nc)).await.unwrap();
+        let mut len = [0u8; 2];
+        tls.read_exact(&mut len).await.unwrap();
+        let mut body = vec![0u8; usize::from(u16::from_be_bytes(len))];
+        tls.read_exact(&mut body).await.unwrap();
+        body
+    });
+    let r = Response::decode(&body[HEADER.len()..]).unwrap();
+    assert_eq!((&r.code, r.error), (b"ND", ErrorCode::NoError));
+}
