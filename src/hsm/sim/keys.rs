@@ -23,6 +23,17 @@ fn scheme_bytes(s: KeyScheme) -> usize {
     }
 }
 
+/// Refuses an untagged scheme for a key longer than single: A1's and
+/// A7's key fields read an untagged key as 16H, so such an answer could
+/// not be read back (27).
+fn answerable(key: &TdesKey, scheme: KeyScheme) -> Result<(), ErrorCode> {
+    if scheme == KeyScheme::Untagged && key.as_bytes().len() != 8 {
+        Err(ErrorCode::KeyLength)
+    } else {
+        Ok(())
+    }
+}
+
 /// A new key of `bytes` length from the random bytes, odd parity forced.
 pub(crate) fn random_key(random: &Random, bytes: usize) -> TdesKey {
     // bytes is 8, 16 or 24 and random holds 32: from_bytes cannot fail.
@@ -42,6 +53,7 @@ pub(super) fn generate(hsm: &Hsm, c: &GenerateKey, random: &Random) -> Answer {
     let under_zmk = match &c.zmk {
         Some((zmk, scheme)) => {
             let zmk = hsm.key(KeyType::ZMK, zmk, ErrorCode::SourceKeyParity)?;
+            answerable(&key, *scheme)?;
             Some(lmk::wrap(&zmk, &key, *scheme).map_err(|_| ErrorCode::KeyLength)?)
         }
         None => None,
@@ -82,6 +94,7 @@ pub(super) fn import(hsm: &Hsm, c: &ImportKey) -> Result<(ErrorCode, ResponseBod
         LmkError::Length => ErrorCode::KeyLength,
         _ => ErrorCode::InputData,
     })?;
+    answerable(&key, c.lmk_scheme)?;
     let under_lmk = hsm
         .lmk
         .encrypt(t, &key, c.lmk_scheme)
