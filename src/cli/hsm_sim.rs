@@ -183,7 +183,10 @@ fn form_key(a: &FormKeyArgs) -> Result<(), CliError> {
             "at most {COMPONENTS_MAX} components"
         )));
     }
-    let n = a.components[0].len() / 2;
+    let Some(first) = a.components.first() else {
+        return Err(CliError::Input("at least one --component".into()));
+    };
+    let n = first.len() / 2;
     let mut sum = Secret::<24>::zeroed();
     let mut part = Secret::<24>::zeroed();
     for (i, c) in a.components.iter().enumerate() {
