@@ -192,6 +192,30 @@ fn test_lmk_matches_published_cryptograms() {
     assert_eq!(out, b"G100047D26134E85E7DADF01");
 }
 
+/// The same simulator's CW vectors: the published CVV example's CVK
+/// under the test LMK as `U` and untagged (two single-length halves).
+#[test]
+fn cvk_cryptograms_match_published_cw_vectors() {
+    for (scheme, hex) in [
+        (KeyScheme::U, "9B4934384B19946B040CD702B4D58145"),
+        (KeyScheme::Untagged, "0A61E674E88C6A7EEABC38C2B2BB492F"),
+    ] {
+        let c = CvvCommand {
+            cvk: KeyCryptogram::new(scheme, hex),
+            cvv: None,
+            pan: s("4123456789012345"),
+            expiry: s("8701"),
+            service_code: "101".into(),
+        };
+        let mut out = Vec::new();
+        hsm()
+            .handle(&Request::Cw(c), &random(0))
+            .encode(&mut out)
+            .unwrap();
+        assert_eq!(out, b"CX00561", "{scheme:?}");
+    }
+}
+
 fn mac_command(key: KeyCryptogram, key_type: &str, mac: Option<String>) -> MacCommand {
     MacCommand {
         mode: 0,
