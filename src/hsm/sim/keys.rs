@@ -6,7 +6,7 @@
 use super::lmk::{self, KeyType, LmkError};
 use super::{Answer, Hsm, Random, lmk_code};
 use crate::hsm::command::request::{GenerateKey, ImportKey, KeyCheck};
-use crate::hsm::command::{ErrorCode, KeyScheme, ResponseBody};
+use crate::hsm::command::{ErrorCode, KeyCryptogram, KeyScheme, ResponseBody};
 use crate::hsm::soft::TdesKey;
 
 /// A key type code, or 04.
@@ -34,6 +34,15 @@ fn answerable(key: &TdesKey, scheme: KeyScheme) -> Result<(), ErrorCode> {
     }
 }
 
+/// A single-length key as answer fields carry it: 16H, no `Z` tag (the
+/// field is "16H or 1A+32H or 1A+48H"; `Z` names the scheme asked for).
+fn as_field(c: KeyCryptogram) -> KeyCryptogram {
+    match c.scheme {
+        KeyScheme::Z => KeyCryptogram::new(KeyScheme::Untagged, c.hex.as_str()),
+        _ => c,
+    }
+}
+
 /// A new key of `bytes` length from the random bytes, odd parity forced.
 pub(crate) fn random_key(random: &Random, bytes: usize) -> TdesKey {
     // bytes is 8, 16 or 24 and random holds 32: from_bytes cannot fail.
@@ -54,12 +63,13 @@ pub(super) fn generate(hsm: &Hsm, c: &GenerateKey, random: &Random) -> Answer {
         Some((zmk, scheme)) => {
             let zmk = hsm.key(KeyType::ZMK, zmk, ErrorCode::SourceKeyParity)?;
             answerable(&key, *scheme)?;
-            Some(lmk::wrap(&zmk, &key, *scheme).map_err(|_| ErrorCode::KeyLength)?)
+            let c = lmk::wrap(&zmk, &key, *scheme).map_err(|_| ErrorCode::KeyLength)?;
+            Some(as_field(c))
         }
         None => None,
     };
     Ok(ResponseBody::GeneratedKey {
-        lmk: under_lmk,
+        lmk: as_field(under_lmk),
         zmk: under_zmk,
         kcv: key.kcv_hex(),
     })
@@ -105,7 +115,7 @@ pub(super) fn import(hsm: &Hsm, c: &ImportKey) -> Result<(ErrorCode, ResponseBod
         ErrorCode::VerificationFailure
     };
     let body = ResponseBody::ImportedKey {
-        lmk: under_lmk,
+        lmk: as_field(under_lmk),
         kcv: key.kcv_hex(),
     };
     Ok((code, body))

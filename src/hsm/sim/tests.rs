@@ -216,6 +216,80 @@ fn cvk_cryptograms_match_published_cw_vectors() {
     }
 }
 
+/// Encodes the answer to `req` as it goes on the wire.
+fn wire(req: &Request) -> String {
+    let mut out = Vec::new();
+    hsm().handle(req, &random(0)).encode(&mut out).unwrap();
+    String::from_utf8(out).unwrap()
+}
+
+fn k(scheme: KeyScheme, hex: &str) -> KeyCryptogram {
+    KeyCryptogram::new(scheme, hex)
+}
+
+/// The same simulator's CA, BU and A6 vectors: keys under the test LMK
+/// (single untagged and `U`), a key imported from under a ZMK by the
+/// variant method (`U` under the ZMK), check values.
+#[test]
+fn ca_bu_and_a6_match_published_vectors() {
+    let ca = |tpk, zpk, block: &str| {
+        Request::Ca(PinTranslate {
+            source_key: tpk,
+            destination_zpk: zpk,
+            max_pin_len: 12,
+            pin_block: s(block),
+            source_format: 1,
+            destination_format: 1,
+            account: s("550000025321"),
+        })
+    };
+    let tpk = k(KeyScheme::U, "8463435FC4B4DAA0C49025272C29B12C");
+    let zpk = k(KeyScheme::U, "1EF828AA8F6B80EB83E19FBC373F3A85");
+    assert_eq!(
+        wire(&ca(tpk, zpk.clone(), "6428EB94035AF53B")),
+        "CB000491DDDA0A7C12CFAA01"
+    );
+    let tpk1 = k(KeyScheme::Untagged, "0406FBB23A5214DF");
+    let zpk1 = k(KeyScheme::Untagged, "BAB32D775A38E4AB");
+    assert_eq!(
+        wire(&ca(tpk1, zpk1, "AE7A708F877571A9")),
+        "CB0004E98FFDA17099AF5501"
+    );
+    let bu = Request::Bu(KeyCheck {
+        key_type_code: "01".into(),
+        length_flag: 1,
+        key: zpk,
+        key_type: None,
+    });
+    assert_eq!(wire(&bu), "BV006F1E3F");
+    let a6 = |zmk: &str, key, scheme| {
+        Request::A6(ImportKey {
+            key_type: "001".into(),
+            zmk: k(KeyScheme::U, zmk),
+            key,
+            lmk_scheme: scheme,
+        })
+    };
+    let single = k(KeyScheme::Untagged, "2B930A07119F93A8");
+    assert_eq!(
+        wire(&a6(
+            "1457FF6ADF6250C66C368416B4C9D383",
+            single,
+            KeyScheme::Z
+        )),
+        "A700BAB32D775A38E4AB73936E"
+    );
+    let double = k(KeyScheme::U, "482C4E722BB0CF1845E1E5BD16310119");
+    assert_eq!(
+        wire(&a6(
+            "71979DEB8587E2734F1E99D5DCAEF9AC",
+            double,
+            KeyScheme::U
+        )),
+        "A700U0E07CDC0161A0DE3B5AA44DF227EC9DEABDEBC"
+    );
+}
+
 fn mac_command(key: KeyCryptogram, key_type: &str, mac: Option<String>) -> MacCommand {
     MacCommand {
         mode: 0,
