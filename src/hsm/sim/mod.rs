@@ -16,6 +16,8 @@ pub mod lmk;
 mod mac;
 mod pin;
 #[cfg(test)]
+mod published;
+#[cfg(test)]
 mod tests;
 
 use crate::hsm::command::response::response_code;
