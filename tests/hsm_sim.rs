@@ -320,3 +320,48 @@ fn answers_over_mutual_tls() {
     let r = Response::decode(&body[HEADER.len()..]).unwrap();
     assert_eq!((&r.code, r.error), (b"ND", ErrorCode::NoError));
 }
+
+#[test]
+fn debug_logs_show_no_key_pin_block_or_account() {
+    let (tpk, _) = form_key("TPK", TPK);
+    let (zpk, _) = form_key("ZPK", ZPK);
+    let dir = support::certs::temp_dir("hsm-sim-logs");
+    let log = dir.join("hsm-sim.log");
+    let (sim, _) = support::process::start_logged(
+        &["hsm-sim", "--listen", "127.0.0.1:0"],
+        1,
+        &log,
+        &[("RUST_LOG", "debug")],
+    );
+    let mut s = connect(&sim);
+    let ca = ca_request(&tpk, &zpk);
+    let r = ask(&mut s, &ca);
+    let ResponseBody::PinTranslated { pin_block, .. } = &r.body else {
+        panic!("{r:?}");
+    };
+    // A malformed CA (its account cut short) is logged by field name.
+    let mut bad = framed(&ca);
+    bad.truncate(bad.len() - 3);
+    bad[1] -= 3;
+    s.write_all(&bad).unwrap();
+    assert_eq!(read_answer(&mut s).unwrap().error, ErrorCode::InputData);
+    drop(s);
+    drop(sim);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("answered"),
+        "debug logs were not written: {text}"
+    );
+    let Request::Ca(c) = &ca else { unreachable!() };
+    for secret in [
+        tpk.hex.as_str(),
+        zpk.hex.as_str(),
+        c.pin_block.as_str(),
+        pin_block.as_str(),
+        c.account.as_str(),
+        TPK,
+        ZPK,
+    ] {
+        assert!(!text.contains(secret), "log shows a secret");
+    }
+}
