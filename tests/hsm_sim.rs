@@ -365,3 +365,28 @@ fn debug_logs_show_no_key_pin_block_or_account() {
         assert!(!text.contains(secret), "log shows a secret");
     }
 }
+
+#[test]
+fn a_peer_that_never_reads_its_answers_is_closed() {
+    let sim = start(&["--idle-timeout-s", "1"]);
+    let mut s = connect(&sim);
+    s.set_write_timeout(Some(Duration::from_secs(5))).unwrap();
+    let chunk: Vec<u8> = (0..1000).flat_map(|_| framed(&Request::Nc)).collect();
+    let start = Instant::now();
+    let outcome = loop {
+        if let Err(e) = s.write_all(&chunk) {
+            break e;
+        }
+        assert!(start.elapsed() < Duration::from_secs(30), "never closed");
+    };
+    // Closed by the server (reset / broken pipe), not our write time-out.
+    assert!(
+        !matches!(
+            outcome.kind(),
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+        ),
+        "{outcome:?}"
+    );
+    let mut again = connect(&sim);
+    assert_eq!(&ask(&mut again, &Request::Nc).code, b"ND");
+}

@@ -3,7 +3,8 @@
 //! bounded connections, idle and frame time-outs), one task per
 //! connection. Commands on a connection are answered in order, pipelined
 //! requests included: a writer sends each answer at its due time (now +
-//! `--delay-ms`) in arrival order. Logs name command and error codes
+//! `--delay-ms`) in arrival order; a peer that leaves its answers unread
+//! for the idle time-out is closed. Logs name command and error codes
 //! only: never a key, PIN block or account number.
 
 use std::io::Write;
@@ -40,6 +41,10 @@ struct Sim {
     errors: Vec<([u8; 2], ErrorCode)>,
     silent_after: Option<u64>,
     commands: AtomicU64,
+    /// How long a peer may leave its answers unread before it is closed
+    /// (the idle time-out): one that writes and never reads must not hold
+    /// a connection slot.
+    unread: Duration,
 }
 
 /// What one frame gets.
@@ -68,6 +73,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         errors: args.errors.clone(),
         silent_after: args.silent_after,
         commands: AtomicU64::new(0),
+        unread: Duration::from_secs(args.idle_timeout_s),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -116,10 +122,12 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
 async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
     let (tx, mut rx) = mpsc::channel::<(Instant, Bytes)>(PIPELINE_MAX);
     let sender = conn.sender.clone();
+    let unread = sim.unread;
     let writer = async move {
         while let Some((due, message)) = rx.recv().await {
             tokio::time::sleep_until(due).await;
-            if sender.send(Frame::new(message)).await.is_err() {
+            let sent = tokio::time::timeout(unread, sender.send(Frame::new(message))).await;
+            if !matches!(sent, Ok(Ok(()))) {
                 break;
             }
         }
@@ -129,7 +137,11 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
             match sim.answer(&frame.message) {
                 Outcome::Reply(m) => {
                     let due = Instant::now() + sim.delay;
-                    if tx.send((due, Bytes::from(m))).await.is_err() {
+                    let queued = tokio::time::timeout(sim.unread, tx.send((due, Bytes::from(m))));
+                    if !matches!(queued.await, Ok(Ok(()))) {
+                        if let Some(suppressed) = conn.log_admit() {
+                            warn!(suppressed, "closing connection: answers not read");
+                        }
                         break;
                     }
                 }
