@@ -137,7 +137,9 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
             match sim.answer(&frame.message) {
                 Outcome::Reply(m) => {
                     let due = Instant::now() + sim.delay;
-                    let queued = tokio::time::timeout(sim.unread, tx.send((due, Bytes::from(m))));
+                    // Room frees as delayed answers come due: wait for that too.
+                    let wait = sim.unread + sim.delay;
+                    let queued = tokio::time::timeout(wait, tx.send((due, Bytes::from(m))));
                     if !matches!(queued.await, Ok(Ok(()))) {
                         if let Some(suppressed) = conn.log_admit() {
                             warn!(suppressed, "closing connection: answers not read");
