@@ -211,6 +211,53 @@ fn m6_and_m8_agree_with_the_retail_mac() {
 }
 
 #[test]
+fn m6_in_pieces_gives_the_whole_messages_mac() {
+    let msg = b"a message longer than one block, MACed in three pieces".to_vec();
+    for (algorithm, key) in [(3u8, TPK), (1, TPK), (1, "0123456789ABCDEF")] {
+        let scheme = if key.len() == 16 {
+            KeyScheme::Z
+        } else {
+            KeyScheme::U
+        };
+        let tak = Lmk::test()
+            .encrypt(KeyType::TAK, &tdes(key), scheme)
+            .unwrap();
+        let want = if algorithm == 3 {
+            mac::alg3(&tdes(key), &msg, Padding::Method2).unwrap()
+        } else {
+            mac::alg1(&tdes(key), &msg, Padding::Method2).unwrap()
+        };
+        let mut iv: Option<String> = None;
+        let pieces: [(u8, &[u8]); 3] = [(1, &msg[..16]), (2, &msg[16..40]), (3, &msg[40..])];
+        for (mode, part) in pieces {
+            let mut c = mac_command(tak.clone(), "003", None);
+            c.mode = mode;
+            c.algorithm = algorithm;
+            c.padding = 2;
+            c.iv = iv.take().filter(|_| mode >= 2);
+            c.message = Sensitive(part.to_vec());
+            let r = hsm().handle(&Request::M6(c), &random(0));
+            let ResponseBody::Mac(out) = r.body else {
+                panic!("{r:?}");
+            };
+            iv = Some(out);
+        }
+        assert_eq!(
+            iv.unwrap(),
+            hex::encode_upper(want),
+            "algorithm {algorithm}"
+        );
+    }
+    // A first or middle piece must be whole blocks: 80.
+    let mut c = mac_command(under(KeyType::TAK, TPK), "003", None);
+    c.mode = 1;
+    assert_eq!(
+        hsm().handle(&Request::M6(c), &random(0)).error,
+        ErrorCode::DataLength
+    );
+}
+
+#[test]
 fn kq_verifies_the_arqc_and_makes_the_arpc() {
     let imk = tdes(TPK);
     let pan = "5413330089020011";
