@@ -5,6 +5,7 @@ mod clearing;
 mod decode;
 mod demo;
 mod encode;
+mod hsm_sim;
 mod issuer_sim;
 mod journal;
 mod link_args;
@@ -43,6 +44,9 @@ enum Command {
     Relay(relay::RelayArgs),
     /// Run a simulated issuer host that answers by rules.
     IssuerSim(issuer_sim::IssuerSimArgs),
+    /// Run a software HSM speaking the payShield host commands (test LMK);
+    /// form-key / generate-key print keys under its LMK.
+    HsmSim(hsm_sim::HsmSimArgs),
     /// Load generator: many simulated terminals, every response checked.
     Load(Box<load::LoadArgs>),
     /// Search and show the transaction journal, export it, back it up.
@@ -69,6 +73,7 @@ pub fn main() -> ExitCode {
         Command::Run(args) => run::run(&args),
         Command::Relay(args) => relay::run(&args),
         Command::IssuerSim(args) => issuer_sim::run(&args),
+        Command::HsmSim(args) => hsm_sim::run(&args),
         Command::Send(args) => send::run(&args),
         Command::Journal(args) => journal::run(&args),
         Command::Replay(args) => replay::run(&args),

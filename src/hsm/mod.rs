@@ -9,4 +9,5 @@
 //! [`command`].
 
 pub mod command;
+pub mod sim;
 pub mod soft;

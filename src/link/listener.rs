@@ -267,11 +267,29 @@ async fn run_connection<F, Fut>(
         reader,
         sender,
         shutdown,
-        log,
+        log: log.clone(),
     })
     .await;
-    // The writer flushes what the handler queued, then closes.
-    let _ = writer.await;
+    // The writer flushes what the handler queued, then closes; a peer
+    // that reads nothing for the idle limit does not hold its slot (and
+    // the socket) by never draining the flush: the writer is stopped.
+    let mut writer = writer;
+    let flushed = match settings.read_limits.idle {
+        Some(limit) => tokio::time::timeout(limit, &mut writer).await.is_ok(),
+        None => {
+            let _ = (&mut writer).await;
+            true
+        }
+    };
+    if !flushed {
+        writer.abort();
+        if let Some(suppressed) = log.admit(peer.ip()) {
+            warn!(
+                suppressed,
+                "peer read nothing for the idle limit: closed unflushed"
+            );
+        }
+    }
     info!("closed");
     open.decrement(1.0);
 }
