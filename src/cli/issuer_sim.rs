@@ -18,14 +18,17 @@ use tracing::{Instrument, info, info_span, warn};
 use super::capture_args::{self, CaptureArgs};
 use super::link_args::LinkArgs;
 use super::{CliError, observe};
+use crate::hsm::soft::TdesKey;
 use crate::link::connection::ReadLimits;
 use crate::link::framing::Frame;
 use crate::link::listener::{self, Accepted, ListenerSettings};
 use crate::message::mti::MessageClass;
+use crate::message::response_codes::to_action_code;
 use crate::message::time::utc_date;
 use crate::message::{Message, Spec};
 use crate::node::parse_or_reject;
 use crate::sim::issuer::{IssuerRules, respond};
+use crate::sim::issuer_keys::IssuerKeys;
 
 /// Approvals waiting for the recorder before answers wait for it.
 const RECORD_QUEUE_MAX: usize = 4096;
@@ -56,6 +59,9 @@ pub struct IssuerSimArgs {
     /// Do not decline expired cards with 54.
     #[arg(long)]
     no_expiry: bool,
+    /// Refuse key exchanges (answer 12).
+    #[arg(long)]
+    refuse_key_exchange: bool,
     /// Fixed delay before each answer, in milliseconds.
     #[arg(long, default_value_t = 0,
           value_parser = clap::value_parser!(u64).range(0..=SIM_MS_MAX))]
@@ -73,6 +79,17 @@ pub struct IssuerSimArgs {
     /// Fraction of answers with a wrong STAN (a misbehaving issuer, for tests).
     #[arg(long, default_value_t = 0.0)]
     wrong_stan_rate: f64,
+    /// Read PIN blocks with this clear test ZPK (hex) and decline 55 when
+    /// they do not hold --expect-pin.
+    #[arg(long)]
+    pin_key: Option<String>,
+    /// The PIN the cards have (with --pin-key).
+    #[arg(long, default_value = "1234")]
+    expect_pin: String,
+    /// Verify requests' MACs with this clear test MAC key (hex), declining
+    /// 63, and sign the answers.
+    #[arg(long)]
+    mac_key: Option<String>,
     /// Append approvals and acknowledged reversals/advices here (JSON lines).
     #[arg(long)]
     record: Option<PathBuf>,
@@ -112,6 +129,7 @@ struct Sim {
     wrong_stan_rate: f64,
     auth_counter: AtomicU64,
     record: Option<mpsc::Sender<String>>,
+    keys: IssuerKeys,
 }
 
 pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
@@ -157,6 +175,7 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
                 approve_limit: args.approve_limit,
                 check_luhn: !args.no_luhn,
                 check_expiry: !args.no_expiry,
+                refuse_key_exchange: args.refuse_key_exchange,
             },
             delay: Duration::from_millis(args.delay_ms),
             jitter_ms: args.jitter_ms,
@@ -165,6 +184,7 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
             wrong_stan_rate: args.wrong_stan_rate,
             auth_counter: AtomicU64::new(1),
             record: record_tx,
+            keys: issuer_keys(args)?,
         });
         let shutdown = CancellationToken::new();
         {
@@ -201,6 +221,25 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
 }
 
 /// Listens on the first address `listen` resolves to, with `backlog`.
+/// The test keys given on the command line (refused without repeating
+/// them).
+fn issuer_keys(args: &IssuerSimArgs) -> Result<IssuerKeys, CliError> {
+    let key = |text: &Option<String>, name: &str| {
+        text.as_deref()
+            .map(|t| {
+                TdesKey::from_hex(t)
+                    .map_err(|_| CliError::Input(format!("{name}: 16, 32 or 48 hex digits")))
+            })
+            .transpose()
+    };
+    Ok(IssuerKeys {
+        zpk: key(&args.pin_key, "--pin-key")?,
+        format: None,
+        pin: args.expect_pin.clone(),
+        mac_key: key(&args.mac_key, "--mac-key")?,
+    })
+}
+
 async fn bind(listen: &str, backlog: u32) -> std::io::Result<tokio::net::TcpListener> {
     let addr = tokio::net::lookup_host(listen)
         .await?
@@ -245,11 +284,27 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
         ) else {
             continue;
         };
+        let decline = decision
+            .as_ref()
+            .and_then(|_| sim.keys.decline(&sim.spec, &request));
+        let decision = match decline {
+            Some(code) => {
+                response.remove(38);
+                let code = if request.mti().version() == 0 {
+                    code
+                } else {
+                    to_action_code(code)
+                };
+                let _ = response.set_str(39, code);
+                None
+            }
+            None => decision,
+        };
         if sim.wrong_stan_rate > 0.0 && fastrand::f64() < sim.wrong_stan_rate {
             let stan = request.get_u64(11).unwrap_or(0);
             let _ = response.set_num(11, (stan + 500_000) % 1_000_000, 6);
         }
-        let bytes = match sim.spec.build(&response) {
+        let bytes = match sim.keys.build(&sim.spec, &mut response) {
             Ok(b) => b,
             Err(e) => {
                 warn!(error = %e, "cannot build response");

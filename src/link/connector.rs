@@ -423,9 +423,13 @@ impl IssuerLink {
                 };
                 match mux.deliver(msg) {
                     Delivery::Matched => {}
+                    // A network management answer goes up only when the
+                    // switch sent its request (a key exchange); the link's
+                    // own echoes are matched above.
                     Delivery::Unmatched(m)
-                        if m.mti().class() != MessageClass::NetworkManagement
-                            && settings.inbound.is_some() =>
+                        if settings.inbound.is_some()
+                            && (m.mti().class() != MessageClass::NetworkManagement
+                                || mux.awaits(&m)) =>
                     {
                         if let Some(took) = mux.answered(&m) {
                             self.round_trip.record(took.as_secs_f64());

@@ -219,6 +219,15 @@ impl Mux {
         Some(at.elapsed())
     }
 
+    /// Whether a message sent by `send_only` under `answer`'s STAN is out
+    /// (its answer is the caller's, even a network management one).
+    pub fn awaits(&self, answer: &Message) -> bool {
+        answer
+            .get_u64(11)
+            .and_then(|s| u32::try_from(s).ok())
+            .is_some_and(|stan| self.sent_lock().by_stan.contains_key(&stan))
+    }
+
     /// Forgets the message sent by `send_only` under `stan`.
     pub fn forget(&self, stan: u32) {
         self.sent_lock().remove(stan);

@@ -19,6 +19,8 @@ pub struct IssuerRules {
     pub check_luhn: bool,
     /// Decline expired cards (DE14 YYMM before today) with 54.
     pub check_expiry: bool,
+    /// Refuse key exchanges (0800 with DE70 101 or 161, DE24 811) with 12.
+    pub refuse_key_exchange: bool,
 }
 
 impl Default for IssuerRules {
@@ -27,6 +29,7 @@ impl Default for IssuerRules {
             approve_limit: 100_000,
             check_luhn: true,
             check_expiry: true,
+            refuse_key_exchange: false,
         }
     }
 }
@@ -74,6 +77,13 @@ fn decline_reason(
     None
 }
 
+/// Whether a network management request asks for a key change.
+fn is_key_exchange(request: &Message) -> bool {
+    let de70 = request.get_str(70);
+    de70.is_some_and(|c| crate::message::netmgmt::KEY_CHANGES.contains(&c))
+        || request.get_str(24) == Some("811")
+}
+
 /// The response to `request`, or `None` for messages that get none.
 /// `auth_code` is used for approvals (DE38).
 pub fn respond(
@@ -105,6 +115,12 @@ pub fn respond(
             }
             let _ = resp.set_str(39, code(d.response_code));
             Some(d)
+        }
+        (MessageClass::NetworkManagement, _)
+            if rules.refuse_key_exchange && is_key_exchange(request) =>
+        {
+            let _ = resp.set_str(39, code("12"));
+            None
         }
         // Advices, reversals and network management are acknowledged.
         (

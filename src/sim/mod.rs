@@ -5,6 +5,7 @@
 pub mod connect;
 pub mod driver;
 pub mod issuer;
+pub mod issuer_keys;
 pub mod latency;
 pub mod load;
 pub mod load_report;

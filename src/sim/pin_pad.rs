@@ -125,22 +125,43 @@ impl PinPad {
         spec: &Spec,
         request: &mut Message,
     ) -> Result<Bytes, String> {
-        let Some(key) = &plan.mac_key else {
-            return spec.build(request).map_err(|e| format!("build: {e}"));
-        };
-        let field = mac_field(request);
-        request
-            .set(field, vec![0u8; MAC_BYTES])
-            .map_err(|e| format!("MAC field: {e}"))?;
-        let mut frame = spec
-            .build(request)
-            .map_err(|e| format!("build: {e}"))?
-            .to_vec();
-        let covered = crate::message::mac_field::covered(spec, &frame, field)
-            .ok_or_else(|| format!("DE{field} of this dialect cannot hold a MAC"))?;
-        let mac = mac::alg3(key, covered, Padding::Method1).map_err(|e| format!("MAC: {e}"))?;
-        write_mac(spec, &mut frame, field, &mac);
-        Ok(Bytes::from(frame))
+        match &plan.mac_key {
+            Some(key) => build_with_mac(spec, key, request),
+            None => spec.build(request).map_err(|e| format!("build: {e}")),
+        }
+    }
+}
+
+/// `message` built with the retail MAC (ISO 9797-1 algorithm 3, padding
+/// 1) of `key` over the bytes before its MAC field.
+pub fn build_with_mac(spec: &Spec, key: &TdesKey, message: &mut Message) -> Result<Bytes, String> {
+    let field = mac_field(message);
+    message
+        .set(field, vec![0u8; MAC_BYTES])
+        .map_err(|e| format!("MAC field: {e}"))?;
+    let mut frame = spec
+        .build(message)
+        .map_err(|e| format!("build: {e}"))?
+        .to_vec();
+    let covered = crate::message::mac_field::covered(spec, &frame, field)
+        .ok_or_else(|| format!("DE{field} of this dialect cannot hold a MAC"))?;
+    let mac = mac::alg3(key, covered, Padding::Method1).map_err(|e| format!("MAC: {e}"))?;
+    write_mac(spec, &mut frame, field, &mac);
+    Ok(Bytes::from(frame))
+}
+
+/// Whether `message`, as received, carries a retail MAC of `key` that
+/// verifies over the bytes before it.
+pub fn mac_verifies(spec: &Spec, key: &TdesKey, message: &Message) -> bool {
+    let field = mac_field(message);
+    let frame = message.frame_as_received();
+    let covered = frame.and_then(|f| crate::message::mac_field::covered(spec, f, field));
+    let sent = frame.and_then(|f| crate::message::mac_field::read_mac(spec, f, field));
+    match (covered, sent) {
+        (Some(data), Some(sent)) => {
+            mac::alg3(key, data, Padding::Method1).is_ok_and(|m| mac::verify(&m, &sent))
+        }
+        _ => false,
     }
 }
 

@@ -15,7 +15,8 @@ pub fn malfunction(response: &Message) -> Message {
             let _ = out.set(n, v);
         }
     }
-    let _ = out.set_str(39, Outcome::SystemMalfunction.code());
+    let code = Outcome::SystemMalfunction.code_in(response.mti().version());
+    let _ = out.set_str(39, code);
     out
 }
 

@@ -3,11 +3,14 @@
 //! A key typed or pasted wrong, or meant for another LMK, stops the start
 //! with its line, instead of failing every PIN later. Never shows a key.
 
-use super::operations::Hsm;
+use super::payshield::PayShield;
 use crate::hsm::command::KeyScheme;
 use crate::hsm::command::request::KeyCheck;
 use crate::node::config::{ConfiguredKey, KeyRole, SwitchConfig};
 use crate::node::start_error::StartError;
+
+/// Each check's own wait: a start is not a hot path (as the start's NC).
+const STARTUP_CHECK_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
 
 /// payShield's 3H key type code of each role (variant LMK key types).
 pub fn key_type_code(role: KeyRole) -> &'static str {
@@ -51,7 +54,7 @@ fn configured(config: &SwitchConfig) -> Vec<(String, &ConfiguredKey)> {
 }
 
 /// Checks every configured key's check value with the HSM.
-pub(crate) async fn check_keys(config: &SwitchConfig, hsm: &dyn Hsm) -> Result<(), StartError> {
+pub(crate) async fn check_keys(config: &SwitchConfig, hsm: &PayShield) -> Result<(), StartError> {
     for (link, key) in configured(config) {
         let fail = |reason: String| StartError::Key {
             file: config.file.clone(),
@@ -72,7 +75,7 @@ pub(crate) async fn check_keys(config: &SwitchConfig, hsm: &dyn Hsm) -> Result<(
         };
         let role = key.role.name();
         let kcv = hsm
-            .key_check_value(check)
+            .key_check_within(check, STARTUP_CHECK_WAIT)
             .await
             .map_err(|e| fail(format!("{role} key: the HSM cannot check it: {e}")))?;
         let got = kcv.get(..6).unwrap_or(&kcv).to_ascii_uppercase();

@@ -37,6 +37,18 @@ impl PayShield {
         diagnostics_of(self.pool.call_within(&Request::Nc, limit).await?)
     }
 
+    /// BU with its own wait (the start-up check of configured keys).
+    pub async fn key_check_within(
+        &self,
+        k: crate::hsm::command::request::KeyCheck,
+        limit: Duration,
+    ) -> Result<String, HsmError> {
+        match self.pool.call_within(&Request::Bu(k), limit).await?.body {
+            ResponseBody::Kcv(kcv) => Ok(kcv),
+            _ => Err(body_missing("BU")),
+        }
+    }
+
     async fn ask(&self, request: Request) -> Result<Response, HsmError> {
         self.pool.call(&request).await
     }

@@ -156,9 +156,11 @@ impl Core {
             timer: TimerId::KeyExchangeAnswer(issuer),
         });
         let approved = matches!(answer.get_str(39), Some("00" | "000" | "800"));
-        let echoed = answer
-            .get_str(48)
-            .is_none_or(|k| k.eq_ignore_ascii_case(&kcv));
+        // An issuer that states a check value (alone, or at the end of the
+        // request's DE48 it echoes) must state the new key's.
+        let echoed = answer.get_str(48).is_none_or(|k| {
+            k.len() >= kcv.len() && k[k.len() - kcv.len()..].eq_ignore_ascii_case(&kcv)
+        });
         if !(approved && echoed) {
             return self.exchange_failed(issuer);
         }

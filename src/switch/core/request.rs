@@ -25,7 +25,11 @@ use crate::switch::translate::translate;
 /// The response the switch makes itself, or the request itself when its
 /// MTI has no response (the node builds what it can).
 pub(super) fn reject(request: &Message, outcome: Outcome) -> Message {
-    local_response(request, outcome.code()).unwrap_or_else(|| request.clone())
+    // DE39 in the request's version: a 1993 acquirer gets an action code
+    // (two characters in its three-digit field would not build, and the
+    // terminal would get no answer at all).
+    let code = outcome.code_in(request.mti().version());
+    local_response(request, code).unwrap_or_else(|| request.clone())
 }
 
 impl Core {

@@ -455,3 +455,27 @@ fn store_and_forward_entries_are_signed() {
     );
     assert_eq!(read_mac(&spec, &frame, 64), Some([0x77; 8]));
 }
+
+/// Regression: the switch's own declines to a 1993 acquirer carried the
+/// 1987 code ("55", "91") in the three-digit DE39, did not build, and the
+/// terminal got no answer at all (found by tests/hsm_e2e.rs).
+#[test]
+fn the_switchs_own_declines_build_in_a_1993_dialect() {
+    let spec = crate::message::Spec::resolve("iso93-ascii").expect("spec");
+    let mut m = Message::new("1200".parse().expect("mti"));
+    m.set_str(2, "4012345678909").expect("DE2");
+    m.set_str(11, "000001").expect("DE11");
+    for (outcome, code) in [
+        (Outcome::IncorrectPin, "117"),
+        (Outcome::IssuerUnavailable, "911"),
+        (Outcome::SecurityViolation, "916"),
+        (Outcome::SystemMalfunction, "909"),
+    ] {
+        let reject = super::request::reject(&m, outcome);
+        let built = spec.build(&reject).expect("builds");
+        let read = spec.parse(&built).expect("parses");
+        assert_eq!(read.get_str(39), Some(code));
+    }
+    let fallback = crate::switch::responses::malfunction(&m);
+    assert_eq!(fallback.get_str(39), Some("909"));
+}
