@@ -98,6 +98,7 @@ impl Message {
             shared: OnceLock::new(),
             checked_by: to_spec,
             pristine: false,
+            frame_spec: self.frame_spec,
         }
     }
 
@@ -136,6 +137,7 @@ impl Message {
             shared: OnceLock::new(),
             checked_by: to_spec,
             pristine: false,
+            frame_spec: self.frame_spec,
         })
     }
 
@@ -156,11 +158,18 @@ impl Message {
             while let Some(s) = old.next_if(|s| s.number < n) {
                 slots.push(s);
             }
-            // A replaced owned value's place in `owned` is reused.
-            let reuse = old
-                .next_if(|s| s.number == n)
-                .and_then(|s| (s.source == Source::Owned).then_some(s.start));
+            let mine = old.next_if(|s| s.number == n);
             let theirs = other.position(n).and_then(|i| other.slots.get(i));
+            // An equal value stays where it is (in the frame, a run its
+            // builder copies whole; an issuer echoes most restored fields).
+            if let (Some(m), Some(t)) = (mine, theirs)
+                && self.slice(&m) == other.slice(t)
+            {
+                slots.push(m);
+                continue;
+            }
+            // A replaced owned value's place in `owned` is reused.
+            let reuse = mine.and_then(|s| (s.source == Source::Owned).then_some(s.start));
             let Some((theirs, value)) = theirs.map(|s| (s, other.slot_bytes(s))) else {
                 if let Some(start) = reuse {
                     // Keep `owned` free of values no slot points to.

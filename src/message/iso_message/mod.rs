@@ -103,6 +103,10 @@ pub struct Message {
     /// No field was set or removed since the parse: every slot is checked
     /// and the message rebuilds, in its spec, to the frame's size.
     pristine: bool,
+    /// The spec (`Spec::id`) that parsed `frame`; 0: none. A value still
+    /// in the frame lies there as that spec writes it, its length prefix
+    /// before it, so that spec's builder copies runs of them whole.
+    frame_spec: u64,
 }
 
 /// The buffers a parser fills, turned into a `Message` by `Message::parsed`.
@@ -132,6 +136,7 @@ impl Message {
             shared: OnceLock::new(),
             checked_by: 0,
             pristine: false,
+            frame_spec: 0,
         }
     }
 
@@ -150,6 +155,7 @@ impl Message {
             shared: OnceLock::new(),
             checked_by: parts.spec_id,
             pristine: true,
+            frame_spec: parts.spec_id,
         }
     }
 
@@ -359,6 +365,21 @@ impl Message {
         self.slots
             .iter()
             .map(move |s| (s.number, self.slice(s), same_spec && s.checked))
+    }
+
+    /// The frame, when spec `spec_id` parsed it: its values are then
+    /// written there as that spec writes them (see `frame_spec`).
+    pub(crate) fn frame_of(&self, spec_id: u64) -> Option<&[u8]> {
+        (spec_id != 0 && spec_id == self.frame_spec).then_some(&self.frame[..])
+    }
+
+    /// Present fields in ascending order as borrowed slices, with the
+    /// offset in the frame of each value that lies there.
+    pub(crate) fn values_located(&self) -> impl Iterator<Item = (u16, &[u8], Option<usize>)> {
+        self.slots.iter().map(|s| {
+            let at = (s.source == Source::Frame).then_some(s.start as usize);
+            (s.number, self.slice(s), at)
+        })
     }
 
     /// The size in bytes of this message built in spec `spec_id`, when it
