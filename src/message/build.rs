@@ -128,7 +128,9 @@ fn plan(spec: &Spec, msg: &Message) -> Result<(Bitmap, usize), MessageError> {
     };
     let mut size = mti_bytes + words * bitmap_bytes;
     // Offsets in errors count from the message start, as the parser's do.
-    for (n, value, checked) in msg.values_checked_by(spec.id) {
+    let checks_kept = msg.checks_of(spec.id);
+    for slot in msg.slots() {
+        let n = slot.number();
         let Some(layout) = spec.layout(n) else {
             return Err(MessageError::UndefinedField {
                 part: Part::Field(n),
@@ -137,10 +139,14 @@ fn plan(spec: &Spec, msg: &Message) -> Result<(Bitmap, usize), MessageError> {
             });
         };
         let prefix = usize::from(layout.prefix_bytes);
-        if !checked {
+        let len = if checks_kept && Message::slot_checked(slot) {
+            msg.slot_len(slot)
+        } else {
+            let value = msg.slot_value(slot);
             layout.check(n, value, size)?;
-        }
-        size += prefix + layout.wire_bytes(layout.units_of_value(value.len()));
+            value.len()
+        };
+        size += prefix + layout.wire_bytes(layout.units_of_value(len));
     }
     Ok((bitmap, size))
 }
@@ -167,7 +173,8 @@ fn write_message(
     let frame = msg.frame_of(spec.id).filter(|_| copy_runs);
     // The frame's bytes not yet written: start..end.
     let mut run = (0, 0);
-    for (n, value, at) in msg.values_located() {
+    for slot in msg.slots() {
+        let n = slot.number();
         // `plan` has found every field defined and every value valid.
         let Some(layout) = spec.layout(n) else {
             return Err(MessageError::UndefinedField {
@@ -176,17 +183,20 @@ fn write_message(
                 spec: spec.name.clone(),
             });
         };
-        let wire = at.and_then(|at| Some((at.checked_sub(usize::from(layout.prefix_bytes))?, at)));
+        let wire = slot
+            .in_frame()
+            .and_then(|at| Some((at.checked_sub(usize::from(layout.prefix_bytes))?, at)));
         if let (Some(frame), Some((begin, at))) = (frame, wire) {
             if run.1 != begin {
                 put_run(frame, run, out);
                 run.0 = begin;
             }
-            run.1 = at + value.len();
+            run.1 = at + msg.slot_len(slot);
             continue;
         }
         put_run(frame.unwrap_or_default(), run, out);
         run = (0, 0);
+        let value = msg.slot_value(slot);
         if layout.is_variable() {
             let units = layout.units_of_value(value.len());
             codec::write_prefix(units, layout.prefix_digits, layout.prefix_encoding, out);

@@ -141,65 +141,27 @@ impl Message {
         })
     }
 
-    /// Sets each of `fields` (ascending) to `other`'s value of it (shared,
-    /// not copied), or removes it where `other` has none: one merge of the
-    /// two field lists instead of a search and an insert per field. A value
-    /// keeps its check when the same spec checked both messages.
+    /// Sets each of `fields` to `other`'s value of it (shared, not
+    /// copied), or removes it where `other` has none. A value equal to
+    /// `other`'s stays where it is (an issuer echoes most restored fields:
+    /// in the frame, it is part of a run its builder copies whole); a value
+    /// set keeps its check when the same spec checked both messages.
     pub fn overlay(&mut self, other: &Message, fields: &[u16]) {
-        debug_assert!(fields.windows(2).all(|w| w[0] < w[1]), "fields ascending");
         let keep_checks = other.checked_by != 0 && other.checked_by == self.checked_by;
-        self.shared.take();
-        self.pristine = false;
-        self.owned.reserve(fields.len());
-        let old = std::mem::take(&mut self.slots);
-        let mut slots = Vec::with_capacity(old.len() + fields.len());
-        let mut old = old.into_iter().peekable();
         for &n in fields {
-            while let Some(s) = old.next_if(|s| s.number < n) {
-                slots.push(s);
-            }
-            let mine = old.next_if(|s| s.number == n);
             let theirs = other.position(n).and_then(|i| other.slots.get(i));
-            // An equal value stays where it is (in the frame, a run its
-            // builder copies whole; an issuer echoes most restored fields).
-            if let (Some(m), Some(t)) = (mine, theirs)
-                && self.slice(&m) == other.slice(t)
-            {
-                slots.push(m);
-                continue;
+            let mine = self.position(n);
+            match (mine.and_then(|i| self.slots.get(i)), theirs) {
+                (Some(m), Some(t)) if self.slice(m) == other.slice(t) => {}
+                (_, Some(t)) => {
+                    let value = other.slot_bytes(t);
+                    self.put(n, value, keep_checks && t.checked);
+                }
+                (Some(_), None) => {
+                    self.remove(n);
+                }
+                (None, None) => {}
             }
-            // A replaced owned value's place in `owned` is reused.
-            let reuse = mine.and_then(|s| (s.source == Source::Owned).then_some(s.start));
-            let Some((theirs, value)) = theirs.map(|s| (s, other.slot_bytes(s))) else {
-                if let Some(start) = reuse {
-                    // Keep `owned` free of values no slot points to.
-                    if let Some(v) = self.owned.get_mut(start as usize) {
-                        *v = Bytes::new();
-                    }
-                }
-                self.present.clear(n);
-                continue;
-            };
-            let start = match reuse.and_then(|i| self.owned.get_mut(i as usize).map(|v| (i, v))) {
-                Some((i, v)) => {
-                    *v = value;
-                    i
-                }
-                None => {
-                    self.owned.push(value);
-                    (self.owned.len() - 1) as u32
-                }
-            };
-            self.present.set(n);
-            slots.push(Slot {
-                number: n,
-                checked: keep_checks && theirs.checked,
-                source: Source::Owned,
-                start,
-                len: 0,
-            });
         }
-        slots.extend(old);
-        self.slots = slots;
     }
 }

@@ -62,6 +62,12 @@ impl Slot {
         self.number
     }
 
+    /// Where the value starts in the message's frame, if it lies there.
+    #[inline]
+    pub(crate) fn in_frame(&self) -> Option<usize> {
+        (self.source == Source::Frame).then_some(self.start as usize)
+    }
+
     /// The slot of a plan's template (`plan.rs`) placed at `base`.
     #[inline]
     pub(crate) fn shifted(self, base: usize) -> Slot {
@@ -251,7 +257,13 @@ impl Message {
         if !(2..=FIELD_NUMBER_MAX).contains(&n) {
             return Err(MessageError::BadFieldNumber { field: n });
         }
-        let value = value.into();
+        self.put(n, value.into(), false);
+        Ok(())
+    }
+
+    /// Sets field `n` (in range) to `value`, which passed the checks of
+    /// spec `checked_by` when `checked`.
+    fn put(&mut self, n: u16, value: Bytes, checked: bool) {
         self.shared.take();
         self.pristine = false;
         // Fields are mostly set in ascending order: append without a search.
@@ -263,19 +275,26 @@ impl Message {
         match at {
             Ok(i) if self.slots[i].source == Source::Owned => {
                 let slot = &mut self.slots[i];
-                slot.checked = false;
+                slot.checked = checked;
                 if let Some(old) = self.owned.get_mut(slot.start as usize) {
                     *old = value;
                 }
             }
-            Ok(i) => self.slots[i] = self.own(n, value),
+            Ok(i) => {
+                self.slots[i] = Slot {
+                    checked,
+                    ..self.own(n, value)
+                }
+            }
             Err(i) => {
-                let slot = self.own(n, value);
+                let slot = Slot {
+                    checked,
+                    ..self.own(n, value)
+                };
                 self.slots.insert(i, slot);
                 self.present.set(n);
             }
         }
-        Ok(())
     }
 
     /// Keeps `value` in `owned` and returns a slot that points to it.
@@ -355,16 +374,11 @@ impl Message {
         self.slots.iter().map(|s| (s.number, self.slice(s)))
     }
 
-    /// Present fields for the builder of spec `spec_id`: number, value, and
-    /// whether that spec has already checked the value (on parse).
-    pub(crate) fn values_checked_by(
-        &self,
-        spec_id: u64,
-    ) -> impl Iterator<Item = (u16, &[u8], bool)> {
-        let same_spec = spec_id != 0 && spec_id == self.checked_by;
-        self.slots
-            .iter()
-            .map(move |s| (s.number, self.slice(s), same_spec && s.checked))
+    /// Whether spec `spec_id` parsed this message and no field changed
+    /// since (its MTI may have): every field is then defined there and
+    /// passed its checks.
+    pub fn parsed_by(&self, spec_id: u64) -> bool {
+        self.known_size(spec_id).is_some()
     }
 
     /// The frame, when spec `spec_id` parsed it: its values are then
@@ -373,13 +387,36 @@ impl Message {
         (spec_id != 0 && spec_id == self.frame_spec).then_some(&self.frame[..])
     }
 
-    /// Present fields in ascending order as borrowed slices, with the
-    /// offset in the frame of each value that lies there.
-    pub(crate) fn values_located(&self) -> impl Iterator<Item = (u16, &[u8], Option<usize>)> {
-        self.slots.iter().map(|s| {
-            let at = (s.source == Source::Frame).then_some(s.start as usize);
-            (s.number, self.slice(s), at)
-        })
+    /// The present fields' slots, in ascending order (for the builder).
+    pub(crate) fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// A slot's value (see [`Message::slots`]).
+    #[inline]
+    pub(crate) fn slot_value(&self, slot: &Slot) -> &[u8] {
+        self.slice(slot)
+    }
+
+    /// The length of a slot's value, without finding the value when
+    /// the slot has it.
+    #[inline]
+    pub(crate) fn slot_len(&self, slot: &Slot) -> usize {
+        match slot.source {
+            Source::Owned => self.slice(slot).len(),
+            Source::Frame | Source::Decoded => slot.len as usize,
+        }
+    }
+
+    /// Whether the slots marked checked passed the checks of spec `spec_id`.
+    pub(crate) fn checks_of(&self, spec_id: u64) -> bool {
+        spec_id != 0 && spec_id == self.checked_by
+    }
+
+    /// Whether a slot passed its checks (see [`Message::checks_of`]).
+    #[inline]
+    pub(crate) fn slot_checked(slot: &Slot) -> bool {
+        slot.checked
     }
 
     /// The size in bytes of this message built in spec `spec_id`, when it
