@@ -12,8 +12,28 @@ use super::error::{MessageError, Part};
 use super::iso_message::Message;
 use super::spec::{BitmapEncoding, Encoding, Spec};
 
+/// Room beyond its frame's size for a message made from a frame (a
+/// changed STAN, an acquiring institution added): it rarely grows more.
+const FROM_FRAME_SLACK_BYTES: usize = 64;
+
+/// How `write_message` goes about it.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// `plan` checked every value: values still in a frame this spec
+    /// parsed are copied in runs, or (`false`) each written on its own.
+    Planned(bool),
+    /// Nothing checked yet: each value not checked by this spec is checked
+    /// before it is written; values checked are copied in runs.
+    Checking,
+}
+
 /// Builds `msg` into a new buffer of exactly its size.
 pub fn build(spec: &Spec, msg: &Message) -> Result<Bytes, MessageError> {
+    if msg.known_size(spec.id).is_none()
+        && let Some(frame) = msg.frame_of(spec.id)
+    {
+        return build_from_frame(spec, msg, frame.len());
+    }
     let (bitmap, size) = plan_or_skip(spec, msg)?;
     // The planned size is exact: fill a buffer of that size in place (one
     // memset up front instead of a capacity check and zero fill per value).
@@ -30,18 +50,30 @@ pub fn build(spec: &Spec, msg: &Message) -> Result<Bytes, MessageError> {
         at: 0,
         overflow: false,
     };
-    write_message(spec, msg, bitmap, &mut out, true)?;
+    write_message(spec, msg, bitmap, &mut out, Mode::Planned(true))?;
     if out.overflow || out.at != size {
         // Only a wrong plan gets here (a bug): the growing buffer, each
         // value written on its own, is right regardless.
         debug_assert!(false, "build planned the wrong size");
         let mut out = Vec::with_capacity(size);
-        write_message(spec, msg, bitmap, &mut out, false)?;
+        write_message(spec, msg, bitmap, &mut out, Mode::Planned(false))?;
         return Ok(Bytes::from(out));
     }
     // A vector whose length is its capacity becomes `Bytes` without copying
     // or a second allocation.
     Ok(Bytes::from(buffer))
+}
+
+/// A message made from a frame this spec parsed (a forwarded request, a
+/// reply) is mostly runs of that frame: checked and written in one pass,
+/// without a plan, into a buffer of about the frame's size.
+fn build_from_frame(spec: &Spec, msg: &Message, frame_len: usize) -> Result<Bytes, MessageError> {
+    let bitmap = wire_bitmap(spec, msg)?;
+    let mut out = Vec::with_capacity(frame_len + FROM_FRAME_SLACK_BYTES);
+    write_message(spec, msg, bitmap, &mut out, Mode::Checking)?;
+    // Shrunk in place by the allocator: `Bytes` then needs no header of
+    // its own, and a cached reply keeps no slack.
+    Ok(Bytes::from(out.into_boxed_slice()))
 }
 
 /// Writes into a buffer of the planned size. Writing past its end (never,
@@ -96,7 +128,7 @@ pub fn build_into(spec: &Spec, msg: &Message, out: &mut BytesMut) -> Result<(), 
     let (bitmap, size) = plan_or_skip(spec, msg)?;
     out.reserve(size);
     let start = out.len();
-    let result = write_message(spec, msg, bitmap, out, true);
+    let result = write_message(spec, msg, bitmap, out, Mode::Planned(true));
     if result.is_err() {
         out.truncate(start);
     }
@@ -151,8 +183,8 @@ fn plan(spec: &Spec, msg: &Message) -> Result<(Bitmap, usize), MessageError> {
     Ok((bitmap, size))
 }
 
-/// Writes the MTI, the bitmaps and the fields. With `copy_runs`, values
-/// still in a frame this spec parsed are copied from it with their length
+/// Writes the MTI, the bitmaps and the fields (see [`Mode`]). Values still
+/// in a frame this spec parsed are copied from it with their length
 /// prefixes, each run of adjacent ones at once (a forwarded request or a
 /// reply differs from the frame it came from in a few fields only).
 fn write_message(
@@ -160,8 +192,10 @@ fn write_message(
     msg: &Message,
     bitmap: Bitmap,
     out: &mut impl Output,
-    copy_runs: bool,
+    mode: Mode,
 ) -> Result<(), MessageError> {
+    let checking = mode == Mode::Checking;
+    let checks_kept = msg.checks_of(spec.id);
     write_mti(spec, msg, out);
     write_bitmap(spec, bitmap.word(0), out);
     if bitmap.get(1) {
@@ -170,7 +204,9 @@ fn write_message(
             write_bitmap(spec, bitmap.word(2), out);
         }
     }
-    let frame = msg.frame_of(spec.id).filter(|_| copy_runs);
+    let frame = msg
+        .frame_of(spec.id)
+        .filter(|_| mode != Mode::Planned(false));
     // The frame's bytes not yet written: start..end.
     let mut run = (0, 0);
     for slot in msg.slots() {
@@ -183,8 +219,10 @@ fn write_message(
                 spec: spec.name.clone(),
             });
         };
+        let checked = checks_kept && Message::slot_checked(slot);
         let wire = slot
             .in_frame()
+            .filter(|_| checked || !checking)
             .and_then(|at| Some((at.checked_sub(usize::from(layout.prefix_bytes))?, at)));
         if let (Some(frame), Some((begin, at))) = (frame, wire) {
             if run.1 != begin {
@@ -197,6 +235,9 @@ fn write_message(
         put_run(frame.unwrap_or_default(), run, out);
         run = (0, 0);
         let value = msg.slot_value(slot);
+        if checking && !checked {
+            layout.check(n, value, out.written())?;
+        }
         if layout.is_variable() {
             let units = layout.units_of_value(value.len());
             codec::write_prefix(units, layout.prefix_digits, layout.prefix_encoding, out);
@@ -349,6 +390,11 @@ mod tests {
         let err = build(&spec, &msg).expect_err("letter in an n field");
         assert_eq!(err.kind(), "invalid_content");
         assert_eq!(err.field(), Some(4));
+        // Made from the frame (checked as written) or not (planned first):
+        // the same fault at the same offset.
+        let planned = build(&spec, &fresh_copy(&msg)).expect_err("planned");
+        assert_eq!(err.offset(), planned.offset());
+        assert!(err.offset().is_some());
         msg.set(4, &b"000000012500"[..]).expect("set");
         msg.remove(11);
         let rebuilt = build(&spec, &msg).expect("build");

@@ -141,17 +141,26 @@ impl Message {
         })
     }
 
-    /// Sets each of `fields` to `other`'s value of it (shared, not
-    /// copied), or removes it where `other` has none. A value equal to
-    /// `other`'s stays where it is (an issuer echoes most restored fields:
-    /// in the frame, it is part of a run its builder copies whole); a value
-    /// set keeps its check when the same spec checked both messages.
+    /// Sets each of `fields` (ascending) to `other`'s value of it (shared,
+    /// not copied), or removes it where `other` has none, in one walk of
+    /// both field lists. A value equal to `other`'s stays where it is (an
+    /// issuer echoes most restored fields: in the frame, it is part of a
+    /// run its builder copies whole); a value set keeps its check when the
+    /// same spec checked both messages.
     pub fn overlay(&mut self, other: &Message, fields: &[u16]) {
+        debug_assert!(fields.windows(2).all(|w| w[0] < w[1]), "fields ascending");
         let keep_checks = other.checked_by != 0 && other.checked_by == self.checked_by;
+        let (mut i, mut j) = (0, 0);
         for &n in fields {
-            let theirs = other.position(n).and_then(|i| other.slots.get(i));
-            let mine = self.position(n);
-            match (mine.and_then(|i| self.slots.get(i)), theirs) {
+            while self.slots.get(i).is_some_and(|s| s.number < n) {
+                i += 1;
+            }
+            while other.slots.get(j).is_some_and(|s| s.number < n) {
+                j += 1;
+            }
+            let mine = self.slots.get(i).filter(|s| s.number == n);
+            let theirs = other.slots.get(j).filter(|s| s.number == n);
+            match (mine, theirs) {
                 (Some(m), Some(t)) if self.slice(m) == other.slice(t) => {}
                 (_, Some(t)) => {
                     let value = other.slot_bytes(t);
@@ -163,5 +172,26 @@ impl Message {
                 (None, None) => {}
             }
         }
+    }
+
+    /// Whether each of `fields` (ascending) present in both messages has
+    /// the same value in both, in one walk of both field lists.
+    pub fn agrees_on(&self, other: &Message, fields: &[u16]) -> bool {
+        debug_assert!(fields.windows(2).all(|w| w[0] < w[1]), "fields ascending");
+        let (mut i, mut j) = (0, 0);
+        fields.iter().all(|&n| {
+            while self.slots.get(i).is_some_and(|s| s.number < n) {
+                i += 1;
+            }
+            while other.slots.get(j).is_some_and(|s| s.number < n) {
+                j += 1;
+            }
+            let mine = self.slots.get(i).filter(|s| s.number == n);
+            let theirs = other.slots.get(j).filter(|s| s.number == n);
+            match (mine, theirs) {
+                (Some(m), Some(t)) => self.slice(m) == other.slice(t),
+                _ => true,
+            }
+        })
     }
 }

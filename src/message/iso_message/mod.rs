@@ -132,9 +132,18 @@ impl Message {
     /// An empty message of type `mti`.
     pub fn new(mti: Mti) -> Message {
         Message {
+            slots: Vec::with_capacity(FIELDS_TYPICAL),
+            ..Message::empty(mti)
+        }
+    }
+
+    /// An empty message that allocates nothing until a field is set (a
+    /// placeholder for one taken out).
+    pub fn empty(mti: Mti) -> Message {
+        Message {
             mti,
             present: Bitmap::default(),
-            slots: Vec::with_capacity(FIELDS_TYPICAL),
+            slots: Vec::new(),
             frame: Bytes::new(),
             decoded: Vec::new(),
             decoded_shared: OnceLock::new(),
@@ -145,6 +154,9 @@ impl Message {
             frame_spec: 0,
         }
     }
+
+    /// An empty message that allocates nothing until a field is set (a
+    /// placeholder for one taken out).
 
     /// Used by the parser, which delivers fields in ascending order.
     pub(crate) fn parsed(parts: ParsedParts) -> Message {
