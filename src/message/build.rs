@@ -352,7 +352,12 @@ mod tests {
     fn runs_copied_from_the_frame_build_like_values_written_one_by_one() {
         let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/golden");
         let mut built = 0;
-        for spec_name in ["iso87-ascii", "iso87-binary", "iso93-ascii", "mastercard-ipm"] {
+        for spec_name in [
+            "iso87-ascii",
+            "iso87-binary",
+            "iso93-ascii",
+            "mastercard-ipm",
+        ] {
             let spec = Spec::resolve(spec_name).expect("spec");
             for entry in std::fs::read_dir(dir.join(spec_name)).expect("goldens") {
                 let path = entry.expect("entry").path();
@@ -369,10 +374,18 @@ mod tests {
                     let value = Bytes::copy_from_slice(msg.value(n).expect("present"));
                     changed.set(n, value).expect("set");
                     let fresh = build(&spec, &fresh_copy(&changed)).expect("build");
-                    assert_eq!(build(&spec, &changed).expect("build"), fresh, "{path:?} set {n}");
+                    assert_eq!(
+                        build(&spec, &changed).expect("build"),
+                        fresh,
+                        "{path:?} set {n}"
+                    );
                     changed.remove(n);
                     let fresh = build(&spec, &fresh_copy(&changed)).expect("build");
-                    assert_eq!(build(&spec, &changed).expect("build"), fresh, "{path:?} drop {n}");
+                    assert_eq!(
+                        build(&spec, &changed).expect("build"),
+                        fresh,
+                        "{path:?} drop {n}"
+                    );
                     let mut into = BytesMut::new();
                     build_into(&spec, &changed, &mut into).expect("build_into");
                     assert_eq!(&into[..], &fresh[..]);

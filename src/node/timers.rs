@@ -232,7 +232,10 @@ mod tests {
             }
         }
         let queued: usize = timers.queues.iter().map(VecDeque::len).sum();
-        assert!(queued <= 3 * timers.armed.len() + STALE_SLACK, "{queued} queued");
+        assert!(
+            queued <= 3 * timers.armed.len() + STALE_SLACK,
+            "{queued} queued"
+        );
         assert_eq!(timers.armed.len(), 64);
     }
 }

@@ -116,11 +116,14 @@ impl Message {
             return None;
         }
         let was_checked = from_spec != 0 && from_spec == self.checked_by;
+        // Room for the fields the switch adds, without growing.
         let mut slots = Vec::with_capacity(self.slots.len().max(FIELDS_TYPICAL));
-        slots.extend(self.slots.iter().map(|s| Slot {
-            checked: was_checked && s.checked,
-            ..*s
-        }));
+        slots.extend_from_slice(&self.slots);
+        if !was_checked {
+            for s in &mut slots {
+                s.checked = false;
+            }
+        }
         let uses_decoded = self.slots.iter().any(|s| s.source == Source::Decoded);
         Some(Message {
             mti,

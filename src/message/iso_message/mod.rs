@@ -155,9 +155,6 @@ impl Message {
         }
     }
 
-    /// An empty message that allocates nothing until a field is set (a
-    /// placeholder for one taken out).
-
     /// Used by the parser, which delivers fields in ascending order.
     pub(crate) fn parsed(parts: ParsedParts) -> Message {
         debug_assert!(parts.slots.windows(2).all(|w| w[0].number < w[1].number));
