@@ -81,6 +81,10 @@ impl Output for BytesMut {
 pub fn decimal_digits<const N: usize>(mut value: u64) -> [u8; N] {
     let mut out = [b'0'; N];
     for d in out.iter_mut().rev() {
+        // The digits left are zeros already (a STAN has 6 of 20).
+        if value == 0 {
+            break;
+        }
         *d = b'0' + (value % 10) as u8;
         value /= 10;
     }

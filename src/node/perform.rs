@@ -126,7 +126,7 @@ impl Node {
         let (journal, rules) = (self.journal.clone(), self.rules.clone());
         let own = self.handle.own.clone();
         tokio::spawn(async move {
-            let answer = batch_close(journal, rules, request).await;
+            let answer = batch_close(journal, rules, *request).await;
             let _ = own.send(Event::Input(Input::Answer { token, answer }));
         });
     }

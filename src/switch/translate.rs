@@ -71,7 +71,10 @@ pub fn translate(from: &Spec, to: &Spec, msg: &Message, now: SystemTime) -> Tran
     let same = from.id == to.id;
     let mti = msg.mti().with_version(to_v);
     if same {
-        let carried = |n| !MAC_FIELDS.contains(&n) && to.layout(n).is_some();
+        // Parsed by that spec and unchanged, without a MAC: every field
+        // crosses, with no decision per field.
+        let whole = msg.parsed_by(to.id) && !MAC_FIELDS.iter().any(|&n| msg.has(n));
+        let carried = |n| whole || (!MAC_FIELDS.contains(&n) && to.layout(n).is_some());
         if let Some(message) = msg.derive_all(mti, from.id, to.id, carried) {
             return Translated {
                 message,

@@ -98,6 +98,7 @@ impl Message {
             shared: OnceLock::new(),
             checked_by: to_spec,
             pristine: false,
+            frame_spec: self.frame_spec,
         }
     }
 
@@ -115,11 +116,14 @@ impl Message {
             return None;
         }
         let was_checked = from_spec != 0 && from_spec == self.checked_by;
+        // Room for the fields the switch adds, without growing.
         let mut slots = Vec::with_capacity(self.slots.len().max(FIELDS_TYPICAL));
-        slots.extend(self.slots.iter().map(|s| Slot {
-            checked: was_checked && s.checked,
-            ..*s
-        }));
+        slots.extend_from_slice(&self.slots);
+        if !was_checked {
+            for s in &mut slots {
+                s.checked = false;
+            }
+        }
         let uses_decoded = self.slots.iter().any(|s| s.source == Source::Decoded);
         Some(Message {
             mti,
@@ -136,61 +140,61 @@ impl Message {
             shared: OnceLock::new(),
             checked_by: to_spec,
             pristine: false,
+            frame_spec: self.frame_spec,
         })
     }
 
     /// Sets each of `fields` (ascending) to `other`'s value of it (shared,
-    /// not copied), or removes it where `other` has none: one merge of the
-    /// two field lists instead of a search and an insert per field. A value
-    /// keeps its check when the same spec checked both messages.
+    /// not copied), or removes it where `other` has none, in one walk of
+    /// both field lists. A value equal to `other`'s stays where it is (an
+    /// issuer echoes most restored fields: in the frame, it is part of a
+    /// run its builder copies whole); a value set keeps its check when the
+    /// same spec checked both messages.
     pub fn overlay(&mut self, other: &Message, fields: &[u16]) {
         debug_assert!(fields.windows(2).all(|w| w[0] < w[1]), "fields ascending");
         let keep_checks = other.checked_by != 0 && other.checked_by == self.checked_by;
-        self.shared.take();
-        self.pristine = false;
-        self.owned.reserve(fields.len());
-        let old = std::mem::take(&mut self.slots);
-        let mut slots = Vec::with_capacity(old.len() + fields.len());
-        let mut old = old.into_iter().peekable();
+        let (mut i, mut j) = (0, 0);
         for &n in fields {
-            while let Some(s) = old.next_if(|s| s.number < n) {
-                slots.push(s);
+            while self.slots.get(i).is_some_and(|s| s.number < n) {
+                i += 1;
             }
-            // A replaced owned value's place in `owned` is reused.
-            let reuse = old
-                .next_if(|s| s.number == n)
-                .and_then(|s| (s.source == Source::Owned).then_some(s.start));
-            let theirs = other.position(n).and_then(|i| other.slots.get(i));
-            let Some((theirs, value)) = theirs.map(|s| (s, other.slot_bytes(s))) else {
-                if let Some(start) = reuse {
-                    // Keep `owned` free of values no slot points to.
-                    if let Some(v) = self.owned.get_mut(start as usize) {
-                        *v = Bytes::new();
-                    }
+            while other.slots.get(j).is_some_and(|s| s.number < n) {
+                j += 1;
+            }
+            let mine = self.slots.get(i).filter(|s| s.number == n);
+            let theirs = other.slots.get(j).filter(|s| s.number == n);
+            match (mine, theirs) {
+                (Some(m), Some(t)) if self.slice(m) == other.slice(t) => {}
+                (_, Some(t)) => {
+                    let value = other.slot_bytes(t);
+                    self.put(n, value, keep_checks && t.checked);
                 }
-                self.present.clear(n);
-                continue;
-            };
-            let start = match reuse.and_then(|i| self.owned.get_mut(i as usize).map(|v| (i, v))) {
-                Some((i, v)) => {
-                    *v = value;
-                    i
+                (Some(_), None) => {
+                    self.remove(n);
                 }
-                None => {
-                    self.owned.push(value);
-                    (self.owned.len() - 1) as u32
-                }
-            };
-            self.present.set(n);
-            slots.push(Slot {
-                number: n,
-                checked: keep_checks && theirs.checked,
-                source: Source::Owned,
-                start,
-                len: 0,
-            });
+                (None, None) => {}
+            }
         }
-        slots.extend(old);
-        self.slots = slots;
+    }
+
+    /// Whether each of `fields` (ascending) present in both messages has
+    /// the same value in both, in one walk of both field lists.
+    pub fn agrees_on(&self, other: &Message, fields: &[u16]) -> bool {
+        debug_assert!(fields.windows(2).all(|w| w[0] < w[1]), "fields ascending");
+        let (mut i, mut j) = (0, 0);
+        fields.iter().all(|&n| {
+            while self.slots.get(i).is_some_and(|s| s.number < n) {
+                i += 1;
+            }
+            while other.slots.get(j).is_some_and(|s| s.number < n) {
+                j += 1;
+            }
+            let mine = self.slots.get(i).filter(|s| s.number == n);
+            let theirs = other.slots.get(j).filter(|s| s.number == n);
+            match (mine, theirs) {
+                (Some(m), Some(t)) => self.slice(m) == other.slice(t),
+                _ => true,
+            }
+        })
     }
 }

@@ -62,6 +62,12 @@ impl Slot {
         self.number
     }
 
+    /// Where the value starts in the message's frame, if it lies there.
+    #[inline]
+    pub(crate) fn in_frame(&self) -> Option<usize> {
+        (self.source == Source::Frame).then_some(self.start as usize)
+    }
+
     /// The slot of a plan's template (`plan.rs`) placed at `base`.
     #[inline]
     pub(crate) fn shifted(self, base: usize) -> Slot {
@@ -103,6 +109,10 @@ pub struct Message {
     /// No field was set or removed since the parse: every slot is checked
     /// and the message rebuilds, in its spec, to the frame's size.
     pristine: bool,
+    /// The spec (`Spec::id`) that parsed `frame`; 0: none. A value still
+    /// in the frame lies there as that spec writes it, its length prefix
+    /// before it, so that spec's builder copies runs of them whole.
+    frame_spec: u64,
 }
 
 /// The buffers a parser fills, turned into a `Message` by `Message::parsed`.
@@ -122,9 +132,18 @@ impl Message {
     /// An empty message of type `mti`.
     pub fn new(mti: Mti) -> Message {
         Message {
+            slots: Vec::with_capacity(FIELDS_TYPICAL),
+            ..Message::empty(mti)
+        }
+    }
+
+    /// An empty message that allocates nothing until a field is set (a
+    /// placeholder for one taken out).
+    pub fn empty(mti: Mti) -> Message {
+        Message {
             mti,
             present: Bitmap::default(),
-            slots: Vec::with_capacity(FIELDS_TYPICAL),
+            slots: Vec::new(),
             frame: Bytes::new(),
             decoded: Vec::new(),
             decoded_shared: OnceLock::new(),
@@ -132,6 +151,7 @@ impl Message {
             shared: OnceLock::new(),
             checked_by: 0,
             pristine: false,
+            frame_spec: 0,
         }
     }
 
@@ -150,6 +170,7 @@ impl Message {
             shared: OnceLock::new(),
             checked_by: parts.spec_id,
             pristine: true,
+            frame_spec: parts.spec_id,
         }
     }
 
@@ -245,7 +266,13 @@ impl Message {
         if !(2..=FIELD_NUMBER_MAX).contains(&n) {
             return Err(MessageError::BadFieldNumber { field: n });
         }
-        let value = value.into();
+        self.put(n, value.into(), false);
+        Ok(())
+    }
+
+    /// Sets field `n` (in range) to `value`, which passed the checks of
+    /// spec `checked_by` when `checked`.
+    fn put(&mut self, n: u16, value: Bytes, checked: bool) {
         self.shared.take();
         self.pristine = false;
         // Fields are mostly set in ascending order: append without a search.
@@ -257,19 +284,26 @@ impl Message {
         match at {
             Ok(i) if self.slots[i].source == Source::Owned => {
                 let slot = &mut self.slots[i];
-                slot.checked = false;
+                slot.checked = checked;
                 if let Some(old) = self.owned.get_mut(slot.start as usize) {
                     *old = value;
                 }
             }
-            Ok(i) => self.slots[i] = self.own(n, value),
+            Ok(i) => {
+                self.slots[i] = Slot {
+                    checked,
+                    ..self.own(n, value)
+                }
+            }
             Err(i) => {
-                let slot = self.own(n, value);
+                let slot = Slot {
+                    checked,
+                    ..self.own(n, value)
+                };
                 self.slots.insert(i, slot);
                 self.present.set(n);
             }
         }
-        Ok(())
     }
 
     /// Keeps `value` in `owned` and returns a slot that points to it.
@@ -349,16 +383,49 @@ impl Message {
         self.slots.iter().map(|s| (s.number, self.slice(s)))
     }
 
-    /// Present fields for the builder of spec `spec_id`: number, value, and
-    /// whether that spec has already checked the value (on parse).
-    pub(crate) fn values_checked_by(
-        &self,
-        spec_id: u64,
-    ) -> impl Iterator<Item = (u16, &[u8], bool)> {
-        let same_spec = spec_id != 0 && spec_id == self.checked_by;
-        self.slots
-            .iter()
-            .map(move |s| (s.number, self.slice(s), same_spec && s.checked))
+    /// Whether spec `spec_id` parsed this message and no field changed
+    /// since (its MTI may have): every field is then defined there and
+    /// passed its checks.
+    pub fn parsed_by(&self, spec_id: u64) -> bool {
+        self.known_size(spec_id).is_some()
+    }
+
+    /// The frame, when spec `spec_id` parsed it: its values are then
+    /// written there as that spec writes them (see `frame_spec`).
+    pub(crate) fn frame_of(&self, spec_id: u64) -> Option<&[u8]> {
+        (spec_id != 0 && spec_id == self.frame_spec).then_some(&self.frame[..])
+    }
+
+    /// The present fields' slots, in ascending order (for the builder).
+    pub(crate) fn slots(&self) -> &[Slot] {
+        &self.slots
+    }
+
+    /// A slot's value (see [`Message::slots`]).
+    #[inline]
+    pub(crate) fn slot_value(&self, slot: &Slot) -> &[u8] {
+        self.slice(slot)
+    }
+
+    /// The length of a slot's value, without finding the value when
+    /// the slot has it.
+    #[inline]
+    pub(crate) fn slot_len(&self, slot: &Slot) -> usize {
+        match slot.source {
+            Source::Owned => self.slice(slot).len(),
+            Source::Frame | Source::Decoded => slot.len as usize,
+        }
+    }
+
+    /// Whether the slots marked checked passed the checks of spec `spec_id`.
+    pub(crate) fn checks_of(&self, spec_id: u64) -> bool {
+        spec_id != 0 && spec_id == self.checked_by
+    }
+
+    /// Whether a slot passed its checks (see [`Message::checks_of`]).
+    #[inline]
+    pub(crate) fn slot_checked(slot: &Slot) -> bool {
+        slot.checked
     }
 
     /// The frame this message was parsed from, while no field has been set

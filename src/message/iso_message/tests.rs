@@ -145,6 +145,42 @@ fn overlay_sets_replaces_or_removes_in_one_pass() {
     assert_eq!(a.get_str(41), Some("TERM0001"));
 }
 
+/// `overlay` and `agrees_on` against the field-by-field model: any two
+/// messages, any ascending fields, values equal or not.
+#[test]
+fn overlay_and_agrees_on_match_field_by_field() {
+    use proptest::prelude::*;
+    let fields = proptest::collection::btree_map(2u16..20, 0u8..3, 0..12);
+    proptest!(|(a in fields.clone(), b in fields, list in proptest::collection::btree_set(2u16..20, 0..10))| {
+        let make = |m: &std::collections::BTreeMap<u16, u8>| {
+            let mut msg = Message::new("0100".parse().expect("mti"));
+            for (&n, &v) in m {
+                msg.set(n, vec![b'0' + v]).expect("set");
+            }
+            msg
+        };
+        let (mut mine, theirs) = (make(&a), make(&b));
+        let list: Vec<u16> = list.into_iter().collect();
+        let agrees = list.iter().all(|&n| match (mine.value(n), theirs.value(n)) {
+            (Some(x), Some(y)) => x == y,
+            _ => true,
+        });
+        prop_assert_eq!(mine.agrees_on(&theirs, &list), agrees);
+        let mut model = mine.clone();
+        for &n in &list {
+            match theirs.value(n) {
+                Some(v) => model.set(n, v.to_vec()).expect("set"),
+                None => {
+                    model.remove(n);
+                }
+            }
+        }
+        mine.overlay(&theirs, &list);
+        prop_assert_eq!(&mine, &model);
+        prop_assert_eq!(mine.len(), mine.presence().count());
+    });
+}
+
 #[test]
 fn debug_does_not_show_values() {
     let mut m = Message::new("0100".parse().expect("mti"));

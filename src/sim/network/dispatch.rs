@@ -76,7 +76,7 @@ impl World<'_> {
                 let answer = if self.chance(100) {
                     Err(Outcome::SystemMalfunction)
                 } else {
-                    let mut resp = request.clone();
+                    let mut resp = Message::clone(&request);
                     if let Some(mti) = request.mti().response() {
                         resp.set_mti(mti);
                     }

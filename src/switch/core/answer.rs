@@ -35,12 +35,7 @@ const ECHOED: &[u16] = &[2, 37, 41];
 /// a STAN given again after a restart, would hand one transaction another
 /// one's answer), so the echoed fields present in both must agree.
 pub(super) fn answers(sent: &Message, answer: &Message) -> bool {
-    ECHOED
-        .iter()
-        .all(|&n| match (sent.value(n), answer.value(n)) {
-            (Some(a), Some(b)) => a == b,
-            _ => true,
-        })
+    sent.agrees_on(answer, ECHOED)
 }
 
 impl Core {
@@ -275,7 +270,7 @@ impl Core {
         };
         txn.state = State::Replying;
         let mti = message.mti();
-        let message = std::mem::replace(message, Message::new(mti));
+        let message = std::mem::replace(message, Message::empty(mti));
         match message.get_str(39) {
             Some("00" | "000") => self.counters.approved += 1,
             _ => self.counters.declined += 1,

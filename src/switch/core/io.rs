@@ -91,8 +91,9 @@ pub enum TimerId {
 #[derive(Debug)]
 pub enum Question {
     /// A terminal's batch close (acquirer dialect): the acquirer's rules
-    /// answer it once everything journaled before it is durable.
-    BatchClose(Message),
+    /// answer it once everything journaled before it is durable. Boxed:
+    /// rare, it would make every action as large as a message.
+    BatchClose(Box<Message>),
     /// HSM operations, answered in order (`Input::HsmAnswer`); the node
     /// may pipeline them on one connection.
     Hsm(Vec<HsmOp>),

@@ -52,7 +52,7 @@ impl Core {
                 let token = self.token(Wait::BatchClose(from, Box::new(msg.clone())));
                 self.push(Action::Ask {
                     token,
-                    question: super::Question::BatchClose(msg),
+                    question: super::Question::BatchClose(Box::new(msg)),
                 });
             }
             // The node closes a connection that sends answers before they
