@@ -23,7 +23,7 @@ use super::record::{ENTRY_BYTES_MAX, Entry};
 use super::seal::Sealer;
 use super::spare::Spare;
 use super::{LogError, segment};
-use crate::journal::crypto::{Keyring, NoncePool};
+use crate::journal::crypto::Keyring;
 use crate::journal::record::Record;
 use crate::journal::writer::OnDurable;
 
@@ -391,10 +391,7 @@ struct Appender {
 
 impl Appender {
     fn run(&mut self, keys: &Keyring) {
-        let mut sealer = Sealer {
-            keys,
-            nonces: NoncePool::new(),
-        };
+        let mut sealer = Sealer::new(keys);
         while let Some(acks) = self.gather(&mut sealer) {
             let failed = lock(&self.shared.progress).failed;
             let records = self.next_seq - self.buf_first_seq;
