@@ -24,8 +24,8 @@ use cardswitch::journal::crypto::Keyring;
 use cardswitch::journal::log::feed::{FEED_BATCH_ENTRIES, LogFeed};
 use cardswitch::journal::log::tail::LogTail;
 use cardswitch::journal::log::{Limits, LogWriter};
-use cardswitch::journal::sqlite::SqliteJournal;
 use cardswitch::journal::record::{Accepted, Answered, Forwarded, Record, now_ms};
+use cardswitch::journal::sqlite::SqliteJournal;
 use hdrhistogram::Histogram;
 use zeroize::Zeroizing;
 

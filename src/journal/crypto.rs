@@ -85,7 +85,8 @@ struct LookupMac(HmacSha256);
 
 impl Drop for LookupMac {
     fn drop(&mut self) {
-        self.0 = <HmacSha256 as Mac>::new_from_slice(&[0u8; 32]).expect("HMAC takes any key length");
+        self.0 =
+            <HmacSha256 as Mac>::new_from_slice(&[0u8; 32]).expect("HMAC takes any key length");
         // The overwrite is read, so it is not dropped as a dead store.
         std::hint::black_box(&self.0);
     }
@@ -156,7 +157,8 @@ impl Keyring {
             *derive(&lookup_key, b"cardswitch key check v1"),
         );
         let lookup_mac = LookupMac(
-            <HmacSha256 as Mac>::new_from_slice(&lookup_key[..]).expect("HMAC takes any key length"),
+            <HmacSha256 as Mac>::new_from_slice(&lookup_key[..])
+                .expect("HMAC takes any key length"),
         );
         Ok(Keyring {
             seal_keys,
