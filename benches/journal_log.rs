@@ -201,22 +201,20 @@ fn writer_thread(
     hist
 }
 
-/// Each writer's records, built before the clock starts (building them
-/// is the switch's work, not the log's): a request's, then its answer's
-/// (their ids are set as they are appended).
-fn build_records(total: u64) -> Vec<Vec<Record>> {
-    (0..WRITERS)
-        .map(|w| {
-            (0..total / WRITERS)
-                .map(|i| {
-                    let id = i / 2 * WRITERS + w;
-                    if i % 2 == 0 {
-                        accepted(id)
-                    } else {
-                        answered(id)
-                    }
-                })
-                .collect()
+/// Writer `w`'s records, built on its own thread before the clock starts
+/// (building them is the switch's work, not the log's; and the switch's
+/// records are freed on the thread that made them, as the writer has
+/// them dropped): a request's, then its answer's (their ids are set as
+/// they are appended).
+fn build_records(w: u64, total: u64) -> Vec<Record> {
+    (0..total / WRITERS)
+        .map(|i| {
+            let id = i / 2 * WRITERS + w;
+            if i % 2 == 0 {
+                accepted(id)
+            } else {
+                answered(id)
+            }
         })
         .collect()
 }
@@ -252,25 +250,35 @@ fn feed(dir: &std::path::Path, records: u64) -> (u64, f64, Duration) {
     (applied, start.elapsed().as_secs_f64(), process_cpu() - cpu0)
 }
 
-fn measure(dir: &std::path::Path, per_writer: Vec<Vec<Record>>, in_flight: usize) -> Figures {
+/// The log's figures; and the CPU per record the writers took to build
+/// their records, before the clock.
+fn measure(dir: &std::path::Path, total: u64, in_flight: usize) -> (Figures, f64) {
     let keys = keys();
     let (log, _) = LogWriter::open(dir, Limits::default(), keys).expect("open the log");
-    let (cpu0, log0) = (process_cpu(), log_threads_cpu());
-    let start = Instant::now();
     let mut hist = Histogram::<u64>::new(3).expect("histogram");
     let ids = AtomicU64::new(1);
+    let built = std::sync::Barrier::new(WRITERS as usize + 1);
+    let build0 = process_cpu();
+    let mut clock = None;
     std::thread::scope(|s| {
-        let threads: Vec<_> = per_writer
-            .into_iter()
-            .map(|records| {
-                let (log, ids) = (&log, &ids);
-                s.spawn(move || writer_thread(log, records, in_flight, ids))
+        let threads: Vec<_> = (0..WRITERS)
+            .map(|w| {
+                let (log, ids, built) = (&log, &ids, &built);
+                s.spawn(move || {
+                    let records = build_records(w, total);
+                    built.wait();
+                    writer_thread(log, records, in_flight, ids)
+                })
             })
             .collect();
+        built.wait();
+        clock = Some((process_cpu(), log_threads_cpu(), Instant::now()));
         for t in threads {
             hist.add(t.join().expect("writer")).expect("add");
         }
     });
+    let (cpu0, log0, start) = clock.expect("the writers started");
+    let build_us = (cpu0 - build0).as_secs_f64() * 1e6 / total.max(1) as f64;
     let seconds = start.elapsed().as_secs_f64();
     let log1 = log_threads_cpu();
     let process_cpu = process_cpu() - cpu0;
@@ -281,14 +289,15 @@ fn measure(dir: &std::path::Path, per_writer: Vec<Vec<Record>>, in_flight: usize
         stats.syncs.load(Ordering::Relaxed),
     );
     log.close();
-    Figures {
+    let figures = Figures {
         records,
         seconds,
         process_cpu,
         log_cpu,
         syncs,
         hist,
-    }
+    };
+    (figures, build_us)
 }
 
 fn main() -> std::process::ExitCode {
@@ -302,10 +311,7 @@ fn main() -> std::process::ExitCode {
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("dir");
     let (sync_p50, sync_p99) = bare_fdatasync(&dir);
-    let build0 = process_cpu();
-    let records = build_records(total);
-    let build_us = (process_cpu() - build0).as_secs_f64() * 1e6 / total.max(1) as f64;
-    let f = measure(&dir, records, in_flight);
+    let (f, build_us) = measure(&dir, total, in_flight);
     let fed = (env_or("JOURNAL_LOG_BENCH_FEED", 1u8) == 1).then(|| feed(&dir, f.records));
     let _ = std::fs::remove_dir_all(&dir);
     let per_s = f.records as f64 / f.seconds;

@@ -82,3 +82,36 @@ impl Queue {
         None
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn records(n: usize) -> Vec<Record> {
+        (0..n as u64)
+            .map(|id| Record::SafAttempted { id, attempts: 1 })
+            .collect()
+    }
+
+    #[test]
+    fn spent_groups_go_back_to_their_owner_within_bounds() {
+        let me = std::thread::current().id();
+        let other = std::thread::spawn(|| std::thread::current().id())
+            .join()
+            .unwrap();
+        let mut q = Queue::default();
+        assert!(q.keep_spent(me, records(3)).is_none());
+        assert!(q.keep_spent(other, records(2)).is_none());
+        assert!(q.keep_spent(me, records(1)).is_none());
+        assert_eq!(q.spent_records, 6);
+        let mine = q.take_spent(me);
+        assert_eq!(mine.iter().map(Vec::len).collect::<Vec<_>>(), [3, 1]);
+        assert!(q.take_spent(me).is_empty());
+        assert_eq!(q.spent_records, 2);
+        // Over the bound the appender keeps (and drops) them itself.
+        let over = q.keep_spent(me, records(SPENT_RECORDS_MAX));
+        assert_eq!(over.map(|r| r.len()), Some(SPENT_RECORDS_MAX));
+        assert_eq!(q.take_spent(other).len(), 1);
+        assert_eq!(q.spent_records, 0);
+    }
+}

@@ -7,6 +7,11 @@
 //! torn tail depends on it) and starts a new segment only once the old one
 //! is synced. A failed write or sync fails the writer for good: the log
 //! cannot have a hole, so every later group is refused.
+//!
+//! What the appender pays per record is kept small: card data is sealed
+//! straight into the group's buffer ([`super::seal`]), and the records
+//! written go back to the thread that queued them, which drops them at
+//! its next append ([`super::queue`]): their frees are local there.
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
