@@ -13,6 +13,10 @@ use crate::journal::writer::OnDurable;
 /// them itself).
 const SPENT_RECORDS_MAX: usize = 8192;
 const SPENT_OWNERS_MAX: usize = 16;
+/// An appender idle this long drops the written records itself: a
+/// producer that stopped appending would otherwise keep their card data
+/// in RAM until it appends again.
+pub(super) const SPENT_IDLE: std::time::Duration = std::time::Duration::from_millis(100);
 
 /// A group waiting for the appender.
 pub(super) struct Group {
@@ -56,6 +60,18 @@ impl Queue {
             }
             _ => Vec::new(),
         }
+    }
+
+    /// Every group written, taken out (for an idle appender to drop).
+    pub fn take_all_spent(&mut self) -> Vec<Vec<Record>> {
+        self.spent_records = 0;
+        self.spent
+            .iter_mut()
+            .flat_map(|s| {
+                s.records = 0;
+                std::mem::take(&mut s.groups)
+            })
+            .collect()
     }
 
     /// Keeps `records` for `owner` to drop; gives them back when over the
@@ -113,5 +129,11 @@ mod tests {
         assert_eq!(over.map(|r| r.len()), Some(SPENT_RECORDS_MAX));
         assert_eq!(q.take_spent(other).len(), 1);
         assert_eq!(q.spent_records, 0);
+        // An idle appender takes every owner's.
+        assert!(q.keep_spent(me, records(1)).is_none());
+        assert!(q.keep_spent(other, records(2)).is_none());
+        assert_eq!(q.take_all_spent().len(), 2);
+        assert_eq!(q.spent_records, 0);
+        assert!(q.take_spent(me).is_empty() && q.take_spent(other).is_empty());
     }
 }

@@ -7,11 +7,8 @@
 //! torn tail depends on it) and starts a new segment only once the old one
 //! is synced. A failed write or sync fails the writer for good: the log
 //! cannot have a hole, so every later group is refused.
-//!
-//! What the appender pays per record is kept small: card data is sealed
-//! straight into the group's buffer ([`super::seal`]), and the records
-//! written go back to the thread that queued them, which drops them at
-//! its next append ([`super::queue`]): their frees are local there.
+//! Card data is sealed straight into the group's buffer, and the records
+//! written go back to the thread that queued them to drop ([`super::queue`]).
 
 use std::fs::File;
 use std::os::unix::fs::FileExt;
@@ -22,7 +19,7 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::{JoinHandle, ThreadId};
 
 pub use super::limits::*;
-use super::queue::{Group, Queue};
+use super::queue::{Group, Queue, SPENT_IDLE};
 use super::reader::{self, TORN_WINDOW_BYTES, TailDamage};
 use super::record::{ENTRY_BYTES_MAX, Entry};
 use super::seal::Sealer;
@@ -453,12 +450,21 @@ impl Appender {
                 return false;
             }
             q.appender_waiting = true;
-            q = self
+            let (guard, waited) = self
                 .shared
                 .queued
-                .wait(q)
+                .wait_timeout(q, SPENT_IDLE)
                 .unwrap_or_else(|e| e.into_inner());
+            q = guard;
             q.appender_waiting = false;
+            if waited.timed_out() && q.groups.is_empty() {
+                let idle = q.take_all_spent();
+                if !idle.is_empty() {
+                    drop(q);
+                    drop(idle);
+                    q = lock(&self.shared.queue);
+                }
+            }
         }
         let mut records = 0;
         while records < TAKE_RECORDS {
