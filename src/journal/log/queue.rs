@@ -30,7 +30,7 @@ pub(super) struct Group {
 /// append: a record's texts were allocated there, and a free on the
 /// allocating thread is a local one, where the appender's was a
 /// cross-thread free (an atomic push the owner must collect later), about
-/// a tenth of the appender's time. Their card data stays in RAM until
+/// an eighth of the appender's time. Their card data stays in RAM until
 /// then (zeroized on drop as ever), bounded by [`SPENT_RECORDS_MAX`].
 struct Spent {
     owner: ThreadId,
