@@ -15,6 +15,8 @@ pub mod feeder;
 pub mod journal;
 #[cfg(feature = "runtime")]
 pub mod limits;
+#[cfg(feature = "runtime")]
+mod queue;
 pub mod reader;
 pub mod record;
 #[cfg(feature = "runtime")]

@@ -371,13 +371,27 @@ impl Enc<'_> {
         self.0.extend_from_slice(b);
         Ok(())
     }
+    /// A sealed value: its key id, then its length and bytes, which `s`
+    /// writes straight into the entry (sealing them there, or copying).
     pub(super) fn sealed(
         &mut self,
         field: &'static str,
-        s: SealedRef<'_>,
+        s: impl SealedSource,
     ) -> Result<(), EncodeError> {
-        self.short("key id", s.key_id)?;
-        self.long(field, s.blob, SEALED_BYTES_MAX)
+        self.short("key id", s.key_id())?;
+        let len = s.bytes();
+        if len > SEALED_BYTES_MAX {
+            return Err(EncodeError {
+                field,
+                len,
+                max: SEALED_BYTES_MAX,
+            });
+        }
+        self.u32(len as u32);
+        let start = self.0.len();
+        s.write(self.0);
+        debug_assert_eq!(self.0.len() - start, len, "{field}: the length written");
+        Ok(())
     }
 
     fn record(&mut self, r: &LogRecord) -> Result<(), EncodeError> {
@@ -468,8 +482,8 @@ impl Enc<'_> {
     pub(super) fn accepted_parts(
         &mut self,
         a: &AcceptedHead<'_>,
-        pan: Option<(SealedRef<'_>, &[u8; 32], &str)>,
-        route: Option<(&str, &str, SealedRef<'_>)>,
+        pan: Option<(impl SealedSource, &[u8; 32], &str)>,
+        route: Option<(&str, &str, impl SealedSource)>,
     ) -> Result<(), EncodeError> {
         self.u8(TAG_ACCEPTED);
         self.u64(a.id);
@@ -514,6 +528,28 @@ impl Enc<'_> {
 pub(super) struct SealedRef<'a> {
     pub key_id: &'a str,
     pub blob: &'a [u8],
+}
+
+/// What [`Enc::sealed`] writes: bytes sealed already ([`SealedRef`]) or
+/// bytes sealed as they are written (`seal::ToSeal`), so the hot path
+/// seals into the group's buffer without a buffer of its own.
+pub(super) trait SealedSource {
+    fn key_id(&self) -> &str;
+    /// How many bytes [`SealedSource::write`] appends.
+    fn bytes(&self) -> usize;
+    fn write(self, out: &mut Vec<u8>);
+}
+
+impl SealedSource for SealedRef<'_> {
+    fn key_id(&self) -> &str {
+        self.key_id
+    }
+    fn bytes(&self) -> usize {
+        self.blob.len()
+    }
+    fn write(self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.blob);
+    }
 }
 
 impl Sealed {

@@ -19,7 +19,7 @@ use super::seal::Sealer;
 use super::tests::{accepted, keys};
 use super::writer::{Limits, LogWriter, SEGMENT_BYTES_MIN};
 use crate::journal::TxnOutcome;
-use crate::journal::crypto::{Keyring, NoncePool};
+use crate::journal::crypto::Keyring;
 use crate::journal::record::{Answered, Record, SafQueued};
 use crate::journal::sqlite::{SqliteJournal, open_connection};
 use crate::journal::store::{JournalStore, Recovery};
@@ -147,10 +147,7 @@ pub(super) fn history(ops: &[Op]) -> Vec<Record> {
 
 /// The log's entries of `records`, from sequence 1, sealed in memory.
 pub(super) fn entries(keys: &Keyring, records: &[Record]) -> Vec<Entry> {
-    let mut sealer = Sealer {
-        keys,
-        nonces: NoncePool::new(),
-    };
+    let mut sealer = Sealer::new(keys);
     (1..)
         .zip(records)
         .map(|(seq, r)| Entry {

@@ -7,9 +7,9 @@ use std::borrow::Cow;
 
 use super::record::{
     AcceptedHead, AnsweredRef, DETAIL_BYTES_MAX, EncodeError, LogAccepted, LogAnswered, LogPan,
-    LogRecord, LogRoute, LogSafQueued, Sealed, encode_entry, encode_entry_with,
+    LogRecord, LogRoute, LogSafQueued, Sealed, SealedSource, encode_entry, encode_entry_with,
 };
-use crate::journal::crypto::{Keyring, NoncePool};
+use crate::journal::crypto::{Keyring, NoncePool, sealed_len};
 use crate::journal::record::{Accepted, Record};
 use crate::message::sensitive::mask_pan;
 
@@ -18,13 +18,44 @@ use crate::message::sensitive::mask_pan;
 pub const SEAL_PAN: &[u8] = b"pan";
 pub const SEAL_MESSAGE: &[u8] = b"message";
 
-/// What seals: the keys and a pool of random nonces.
+/// What seals: the keys, a pool of random nonces, and a scratch string
+/// for the masked PAN (reused: no allocation per record).
 pub struct Sealer<'k> {
-    pub keys: &'k Keyring,
-    pub nonces: NoncePool,
+    keys: &'k Keyring,
+    nonces: NoncePool,
+    masked: String,
 }
 
-impl Sealer<'_> {
+/// Bytes to seal under the current key as they are written into an entry.
+struct ToSeal<'a> {
+    keys: &'a Keyring,
+    purpose: &'static [u8],
+    plain: &'a [u8],
+    nonce: [u8; 12],
+}
+
+impl SealedSource for ToSeal<'_> {
+    fn key_id(&self) -> &str {
+        self.keys.current_key_id()
+    }
+    fn bytes(&self) -> usize {
+        sealed_len(self.plain.len())
+    }
+    fn write(self, out: &mut Vec<u8>) {
+        self.keys
+            .seal_into(self.purpose, self.plain, self.nonce, out);
+    }
+}
+
+impl<'k> Sealer<'k> {
+    pub fn new(keys: &'k Keyring) -> Sealer<'k> {
+        Sealer {
+            keys,
+            nonces: NoncePool::new(),
+            masked: String::new(),
+        }
+    }
+
     fn seal_bytes(&mut self, purpose: &[u8], plain: &[u8]) -> Sealed {
         let s = self
             .keys
@@ -47,21 +78,22 @@ impl Sealer<'_> {
     ) -> Result<(), EncodeError> {
         match record {
             Record::Accepted(a) => {
+                let keys = self.keys;
+                let hash = a.pan.as_ref().map(|pan| keys.pan_hash(pan));
                 let pan = a.pan.as_ref().map(|pan| {
-                    let sealed = self.seal_bytes(SEAL_PAN, pan);
-                    (sealed, self.keys.pan_hash(pan), mask_pan(pan))
+                    mask_into(pan, &mut self.masked);
+                    to_seal(keys, SEAL_PAN, pan, self.nonces.draw())
                 });
-                let route = a
-                    .route
-                    .as_ref()
-                    .map(|r| (r, self.seal_bytes(SEAL_MESSAGE, &r.message)));
+                let route = a.route.as_ref().map(|r| {
+                    let nonce = self.nonces.draw();
+                    (r, to_seal(keys, SEAL_MESSAGE, &r.message, nonce))
+                });
+                let masked = self.masked.as_str();
                 encode_entry_with(seq, out, |enc| {
                     enc.accepted_parts(
                         &head(a),
-                        pan.as_ref().map(|(s, h, m)| (s.view(), h, m.as_str())),
-                        route
-                            .as_ref()
-                            .map(|(r, s)| (r.issuer.as_str(), r.issuer_stan.as_str(), s.view())),
+                        pan.zip(hash.as_ref()).map(|(s, h)| (s, h, masked)),
+                        route.map(|(r, s)| (r.issuer.as_str(), r.issuer_stan.as_str(), s)),
                     )
                 })
             }
@@ -176,6 +208,46 @@ impl Sealer<'_> {
     }
 }
 
+fn to_seal<'a>(
+    keys: &'a Keyring,
+    purpose: &'static [u8],
+    plain: &'a [u8],
+    nonce: [u8; 12],
+) -> ToSeal<'a> {
+    ToSeal {
+        keys,
+        purpose,
+        plain,
+        nonce,
+    }
+}
+
+/// [`mask_pan`] into `out`, without its allocations when the PAN is
+/// ASCII (it always is from the switch; anything else takes `mask_pan`).
+fn mask_into(pan: &[u8], out: &mut String) {
+    out.clear();
+    let Ok(text) = std::str::from_utf8(pan) else {
+        out.push_str(&mask_pan(pan));
+        return;
+    };
+    if !text.is_ascii() {
+        out.push_str(&mask_pan(pan));
+        return;
+    }
+    let len = text.len();
+    let stars = |out: &mut String, n: usize| out.extend(std::iter::repeat_n('*', n));
+    if len >= 13 {
+        out.push_str(&text[..6]);
+        stars(out, len - 10);
+        out.push_str(&text[len - 4..]);
+    } else if len > 4 {
+        stars(out, len - 4);
+        out.push_str(&text[len - 4..]);
+    } else {
+        stars(out, len);
+    }
+}
+
 /// An accepted request's fields, in the order [`super::record`] writes them.
 fn head(a: &Accepted) -> AcceptedHead<'_> {
     AcceptedHead {
@@ -200,4 +272,28 @@ fn cut(s: &str, max: usize) -> &str {
         end -= 1;
     }
     &s[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mask_into_masks_as_mask_pan() {
+        let mut out = String::from("left over");
+        for pan in [
+            &b"4761739001010119"[..],
+            b"4761739001010",
+            b"476173900101011912",
+            b"123456789012",
+            b"12345",
+            b"1234",
+            b"",
+            b"47617\xff9001010119",
+            "4761é739001010119".as_bytes(),
+        ] {
+            mask_into(pan, &mut out);
+            assert_eq!(out, mask_pan(pan), "{pan:?}");
+        }
+    }
 }

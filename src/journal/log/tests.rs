@@ -9,7 +9,7 @@ use zeroize::Zeroizing;
 use super::reader::{SliceError, TORN_WINDOW_BYTES, TailReason, scan_slice};
 use super::record::*;
 use super::seal::{SEAL_MESSAGE, SEAL_PAN, Sealer};
-use crate::journal::crypto::{Keyring, NoncePool};
+use crate::journal::crypto::Keyring;
 use crate::journal::record::{Accepted, Answered, Forwarded, Record, SafQueued};
 
 pub(super) const PAN: &[u8] = b"4761739001010010";
@@ -106,10 +106,7 @@ pub(super) fn encode_all(
     keys: &Keyring,
     records: &[Record],
 ) -> (Vec<u8>, Vec<usize>, Vec<LogRecord>) {
-    let mut sealer = Sealer {
-        keys,
-        nonces: NoncePool::new(),
-    };
+    let mut sealer = Sealer::new(keys);
     let (mut buf, mut ends, mut logs) = (Vec::new(), Vec::new(), Vec::new());
     for (i, r) in records.iter().enumerate() {
         let log = sealer.seal(r.clone());
@@ -157,10 +154,7 @@ fn copy_sealed(from: &LogRecord, to: &mut LogRecord) {
 #[test]
 fn the_hot_path_writes_what_seal_writes() {
     let keys = keys();
-    let mut sealer = Sealer {
-        keys: &keys,
-        nonces: NoncePool::new(),
-    };
+    let mut sealer = Sealer::new(&keys);
     for (i, r) in every_variant(5).iter().enumerate() {
         let mut buf = Vec::new();
         sealer.encode(i as u64, r, &mut buf).unwrap();
@@ -281,10 +275,8 @@ fn a_field_over_its_limit_does_not_encode_and_leaves_the_buffer() {
     assert_eq!(e.field, "outcome");
     assert_eq!(out, [1, 2, 3]);
     // A long detail is cut by the sealer, on a character boundary.
-    let mut sealer = Sealer {
-        keys: &keys(),
-        nonces: NoncePool::new(),
-    };
+    let keys = keys();
+    let mut sealer = Sealer::new(&keys);
     let detail = "é".repeat(DETAIL_BYTES_MAX);
     let log = sealer.seal(Record::Event {
         txn_id: None,

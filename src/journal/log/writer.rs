@@ -7,23 +7,25 @@
 //! torn tail depends on it) and starts a new segment only once the old one
 //! is synced. A failed write or sync fails the writer for good: the log
 //! cannot have a hole, so every later group is refused.
+//! Card data is sealed straight into the group's buffer, and the records
+//! written go back to the thread that queued them to drop ([`super::queue`]).
 
-use std::collections::VecDeque;
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::mpsc;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
+use std::thread::{JoinHandle, ThreadId};
 
 pub use super::limits::*;
+use super::queue::{Group, Queue, SPENT_IDLE};
 use super::reader::{self, TORN_WINDOW_BYTES, TailDamage};
 use super::record::{ENTRY_BYTES_MAX, Entry};
 use super::seal::Sealer;
 use super::spare::Spare;
 use super::{LogError, segment};
-use crate::journal::crypto::{Keyring, NoncePool};
+use crate::journal::crypto::Keyring;
 use crate::journal::record::Record;
 use crate::journal::writer::OnDurable;
 
@@ -52,22 +54,6 @@ pub struct LogStats {
     pub syncs: AtomicU64,
     pub bytes: AtomicU64,
     pub failures: AtomicU64,
-}
-
-/// A group waiting for the appender.
-struct Group {
-    records: Vec<Record>,
-    ack: OnDurable,
-}
-
-#[derive(Default)]
-struct Queue {
-    groups: VecDeque<Group>,
-    records: usize,
-    closed: bool,
-    /// Who waits, so a notification (a system call) is made only then.
-    appender_waiting: bool,
-    producers_waiting: usize,
 }
 
 /// Bytes written and synced, counted over the writer's life.
@@ -252,6 +238,8 @@ impl LogWriter {
                 jobs,
                 buf: Vec::with_capacity(GROUP_BYTES + ENTRY_BYTES_MAX),
                 spare: Spare::start(&dir, limits.segment_bytes),
+                taken: Vec::new(),
+                spent: Vec::new(),
             };
             std::thread::Builder::new()
                 .name("journal-log-append".into())
@@ -314,13 +302,20 @@ impl LogWriter {
             ack(false);
             return;
         }
+        let owner = std::thread::current().id();
+        let spent = q.take_spent(owner);
         q.records += records.len();
-        q.groups.push_back(Group { records, ack });
+        q.groups.push_back(Group {
+            records,
+            ack,
+            owner,
+        });
         let wake = q.appender_waiting;
         drop(q);
         if wake {
             self.shared.queued.notify_one();
         }
+        drop(spent);
     }
 
     /// Waits until everything queued before it is durable; false if the
@@ -387,14 +382,15 @@ struct Appender {
     buf: Vec<u8>,
     /// The next segment, made ahead.
     spare: Spare,
+    /// Groups taken from the queue (the vector reused).
+    taken: Vec<Group>,
+    /// Groups written since the last take, with who queued them.
+    spent: Vec<(ThreadId, Vec<Record>)>,
 }
 
 impl Appender {
     fn run(&mut self, keys: &Keyring) {
-        let mut sealer = Sealer {
-            keys,
-            nonces: NoncePool::new(),
-        };
+        let mut sealer = Sealer::new(keys);
         while let Some(acks) = self.gather(&mut sealer) {
             let failed = lock(&self.shared.progress).failed;
             let records = self.next_seq - self.buf_first_seq;
@@ -421,35 +417,55 @@ impl Appender {
         self.buf_first_seq = self.next_seq;
         let mut acks = Vec::new();
         while self.buf.len() < GROUP_BYTES {
-            let groups = self.take(acks.is_empty())?;
-            if groups.is_empty() {
+            if !self.take(acks.is_empty()) {
+                return None;
+            }
+            if self.taken.is_empty() {
                 break;
             }
-            for group in groups {
-                let kept = self.encode_group(group.records, sealer);
+            let mut taken = std::mem::take(&mut self.taken);
+            for group in taken.drain(..) {
+                let kept = self.encode_group(&group.records, sealer);
                 acks.push((group.ack, kept));
+                if !group.records.is_empty() {
+                    self.spent.push((group.owner, group.records));
+                }
             }
+            self.taken = taken;
         }
         Some(acks)
     }
 
-    /// Takes up to [`TAKE_RECORDS`] queued records' groups under one lock,
-    /// waiting for one if `wait`; `None` once closed and drained.
-    fn take(&self, wait: bool) -> Option<Vec<Group>> {
+    /// Takes up to [`TAKE_RECORDS`] queued records' groups into `taken`
+    /// under one lock, waiting for one if `wait`, and leaves the groups
+    /// written since for their producers; false once closed and drained.
+    fn take(&mut self, wait: bool) -> bool {
         let mut q = lock(&self.shared.queue);
+        let mut unkept = Vec::new();
+        for (owner, records) in self.spent.drain(..) {
+            unkept.extend(q.keep_spent(owner, records));
+        }
         while wait && q.groups.is_empty() {
             if q.closed {
-                return None;
+                return false;
             }
             q.appender_waiting = true;
-            q = self
+            let (guard, waited) = self
                 .shared
                 .queued
-                .wait(q)
+                .wait_timeout(q, SPENT_IDLE)
                 .unwrap_or_else(|e| e.into_inner());
+            q = guard;
             q.appender_waiting = false;
+            if waited.timed_out() && q.groups.is_empty() {
+                let idle = q.take_all_spent();
+                if !idle.is_empty() {
+                    drop(q);
+                    drop(idle);
+                    q = lock(&self.shared.queue);
+                }
+            }
         }
-        let mut taken = Vec::new();
         let mut records = 0;
         while records < TAKE_RECORDS {
             let Some(group) = q.groups.pop_front() else {
@@ -457,20 +473,21 @@ impl Appender {
             };
             records += group.records.len().max(1);
             q.records -= group.records.len();
-            taken.push(group);
+            self.taken.push(group);
         }
         let wake = q.producers_waiting > 0;
         drop(q);
         if wake {
             self.shared.room.notify_all();
         }
-        Some(taken)
+        drop(unkept);
+        true
     }
 
-    fn encode_group(&mut self, records: Vec<Record>, sealer: &mut Sealer<'_>) -> bool {
+    fn encode_group(&mut self, records: &[Record], sealer: &mut Sealer<'_>) -> bool {
         let (start, seq) = (self.buf.len(), self.next_seq);
         for r in records {
-            if let Err(e) = sealer.encode(self.next_seq, &r, &mut self.buf) {
+            if let Err(e) = sealer.encode(self.next_seq, r, &mut self.buf) {
                 tracing::error!(error = %e, "journal log: a record over its limits; group refused");
                 self.buf.truncate(start);
                 self.next_seq = seq;

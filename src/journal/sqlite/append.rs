@@ -43,6 +43,62 @@ pub(super) struct SealedParts<'a> {
     pub route: Option<(&'a str, &'a str, &'a [u8])>,
 }
 
+/// An accepted request's own fields by reference (its card data goes in
+/// [`SealedParts`]), from the switch's record or the log's: the row is
+/// bound from either without copying its texts.
+pub(super) struct RequestRow<'a> {
+    pub id: u64,
+    pub received_at_ms: i64,
+    pub acquirer: &'a str,
+    pub request_mti: &'a str,
+    pub processing_code: Option<&'a str>,
+    pub amount_minor: Option<i64>,
+    pub transmission_at: Option<&'a str>,
+    pub stan: Option<&'a str>,
+    pub local_time: Option<&'a str>,
+    pub local_date: Option<&'a str>,
+    pub mcc: Option<&'a str>,
+    pub pos_entry_mode: Option<&'a str>,
+    pub acquirer_inst: Option<&'a str>,
+    pub rrn: Option<&'a str>,
+    pub terminal_id: Option<&'a str>,
+    pub merchant_id: Option<&'a str>,
+    pub merchant_name_loc: Option<&'a str>,
+    pub currency: Option<&'a str>,
+    pub original_data: Option<&'a str>,
+    pub replacement_amount: Option<i64>,
+}
+
+/// The [`RequestRow`] of an `Accepted` or a `LogAccepted` (the two share
+/// their field names).
+macro_rules! request_row {
+    ($a:expr) => {
+        $crate::journal::sqlite::append::RequestRow {
+            id: $a.id,
+            received_at_ms: $a.received_at_ms,
+            acquirer: &$a.acquirer,
+            request_mti: &$a.request_mti,
+            processing_code: $a.processing_code.as_deref(),
+            amount_minor: $a.amount_minor,
+            transmission_at: $a.transmission_at.as_deref(),
+            stan: $a.stan.as_deref(),
+            local_time: $a.local_time.as_deref(),
+            local_date: $a.local_date.as_deref(),
+            mcc: $a.mcc.as_deref(),
+            pos_entry_mode: $a.pos_entry_mode.as_deref(),
+            acquirer_inst: $a.acquirer_inst.as_deref(),
+            rrn: $a.rrn.as_deref(),
+            terminal_id: $a.terminal_id.as_deref(),
+            merchant_id: $a.merchant_id.as_deref(),
+            merchant_name_loc: $a.merchant_name_loc.as_deref(),
+            currency: $a.currency.as_deref(),
+            original_data: $a.original_data.as_deref(),
+            replacement_amount: $a.replacement_amount,
+        }
+    };
+}
+pub(super) use request_row;
+
 /// A store-and-forward entry's row, its message sealed.
 pub(super) struct SafRow<'a> {
     pub id: u64,
@@ -81,14 +137,14 @@ impl<'c> Group<'c> {
                 .zip(forwarded.as_ref())
                 .map(|(r, f)| (r.issuer.as_str(), r.issuer_stan.as_str(), f.as_slice())),
         };
-        self.insert_sealed_accepted(a, &parts, &Folded::default())
+        self.insert_sealed_accepted(&request_row!(a), &parts, &Folded::default())
     }
 
-    /// Inserts `a`'s row with its card data as `sealed` gives it (`a`'s
-    /// own PAN and route are not read), and what is `folded` into it.
+    /// Inserts `a`'s row with its card data as `sealed` gives it, and
+    /// what is `folded` into it.
     pub(super) fn insert_sealed_accepted(
         &mut self,
-        a: &Accepted,
+        a: &RequestRow<'_>,
         sealed: &SealedParts<'_>,
         folded: &Folded<'_>,
     ) -> Result<(), JournalError> {

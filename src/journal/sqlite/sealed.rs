@@ -8,11 +8,10 @@
 use rusqlite::{OptionalExtension, params};
 
 use super::SqliteJournal;
-use super::append::{Group, SafRow, SealedParts};
+use super::append::{Group, SafRow, SealedParts, request_row};
 use super::coalesce::{self, Folded, Step};
 use crate::journal::crypto::CryptoError;
 use crate::journal::log::record::{Entry, LogAccepted, LogRecord};
-use crate::journal::record::Accepted;
 use crate::journal::store::JournalError;
 
 /// The name of the watermark's row in `journal_meta`.
@@ -145,33 +144,5 @@ fn accepted(
             )
         }),
     };
-    group.insert_sealed_accepted(&head(a), &parts, folded)
-}
-
-/// The request's own fields (its card data goes in [`SealedParts`]).
-fn head(a: &LogAccepted) -> Accepted {
-    Accepted {
-        id: a.id,
-        received_at_ms: a.received_at_ms,
-        acquirer: a.acquirer.clone(),
-        request_mti: a.request_mti.clone(),
-        processing_code: a.processing_code.clone(),
-        amount_minor: a.amount_minor,
-        transmission_at: a.transmission_at.clone(),
-        stan: a.stan.clone(),
-        local_time: a.local_time.clone(),
-        local_date: a.local_date.clone(),
-        mcc: a.mcc.clone(),
-        pos_entry_mode: a.pos_entry_mode.clone(),
-        acquirer_inst: a.acquirer_inst.clone(),
-        rrn: a.rrn.clone(),
-        terminal_id: a.terminal_id.clone(),
-        merchant_id: a.merchant_id.clone(),
-        merchant_name_loc: a.merchant_name_loc.clone(),
-        currency: a.currency.clone(),
-        original_data: a.original_data.clone(),
-        replacement_amount: a.replacement_amount,
-        pan: None,
-        route: None,
-    }
+    group.insert_sealed_accepted(&request_row!(a), &parts, folded)
 }
