@@ -106,7 +106,15 @@ pub struct Acquirers {
     spec: std::sync::Arc<Spec>,
     /// How many of the cards are used (one issuer's, or both).
     cards: usize,
+    /// Purchases carry a PIN block (DE52, first byte `PIN_FROM_TERMINAL`).
+    pub pin: bool,
 }
+
+/// The first byte of a PIN block as the simulated terminals make it; the
+/// simulated HSM's translation makes it `PIN_TRANSLATED`, so a block that
+/// reaches an issuer untranslated is seen.
+pub const PIN_FROM_TERMINAL: u8 = 0xAC;
+pub const PIN_TRANSLATED: u8 = 0x15;
 
 fn approved(m: &Message) -> bool {
     matches!(m.get_str(39), Some("00" | "000"))
@@ -124,6 +132,7 @@ impl Acquirers {
             requests: 0,
             spec,
             cards: 6 * issuers + 1,
+            pin: false,
         };
         for _ in 0..n {
             let conn = a.conn();
@@ -205,6 +214,11 @@ impl Acquirers {
         }
         let _ = m.set_num(4, amount, 12);
         let _ = m.set_num(11, u64::from(t.stan), 6);
+        if self.pin && mti.ends_with("00") && (mti.starts_with("01") || mti.starts_with("02")) {
+            let s = t.stan.to_be_bytes();
+            let block = [PIN_FROM_TERMINAL, 1, 2, 3, s[0], s[1], s[2], s[3]];
+            let _ = m.set(52, bytes::Bytes::copy_from_slice(&block));
+        }
         (m, rrn)
     }
 

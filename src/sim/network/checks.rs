@@ -119,6 +119,17 @@ impl Checks {
                 format!("{what:?} ({}) sent before its record was durable", m.mti()),
             ));
         }
+        if m.value(52)
+            .is_some_and(|b| b.first() != Some(&super::acquirer::PIN_TRANSLATED))
+        {
+            return Err((
+                Invariant::PinUntranslated,
+                format!(
+                    "{what:?} ({}) carries a PIN block the HSM did not translate",
+                    m.mti()
+                ),
+            ));
+        }
         if let Outgoing::Saf(id) = what
             && !self.saf_out.insert(id)
         {

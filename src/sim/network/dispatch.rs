@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::Invariant;
-use super::acquirer::Kind;
+use super::acquirer::{Kind, PIN_TRANSLATED};
 use super::digest::describe_action;
 use super::queue::Event;
 use super::world::World;
@@ -14,6 +14,7 @@ use crate::message::Message;
 use crate::message::mti::MessageClass;
 use crate::message::response_codes::Outcome;
 use crate::switch::core::{Action, Input, Outgoing, Question, TxnId};
+use crate::switch::security::{HsmOp, HsmReply, HsmResult, PinBlock};
 
 impl World<'_> {
     pub fn dispatch(&mut self, action: Action) -> Result<(), super::Failure> {
@@ -61,15 +62,11 @@ impl World<'_> {
             Action::Ask { token, question } => {
                 let request = match question {
                     Question::BatchClose(request) => request,
-                    // The simulated links have no keys: never asked.
                     Question::Hsm(ops) => {
-                        let results = ops
-                            .iter()
-                            .map(|_| Err(Outcome::SystemMalfunction))
-                            .collect();
+                        let results = ops.iter().map(|op| self.hsm_result(op)).collect();
                         let input = Input::HsmAnswer { token, results };
-                        let epoch = self.epoch;
-                        self.queue.at(self.now_us, Event::Later { epoch, input });
+                        let (epoch, at) = (self.epoch, self.now_us + self.rng.u64(50..20_000));
+                        self.queue.at(at, Event::Later { epoch, input });
                         return Ok(());
                     }
                 };
@@ -300,5 +297,29 @@ impl World<'_> {
                 bytes,
             },
         );
+    }
+}
+
+impl World<'_> {
+    /// The simulated HSM: a PIN block translated (its first byte marked),
+    /// now and then refused as a wrong PIN or failing as a fault.
+    fn hsm_result(&mut self, op: &HsmOp) -> HsmResult {
+        match op {
+            // 3% (never in the quiet period, when everything must settle).
+            HsmOp::TranslatePin { .. } if self.chance(30) => {
+                if self.rng.bool() {
+                    Err(Outcome::IncorrectPin)
+                } else {
+                    Err(Outcome::SystemMalfunction)
+                }
+            }
+            HsmOp::TranslatePin { block, .. } => {
+                let mut out = block.0;
+                out[0] = PIN_TRANSLATED;
+                Ok(HsmReply::PinBlock(PinBlock(out)))
+            }
+            // Nothing else is configured in the simulated network.
+            _ => Err(Outcome::SystemMalfunction),
+        }
     }
 }

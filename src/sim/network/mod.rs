@@ -148,6 +148,8 @@ pub enum Invariant {
     JournalComplete,
     /// Every message the core makes can be built in its dialect.
     Buildable,
+    /// A PIN block reaches an issuer only as the HSM translated it.
+    PinUntranslated,
     /// The core did not panic (its own consistency checks included).
     NoPanic,
 }
@@ -167,6 +169,7 @@ impl Invariant {
             Invariant::Settled => "settled",
             Invariant::JournalComplete => "journal-complete",
             Invariant::Buildable => "buildable",
+            Invariant::PinUntranslated => "pin-translated",
             Invariant::NoPanic => "no-panic",
         }
     }

@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
+use crate::hsm::command::{KeyCryptogram, KeyScheme};
 use crate::message::Spec;
 use crate::node::config::SwitchConfig;
 use crate::switch::core::{AcquirerSide, Core, CoreConfig, IssuerSide, Mutation};
 use crate::switch::saf::SafPolicy;
+use crate::switch::security::{AcquirerKeys, IssuerKeys, PinKey};
 use crate::switch::standin::{StandIn, StandInRules};
 
 /// The stand-in rules of the first issuer, when it has them.
@@ -63,7 +65,14 @@ pub struct Setup {
     pub acquirers: usize,
     pub issuers: usize,
     pub stand_in: bool,
+    /// PIN zones on every link: PIN blocks translated by a simulated HSM.
+    pub hsm: bool,
     pub mutation: Option<Mutation>,
+}
+
+/// A zone key's cryptogram (the simulated HSM never reads it).
+fn zone_key(c: char) -> KeyCryptogram {
+    KeyCryptogram::new(KeyScheme::U, &c.to_string().repeat(32))
 }
 
 /// The core's keyed hashes, fixed: their values never change a decision,
@@ -98,8 +107,15 @@ impl Setup {
             acquirers,
             issuers,
             stand_in,
+            hsm: false,
             mutation,
         }
+    }
+
+    /// With PIN zones on every link (a simulated HSM translates).
+    pub fn with_hsm(mut self, on: bool) -> Setup {
+        self.hsm = on;
+        self
     }
 
     pub fn acquirer_name(i: usize) -> String {
@@ -114,7 +130,10 @@ impl Setup {
                 name: Setup::acquirer_name(i),
                 spec: self.acquirer_spec.clone(),
                 allowed_institutions: Vec::new(),
-                keys: Default::default(),
+                keys: AcquirerKeys {
+                    pin: self.hsm.then(|| (PinKey::Zpk(zone_key('A')), 1)),
+                    mac: None,
+                },
             })
             .collect();
         // Both issuers are always configured (the route table names them);
@@ -126,7 +145,10 @@ impl Setup {
                 name: (*name).to_string(),
                 spec: self.issuer_specs[i].clone(),
                 stand_in: (i == 0 && self.stand_in).then(|| StandIn::new(STAND_IN, 100, HASH_SEED)),
-                keys: Default::default(),
+                keys: IssuerKeys {
+                    pin: self.hsm.then(|| (zone_key('B'), 1)),
+                    ..Default::default()
+                },
             })
             .collect();
         let mut core = Core::new(CoreConfig {

@@ -15,17 +15,20 @@ pub enum Mutation {
     NoDuplicateContentCheck,
     /// A request is forwarded before its acceptance is durable.
     NoDurabilityWait,
+    /// A PIN block is forwarded as the acquirer sent it (not translated).
+    NoPinTranslation,
 }
 
 impl Mutation {
     /// Every mutation, by the name `--mutation` takes.
-    pub const ALL: [(&'static str, Mutation); 3] = [
+    pub const ALL: [(&'static str, Mutation); 4] = [
         ("no-reversal-on-timeout", Mutation::NoReversalOnTimeout),
         (
             "no-duplicate-content-check",
             Mutation::NoDuplicateContentCheck,
         ),
         ("no-durability-wait", Mutation::NoDurabilityWait),
+        ("no-pin-translation", Mutation::NoPinTranslation),
     ];
 
     /// The mutation called `name`.

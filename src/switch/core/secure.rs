@@ -33,7 +33,11 @@ impl Core {
     ) -> Result<Vec<HsmOp>, Outcome> {
         let acq = &self.cfg.acquirers[acquirer];
         let iss = &self.cfg.issuers[issuer];
-        security::inbound_ops(&acq.keys, &iss.keys, &acq.spec, request)
+        let mut ops = security::inbound_ops(&acq.keys, &iss.keys, &acq.spec, request)?;
+        if self.mutated(super::Mutation::NoPinTranslation) {
+            ops.retain(|op| !matches!(op, HsmOp::TranslatePin { .. }));
+        }
+        Ok(ops)
     }
 
     /// Asks the HSM `ops` for transaction `id`, which waits for them.
