@@ -125,7 +125,11 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
     let unread = sim.unread;
     let writer = async move {
         while let Some((due, message)) = rx.recv().await {
-            tokio::time::sleep_until(due).await;
+            // Only a configured delay waits: a timer per answer would hold
+            // each one to the timer's next tick.
+            if due > Instant::now() {
+                tokio::time::sleep_until(due).await;
+            }
             let sent = tokio::time::timeout(unread, sender.send(Frame::new(message))).await;
             if !matches!(sent, Ok(Ok(()))) {
                 break;

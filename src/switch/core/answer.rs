@@ -78,20 +78,30 @@ impl Core {
         if !has_response_code(&answer) {
             return self.unknown_outcome(now, id, "issuer response without a usable DE39");
         }
-        if self.check_answer_mac(now, id, issuer, &answer) {
-            return;
-        }
-        self.take_answer(now, id, issuer, answer);
-    }
-
-    /// The issuer's answer to transaction `id` decides its reply.
-    pub(super) fn take_answer(&mut self, now: Time, id: TxnId, issuer: usize, answer: Message) {
-        let Some(txn) = self.txns.get_mut(&id) else {
+        let Some((response, outcome)) = self.reply_to(now, id, issuer, &answer) else {
             return;
         };
+        if self.cfg.issuers[issuer].keys.mac.is_some() {
+            // Decided, but not yet trusted: held until its MAC verifies.
+            self.txns.get_mut(&id).expect("looked up above").reply = Some((response, outcome));
+            return self.check_answer_mac(now, id, issuer, &answer);
+        }
+        self.decide(now, id, response, outcome);
+    }
+
+    /// The reply that the issuer's answer to transaction `id` makes, and
+    /// its journal outcome.
+    fn reply_to(
+        &self,
+        now: Time,
+        id: TxnId,
+        issuer: usize,
+        answer: &Message,
+    ) -> Option<(Message, TxnOutcome)> {
+        let txn = self.txns.get(&id)?;
         let acq = &self.cfg.acquirers[txn.from.acquirer];
         let target = &self.cfg.issuers[issuer];
-        let mut response = translate(&target.spec, &acq.spec, &answer, now.wall).message;
+        let mut response = translate(&target.spec, &acq.spec, answer, now.wall).message;
         if let Some(mti) = txn.request.mti().response() {
             response.set_mti(mti);
         }
@@ -103,7 +113,7 @@ impl Core {
             Some("00" | "000" | "001") => TxnOutcome::Approved,
             _ => TxnOutcome::Declined,
         };
-        self.decide(now, id, response, outcome);
+        Some((response, outcome))
     }
 
     /// The message sent under `stan` went down with its connection: a

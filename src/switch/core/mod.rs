@@ -237,8 +237,9 @@ enum Wait {
     StandInChip(TxnId, usize, TxnOutcome),
     /// The HSM made a new working key for this issuer's exchange.
     KeyGenerated(usize),
-    /// The HSM checked the MAC of the issuer's answer (kept here).
-    CheckAnswer(TxnId, usize, Box<Message>),
+    /// The HSM checked the MAC of the issuer's answer (and made its
+    /// reply's, the frame here, when the acquirer signs).
+    CheckAnswer(TxnId, Option<Vec<u8>>),
 }
 
 /// A store-and-forward entry on its way to disk.

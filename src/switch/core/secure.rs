@@ -99,9 +99,7 @@ impl Core {
             Some(Wait::StandInChip(id, issuer, outcome)) => {
                 self.chip_checked(now, id, issuer, outcome, results)
             }
-            Some(Wait::CheckAnswer(id, issuer, answer)) => {
-                self.answer_checked(now, id, issuer, *answer, results)
-            }
+            Some(Wait::CheckAnswer(id, reply)) => self.answer_checked(now, id, reply, results),
             // Not an HSM question's: leave it waiting.
             Some(other) => {
                 self.waits.insert(token, other);
@@ -152,17 +150,19 @@ impl Core {
     }
 
     /// An issuer with a MAC key: its answer's MAC is checked before the
-    /// answer counts (true: asked; the answer waits).
+    /// reply it made (held in the transaction) counts; the reply is signed
+    /// in the same question when the acquirer signs (used only if the
+    /// answer's MAC verifies).
     pub(super) fn check_answer_mac(
         &mut self,
         now: Time,
         id: TxnId,
         issuer: usize,
         answer: &Message,
-    ) -> bool {
+    ) {
         let target = &self.cfg.issuers[issuer];
         let Some(key) = target.keys.mac.clone() else {
-            return false;
+            return;
         };
         let field = mac_field(answer);
         let mac = answer
@@ -171,42 +171,64 @@ impl Core {
         let data = answer
             .frame_as_received()
             .and_then(|f| covered(&target.spec, f, field).map(|d| f.slice_ref(d)));
-        if let Some(txn) = self.txns.get_mut(&id) {
-            txn.state = State::Answering;
-        }
+        let Some(txn) = self.txns.get_mut(&id) else {
+            return;
+        };
+        txn.state = State::Answering;
         let (Some(mac), Some(data)) = (mac, data) else {
             // No MAC to check: refused as a bad one is.
-            self.answer_checked(now, id, issuer, answer.clone(), Vec::new());
-            return true;
+            return self.answer_checked(now, id, None, Vec::new());
         };
-        let token = self.token(Wait::CheckAnswer(id, issuer, Box::new(answer.clone())));
+        let mut ops = vec![HsmOp::VerifyMac { key, data, mac }];
+        let acq = &self.cfg.acquirers[txn.from.acquirer];
+        let reply = match (&acq.keys.mac, &txn.reply) {
+            (Some(key), Some((response, _))) => {
+                let mut signable = response.clone();
+                placeholder_frame(&acq.spec, &mut signable).map(|(frame, data)| {
+                    ops.push(HsmOp::GenerateMac {
+                        key: key.clone(),
+                        data,
+                    });
+                    frame
+                })
+            }
+            _ => None,
+        };
+        let token = self.token(Wait::CheckAnswer(id, reply));
         self.push(Action::Ask {
             token,
-            question: Question::Hsm(vec![HsmOp::VerifyMac { key, data, mac }]),
+            question: Question::Hsm(ops),
         });
-        true
     }
 
-    /// The issuer's answer's MAC verified: the answer decides. It did not
-    /// (or had none): the answer cannot be trusted, so the issuer is sent
-    /// a reversal (it may have approved) and the acquirer gets 63.
+    /// The issuer's answer's MAC verified: its reply counts (signed, if
+    /// the reply's MAC came with it). It did not (or had none): the answer
+    /// cannot be trusted, so the issuer is sent a reversal (it may have
+    /// approved) and the acquirer gets 63.
     fn answer_checked(
         &mut self,
         now: Time,
         id: TxnId,
-        issuer: usize,
-        answer: Message,
+        reply: Option<Vec<u8>>,
         results: Vec<HsmResult>,
     ) {
-        if self
+        let Some(txn) = self
             .txns
-            .get(&id)
-            .is_none_or(|t| t.state != State::Answering)
-        {
+            .get_mut(&id)
+            .filter(|t| t.state == State::Answering)
+        else {
             return;
-        }
-        if matches!(&results[..], [Ok(HsmReply::Verified)]) {
-            return self.take_answer(now, id, issuer, answer);
+        };
+        let mut results = results.into_iter();
+        if matches!(results.next(), Some(Ok(HsmReply::Verified))) {
+            if let (Some(mut frame), Some(Ok(HsmReply::Mac(mac)))) = (reply, results.next()) {
+                let acq = &self.cfg.acquirers[txn.from.acquirer];
+                let field = txn.reply.as_ref().map_or(64, |(m, _)| mac_field(m));
+                if write_mac(&acq.spec, &mut frame, field, &mac) {
+                    txn.reply_mac = ReplyMac::Signed(Bytes::from(frame));
+                }
+            }
+            return self.answer(now, id);
         }
         self.event(now, id, "issuer_mac_failed", "answer not trusted");
         self.queue_reversal(now, id);

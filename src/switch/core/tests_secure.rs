@@ -374,34 +374,50 @@ fn an_answer_whose_mac_fails_is_reversed_and_declined() {
 /// bytes before DE64.
 #[test]
 fn replies_to_a_signing_acquirer_are_signed() {
-    let now = start();
-    let mut core = signing(true);
-    let sent = forwarded_signed(&mut core, now, true);
-    let answer = received_with_mac(&answer(&sent, Some("05")), [0x33; 8]);
-    core.handle(now, from_issuer(answer));
-    let (token, _) = hsm_question(&drain(&mut core));
-    let results = vec![Ok(HsmReply::Verified)];
-    core.handle(now, Input::HsmAnswer { token, results });
-    let signing_reply = drain(&mut core);
-    assert!(reply(&signing_reply).is_none(), "replied unsigned");
-    let (token, ops) = hsm_question(&signing_reply);
-    let [HsmOp::GenerateMac { data, .. }] = &ops[..] else {
-        panic!("one MAC to make: {ops:?}");
-    };
-    let results = vec![Ok(HsmReply::Mac([0x44; 8]))];
-    core.handle(now, Input::HsmAnswer { token, results });
-    let replying = drain(&mut core);
-    let frame = replying
-        .iter()
-        .find_map(|a| match a {
-            Action::Reply { frame: Some(f), .. } => Some(f.clone()),
-            _ => None,
-        })
-        .expect("replied");
     let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
-    assert_eq!(read_mac(&spec, &frame, 64), Some([0x44; 8]));
-    assert_eq!(covered(&spec, &frame, 64), Some(&data[..]));
-    assert_eq!(read_reply(&frame).get_str(39), Some("05"));
+    // The issuer's MAC and the reply's asked together (one round trip);
+    // or, when that signature fails, the reply's asked again on its own.
+    for together in [true, false] {
+        let now = start();
+        let mut core = signing(true);
+        let sent = forwarded_signed(&mut core, now, true);
+        let answer = received_with_mac(&answer(&sent, Some("05")), [0x33; 8]);
+        core.handle(now, from_issuer(answer));
+        let (token, ops) = hsm_question(&drain(&mut core));
+        let [HsmOp::VerifyMac { .. }, HsmOp::GenerateMac { data, .. }] = &ops[..] else {
+            panic!("the answer's MAC and the reply's: {ops:?}");
+        };
+        let mut data = data.clone();
+        let second = if together {
+            Ok(HsmReply::Mac([0x44; 8]))
+        } else {
+            Err(Outcome::SystemMalfunction)
+        };
+        let results = vec![Ok(HsmReply::Verified), second];
+        core.handle(now, Input::HsmAnswer { token, results });
+        let mut replying = drain(&mut core);
+        if !together {
+            assert!(reply(&replying).is_none(), "replied unsigned");
+            let (token, ops) = hsm_question(&replying);
+            let [HsmOp::GenerateMac { data: again, .. }] = &ops[..] else {
+                panic!("one MAC to make: {ops:?}");
+            };
+            data = again.clone();
+            let results = vec![Ok(HsmReply::Mac([0x44; 8]))];
+            core.handle(now, Input::HsmAnswer { token, results });
+            replying = drain(&mut core);
+        }
+        let frame = replying
+            .iter()
+            .find_map(|a| match a {
+                Action::Reply { frame: Some(f), .. } => Some(f.clone()),
+                _ => None,
+            })
+            .expect("replied");
+        assert_eq!(read_mac(&spec, &frame, 64), Some([0x44; 8]));
+        assert_eq!(covered(&spec, &frame, 64), Some(&data[..]));
+        assert_eq!(read_reply(&frame).get_str(39), Some("05"));
+    }
 }
 
 /// A reversal to an issuer with a MAC key is signed before each attempt;
