@@ -75,9 +75,9 @@ fn piece(c: &MacCommand, i: &Input) -> Result<[u8; 8], ErrorCode> {
     };
     let part = |n: usize| TdesKey::from_bytes(i.key.part(n).expose()).expect("8-byte part");
     let cipher = if c.algorithm == 3 {
-        part(0)
+        part(0).cipher()
     } else {
-        i.key.clone()
+        i.key.cipher()
     };
     for block in data.chunks_exact(8) {
         for (x, b) in chain.iter_mut().zip(block) {

@@ -60,7 +60,8 @@ fn cbc_last(padded: &[u8], encrypt: impl Fn(&mut [u8; 8])) -> [u8; 8] {
 /// for an 8-byte key, ANSI X9.9; TDES for double and triple length).
 pub fn alg1(key: &TdesKey, data: &[u8], padding: Padding) -> Result<[u8; 8], CryptoError> {
     let padded = pad(data, padding)?;
-    Ok(cbc_last(&padded, |b| key.encrypt_block(b)))
+    let c = key.cipher();
+    Ok(cbc_last(&padded, |b| c.encrypt_block(b)))
 }
 
 /// ISO 9797-1 MAC algorithm 3, the retail MAC, under a double-length key.
@@ -69,9 +70,10 @@ pub fn alg3(key: &TdesKey, data: &[u8], padding: Padding) -> Result<[u8; 8], Cry
     let left = TdesKey::from_bytes(key.part(0).expose())?;
     let right = TdesKey::from_bytes(key.part(1).expose())?;
     let padded = pad(data, padding)?;
-    let mut mac = cbc_last(&padded, |b| left.encrypt_block(b));
+    let l = left.cipher();
+    let mut mac = cbc_last(&padded, |b| l.encrypt_block(b));
     right.decrypt_block(&mut mac);
-    left.encrypt_block(&mut mac);
+    l.encrypt_block(&mut mac);
     Ok(mac)
 }
 
