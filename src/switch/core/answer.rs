@@ -388,7 +388,7 @@ impl Core {
             // A batch close or the HSM waits for its answer, not the disk.
             (
                 wait @ (Wait::BatchClose(..)
-                | Wait::Secure(_)
+                | Wait::Secure(..)
                 | Wait::Sign(..)
                 | Wait::SignReply(..)
                 | Wait::SignSaf(..)

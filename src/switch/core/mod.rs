@@ -223,8 +223,9 @@ enum Wait {
     Queue(Box<ToQueue>),
     /// Answer a batch close with the rules' answer.
     BatchClose(Origin, Box<Message>),
-    /// The HSM checked the request and translated its PIN block.
-    Secure(TxnId),
+    /// The HSM checked the request and translated its PIN block (the
+    /// number of operations asked).
+    Secure(TxnId, usize),
     /// The HSM made the MAC of the request built for the issuer.
     Sign(TxnId, Vec<u8>),
     /// The HSM made the MAC of the reply built for the acquirer.

@@ -45,7 +45,8 @@ impl Core {
         if ops.is_empty() {
             return;
         }
-        let token = self.token(Wait::Secure(id));
+        let asked = ops.len();
+        let token = self.token(Wait::Secure(id, asked));
         self.hold(id);
         self.push(Action::Ask {
             token,
@@ -89,7 +90,7 @@ impl Core {
     /// The HSM answered one of the core's questions.
     pub(super) fn hsm_answered(&mut self, now: Time, token: Token, results: Vec<HsmResult>) {
         match self.waits.remove(&token) {
-            Some(Wait::Secure(id)) => self.secured(now, id, results),
+            Some(Wait::Secure(id, asked)) => self.secured(now, id, asked, results),
             Some(Wait::Sign(id, frame)) => self.signed(now, id, frame, results),
             Some(Wait::SignReply(id, frame)) => self.reply_signed(id, frame, results),
             Some(Wait::SignSaf(id, attempts, frame)) => {
@@ -110,16 +111,20 @@ impl Core {
 
     /// The request's checks are back: the translated PIN block goes into
     /// the message forwarded; a failure declines it, unsent.
-    fn secured(&mut self, now: Time, id: TxnId, results: Vec<HsmResult>) {
+    fn secured(&mut self, now: Time, id: TxnId, asked: usize, results: Vec<HsmResult>) {
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
         if txn.state != State::Accepting {
             return;
         }
+        // One result per operation asked, or none counts: a missing
+        // translation would forward the acquirer's block.
         let applied = match txn.route.as_mut() {
-            Some(route) => security::apply_inbound(results, &mut route.message),
-            None => Err(Outcome::SystemMalfunction),
+            Some(route) if results.len() == asked => {
+                security::apply_inbound(results, &mut route.message)
+            }
+            _ => Err(Outcome::SystemMalfunction),
         };
         match applied {
             Ok(()) => self.release(now, id),

@@ -495,3 +495,31 @@ fn the_switchs_own_declines_build_in_a_1993_dialect() {
     let fallback = crate::switch::responses::malfunction(&m);
     assert_eq!(fallback.get_str(39), Some("909"));
 }
+
+/// An answer with fewer results than operations asked (a broken HSM
+/// glue) declines: the acquirer's block is never forwarded as it came.
+#[test]
+fn a_short_hsm_answer_declines() {
+    let now = start();
+    let mut core = zoned(false);
+    core.handle(now, request(7, with_pin()));
+    let accepting = drain(&mut core);
+    let (token, _) = hsm_question(&accepting);
+    core.handle(
+        now,
+        Input::HsmAnswer {
+            token,
+            results: Vec::new(),
+        },
+    );
+    core.handle(
+        now,
+        Input::Durable {
+            token: durable_token(&accepting),
+            ok: true,
+        },
+    );
+    let actions = drain(&mut core);
+    assert!(sent_to_issuer(&actions).is_none());
+    assert_eq!(reply(&actions).expect("declined").0.get_str(39), Some("96"));
+}
