@@ -36,16 +36,35 @@ pub const FIRMWARE: &str = "CSWSIM001";
 /// What a command's work gives: its fields, or the error code to answer.
 type Answer = Result<ResponseBody, ErrorCode>;
 
-/// The simulated HSM: its LMK.
-#[derive(Debug)]
+/// Keys kept decrypted at most (each a zeroized `TdesKey`): a switch
+/// uses a handful of zone keys, so the cache rarely fills; when it does it
+/// starts again.
+const KEYS_CACHED_MAX: usize = 1024;
+
+/// A cached key: its type (pair, variant) and its cryptogram's field.
+type CachedKey = (usize, u8, String);
+
+/// The simulated HSM: its LMK, and the keys it decrypted from under it
+/// (a real HSM decrypts them in hardware each time; in software the LMK's
+/// DES took about a fifth of each command).
 pub struct Hsm {
     lmk: Lmk,
+    keys: std::sync::Mutex<std::collections::HashMap<CachedKey, TdesKey>>,
+}
+
+impl std::fmt::Debug for Hsm {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Hsm(..)")
+    }
 }
 
 impl Hsm {
     /// An HSM holding `lmk`.
     pub fn new(lmk: Lmk) -> Hsm {
-        Hsm { lmk }
+        Hsm {
+            lmk,
+            keys: Default::default(),
+        }
     }
 
     /// The LMK, for forming and generating keys at the console.
@@ -95,7 +114,18 @@ impl Hsm {
     /// The clear key of `c` under the LMK for `t`; a parity failure is
     /// answered with `parity` (10 for a source key, 11 for a destination).
     fn key(&self, t: KeyType, c: &KeyCryptogram, parity: ErrorCode) -> Result<TdesKey, ErrorCode> {
-        self.lmk.decrypt(t, c).map_err(|e| lmk_code(e, parity))
+        let id = (t.pair, t.variant, c.to_field());
+        let mut keys = self.keys.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(k) = keys.get(&id) {
+            return Ok(k.clone());
+        }
+        // Only keys that decrypt are kept: a refusal is decided each time.
+        let key = self.lmk.decrypt(t, c).map_err(|e| lmk_code(e, parity))?;
+        if keys.len() >= KEYS_CACHED_MAX {
+            keys.clear();
+        }
+        keys.insert(id, key.clone());
+        Ok(key)
     }
 }
 
