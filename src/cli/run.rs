@@ -62,6 +62,11 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         let running = server::start_with_rules(&config, shutdown.clone(), rules)
             .await
             .map_err(|e| CliError::Input(e.to_string()))?;
+        // Registered before the switch says it listens: a SIGUSR1 sent
+        // on that word would otherwise meet its default action (exit).
+        #[cfg(unix)]
+        let usr1 =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::user_defined1()).ok();
         for (name, addr) in &running.acquirers {
             println!("acquirer {name} listening on {addr}");
         }
@@ -69,7 +74,9 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
         let switch = running.node.clone();
         let path = args.config.clone();
         let issuer_names: Vec<String> = config.issuers.iter().map(|i| i.name.clone()).collect();
+        #[cfg(unix)]
         tokio::spawn(exchange_keys_on_usr1(
+            usr1,
             config.issuers.len(),
             switch.clone(),
             shutdown.clone(),
@@ -90,32 +97,25 @@ pub fn run(args: &RunArgs) -> Result<(), CliError> {
 
 /// Exchanges working keys with every issuer that has a zone master key
 /// on every SIGUSR1 (an operator's demand; the schedule runs anyway).
+#[cfg(unix)]
 async fn exchange_keys_on_usr1(
+    usr1: Option<tokio::signal::unix::Signal>,
     issuers: usize,
     switch: crate::node::NodeHandle,
     shutdown: CancellationToken,
 ) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut usr1) = signal(SignalKind::user_defined1()) else {
-            return;
-        };
-        loop {
-            tokio::select! {
-                _ = shutdown.cancelled() => return,
-                r = usr1.recv() => if r.is_none() { return },
-            }
-            info!("key exchange asked for (SIGUSR1)");
-            for issuer in 0..issuers {
-                switch.exchange_keys(issuer);
-            }
+    let Some(mut usr1) = usr1 else {
+        return;
+    };
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            r = usr1.recv() => if r.is_none() { return },
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = (issuers, switch);
-        shutdown.cancelled().await;
+        info!("key exchange asked for (SIGUSR1)");
+        for issuer in 0..issuers {
+            switch.exchange_keys(issuer);
+        }
     }
 }
 
