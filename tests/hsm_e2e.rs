@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 use support::certs::temp_dir;
+use support::hsm_keys::{form_key, key_table};
 use support::process::{Running, http_get, run, start_listening, start_listening_n, wait_until};
 
 const BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
@@ -22,28 +23,6 @@ const ZPK: &str = "89ABCDEF01234567FEDCBA9876543210";
 const TAK: &str = "0123456789ABCDEF0123456789ABCDEF";
 const ZAK: &str = "FEDCBA98765432100123456789ABCDEF";
 const ZMK: &str = "89ABCDEF0123456789ABCDEF01234567";
-
-/// `hsm-sim form-key`: the key under the test LMK and its check value.
-fn form_key(key_type: &str, clear: &str) -> (String, String) {
-    let (code, out, err) = run(&[
-        "hsm-sim",
-        "form-key",
-        "--type",
-        key_type,
-        "--component",
-        clear,
-    ]);
-    assert_eq!(code, 0, "{err}");
-    assert!(!out.contains(clear), "the clear key printed");
-    let mut it = out.split_whitespace();
-    let key = it.next().expect("key").to_string();
-    (key, it.next().expect("check value").to_string())
-}
-
-fn key_table(role: &str, key_type: &str, clear: &str) -> String {
-    let (key, kcv) = form_key(key_type, clear);
-    format!("{{ role = \"{role}\", key = \"{key}\", check_value = \"{kcv}\" }}")
-}
 
 /// What a test network is made of.
 struct Net {

@@ -15,7 +15,8 @@ use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
 use support::certs::temp_dir;
-use support::process::{Running, run, start_listening, start_listening_n};
+use support::hsm_keys::key_table;
+use support::process::{Running, start_listening, start_listening_n};
 
 const TPK: &str = "0123456789ABCDEFFEDCBA9876543210";
 const ZPK: &str = "89ABCDEF01234567FEDCBA9876543210";
@@ -81,21 +82,6 @@ fn py_acquirer(target: &str, pin: &str, tak: &str, first: u32) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_str(text.trim().lines().last().expect("report")).expect("json")
-}
-
-fn key_table(role: &str, key_type: &str, clear: &str) -> String {
-    let (code, out, err) = run(&[
-        "hsm-sim",
-        "form-key",
-        "--type",
-        key_type,
-        "--component",
-        clear,
-    ]);
-    assert_eq!(code, 0, "{err}");
-    let mut it = out.split_whitespace();
-    let (key, kcv) = (it.next().expect("key"), it.next().expect("check value"));
-    format!("{{ role = \"{role}\", key = \"{key}\", check_value = \"{kcv}\" }}")
 }
 
 fn switch(hsm: &Running, issuer: &str) -> (Running, String) {

@@ -58,6 +58,18 @@ pub fn read_mac(spec: &Spec, frame: &[u8], field: u16) -> Option<[u8; MAC_BYTES]
     Some(mac)
 }
 
+/// `message` with a zero MAC in its MAC field, built in `spec`, and how
+/// many bytes of the frame the MAC covers (`None`: it cannot be built, or
+/// the dialect cannot hold a MAC there). The first step of making a MAC;
+/// [`write_mac`] is the last.
+pub fn with_placeholder(spec: &Spec, message: &mut Message) -> Option<(Vec<u8>, usize)> {
+    let field = mac_field(message);
+    message.set(field, vec![0u8; MAC_BYTES]).ok()?;
+    let frame = spec.build(message).ok()?;
+    let covered = covered(spec, &frame, field)?.len();
+    Some((frame.to_vec(), covered))
+}
+
 /// Writes `mac` over the placeholder at the end of `frame`; `false` when
 /// the dialect cannot hold it there.
 pub fn write_mac(spec: &Spec, frame: &mut [u8], field: u16, mac: &[u8; MAC_BYTES]) -> bool {

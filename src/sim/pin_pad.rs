@@ -13,7 +13,7 @@ use crate::hsm::soft::dukpt_terminal::Terminal;
 use crate::hsm::soft::mac::{self, Padding};
 use crate::hsm::soft::pin_block::{self, Pin, PinBlockFormat};
 use crate::hsm::soft::{CryptoError, TdesKey};
-use crate::message::mac_field::{MAC_BYTES, mac_field, write_mac};
+use crate::message::mac_field::{mac_field, with_placeholder, write_mac};
 use crate::message::spec::Class;
 use crate::message::{Message, Spec};
 
@@ -136,16 +136,10 @@ impl PinPad {
 /// 1) of `key` over the bytes before its MAC field.
 pub fn build_with_mac(spec: &Spec, key: &TdesKey, message: &mut Message) -> Result<Bytes, String> {
     let field = mac_field(message);
-    message
-        .set(field, vec![0u8; MAC_BYTES])
-        .map_err(|e| format!("MAC field: {e}"))?;
-    let mut frame = spec
-        .build(message)
-        .map_err(|e| format!("build: {e}"))?
-        .to_vec();
-    let covered = crate::message::mac_field::covered(spec, &frame, field)
-        .ok_or_else(|| format!("DE{field} of this dialect cannot hold a MAC"))?;
-    let mac = mac::alg3(key, covered, Padding::Method1).map_err(|e| format!("MAC: {e}"))?;
+    let (mut frame, covered) = with_placeholder(spec, message)
+        .ok_or_else(|| format!("{} cannot be built with a MAC in DE{field}", message.mti()))?;
+    let mac =
+        mac::alg3(key, &frame[..covered], Padding::Method1).map_err(|e| format!("MAC: {e}"))?;
     write_mac(spec, &mut frame, field, &mac);
     Ok(Bytes::from(frame))
 }

@@ -97,39 +97,47 @@ pub fn issuer_authentication(arpc: [u8; 8], arc: [u8; 2]) -> Bytes {
     out.freeze()
 }
 
+/// Test chip data: an ARQC (01..08), ATC 002A, UN 0A0B0C0D and every
+/// covered tag, as DE55.
+#[cfg(test)]
+pub(crate) fn sample_chip_data() -> Bytes {
+    let mut de55 = BytesMut::new();
+    let objects: [(u32, &[u8]); 11] = [
+        (0x9F26, &[1, 2, 3, 4, 5, 6, 7, 8]),
+        (0x9F02, &[0, 0, 0, 0, 1, 0]),
+        (0x9F03, &[0; 6]),
+        (0x9F1A, &[0x08, 0x26]),
+        (0x95, &[0; 5]),
+        (0x5F2A, &[0x09, 0x78]),
+        (0x9A, &[0x26, 0x12, 0x02]),
+        (0x9C, &[0]),
+        (0x9F37, &[0xA, 0xB, 0xC, 0xD]),
+        (0x82, &[0x58, 0]),
+        (0x9F36, &[0, 0x2A]),
+    ];
+    for (tag, v) in objects {
+        tlv::write(tag, v, &mut de55);
+    }
+    de55.freeze()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::message::Mti;
 
-    fn chip_request(extra: &[(u32, &[u8])]) -> Message {
-        let mut de55 = BytesMut::new();
-        let base: [(u32, &[u8]); 11] = [
-            (0x9F26, &[1, 2, 3, 4, 5, 6, 7, 8]),
-            (0x9F02, &[0, 0, 0, 0, 1, 0]),
-            (0x9F03, &[0; 6]),
-            (0x9F1A, &[0x08, 0x26]),
-            (0x95, &[0; 5]),
-            (0x5F2A, &[0x09, 0x78]),
-            (0x9A, &[0x26, 0x12, 0x02]),
-            (0x9C, &[0]),
-            (0x9F37, &[0xA, 0xB, 0xC, 0xD]),
-            (0x82, &[0x58, 0]),
-            (0x9F36, &[0, 0x2A]),
-        ];
-        for (tag, v) in base.iter().chain(extra) {
-            tlv::write(*tag, v, &mut de55);
-        }
+    fn chip_request() -> Message {
+        let de55 = sample_chip_data();
         let mut m = Message::new(Mti::from_digits(*b"0100").unwrap());
         m.set(2, "5413330089600010").unwrap();
         m.set(23, "001").unwrap();
-        m.set(55, de55.freeze()).unwrap();
+        m.set(55, de55).unwrap();
         m
     }
 
     #[test]
     fn the_cryptogram_is_read_from_de55_in_the_covered_order() {
-        let c = cryptogram(&chip_request(&[])).expect("complete");
+        let c = cryptogram(&chip_request()).expect("complete");
         assert_eq!(c.arqc, [1, 2, 3, 4, 5, 6, 7, 8]);
         assert_eq!(c.atc, [0, 0x2A]);
         assert_eq!(c.un, [0xA, 0xB, 0xC, 0xD]);
@@ -137,16 +145,16 @@ mod tests {
         assert_eq!(&c.data[..6], &[0, 0, 0, 0, 1, 0]);
         assert_eq!(&c.data[c.data.len() - 2..], &[0, 0x2A]);
         assert_eq!(c.pan_psn, [0x13, 0x33, 0x00, 0x89, 0x60, 0x00, 0x10, 0x01]);
-        assert!(is_chip(&chip_request(&[])));
+        assert!(is_chip(&chip_request()));
     }
 
     #[test]
     fn incomplete_chip_data_gives_no_cryptogram() {
-        let mut m = chip_request(&[]);
+        let mut m = chip_request();
         let de55 = m.value(55).unwrap().to_vec();
         m.set(55, de55[..de55.len() - 5].to_vec()).unwrap();
         assert!(cryptogram(&m).is_none());
-        let mut plain = chip_request(&[]);
+        let mut plain = chip_request();
         plain.remove(55);
         assert!(!is_chip(&plain) && cryptogram(&plain).is_none());
     }

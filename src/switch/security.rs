@@ -164,6 +164,20 @@ pub fn ksn_of(spec: &Spec, request: &Message, field: u16) -> Option<[u8; 10]> {
     Some(ksn)
 }
 
+/// The check of the MAC `message` carries, over its frame as received
+/// (`None`: it has no MAC, or changed since it was received).
+pub fn verify_mac(key: &MacKey, spec: &Spec, message: &Message) -> Option<HsmOp> {
+    let field = mac_field(message);
+    let mac = <[u8; MAC_BYTES]>::try_from(message.value(field)?).ok()?;
+    let frame = message.frame_as_received()?;
+    let data = frame.slice_ref(covered(spec, frame, field)?);
+    Some(HsmOp::VerifyMac {
+        key: key.clone(),
+        data,
+        mac,
+    })
+}
+
 /// What to ask about a request from an acquirer with `acq` keys, in `spec`,
 /// going to an issuer with `iss` keys: verify its MAC (over the frame as
 /// received), translate its PIN block. Empty: nothing to ask. Refused with
@@ -178,20 +192,10 @@ pub fn inbound_ops(
 ) -> Result<Vec<HsmOp>, Outcome> {
     let mut ops = Vec::new();
     if let Some(key) = &acq.mac {
-        let field = mac_field(request);
-        let mac = request
-            .value(field)
-            .and_then(|m| <[u8; MAC_BYTES]>::try_from(m).ok());
-        let frame = request.frame_as_received();
-        let data = frame.and_then(|f| covered(spec, f, field).map(|d| f.slice_ref(d)));
-        let (Some(mac), Some(data)) = (mac, data) else {
+        let Some(op) = verify_mac(key, spec, request) else {
             return Err(Outcome::SecurityViolation);
         };
-        ops.push(HsmOp::VerifyMac {
-            key: key.clone(),
-            data,
-            mac,
-        });
+        ops.push(op);
     }
     let Some(block) = request.value(52) else {
         return Ok(ops);

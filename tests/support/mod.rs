@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod certs;
+pub mod hsm_keys;
 pub mod ledger;
 pub mod process;
 pub mod wait;

@@ -131,7 +131,7 @@ async fn translate(
         hex: Sensitive(hex::encode_upper(block.0)),
         format: source,
     };
-    let account = Account(Sensitive(String::from_utf8_lossy(&account).into_owned()));
+    let account = Account::from_digits(account);
     let translation = |source_key| PinTranslation {
         source_key,
         destination_zpk: to.clone(),

@@ -58,9 +58,12 @@ pub struct Account(pub Sensitive<String>);
 impl Account {
     /// From a PAN of 13 to 19 digits; `None` for anything else.
     pub fn from_pan(pan: &str) -> Option<Account> {
-        let ok = (13..=19).contains(&pan.len()) && pan.bytes().all(|b| b.is_ascii_digit());
-        let body = pan.get(..pan.len().checked_sub(1)?)?;
-        ok.then(|| Account(Sensitive(body[body.len() - 12..].to_string())))
+        crate::switch::security::account_number(pan.as_bytes()).map(Account::from_digits)
+    }
+
+    /// From the 12 digits already taken from the PAN.
+    pub fn from_digits(digits: [u8; 12]) -> Account {
+        Account(Sensitive(String::from_utf8_lossy(&digits).into_owned()))
     }
 }
 

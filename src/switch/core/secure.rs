@@ -8,19 +8,17 @@ use bytes::Bytes;
 use super::request::reject_of;
 use super::{Action, Core, Outgoing, Question, ReplyMac, State, Time, Token, TxnId, Wait};
 use crate::journal::TxnOutcome;
-use crate::message::mac_field::{MAC_BYTES, covered, mac_field, write_mac};
+use crate::message::mac_field::{mac_field, with_placeholder, write_mac};
 use crate::message::response_codes::Outcome;
 use crate::message::{Message, Spec};
 use crate::switch::security::{self, HsmOp, HsmReply, HsmResult};
 
-/// `message` with a zero MAC in its MAC field, built in `spec`, and the
-/// bytes the MAC covers (`None`: it cannot be built or hold a MAC).
+/// `message` built with a zero MAC (see `mac_field::with_placeholder`)
+/// and the bytes the MAC covers, for the HSM to sign.
 pub(super) fn placeholder_frame(spec: &Spec, message: &mut Message) -> Option<(Vec<u8>, Bytes)> {
-    let field = mac_field(message);
-    message.set(field, vec![0u8; MAC_BYTES]).ok()?;
-    let frame = spec.build(message).ok()?;
-    let data = covered(spec, &frame, field).map(|d| frame.slice_ref(d))?;
-    Some((frame.to_vec(), data))
+    let (frame, covered) = with_placeholder(spec, message)?;
+    let data = Bytes::copy_from_slice(&frame[..covered]);
+    Some((frame, data))
 }
 
 impl Core {
@@ -166,25 +164,19 @@ impl Core {
         answer: &Message,
     ) {
         let target = &self.cfg.issuers[issuer];
-        let Some(key) = target.keys.mac.clone() else {
+        let Some(key) = &target.keys.mac else {
             return;
         };
-        let field = mac_field(answer);
-        let mac = answer
-            .value(field)
-            .and_then(|m| <[u8; MAC_BYTES]>::try_from(m).ok());
-        let data = answer
-            .frame_as_received()
-            .and_then(|f| covered(&target.spec, f, field).map(|d| f.slice_ref(d)));
+        let check = security::verify_mac(key, &target.spec, answer);
         let Some(txn) = self.txns.get_mut(&id) else {
             return;
         };
         txn.state = State::Answering;
-        let (Some(mac), Some(data)) = (mac, data) else {
+        let Some(check) = check else {
             // No MAC to check: refused as a bad one is.
             return self.answer_checked(now, id, None, Vec::new());
         };
-        let mut ops = vec![HsmOp::VerifyMac { key, data, mac }];
+        let mut ops = vec![check];
         let acq = &self.cfg.acquirers[txn.from.acquirer];
         let reply = match (&acq.keys.mac, &txn.reply) {
             (Some(key), Some((response, _))) => {

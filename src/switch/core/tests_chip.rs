@@ -1,7 +1,7 @@
 //! Stand-in for chip cards: approved only once the HSM verified the ARQC,
 //! the ARPC in the reply's DE55; refused without a key to check with.
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 
 use super::tests::*;
 use super::*;
@@ -13,25 +13,9 @@ use crate::switch::security::{HsmOp, HsmReply};
 use crate::switch::standin::StandInRules;
 
 fn chip_auth() -> Message {
-    let mut de55 = BytesMut::new();
-    let objects: [(u32, &[u8]); 11] = [
-        (0x9F26, &[1, 2, 3, 4, 5, 6, 7, 8]),
-        (0x9F02, &[0, 0, 0, 0, 1, 0]),
-        (0x9F03, &[0; 6]),
-        (0x9F1A, &[0x08, 0x26]),
-        (0x95, &[0; 5]),
-        (0x5F2A, &[0x09, 0x78]),
-        (0x9A, &[0x26, 0x12, 0x02]),
-        (0x9C, &[0]),
-        (0x9F37, &[0xA, 0xB, 0xC, 0xD]),
-        (0x82, &[0x58, 0]),
-        (0x9F36, &[0, 0x2A]),
-    ];
-    for (tag, v) in objects {
-        tlv::write(tag, v, &mut de55);
-    }
     let mut m = auth();
-    m.set(55, de55.freeze()).expect("DE55");
+    m.set(55, crate::switch::chip::sample_chip_data())
+        .expect("DE55");
     m
 }
 

@@ -60,6 +60,23 @@ fn translated() -> Vec<HsmResult> {
     vec![Ok(HsmReply::PinBlock(PinBlock(TRANSLATED)))]
 }
 
+/// The PIN translated and the acceptance durable: what `accepting` waited for.
+fn translated_and_durable(core: &mut Core, now: Time, accepting: &[Action]) {
+    let (token, _) = hsm_question(accepting);
+    let results = translated();
+    core.handle(now, Input::HsmAnswer { token, results });
+    let token = durable_token(accepting);
+    core.handle(now, Input::Durable { token, ok: true });
+}
+
+/// The first frame sent to an issuer in `actions`, as sent.
+fn issuer_frame(actions: &[Action]) -> Option<Bytes> {
+    actions.iter().find_map(|a| match a {
+        Action::ToIssuer { frame, .. } => Some(frame.clone()),
+        _ => None,
+    })
+}
+
 /// Either order of the disk and the HSM: forwarded once, after both,
 /// with the translated block.
 #[test]
@@ -154,22 +171,7 @@ fn requests_to_an_issuer_with_a_mac_key_are_signed() {
     let mut core = zoned(true);
     core.handle(now, request(7, with_pin()));
     let accepting = drain(&mut core);
-    let (token, _) = hsm_question(&accepting);
-    core.handle(
-        now,
-        Input::HsmAnswer {
-            token,
-            results: translated(),
-        },
-    );
-    let durable = durable_token(&accepting);
-    core.handle(
-        now,
-        Input::Durable {
-            token: durable,
-            ok: true,
-        },
-    );
+    translated_and_durable(&mut core, now, &accepting);
     let signing = drain(&mut core);
     assert!(sent_to_issuer(&signing).is_none(), "sent unsigned");
     let (token, ops) = hsm_question(&signing);
@@ -179,14 +181,7 @@ fn requests_to_an_issuer_with_a_mac_key_are_signed() {
     let mac = [0x5A; 8];
     let results = vec![Ok(HsmReply::Mac(mac))];
     core.handle(now, Input::HsmAnswer { token, results });
-    let sending = drain(&mut core);
-    let frame = sending
-        .iter()
-        .find_map(|a| match a {
-            Action::ToIssuer { frame, .. } => Some(frame.clone()),
-            _ => None,
-        })
-        .expect("sent once signed");
+    let frame = issuer_frame(&drain(&mut core)).expect("sent once signed");
     let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
     assert_eq!(read_mac(&spec, &frame, 64), Some(mac));
     assert_eq!(covered(&spec, &frame, 64), Some(&data[..]));
@@ -200,21 +195,7 @@ fn a_request_that_cannot_be_signed_is_not_sent() {
     let mut core = zoned(true);
     core.handle(now, request(7, with_pin()));
     let accepting = drain(&mut core);
-    let (token, _) = hsm_question(&accepting);
-    core.handle(
-        now,
-        Input::HsmAnswer {
-            token,
-            results: translated(),
-        },
-    );
-    core.handle(
-        now,
-        Input::Durable {
-            token: durable_token(&accepting),
-            ok: true,
-        },
-    );
+    translated_and_durable(&mut core, now, &accepting);
     let (token, _) = hsm_question(&drain(&mut core));
     let results = vec![Err(Outcome::SystemMalfunction)];
     core.handle(now, Input::HsmAnswer { token, results });
@@ -456,13 +437,7 @@ fn store_and_forward_entries_are_signed() {
     let (token, _) = hsm_question(&drain(&mut core));
     let results = vec![Ok(HsmReply::Mac([0x77; 8]))];
     core.handle(later, Input::HsmAnswer { token, results });
-    let frame = drain(&mut core)
-        .into_iter()
-        .find_map(|a| match a {
-            Action::ToIssuer { frame, .. } => Some(frame),
-            _ => None,
-        })
-        .expect("the reversal sent");
+    let frame = issuer_frame(&drain(&mut core)).expect("the reversal sent");
     let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
     let reversal = read_reply(&frame);
     assert_eq!(
