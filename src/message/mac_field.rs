@@ -15,7 +15,8 @@ pub const MAC_BYTES: usize = 8;
 /// The field a MAC of `message` goes in: 128 when any field above 64 is
 /// present (the secondary bitmap is), else 64.
 pub fn mac_field(message: &Message) -> u16 {
-    if message.fields().any(|(n, _)| (65..128).contains(&n)) {
+    // `values` borrows; `fields` would make a shared `Bytes` per field.
+    if message.values().any(|(n, _)| (65..128).contains(&n)) {
         128
     } else {
         64

@@ -38,6 +38,32 @@ pub fn encode(header: &[u8], message: &[u8], out: &mut Vec<u8>) -> Result<(), Co
     Ok(())
 }
 
+/// Appends one frame whose message `write` appends, without building the
+/// message apart first (the client's path: one buffer a command).
+pub fn encode_with(
+    header: &[u8],
+    out: &mut Vec<u8>,
+    write: impl FnOnce(&mut Vec<u8>) -> Result<(), CodecError>,
+) -> Result<(), CodecError> {
+    if header.len() > HEADER_BYTES_MAX {
+        return Err(CodecError::Encode {
+            field: "header",
+            why: "too long",
+        });
+    }
+    let start = out.len();
+    out.extend_from_slice(&[0, 0]);
+    out.extend_from_slice(header);
+    write(out)?;
+    let n = out.len() - start - 2;
+    let len = u16::try_from(n).map_err(|_| CodecError::FrameLength {
+        got: n,
+        max: FRAME_BYTES_MAX,
+    })?;
+    out[start..start + 2].copy_from_slice(&len.to_be_bytes());
+    Ok(())
+}
+
 /// Reads one frame from the front of `buf`: `Ok(None)` when more bytes
 /// are needed, else the frame and the bytes it took.
 pub fn decode(buf: &[u8], header_len: usize) -> Result<Option<(Frame<'_>, usize)>, CodecError> {

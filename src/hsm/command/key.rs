@@ -135,7 +135,10 @@ impl KeyCryptogram {
             Untagged::Double => 32,
         });
         check_hex(self.hex.as_str(), len, field)?;
-        out.extend_from_slice(self.to_field().as_bytes());
+        if let Some(t) = self.scheme.tag() {
+            out.push(t);
+        }
+        out.extend_from_slice(self.hex.0.as_bytes());
         Ok(())
     }
 }

@@ -28,7 +28,7 @@ mod tests;
 
 pub use error::CodecError;
 pub use error_code::ErrorCode;
-pub use fields::Sensitive;
+pub use fields::{Sensitive, upper_hex};
 pub use key::{KeyCryptogram, KeyScheme};
 pub use request::Request;
 pub use response::{Response, ResponseBody};

@@ -4,7 +4,7 @@
 //! silent are noted at the field.
 
 use super::error::CodecError;
-use super::fields::{Reader, Sensitive, check_digits, check_hex, put_number};
+use super::fields::{Reader, Sensitive, check_digits, check_hex, put_hex_number, put_number};
 use super::key::{KeyCryptogram, KeyScheme, Untagged};
 pub use super::request_keys::{GenerateKey, ImportKey, KeyCheck};
 
@@ -149,6 +149,16 @@ impl Request {
     }
 
     /// Appends the message (code and fields) to `out`.
+    /// About how many bytes `encode` writes (room reserved up front).
+    pub fn size_hint(&self) -> usize {
+        let data = match self {
+            Request::M6(c) | Request::M8(c) => c.message.0.len(),
+            Request::Kq(c) => c.data.as_ref().map_or(0, |d| d.0.len()),
+            _ => 0,
+        };
+        160 + data
+    }
+
     pub fn encode(&self, out: &mut Vec<u8>) -> Result<(), CodecError> {
         out.extend_from_slice(self.code());
         match self {
@@ -349,7 +359,7 @@ impl MacCommand {
                 why: "longer than 4H can say",
             });
         }
-        out.extend_from_slice(format!("{:04X}", msg.len()).as_bytes());
+        put_hex_number(out, msg.len(), 4, "message length")?;
         out.extend_from_slice(msg);
         if let Some(mac) = &self.mac {
             check_hex(mac, 16, "MAC")?;
@@ -414,7 +424,7 @@ impl ArqcCommand {
         out.extend_from_slice(&self.un);
         match (&self.data, self.mode <= 1) {
             (Some(d), true) if (1..=KQ_DATA_BYTES_MAX).contains(&d.0.len()) => {
-                out.extend_from_slice(format!("{:02X}", d.0.len()).as_bytes());
+                put_hex_number(out, d.0.len(), 2, "data length")?;
                 out.extend_from_slice(&d.0);
                 out.push(b';');
             }

@@ -14,7 +14,7 @@ use super::operations::{
     MacPadding, PinBlock, PinFormat, PinTranslation,
 };
 use crate::hsm::command::request::GenerateKey;
-use crate::hsm::command::{KeyScheme, Sensitive};
+use crate::hsm::command::{KeyScheme, Sensitive, upper_hex};
 use crate::message::response_codes::Outcome;
 use crate::switch::chip::ChipScheme;
 use crate::switch::security::{self, HsmOp, HsmReply, HsmResult, MacKey, PinKey};
@@ -128,7 +128,7 @@ async fn translate(
         return (*b"CA", Err(HsmError::Unavailable));
     };
     let pin_block = PinBlock {
-        hex: Sensitive(hex::encode_upper(block.0)),
+        hex: Sensitive(upper_hex(&block.0)),
         format: source,
     };
     let account = Account::from_digits(account);
@@ -146,7 +146,7 @@ async fn translate(
             let t = DukptTranslation {
                 bdk,
                 zpk: to.clone(),
-                ksn: ksn.map(hex::encode_upper).unwrap_or_default(),
+                ksn: ksn.map(|k| upper_hex(&k)).unwrap_or_default(),
                 pin_block: pin_block.clone(),
                 destination_format: destination,
                 account: account.clone(),

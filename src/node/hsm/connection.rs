@@ -132,12 +132,18 @@ impl Conn {
         deadline: Instant,
     ) -> Result<Response, HsmError> {
         let answer = response_code(command).ok_or(ProtocolError::Body("an unknown command"))?;
-        let permit =
-            match tokio::time::timeout_at(deadline, self.depth.clone().acquire_owned()).await {
-                Err(_) => return Err(HsmError::Timeout),
-                Ok(Err(_)) => return Err(HsmError::Unavailable),
-                Ok(Ok(p)) => p,
-            };
+        // A free place is taken at once; only a full pipeline arms a timer.
+        let permit = match self.depth.clone().try_acquire_owned() {
+            Ok(p) => p,
+            Err(tokio::sync::TryAcquireError::Closed) => return Err(HsmError::Unavailable),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                match tokio::time::timeout_at(deadline, self.depth.clone().acquire_owned()).await {
+                    Err(_) => return Err(HsmError::Timeout),
+                    Ok(Err(_)) => return Err(HsmError::Unavailable),
+                    Ok(Ok(p)) => p,
+                }
+            }
+        };
         let (reply, rx) = oneshot::channel();
         {
             // Queue and write in one critical section, so the order of the

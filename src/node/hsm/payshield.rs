@@ -11,7 +11,7 @@ use crate::hsm::command::request::{
     ArqcCommand, CvvCommand, DukptTranslate, GenerateKey, ImportKey, KeyCheck, MacCommand,
     PinTranslate,
 };
-use crate::hsm::command::{Request, Response, ResponseBody, Sensitive};
+use crate::hsm::command::{Request, Response, ResponseBody, Sensitive, upper_hex};
 
 /// The longest PIN the translations accept (ISO 9564: 4 to 12 digits).
 const PIN_LEN_MAX: u8 = 12;
@@ -119,7 +119,7 @@ fn mac_command(m: MacInput, mac: Option<[u8; 8]>) -> MacCommand {
         key: m.key,
         iv: None,
         message: m.message,
-        mac: mac.map(hex::encode_upper),
+        mac: mac.map(|m| upper_hex(&m)),
     }
 }
 

@@ -265,12 +265,9 @@ async fn send(
     request: &Request,
     deadline: Instant,
 ) -> Result<Response, HsmError> {
-    let mut message = Zeroizing::new(Vec::with_capacity(128));
-    request
-        .encode(&mut message)
+    let mut framed = Zeroizing::new(Vec::with_capacity(request.size_hint() + header.len()));
+    frame::encode_with(header, &mut framed, |out| request.encode(out))
         .map_err(ProtocolError::Request)?;
-    let mut framed = Zeroizing::new(Vec::with_capacity(message.len() + header.len() + 2));
-    frame::encode(header, &message, &mut framed).map_err(ProtocolError::Request)?;
     let response = conn.call(request.code(), framed, deadline).await?;
     let advice = &response.code == b"A7" && response.error == ErrorCode::VerificationFailure;
     if response.error.is_ok() || advice {
