@@ -29,13 +29,20 @@ pub struct PinPadArgs {
     /// this clear test MAC key (16, 32 or 48 hex digits).
     #[arg(long)]
     pub mac_key: Option<String>,
+    /// Requests carry the card's CVV2, made with this clear test CVK pair
+    /// (32 hex digits), as a card-not-present cardholder keys it in.
+    #[arg(long)]
+    pub cvv2_key: Option<String>,
+    /// The field carrying the CVV2.
+    #[arg(long, default_value_t = 48)]
+    pub cvv2_field: u16,
 }
 
 impl PinPadArgs {
     /// The plan, when any PIN pad option asks for one; bad keys are refused
     /// without repeating them.
     pub fn plan(&self) -> Result<Option<PinPadPlan>, CliError> {
-        if self.dukpt_bdk.is_none() && self.mac_key.is_none() {
+        if self.dukpt_bdk.is_none() && self.mac_key.is_none() && self.cvv2_key.is_none() {
             return Ok(None);
         }
         let key = |text: &str, name: &str| {
@@ -65,7 +72,21 @@ impl PinPadArgs {
                 "--ksn-field: a field from 2 to 128, not 52 or 64".into(),
             ));
         }
+        let cvv2 = match self.cvv2_key.as_deref().map(|k| key(k, "--cvv2-key")) {
+            None => None,
+            Some(Ok(k)) if k.as_bytes().len() == 16 => {
+                let f = self.cvv2_field;
+                if !(2..=128).contains(&f) || [2, 14, 35, 52, 64, self.ksn_field].contains(&f) {
+                    return Err(CliError::Input(
+                        "--cvv2-field: a field from 2 to 128, not the PAN, expiry, track, PIN, KSN or MAC".into(),
+                    ));
+                }
+                Some((k, f))
+            }
+            Some(_) => return Err(CliError::Input("--cvv2-key: 32 hex digits".into())),
+        };
         Ok(Some(PinPadPlan {
+            cvv2,
             bdk,
             key_set_id,
             pin: self.pin.clone(),
@@ -93,6 +114,8 @@ mod tests {
             pin: "1234".into(),
             ksn_field: 53,
             mac_key: None,
+            cvv2_key: None,
+            cvv2_field: 48,
         };
         let plan = ok.plan().unwrap().unwrap();
         assert_eq!(plan.key_set_id, KEY_SET_ID_DEFAULT);
@@ -137,6 +160,32 @@ mod tests {
             },
             "--ksn-field",
         );
+        refused(
+            PinPadArgs {
+                cvv2_key: Some(bdk[..16].into()),
+                ..ok.clone()
+            },
+            "--cvv2-key",
+        );
+        refused(
+            PinPadArgs {
+                cvv2_key: Some(bdk.into()),
+                cvv2_field: 14,
+                ..ok.clone()
+            },
+            "--cvv2-field",
+        );
+        let cvv2_only = PinPadArgs {
+            dukpt_bdk: None,
+            cvv2_key: Some(bdk.into()),
+            ..ok.clone()
+        };
+        let plan = cvv2_only
+            .plan()
+            .unwrap()
+            .expect("a CVV2 alone makes a plan");
+        assert!(plan.bdk.is_none());
+        assert_eq!(plan.cvv2.map(|(_, f)| f), Some(48));
         refused(
             PinPadArgs {
                 mac_key: Some("xyz".into()),

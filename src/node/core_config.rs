@@ -95,6 +95,7 @@ fn acquirer_keys(s: &AcquirerSecurity) -> AcquirerKeys {
             (from, z.format.hsm_code())
         }),
         mac: s.mac_key.as_ref().map(mac_key),
+        cvv2_field: s.cvv2_field,
     }
 }
 
@@ -112,6 +113,7 @@ fn issuer_keys(s: &IssuerSecurity) -> IssuerKeys {
                 ArqcScheme::Vsdc => ChipScheme::Vsdc,
             },
         }),
+        cvv: s.cvv_key.as_ref().map(|k| k.key.clone()),
         zmk: s.zone_master_key.as_ref().map(|k| k.key.clone()),
         exchange_every: s.key_exchange_interval,
     }

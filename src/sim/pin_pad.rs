@@ -8,6 +8,7 @@
 
 use bytes::Bytes;
 
+use crate::hsm::soft::cvv;
 use crate::hsm::soft::dukpt::{self, KeyUsage, Ksn};
 use crate::hsm::soft::dukpt_terminal::Terminal;
 use crate::hsm::soft::mac::{self, Padding};
@@ -37,6 +38,9 @@ pub struct PinPadPlan {
     pub ksn_field: u16,
     /// The clear terminal MAC key, when requests carry a MAC.
     pub mac_key: Option<TdesKey>,
+    /// A clear CVK pair and the field: card-not-present requests carry the
+    /// card's CVV2 there, as a cardholder keys it in.
+    pub cvv2: Option<(TdesKey, u16)>,
 }
 
 impl std::fmt::Debug for PinPadPlan {
@@ -45,6 +49,7 @@ impl std::fmt::Debug for PinPadPlan {
             .field("dukpt", &self.bdk.is_some())
             .field("ksn_field", &self.ksn_field)
             .field("mac", &self.mac_key.is_some())
+            .field("cvv2_field", &self.cvv2.as_ref().map(|(_, f)| f))
             .finish_non_exhaustive()
     }
 }
@@ -116,6 +121,22 @@ impl PinPad {
             .set(52, Bytes::copy_from_slice(block.expose()))
             .and_then(|()| request.set(plan.ksn_field, ksn_value))
             .map_err(|e| format!("PIN fields: {e}"))
+    }
+
+    /// Adds the card's CVV2 (service code 000 over DE2 and DE14) in the
+    /// plan's field, when the plan has a CVK.
+    pub fn enter_cvv2(plan: &PinPadPlan, request: &mut Message) -> Result<(), String> {
+        let Some((cvk, field)) = &plan.cvv2 else {
+            return Ok(());
+        };
+        let text = |n: u16| request.value(n).and_then(|v| std::str::from_utf8(v).ok());
+        let (Some(pan), Some(expiry)) = (text(2), text(14)) else {
+            return Err("a CVV2 needs the PAN and expiry (DE2, DE14)".into());
+        };
+        let cvv2 = cvv::cvv(cvk, pan, expiry, "000").map_err(|e| format!("CVV2: {e}"))?;
+        request
+            .set(*field, Bytes::copy_from_slice(cvv2.expose()))
+            .map_err(|e| format!("CVV2 field: {e}"))
     }
 
     /// `request` built with its MAC (DE64, or DE128 with a secondary
@@ -194,6 +215,7 @@ mod tests {
             pin: "1234".into(),
             ksn_field: 53,
             mac_key: mac.then(|| TdesKey::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap()),
+            cvv2: None,
         }
     }
 
@@ -232,6 +254,26 @@ mod tests {
             initial_ksn(KEY_SET_ID_DEFAULT, 3),
             initial_ksn(KEY_SET_ID_DEFAULT, 11)
         );
+    }
+
+    /// The CVV2 entered is the card's (service code 000); without the
+    /// expiry there is none to make.
+    #[test]
+    fn the_cvv2_is_the_cards() {
+        let cvk = TdesKey::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap();
+        let plan = PinPadPlan {
+            cvv2: Some((cvk.clone(), 48)),
+            ..plan(false)
+        };
+        let mut m = request();
+        assert!(PinPad::enter_cvv2(&plan, &mut m).is_err());
+        m.set(14, "2812").unwrap();
+        PinPad::enter_cvv2(&plan, &mut m).unwrap();
+        let sent = m.value(48).unwrap();
+        let card = cvv::cvv(&cvk, "4012345678909", "2812", "000").unwrap();
+        assert_eq!(sent, card.expose());
+        let stripe = cvv::cvv(&cvk, "4012345678909", "2812", "101").unwrap();
+        assert_ne!(sent, stripe.expose(), "not the stripe's CVV");
     }
 
     /// The MAC verifies over the bytes before it with the same key, and a

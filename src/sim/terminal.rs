@@ -438,6 +438,7 @@ impl Conn {
         let bytes = match (&self.shared.pin_pad, &mut self.pin_pad) {
             (Some(plan), Some(pad)) => {
                 pad.enter_pin(plan, spec, &mut request)?;
+                PinPad::enter_cvv2(plan, &mut request)?;
                 PinPad::build_signed(plan, spec, &mut request)?
             }
             _ => spec.build(&request).map_err(|e| format!("build: {e}"))?,

@@ -5,6 +5,7 @@
 
 pub mod chip;
 pub mod core;
+pub mod cvv2;
 pub mod duplicates;
 pub mod hooks;
 pub mod records;

@@ -16,6 +16,7 @@ use crate::message::mac_field::{MAC_BYTES, covered, mac_field};
 use crate::message::response_codes::Outcome;
 use crate::message::{Class, Spec};
 use crate::switch::chip::{ChipKey, Cryptogram};
+use crate::switch::cvv2::Cvv2Check;
 
 /// An encrypted PIN block: never shown (`Debug` prints nothing of it),
 /// zeroized when dropped.
@@ -63,6 +64,8 @@ pub struct AcquirerKeys {
     pub pin: Option<(PinKey, u8)>,
     /// With one, every request must carry a MAC that verifies.
     pub mac: Option<MacKey>,
+    /// The field its card-not-present requests carry the CVV2 in.
+    pub cvv2_field: Option<u16>,
 }
 
 /// An issuer's keys, as the core uses them.
@@ -75,6 +78,9 @@ pub struct IssuerKeys {
     /// Its MK-AC: stand-in approves a chip card only once its ARQC
     /// verifies.
     pub chip: Option<ChipKey>,
+    /// Its CVK pair: stand-in approves a card-not-present card only once
+    /// its CVV2 verifies.
+    pub cvv: Option<KeyCryptogram>,
     /// Its zone master key: new working keys go to it under this.
     pub zmk: Option<KeyCryptogram>,
     /// How often working keys are exchanged (none: on demand only).
@@ -115,6 +121,8 @@ pub enum HsmOp {
         cryptogram: Cryptogram,
         arc: [u8; 2],
     },
+    /// Verify a card-not-present card's CVV2 with the issuer's CVK.
+    VerifyCvv2 { key: KeyCryptogram, card: Cvv2Check },
 }
 
 /// What the HSM answered to one operation.

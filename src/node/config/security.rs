@@ -125,6 +125,9 @@ pub struct AcquirerSecurity {
     /// TAK or ZAK: with one, requests must carry a MAC that verifies,
     /// and replies get one.
     pub mac_key: Option<ConfiguredKey>,
+    /// The field its card-not-present requests carry the CVV2 in (3 or 4
+    /// digits, the field's whole value), for stand-in to verify.
+    pub cvv2_field: Option<u16>,
 }
 
 /// The EMV scheme an issuer's chip cards follow, for the session key.
@@ -168,6 +171,7 @@ pub(super) struct AcquirerSecurityFile {
     pub(super) pin_block_format: Number,
     pub(super) ksn_field: Number,
     pub(super) mac_key: Option<Spanned<KeyFile>>,
+    pub(super) cvv2_field: Number,
 }
 
 #[derive(Deserialize)]
@@ -288,6 +292,7 @@ impl Default for AcquirerSecurity {
             pin: None,
             ksn_field: KSN_FIELD_DEFAULT as u16,
             mac_key: None,
+            cvv2_field: None,
         }
     }
 }
@@ -311,7 +316,27 @@ pub(super) fn check_acquirer_security(
         let at = raw.ksn_field.as_ref().map_or(0..0, |v| v.span());
         return Err(ctx.invalid(at, section, "ksn_field: not the PIN or MAC field"));
     }
+    let cvv2_field = match &raw.cvv2_field {
+        None => None,
+        Some(v) => {
+            let n: u16 = ctx.number(
+                &raw.cvv2_field,
+                KSN_FIELD_DEFAULT,
+                range,
+                section,
+                "cvv2_field",
+            )?;
+            // The CVV2 is a field of its own, never one the switch reads
+            // for something else.
+            if [2, 14, 35, 52, 55, 64, 128, ksn_field].contains(&n) {
+                let why = "cvv2_field: not the PAN, expiry, track, PIN, chip, KSN or MAC field";
+                return Err(ctx.invalid(v.span(), section, why));
+            }
+            Some(n)
+        }
+    };
     Ok(AcquirerSecurity {
+        cvv2_field,
         pin: pin_zone(
             ctx,
             raw.pin_key.as_ref(),

@@ -196,6 +196,12 @@ fn bad_keys_are_refused_on_their_line_without_their_value() {
             "arqc_scheme:",
             "arqc_scheme",
         ),
+        (
+            text("cvv2_field = 52", ""),
+            "cvv2_field: not the",
+            "cvv2_field",
+        ),
+        (text("cvv2_field = 1", ""), "out of range", "cvv2_field"),
     ];
     for (t, reason, on_line) in cases {
         let err = load(&t).expect_err(reason);
@@ -206,6 +212,12 @@ fn bad_keys_are_refused_on_their_line_without_their_value() {
             assert!(!shown.contains(&k[1..]), "a key in the error: {shown}");
         }
     }
+}
+
+#[test]
+fn an_acquirer_says_where_its_cvv2_is() {
+    let c = load(&text("cvv2_field = 48", "")).expect("valid");
+    assert_eq!(c.acquirers[0].security.cvv2_field, Some(48));
 }
 
 #[test]

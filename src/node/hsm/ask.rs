@@ -10,8 +10,8 @@ use tracing::warn;
 
 use super::errors::HsmError;
 use super::operations::{
-    Account, ArqcInput, DukptTranslation, EmvScheme, Hsm, MacAlgorithm, MacInput, MacKeyType,
-    MacPadding, PinBlock, PinFormat, PinTranslation,
+    Account, ArqcInput, CvvInput, CvvKind, DukptTranslation, EmvScheme, Hsm, MacAlgorithm,
+    MacInput, MacKeyType, MacPadding, PinBlock, PinFormat, PinTranslation,
 };
 use crate::hsm::command::request::GenerateKey;
 use crate::hsm::command::{KeyScheme, Sensitive, upper_hex};
@@ -101,6 +101,16 @@ async fn one(hsm: Arc<dyn Hsm>, op: HsmOp) -> HsmResult {
             // Asked with an ARC, KQ answers the ARPC.
             let r = r.and_then(|arpc| arpc.map(HsmReply::Arpc).ok_or(HsmError::Unavailable));
             (*b"KQ", r)
+        }
+        HsmOp::VerifyCvv2 { key, card } => {
+            let input = CvvInput {
+                cvk: key,
+                pan: Sensitive(card.pan.clone()),
+                expiry: Sensitive(card.expiry.clone()),
+                kind: CvvKind::Cvv2,
+            };
+            let r = hsm.verify_cvv(input, Sensitive(card.cvv2.clone())).await;
+            (*b"CY", r.map(|()| HsmReply::Verified))
         }
     };
     result.map_err(|e| {

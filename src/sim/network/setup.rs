@@ -133,6 +133,7 @@ impl Setup {
                 keys: AcquirerKeys {
                     pin: self.hsm.then(|| (PinKey::Zpk(zone_key('A')), 1)),
                     mac: None,
+                    cvv2_field: None,
                 },
             })
             .collect();

@@ -392,7 +392,7 @@ impl Core {
                 | Wait::Sign(..)
                 | Wait::SignReply(..)
                 | Wait::SignSaf(..)
-                | Wait::StandInChip(..)
+                | Wait::StandInCard(..)
                 | Wait::KeyGenerated(_)
                 | Wait::CheckAnswer(..)),
                 _,

@@ -25,10 +25,13 @@ mod restore;
 mod saf_delivery;
 mod secure;
 mod stand_in;
+mod stand_in_card;
 #[cfg(test)]
 mod tests;
 #[cfg(test)]
 mod tests_chip;
+#[cfg(test)]
+mod tests_cvv2;
 #[cfg(test)]
 mod tests_keys;
 #[cfg(test)]
@@ -233,9 +236,10 @@ enum Wait {
     /// The HSM made the MAC of a store-and-forward entry's attempt (its
     /// id, attempts before it, the frame).
     SignSaf(u64, u32, Vec<u8>),
-    /// The HSM checked a chip card's ARQC for stand-in (issuer, the
-    /// journal's word should it be declined).
-    StandInChip(TxnId, usize, TxnOutcome),
+    /// The HSM checked a chip card's ARQC or a card-not-present card's
+    /// CVV2 for stand-in (issuer, the journal's word should it be
+    /// declined).
+    StandInCard(TxnId, usize, TxnOutcome),
     /// The HSM made a new working key for this issuer's exchange.
     KeyGenerated(usize),
     /// The HSM checked the MAC of the issuer's answer (and made its

@@ -95,8 +95,8 @@ impl Core {
                 self.saf_signed(now, id, attempts, frame, results)
             }
             Some(Wait::KeyGenerated(issuer)) => self.key_generated(now, issuer, results),
-            Some(Wait::StandInChip(id, issuer, outcome)) => {
-                self.chip_checked(now, id, issuer, outcome, results)
+            Some(Wait::StandInCard(id, issuer, outcome)) => {
+                self.card_checked(now, id, issuer, outcome, results)
             }
             Some(Wait::CheckAnswer(id, reply)) => self.answer_checked(now, id, reply, results),
             // Not an HSM question's: leave it waiting.
@@ -337,66 +337,6 @@ impl Core {
                 });
             }
             _ => self.saf_not_sent(now, id),
-        }
-    }
-
-    /// A chip card in stand-in: its ARQC is checked by the HSM first. No
-    /// key to check it with, or DE55 without what the check needs: no
-    /// stand-in (91).
-    pub(super) fn check_chip_for_stand_in(
-        &mut self,
-        now: Time,
-        id: TxnId,
-        issuer: usize,
-        outcome: TxnOutcome,
-    ) {
-        let Some(txn) = self.txns.get_mut(&id) else {
-            return;
-        };
-        let key = self.cfg.issuers[issuer].keys.chip.clone();
-        let Some((key, cryptogram)) = key.zip(crate::switch::chip::cryptogram(&txn.request)) else {
-            let decline = reject_of(txn, Outcome::IssuerUnavailable);
-            return self.decide(now, id, decline, outcome);
-        };
-        txn.state = State::Answering;
-        let token = self.token(Wait::StandInChip(id, issuer, outcome));
-        let arc = super::stand_in::APPROVED_ARC;
-        self.push(Action::Ask {
-            token,
-            question: Question::Hsm(vec![HsmOp::VerifyArqc {
-                key,
-                cryptogram,
-                arc,
-            }]),
-        });
-    }
-
-    /// The ARQC verified: stand-in decides by its rules, the ARPC in the
-    /// reply. It did not: declined (05), the card is not honoured.
-    fn chip_checked(
-        &mut self,
-        now: Time,
-        id: TxnId,
-        issuer: usize,
-        outcome: TxnOutcome,
-        results: Vec<HsmResult>,
-    ) {
-        let Some(txn) = self.txns.get(&id).filter(|t| t.state == State::Answering) else {
-            return;
-        };
-        match results.into_iter().next() {
-            Some(Ok(HsmReply::Arpc(arpc))) => {
-                self.stand_in_checked(now, id, issuer, outcome, Some(arpc))
-            }
-            other => {
-                let why = match other {
-                    Some(Err(Outcome::SystemMalfunction)) | None => Outcome::IssuerUnavailable,
-                    _ => Outcome::DoNotHonour,
-                };
-                let decline = reject_of(txn, why);
-                self.event(now, id, "stand_in_arqc_failed", why.code());
-                self.decide(now, id, decline, outcome);
-            }
         }
     }
 

@@ -28,19 +28,15 @@ impl Core {
         issuer: usize,
         outcome: TxnOutcome,
     ) {
-        let chip = self
-            .txns
-            .get(&id)
-            .is_some_and(|t| crate::switch::chip::is_chip(&t.request));
         let has_rules = matches!(self.stand_in.get(issuer), Some(Some(_)));
-        if chip && has_rules {
-            return self.check_chip_for_stand_in(now, id, issuer, outcome);
+        if has_rules && self.card_check_needed(id, issuer) {
+            return self.check_card_for_stand_in(now, id, issuer, outcome);
         }
         self.stand_in_checked(now, id, issuer, outcome, None);
     }
 
-    /// [`Core::stand_in_or_decline`] once a chip card's ARQC verified
-    /// (`arpc`: the reply carries it in DE55) or for a card without chip.
+    /// [`Core::stand_in_or_decline`] once the card checked (`arpc`: a chip
+    /// card's, the reply carries it in DE55) or for a card not checked.
     pub(super) fn stand_in_checked(
         &mut self,
         now: Time,

@@ -21,7 +21,7 @@ fn chip_auth() -> Message {
 
 /// A core without a journal whose issuer stands in, with an MK-AC if
 /// `keyed`.
-fn standing_in(keyed: bool) -> Core {
+pub(super) fn standing_in(keyed: bool) -> Core {
     let rules = StandInRules {
         per_transaction_max: 20_000,
         per_card_daily_count: 5,
@@ -41,7 +41,7 @@ fn standing_in(keyed: bool) -> Core {
 }
 
 /// Sends `request`, lets its answer time out; the actions after.
-fn timed_out_request(core: &mut Core, now: Time, request_in: Message) -> Vec<Action> {
+pub(super) fn timed_out_request(core: &mut Core, now: Time, request_in: Message) -> Vec<Action> {
     core.handle(now, request(1, request_in));
     drain(core);
     let due = now.after(Duration::from_secs(5));

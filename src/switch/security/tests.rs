@@ -20,6 +20,7 @@ fn zones(from: PinKey) -> (AcquirerKeys, IssuerKeys) {
         AcquirerKeys {
             pin: Some((from, 1)),
             mac: None,
+            cvv2_field: None,
         },
         IssuerKeys {
             pin: Some((key('B'), 47)),
@@ -68,6 +69,7 @@ fn a_mac_is_verified_over_the_frame_before_it() {
     let acq = AcquirerKeys {
         pin: None,
         mac: Some(mac_key()),
+        cvv2_field: None,
     };
     let ops = inbound_ops(&acq, &IssuerKeys::default(), &spec, &r).unwrap();
     let frame = r.frame_as_received().unwrap();
