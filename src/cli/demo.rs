@@ -35,6 +35,11 @@ pub struct DemoArgs {
     /// Target rate in requests/s (default: as fast as the closed loop goes).
     #[arg(long)]
     rate: Option<f64>,
+    /// With the security module: an hsm-sim, DUKPT terminals that sign
+    /// their requests, PIN blocks translated to each issuer's zone key,
+    /// MACs checked and made (see docs/security.md).
+    #[arg(long)]
+    hsm: bool,
     /// The switch writes what it sends and receives on every link here.
     #[command(flatten)]
     capture: CaptureArgs,
@@ -48,6 +53,7 @@ duplicate_window_s = 300
 [switch.saf]
 retry_min_ms = 200
 retry_max_ms = 5000
+HSM
 
 [[acquirer]]
 name = "terminals"
@@ -55,6 +61,7 @@ listen = "127.0.0.1:0"
 spec = "iso87-binary"
 framing = { length = "binary2", tpdu = true }
 in_flight_max = 256
+ACQUIRER_SECURITY
 
 [[issuer]]
 name = "issuer-a"
@@ -65,6 +72,7 @@ connections = 2
 timeout_ms = 400
 echo_interval_s = 5
 stand_in = { per_transaction_max = 10000, per_card_daily_count = 5, per_card_daily_amount = 30000 }
+ISSUER_A_SECURITY
 
 [[issuer]]
 name = "issuer-b"
@@ -74,6 +82,7 @@ framing = { length = "ascii4" }
 connections = 2
 timeout_ms = 400
 echo_interval_s = 5
+ISSUER_B_SECURITY
 
 [[route]]
 bins = ["476173"]
@@ -138,14 +147,21 @@ fn spawn(children: &mut Children, args: &[&str], log: &Path) -> Result<String, C
         .ok_or_else(|| CliError::Input(format!("{} did not start; see {}", args[0], log.display())))
 }
 
-pub fn run(args: &DemoArgs) -> Result<(), CliError> {
-    observe::init_logging("warn");
-    let dir = std::env::temp_dir().join(format!("cardswitch-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| CliError::Input(e.to_string()))?;
-    let mut children = Children(Vec::new());
-    let a = spawn(
-        &mut children,
-        &[
+/// The two simulated issuers (with `secure`, reading PINs under their
+/// ZPKs, issuer-b checking and signing MACs): their addresses.
+fn start_issuers(
+    children: &mut Children,
+    dir: &Path,
+    secure: bool,
+) -> Result<(String, String), CliError> {
+    let with = |mut base: Vec<&'static str>, b: bool| {
+        if secure {
+            base.extend(super::demo_security::issuer_args(b));
+        }
+        base
+    };
+    let a_args = with(
+        vec![
             "issuer-sim",
             "--listen",
             "127.0.0.1:0",
@@ -158,11 +174,11 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             "--jitter-ms",
             "2",
         ],
-        &dir.join("issuer-a.log"),
-    )?;
-    let b = spawn(
-        &mut children,
-        &[
+        false,
+    );
+    let a = spawn(children, &a_args, &dir.join("issuer-a.log"))?;
+    let b_args = with(
+        vec![
             "issuer-sim",
             "--listen",
             "127.0.0.1:0",
@@ -175,8 +191,38 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
             "--drop-rate",
             "0.001",
         ],
-        &dir.join("issuer-b.log"),
-    )?;
+        true,
+    );
+    let b = spawn(children, &b_args, &dir.join("issuer-b.log"))?;
+    Ok((a, b))
+}
+
+/// The embedded configuration for issuers at `a` and `b`, with the
+/// security tables when the demo runs with an HSM.
+fn config_text(a: &str, b: &str, secure: Option<&super::demo_security::SecureTables>) -> String {
+    let table = |f: fn(&super::demo_security::SecureTables) -> &str| secure.map_or("", f);
+    DEMO_CONFIG
+        .replace("ISSUER_A_SECURITY", table(|t| &t.issuer_a))
+        .replace("ISSUER_B_SECURITY", table(|t| &t.issuer_b))
+        .replace("ACQUIRER_SECURITY", table(|t| &t.acquirer))
+        .replace("HSM\n", table(|t| &t.hsm))
+        .replace("ISSUER_A", a)
+        .replace("ISSUER_B", b)
+}
+
+pub fn run(args: &DemoArgs) -> Result<(), CliError> {
+    observe::init_logging("warn");
+    let dir = std::env::temp_dir().join(format!("cardswitch-demo-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).map_err(|e| CliError::Input(e.to_string()))?;
+    let mut children = Children(Vec::new());
+    let (a, b) = start_issuers(&mut children, &dir, args.hsm)?;
+    let secure = if args.hsm {
+        let hsm_args = ["hsm-sim", "--listen", "127.0.0.1:0"];
+        let hsm = spawn(&mut children, &hsm_args, &dir.join("hsm-sim.log"))?;
+        Some(super::demo_security::tables(&hsm)?)
+    } else {
+        None
+    };
     // A fresh key for the demo's journal (kept beside it in the demo's
     // directory; a real deployment keeps keys away from the database).
     let keys =
@@ -184,11 +230,8 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     std::fs::write(dir.join("journal-keys.toml"), keys.as_bytes())
         .map_err(|e| CliError::Input(e.to_string()))?;
     let config = dir.join("switch.toml");
-    std::fs::write(
-        &config,
-        DEMO_CONFIG.replace("ISSUER_A", &a).replace("ISSUER_B", &b),
-    )
-    .map_err(|e| CliError::Input(e.to_string()))?;
+    std::fs::write(&config, config_text(&a, &b, secure.as_ref()))
+        .map_err(|e| CliError::Input(e.to_string()))?;
     let config_arg = config.display().to_string();
     let capture_args = args.capture.to_args();
     if args.capture.capture_unmasked {
@@ -200,6 +243,11 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     println!(
         "cardswitch demo: switch on {switch} (iso87-binary + TPDU), issuer-a on {a} (iso87-ascii, BIN 476173), issuer-b on {b} (iso93-ascii, BINs 545400-545499)"
     );
+    if args.hsm {
+        println!(
+            "with hsm-sim: DUKPT terminals sign their requests, PIN blocks translated to each issuer's ZPK, MACs on the terminal link and issuer-b's"
+        );
+    }
     println!(
         "logs, configuration and journal in {}; Ctrl-C stops; afterwards: cardswitch journal search --config {}",
         dir.display(),
@@ -237,7 +285,11 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
         record: None,
         rrn_start: 0,
         terminal: Default::default(),
-        pin_pad: Default::default(),
+        pin_pad: if args.hsm {
+            super::demo_security::pin_pads()
+        } else {
+            Default::default()
+        },
     };
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()

@@ -176,6 +176,23 @@ fn print_key(t: KeyType, key: &TdesKey, s: KeyScheme) -> Result<(), CliError> {
     Ok(())
 }
 
+/// A clear test key of type `type_name` (32 hex digits) as the
+/// configuration holds it: its cryptogram under the test LMK and its
+/// check value (what `form-key` prints, for the demo).
+pub(crate) fn test_key_under_lmk(
+    type_name: &str,
+    clear: &str,
+) -> Result<(String, String), CliError> {
+    let t = key_type(type_name)?;
+    let key = TdesKey::from_hex(clear)
+        .map_err(|e| CliError::Input(e.to_string()))?
+        .with_odd_parity();
+    let c: KeyCryptogram = Lmk::test()
+        .encrypt(t, &key, scheme(None, key.as_bytes().len())?)
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    Ok((c.to_field(), key.kcv_hex()))
+}
+
 fn form_key(a: &FormKeyArgs) -> Result<(), CliError> {
     let t = key_type(&a.key_type)?;
     if a.components.len() > COMPONENTS_MAX {

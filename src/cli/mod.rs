@@ -4,6 +4,7 @@ mod capture_args;
 mod clearing;
 mod decode;
 mod demo;
+mod demo_security;
 mod encode;
 mod hsm_sim;
 mod issuer_sim;
