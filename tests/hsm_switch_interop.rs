@@ -3,7 +3,9 @@
 //! blocks under its TPK and retail MACs with psec, an issuer that decrypts
 //! them under its ZPK and checks MACs with psec (both in
 //! `tests/interop/zone_peers.py`, messages by pyiso8583), and the switch
-//! between them translating with `hsm-sim`. Needs the `.venv` that
+//! between them translating with `hsm-sim`; and chip cards whose ARQC
+//! pyemv made (`tests/interop/chip_acquirer.py`) stood in only when it
+//! verifies, with an ARPC pyemv accepts. Needs the `.venv` that
 //! `scripts/test-all.sh` makes (or `CARDSWITCH_PYTHON`); without it the
 //! test fails, it never skips.
 
@@ -22,6 +24,8 @@ const TPK: &str = "0123456789ABCDEFFEDCBA9876543210";
 const ZPK: &str = "89ABCDEF01234567FEDCBA9876543210";
 const TAK: &str = "0123456789ABCDEF0123456789ABCDEF";
 const ZAK: &str = "FEDCBA98765432100123456789ABCDEF";
+/// The issuer's MK-AC for its chip cards.
+const IMK: &str = "0123456789ABCDEFFEDCBA9876543210";
 
 fn python() -> PathBuf {
     if let Ok(p) = std::env::var("CARDSWITCH_PYTHON") {
@@ -142,4 +146,79 @@ fn pins_and_macs_made_by_the_reference_cross_the_switch() {
     // A MAC psec made with another key: refused by the switch.
     let forged = py_acquirer(&pos, "1234", ZAK, 200);
     assert_eq!(forged["codes"]["63"], 10, "{forged}");
+}
+
+/// A switch whose issuer is down, standing in for its chip cards with its
+/// MK-AC under the LMK of `hsm`.
+fn chip_switch(hsm: &Running) -> (Running, String) {
+    let dir = temp_dir("hsm-chip-interop");
+    let config = format!(
+        r#"
+[switch]
+institution_id = "99000000001"
+[hsm]
+address = "{hsm}"
+[[acquirer]]
+name = "pos"
+listen = "127.0.0.1:0"
+spec = "iso87-ascii"
+framing = {{ length = "binary2" }}
+[[issuer]]
+name = "bank"
+addresses = ["{down}"]
+spec = "iso87-ascii"
+framing = {{ length = "binary2" }}
+timeout_ms = 500
+stand_in = {{ per_transaction_max = 100000, per_card_daily_count = 1000, per_card_daily_amount = 10000000 }}
+[issuer.security]
+arqc_key = {imk}
+arqc_scheme = "mchip"
+[default_route]
+issuer = "bank"
+"#,
+        hsm = hsm.addr,
+        down = support::process::free_addr(),
+        imk = key_table("mk-ac", "MK-AC", IMK),
+    );
+    let path = dir.join("switch.toml");
+    std::fs::write(&path, config).expect("config");
+    let (sw, addrs) = start_listening_n(&["run", "--config", &path.display().to_string()], 1);
+    (sw, addrs[0].clone())
+}
+
+fn py_chip_acquirer(target: &str, first: u32, tamper: bool) -> Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/chip_acquirer.py");
+    let first = first.to_string();
+    let mut args = vec![
+        "--target", target, "--imk", IMK, "--count", "10", "--first", &first,
+    ];
+    if tamper {
+        args.push("--tamper");
+    }
+    let out = Command::new(python())
+        .arg(script)
+        .args(args)
+        .output()
+        .expect("python chip acquirer");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_str(text.trim().lines().last().expect("report")).expect("json")
+}
+
+#[test]
+fn an_arqc_made_by_the_reference_verifies_in_stand_in() {
+    let hsm = start_listening(&["hsm-sim", "--listen", "127.0.0.1:0"]);
+    let (_switch, pos) = chip_switch(&hsm);
+    // pyemv's ARQCs verify in stand-in; the ARPC the switch returns in
+    // DE55 tag 91 verifies in pyemv.
+    let ok = py_chip_acquirer(&pos, 0, false);
+    assert_eq!(ok["codes"]["00"], 10, "{ok}");
+    assert_eq!(ok["arpcs_ok"], 10, "{ok}");
+    // A flipped bit: not honoured.
+    let forged = py_chip_acquirer(&pos, 100, true);
+    assert_eq!(forged["codes"]["05"], 10, "{forged}");
 }
