@@ -4,6 +4,7 @@
 //! components) and `generate-key`, which print the key under the test LMK
 //! and its check value, never the clear key.
 
+mod entropy;
 mod server;
 
 use std::path::PathBuf;

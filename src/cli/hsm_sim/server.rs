@@ -18,7 +18,8 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use super::{ServeArgs, os_random};
+use super::ServeArgs;
+use super::entropy::Entropy;
 use crate::cli::{CliError, observe};
 use crate::hsm::command::response::response_code;
 use crate::hsm::command::{CodecError, ErrorCode, Request, Response, frame};
@@ -45,6 +46,7 @@ struct Sim {
     /// (the idle time-out): one that writes and never reads must not hold
     /// a connection slot.
     unread: Duration,
+    entropy: Entropy,
 }
 
 /// What one frame gets.
@@ -74,6 +76,7 @@ pub fn run(args: &ServeArgs) -> Result<(), CliError> {
         silent_after: args.silent_after,
         commands: AtomicU64::new(0),
         unread: Duration::from_secs(args.idle_timeout_s),
+        entropy: Entropy::new(),
     });
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -184,8 +187,7 @@ impl Sim {
             Ok(r) => r,
             Err(why) => return Outcome::Close(why),
         };
-        let code_text = String::from_utf8_lossy(&response.code).into_owned();
-        debug!(response = %code_text, error = response.error.number(), "answered");
+        debug!(response = %String::from_utf8_lossy(&response.code), error = response.error.number(), "answered");
         let mut out = Vec::with_capacity(header.len() + 64);
         out.extend_from_slice(header);
         match response.encode(&mut out) {
@@ -201,7 +203,7 @@ impl Sim {
             return Response::error(code, *e).ok_or_else(|| "fault on unknown code".into());
         }
         match Request::decode(message) {
-            Ok(request) => Ok(self.hsm.handle(&request, &os_random())),
+            Ok(request) => Ok(self.hsm.handle(&request, &self.entropy.next())),
             Err(e @ CodecError::UnknownCommand { .. }) => Err(e.to_string()),
             Err(e) => match response_code(code) {
                 Some(_) => {
