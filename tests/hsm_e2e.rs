@@ -12,9 +12,9 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
-use serde_json::Value;
 use support::certs::temp_dir;
 use support::hsm_keys::{form_key, key_table};
+use support::load_codes::{load_codes, only};
 use support::process::{Running, http_get, run, start_listening, start_listening_n, wait_until};
 
 const BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
@@ -125,47 +125,7 @@ fn hsm_sim(extra: &[&str]) -> Running {
 /// A load run of `requests` from DUKPT terminals: the count of each
 /// response code the terminals got (`timed_out` for none).
 fn load(net: &Net, dir: &Path, requests: u32, extra: &[&str]) -> HashMap<String, u64> {
-    let record = dir.join(format!("load-{}.jsonl", fastrand::u32(..)));
-    let rec = record.display().to_string();
-    let n = requests.to_string();
-    let mut args = vec![
-        "load",
-        "--target",
-        &net.pos,
-        "--spec",
-        "iso93-ascii",
-        "--connections",
-        "2",
-        "--in-flight",
-        "2",
-        "--requests",
-        &n,
-        "--record",
-        &rec,
-        "--timeout-ms",
-        "3000",
-        "--amount-max",
-        "5000",
-    ];
-    args.extend_from_slice(extra);
-    let (code, out, err) = run(&args);
-    assert!(code == 0 || code == 1, "load: {out}{err}");
-    let mut codes = HashMap::new();
-    for line in std::fs::read_to_string(&record).expect("record").lines() {
-        let v: Value = serde_json::from_str(line).expect("json");
-        let key = match v["kind"].as_str() {
-            Some("response") => v["response_code"].as_str().unwrap_or("?").to_string(),
-            Some("timed_out") => "timed_out".to_string(),
-            _ => continue,
-        };
-        *codes.entry(key).or_insert(0) += 1;
-    }
-    codes
-}
-
-fn only(codes: &HashMap<String, u64>, code: &str, n: u64) {
-    assert_eq!(codes.get(code).copied(), Some(n), "{codes:?}");
-    assert_eq!(codes.values().sum::<u64>(), n, "{codes:?}");
+    load_codes(&net.pos, dir, requests, extra)
 }
 
 #[test]

@@ -4,5 +4,6 @@
 pub mod certs;
 pub mod hsm_keys;
 pub mod ledger;
+pub mod load_codes;
 pub mod process;
 pub mod wait;
