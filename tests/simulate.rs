@@ -65,6 +65,7 @@ fn each_mutation_is_caught_within_a_few_hundred_seeds() {
         ("no-duplicate-content-check", "no-foreign-answer"),
         ("no-durability-wait", "durable-before-forwarded"),
         ("no-pin-translation", "pin-translated"),
+        ("no-stand-in-card-check", "stand-in-card-checked"),
     ] {
         let out = simulate(&["--seeds", "300", "--mutation", mutation]);
         let stderr = String::from_utf8_lossy(&out.stderr);

@@ -25,7 +25,8 @@ pub struct SimulateArgs {
     #[arg(long)]
     trace: bool,
     /// Break one rule of the core on purpose: no-reversal-on-timeout,
-    /// no-duplicate-content-check, no-durability-wait or no-pin-translation.
+    /// no-duplicate-content-check, no-durability-wait, no-pin-translation or
+    /// no-stand-in-card-check.
     #[arg(long)]
     mutation: Option<String>,
     /// Threads (default: the machine's cores; 1 with --trace).

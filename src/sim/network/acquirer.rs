@@ -115,6 +115,10 @@ pub struct Acquirers {
 /// reaches an issuer untranslated is seen.
 pub const PIN_FROM_TERMINAL: u8 = 0xAC;
 pub const PIN_TRANSLATED: u8 = 0x15;
+/// The field keyed-in requests of seeds with an HSM carry a CVV2 in.
+pub const SIM_CVV2_FIELD: u16 = 48;
+/// The CVV2 the simulated HSM refuses (3% of keyed-in requests carry it).
+pub const WRONG_CVV2: &str = "999";
 
 fn approved(m: &Message) -> bool {
     matches!(m.get_str(39), Some("00" | "000"))
@@ -218,6 +222,13 @@ impl Acquirers {
             let s = t.stan.to_be_bytes();
             let block = [PIN_FROM_TERMINAL, 1, 2, 3, s[0], s[1], s[2], s[3]];
             let _ = m.set(52, bytes::Bytes::copy_from_slice(&block));
+            // Keyed in: stand-in checks the CVV2 with the simulated HSM.
+            let cvv2 = if rng.u32(0..100) < 3 {
+                WRONG_CVV2
+            } else {
+                "123"
+            };
+            let _ = m.set_str(SIM_CVV2_FIELD, cvv2);
         }
         (m, rrn)
     }

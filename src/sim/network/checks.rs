@@ -92,6 +92,16 @@ impl Checks {
                 ));
             }
         }
+        let stood_in = m.get_str(38).is_some_and(|c| c.starts_with('S'));
+        if is_approval(m)
+            && stood_in
+            && request.get_str(super::acquirer::SIM_CVV2_FIELD) == Some(super::acquirer::WRONG_CVV2)
+        {
+            return Err((
+                Invariant::StandInCardUnchecked,
+                format!("tag {}: stood in with a wrong CVV2 ({})", to.tag, sent.rrn),
+            ));
+        }
         match confirm {
             Some(id) if is_approval(m) => acknowledged(journal, request, id.0),
             _ => Ok(()),

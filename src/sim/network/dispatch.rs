@@ -6,7 +6,7 @@
 use bytes::Bytes;
 
 use super::Invariant;
-use super::acquirer::{Kind, PIN_TRANSLATED};
+use super::acquirer::{Kind, PIN_TRANSLATED, WRONG_CVV2};
 use super::digest::describe_action;
 use super::queue::Event;
 use super::world::World;
@@ -318,6 +318,11 @@ impl World<'_> {
                 out[0] = PIN_TRANSLATED;
                 Ok(HsmReply::PinBlock(PinBlock(out)))
             }
+            // A CVV2 in stand-in: the wrong one refused, now and then the
+            // HSM failing.
+            HsmOp::VerifyCvv2 { card, .. } if card.cvv2 == WRONG_CVV2 => Err(Outcome::DoNotHonour),
+            HsmOp::VerifyCvv2 { .. } if self.chance(15) => Err(Outcome::SystemMalfunction),
+            HsmOp::VerifyCvv2 { .. } => Ok(HsmReply::Verified),
             // Nothing else is configured in the simulated network.
             _ => Err(Outcome::SystemMalfunction),
         }

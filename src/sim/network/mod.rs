@@ -150,6 +150,8 @@ pub enum Invariant {
     Buildable,
     /// A PIN block reaches an issuer only as the HSM translated it.
     PinUntranslated,
+    /// Stand-in approves a card not present only once its CVV2 verified.
+    StandInCardUnchecked,
     /// The core did not panic (its own consistency checks included).
     NoPanic,
 }
@@ -170,6 +172,7 @@ impl Invariant {
             Invariant::JournalComplete => "journal-complete",
             Invariant::Buildable => "buildable",
             Invariant::PinUntranslated => "pin-translated",
+            Invariant::StandInCardUnchecked => "stand-in-card-checked",
             Invariant::NoPanic => "no-panic",
         }
     }

@@ -133,7 +133,7 @@ impl Setup {
                 keys: AcquirerKeys {
                     pin: self.hsm.then(|| (PinKey::Zpk(zone_key('A')), 1)),
                     mac: None,
-                    cvv2_field: None,
+                    cvv2_field: self.hsm.then_some(super::acquirer::SIM_CVV2_FIELD),
                 },
             })
             .collect();
@@ -148,6 +148,7 @@ impl Setup {
                 stand_in: (i == 0 && self.stand_in).then(|| StandIn::new(STAND_IN, 100, HASH_SEED)),
                 keys: IssuerKeys {
                     pin: self.hsm.then(|| (zone_key('B'), 1)),
+                    cvv: self.hsm.then(|| zone_key('C')),
                     ..Default::default()
                 },
             })

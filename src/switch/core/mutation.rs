@@ -17,11 +17,13 @@ pub enum Mutation {
     NoDurabilityWait,
     /// A PIN block is forwarded as the acquirer sent it (not translated).
     NoPinTranslation,
+    /// Stand-in approves a card not present without its CVV2 checked.
+    NoStandInCardCheck,
 }
 
 impl Mutation {
     /// Every mutation, by the name `--mutation` takes.
-    pub const ALL: [(&'static str, Mutation); 4] = [
+    pub const ALL: [(&'static str, Mutation); 5] = [
         ("no-reversal-on-timeout", Mutation::NoReversalOnTimeout),
         (
             "no-duplicate-content-check",
@@ -29,6 +31,7 @@ impl Mutation {
         ),
         ("no-durability-wait", Mutation::NoDurabilityWait),
         ("no-pin-translation", Mutation::NoPinTranslation),
+        ("no-stand-in-card-check", Mutation::NoStandInCardCheck),
     ];
 
     /// The mutation called `name`.

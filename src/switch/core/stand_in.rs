@@ -29,7 +29,8 @@ impl Core {
         outcome: TxnOutcome,
     ) {
         let has_rules = matches!(self.stand_in.get(issuer), Some(Some(_)));
-        if has_rules && self.card_check_needed(id, issuer) {
+        let check = !self.mutated(super::Mutation::NoStandInCardCheck);
+        if has_rules && check && self.card_check_needed(id, issuer) {
             return self.check_card_for_stand_in(now, id, issuer, outcome);
         }
         self.stand_in_checked(now, id, issuer, outcome, None);
