@@ -182,11 +182,7 @@ impl DesCipher {
     /// between the three passes they cancel.
     pub fn encrypt(&self, block: u64) -> u64 {
         let (l, r) = ip(block);
-        let (l, r) = match self {
-            DesCipher::Single(k) => k.rounds::<false>(l, r),
-            DesCipher::Ede2(k1, k2) => ede::<false>(k1, k2, k1, l, r),
-            DesCipher::Ede3(k1, k2, k3) => ede::<false>(k1, k2, k3, l, r),
-        };
+        let (l, r) = self.encrypt_halves(l, r);
         fp(l, r)
     }
 
@@ -199,6 +195,28 @@ impl DesCipher {
             DesCipher::Ede3(k1, k2, k3) => ede::<true>(k1, k2, k3, l, r),
         };
         fp(l, r)
+    }
+
+    /// The last block of the CBC encryption of `blocks` from `iv`: a
+    /// CBC-MAC. The chain stays in IP's domain: IP is a bit permutation,
+    /// so it commutes with the XOR, and each block's FP and the next one's
+    /// IP cancel (one IP a block instead of an IP and an FP).
+    pub fn cbc_last(&self, iv: u64, blocks: impl Iterator<Item = u64>) -> u64 {
+        let (mut l, mut r) = ip(iv);
+        for m in blocks {
+            let (ml, mr) = ip(m);
+            (l, r) = self.encrypt_halves(l ^ ml, r ^ mr);
+        }
+        fp(l, r)
+    }
+
+    #[inline(always)]
+    fn encrypt_halves(&self, l: u32, r: u32) -> (u32, u32) {
+        match self {
+            DesCipher::Single(k) => k.rounds::<false>(l, r),
+            DesCipher::Ede2(k1, k2) => ede::<false>(k1, k2, k1, l, r),
+            DesCipher::Ede3(k1, k2, k3) => ede::<false>(k1, k2, k3, l, r),
+        }
     }
 
     /// Encrypts an 8-byte block in place.

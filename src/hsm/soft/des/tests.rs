@@ -197,3 +197,15 @@ proptest! {
         prop_assert_eq!(enc, block);
     }
 }
+
+#[test]
+fn cbc_last_is_the_chain_of_single_blocks() {
+    let c = DesCipher::ede2(&hex8("0123456789ABCDEF"), &hex8("FEDCBA9876543210"));
+    let blocks = [0x4E6F_7720_6973_2074u64, 0, u64::MAX, 0x0123_4567_89AB_CDEF];
+    let mut chain = 0x1122_3344_5566_7788u64;
+    for &m in &blocks {
+        chain = c.encrypt(chain ^ m);
+    }
+    assert_eq!(c.cbc_last(0x1122_3344_5566_7788, blocks.into_iter()), chain);
+    assert_eq!(c.cbc_last(7, std::iter::empty()), 7, "no blocks: the IV");
+}
