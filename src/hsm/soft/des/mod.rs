@@ -24,7 +24,7 @@ mod tests;
 
 use zeroize::Zeroize;
 
-use tables::{PC1_BY_NIBBLE, PC2_BY_PIECE, SHIFTS, SP};
+use tables::{PC1_BY_NIBBLE, PC2_BY_PIECE, ROTATED_BACK, SP};
 
 /// The 16 round keys of one DES key, in the layout of [`tables`].
 pub struct Schedule([u64; 16]);
@@ -36,23 +36,25 @@ impl Drop for Schedule {
 }
 
 impl Schedule {
-    /// The schedule of an 8-byte key (its parity bits are ignored).
+    /// The schedule of an 8-byte key (its parity bits are ignored). Its
+    /// locals are not wiped: the compiler copies registers to the stack
+    /// as it likes, so only the schedule kept is (on drop).
     pub fn new(key: &[u8; 8]) -> Schedule {
         let k = u64::from_be_bytes(*key);
         let mut cd = 0u64;
         for (n, table) in PC1_BY_NIBBLE.iter().enumerate() {
             cd |= table[((k >> (60 - 4 * n)) & 0xF) as usize];
         }
-        const HALF: u32 = 0x0FFF_FFFF;
-        let (mut c, mut d) = ((cd >> 28) as u32 & HALF, cd as u32 & HALF);
+        // C and D each twice over, side by side: a rotation left by s is
+        // then one shift right by 28 - s, and the rounds do not depend on
+        // one another.
+        const HALF: u64 = 0x0FFF_FFFF;
+        let (c, d) = ((cd >> 28) & HALF, cd & HALF);
+        let (c2, d2) = (c | (c << 28), d | (d << 28));
         let mut keys = [0u64; 16];
-        for (key, &shift) in keys.iter_mut().zip(&SHIFTS) {
-            let s = u32::from(shift);
-            c = ((c << s) | (c >> (28 - s))) & HALF;
-            d = ((d << s) | (d >> (28 - s))) & HALF;
-            *key = pc2(c, d);
+        for (key, &back) in keys.iter_mut().zip(&ROTATED_BACK) {
+            *key = pc2((c2 >> back & HALF) as u32, (d2 >> back & HALF) as u32);
         }
-        cd.zeroize();
         Schedule(keys)
     }
 

@@ -105,6 +105,21 @@ pub(crate) const PC2: [u8; 48] = [
 /// How far C and D rotate left before each round.
 pub(crate) const SHIFTS: [u8; 16] = [1, 1, 2, 2, 2, 2, 2, 2, 1, 2, 2, 2, 2, 2, 2, 1];
 
+/// 28 less how far C and D have rotated by each round (from [`SHIFTS`]):
+/// the shift right that rotates a doubled C or D into place.
+pub(crate) const ROTATED_BACK: [u32; 16] = rotated_back();
+
+const fn rotated_back() -> [u32; 16] {
+    let mut out = [0u32; 16];
+    let (mut i, mut total) = (0, 0);
+    while i < 16 {
+        total += SHIFTS[i] as u32;
+        out[i] = 28 - total;
+        i += 1;
+    }
+    out
+}
+
 /// Each S-box followed by P: `SP[i][v]` is S-box i+1's output for the six
 /// bits `v`, placed and permuted by P, rotated left one bit (the rotated
 /// half-block layout). One lookup per S-box and round.
