@@ -112,14 +112,15 @@ fn f(r: u32, key: u64) -> u32 {
     let odd = r ^ key as u32;
     let even = r.rotate_right(4) ^ (key >> 32) as u32;
     let six = |x: u32, at: u32| (x >> at) as usize & 0x3F;
-    SP[0][six(even, 24)]
-        ^ SP[2][six(even, 16)]
-        ^ SP[4][six(even, 8)]
-        ^ SP[6][six(even, 0)]
-        ^ SP[1][six(odd, 24)]
-        ^ SP[3][six(odd, 16)]
-        ^ SP[5][six(odd, 8)]
-        ^ SP[7][six(odd, 0)]
+    // The eight outputs have disjoint bits (P sends each S-box's four bits
+    // to its own places), so OR, + and XOR agree on them. The rounds are
+    // a chain of latencies, so combine them as a tree; mixing the
+    // operators stops the compiler making the tree a chain again.
+    let a = SP[0][six(even, 24)] | SP[2][six(even, 16)];
+    let b = SP[4][six(even, 8)] | SP[6][six(even, 0)];
+    let c = SP[1][six(odd, 24)] | SP[3][six(odd, 16)];
+    let d = SP[5][six(odd, 8)] | SP[7][six(odd, 0)];
+    (a + b) | (c + d)
 }
 
 /// Exchanges the bits of `a` under `mask << shift` with those of `b`

@@ -5,7 +5,7 @@ use des::cipher::generic_array::GenericArray;
 use des::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
 use proptest::prelude::*;
 
-use super::tables::{E, IP, P, PC1, PC2, S, SHIFTS};
+use super::tables::{E, IP, P, PC1, PC2, S, SHIFTS, SP};
 use super::*;
 use crate::hsm::soft::TdesKey;
 
@@ -79,6 +79,18 @@ fn the_tables_are_as_the_standard_shapes_them() {
         "no parity bit"
     );
     assert_eq!(SHIFTS.iter().map(|&s| u32::from(s)).sum::<u32>(), 28);
+}
+
+#[test]
+fn the_sp_tables_outputs_have_disjoint_bits() {
+    // The round function adds and ORs them as if XORing: it relies on it.
+    let bits: Vec<u32> = SP.iter().map(|t| t.iter().fold(0, |a, &v| a | v)).collect();
+    for (i, a) in bits.iter().enumerate() {
+        assert_eq!(a.count_ones(), 4, "S-box {} sets 4 bits", i + 1);
+        for b in &bits[i + 1..] {
+            assert_eq!(a & b, 0);
+        }
+    }
 }
 
 #[test]
