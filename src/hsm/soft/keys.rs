@@ -61,17 +61,14 @@ impl Cipher {
     /// The last block of `data`'s CBC encryption from `iv` (a CBC-MAC),
     /// faster than a block at a time; `data` must be whole blocks.
     pub fn cbc_last(&self, iv: [u8; 8], data: &[u8]) -> Result<[u8; 8], CryptoError> {
-        if !data.len().is_multiple_of(8) {
+        let (blocks, rest) = data.as_chunks::<8>();
+        if !rest.is_empty() {
             return Err(CryptoError::DataLength {
                 got: data.len(),
                 why: "not whole 8-byte blocks",
             });
         }
-        let blocks = data.chunks_exact(8).map(|b| {
-            let mut a = [0u8; 8];
-            a.copy_from_slice(b);
-            u64::from_be_bytes(a)
-        });
+        let blocks = blocks.iter().map(|b| u64::from_be_bytes(*b));
         Ok(self
             .0
             .cbc_last(u64::from_be_bytes(iv), blocks)
@@ -397,6 +394,16 @@ mod tests {
         let single = TdesKey::from_hex("0123456789ABCDEF").unwrap();
         let double = TdesKey::from_hex("0123456789ABCDEF0123456789ABCDEF").unwrap();
         assert_eq!(single.kcv(), double.kcv());
+    }
+
+    #[test]
+    fn cbc_last_is_the_cbc_encryptions_last_block() {
+        let k = TdesKey::from_hex("0123456789ABCDEFFEDCBA9876543210").unwrap();
+        let data: Vec<u8> = (0..24).collect();
+        let mut cbc = data.clone();
+        k.encrypt_cbc([7; 8], &mut cbc).unwrap();
+        assert_eq!(k.cipher().cbc_last([7; 8], &data).unwrap(), cbc[16..]);
+        assert!(k.cipher().cbc_last([0; 8], &data[..20]).is_err());
     }
 
     #[test]
