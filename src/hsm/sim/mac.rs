@@ -79,15 +79,12 @@ fn piece(c: &MacCommand, i: &Input) -> Result<[u8; 8], ErrorCode> {
     } else {
         i.key.cipher()
     };
-    for block in data.chunks_exact(8) {
-        for (x, b) in chain.iter_mut().zip(block) {
-            *x ^= b;
-        }
-        cipher.encrypt_block(&mut chain);
-    }
+    let mut chain = cipher
+        .cbc_last(chain, &data)
+        .map_err(|_| ErrorCode::DataLength)?;
     if last && c.algorithm == 3 {
         part(1).decrypt_block(&mut chain);
-        part(0).encrypt_block(&mut chain);
+        cipher.encrypt_block(&mut chain);
     }
     Ok(chain)
 }

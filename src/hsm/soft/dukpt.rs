@@ -7,6 +7,7 @@
 
 use std::fmt;
 
+use super::des::Schedule;
 use super::error::CryptoError;
 use super::keys::{DesKeyLength, TdesKey, xor_into};
 use super::secret::Secret;
@@ -105,23 +106,25 @@ pub fn ipek(bdk: &TdesKey, ksn: &Ksn) -> Result<TdesKey, CryptoError> {
 }
 
 /// One step of the non-reversible key generation process: a new 16-byte
-/// key from `key` and the 8-byte register `data` (X9.24-1 A.2).
+/// key from `key` and the 8-byte register `data` (X9.24-1 A.2). A
+/// single-DES schedule per half (the key changes every step), made
+/// directly from the half's bytes.
 pub(crate) fn nrkgp(key: &TdesKey, data: u64) -> TdesKey {
-    let half = |k: &TdesKey| -> [u8; 8] {
-        let left = TdesKey::from_bytes(k.part(0).expose()).expect("8 bytes");
-        let right = k.part(1);
-        let mut r = data.to_be_bytes();
-        xor_into(&mut r, right.expose());
-        left.encrypt_block(&mut r);
-        xor_into(&mut r, right.expose());
-        r
-    };
-    let right = half(key);
-    let left = half(&key.xor(&KEY_MASK));
+    let (left, right) = (key.part(0), key.part(1));
+    let (mut masked_left, mut masked_right) = (left.clone(), right.clone());
+    xor_into(masked_left.expose_mut(), &KEY_MASK[..8]);
+    xor_into(masked_right.expose_mut(), &KEY_MASK[8..]);
     let mut out = Secret::<16>::zeroed();
-    out.expose_mut()[..8].copy_from_slice(&left);
-    out.expose_mut()[8..].copy_from_slice(&right);
+    out.expose_mut()[..8].copy_from_slice(&nrkgp_half(&masked_left, &masked_right, data));
+    out.expose_mut()[8..].copy_from_slice(&nrkgp_half(&left, &right, data));
     TdesKey::from_bytes(out.expose()).expect("16 bytes")
+}
+
+/// Half a step: the register XOR the right half, encrypted under the left
+/// half, XOR the right half again.
+fn nrkgp_half(left: &Secret<8>, right: &Secret<8>, data: u64) -> [u8; 8] {
+    let r = u64::from_be_bytes(*right.expose());
+    (Schedule::new(left.expose()).encrypt(data ^ r) ^ r).to_be_bytes()
 }
 
 /// The transaction key for the KSN's counter, from the IPEK: one step per

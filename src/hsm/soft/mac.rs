@@ -7,7 +7,7 @@
 use cmac::{Cmac, Mac};
 
 use super::error::CryptoError;
-use super::keys::{AesKey, DesKeyLength, TdesKey, xor_into};
+use super::keys::{AesKey, DesKeyLength, TdesKey};
 use super::secret::ct_eq;
 
 /// ISO 9797-1 padding methods.
@@ -46,22 +46,11 @@ pub fn pad(data: &[u8], padding: Padding) -> Result<Vec<u8>, CryptoError> {
     Ok(out)
 }
 
-/// The CBC chain's last block over padded data, with `encrypt` per block.
-fn cbc_last(padded: &[u8], encrypt: impl Fn(&mut [u8; 8])) -> [u8; 8] {
-    let mut chain = [0u8; 8];
-    for block in padded.chunks_exact(8) {
-        xor_into(&mut chain, block);
-        encrypt(&mut chain);
-    }
-    chain
-}
-
 /// ISO 9797-1 MAC algorithm 1: CBC-MAC under the whole key (single DES
 /// for an 8-byte key, ANSI X9.9; TDES for double and triple length).
 pub fn alg1(key: &TdesKey, data: &[u8], padding: Padding) -> Result<[u8; 8], CryptoError> {
     let padded = pad(data, padding)?;
-    let c = key.cipher();
-    Ok(cbc_last(&padded, |b| c.encrypt_block(b)))
+    key.cipher().cbc_last([0; 8], &padded)
 }
 
 /// ISO 9797-1 MAC algorithm 3, the retail MAC, under a double-length key.
@@ -71,7 +60,7 @@ pub fn alg3(key: &TdesKey, data: &[u8], padding: Padding) -> Result<[u8; 8], Cry
     let right = TdesKey::from_bytes(key.part(1).expose())?;
     let padded = pad(data, padding)?;
     let l = left.cipher();
-    let mut mac = cbc_last(&padded, |b| l.encrypt_block(b));
+    let mut mac = l.cbc_last([0; 8], &padded)?;
     right.decrypt_block(&mut mac);
     l.encrypt_block(&mut mac);
     Ok(mac)

@@ -3,6 +3,7 @@
 //! terminals and tests only. The switch never runs PIN cryptography here.
 //!
 //! - [`secret`]: zeroized buffers whose `Debug` never shows their bytes.
+//! - [`des`]: our own table-driven DES / TDES (speed; not constant time).
 //! - [`keys`]: DES / TDES and AES keys, check values, parity.
 //! - [`pin_block`] (ISO 9564 formats 0, 1, 3) and [`pin_block4`] (format 4,
 //!   AES), [`translate`] (a PIN block from one key and format to another).
@@ -13,6 +14,7 @@
 //! - [`cvv`]: the Visa CVV / CVV2 / iCVV.
 
 pub mod cvv;
+pub mod des;
 pub mod dukpt;
 pub mod dukpt_terminal;
 pub mod emv;
