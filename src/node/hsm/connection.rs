@@ -216,11 +216,14 @@ async fn read_loop(conn: Arc<Conn>, mut read: ReadHalf<BoxedStream>) {
     // carry PIN blocks and CVVs, so the buffer is zeroized when dropped.
     let mut buf = Zeroizing::new(Vec::with_capacity(READ_BUFFER_BYTES));
     loop {
+        // Every whole frame read is delivered, then the bytes they took
+        // are dropped at once (not one move of the rest per frame).
+        let mut used_total = 0;
         loop {
-            match frame::decode(&buf, conn.header.len()) {
+            match frame::decode(&buf[used_total..], conn.header.len()) {
                 Ok(Some((f, used))) => {
                     let verdict = conn.deliver(f);
-                    buf.drain(..used);
+                    used_total += used;
                     if let Err(reason) = verdict {
                         conn.close(reason);
                         return;
@@ -234,6 +237,7 @@ async fn read_loop(conn: Arc<Conn>, mut read: ReadHalf<BoxedStream>) {
                 }
             }
         }
+        buf.drain(..used_total);
         let n = tokio::select! {
             _ = conn.closed.cancelled() => return,
             n = read.read_buf(&mut *buf) => n,
