@@ -77,9 +77,9 @@ CONF
     fi
     printf '[default_route]\nissuer = "bank"\n'
 }
-plain_metrics=127.0.0.1:$((20000 + RANDOM % 20000))
-secure_metrics=127.0.0.1:$((20000 + RANDOM % 20000))
-pin_metrics=127.0.0.1:$((20000 + RANDOM % 20000))
+plain_metrics=$(free_addr)
+secure_metrics=$(free_addr)
+pin_metrics=$(free_addr)
 config "$plain_issuer" "$plain_metrics" > "$work/plain.toml"
 config "$secure_issuer" "$secure_metrics" on macs > "$work/secure.toml"
 config "$pin_issuer" "$pin_metrics" on > "$work/pin.toml"

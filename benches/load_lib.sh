@@ -10,6 +10,12 @@ cleanup() {
 }
 trap cleanup EXIT
 
+# free_addr: a loopback address with a port nothing listens on now (the
+# kernel's pick; a random port could be one a connection already holds).
+free_addr() {
+    python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print("127.0.0.1:%d" % s.getsockname()[1])'
+}
+
 # start NAME ARGS...: runs the binary in the background, echoes its address.
 start() {
     local name=$1; shift
