@@ -21,21 +21,10 @@ pub struct Frame<'a> {
 
 /// Appends one frame to `out`.
 pub fn encode(header: &[u8], message: &[u8], out: &mut Vec<u8>) -> Result<(), CodecError> {
-    if header.len() > HEADER_BYTES_MAX {
-        return Err(CodecError::Encode {
-            field: "header",
-            why: "too long",
-        });
-    }
-    let n = header.len() + message.len();
-    let len = u16::try_from(n).map_err(|_| CodecError::FrameLength {
-        got: n,
-        max: FRAME_BYTES_MAX,
-    })?;
-    out.extend_from_slice(&len.to_be_bytes());
-    out.extend_from_slice(header);
-    out.extend_from_slice(message);
-    Ok(())
+    encode_with(header, out, |o| {
+        o.extend_from_slice(message);
+        Ok(())
+    })
 }
 
 /// Appends one frame whose message `write` appends, without building the
@@ -54,14 +43,25 @@ pub fn encode_with(
     let start = out.len();
     out.extend_from_slice(&[0, 0]);
     out.extend_from_slice(header);
-    write(out)?;
+    let written = write(out);
     let n = out.len() - start - 2;
-    let len = u16::try_from(n).map_err(|_| CodecError::FrameLength {
-        got: n,
-        max: FRAME_BYTES_MAX,
-    })?;
-    out[start..start + 2].copy_from_slice(&len.to_be_bytes());
-    Ok(())
+    let len = written.and_then(|()| {
+        u16::try_from(n).map_err(|_| CodecError::FrameLength {
+            got: n,
+            max: FRAME_BYTES_MAX,
+        })
+    });
+    match len {
+        Ok(len) => {
+            out[start..start + 2].copy_from_slice(&len.to_be_bytes());
+            Ok(())
+        }
+        // A refused frame leaves `out` as it was.
+        Err(e) => {
+            out.truncate(start);
+            Err(e)
+        }
+    }
 }
 
 /// Reads one frame from the front of `buf`: `Ok(None)` when more bytes

@@ -4,6 +4,7 @@
 
 use proptest::prelude::*;
 
+use super::error::CodecError;
 use super::error_code::ErrorCode;
 use super::fields::Sensitive;
 use super::frame;
@@ -201,6 +202,28 @@ fn ca_layout_byte_for_byte() {
     frame::encode(b"0001", &out, &mut framed).unwrap();
     let (f, _) = frame::decode(&framed, 4).unwrap().unwrap();
     assert_eq!(f.message, &out[..]);
+}
+
+/// A frame too long for its 2-byte length, or whose message fails to
+/// encode, is refused and leaves the buffer as it was.
+#[test]
+fn refused_frames_leave_the_buffer_untouched() {
+    let mut out = b"kept".to_vec();
+    assert!(frame::encode(b"0001", &vec![b'A'; 70_000], &mut out).is_err());
+    let failing = |_: &mut Vec<u8>| {
+        Err(CodecError::Encode {
+            field: "f",
+            why: "test",
+        })
+    };
+    assert!(frame::encode_with(b"0001", &mut out, failing).is_err());
+    assert_eq!(out, b"kept");
+    frame::encode_with(b"0001", &mut out, |o| {
+        o.extend_from_slice(b"NC");
+        Ok(())
+    })
+    .unwrap();
+    assert_eq!(out, b"kept\x00\x060001NC");
 }
 
 #[test]
