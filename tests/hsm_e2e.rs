@@ -15,7 +15,7 @@ use std::time::Duration;
 use support::certs::temp_dir;
 use support::hsm_keys::{form_key, key_table};
 use support::load_codes::{load_codes, only};
-use support::process::{Running, http_get, run, start_listening, start_listening_n, wait_until};
+use support::process::{Running, http_get, run, start_listening, start_switch_config, wait_until};
 
 const BDK: &str = "0123456789ABCDEFFEDCBA9876543210";
 const WRONG_BDK: &str = "FEDCBA98765432100123456789ABCDEF";
@@ -103,15 +103,12 @@ issuer = "bank"
         zmk = key_table("zmk", "ZMK", ZMK),
         issuer = issuer.addr,
     );
-    let path = dir.join("switch.toml");
-    std::fs::write(&path, config).expect("config");
-    let p = path.display().to_string();
-    let (switch, addrs) = start_listening_n(&["run", "--config", &p], 1);
+    let (switch, pos) = start_switch_config(dir, &config);
     Net {
         hsm,
         _issuer: issuer,
         switch,
-        pos: addrs[0].clone(),
+        pos,
         metrics,
     }
 }

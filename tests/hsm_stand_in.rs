@@ -10,7 +10,7 @@ use std::path::Path;
 use support::certs::temp_dir;
 use support::hsm_keys::key_table;
 use support::load_codes::{load_codes, only};
-use support::process::{Running, free_addr, start_listening, start_listening_n};
+use support::process::{Running, free_addr, start_listening, start_switch_config};
 
 const CVK: &str = "0123456789ABCDEFFEDCBA9876543210";
 const OTHER_CVK: &str = "FEDCBA98765432100123456789ABCDEF";
@@ -52,11 +52,7 @@ issuer = "bank"
         down = free_addr(),
         cvk = key_table("cvk", "CVK", CVK),
     );
-    let path = dir.join("switch.toml");
-    std::fs::write(&path, config).expect("config");
-    let p = path.display().to_string();
-    let (switch, addrs) = start_listening_n(&["run", "--config", &p], 1);
-    (switch, addrs[0].clone())
+    start_switch_config(dir, &config)
 }
 
 #[test]

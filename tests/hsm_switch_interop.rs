@@ -18,7 +18,7 @@ use std::process::{Child, Command, Stdio};
 use serde_json::Value;
 use support::certs::temp_dir;
 use support::hsm_keys::key_table;
-use support::process::{Running, start_listening, start_listening_n};
+use support::process::{Running, free_addr, start_listening, start_switch_config};
 
 const TPK: &str = "0123456789ABCDEFFEDCBA9876543210";
 const ZPK: &str = "89ABCDEF01234567FEDCBA9876543210";
@@ -34,8 +34,11 @@ fn python() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv/bin/python")
 }
 
-fn script() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/zone_peers.py")
+/// A Python peer script of `tests/interop/`.
+fn peer_script(name: &str) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/interop")
+        .join(name)
 }
 
 /// The Python issuer, killed with the test; its address.
@@ -56,7 +59,7 @@ fn py_issuer() -> PyIssuer {
         py.display()
     );
     let mut child = Command::new(&py)
-        .arg(script())
+        .arg(peer_script("zone_peers.py"))
         .args(["issuer", "--zpk", ZPK, "--zak", ZAK, "--pin", "1234"])
         .stdout(Stdio::piped())
         .spawn()
@@ -70,15 +73,14 @@ fn py_issuer() -> PyIssuer {
     PyIssuer(child, addr)
 }
 
-fn py_acquirer(target: &str, pin: &str, tak: &str, first: u32) -> Value {
+/// Runs a Python peer script with `args` to its end: its JSON report
+/// (the last line it prints).
+fn py_report(script: &str, args: &[&str]) -> Value {
     let out = Command::new(python())
-        .arg(script())
-        .args([
-            "acquirer", "--target", target, "--tpk", TPK, "--tak", tak, "--pin", pin,
-        ])
-        .args(["--count", "10", "--first", &first.to_string()])
+        .arg(peer_script(script))
+        .args(args)
         .output()
-        .expect("python acquirer");
+        .expect("python peer");
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -86,6 +88,17 @@ fn py_acquirer(target: &str, pin: &str, tak: &str, first: u32) -> Value {
         String::from_utf8_lossy(&out.stderr)
     );
     serde_json::from_str(text.trim().lines().last().expect("report")).expect("json")
+}
+
+fn py_acquirer(target: &str, pin: &str, tak: &str, first: u32) -> Value {
+    let first = first.to_string();
+    py_report(
+        "zone_peers.py",
+        &[
+            "acquirer", "--target", target, "--tpk", TPK, "--tak", tak, "--pin", pin, "--count",
+            "10", "--first", &first,
+        ],
+    )
 }
 
 fn switch(hsm: &Running, issuer: &str) -> (Running, String) {
@@ -123,10 +136,7 @@ issuer = "bank"
         zpk = key_table("zpk", "ZPK", ZPK),
         zak = key_table("zak", "ZAK", ZAK),
     );
-    let path = dir.join("switch.toml");
-    std::fs::write(&path, config).expect("config");
-    let (sw, addrs) = start_listening_n(&["run", "--config", &path.display().to_string()], 1);
-    (sw, addrs[0].clone())
+    start_switch_config(&dir, &config)
 }
 
 #[test]
@@ -177,17 +187,13 @@ arqc_scheme = "mchip"
 issuer = "bank"
 "#,
         hsm = hsm.addr,
-        down = support::process::free_addr(),
+        down = free_addr(),
         imk = key_table("mk-ac", "MK-AC", IMK),
     );
-    let path = dir.join("switch.toml");
-    std::fs::write(&path, config).expect("config");
-    let (sw, addrs) = start_listening_n(&["run", "--config", &path.display().to_string()], 1);
-    (sw, addrs[0].clone())
+    start_switch_config(&dir, &config)
 }
 
 fn py_chip_acquirer(target: &str, first: u32, tamper: bool) -> Value {
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/interop/chip_acquirer.py");
     let first = first.to_string();
     let mut args = vec![
         "--target", target, "--imk", IMK, "--count", "10", "--first", &first,
@@ -195,18 +201,7 @@ fn py_chip_acquirer(target: &str, first: u32, tamper: bool) -> Value {
     if tamper {
         args.push("--tamper");
     }
-    let out = Command::new(python())
-        .arg(script)
-        .args(args)
-        .output()
-        .expect("python chip acquirer");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_str(text.trim().lines().last().expect("report")).expect("json")
+    py_report("chip_acquirer.py", &args)
 }
 
 #[test]

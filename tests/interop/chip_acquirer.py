@@ -22,8 +22,9 @@ import argparse
 import json
 import os
 import socket
-import struct
 import sys
+
+from peer_framing import read_frame, send_frame
 
 try:
     import iso8583
@@ -38,23 +39,6 @@ except ImportError as e:
 
 PAN = "5413330089010012"
 COVERED = ["9F02", "9F03", "9F1A", "95", "5F2A", "9A", "9C", "9F37", "82", "9F36"]
-
-
-def read_frame(sock: socket.socket) -> bytes | None:
-    head = b""
-    while len(head) < 2:
-        more = sock.recv(2 - len(head))
-        if not more:
-            return None
-        head += more
-    (length,) = struct.unpack(">H", head)
-    body = b""
-    while len(body) < length:
-        more = sock.recv(length - len(body))
-        if not more:
-            return None
-        body += more
-    return body
 
 
 def chip_request(imk: bytes, i: int, tamper: bool) -> tuple[dict, bytes, bytes]:
@@ -96,7 +80,7 @@ def main() -> None:
     for i in range(args.first, args.first + args.count):
         doc, sk, arqc = chip_request(imk, i, args.tamper)
         body = bytes(iso8583.encode(doc, SPEC)[0])
-        sock.sendall(struct.pack(">H", len(body)) + body)
+        send_frame(sock, body)
         raw = read_frame(sock)
         if raw is None:
             break

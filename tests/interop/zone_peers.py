@@ -23,8 +23,9 @@ from __future__ import annotations
 import argparse
 import json
 import socket
-import struct
 import sys
+
+from peer_framing import read_frame, send_frame
 import threading
 
 try:
@@ -59,27 +60,6 @@ def build(doc: dict, key: bytes | None) -> bytes:
 def mac_ok(raw: bytes, key: bytes) -> bool:
     doc, _ = iso8583.decode(bytearray(raw), SPEC)
     return "64" in doc and retail_mac(key, raw[:-16]).hex().upper() == doc["64"].upper()
-
-
-def read_frame(sock: socket.socket) -> bytes | None:
-    head = b""
-    while len(head) < 2:
-        more = sock.recv(2 - len(head))
-        if not more:
-            return None
-        head += more
-    (length,) = struct.unpack(">H", head)
-    body = b""
-    while len(body) < length:
-        more = sock.recv(length - len(body))
-        if not more:
-            return None
-        body += more
-    return body
-
-
-def send_frame(sock: socket.socket, body: bytes) -> None:
-    sock.sendall(struct.pack(">H", len(body)) + body)
 
 
 def issuer_answer(raw: bytes, zpk: bytes, zak: bytes, pin: str) -> bytes:

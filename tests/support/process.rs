@@ -76,6 +76,16 @@ pub fn start_listening_n(args: &[&str], count: usize) -> (Running, Vec<String>) 
     read_addresses(child, count)
 }
 
+/// Writes `config` to `dir/switch.toml` and runs the switch on it: the
+/// process and the first address it listens on.
+pub fn start_switch_config(dir: &std::path::Path, config: &str) -> (Running, String) {
+    let path = dir.join("switch.toml");
+    std::fs::write(&path, config).expect("config");
+    let p = path.display().to_string();
+    let (switch, addrs) = start_listening_n(&["run", "--config", &p], 1);
+    (switch, addrs[0].clone())
+}
+
 /// Like [`start_listening_n`], with the child's logs written to `log` and
 /// extra environment variables set.
 pub fn start_logged(
