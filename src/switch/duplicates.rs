@@ -127,10 +127,14 @@ impl<R: Clone, W> DuplicateCache<R, W> {
                 break;
             }
             if let Some((_, key)) = self.order.pop_front() {
-                // An in-flight entry is kept: its original still needs it.
-                if matches!(self.entries.get(&key), Some(Entry::Done(_))) {
-                    self.entries.remove(&key);
-                } else if self.entries.contains_key(&key) && old {
+                // One probe of a table far larger than the caches (each is a
+                // miss): removed, and an in-flight entry put back, since its
+                // original still needs it (rare: a request older than the
+                // window or than `keys_max` others). It goes to the back of
+                // the order too, so it is forgotten once answered: the keys
+                // held stay within `keys_max` plus the transactions open.
+                if let Some(entry @ Entry::InFlight(_)) = self.entries.remove(&key) {
+                    self.entries.insert(key, entry);
                     self.order.push_back((now, key));
                     break;
                 }
@@ -332,6 +336,33 @@ mod tests {
         }
         assert!(matches!(cache.check(key, t0, || 99), Seen::Flooded));
         assert_eq!(cache.complete(key, Bytes::new()).len(), WAITERS_MAX);
+    }
+
+    #[test]
+    fn keys_in_flight_past_the_limit_are_forgotten_once_answered() {
+        // Regression: a key still in flight when the count limit reached it
+        // left the order but stayed in the table, never to be forgotten.
+        let mut cache = Cache::new(Duration::from_secs(60), 10, 7);
+        let t0 = Instant::now();
+        let key = |i: usize| cache_key(&format!("{i:06}"));
+        let open: Vec<DupKey> = (0..20).map(key).collect();
+        for &k in &open {
+            assert!(matches!(cache.check(k, t0, || 0), Seen::New));
+        }
+        for &k in &open {
+            cache.complete(k, Bytes::from_static(b"0110"));
+        }
+        for i in 100..130 {
+            assert!(matches!(cache.check(key(i), t0, || 0), Seen::New));
+            cache.complete(key(i), Bytes::from_static(b"0110"));
+        }
+        assert!(cache.len() <= 11, "{} keys kept", cache.len());
+    }
+
+    fn cache_key(stan: &str) -> DupKey {
+        Cache::new(Duration::from_secs(1), 1, 7)
+            .key("pos", &req(stan), PAN)
+            .expect("key")
     }
 
     #[test]

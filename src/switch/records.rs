@@ -18,13 +18,15 @@ pub fn text(msg: &Message, n: u16) -> Option<String> {
 }
 
 /// The PAN of a request: DE2, or the part of DE35 before the separator.
-pub fn pan_of(msg: &Message) -> Option<bytes::Bytes> {
-    if let Some(pan) = msg.value_bytes(2) {
+/// Borrowed: the switch looks it up twice a request (duplicate key and
+/// route), and a shared copy cost a refcount each way.
+pub fn pan_of(msg: &Message) -> Option<&[u8]> {
+    if let Some(pan) = msg.value(2) {
         return Some(pan);
     }
-    let track = msg.value_bytes(35)?;
+    let track = msg.value(35)?;
     let end = track.iter().position(|&b| b == b'=' || b == b'D')?;
-    Some(track.slice(..end))
+    track.get(..end)
 }
 
 /// A message without sensitive authentication data, as bytes in `spec`

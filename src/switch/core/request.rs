@@ -101,7 +101,7 @@ impl Core {
     fn deduplicated(&mut self, now: Time, from: Origin, request: Message) {
         let name = &self.cfg.acquirers[from.acquirer].name;
         let pan = pan_of(&request);
-        let Some(key) = self.duplicates.key(name, &request, pan.as_deref()) else {
+        let Some(key) = self.duplicates.key(name, &request, pan) else {
             return self.reply_reject(from, &request, Outcome::FormatError);
         };
         let answer = match self.duplicates.check(key, now.mono, || from) {
