@@ -143,8 +143,13 @@ impl Bench {
             let answer = answers.with_stan(sent.get_u64(11).expect("the switch's STAN"));
             let t = Instant::now();
             let message = self.spec.parse(&answer).expect("answer");
-            self.core
-                .handle(now, Input::FromIssuer { issuer: 0, message });
+            self.core.handle(
+                now,
+                Input::FromIssuer {
+                    issuer: 0,
+                    message: Box::new(message),
+                },
+            );
             answer_path(&mut self.core, now);
             spent += t.elapsed();
         }
@@ -154,7 +159,7 @@ impl Bench {
 
     /// A request parsed and handled; the frame the core forwarded.
     fn request_path(&mut self, now: Time, frame: &Bytes) -> Bytes {
-        let message = self.spec.parse(frame).expect("request");
+        let message = Box::new(self.spec.parse(frame).expect("request"));
         let from = Origin {
             conn: ConnId(self.count % 8),
             acquirer: 0,

@@ -44,7 +44,8 @@ pub enum Event {
         acquirer: usize,
         tpdu: Option<Tpdu>,
         permit: OwnedSemaphorePermit,
-        message: Message,
+        /// Boxed: every event is as large as its largest kind.
+        message: Box<Message>,
     },
     /// An acquirer connection opened.
     Connected {

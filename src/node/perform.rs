@@ -127,7 +127,10 @@ impl Node {
         let own = self.handle.own.clone();
         tokio::spawn(async move {
             let answer = batch_close(journal, rules, *request).await;
-            let _ = own.send(Event::Input(Input::Answer { token, answer }));
+            let _ = own.send(Event::Input(Input::Answer {
+                token,
+                answer: answer.map(Box::new),
+            }));
         });
     }
 }

@@ -182,7 +182,7 @@ pub async fn start_with_rules(
             let input = match event {
                 LinkEvent::Message(message) => Input::FromIssuer {
                     issuer: index,
-                    message,
+                    message: Box::new(message),
                 },
                 LinkEvent::Lost(stans) => Input::Lost {
                     issuer: index,

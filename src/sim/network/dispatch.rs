@@ -81,7 +81,10 @@ impl World<'_> {
                     Ok(resp)
                 };
                 let at = self.now_us + self.rng.u64(100..50_000);
-                let input = Input::Answer { token, answer };
+                let input = Input::Answer {
+                    token,
+                    answer: answer.map(Box::new),
+                };
                 self.queue.at(
                     at,
                     Event::Later {

@@ -365,7 +365,7 @@ impl<'t> World<'t> {
                 acquirer: a,
                 tag,
             },
-            message,
+            message: Box::new(message),
         });
     }
 
@@ -470,7 +470,10 @@ impl<'t> World<'t> {
                 format!("issuer {issuer}'s answer unreadable: {e}"),
             ))
         })?;
-        self.inputs.push_back(Input::FromIssuer { issuer, message });
+        self.inputs.push_back(Input::FromIssuer {
+            issuer,
+            message: Box::new(message),
+        });
         Ok(())
     }
 }

@@ -102,10 +102,15 @@ pub enum Question {
 /// Something that happened, as the node saw it.
 #[derive(Debug)]
 pub enum Input {
-    /// A message from an acquirer, parsed once by the node.
-    Request { from: Origin, message: Message },
+    /// A message from an acquirer, parsed once by the node. Boxed, as in
+    /// `FromIssuer`: a message is 216 bytes, and every input (a written
+    /// reply, a durable group) was as large, copied at each channel hop.
+    Request { from: Origin, message: Box<Message> },
     /// A message from issuer `issuer`'s link.
-    FromIssuer { issuer: usize, message: Message },
+    FromIssuer {
+        issuer: usize,
+        message: Box<Message>,
+    },
     /// A connection of issuer `issuer`'s link closed with the messages
     /// sent under these STANs unanswered: their outcome is unknown.
     Lost { issuer: usize, stans: Vec<u32> },
@@ -122,7 +127,7 @@ pub enum Input {
     /// The answer to a question, or the outcome to decline it with.
     Answer {
         token: Token,
-        answer: Result<Message, Outcome>,
+        answer: Result<Box<Message>, Outcome>,
     },
     /// Exchange working keys with issuer `issuer` now (an operator's
     /// demand).

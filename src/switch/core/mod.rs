@@ -358,8 +358,8 @@ impl Core {
     /// Takes in one input at `now`.
     pub fn handle(&mut self, now: Time, input: Input) {
         match input {
-            Input::Request { from, message } => self.request(now, from, message),
-            Input::FromIssuer { issuer, message } => self.issuer_message(now, issuer, message),
+            Input::Request { from, message } => self.request(now, from, *message),
+            Input::FromIssuer { issuer, message } => self.issuer_message(now, issuer, *message),
             Input::IssuerUp { issuer, up } => self.issuer_up(now, issuer, up),
             Input::Lost { issuer, stans } => {
                 for stan in stans {
@@ -375,7 +375,7 @@ impl Core {
             Input::Timer(TimerId::KeyExchange(issuer)) => self.exchange_due(now, issuer),
             Input::Timer(TimerId::KeyExchangeAnswer(issuer)) => self.exchange_lost(issuer),
             Input::ExchangeKeys { issuer } => self.exchange_keys(issuer),
-            Input::Answer { token, answer } => self.answered(now, token, answer),
+            Input::Answer { token, answer } => self.answered(now, token, answer.map(|m| *m)),
             Input::HsmAnswer { token, results } => self.hsm_answered(now, token, results),
         }
         self.deliver_due(now);

@@ -224,7 +224,7 @@ impl Core {
         let decision =
             self.cfg
                 .routes
-                .route(&pan, request.mti(), request.value(3), request.value(49));
+                .route(pan, request.mti(), request.value(3), request.value(49));
         let (issuer, timeout) = match decision {
             RouteDecision::Issuer { issuer, timeout } => (issuer, timeout),
             RouteDecision::Decline { .. } => return Err(Outcome::NoSuchIssuer),

@@ -58,7 +58,7 @@ impl Core {
         let day = u32::try_from(now.wall_ms().div_euclid(DAY_MS)).unwrap_or(0);
         let pan = pan_of(&txn.request);
         let approved = match (self.stand_in.get_mut(issuer), is_purchase, pan) {
-            (Some(Some(rules)), true, Some(pan)) => rules.approve(&pan, amount, day),
+            (Some(Some(rules)), true, Some(pan)) => rules.approve(pan, amount, day),
             _ => false,
         };
         if !approved {

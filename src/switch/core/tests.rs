@@ -112,13 +112,16 @@ pub(super) fn request(conn: u64, message: Message) -> Input {
             acquirer: 0,
             tag: conn,
         },
-        message,
+        message: Box::new(message),
     }
 }
 
 /// A message from the issuer.
 pub(super) fn from_issuer(message: Message) -> Input {
-    Input::FromIssuer { issuer: 0, message }
+    Input::FromIssuer {
+        issuer: 0,
+        message: Box::new(message),
+    }
 }
 
 pub(super) fn drain(core: &mut Core) -> Vec<Action> {
@@ -473,4 +476,21 @@ fn a_copy_after_the_answer_gets_the_very_bytes_of_the_original_reply() {
     core.handle(now, request(2, auth()));
     assert_eq!(frames(&drain(&mut core)), original);
     assert_eq!(read_reply(&original[0]).get_str(39), Some("00"));
+}
+
+/// Inputs and actions cross the node's channels and the core's queue by
+/// value: one as large as a message (216 bytes) made every input a copy
+/// that size at every hop (a regression guard, not a tuning knob).
+#[test]
+fn inputs_and_actions_stay_small() {
+    assert!(
+        std::mem::size_of::<Input>() <= 48,
+        "{}",
+        std::mem::size_of::<Input>()
+    );
+    assert!(
+        std::mem::size_of::<super::Action>() <= 80,
+        "{}",
+        std::mem::size_of::<super::Action>()
+    );
 }

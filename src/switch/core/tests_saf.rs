@@ -133,6 +133,7 @@ fn a_batch_close_is_answered_by_the_rules_or_declined() {
         } else {
             Err(Outcome::SystemMalfunction)
         };
+        let answer = answer.map(Box::new);
         core.handle(now, Input::Answer { token, answer });
         let replied = drain(&mut core);
         let (resp, _) = reply(&replied).expect("replied");
