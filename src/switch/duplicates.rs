@@ -344,25 +344,25 @@ mod tests {
         // left the order but stayed in the table, never to be forgotten.
         let mut cache = Cache::new(Duration::from_secs(60), 10, 7);
         let t0 = Instant::now();
-        let key = |i: usize| cache_key(&format!("{i:06}"));
-        let open: Vec<DupKey> = (0..20).map(key).collect();
-        for &k in &open {
+        let keys: Vec<DupKey> = (0..50)
+            .map(|i| {
+                cache
+                    .key("pos", &req(&format!("{i:06}")), PAN)
+                    .expect("key")
+            })
+            .collect();
+        let (open, later) = keys.split_at(20);
+        for &k in open {
             assert!(matches!(cache.check(k, t0, || 0), Seen::New));
         }
-        for &k in &open {
+        for &k in open {
             cache.complete(k, Bytes::from_static(b"0110"));
         }
-        for i in 100..130 {
-            assert!(matches!(cache.check(key(i), t0, || 0), Seen::New));
-            cache.complete(key(i), Bytes::from_static(b"0110"));
+        for &k in later {
+            assert!(matches!(cache.check(k, t0, || 0), Seen::New));
+            cache.complete(k, Bytes::from_static(b"0110"));
         }
         assert!(cache.len() <= 11, "{} keys kept", cache.len());
-    }
-
-    fn cache_key(stan: &str) -> DupKey {
-        Cache::new(Duration::from_secs(1), 1, 7)
-            .key("pos", &req(stan), PAN)
-            .expect("key")
     }
 
     #[test]
