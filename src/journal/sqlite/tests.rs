@@ -103,6 +103,46 @@ fn lookups_are_indexed_in_batches_late_rows_at_once_and_the_rest_at_start() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
+/// A group that fails after others were written above the watermark
+/// (its rows rolled back): the next batch indexes exactly the rows
+/// committed, once each, and nothing of the rolled-back row.
+#[test]
+fn a_failed_group_leaves_the_next_batch_indexing_exactly_the_rows_committed() {
+    let dir = fresh_dir("lookup-failed");
+    let path = dir.join("j.db");
+    let batch = lookup::BATCH_ROWS as u64;
+    let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
+    j.append(&[accepted(1, true), accepted(2, true)]).unwrap();
+    // Id 1,000,000 is new, id 2 is taken: the whole group is refused.
+    assert!(
+        j.append(&[accepted(1_000_000, true), accepted(2, true)])
+            .is_err()
+    );
+    let ids: Vec<u64> = (3..=batch + 10).collect();
+    for chunk in ids.chunks(100) {
+        let group: Vec<Record> = chunk.iter().map(|&id| accepted(id, true)).collect();
+        j.append(&group).unwrap();
+    }
+    let through = lookup::watermark(&Connection::open(&path).unwrap()).unwrap();
+    assert!(
+        through >= lookup::BATCH_ROWS,
+        "a batch was indexed: {through}"
+    );
+    for table in ["txn_by_pan", "txn_by_rrn"] {
+        let indexed = count(&path, &format!("SELECT COUNT(*) FROM {table}"));
+        assert_eq!(
+            indexed, through,
+            "{table}: every row through the watermark, once"
+        );
+        let strays = count(
+            &path,
+            &format!("SELECT COUNT(*) FROM {table} WHERE id NOT IN (SELECT id FROM transactions)"),
+        );
+        assert_eq!(strays, 0, "{table}: no key of a rolled-back row");
+    }
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
 /// Under sustained appends the background checkpointer never copies
 /// the whole WAL between two commits; the writer's own checkpoint must
 /// keep the WAL file from growing with every record written.
