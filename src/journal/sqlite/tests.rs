@@ -55,6 +55,11 @@ fn count(path: &Path, sql: &str) -> i64 {
         .unwrap()
 }
 
+/// The look-up indexes' watermark of the journal at `path`.
+fn indexed_through(path: &Path) -> i64 {
+    lookup::watermark(&Connection::open(path).unwrap()).unwrap()
+}
+
 /// The look-up tables fill in batches as the writer goes, a request
 /// that arrives after its id range was indexed is indexed on arrival,
 /// and rows left above the watermark by a crash are indexed at start.
@@ -72,8 +77,7 @@ fn lookups_are_indexed_in_batches_late_rows_at_once_and_the_rest_at_start() {
         let group: Vec<Record> = chunk.iter().map(|&id| accepted(id, true)).collect();
         j.append(&group).unwrap();
     }
-    let watermark = |path: &Path| lookup::watermark(&Connection::open(path).unwrap()).unwrap();
-    let through = watermark(&path);
+    let through = indexed_through(&path);
     assert!(
         through >= lookup::BATCH_ROWS,
         "a batch was indexed: {through}"
@@ -99,7 +103,7 @@ fn lookups_are_indexed_in_batches_late_rows_at_once_and_the_rest_at_start() {
     // Restarted: the tail is indexed before the writer takes records.
     let _j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
     assert_eq!(count(&path, by_pan), last as i64);
-    assert_eq!(watermark(&path), last as i64);
+    assert_eq!(indexed_through(&path), last as i64);
     let _ = std::fs::remove_dir_all(&dir);
 }
 
@@ -123,7 +127,7 @@ fn a_failed_group_leaves_the_next_batch_indexing_exactly_the_rows_committed() {
         let group: Vec<Record> = chunk.iter().map(|&id| accepted(id, true)).collect();
         j.append(&group).unwrap();
     }
-    let through = lookup::watermark(&Connection::open(&path).unwrap()).unwrap();
+    let through = indexed_through(&path);
     assert!(
         through >= lookup::BATCH_ROWS,
         "a batch was indexed: {through}"
