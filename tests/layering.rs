@@ -28,7 +28,7 @@ const PURE: &[&str] = &[
     "src/switch/routing",
     "src/switch/translate.rs",
     "src/switch/saf.rs",
-    "src/switch/duplicates.rs",
+    "src/switch/duplicates",
     "src/switch/standin.rs",
     "src/switch/reversal.rs",
     "src/switch/records.rs",
