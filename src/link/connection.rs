@@ -7,7 +7,7 @@
 
 use std::future::Future;
 use std::pin::pin;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::task::Poll;
 use std::time::Duration;
 
@@ -68,9 +68,20 @@ struct WriteShared {
     counters: LinkMetrics,
     tap: Option<ConnectionTap>,
     progress: tokio::sync::watch::Sender<Progress>,
+    /// Called after each write and once when the writer stops.
+    on_written: OnceLock<WrittenHook>,
 }
 
+/// What a connection's writer calls when it makes progress.
+pub type WrittenHook = Arc<dyn Fn() + Send + Sync>;
+
 impl WriteShared {
+    fn wrote(&self) {
+        if let Some(hook) = self.on_written.get() {
+            hook();
+        }
+    }
+
     fn lock(&self) -> MutexGuard<'_, WriteState> {
         // The state stays consistent under a panic elsewhere (plain fields).
         self.state.lock().unwrap_or_else(|e| e.into_inner())
@@ -175,6 +186,15 @@ impl FrameSender {
         WrittenWatch(self.inner.shared.progress.subscribe())
     }
 
+    /// Has the writer call `hook` after each write it hands to the stream
+    /// and once when it stops: how one loop confirming the frames of many
+    /// connections (with [`WrittenWatch::reached_now`]) learns of their
+    /// progress without a task a connection. Set once; later calls are
+    /// ignored.
+    pub fn on_written(&self, hook: WrittenHook) {
+        let _ = self.inner.shared.on_written.set(hook);
+    }
+
     /// Answers `request` like [`reply`](Self::reply), returning once the
     /// answer is handed to the stream (true) or the connection stopped.
     pub async fn reply_written(&self, request: &Frame, message: bytes::Bytes) -> bool {
@@ -238,6 +258,14 @@ impl FrameSender {
 pub struct WrittenWatch(tokio::sync::watch::Receiver<Progress>);
 
 impl WrittenWatch {
+    /// Whether the bytes up to stream offset `end` are handed to the
+    /// stream (`Some(true)`), never will be (`Some(false)`: the connection
+    /// stopped first), or not yet (`None`).
+    pub fn reached_now(&self, end: u64) -> Option<bool> {
+        let p = *self.0.borrow();
+        (p.written_total >= end || p.stopped).then_some(p.written_total >= end)
+    }
+
     /// Waits until the bytes up to stream offset `end` are handed to the
     /// stream (true), or the connection stopped first (false).
     pub async fn reached(&mut self, end: u64) -> bool {
@@ -512,6 +540,7 @@ pub fn open_tapped<S: LinkStream>(
         counters: counters.clone(),
         tap: tap.clone(),
         progress: tokio::sync::watch::Sender::new(Progress::default()),
+        on_written: OnceLock::new(),
     });
     let writer = tokio::spawn(write_loop(write, shared.clone()));
     let reader = FrameReader {
@@ -535,6 +564,7 @@ async fn write_loop<W: AsyncWrite + Unpin>(
     let result = write_until_closed(&mut write, &shared).await;
     shared.lock().writer_gone = true;
     shared.progress.send_modify(|p| p.stopped = true);
+    shared.wrote();
     shared.space_ready.notify_waiters();
     result
 }
@@ -571,6 +601,7 @@ async fn write_until_closed<W: AsyncWrite + Unpin>(
         let written = out.len() as u64;
         out.clear();
         shared.progress.send_modify(|p| p.written_total += written);
+        shared.wrote();
     }
     write.shutdown().await?;
     Ok(())

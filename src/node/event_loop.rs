@@ -6,7 +6,7 @@
 //! one that never blocks the journal's thread: its size is bounded by the
 //! waits open, each of which is a transaction or an entry out.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, mpsc};
 use super::metrics::NodeMetrics;
 use super::timers::Timers;
 use crate::journal::Journal;
-use crate::link::connection::FrameSender;
+use crate::link::connection::{FrameSender, WrittenWatch};
 use crate::link::connector::IssuerLink;
 use crate::link::framing::Tpdu;
 use crate::message::Message;
@@ -56,6 +56,8 @@ pub enum Event {
     },
     /// An acquirer connection's task ended.
     Closed { conn: ConnId },
+    /// A connection's writer got further while the loop waited for it.
+    Written,
     /// An input for the core as it is.
     Input(Input),
     /// A new route table (SIGHUP).
@@ -86,9 +88,15 @@ impl NodeHandle {
 pub(super) struct Conn {
     pub sender: FrameSender,
     pub peer_gone: Arc<AtomicBool>,
-    /// Replies queued whose delivery the core waits for: the connection's
-    /// confirmer reports each once the writer has handed it to the kernel.
-    pub confirms: mpsc::UnboundedSender<Confirm>,
+    /// How far its writer has got.
+    pub written: WrittenWatch,
+    /// Replies queued whose delivery the core waits for, in stream order:
+    /// each is reported once the writer has handed it to the kernel
+    /// (`confirm.rs`).
+    pub confirms: VecDeque<Confirm>,
+    /// Set when the loop waits for the writer: its next write (or its
+    /// stop) then sends `Event::Written`, once.
+    pub armed: Arc<AtomicBool>,
 }
 
 /// A reply queued at stream offset `end`, its transaction and its
@@ -110,6 +118,8 @@ pub struct Node {
     pub(super) core: Core,
     pub(super) timers: Timers,
     pub(super) conns: FastMap<ConnId, Conn>,
+    /// The connections with replies waiting to be confirmed, each once.
+    pub(super) confirming: Vec<ConnId>,
     pub(super) held: FastMap<u64, Held>,
     pub(super) next_tag: u64,
     pub(super) issuers: Vec<Arc<IssuerLink>>,
@@ -180,7 +190,12 @@ impl Node {
         while let Some(timer) = self.timers.pop_due(now.mono) {
             self.core.handle(now, Input::Timer(timer));
         }
+        // The replies this turn queued are waited for too (armed), so a
+        // write after the turn wakes the loop.
         self.perform().await;
+        while self.confirm_written(now) {
+            self.perform().await;
+        }
         self.metrics.publish(&self.core);
     }
 
@@ -208,25 +223,29 @@ impl Node {
                 sender,
                 peer_gone,
             } => {
-                let (confirms, queue) = mpsc::unbounded_channel();
-                let watch = sender.written_watch();
-                tokio::spawn(super::perform::confirm_writes(
-                    watch,
-                    queue,
+                let armed = Arc::new(AtomicBool::new(false));
+                sender.on_written(super::confirm::wake_on_write(
+                    armed.clone(),
                     self.handle.own.clone(),
                 ));
                 self.conns.insert(
                     conn,
                     Conn {
+                        written: sender.written_watch(),
                         sender,
                         peer_gone,
-                        confirms,
+                        confirms: VecDeque::new(),
+                        armed,
                     },
                 );
             }
             Event::Closed { conn } => {
-                self.conns.remove(&conn);
+                // Its task ends once every request's permit is back, and a
+                // reply waiting to be confirmed holds its permit.
+                let closed = self.conns.remove(&conn);
+                debug_assert!(closed.is_none_or(|c| c.confirms.is_empty()));
             }
+            Event::Written => {}
             Event::Input(input) => self.core.handle(now, input),
             Event::Routes(routes) => self.core.replace_routes(routes),
         }

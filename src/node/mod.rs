@@ -5,6 +5,7 @@
 
 mod acquirer;
 pub mod config;
+mod confirm;
 pub mod core_config;
 mod event_loop;
 pub mod hsm;

@@ -9,11 +9,9 @@ use std::sync::atomic::Ordering;
 use bytes::Bytes;
 use tracing::{debug, warn};
 
-use tokio::sync::mpsc;
-
 use super::event_loop::{Confirm, Event, Held, Node};
 use crate::journal::OnDurable;
-use crate::link::connection::{FrameSender, WrittenWatch};
+use crate::link::connection::FrameSender;
 use crate::link::framing::Frame;
 use crate::message::Message;
 use crate::message::response_codes::Outcome;
@@ -63,10 +61,10 @@ impl Node {
         })
     }
 
-    /// Queues a reply on its connection; when the core asks,
-    /// the connection's confirmer reports its delivery once it is written
-    /// (a full buffer hands the reply to a task that waits for room). The
-    /// request's permit is released once the reply is written.
+    /// Queues a reply on its connection; when the core asks, the loop
+    /// reports its delivery once it is written (`confirm.rs`; a full buffer
+    /// hands the reply to a task that waits for room). The request's
+    /// permit is released once the reply is written.
     fn reply(&mut self, to: Origin, bytes: Option<Bytes>, confirm: Option<TxnId>) {
         let Some(Held { tpdu, permit }) = self.held.remove(&to.tag) else {
             debug_assert!(false, "a reply for a request not held");
@@ -74,7 +72,7 @@ impl Node {
         };
         let conn = self
             .conns
-            .get(&to.conn)
+            .get_mut(&to.conn)
             .filter(|c| !c.peer_gone.load(Ordering::Relaxed));
         let (Some(bytes), Some(conn)) = (bytes, conn) else {
             drop(permit);
@@ -86,7 +84,10 @@ impl Node {
         };
         match (conn.sender.try_send_at(frame.clone()), confirm) {
             (Ok(Some(end)), Some(txn)) => {
-                let _ = conn.confirms.send(Confirm { end, txn, permit });
+                if conn.confirms.is_empty() {
+                    self.confirming.push(to.conn);
+                }
+                conn.confirms.push_back(Confirm { end, txn, permit });
             }
             (Ok(Some(_)), None) => drop(permit),
             (Ok(None), _) => {
@@ -177,20 +178,5 @@ async fn write_waiting(sender: &FrameSender, frame: Frame, confirm: bool) -> boo
         sender.send_written(frame).await
     } else {
         sender.send(frame).await.is_ok()
-    }
-}
-
-/// One acquirer connection's confirmer: reports, in order, each reply's
-/// delivery once the writer has handed it to the kernel (or stopped), then
-/// releases its request's permit. Ends when the connection is closed.
-pub(super) async fn confirm_writes(
-    mut watch: WrittenWatch,
-    mut queue: mpsc::UnboundedReceiver<Confirm>,
-    own: mpsc::UnboundedSender<Event>,
-) {
-    while let Some(Confirm { end, txn, permit }) = queue.recv().await {
-        let delivered = watch.reached(end).await;
-        let _ = own.send(Event::Input(Input::Written { txn, delivered }));
-        drop(permit);
     }
 }

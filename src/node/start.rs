@@ -215,6 +215,7 @@ pub async fn start_with_rules(
         core,
         timers: Timers::default(),
         conns: Default::default(),
+        confirming: Vec::new(),
         held: Default::default(),
         next_tag: 0,
         issuers: issuers.clone(),
