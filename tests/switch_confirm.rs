@@ -7,16 +7,15 @@
 mod support;
 
 use serde_json::Value;
-use support::process::{run, start_listening};
+use support::process::{run, start_listening, start_switch_config};
 
 #[test]
 fn one_in_flight_runs_at_round_trip_speed() {
     let issuer = start_listening(&["issuer-sim", "--listen", "127.0.0.1:0"]);
     let dir = support::certs::temp_dir("switch-confirm");
-    let config = dir.join("switch.toml");
-    std::fs::write(
-        &config,
-        format!(
+    let (_switch, switch_addr) = start_switch_config(
+        &dir,
+        &format!(
             r#"
 [switch]
 institution_id = "99000000001"
@@ -37,13 +36,11 @@ issuer = "issuer"
 "#,
             issuer.addr
         ),
-    )
-    .expect("config");
-    let switch = start_listening(&["run", "--config", &config.display().to_string()]);
+    );
     let (code, out, err) = run(&[
         "load",
         "--target",
-        &switch.addr,
+        &switch_addr,
         "--connections",
         "1",
         "--in-flight",

@@ -61,6 +61,15 @@ pub struct Progress {
     stopped: bool,
 }
 
+impl Progress {
+    /// Stream offset `end` written (true), never to be (false: stopped
+    /// first), or not yet (`None`).
+    fn reached(&self, end: u64) -> Option<bool> {
+        let written = self.written_total >= end;
+        (written || self.stopped).then_some(written)
+    }
+}
+
 struct WriteShared {
     state: Mutex<WriteState>,
     data_ready: Notify,
@@ -158,14 +167,7 @@ impl FrameSender {
                 Ok(None) => space.await,
             }
         };
-        let mut progress = self.inner.shared.progress.subscribe();
-        match progress
-            .wait_for(|p| p.written_total >= end || p.stopped)
-            .await
-        {
-            Ok(p) => p.written_total >= end,
-            Err(_) => false,
-        }
+        self.written_watch().reached(end).await
     }
 
     /// Queues a frame if the write buffer has room, without waiting: false
@@ -262,19 +264,14 @@ impl WrittenWatch {
     /// stream (`Some(true)`), never will be (`Some(false)`: the connection
     /// stopped first), or not yet (`None`).
     pub fn reached_now(&self, end: u64) -> Option<bool> {
-        let p = *self.0.borrow();
-        (p.written_total >= end || p.stopped).then_some(p.written_total >= end)
+        self.0.borrow().reached(end)
     }
 
     /// Waits until the bytes up to stream offset `end` are handed to the
     /// stream (true), or the connection stopped first (false).
     pub async fn reached(&mut self, end: u64) -> bool {
-        match self
-            .0
-            .wait_for(|p| p.written_total >= end || p.stopped)
-            .await
-        {
-            Ok(p) => p.written_total >= end,
+        match self.0.wait_for(|p| p.reached(end).is_some()).await {
+            Ok(p) => p.reached(end) == Some(true),
             Err(_) => false,
         }
     }

@@ -55,6 +55,14 @@ fn count(path: &Path, sql: &str) -> i64 {
         .unwrap()
 }
 
+/// Appends the acceptances of `ids`, forwarded, in groups of 100.
+fn append_accepted(j: &mut SqliteJournal, ids: impl IntoIterator<Item = u64>) {
+    for chunk in ids.into_iter().collect::<Vec<_>>().chunks(100) {
+        let group: Vec<Record> = chunk.iter().map(|&id| accepted(id, true)).collect();
+        j.append(&group).unwrap();
+    }
+}
+
 /// The look-up indexes' watermark of the journal at `path`.
 fn indexed_through(path: &Path) -> i64 {
     lookup::watermark(&Connection::open(path).unwrap()).unwrap()
@@ -72,11 +80,7 @@ fn lookups_are_indexed_in_batches_late_rows_at_once_and_the_rest_at_start() {
     let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
     // Ids 1..=last except 5, which arrives after the batch.
     let last = batch + 150;
-    let ids = (1..=last).filter(|&id| id != 5);
-    for chunk in ids.collect::<Vec<_>>().chunks(100) {
-        let group: Vec<Record> = chunk.iter().map(|&id| accepted(id, true)).collect();
-        j.append(&group).unwrap();
-    }
+    append_accepted(&mut j, (1..=last).filter(|&id| id != 5));
     let through = indexed_through(&path);
     assert!(
         through >= lookup::BATCH_ROWS,
@@ -122,11 +126,7 @@ fn a_failed_group_leaves_the_next_batch_indexing_exactly_the_rows_committed() {
         j.append(&[accepted(1_000_000, true), accepted(2, true)])
             .is_err()
     );
-    let ids: Vec<u64> = (3..=batch + 10).collect();
-    for chunk in ids.chunks(100) {
-        let group: Vec<Record> = chunk.iter().map(|&id| accepted(id, true)).collect();
-        j.append(&group).unwrap();
-    }
+    append_accepted(&mut j, 3..=batch + 10);
     let through = indexed_through(&path);
     assert!(
         through >= lookup::BATCH_ROWS,
