@@ -192,11 +192,11 @@ impl IssuerLink {
     /// Sends a message built in the link's dialect, its STAN `stan`, on
     /// the next connection that is up without waiting for an answer (its
     /// answer goes to the `inbound` handler): an error means nothing was
-    /// sent.
-    pub fn send(&self, stan: u32, frame: Bytes) -> Result<(), LinkError> {
+    /// sent. `now` is the caller's clock (read once for many sends).
+    pub fn send(&self, stan: u32, frame: Bytes, now: Instant) -> Result<(), LinkError> {
         let (idx, mux) = self.next_up()?;
-        self.touch(idx);
-        mux.send_only(stan, frame)
+        self.touch_at(idx, now);
+        mux.send_only(stan, frame, now)
             .map_err(|source| self.mux_error(source))
     }
 
@@ -399,9 +399,16 @@ impl IssuerLink {
         slot.set(Some(mux.clone()));
         let read = async {
             loop {
-                let frame = tokio::select! {
-                    _ = shutdown.cancelled() => break,
-                    r = reader.next() => r,
+                if shutdown.is_cancelled() {
+                    break;
+                }
+                // A buffered frame needs no wait for the shutdown armed.
+                let frame = match reader.next_buffered() {
+                    Ok(None) => tokio::select! {
+                        _ = shutdown.cancelled() => break,
+                        r = reader.next() => r,
+                    },
+                    buffered => buffered,
                 };
                 let frame = match frame {
                     Ok(Some(f)) => f,
@@ -412,7 +419,9 @@ impl IssuerLink {
                         break;
                     }
                 };
-                self.touch(index);
+                // One clock read a frame: its traffic and its round trip.
+                let now = Instant::now();
+                self.touch_at(index, now);
                 let msg = match settings.spec.parse(&frame.message) {
                     Ok(m) => m,
                     Err(e) => {
@@ -431,7 +440,7 @@ impl IssuerLink {
                             && (m.mti().class() != MessageClass::NetworkManagement
                                 || mux.awaits(&m)) =>
                     {
-                        if let Some(took) = mux.answered(&m) {
+                        if let Some(took) = mux.answered(&m, now) {
                             self.round_trip.record(took.as_secs_f64());
                         }
                         if let Some(inbound) = &settings.inbound {

@@ -83,7 +83,8 @@ pub struct Mux {
 #[derive(Default)]
 struct Unanswered {
     max: usize,
-    by_stan: HashMap<u32, Instant>,
+    /// Keyed by the switch's own STANs: a fast hash will do.
+    by_stan: HashMap<u32, Instant, foldhash::fast::FixedState>,
 }
 
 impl Unanswered {
@@ -196,9 +197,9 @@ impl Mux {
     /// `in_flight_max` are out or the write buffer is full; on any error
     /// nothing was sent. A message sent again under the same STAN
     /// replaces the earlier one.
-    pub fn send_only(&self, stan: u32, bytes: Bytes) -> Result<(), MuxError> {
+    pub fn send_only(&self, stan: u32, bytes: Bytes, now: Instant) -> Result<(), MuxError> {
         // Marked before it goes, so that a quick answer finds it.
-        if !self.sent_lock().insert(stan, Instant::now()) {
+        if !self.sent_lock().insert(stan, now) {
             return Err(MuxError::Busy(self.in_flight_max));
         }
         let queued = self.sender.try_send(Frame::new(bytes));
@@ -211,12 +212,12 @@ impl Mux {
         }
     }
 
-    /// Marks the answer to a message sent by `send_only` as come: how long
-    /// it took, if one under its STAN was out.
-    pub fn answered(&self, answer: &Message) -> Option<Duration> {
+    /// Marks the answer to a message sent by `send_only` as come (at
+    /// `now`): how long it took, if one under its STAN was out.
+    pub fn answered(&self, answer: &Message, now: Instant) -> Option<Duration> {
         let stan = answer.get_u64(11).and_then(|s| u32::try_from(s).ok())?;
         let at = self.sent_lock().remove(stan)?;
-        Some(at.elapsed())
+        Some(now.saturating_duration_since(at))
     }
 
     /// Whether a message sent by `send_only` under `answer`'s STAN is out

@@ -192,9 +192,9 @@ impl Node {
         }
         // The replies this turn queued are waited for too (armed), so a
         // write after the turn wakes the loop.
-        self.perform().await;
+        self.perform(now).await;
         while self.confirm_written(now) {
-            self.perform().await;
+            self.perform(now).await;
         }
         self.metrics.publish(&self.core);
     }

@@ -15,11 +15,12 @@ use crate::link::connection::FrameSender;
 use crate::link::framing::Frame;
 use crate::message::Message;
 use crate::message::response_codes::Outcome;
-use crate::switch::core::{Action, Input, Origin, Question, Token, TxnId};
+use crate::switch::core::{Action, Input, Origin, Question, Time, Token, TxnId};
 
 impl Node {
-    /// Performs every action the core has queued.
-    pub(super) async fn perform(&mut self) {
+    /// Performs every action the core has queued; `now` is the turn's
+    /// clock (an issuer link marks its sends with it).
+    pub(super) async fn perform(&mut self, now: Time) {
         while let Some(action) = self.core.poll_action() {
             match action {
                 Action::Append { records, durable } => {
@@ -35,7 +36,7 @@ impl Node {
                     stan,
                     frame,
                 } => {
-                    if let Err(e) = self.issuers[issuer].send(stan, frame) {
+                    if let Err(e) = self.issuers[issuer].send(stan, frame, now.mono) {
                         debug!(error = %e, "not sent");
                         self.own(Input::NotSent { what });
                     }
