@@ -285,7 +285,7 @@ impl Core {
             Some("00" | "000") => self.counters.approved += 1,
             _ => self.counters.declined += 1,
         }
-        let (to, key) = (txn.from, txn.key);
+        let (to, key, place) = (txn.from, txn.key, txn.place);
         let frame = signed.or_else(|| self.built(to.acquirer, &message));
         self.push(Action::Reply {
             to,
@@ -295,7 +295,7 @@ impl Core {
         // Later copies get the reply from the cache (empty: none could be
         // built); those that waited get it now.
         let cached = frame.clone().unwrap_or_default();
-        for copy in self.duplicates.complete(key, cached) {
+        for copy in self.duplicates.complete(key, Some(place), cached) {
             self.reply_frame(copy, frame.clone());
         }
     }
@@ -325,15 +325,16 @@ impl Core {
             // A reversal's acknowledgement stands: it is being delivered.
             if class != MessageClass::Reversal {
                 let txn = &self.txns[&id];
-                let (key, acquirer) = (txn.key, txn.from.acquirer);
+                let (key, place, acquirer) = (txn.key, txn.place, txn.from.acquirer);
                 let decline = reject(&txn.request, Outcome::IssuerUnavailable);
                 if let Some(frame) = self.built(acquirer, &decline) {
-                    self.duplicates.replace(key, frame);
+                    self.duplicates.replace(key, Some(place), frame);
                 }
             }
         }
         let queued = self.saf_ids > queued_before;
-        if !(queued && self.cfg.journal && self.ride_along(id, record.clone(), false)) {
+        // Without a journal the record goes nowhere: not even allocated.
+        if self.cfg.journal && !(queued && self.ride_along(id, record.clone(), false)) {
             self.append(vec![record], None);
         }
         self.txns.remove(&id);

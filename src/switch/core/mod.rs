@@ -54,7 +54,7 @@ pub use io::{Action, ConnId, Input, Origin, Outgoing, Question, Time, TimerId, T
 pub use mutation::Mutation;
 pub use restore::{RestoreCount, Restored, RestoredSaf, RestoredTxn};
 
-use super::duplicates::{DupKey, DuplicateCache};
+use super::duplicates::{DupKey, DuplicateCache, Place};
 use super::hooks::AcquirerRules;
 use super::routing::RouteTable;
 use super::saf::{SafEntry, SafKind, SafPolicy, SafQueue};
@@ -183,8 +183,9 @@ struct Txn {
     route: Option<Route>,
     /// The reply for the acquirer, once decided, and its journal outcome.
     reply: Option<(Message, TxnOutcome)>,
-    /// Its key in the duplicate cache: copies get its reply.
+    /// Its key in the duplicate cache (and where): copies get its reply.
     key: DupKey,
+    place: Place,
     /// Its stand-in advice as queued (issuer, message), to reverse it if
     /// the stand-in approval does not reach the acquirer.
     advice: Option<(usize, Message)>,

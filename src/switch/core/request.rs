@@ -14,7 +14,7 @@ use crate::message::Message;
 use crate::message::mti::{Function, MessageClass};
 use crate::message::netmgmt;
 use crate::message::response_codes::Outcome;
-use crate::switch::duplicates::{DupKey, Seen};
+use crate::switch::duplicates::{DupKey, Place, Seen};
 use crate::switch::hooks::Admission;
 use crate::switch::records::{self, pan_of, without_sad};
 use crate::switch::responses::{local_response, malfunction};
@@ -105,7 +105,7 @@ impl Core {
             return self.reply_reject(from, &request, Outcome::FormatError);
         };
         let answer = match self.duplicates.check(key, now.mono, || from) {
-            Seen::New => return self.accept(now, from, request, key),
+            Seen::New(place) => return self.accept(now, from, request, key, place),
             Seen::InFlight => {
                 self.counters.duplicates += 1;
                 return;
@@ -120,7 +120,7 @@ impl Core {
     /// Opens a transaction: routed and translated, a request is forwarded
     /// once its acceptance is durable, an advice acknowledged once it is
     /// queued; refused, it is answered at once.
-    fn accept(&mut self, now: Time, from: Origin, request: Message, key: DupKey) {
+    fn accept(&mut self, now: Time, from: Origin, request: Message, key: DupKey, place: Place) {
         let id = TxnId(self.next_txn);
         self.next_txn += 1;
         let advice = request.mti().function() == Function::Advice;
@@ -162,6 +162,7 @@ impl Core {
             route: None,
             reply: None,
             key,
+            place,
             advice: None,
             holds: 0,
             reply_mac: Default::default(),

@@ -29,8 +29,8 @@ const WAITERS_MAX: usize = 16;
 
 /// What the cache knows of a request's key.
 pub enum Seen<R> {
-    /// First time: forward it, then call `complete`.
-    New,
+    /// First time: forward it, then call `complete` (with the place).
+    New(Place),
     /// The original is in flight: the copy's waiter is registered, and
     /// `complete` hands it back with the response.
     InFlight,
@@ -39,6 +39,16 @@ pub enum Seen<R> {
     /// Too many copies are waiting: answer 94.
     Flooded,
 }
+
+/// Where `check` put a new key: `complete` and `replace` look there
+/// first. The index would find it too, but its bucket, touched a round
+/// trip earlier, is usually out of the cache by then (a third of
+/// `Core::reply`'s time in a profile at 8 x 8); the ring's recent slots
+/// are not. A key moved since (or forgotten) left a place before the
+/// ring's front, and is found through the index; the slot's key is
+/// compared too (a place from 2^32 keys ago would be in range again).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Place(u32);
 
 /// A key held: when it was seen and, once answered, its response.
 struct Slot<R> {
@@ -158,10 +168,19 @@ impl<R: Clone, W> DuplicateCache<R, W> {
         Some(self.index.seq(bucket).wrapping_sub(first) as usize)
     }
 
-    fn push(&mut self, key: DupKey, at: Instant, answer: Option<R>) {
+    /// The ring position of `key`'s slot, looked for at `place` first.
+    fn find_at(&self, key: DupKey, place: Option<Place>) -> Option<usize> {
+        let hinted = place
+            .map(|Place(seq)| seq.wrapping_sub(self.first) as usize)
+            .filter(|&at| self.ring.get(at).is_some_and(|slot| slot.key == key));
+        hinted.or_else(|| self.find(key))
+    }
+
+    fn push(&mut self, key: DupKey, at: Instant, answer: Option<R>) -> Place {
         let seq = self.first.wrapping_add(self.ring.len() as u32);
         self.ring.push_back(Slot { key, at, answer });
         self.index.insert(key.index_hash(), seq);
+        Place(seq)
     }
 
     fn expire(&mut self, now: Instant) {
@@ -258,8 +277,7 @@ impl<R: Clone, W> DuplicateCache<R, W> {
         self.latest = Some(now);
         self.expire(now);
         let Some(at) = self.find(key) else {
-            self.push(key, now, None);
-            return Seen::New;
+            return Seen::New(self.push(key, now, None));
         };
         if let Some(answer) = &self.ring[at].answer {
             return Seen::Answered(answer.clone());
@@ -272,12 +290,15 @@ impl<R: Clone, W> DuplicateCache<R, W> {
         Seen::InFlight
     }
 
-    /// Records the response of a request registered by `check`; the
-    /// copies that waited for it, to be answered with it.
-    pub fn complete(&mut self, key: DupKey, response: R) -> Vec<W> {
-        match (self.find(key), self.latest) {
+    /// Records the response of a request registered by `check` (at
+    /// `place`, when it said); the copies that waited for it, to be
+    /// answered with it.
+    pub fn complete(&mut self, key: DupKey, place: Option<Place>, response: R) -> Vec<W> {
+        match (self.find_at(key, place), self.latest) {
             (Some(at), _) => self.ring[at].answer = Some(response),
-            (None, Some(latest)) => self.push(key, latest, Some(response)),
+            (None, Some(latest)) => {
+                self.push(key, latest, Some(response));
+            }
             (None, None) => {}
         }
         if self.waiting.is_empty() {
@@ -288,8 +309,8 @@ impl<R: Clone, W> DuplicateCache<R, W> {
 
     /// Replaces the response copies of an answered key get (an approval
     /// that is being reversed); a key no longer held is left alone.
-    pub fn replace(&mut self, key: DupKey, response: R) {
-        if let Some(at) = self.find(key)
+    pub fn replace(&mut self, key: DupKey, place: Option<Place>, response: R) {
+        if let Some(at) = self.find_at(key, place)
             && let Some(answer) = &mut self.ring[at].answer
         {
             *answer = response;

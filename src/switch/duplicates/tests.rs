@@ -56,13 +56,17 @@ fn copies_wait_for_or_get_the_original_response() {
     let mut cache = Cache::new(Duration::from_secs(60), 100, 7);
     let t0 = Instant::now();
     let key = cache.key("pos", &req("000001"), PAN).expect("key");
-    assert!(matches!(cache.check(key, t0, || 0), Seen::New));
+    assert!(matches!(cache.check(key, t0, || 0), Seen::New(_)));
     assert!(
         matches!(cache.check(key, t0, || 7), Seen::InFlight),
         "a copy must wait for the original"
     );
     let resp = Bytes::from_static(b"0110 response");
-    assert_eq!(cache.complete(key, resp.clone()), vec![7], "the waiter");
+    assert_eq!(
+        cache.complete(key, None, resp.clone()),
+        vec![7],
+        "the waiter"
+    );
     assert!(matches!(cache.check(key, t0, || 0), Seen::Answered(r) if r == resp));
     // The repeat MTI shares the key; another acquirer does not.
     let mut repeat = req("000001");
@@ -72,7 +76,7 @@ fn copies_wait_for_or_get_the_original_response() {
     // After the window the key is forgotten.
     assert!(matches!(
         cache.check(key, t0 + Duration::from_secs(61), || 0),
-        Seen::New
+        Seen::New(_)
     ));
 }
 
@@ -84,17 +88,17 @@ fn bounded_in_keys_and_waiters() {
         let key = cache
             .key("pos", &req(&format!("{i:06}")), PAN)
             .expect("key");
-        assert!(matches!(cache.check(key, t0, || 0), Seen::New));
-        cache.complete(key, Bytes::from_static(b"0110"));
+        assert!(matches!(cache.check(key, t0, || 0), Seen::New(_)));
+        cache.complete(key, None, Bytes::from_static(b"0110"));
     }
     assert!(cache.len() <= 11, "{} keys kept", cache.len());
     let key = cache.key("pos", &req("999999"), PAN).expect("key");
-    assert!(matches!(cache.check(key, t0, || 0), Seen::New));
+    assert!(matches!(cache.check(key, t0, || 0), Seen::New(_)));
     for i in 0..WAITERS_MAX as u32 {
         assert!(matches!(cache.check(key, t0, || i), Seen::InFlight));
     }
     assert!(matches!(cache.check(key, t0, || 99), Seen::Flooded));
-    assert_eq!(cache.complete(key, Bytes::new()).len(), WAITERS_MAX);
+    assert_eq!(cache.complete(key, None, Bytes::new()).len(), WAITERS_MAX);
 }
 
 #[test]
@@ -112,14 +116,14 @@ fn keys_in_flight_past_the_limit_are_forgotten_once_answered() {
         .collect();
     let (open, later) = keys.split_at(20);
     for &k in open {
-        assert!(matches!(cache.check(k, t0, || 0), Seen::New));
+        assert!(matches!(cache.check(k, t0, || 0), Seen::New(_)));
     }
     for &k in open {
-        cache.complete(k, Bytes::from_static(b"0110"));
+        cache.complete(k, None, Bytes::from_static(b"0110"));
     }
     for &k in later {
-        assert!(matches!(cache.check(k, t0, || 0), Seen::New));
-        cache.complete(k, Bytes::from_static(b"0110"));
+        assert!(matches!(cache.check(k, t0, || 0), Seen::New(_)));
+        cache.complete(k, None, Bytes::from_static(b"0110"));
     }
     assert!(cache.len() <= 11, "{} keys kept", cache.len());
 }
@@ -135,8 +139,8 @@ fn sized_once_for_its_limit() {
         let key = cache
             .key("pos", &req(&format!("{i:06}")), PAN)
             .expect("key");
-        assert!(matches!(cache.check(key, t0, || 0), Seen::New));
-        cache.complete(key, Bytes::from_static(b"0110"));
+        assert!(matches!(cache.check(key, t0, || 0), Seen::New(_)));
+        cache.complete(key, None, Bytes::from_static(b"0110"));
     }
     assert_eq!(sizes(&cache), before, "grown under load");
 }
@@ -151,7 +155,7 @@ fn an_answer_for_a_key_not_held_is_held_and_forgotten_in_turn() {
     let restored = cache.key("pos", &req("777777"), PAN).expect("key");
     assert!(
         cache
-            .complete(restored, Bytes::from_static(b"early"))
+            .complete(restored, None, Bytes::from_static(b"early"))
             .is_empty()
     );
     assert!(
@@ -159,18 +163,18 @@ fn an_answer_for_a_key_not_held_is_held_and_forgotten_in_turn() {
         "no time seen yet: nothing to hold it from"
     );
     let first = cache.key("pos", &req("000000"), PAN).expect("key");
-    assert!(matches!(cache.check(first, t0, || 0), Seen::New));
+    assert!(matches!(cache.check(first, t0, || 0), Seen::New(_)));
     assert!(
         cache
-            .complete(restored, Bytes::from_static(b"0110"))
+            .complete(restored, None, Bytes::from_static(b"0110"))
             .is_empty()
     );
     assert!(matches!(cache.check(restored, t0, || 0), Seen::Answered(r) if &r[..] == b"0110"));
     assert_eq!(cache.len(), 2);
-    cache.complete(first, Bytes::from_static(b"0110"));
+    cache.complete(first, None, Bytes::from_static(b"0110"));
     assert!(matches!(
         cache.check(restored, t0 + Duration::from_secs(61), || 0),
-        Seen::New
+        Seen::New(_)
     ));
 }
 
@@ -187,13 +191,17 @@ fn agrees_with_a_model_through_a_long_run() {
     // are the most recent, so the model only checks those it must hold.
     let mut model: HashMap<u32, Option<u32>> = HashMap::new();
     let mut open: Vec<u32> = Vec::new();
+    // Where each open key was put: completed through its place, which
+    // goes stale when an in-flight key is moved to the back.
+    let mut places: HashMap<u32, Place> = HashMap::new();
     for step in 0..20_000u32 {
         let stan = rng.u32(..200);
         let key = cache
             .key("pos", &req(&format!("{stan:06}")), PAN)
             .expect("key");
         match cache.check(key, t0, || step) {
-            Seen::New => {
+            Seen::New(place) => {
+                places.insert(stan, place);
                 assert!(
                     !matches!(model.get(&stan), Some(None)),
                     "in-flight {stan} forgotten"
@@ -218,7 +226,7 @@ fn agrees_with_a_model_through_a_long_run() {
             let key = cache
                 .key("pos", &req(&format!("{stan:06}")), PAN)
                 .expect("key");
-            cache.complete(key, Bytes::from(step.to_string()));
+            cache.complete(key, places.remove(&stan), Bytes::from(step.to_string()));
             model.insert(stan, Some(step));
         }
         assert!(
@@ -226,5 +234,31 @@ fn agrees_with_a_model_through_a_long_run() {
             "{} keys held",
             cache.len()
         );
+    }
+}
+
+/// A place goes stale when its in-flight key is moved to the back (it
+/// reached the front of a full ring): completing through it answers the
+/// key where it went, and no other.
+#[test]
+fn a_stale_place_finds_its_key_where_it_went() {
+    let mut cache = Cache::new(Duration::from_secs(3600), 2, 7);
+    let t0 = Instant::now();
+    let keys: Vec<DupKey> = ["000001", "000002", "000003", "000004"]
+        .iter()
+        .map(|stan| cache.key("pos", &req(stan), PAN).expect("key"))
+        .collect();
+    let Seen::New(place) = cache.check(keys[0], t0, || 0) else {
+        panic!("new")
+    };
+    assert!(matches!(cache.check(keys[1], t0, || 0), Seen::New(_)));
+    cache.complete(keys[1], None, Bytes::from_static(b"second"));
+    assert!(matches!(cache.check(keys[2], t0, || 0), Seen::New(_)));
+    // Over the limit: the first key, in flight, goes to the back.
+    assert!(matches!(cache.check(keys[3], t0, || 0), Seen::New(_)));
+    cache.complete(keys[0], Some(place), Bytes::from_static(b"first"));
+    assert!(matches!(cache.check(keys[0], t0, || 0), Seen::Answered(r) if &r[..] == b"first"));
+    for &open in &keys[2..] {
+        assert!(matches!(cache.check(open, t0, || 0), Seen::InFlight));
     }
 }
