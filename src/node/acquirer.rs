@@ -7,9 +7,8 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use tokio::sync::Semaphore;
-
 use super::event_loop::{Event, NodeHandle};
+use super::in_flight::InFlight;
 use super::inbound::{Inbound, inbound};
 use crate::link::listener::Accepted;
 use crate::message::Spec;
@@ -27,7 +26,7 @@ pub struct AcquirerPort {
 
 pub async fn serve_acquirer(port: Arc<AcquirerPort>, mut conn: Accepted) {
     let id = ConnId(port.next_conn.fetch_add(1, Ordering::Relaxed));
-    let limit = Arc::new(Semaphore::new(port.in_flight_max as usize));
+    let limit = InFlight::new(port.in_flight_max);
     // Set once the acquirer has closed its side: a response written after
     // that is accepted by the kernel but never read, so it counts as not
     // delivered (an approval is then reversed).
@@ -45,9 +44,7 @@ pub async fn serve_acquirer(port: Arc<AcquirerPort>, mut conn: Accepted) {
             peer_gone.store(true, Ordering::Relaxed);
             break;
         };
-        let Ok(permit) = limit.clone().acquire_owned().await else {
-            break;
-        };
+        let permit = limit.take().await;
         // A frame nothing can answer ends the reading; the requests in
         // flight are still answered below, then the connection closes.
         let message = match inbound(&port.spec, &frame, &conn.sender, &port.name).await {
@@ -68,6 +65,6 @@ pub async fn serve_acquirer(port: Arc<AcquirerPort>, mut conn: Accepted) {
     }
     // Requests in flight hold permits: wait for them (bounded by their
     // time-outs).
-    let _ = limit.acquire_many(port.in_flight_max).await;
+    limit.all_back().await;
     let _ = port.node.events.send(Event::Closed { conn: id }).await;
 }

@@ -11,8 +11,9 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 
+use super::in_flight::Permit;
 use super::metrics::NodeMetrics;
 use super::timers::Timers;
 use crate::journal::Journal;
@@ -43,7 +44,7 @@ pub enum Event {
         conn: ConnId,
         acquirer: usize,
         tpdu: Option<Tpdu>,
-        permit: OwnedSemaphorePermit,
+        permit: Permit,
         /// Boxed: every event is as large as its largest kind.
         message: Box<Message>,
     },
@@ -104,13 +105,13 @@ pub(super) struct Conn {
 pub(super) struct Confirm {
     pub end: u64,
     pub txn: crate::switch::core::TxnId,
-    pub permit: OwnedSemaphorePermit,
+    pub permit: Permit,
 }
 
 /// A request the core holds: what its reply needs.
 pub(super) struct Held {
     pub tpdu: Option<Tpdu>,
-    pub permit: OwnedSemaphorePermit,
+    pub permit: Permit,
 }
 
 /// The loop's state.

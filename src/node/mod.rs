@@ -9,6 +9,7 @@ mod confirm;
 pub mod core_config;
 mod event_loop;
 pub mod hsm;
+mod in_flight;
 mod inbound;
 mod link_settings;
 mod metrics;
