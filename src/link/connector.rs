@@ -399,16 +399,8 @@ impl IssuerLink {
         slot.set(Some(mux.clone()));
         let read = async {
             loop {
-                if shutdown.is_cancelled() {
+                let Some(frame) = reader.next_until(shutdown).await else {
                     break;
-                }
-                // A buffered frame needs no wait for the shutdown armed.
-                let frame = match reader.next_buffered() {
-                    Ok(None) => tokio::select! {
-                        _ = shutdown.cancelled() => break,
-                        r = reader.next() => r,
-                    },
-                    buffered => buffered,
                 };
                 let frame = match frame {
                     Ok(Some(f)) => f,

@@ -48,20 +48,7 @@ impl Accepted {
     /// The next frame, or `None` when the connection should end: closed by
     /// the peer, unreadable (logged and counted), or the listener shutting down.
     pub async fn next_frame(&mut self, link: &str) -> Option<Frame> {
-        if self.shutdown.is_cancelled() {
-            return None;
-        }
-        // A frame already buffered is taken without arming a wait for the
-        // shutdown (a waiter registered and dropped a frame: ~400
-        // instructions a request through the switch, callgrind).
-        let frame = match self.reader.next_buffered() {
-            Ok(None) => tokio::select! {
-                _ = self.shutdown.cancelled() => return None,
-                f = self.reader.next() => f,
-            },
-            buffered => buffered,
-        };
-        match frame {
+        match self.reader.next_until(&self.shutdown).await? {
             Ok(frame) => frame,
             Err(e) => {
                 if let Some(suppressed) = self.log_admit() {
