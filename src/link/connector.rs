@@ -58,8 +58,8 @@ pub type Inbound = Arc<dyn Fn(LinkEvent) + Send + Sync>;
 #[derive(Debug)]
 pub enum LinkEvent {
     /// A message no request of the link's own waits for (an answer to a
-    /// message sent with `IssuerLink::send`).
-    Message(Message),
+    /// message sent with `IssuerLink::send`), boxed as the core takes it.
+    Message(Box<Message>),
     /// A connection closed with these messages sent by `send` unanswered
     /// (by STAN): whether the issuer acted on them is unknown.
     Lost(Vec<u32>),
@@ -436,7 +436,7 @@ impl IssuerLink {
                             self.round_trip.record(took.as_secs_f64());
                         }
                         if let Some(inbound) = &settings.inbound {
-                            inbound(LinkEvent::Message(m));
+                            inbound(LinkEvent::Message(Box::new(m)));
                         }
                     }
                     Delivery::Unmatched(m) => {

@@ -52,6 +52,19 @@ impl Bitmap {
         }
     }
 
+    /// Number of set fields below `field` (1..=192): where `field` is, or
+    /// would go, in a list of the set fields in ascending order. A few
+    /// instructions where a binary search of that list costs dozens.
+    #[inline]
+    pub fn rank(&self, field: u16) -> usize {
+        let i = usize::from(field.clamp(1, 192) - 1);
+        let (w, b) = (i / 64, i % 64);
+        // The fields below `field` in its word are its top `b` bits.
+        let lower = self.0[w] & !(u64::MAX.checked_shr(b as u32).unwrap_or(0));
+        let before: u32 = self.0[..w].iter().map(|x| x.count_ones()).sum();
+        (before + lower.count_ones()) as usize
+    }
+
     /// Number of set fields.
     pub fn count(&self) -> usize {
         self.0.iter().map(|w| w.count_ones() as usize).sum()
@@ -101,5 +114,20 @@ mod tests {
         b.clear(64);
         assert!(!b.get(64));
         assert!(b.get(65));
+    }
+
+    /// A field's rank is the count of set fields below it, for any set.
+    #[test]
+    fn rank_counts_the_fields_below() {
+        use proptest::prelude::*;
+        let sets = proptest::collection::btree_set(1u16..=192, 0..60);
+        proptest!(|(fields in sets, probe in 1u16..=192)| {
+            let mut b = Bitmap::default();
+            for &f in &fields {
+                b.set(f);
+            }
+            prop_assert_eq!(b.rank(probe), fields.range(..probe).count());
+            prop_assert_eq!(b.rank(192) + usize::from(b.get(192)), fields.len());
+        });
     }
 }

@@ -48,7 +48,7 @@ pub async fn serve_acquirer(port: Arc<AcquirerPort>, mut conn: Accepted) {
         // A frame nothing can answer ends the reading; the requests in
         // flight are still answered below, then the connection closes.
         let message = match inbound(&port.spec, &frame, &conn.sender, &port.name).await {
-            Inbound::Request(m) => Box::new(m),
+            Inbound::Request(m) => m,
             Inbound::Rejected => continue,
             Inbound::Close(_) => break,
         };

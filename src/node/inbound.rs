@@ -42,7 +42,7 @@ fn count_decode_error(link: &str, e: &crate::message::MessageError) {
 #[derive(Debug)]
 pub enum Inbound {
     /// A message of a known MTI that is not itself an answer: the core's.
-    Request(Message),
+    Request(Box<Message>),
     /// A malformed request, answered with a format error (DE39 = 30).
     Rejected,
     /// Nothing can answer it: an MTI that cannot be read or has reserved
@@ -65,7 +65,7 @@ pub async fn inbound(spec: &Spec, frame: &Frame, sender: &FrameSender, link: &st
             warn!(mti = %m.mti(), "an acquirer sent an answer: nothing answers it");
             Inbound::Close("answer_from_acquirer")
         }
-        Ok(m) => Inbound::Request(m),
+        Ok(m) => Inbound::Request(Box::new(m)),
         Err(e) => {
             warn!(error = %e, "undecodable request");
             count_decode_error(link, &e);

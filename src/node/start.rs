@@ -182,7 +182,7 @@ pub async fn start_with_rules(
             let input = match event {
                 LinkEvent::Message(message) => Input::FromIssuer {
                     issuer: index,
-                    message: Box::new(message),
+                    message,
                 },
                 LinkEvent::Lost(stans) => Input::Lost {
                     issuer: index,

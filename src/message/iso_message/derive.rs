@@ -7,6 +7,10 @@ use bytes::Bytes;
 
 use super::*;
 
+/// Values up to this long are copied by [`Message::overlay`] (into the
+/// message itself, while there is room) rather than shared.
+const COPIED_BYTES_MAX: usize = 12;
+
 /// What [`Message::derive`] does with a field of the message it copies.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Carry {
@@ -31,7 +35,7 @@ impl Message {
     }
 
     /// A slot's value as owned `Bytes` (see [`Message::value_bytes`]).
-    fn slot_bytes(&self, slot: &Slot) -> Bytes {
+    pub(super) fn slot_bytes(&self, slot: &Slot) -> Bytes {
         match slot.source {
             Source::Frame => shared_span(&self.frame, slot),
             Source::Owned => self
@@ -39,7 +43,7 @@ impl Message {
                 .get(slot.start as usize)
                 .cloned()
                 .unwrap_or_default(),
-            Source::Decoded => Bytes::copy_from_slice(self.slice(slot)),
+            Source::Decoded | Source::Inline => Bytes::copy_from_slice(self.slice(slot)),
         }
     }
 
@@ -78,7 +82,7 @@ impl Message {
                     );
                 }
                 Source::Decoded => uses_decoded = true,
-                Source::Frame => {}
+                Source::Frame | Source::Inline => {}
             }
             present.set(kept.number);
             slots.push(kept);
@@ -95,6 +99,7 @@ impl Message {
             },
             decoded_shared: OnceLock::new(),
             owned,
+            inline: self.inline,
             shared: OnceLock::new(),
             checked_by: to_spec,
             pristine: false,
@@ -137,6 +142,7 @@ impl Message {
             },
             decoded_shared: OnceLock::new(),
             owned: self.owned.clone(),
+            inline: self.inline,
             shared: OnceLock::new(),
             checked_by: to_spec,
             pristine: false,
@@ -144,57 +150,58 @@ impl Message {
         })
     }
 
-    /// Sets each of `fields` (ascending) to `other`'s value of it (shared,
-    /// not copied), or removes it where `other` has none, in one walk of
-    /// both field lists. A value equal to `other`'s stays where it is (an
+    /// [`Message::derive_all`] of a message no longer needed as it is:
+    /// the same message, retyped for spec `to_spec`, with nothing copied.
+    pub fn rederived(mut self, mti: Mti, from_spec: u64, to_spec: u64) -> Message {
+        let was_checked = from_spec != 0 && from_spec == self.checked_by;
+        if !was_checked {
+            for s in &mut self.slots {
+                s.checked = false;
+            }
+        }
+        self.mti = mti;
+        self.checked_by = to_spec;
+        self.pristine = false;
+        self
+    }
+
+    /// Sets each of `fields` to `other`'s value of it (a short one copied,
+    /// a longer one shared), or removes it where `other` has none; each
+    /// found by its presence bit's rank, without a search. A value equal to `other`'s stays where it is (an
     /// issuer echoes most restored fields: in the frame, it is part of a
     /// run its builder copies whole); a value set keeps its check when the
     /// same spec checked both messages.
     pub fn overlay(&mut self, other: &Message, fields: &[u16]) {
-        debug_assert!(fields.windows(2).all(|w| w[0] < w[1]), "fields ascending");
         let keep_checks = other.checked_by != 0 && other.checked_by == self.checked_by;
-        let (mut i, mut j) = (0, 0);
         for &n in fields {
-            while self.slots.get(i).is_some_and(|s| s.number < n) {
-                i += 1;
-            }
-            while other.slots.get(j).is_some_and(|s| s.number < n) {
-                j += 1;
-            }
-            let mine = self.slots.get(i).filter(|s| s.number == n);
-            let theirs = other.slots.get(j).filter(|s| s.number == n);
-            match (mine, theirs) {
-                (Some(m), Some(t)) if self.slice(m) == other.slice(t) => {}
+            let theirs = other.position(n).and_then(|j| other.slots.get(j));
+            match (self.value(n), theirs) {
+                (Some(mine), Some(t)) if mine == other.slice(t) => {}
                 (_, Some(t)) => {
-                    let value = other.slot_bytes(t);
-                    self.put(n, value, keep_checks && t.checked);
+                    let checked = keep_checks && t.checked;
+                    let value = other.slice(t);
+                    if value.len() <= COPIED_BYTES_MAX {
+                        self.put_copy(n, value, checked);
+                    } else {
+                        self.put(n, other.slot_bytes(t), checked);
+                    }
                 }
                 (Some(_), None) => {
-                    self.remove(n);
+                    self.unset(n);
                 }
                 (None, None) => {}
             }
         }
     }
 
-    /// Whether each of `fields` (ascending) present in both messages has
-    /// the same value in both, in one walk of both field lists.
+    /// Whether each of `fields` present in both messages has the same
+    /// value in both.
     pub fn agrees_on(&self, other: &Message, fields: &[u16]) -> bool {
-        debug_assert!(fields.windows(2).all(|w| w[0] < w[1]), "fields ascending");
-        let (mut i, mut j) = (0, 0);
-        fields.iter().all(|&n| {
-            while self.slots.get(i).is_some_and(|s| s.number < n) {
-                i += 1;
-            }
-            while other.slots.get(j).is_some_and(|s| s.number < n) {
-                j += 1;
-            }
-            let mine = self.slots.get(i).filter(|s| s.number == n);
-            let theirs = other.slots.get(j).filter(|s| s.number == n);
-            match (mine, theirs) {
-                (Some(m), Some(t)) => self.slice(m) == other.slice(t),
+        fields
+            .iter()
+            .all(|&n| match (self.value(n), other.value(n)) {
+                (Some(mine), Some(theirs)) => mine == theirs,
                 _ => true,
-            }
-        })
+            })
     }
 }

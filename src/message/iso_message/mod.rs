@@ -30,6 +30,9 @@ pub(crate) enum Source {
     Decoded,
     /// In `Message::owned`, at index `start` (a value given to `set`).
     Owned,
+    /// In `Message::inline`, at `start..start + len` (a short value set:
+    /// a STAN, an institution code), kept in the message itself.
+    Inline,
 }
 
 /// One present field: where its value is. Small and `Copy`, so that a
@@ -101,6 +104,8 @@ pub struct Message {
     decoded_shared: OnceLock<Bytes>,
     /// Values given to `set`; slots of source `Owned` index it.
     owned: Vec<Bytes>,
+    /// Short values set (`Source::Inline`): without an allocation each.
+    inline: Inline,
     /// Parsed values shared as `Bytes` by `get`, by slot index: made on
     /// first use, dropped when the slots change.
     shared: OnceLock<Box<[OnceLock<Bytes>]>>,
@@ -123,6 +128,43 @@ pub(crate) struct ParsedParts {
     pub frame: Bytes,
     pub decoded: Vec<u8>,
     pub spec_id: u64,
+}
+
+/// Bytes of short values a message keeps in itself: a forwarded request's
+/// STAN (6) and acquiring institution (up to 11), a reply's STAN restored.
+const INLINE_BYTES: usize = 30;
+
+/// The short values set on a message, one after another. A value removed
+/// or replaced leaves its bytes unused: the area only fills, and values
+/// that no longer fit are kept in `Message::owned`.
+#[derive(Clone, Copy)]
+struct Inline {
+    bytes: [u8; INLINE_BYTES],
+    len: u8,
+}
+
+impl Inline {
+    const EMPTY: Inline = Inline {
+        bytes: [0; INLINE_BYTES],
+        len: 0,
+    };
+
+    /// Appends `value`, returning where it starts, if there is room.
+    fn push(&mut self, value: &[u8]) -> Option<usize> {
+        let start = usize::from(self.len);
+        let end = start + value.len();
+        self.bytes.get_mut(start..end)?.copy_from_slice(value);
+        // `end` is at most INLINE_BYTES.
+        self.len = end as u8;
+        Some(start)
+    }
+
+    fn get(&self, slot: &Slot) -> &[u8] {
+        let start = slot.start as usize;
+        self.bytes
+            .get(start..start + slot.len as usize)
+            .unwrap_or(&[])
+    }
 }
 
 /// Fields a message usually has: room reserved up front.
@@ -150,6 +192,7 @@ impl Message {
             decoded: Vec::new(),
             decoded_shared: OnceLock::new(),
             owned: Vec::new(),
+            inline: Inline::EMPTY,
             shared: OnceLock::new(),
             checked_by: 0,
             pristine: false,
@@ -169,6 +212,7 @@ impl Message {
             decoded: parts.decoded,
             decoded_shared: OnceLock::new(),
             owned: Vec::new(),
+            inline: Inline::EMPTY,
             shared: OnceLock::new(),
             checked_by: parts.spec_id,
             pristine: true,
@@ -183,6 +227,7 @@ impl Message {
             Source::Frame => &self.frame,
             Source::Decoded => &self.decoded,
             Source::Owned => return self.owned.get(slot.start as usize).map_or(&[], |b| b),
+            Source::Inline => return self.inline.get(slot),
         };
         let start = slot.start as usize;
         // The parser made the span inside its buffer; never panic regardless.
@@ -195,20 +240,24 @@ impl Message {
         let Some(slot) = self.slots.get(i) else {
             return &EMPTY;
         };
-        let buffer = match slot.source {
-            Source::Frame => &self.frame,
-            Source::Decoded => self
-                .decoded_shared
-                .get_or_init(|| Bytes::copy_from_slice(&self.decoded)),
-            Source::Owned => return self.owned.get(slot.start as usize).unwrap_or(&EMPTY),
-        };
+        if slot.source == Source::Owned {
+            return self.owned.get(slot.start as usize).unwrap_or(&EMPTY);
+        }
         let table = self
             .shared
             .get_or_init(|| self.slots.iter().map(|_| OnceLock::new()).collect());
         let Some(cell) = table.get(i) else {
             return &EMPTY;
         };
-        cell.get_or_init(|| shared_span(buffer, slot))
+        cell.get_or_init(|| match slot.source {
+            Source::Frame => shared_span(&self.frame, slot),
+            Source::Decoded => shared_span(
+                self.decoded_shared
+                    .get_or_init(|| Bytes::copy_from_slice(&self.decoded)),
+                slot,
+            ),
+            Source::Inline | Source::Owned => Bytes::copy_from_slice(self.slice(slot)),
+        })
     }
 
     pub fn mti(&self) -> Mti {
@@ -225,10 +274,19 @@ impl Message {
         (2..=FIELD_NUMBER_MAX).contains(&n) && self.present.get(n)
     }
 
+    /// Where field `n` (in range) is in `slots` (`Ok`), or would go.
+    #[inline]
     fn index(&self, n: u16) -> Result<usize, usize> {
-        self.slots.binary_search_by_key(&n, |s| s.number)
+        let i = self.present.rank(n);
+        if self.present.get(n) && self.slots.get(i).is_some_and(|s| s.number == n) {
+            Ok(i)
+        } else {
+            debug_assert!(!self.present.get(n), "slots and presence agree");
+            Err(i)
+        }
     }
 
+    #[inline]
     fn position(&self, n: u16) -> Option<usize> {
         if !self.has(n) {
             return None;
@@ -275,6 +333,26 @@ impl Message {
     /// Sets field `n` (in range) to `value`, which passed the checks of
     /// spec `checked_by` when `checked`.
     fn put(&mut self, n: u16, value: Bytes, checked: bool) {
+        self.place(n, checked, |m| m.own(n, value));
+    }
+
+    /// Sets field `n` (in range) to a copy of `value`: kept in the message
+    /// itself when it is short, without an allocation.
+    fn put_copy(&mut self, n: u16, value: &[u8], checked: bool) {
+        match self.inline.push(value) {
+            Some(start) => self.place(n, checked, |_| Slot {
+                number: n,
+                checked: false,
+                source: Source::Inline,
+                start: start as u32,
+                len: value.len() as u32,
+            }),
+            None => self.put(n, Bytes::copy_from_slice(value), checked),
+        }
+    }
+
+    /// Puts the slot `make` keeps its value in at field `n`'s place.
+    fn place(&mut self, n: u16, checked: bool, make: impl FnOnce(&mut Message) -> Slot) {
         self.shared.take();
         self.pristine = false;
         // Fields are mostly set in ascending order: append without a search.
@@ -283,25 +361,18 @@ impl Message {
         } else {
             self.index(n)
         };
+        let slot = Slot {
+            checked,
+            ..make(self)
+        };
         match at {
-            Ok(i) if self.slots[i].source == Source::Owned => {
-                let slot = &mut self.slots[i];
-                slot.checked = checked;
-                if let Some(old) = self.owned.get_mut(slot.start as usize) {
-                    *old = value;
-                }
-            }
             Ok(i) => {
-                self.slots[i] = Slot {
-                    checked,
-                    ..self.own(n, value)
+                let old = std::mem::replace(&mut self.slots[i], slot);
+                if old.source == Source::Owned {
+                    self.forget_owned(old.start);
                 }
             }
             Err(i) => {
-                let slot = Slot {
-                    checked,
-                    ..self.own(n, value)
-                };
                 self.slots.insert(i, slot);
                 self.present.set(n);
             }
@@ -325,9 +396,41 @@ impl Message {
         }
     }
 
+    /// Drops the owned value at `freed`, which no slot points to now.
+    /// `owned` stays as long as the owned slots: its last value moves into
+    /// the freed place and the slot that had it is repointed.
+    fn forget_owned(&mut self, freed: u32) {
+        let Some(last) = self.owned.len().checked_sub(1) else {
+            return;
+        };
+        if freed as usize > last {
+            return;
+        }
+        let last = last as u32;
+        if freed < last
+            && let Some(moved) = self
+                .slots
+                .iter_mut()
+                .find(|s| s.source == Source::Owned && s.start == last)
+        {
+            moved.start = freed;
+        }
+        self.owned.swap_remove(freed as usize);
+    }
+
     /// Sets a text field.
     pub fn set_str(&mut self, n: u16, value: &str) -> Result<(), MessageError> {
-        self.set(n, Bytes::copy_from_slice(value.as_bytes()))
+        self.set_copy(n, value.as_bytes())
+    }
+
+    /// Sets field `n` (2..=192) to a copy of `value` (a short one is kept
+    /// in the message itself, without an allocation).
+    pub fn set_copy(&mut self, n: u16, value: &[u8]) -> Result<(), MessageError> {
+        if !(2..=FIELD_NUMBER_MAX).contains(&n) {
+            return Err(MessageError::BadFieldNumber { field: n });
+        }
+        self.put_copy(n, value, false);
+        Ok(())
     }
 
     /// Sets a numeric field to `value`, zero-padded on the left to `width` digits.
@@ -338,8 +441,13 @@ impl Message {
         let all = super::codec::decimal_digits::<20>(value);
         let first = all.iter().position(|&d| d != b'0').unwrap_or(all.len() - 1);
         let significant = &all[first..];
-        let mut text = Vec::with_capacity(width.max(significant.len()));
-        text.resize(width.saturating_sub(significant.len()), b'0');
+        if width <= all.len() {
+            // The digits, zero-padded on the left, are a tail of `all`.
+            let start = all.len() - width.max(significant.len());
+            return self.set_copy(n, &all[start..]);
+        }
+        let mut text = Vec::with_capacity(width);
+        text.resize(width - significant.len(), b'0');
         text.extend_from_slice(significant);
         self.set(n, Bytes::from(text))
     }
@@ -347,30 +455,29 @@ impl Message {
     /// Removes field `n`, returning its value.
     pub fn remove(&mut self, n: u16) -> Option<Bytes> {
         let i = self.position(n)?;
-        let value = self.value_bytes(n)?;
+        let value = self.slot_bytes(&self.slots[i]);
+        self.remove_at(i);
+        Some(value)
+    }
+
+    /// Removes field `n`, if present (without making its value, as
+    /// [`Message::remove`] does); whether it was.
+    pub fn unset(&mut self, n: u16) -> bool {
+        let Some(i) = self.position(n) else {
+            return false;
+        };
+        self.remove_at(i);
+        true
+    }
+
+    fn remove_at(&mut self, i: usize) {
         self.shared.take();
         self.pristine = false;
-        self.present.clear(n);
         let slot = self.slots.remove(i);
-        if slot.source == Source::Owned
-            && let Some(last) = self.owned.len().checked_sub(1)
-            && (slot.start as usize) <= last
-        {
-            // Keep `owned` as long as the owned slots: move its last value
-            // into the freed place and repoint the slot that had it.
-            let freed = slot.start;
-            let last = last as u32;
-            if freed < last
-                && let Some(moved) = self
-                    .slots
-                    .iter_mut()
-                    .find(|s| s.source == Source::Owned && s.start == last)
-            {
-                moved.start = freed;
-            }
-            self.owned.swap_remove(freed as usize);
+        self.present.clear(slot.number);
+        if slot.source == Source::Owned {
+            self.forget_owned(slot.start);
         }
-        Some(value)
     }
 
     /// Present fields in ascending order, each shared as `Bytes` (see
@@ -417,7 +524,7 @@ impl Message {
     pub(crate) fn slot_len(&self, slot: &Slot) -> usize {
         match slot.source {
             Source::Owned => self.slice(slot).len(),
-            Source::Frame | Source::Decoded => slot.len as usize,
+            Source::Frame | Source::Decoded | Source::Inline => slot.len as usize,
         }
     }
 

@@ -35,8 +35,9 @@ fn set_num_writes_zero_padded_digits() {
     });
 }
 
-/// Any sequence of sets and removes, on an empty or a parsed message,
-/// reads back like a map of the same operations.
+/// Any sequence of sets (shared, or copied into the message's own short
+/// values until they fill) and removes, on an empty or a parsed message,
+/// reads back like a map of the same operations, and so does a copy.
 #[test]
 fn sets_and_removes_behave_like_a_map() {
     use proptest::prelude::*;
@@ -44,7 +45,7 @@ fn sets_and_removes_behave_like_a_map() {
     let spec = crate::message::Spec::resolve("iso87-ascii").expect("spec");
     let golden = include_str!("../../../fixtures/golden/iso87-ascii/0100-auth-request.hex");
     let wire = Bytes::from(hex::decode(golden.trim()).expect("hex"));
-    let ops = proptest::collection::vec((any::<bool>(), 2u16..12, any::<u8>()), 0..40);
+    let ops = proptest::collection::vec((0u8..3, 2u16..12, any::<u8>()), 0..40);
     proptest!(|(start_parsed in any::<bool>(), ops in ops)| {
         let mut msg = if start_parsed {
             spec.parse(&wire).expect("golden parses")
@@ -53,12 +54,18 @@ fn sets_and_removes_behave_like_a_map() {
         };
         let mut model: BTreeMap<u16, Vec<u8>> =
             msg.values().map(|(n, v)| (n, v.to_vec())).collect();
-        for (is_set, n, byte) in ops {
-            if is_set {
-                msg.set(n, vec![byte; usize::from(byte % 5)]).expect("set");
-                model.insert(n, vec![byte; usize::from(byte % 5)]);
-            } else {
-                prop_assert_eq!(msg.remove(n).map(|b| b.to_vec()), model.remove(&n));
+        for (kind, n, byte) in ops {
+            match kind {
+                0 => {
+                    msg.set(n, vec![byte; usize::from(byte % 5)]).expect("set");
+                    model.insert(n, vec![byte; usize::from(byte % 5)]);
+                }
+                1 => {
+                    // Up to 19 bytes: the short values' room fills after a few.
+                    msg.set_copy(n, &vec![byte; usize::from(byte % 20)]).expect("set");
+                    model.insert(n, vec![byte; usize::from(byte % 20)]);
+                }
+                _ => prop_assert_eq!(msg.remove(n).map(|b| b.to_vec()), model.remove(&n)),
             }
             // `get` and `value` agree, after `get` made its shared table.
             for (&k, v) in &model {
@@ -68,8 +75,12 @@ fn sets_and_removes_behave_like_a_map() {
         }
         let fields: Vec<(u16, Vec<u8>)> = msg.fields().map(|(n, v)| (n, v.to_vec())).collect();
         let expected: Vec<(u16, Vec<u8>)> = model.into_iter().collect();
-        prop_assert_eq!(fields, expected);
+        prop_assert_eq!(&fields, &expected);
         prop_assert_eq!(msg.len(), msg.presence().count());
+        let copy = msg.derive(msg.mti(), 0, 0, |_, _, _| Carry::Unchecked);
+        let copied: Vec<(u16, Vec<u8>)> = copy.values().map(|(n, v)| (n, v.to_vec())).collect();
+        prop_assert_eq!(copied, expected);
+        prop_assert!(msg.derive_all(msg.mti(), 0, 0, |_| true) == Some(copy));
     });
 }
 

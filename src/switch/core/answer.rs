@@ -10,7 +10,7 @@ use crate::message::Message;
 use crate::message::mti::MessageClass;
 use crate::message::response_codes::Outcome;
 use crate::switch::records;
-use crate::switch::translate::translate;
+use crate::switch::translate::translate_owned;
 
 /// Fields an acquirer gets back exactly as it sent them.
 const RESTORED: &[u16] = &[7, 11, 12, 13, 32, 37, 41, 42];
@@ -78,39 +78,42 @@ impl Core {
         if !has_response_code(&answer) {
             return self.unknown_outcome(now, id, "issuer response without a usable DE39");
         }
-        let Some((response, outcome)) = self.reply_to(now, id, issuer, &answer) else {
-            return;
-        };
         if self.cfg.issuers[issuer].keys.mac.is_some() {
             // Decided, but not yet trusted: held until its MAC verifies.
-            self.txns.get_mut(&id).expect("looked up above").reply = Some((response, outcome));
+            let Some(decided) = self.reply_to(now, id, issuer, answer.clone()) else {
+                return;
+            };
+            self.txns.get_mut(&id).expect("looked up above").reply = Some(decided);
             return self.check_answer_mac(now, id, issuer, &answer);
         }
-        self.decide(now, id, response, outcome);
+        if let Some((response, outcome)) = self.reply_to(now, id, issuer, answer) {
+            self.decide(now, id, response, outcome);
+        }
     }
 
-    /// The reply that the issuer's answer to transaction `id` makes, and
-    /// its journal outcome.
+    /// The reply that the issuer's answer to transaction `id` makes (the
+    /// answer itself, translated in place where it can be), and its
+    /// journal outcome.
     fn reply_to(
         &self,
         now: Time,
         id: TxnId,
         issuer: usize,
-        answer: &Message,
+        answer: Message,
     ) -> Option<(Message, TxnOutcome)> {
         let txn = self.txns.get(&id)?;
         let acq = &self.cfg.acquirers[txn.from.acquirer];
         let target = &self.cfg.issuers[issuer];
-        let mut response = translate(&target.spec, &acq.spec, answer, now.wall).message;
+        let mut response = translate_owned(&target.spec, &acq.spec, answer, now.wall).message;
         if let Some(mti) = txn.request.mti().response() {
             response.set_mti(mti);
         }
         response.overlay(&txn.request, RESTORED);
         if !txn.request.has(33) {
-            response.remove(33);
+            response.unset(33);
         }
-        let outcome = match response.get_str(39) {
-            Some("00" | "000" | "001") => TxnOutcome::Approved,
+        let outcome = match response.value(39) {
+            Some(b"00" | b"000" | b"001") => TxnOutcome::Approved,
             _ => TxnOutcome::Declined,
         };
         Some((response, outcome))
@@ -351,7 +354,7 @@ impl Core {
             .reply
             .as_ref()
             .is_some_and(|(_, o)| *o == TxnOutcome::StandIn);
-        match txn.advice.clone() {
+        match txn.advice.as_deref().cloned() {
             Some((issuer, advice)) if stood_in => {
                 self.queue_reversal_of(now, issuer, &advice, Some(id.0), None);
             }

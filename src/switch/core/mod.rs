@@ -177,7 +177,8 @@ enum State {
 /// An open transaction.
 struct Txn {
     from: Origin,
-    request: Message,
+    /// The request as received, in the box it came in (moved, not copied).
+    request: Box<Message>,
     state: State,
     /// Where it goes, once routed.
     route: Option<Route>,
@@ -188,7 +189,8 @@ struct Txn {
     place: Place,
     /// Its stand-in advice as queued (issuer, message), to reverse it if
     /// the stand-in approval does not reach the acquirer.
-    advice: Option<(usize, Message)>,
+    /// Boxed: rare, and a transaction is made for every request.
+    advice: Option<Box<(usize, Message)>>,
     /// What its forwarding still waits for (its acceptance on disk, the
     /// HSM's checks): forwarded when none is left.
     holds: u8,
@@ -363,7 +365,7 @@ impl Core {
     /// Takes in one input at `now`.
     pub fn handle(&mut self, now: Time, input: Input) {
         match input {
-            Input::Request { from, message } => self.request(now, from, *message),
+            Input::Request { from, message } => self.request(now, from, message),
             Input::FromIssuer { issuer, message } => self.issuer_message(now, issuer, *message),
             Input::IssuerUp { issuer, up } => self.issuer_up(now, issuer, up),
             Input::Lost { issuer, stans } => {

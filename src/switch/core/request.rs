@@ -33,7 +33,7 @@ pub(super) fn reject(request: &Message, outcome: Outcome) -> Message {
 }
 
 impl Core {
-    pub(super) fn request(&mut self, now: Time, from: Origin, msg: Message) {
+    pub(super) fn request(&mut self, now: Time, from: Origin, msg: Box<Message>) {
         let mti = msg.mti();
         let open = self.txns.len() < self.cfg.transactions_max;
         match (mti.class(), mti.function()) {
@@ -49,10 +49,10 @@ impl Core {
                 self.deduplicated(now, from, msg);
             }
             (MessageClass::Reconciliation, Function::Request | Function::Advice) => {
-                let token = self.token(Wait::BatchClose(from, Box::new(msg.clone())));
+                let token = self.token(Wait::BatchClose(from, msg.clone()));
                 self.push(Action::Ask {
                     token,
-                    question: super::Question::BatchClose(Box::new(msg)),
+                    question: super::Question::BatchClose(msg),
                 });
             }
             // The node closes a connection that sends answers before they
@@ -98,7 +98,7 @@ impl Core {
 
     /// A request that is a copy of one seen (same key and content) gets
     /// its reply, at once or when it is decided; any other is accepted.
-    fn deduplicated(&mut self, now: Time, from: Origin, request: Message) {
+    fn deduplicated(&mut self, now: Time, from: Origin, request: Box<Message>) {
         let name = &self.cfg.acquirers[from.acquirer].name;
         let pan = pan_of(&request);
         let Some(key) = self.duplicates.key(name, &request, pan) else {
@@ -120,7 +120,14 @@ impl Core {
     /// Opens a transaction: routed and translated, a request is forwarded
     /// once its acceptance is durable, an advice acknowledged once it is
     /// queued; refused, it is answered at once.
-    fn accept(&mut self, now: Time, from: Origin, request: Message, key: DupKey, place: Place) {
+    fn accept(
+        &mut self,
+        now: Time,
+        from: Origin,
+        request: Box<Message>,
+        key: DupKey,
+        place: Place,
+    ) {
         let id = TxnId(self.next_txn);
         self.next_txn += 1;
         let advice = request.mti().function() == Function::Advice;
@@ -232,7 +239,7 @@ impl Core {
         };
         let target = &self.cfg.issuers[issuer];
         let mut message = translate(&acq.spec, &target.spec, request, now.wall).message;
-        let _ = message.set(33, self.cfg.institution_id.clone());
+        let _ = message.set_copy(33, &self.cfg.institution_id);
         let stan = self.next_stan(issuer);
         let _ = message.set_num(11, u64::from(stan), 6);
         Ok(Route {

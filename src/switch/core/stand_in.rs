@@ -100,11 +100,11 @@ impl Core {
         let acq = &self.cfg.acquirers[txn.from.acquirer];
         let target = &self.cfg.issuers[issuer];
         let mut out = translate(&acq.spec, &target.spec, &advice, now.wall).message;
-        let _ = out.set(33, self.cfg.institution_id.clone());
+        let _ = out.set_copy(33, &self.cfg.institution_id);
         let stan = self.next_stan(issuer);
         let _ = out.set_num(11, u64::from(stan), 6);
         if let Some(t) = self.txns.get_mut(&id) {
-            t.advice = Some((issuer, out.clone()));
+            t.advice = Some(Box::new((issuer, out.clone())));
         }
         self.queue(now, SafKind::StandInAdvice, issuer, out, Some(id.0), None);
     }
