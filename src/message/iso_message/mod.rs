@@ -315,10 +315,14 @@ impl Message {
     /// The value of a numeric field as an integer.
     pub fn get_u64(&self, n: u16) -> Option<u64> {
         let v = self.value(n)?;
-        if v.is_empty() || v.len() > 19 || !v.iter().all(u8::is_ascii_digit) {
+        if v.is_empty() || v.len() > 19 {
             return None;
         }
-        Some(v.iter().fold(0u64, |acc, d| acc * 10 + u64::from(d - b'0')))
+        // One pass: each byte checked as it is added (a STAN a request).
+        v.iter().try_fold(0u64, |acc, &d| {
+            let digit = d.wrapping_sub(b'0');
+            (digit <= 9).then(|| acc * 10 + u64::from(digit))
+        })
     }
 
     /// Sets field `n` (2..=192) to a logical value; the spec checks it on build.

@@ -200,3 +200,17 @@ fn debug_does_not_show_values() {
     assert!(!shown.contains("4111111111111111"), "{shown}");
     assert!(shown.contains("0100"));
 }
+
+/// A numeric field reads as the integer its digits spell; anything else
+/// (a sign, a space, no digits, more than 19) reads as none.
+#[test]
+fn get_u64_reads_digits_only() {
+    use proptest::prelude::*;
+    proptest!(|(text in "[0-9 +a]{0,21}")| {
+        let mut m = Message::new("0100".parse().expect("mti"));
+        m.set_str(4, &text).expect("set");
+        let digits = !text.is_empty() && text.len() <= 19 && text.bytes().all(|b| b.is_ascii_digit());
+        let expected = digits.then(|| text.parse::<u64>().expect("digits"));
+        prop_assert_eq!(m.get_u64(4), expected);
+    });
+}
