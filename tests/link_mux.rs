@@ -71,7 +71,7 @@ async fn responses_match_their_requests_and_late_ones_are_unmatched() {
         tokio::spawn(async move {
             while let Ok(Some(frame)) = reader.next().await {
                 let msg = spec.parse(&frame.message).expect("parse response");
-                if let Delivery::Unmatched(_) = mux.deliver(msg) {
+                if let Delivery::Unmatched(_) = mux.deliver(Box::new(msg)) {
                     unmatched.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                 }
             }

@@ -415,7 +415,7 @@ impl IssuerLink {
                 let now = Instant::now();
                 self.touch_at(index, now);
                 let msg = match settings.spec.parse(&frame.message) {
-                    Ok(m) => m,
+                    Ok(m) => Box::new(m),
                     Err(e) => {
                         warn!(error = %e, "undecodable message from issuer");
                         metrics::counter!("cardswitch_link_decode_errors_total", "link" => settings.name.clone(), "kind" => e.kind()).increment(1);
@@ -436,7 +436,7 @@ impl IssuerLink {
                             self.round_trip.record(took.as_secs_f64());
                         }
                         if let Some(inbound) = &settings.inbound {
-                            inbound(LinkEvent::Message(Box::new(m)));
+                            inbound(LinkEvent::Message(m));
                         }
                     }
                     Delivery::Unmatched(m) => {

@@ -56,10 +56,11 @@ impl From<SendError> for MuxError {
 pub enum Delivery {
     /// A waiting request got it.
     Matched,
-    /// A response nobody waits for (late, unknown or a duplicate).
-    Unmatched(Message),
+    /// A response nobody waits for (late, unknown or a duplicate), in the
+    /// box it came in (handed on without a copy).
+    Unmatched(Box<Message>),
     /// Not a response: for the link's request handler.
-    NotAResponse(Message),
+    NotAResponse(Box<Message>),
 }
 
 /// The matcher for one link.
@@ -249,7 +250,7 @@ impl Mux {
     }
 
     /// Hands an incoming message to its waiter, if it is a response.
-    pub fn deliver(&self, msg: Message) -> Delivery {
+    pub fn deliver(&self, msg: Box<Message>) -> Delivery {
         if !msg.mti().is_response() {
             return Delivery::NotAResponse(msg);
         }
@@ -264,10 +265,10 @@ impl Mux {
         };
         let waiter = self.lock().remove(&key);
         match waiter {
-            Some((_, tx)) => match tx.send(msg) {
+            Some((_, tx)) => match tx.send(*msg) {
                 Ok(()) => Delivery::Matched,
                 // The waiter timed out between removal and send.
-                Err(msg) => Delivery::Unmatched(msg),
+                Err(msg) => Delivery::Unmatched(Box::new(msg)),
             },
             None => Delivery::Unmatched(msg),
         }

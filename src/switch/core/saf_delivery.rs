@@ -38,6 +38,11 @@ impl Core {
     /// Sends the entries that are due to issuers that are up, and arms the
     /// timer for the next one.
     pub(super) fn deliver_due(&mut self, now: Time) {
+        // Every queue empty (the usual case, after every input): nothing
+        // to send, nothing to time.
+        if self.saf.iter().all(|q| q.next_due().is_none()) {
+            return;
+        }
         for issuer in 0..self.saf.len() {
             if !self.issuer_up[issuer] || self.saf_sending.len() >= SAF_SENDING_MAX {
                 continue;
