@@ -410,6 +410,18 @@ async fn diagnostics_only_hsm(shutdown: CancellationToken) -> String {
 /// format-error reject (0110) from the acquirer connection's task.
 const UNREADABLE: &[u8] = b"00080100ZZZZ";
 
+/// The length of the reject [`UNREADABLE`] gets (without its length
+/// header).
+fn reject_bytes() -> i64 {
+    let spec = cardswitch::message::Spec::resolve("iso87-ascii").expect("spec");
+    let reject = cardswitch::message::response_codes::format_error_reject(
+        &spec,
+        &bytes::Bytes::from_static(&UNREADABLE[4..]),
+    )
+    .expect("a reject");
+    reject.len() as i64
+}
+
 /// Sends [`UNREADABLE`] and reads what comes back (empty: closed).
 async fn one_exchange(addr: std::net::SocketAddr) -> Vec<u8> {
     let mut conn = tokio::net::TcpStream::connect(addr).await.expect("connect");
@@ -458,14 +470,15 @@ fn start_once(values: &Values) -> Result<(), TestCaseError> {
     drop(runtime);
     let _ = std::fs::remove_dir_all(&dir);
     prop_assert_eq!(panics(), before, "a task panicked");
-    // A frame limit below the request's 8 bytes closes the connection;
-    // otherwise the reject comes back.
+    // A frame limit below the request's 8 bytes, or below its reject's,
+    // closes the connection (the reject could never be sent); otherwise
+    // the reject comes back.
     let frame_max = KEYS
         .iter()
         .zip(values)
         .find(|((p, _, _), _)| *p == Place::AcquirerFraming)
         .and_then(|(_, v)| *v);
-    if frame_max.is_some_and(|m| m < 8) {
+    if frame_max.is_some_and(|m| m < reject_bytes()) {
         prop_assert!(reply.is_empty(), "{:?}", String::from_utf8_lossy(&reply));
     } else {
         prop_assert!(
@@ -515,6 +528,24 @@ proptest! {
     fn accepted_configurations_start_answer_and_stop(values in values(false)) {
         count_panics();
         start_once(&repaired(values))?;
+    }
+}
+
+/// Regression (CI of 9a7622f): a frame limit that admits the request but
+/// not its reject left the sender waiting for an answer forever; the
+/// connection now closes. Just at the reject's length, the reject comes
+/// back.
+#[test]
+fn a_reject_beyond_the_frame_limit_closes_the_connection() {
+    count_panics();
+    let index = KEYS
+        .iter()
+        .position(|(p, _, _)| *p == Place::AcquirerFraming)
+        .expect("key");
+    for limit in [8, reject_bytes() - 1, reject_bytes()] {
+        let mut values: Values = vec![None; KEYS.len()];
+        values[index] = Some(limit);
+        start_once(&values).unwrap_or_else(|e| panic!("frame limit {limit}: {e}"));
     }
 }
 

@@ -130,18 +130,24 @@ pub enum SendError {
 impl FrameSender {
     /// Queues a frame, waiting while the write buffer is full (backpressure).
     pub async fn send(&self, frame: Frame) -> Result<(), SendError> {
+        self.send_at(frame).await.map(|_| ())
+    }
+
+    /// Queues a frame like [`send`](Self::send), returning the stream
+    /// offset it ends at (for [`WrittenWatch::reached`]).
+    pub async fn send_at(&self, frame: Frame) -> Result<u64, SendError> {
         let mut frame = Some(frame);
         loop {
-            if self.try_put(&mut frame)? {
-                return Ok(());
+            if let Some(end) = self.try_put_at(&mut frame)? {
+                return Ok(end);
             }
             // Full: register for the writer's wake-up, then look again so a
             // drain between the two checks is not missed.
             let shared = &self.inner.shared;
             let mut space = pin!(shared.space_ready.notified());
             space.as_mut().enable();
-            if self.try_put(&mut frame)? {
-                return Ok(());
+            if let Some(end) = self.try_put_at(&mut frame)? {
+                return Ok(end);
             }
             space.await;
         }
@@ -151,29 +157,16 @@ impl FrameSender {
     /// been handed to the stream (the kernel), so that a record of "sent"
     /// is true. False when the connection stopped first.
     pub async fn send_written(&self, frame: Frame) -> bool {
-        let mut frame = Some(frame);
-        let end = loop {
-            match self.try_put_at(&mut frame) {
-                Err(_) => return false,
-                Ok(Some(end)) => break end,
-                Ok(None) => {}
-            }
-            let shared = &self.inner.shared;
-            let mut space = pin!(shared.space_ready.notified());
-            space.as_mut().enable();
-            match self.try_put_at(&mut frame) {
-                Err(_) => return false,
-                Ok(Some(end)) => break end,
-                Ok(None) => space.await,
-            }
-        };
-        self.written_watch().reached(end).await
+        match self.send_at(frame).await {
+            Ok(end) => self.written_watch().reached(end).await,
+            Err(_) => false,
+        }
     }
 
     /// Queues a frame if the write buffer has room, without waiting: false
     /// when it is full (the frame is dropped, nothing was sent).
     pub fn try_send(&self, frame: Frame) -> Result<bool, SendError> {
-        self.try_put(&mut Some(frame))
+        self.try_put_at(&mut Some(frame)).map(|end| end.is_some())
     }
 
     /// Queues a frame if the write buffer has room, without waiting: the
@@ -207,12 +200,8 @@ impl FrameSender {
         self.send_written(reply).await
     }
 
-    /// Encodes the frame into the write buffer if there is room.
-    fn try_put(&self, frame: &mut Option<Frame>) -> Result<bool, SendError> {
-        self.try_put_at(frame).map(|end| end.is_some())
-    }
-
-    /// Like `try_put`, returning the stream offset the frame ends at.
+    /// Encodes the frame into the write buffer if there is room: the
+    /// stream offset it ends at, `None` when the buffer is full.
     fn try_put_at(&self, frame: &mut Option<Frame>) -> Result<Option<u64>, SendError> {
         let shared = &self.inner.shared;
         let mut st = shared.lock();
@@ -244,14 +233,16 @@ impl FrameSender {
         Ok(Some(end))
     }
 
-    /// Answers `request` with `message` (TPDU addresses swapped); false
-    /// when the connection is gone.
-    pub async fn reply(&self, request: &Frame, message: bytes::Bytes) -> bool {
+    /// Answers `request` with `message` (TPDU addresses swapped): an
+    /// error when the connection is gone or the answer cannot be framed
+    /// (larger than the link's frame limit; the caller decides what the
+    /// peer, still waiting, is told).
+    pub async fn reply(&self, request: &Frame, message: bytes::Bytes) -> Result<(), SendError> {
         let reply = Frame {
             tpdu: request.tpdu.map(|t| t.reply()),
             message,
         };
-        self.send(reply).await.is_ok()
+        self.send(reply).await
     }
 }
 

@@ -446,7 +446,9 @@ impl IssuerLink {
                     Delivery::NotAResponse(m) => match netmgmt::answer(&m) {
                         Some(resp) => match settings.spec.build(&resp) {
                             Ok(bytes) => {
-                                sender.reply(&frame, bytes).await;
+                                if let Err(e) = sender.reply(&frame, bytes).await {
+                                    warn!(error = %e, "cannot answer network management request");
+                                }
                             }
                             Err(e) => warn!(error = %e, "cannot answer network management request"),
                         },

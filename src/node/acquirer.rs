@@ -31,10 +31,15 @@ pub async fn serve_acquirer(port: Arc<AcquirerPort>, mut conn: Accepted) {
     // that is accepted by the kernel but never read, so it counts as not
     // delivered (an approval is then reversed).
     let peer_gone = Arc::new(AtomicBool::new(false));
+    // Reading also stops when the loop cannot frame a reply (the sender
+    // is told by the close instead of waiting).
+    let stop = conn.shutdown.child_token();
+    conn.shutdown = stop.clone();
     let connected = Event::Connected {
         conn: id,
         sender: conn.sender.clone(),
         peer_gone: peer_gone.clone(),
+        stop,
     };
     if port.node.events.send(connected).await.is_err() {
         return;

@@ -12,6 +12,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::{Duration, Instant, SystemTime};
 
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use super::in_flight::Permit;
 use super::metrics::NodeMetrics;
@@ -54,6 +55,9 @@ pub enum Event {
         sender: FrameSender,
         /// Set when the peer closed its side: replies are then undelivered.
         peer_gone: Arc<AtomicBool>,
+        /// Stops its reading (the connection then closes once its
+        /// requests in flight are answered).
+        stop: CancellationToken,
     },
     /// An acquirer connection's task ended.
     Closed { conn: ConnId },
@@ -89,6 +93,8 @@ impl NodeHandle {
 pub(super) struct Conn {
     pub sender: FrameSender,
     pub peer_gone: Arc<AtomicBool>,
+    /// Stops its reading.
+    pub stop: CancellationToken,
     /// How far its writer has got.
     pub written: WrittenWatch,
     /// Replies queued whose delivery the core waits for, in stream order:
@@ -223,6 +229,7 @@ impl Node {
                 conn,
                 sender,
                 peer_gone,
+                stop,
             } => {
                 let armed = Arc::new(AtomicBool::new(false));
                 sender.on_written(super::confirm::wake_on_write(
@@ -235,6 +242,7 @@ impl Node {
                         written: sender.written_watch(),
                         sender,
                         peer_gone,
+                        stop,
                         confirms: VecDeque::new(),
                         armed,
                     },

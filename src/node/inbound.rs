@@ -4,7 +4,7 @@
 
 use tracing::warn;
 
-use crate::link::connection::FrameSender;
+use crate::link::connection::{FrameSender, SendError};
 use crate::link::framing::Frame;
 use crate::message::response_codes::format_error_reject;
 use crate::message::{Message, Spec};
@@ -25,8 +25,10 @@ pub async fn parse_or_reject(
         Err(e) => {
             warn!(error = %e, "undecodable request");
             count_decode_error(link, &e);
-            if let Some(reject) = format_error_reject(spec, &frame.message) {
-                sender.reply(frame, reject).await;
+            if let Some(reject) = format_error_reject(spec, &frame.message)
+                && let Err(e) = sender.reply(frame, reject).await
+            {
+                warn!(error = %e, "format-error reject not sent");
             }
             None
         }
@@ -48,7 +50,7 @@ pub enum Inbound {
     /// Nothing can answer it: an MTI that cannot be read or has reserved
     /// digits, a response or acknowledgement (the switch sends acquirers
     /// no requests), a malformed message that expects no answer, or a
-    /// reject that cannot be built. The connection stops reading and is
+    /// reject that cannot be built or framed. The connection stops reading and is
     /// closed once the requests in flight on it are answered, so that
     /// the sender sees a close instead of waiting for an answer that
     /// never comes. The reason is a metric label.
@@ -76,10 +78,13 @@ pub async fn inbound(spec: &Spec, frame: &Frame, sender: &FrameSender, link: &st
                 Some(m) if m.is_answer() => Inbound::Close("answer_from_acquirer"),
                 Some(m) if m.response().is_none() => Inbound::Close("malformed_unanswerable"),
                 Some(_) => match format_error_reject(spec, &frame.message) {
-                    Some(reject) => {
-                        sender.reply(frame, reject).await;
-                        Inbound::Rejected
-                    }
+                    Some(reject) => match sender.reply(frame, reject).await {
+                        // Gone: the reader sees the close by itself.
+                        Ok(()) | Err(SendError::Closed) => Inbound::Rejected,
+                        // Larger than the link's frame limit: the sender
+                        // would wait for it forever.
+                        Err(_) => Inbound::Close("reject_too_large"),
+                    },
                     None => Inbound::Close("reject_not_built"),
                 },
             }

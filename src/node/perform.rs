@@ -7,11 +7,12 @@
 use std::sync::atomic::Ordering;
 
 use bytes::Bytes;
+use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
 use super::event_loop::{Confirm, Event, Held, Node};
 use crate::journal::OnDurable;
-use crate::link::connection::FrameSender;
+use crate::link::connection::{FrameSender, SendError};
 use crate::link::framing::Frame;
 use crate::message::Message;
 use crate::message::response_codes::Outcome;
@@ -92,16 +93,18 @@ impl Node {
             }
             (Ok(Some(_)), None) => drop(permit),
             (Ok(None), _) => {
-                let (sender, own) = (conn.sender.clone(), self.handle.own.clone());
+                let (sender, stop) = (conn.sender.clone(), conn.stop.clone());
+                let own = self.handle.own.clone();
                 tokio::spawn(async move {
-                    let delivered = write_waiting(&sender, frame, confirm.is_some()).await;
+                    let delivered = write_waiting(&sender, frame, confirm.is_some(), &stop).await;
                     if let Some(txn) = confirm {
                         let _ = own.send(Event::Input(Input::Written { txn, delivered }));
                     }
                     drop(permit);
                 });
             }
-            (Err(_), _) => {
+            (Err(e), _) => {
+                close_if_unframable(&e, &conn.stop);
                 drop(permit);
                 self.undelivered(confirm);
             }
@@ -174,10 +177,30 @@ async fn batch_close(
 
 /// Writes a reply once the buffer has room; with `confirm`, returns once
 /// the kernel has it.
-async fn write_waiting(sender: &FrameSender, frame: Frame, confirm: bool) -> bool {
-    if confirm {
-        sender.send_written(frame).await
-    } else {
-        sender.send(frame).await.is_ok()
+async fn write_waiting(
+    sender: &FrameSender,
+    frame: Frame,
+    confirm: bool,
+    stop: &CancellationToken,
+) -> bool {
+    match sender.send_at(frame).await {
+        Ok(end) if confirm => sender.written_watch().reached(end).await,
+        Ok(_) => true,
+        Err(e) => {
+            close_if_unframable(&e, stop);
+            false
+        }
+    }
+}
+
+/// A reply larger than the connection's frame limit is never sent, so its
+/// acquirer would wait for it forever: the connection stops reading and
+/// closes once its other requests in flight are answered. (The reply
+/// counts as undelivered: an approval is reversed.)
+fn close_if_unframable(e: &SendError, stop: &CancellationToken) {
+    if let SendError::Framing(e) = e {
+        warn!(error = %e, "reply cannot be framed: closing the connection");
+        metrics::counter!("cardswitch_link_unframable_replies_total").increment(1);
+        stop.cancel();
     }
 }
