@@ -217,3 +217,45 @@ fn an_approval_beyond_the_frame_limit_closes_the_connection_and_is_reversed() {
     assert!(switch.terminate(Duration::from_secs(10)).is_some());
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Regression: at a shutdown (SIGTERM) the acquirer readers stop, and
+/// stopping was taken for the acquirer having gone, so the answers still
+/// coming for the requests in flight were counted undelivered (approvals
+/// reversed) instead of being written to the acquirers still waiting.
+#[test]
+fn a_request_in_flight_at_shutdown_is_answered() {
+    let dir = temp_dir("switch-shutdown-answer");
+    let record = dir.join("issuer.jsonl");
+    let issuer = recording_issuer(&record, 1500);
+    let (mut switch, addrs) = start_switch(&dir, &issuer.addr, &[&acquirer("pos", "")]);
+    let request = hex::decode(support::process::encode(
+        "iso87-ascii",
+        &request("000904", "INFLIGHTSTOP"),
+    ))
+    .expect("hex");
+    let addr = addrs[0].clone();
+    let asker = std::thread::spawn(move || exchange(&addr, &request));
+    wait_until(
+        "the issuer to have the request",
+        Duration::from_secs(10),
+        || recorded(&record).iter().any(|l| l["rrn"] == "INFLIGHTSTOP"),
+    );
+    let status = switch.terminate(Duration::from_secs(20));
+    assert!(status.is_some_and(|s| s.success()), "{status:?}");
+    let answer = asker
+        .join()
+        .expect("asker")
+        .expect("an answer, not a close");
+    let spec = cardswitch::message::Spec::resolve("iso87-ascii").expect("spec");
+    let answer = spec.parse(&bytes::Bytes::from(answer)).expect("parse");
+    assert_eq!(answer.get_str(37), Some("INFLIGHTSTOP"));
+    assert_eq!(answer.get_str(39), Some("00"));
+    let reversals = recorded(&record)
+        .iter()
+        .filter(|l| {
+            l["rrn"] == "INFLIGHTSTOP" && l["mti"].as_str().is_some_and(|m| m.starts_with("04"))
+        })
+        .count();
+    assert_eq!(reversals, 0, "delivered, so not reversed");
+    let _ = std::fs::remove_dir_all(&dir);
+}

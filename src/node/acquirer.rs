@@ -46,7 +46,12 @@ pub async fn serve_acquirer(port: Arc<AcquirerPort>, mut conn: Accepted) {
     }
     loop {
         let Some(frame) = conn.next_frame(&port.name).await else {
-            peer_gone.store(true, Ordering::Relaxed);
+            // Stopped (a shutdown, a reply that cannot be framed): the
+            // acquirer still reads, so the requests in flight are answered.
+            // Otherwise it closed its side or sent what cannot be read.
+            if !conn.shutdown.is_cancelled() {
+                peer_gone.store(true, Ordering::Relaxed);
+            }
             break;
         };
         let permit = limit.take().await;
