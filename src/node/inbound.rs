@@ -50,10 +50,10 @@ pub enum Inbound {
     /// Nothing can answer it: an MTI that cannot be read or has reserved
     /// digits, a response or acknowledgement (the switch sends acquirers
     /// no requests), a malformed message that expects no answer, or a
-    /// reject that cannot be built or framed. The connection stops reading and is
-    /// closed once the requests in flight on it are answered, so that
-    /// the sender sees a close instead of waiting for an answer that
-    /// never comes. The reason is a metric label.
+    /// reject that cannot be built or framed. The connection stops
+    /// reading and is closed once the requests in flight on it are
+    /// answered, so that the sender sees a close instead of waiting for
+    /// an answer that never comes. The reason is a metric label.
     Close(&'static str),
 }
 
