@@ -259,3 +259,54 @@ fn a_request_in_flight_at_shutdown_is_answered() {
     assert_eq!(reversals, 0, "delivered, so not reversed");
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+/// Regression: a frame the switch cannot read ends the reading of its
+/// connection, and that was taken for the acquirer having gone, so the
+/// answers to its requests in flight were counted undelivered (approvals
+/// reversed) although it still reads. They are written, then the
+/// connection closes.
+#[test]
+fn a_request_in_flight_before_an_unreadable_frame_is_answered() {
+    let dir = temp_dir("switch-unreadable-answer");
+    let record = dir.join("issuer.jsonl");
+    let issuer = recording_issuer(&record, 1500);
+    let (mut switch, addrs) = start_switch(&dir, &issuer.addr, &[&acquirer("pos", "")]);
+    let request = hex::decode(support::process::encode(
+        "iso87-ascii",
+        &request("000905", "UNREADABLE01"),
+    ))
+    .expect("hex");
+    let mut conn = std::net::TcpStream::connect(&addrs[0]).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    conn.write_all(format!("{:04}", request.len()).as_bytes())
+        .and_then(|()| conn.write_all(&request))
+        .expect("write");
+    wait_until(
+        "the issuer to have the request",
+        Duration::from_secs(10),
+        || recorded(&record).iter().any(|l| l["rrn"] == "UNREADABLE01"),
+    );
+    // A length header that is not a length: reading stops here.
+    conn.write_all(b"ZZZZ").expect("write");
+    let mut answer = Vec::new();
+    conn.read_to_end(&mut answer)
+        .expect("an answer and a close within 10 s");
+    let body = answer.get(4..).expect("an answer, not only a close");
+    let spec = cardswitch::message::Spec::resolve("iso87-ascii").expect("spec");
+    let answer = spec
+        .parse(&bytes::Bytes::copy_from_slice(body))
+        .expect("parse");
+    assert_eq!(answer.get_str(37), Some("UNREADABLE01"));
+    assert_eq!(answer.get_str(39), Some("00"));
+    std::thread::sleep(Duration::from_millis(500));
+    let reversals = recorded(&record)
+        .iter()
+        .filter(|l| {
+            l["rrn"] == "UNREADABLE01" && l["mti"].as_str().is_some_and(|m| m.starts_with("04"))
+        })
+        .count();
+    assert_eq!(reversals, 0, "delivered, so not reversed");
+    assert!(switch.terminate(Duration::from_secs(10)).is_some());
+    let _ = std::fs::remove_dir_all(&dir);
+}

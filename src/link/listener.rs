@@ -17,8 +17,8 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::admission::{Admission, Refusal, Ticket};
-use super::connection::{self, FrameReader, FrameSender, LinkStream, ReadLimits};
-use super::framing::{Frame, FrameCodec};
+use super::connection::{self, FrameReader, FrameSender, LinkStream, ReadError, ReadLimits};
+use super::framing::{Frame, FrameCodec, FramingError};
 use super::log_limit::{LogLimit, LogLimitSettings};
 use super::tap::{self, Side};
 use super::tls::{HANDSHAKE_TIMEOUT_DEFAULT, TlsServer};
@@ -35,9 +35,20 @@ pub struct Accepted {
     pub shutdown: CancellationToken,
     /// The listener's warning limiter (shared by its connections).
     log: Arc<LogLimit>,
+    /// Set when reading ended because the peer closed its side (at a
+    /// frame's end or inside one) or the stream failed: what is written
+    /// after that is never read. Reading stopped by `shutdown`, or ended
+    /// by a frame that cannot be read, leaves a peer that still reads.
+    peer_closed: bool,
 }
 
 impl Accepted {
+    /// Whether the peer closed its side or the stream failed (see
+    /// `peer_closed`), once [`next_frame`](Self::next_frame) said `None`.
+    pub fn peer_closed(&self) -> bool {
+        self.peer_closed
+    }
+
     /// Whether a warning about this peer may be logged now (see
     /// [`LogLimit::admit`]): handlers use the listener's limiter so that
     /// one hostile peer cannot flood the log.
@@ -49,8 +60,15 @@ impl Accepted {
     /// the peer, unreadable (logged and counted), or the listener shutting down.
     pub async fn next_frame(&mut self, link: &str) -> Option<Frame> {
         match self.reader.next_until(&self.shutdown).await? {
-            Ok(frame) => frame,
+            Ok(frame) => {
+                self.peer_closed = frame.is_none();
+                frame
+            }
             Err(e) => {
+                self.peer_closed = matches!(
+                    e,
+                    ReadError::Framing(FramingError::Truncated { .. } | FramingError::Io(_))
+                );
                 if let Some(suppressed) = self.log_admit() {
                     warn!(error = %e, suppressed, "closing connection");
                 }
@@ -264,6 +282,7 @@ async fn run_connection<F, Fut>(
         sender,
         shutdown,
         log: log.clone(),
+        peer_closed: false,
     })
     .await;
     // The writer flushes what the handler queued, then closes; a peer

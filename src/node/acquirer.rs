@@ -46,10 +46,10 @@ pub async fn serve_acquirer(port: Arc<AcquirerPort>, mut conn: Accepted) {
     }
     loop {
         let Some(frame) = conn.next_frame(&port.name).await else {
-            // Stopped (a shutdown, a reply that cannot be framed): the
-            // acquirer still reads, so the requests in flight are answered.
-            // Otherwise it closed its side or sent what cannot be read.
-            if !conn.shutdown.is_cancelled() {
+            // Stopped (a shutdown, a reply that cannot be framed) or sent
+            // a frame that cannot be read: the acquirer still reads, so
+            // the requests in flight are answered. Closed: they are not.
+            if conn.peer_closed() {
                 peer_gone.store(true, Ordering::Relaxed);
             }
             break;
