@@ -157,15 +157,37 @@ fn an_approval_the_acquirer_never_gets_is_reversed() {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-/// Sends `request` (ASCII-4 framed) and reads the answer: its body, or
-/// `None` when the switch closed the connection. Panics after 10 s.
-fn exchange(addr: &str, request: &[u8]) -> Option<Vec<u8>> {
+/// `request(stan, rrn)` as the switch's acquirers read it (no length
+/// header).
+fn wire(stan: &str, rrn: &str) -> Vec<u8> {
+    hex::decode(support::process::encode("iso87-ascii", &request(stan, rrn))).expect("hex")
+}
+
+/// Connects to `addr` (reads time out after 10 s) and sends `request`
+/// behind its ASCII-4 length header.
+fn send_framed(addr: &str, request: &[u8]) -> std::net::TcpStream {
     let mut conn = std::net::TcpStream::connect(addr).expect("connect");
     conn.set_read_timeout(Some(Duration::from_secs(10)))
         .expect("timeout");
     conn.write_all(format!("{:04}", request.len()).as_bytes())
         .and_then(|()| conn.write_all(request))
         .expect("write");
+    conn
+}
+
+/// Waits until the issuer has received the request of `rrn`.
+fn wait_for_issuer(record: &Path, rrn: &str) {
+    wait_until(
+        "the issuer to have the request",
+        Duration::from_secs(10),
+        || recorded(record).iter().any(|l| l["rrn"] == rrn),
+    );
+}
+
+/// Sends `request` (ASCII-4 framed) and reads the answer: its body, or
+/// `None` when the switch closed the connection. Panics after 10 s.
+fn exchange(addr: &str, request: &[u8]) -> Option<Vec<u8>> {
+    let mut conn = send_framed(addr, request);
     let mut header = [0u8; 4];
     match conn.read_exact(&mut header) {
         Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => return None,
@@ -188,16 +210,8 @@ fn an_approval_beyond_the_frame_limit_closes_the_connection_and_is_reversed() {
     let dir = temp_dir("switch-unframable");
     let record = dir.join("issuer.jsonl");
     let issuer = recording_issuer(&record, 0);
-    let first = hex::decode(support::process::encode(
-        "iso87-ascii",
-        &request("000902", "FRAMEFITS001"),
-    ))
-    .expect("hex");
-    let second = hex::decode(support::process::encode(
-        "iso87-ascii",
-        &request("000903", "FRAMELIMIT01"),
-    ))
-    .expect("hex");
+    let first = wire("000902", "FRAMEFITS001");
+    let second = wire("000903", "FRAMELIMIT01");
     // The narrow link admits the request but nothing longer.
     let narrow = format!(", frame_bytes_max = {}", second.len());
     let (mut switch, addrs) = start_switch(
@@ -244,18 +258,10 @@ fn a_request_in_flight_at_shutdown_is_answered() {
     let record = dir.join("issuer.jsonl");
     let issuer = recording_issuer(&record, 1500);
     let (mut switch, addrs) = start_switch(&dir, &issuer.addr, &[&acquirer("pos", "")]);
-    let request = hex::decode(support::process::encode(
-        "iso87-ascii",
-        &request("000904", "INFLIGHTSTOP"),
-    ))
-    .expect("hex");
+    let request = wire("000904", "INFLIGHTSTOP");
     let addr = addrs[0].clone();
     let asker = std::thread::spawn(move || exchange(&addr, &request));
-    wait_until(
-        "the issuer to have the request",
-        Duration::from_secs(10),
-        || recorded(&record).iter().any(|l| l["rrn"] == "INFLIGHTSTOP"),
-    );
+    wait_for_issuer(&record, "INFLIGHTSTOP");
     let status = switch.terminate(Duration::from_secs(20));
     assert!(status.is_some_and(|s| s.success()), "{status:?}");
     let answer = asker
@@ -277,22 +283,9 @@ fn a_request_in_flight_before_an_unreadable_frame_is_answered() {
     let record = dir.join("issuer.jsonl");
     let issuer = recording_issuer(&record, 1500);
     let (mut switch, addrs) = start_switch(&dir, &issuer.addr, &[&acquirer("pos", "")]);
-    let request = hex::decode(support::process::encode(
-        "iso87-ascii",
-        &request("000905", "UNREADABLE01"),
-    ))
-    .expect("hex");
-    let mut conn = std::net::TcpStream::connect(&addrs[0]).expect("connect");
-    conn.set_read_timeout(Some(Duration::from_secs(10)))
-        .expect("timeout");
-    conn.write_all(format!("{:04}", request.len()).as_bytes())
-        .and_then(|()| conn.write_all(&request))
-        .expect("write");
-    wait_until(
-        "the issuer to have the request",
-        Duration::from_secs(10),
-        || recorded(&record).iter().any(|l| l["rrn"] == "UNREADABLE01"),
-    );
+    let request = wire("000905", "UNREADABLE01");
+    let mut conn = send_framed(&addrs[0], &request);
+    wait_for_issuer(&record, "UNREADABLE01");
     // A length header that is not a length: reading stops here.
     conn.write_all(b"ZZZZ").expect("write");
     let mut answer = Vec::new();
