@@ -2,9 +2,11 @@
 //! file: the IPM file holds full PANs (a presentment needs them), the
 //! settlement reports merchants' accounts and amounts, an export or a
 //! capture BINs, last fours and amounts (an unmasked capture, card data).
-//! Used by clearing, captures and the CLI alike.
+//! Used by clearing, captures and the CLI alike. Secrets are read back
+//! only from files that are still their owner's only.
 
 use std::fs::File;
+use std::io::Read;
 use std::path::Path;
 
 /// Creates (or truncates) `path` with mode 0600. The temporary files that
@@ -24,4 +26,73 @@ pub fn create_private(path: &Path) -> std::io::Result<File> {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))?;
     }
     Ok(file)
+}
+
+/// Reads a secret (a key file) of at most `bytes_max` bytes, refusing it
+/// when its group or others may read or write it: a key beside the data it
+/// protects, readable by every account on the machine, protects nothing.
+/// The mode is checked on the opened file, so the file checked is the file
+/// read. The error names the mode and the fix, never the content.
+pub fn read_private(path: &Path, bytes_max: u64) -> Result<Vec<u8>, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = meta.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            return Err(format!(
+                "mode {mode:04o} lets other accounts at it; a key file must be its owner's only (chmod 600)"
+            ));
+        }
+    }
+    if meta.len() > bytes_max {
+        return Err(format!(
+            "{} bytes, more than the {bytes_max} allowed",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::new();
+    file.take(bytes_max + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| e.to_string())?;
+    if bytes.len() as u64 > bytes_max {
+        return Err(format!("more than the {bytes_max} bytes allowed"));
+    }
+    Ok(bytes)
+}
+
+#[cfg(all(test, unix))]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn a_secret_is_read_only_from_a_file_that_is_its_owners_only() {
+        let dir = std::env::temp_dir().join(format!("cardswitch-private-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("secret");
+        std::fs::write(&path, b"k = 1\n").unwrap();
+        for (mode, readable) in [
+            (0o600, true),
+            (0o400, true),
+            (0o640, false),
+            (0o604, false),
+            (0o620, false),
+        ] {
+            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+            match read_private(&path, 64) {
+                Ok(bytes) => assert!(readable && bytes == b"k = 1\n", "{mode:o}"),
+                Err(e) => assert!(
+                    !readable && e.contains(&format!("{mode:04o}")) && e.contains("chmod 600"),
+                    "{mode:o}: {e}"
+                ),
+            }
+        }
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let e = read_private(&path, 3).unwrap_err();
+        assert!(e.contains("more than the 3"), "{e}");
+        assert!(read_private(&dir.join("absent"), 64).is_err());
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -445,6 +445,12 @@ fn start_once(values: &Values) -> Result<(), TestCaseError> {
     std::fs::create_dir_all(&dir).expect("dir");
     let keys = Keyring::generate_file_text("k1").expect("key text");
     std::fs::write(dir.join("keys.toml"), keys.as_bytes()).expect("keys");
+    // A key file must be its owner's only, or the switch refuses it.
+    std::fs::set_permissions(
+        dir.join("keys.toml"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod keys");
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()

@@ -82,6 +82,13 @@ fn demo_with_the_hsm_approves_with_pins_and_macs_checked() {
         .lines()
         .find_map(|l| l.strip_prefix("logs: "))
         .expect("the demo's directory");
+    // The directory and the journal's key are the demo user's only.
+    let mode = |p: &str| {
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect(p).permissions())
+            & 0o777
+    };
+    assert_eq!(mode(dir), 0o700, "{dir}");
+    assert_eq!(mode(&format!("{dir}/journal-keys.toml")), 0o600);
     let config = format!("{dir}/switch.toml");
     let export = Command::new(BIN)
         .args(["journal", "export", "--config", &config, "--format", "json"])

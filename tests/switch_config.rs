@@ -177,6 +177,12 @@ fn line_starting(path: &Path, start: &str) -> usize {
         .unwrap_or_else(|| panic!("no line starting with {start}"))
 }
 
+/// A key file must be its owner's only, or the switch refuses it.
+fn owner_only(file: &Path) {
+    let mode = std::os::unix::fs::PermissionsExt::from_mode(0o600);
+    std::fs::set_permissions(file, mode).expect("chmod");
+}
+
 fn remove(config: &Path) {
     let _ = std::fs::remove_dir_all(config.parent().expect("dir"));
 }
@@ -257,6 +263,7 @@ fn a_bad_journal_key_file_is_refused_naming_file_line_and_key() {
     );
     let keys = path.with_file_name("keys.toml");
     std::fs::write(&keys, "current = \"k1\"\n[keys]\nk1 = \"not hex\"\n").expect("write");
+    owner_only(&keys);
     let stderr = refused_at_start(&path);
     let want = format!(
         "{}:{}: journal: key_file: {}: key 'k1': ",
@@ -266,5 +273,39 @@ fn a_bad_journal_key_file_is_refused_naming_file_line_and_key() {
     );
     assert!(stderr.contains(&want), "{stderr}\nwanted: {want}");
     assert!(!stderr.contains("not hex"), "key material echoed: {stderr}");
+    remove(&path);
+}
+
+/// A good key file that every account can read is refused (the key would
+/// protect nothing), naming the file, the line, the mode and the fix.
+#[test]
+fn a_journal_key_file_others_can_read_is_refused() {
+    let path = start_config(
+        "open-key-file",
+        "127.0.0.1:0",
+        "",
+        "\n[journal]\npath = \"journal.db\"\nkey_file = \"keys.toml\"\n",
+    );
+    let keys = path.with_file_name("keys.toml");
+    let key = "ab".repeat(32);
+    std::fs::write(&keys, format!("current = \"k1\"\n[keys]\nk1 = \"{key}\"\n")).expect("write");
+    let open = std::os::unix::fs::PermissionsExt::from_mode(0o644);
+    std::fs::set_permissions(&keys, open).expect("chmod");
+    let stderr = refused_at_start(&path);
+    let want = format!(
+        "{}:{}: journal: key_file: {}: mode 0644",
+        path.display(),
+        line_starting(&path, "key_file ="),
+        keys.display()
+    );
+    assert!(
+        stderr.contains(&want) && stderr.contains("chmod 600"),
+        "{stderr}\nwanted: {want}"
+    );
+    assert!(!stderr.contains(&key), "key material echoed: {stderr}");
+    assert!(
+        !path.with_file_name("journal.db").exists(),
+        "a journal was opened"
+    );
     remove(&path);
 }

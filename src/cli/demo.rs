@@ -210,10 +210,27 @@ fn config_text(a: &str, b: &str, secure: Option<&super::demo_security::SecureTab
         .replace("ISSUER_B", b)
 }
 
+/// A new directory, its owner's only, for the demo's logs, journal and
+/// journal key: made, never reused (one left by a run with the same
+/// process id, or put there by another account, is not written into).
+fn make_demo_dir() -> Result<std::path::PathBuf, CliError> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    let name = format!("cardswitch-demo-{}-{stamp:09}", std::process::id());
+    let dir = std::env::temp_dir().join(name);
+    let mut builder = std::fs::DirBuilder::new();
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder
+        .create(&dir)
+        .map_err(|e| CliError::Input(format!("{}: {e}", dir.display())))?;
+    Ok(dir)
+}
+
 pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     observe::init_logging("warn");
-    let dir = std::env::temp_dir().join(format!("cardswitch-demo-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).map_err(|e| CliError::Input(e.to_string()))?;
+    let dir = make_demo_dir()?;
     let mut children = Children(Vec::new());
     let (a, b) = start_issuers(&mut children, &dir, args.hsm)?;
     let secure = if args.hsm {
@@ -227,7 +244,8 @@ pub fn run(args: &DemoArgs) -> Result<(), CliError> {
     // directory; a real deployment keeps keys away from the database).
     let keys =
         crate::journal::crypto::Keyring::generate_file_text("demo").map_err(CliError::Input)?;
-    std::fs::write(dir.join("journal-keys.toml"), keys.as_bytes())
+    crate::private_file::create_private(&dir.join("journal-keys.toml"))
+        .and_then(|mut file| std::io::Write::write_all(&mut file, keys.as_bytes()))
         .map_err(|e| CliError::Input(e.to_string()))?;
     let config = dir.join("switch.toml");
     std::fs::write(&config, config_text(&a, &b, secure.as_ref()))

@@ -17,10 +17,14 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
+use crate::private_file::read_private;
+
 /// The environment variable holding one key as `ID:HEX64`.
 pub const KEY_ENV: &str = "CARDSWITCH_JOURNAL_KEY";
 const NONCE_BYTES: usize = 12;
 const KEY_ID_BYTES_MAX: usize = 32;
+/// A key file holds a few keys of 64 hex digits; anything larger is not one.
+const KEY_FILE_BYTES_MAX: u64 = 64 * 1024;
 
 /// Why keys could not be loaded or data not opened. Never carries key or
 /// card material.
@@ -183,7 +187,8 @@ impl Keyring {
             path: path.display().to_string(),
             reason,
         };
-        let text = Zeroizing::new(std::fs::read_to_string(path).map_err(|e| fail(e.to_string()))?);
+        let bytes = Zeroizing::new(read_private(path, KEY_FILE_BYTES_MAX).map_err(fail)?);
+        let text = std::str::from_utf8(&bytes).map_err(|_| fail("not UTF-8 text".into()))?;
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]
         struct File {
@@ -191,7 +196,7 @@ impl Keyring {
             lookup: Option<String>,
             keys: BTreeMap<String, String>,
         }
-        let mut file: File = toml::from_str(&text).map_err(|e| fail(e.message().to_string()))?;
+        let mut file: File = toml::from_str(text).map_err(|e| fail(e.message().to_string()))?;
         let mut masters = BTreeMap::new();
         for (id, hex_text) in &mut file.keys {
             let key = parse_key_hex(hex_text).map_err(|r| fail(format!("key '{id}': {r}")))?;
@@ -381,6 +386,12 @@ impl NoncePool {
 mod tests {
     use super::*;
 
+    fn write_key_file(path: &Path, text: &str) {
+        use std::io::Write;
+        let mut file = crate::private_file::create_private(path).unwrap();
+        file.write_all(text.as_bytes()).unwrap();
+    }
+
     fn ring(id: &str, byte: u8) -> Keyring {
         Keyring::from_env_value(&format!("{id}:{}", hex::encode([byte; 32]))).unwrap()
     }
@@ -451,15 +462,14 @@ mod tests {
         let path = dir.join("keys.toml");
         let old = ring("k1", 3);
         let sealed_old = old.seal(b"pan", b"5500000000000004").blob;
-        std::fs::write(
+        write_key_file(
             &path,
-            format!(
+            &format!(
                 "current = \"k2\"\nlookup = \"k1\"\n[keys]\nk1 = \"{}\"\nk2 = \"{}\"\n",
                 hex::encode([3u8; 32]),
                 hex::encode([4u8; 32])
             ),
-        )
-        .unwrap();
+        );
         let k = Keyring::from_file(&path).unwrap();
         assert_eq!(k.current_key_id(), "k2");
         assert_eq!(
@@ -467,11 +477,26 @@ mod tests {
             b"5500000000000004"
         );
         assert_eq!(k.pan_hash(b"1"), old.pan_hash(b"1"));
-        std::fs::write(&path, "current = \"k1\"\n[keys]\nk1 = \"abc\"\n").unwrap();
+        write_key_file(&path, "current = \"k1\"\n[keys]\nk1 = \"abc\"\n");
         let e = Keyring::from_file(&path).unwrap_err().to_string();
         assert!(e.contains("64 hex digits"), "{e}");
-        std::fs::write(&path, &*Keyring::generate_file_text("fresh").unwrap()).unwrap();
+        write_key_file(&path, &Keyring::generate_file_text("fresh").unwrap());
         assert_eq!(Keyring::from_file(&path).unwrap().current_key_id(), "fresh");
+        // The same key, readable by every account: refused, naming the mode.
+        std::fs::write(
+            dir.join("open.toml"),
+            &*Keyring::generate_file_text("open").unwrap(),
+        )
+        .unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let open = dir.join("open.toml");
+            std::fs::set_permissions(&open, std::fs::Permissions::from_mode(0o644)).unwrap();
+            let e = Keyring::from_file(&open).unwrap_err().to_string();
+            assert!(e.contains("mode 0644") && e.contains("chmod 600"), "{e}");
+            assert!(!e.contains("[keys]"), "{e}");
+        }
         assert!(Keyring::from_env_value("nocolon").is_err());
         std::fs::remove_dir_all(&dir).unwrap();
     }
