@@ -2,6 +2,7 @@
 //! (client certificates checked against a configured CA), TLS 1.2 and 1.3
 //! only (PCI DSS 4.2.1), certificates and keys from PEM.
 
+use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,7 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
+use zeroize::Zeroizing;
 
 /// A TLS setting that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -77,11 +79,29 @@ fn roots(pem: &[u8], what: &str) -> Result<RootCertStore, TlsError> {
     Ok(store)
 }
 
-fn read(path: &Path) -> Result<Vec<u8>, TlsError> {
-    std::fs::read(path).map_err(|e| TlsError::File {
+/// A PEM file is a key or a few certificates (a CA bundle some hundred
+/// KiB): a larger one, or a path such as `/dev/zero`, is refused at load
+/// rather than read without end.
+pub const PEM_FILE_BYTES_MAX: u64 = 1 << 20;
+
+/// Reads a PEM file of at most [`PEM_FILE_BYTES_MAX`] bytes; the buffer is
+/// wiped when dropped (it may hold a private key).
+fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, TlsError> {
+    let fail = |reason: String| TlsError::File {
         file: path.display().to_string(),
-        reason: e.to_string(),
-    })
+        reason,
+    };
+    let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(PEM_FILE_BYTES_MAX + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| fail(e.to_string()))?;
+    if bytes.len() as u64 > PEM_FILE_BYTES_MAX {
+        return Err(fail(format!(
+            "more than {PEM_FILE_BYTES_MAX} bytes: not a PEM file"
+        )));
+    }
+    Ok(bytes)
 }
 
 /// The server side of TLS on a listener.
@@ -128,7 +148,7 @@ impl TlsServer {
         client_ca: Option<&Path>,
     ) -> Result<TlsServer, TlsError> {
         let ca = client_ca.map(read).transpose()?;
-        TlsServer::from_pem(&read(cert)?, &read(key)?, ca.as_deref())
+        TlsServer::from_pem(&read(cert)?, &read(key)?, ca.as_ref().map(|c| c.as_slice()))
     }
 
     /// Runs the handshake on an accepted connection, giving up (TimedOut)
@@ -215,5 +235,32 @@ impl TlsClient {
         tokio::time::timeout(limit, self.connector.connect(self.server_name.clone(), tcp))
             .await
             .map_err(|_| timed_out("client", limit))?
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_pem_path_without_end_is_refused_not_read_forever() {
+        let err = read(Path::new("/dev/zero")).expect_err("/dev/zero is no PEM file");
+        let text = err.to_string();
+        assert!(text.contains("/dev/zero"), "{text}");
+        assert!(text.contains("not a PEM file"), "{text}");
+    }
+
+    #[test]
+    fn a_pem_file_at_the_limit_is_read_and_one_byte_more_is_not() {
+        let dir = std::env::temp_dir().join(format!("cardswitch-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("big.pem");
+        let limit = PEM_FILE_BYTES_MAX as usize;
+        std::fs::write(&path, vec![b'A'; limit]).expect("write");
+        assert_eq!(read(&path).expect("at the limit").len(), limit);
+        std::fs::write(&path, vec![b'A'; limit + 1]).expect("write");
+        let refused = read(&path).expect_err("over the limit");
+        std::fs::remove_dir_all(&dir).expect("clean up");
+        assert!(refused.to_string().contains("big.pem"), "{refused}");
     }
 }
