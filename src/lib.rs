@@ -33,3 +33,5 @@ pub mod private_file;
 pub mod sim;
 #[cfg(feature = "runtime")]
 pub mod switch;
+#[cfg(test)]
+pub(crate) mod test_dir;

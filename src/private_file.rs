@@ -69,8 +69,7 @@ mod tests {
 
     #[test]
     fn a_secret_is_read_only_from_a_file_that_is_its_owners_only() {
-        let dir = std::env::temp_dir().join(format!("cardswitch-private-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_dir::TempDir::new("private");
         let path = dir.join("secret");
         std::fs::write(&path, b"k = 1\n").unwrap();
         for (mode, readable) in [
@@ -93,6 +92,5 @@ mod tests {
         let e = read_private(&path, 3).unwrap_err();
         assert!(e.contains("more than the 3"), "{e}");
         assert!(read_private(&dir.join("absent"), 64).is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -180,7 +180,6 @@ fn expect_close(frames: &[&[u8]], reason: &str, what: &str) {
     let mut conn = connect_and_send(&s.acquirer, frames);
     assert!(matches!(next(&mut conn, what), Seen::Closed), "{what}");
     assert_closes_counted(&s, 1, reason);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The log holds `count` close lines (one per connection closed) and the
@@ -243,7 +242,6 @@ fn a_claimed_but_absent_field_gets_30_without_a_shifted_stan() {
     assert_eq!(m.mti().to_string(), "0110");
     assert_eq!(m.get_str(39), Some("30"));
     assert!(m.get_str(11).is_none_or(|s| s == "000321"), "{m:?}");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -260,7 +258,6 @@ fn a_bad_pan_gets_30_with_the_stan_and_terminal() {
     assert_eq!(m.get_str(39), Some("30"));
     assert_eq!(m.get_str(11), Some("000321"));
     assert_eq!(m.get_str(41), Some("TERM0001"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -278,7 +275,6 @@ fn a_malformed_de55_gets_30_not_an_approval() {
     let m = answer(exchange(&s.acquirer, &wire, "bad DE55"), "bad DE55");
     assert_eq!(m.get_str(39), Some("30"));
     assert_eq!(m.get_str(11), Some("000321"));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn network(code: Option<&str>) -> Vec<u8> {
@@ -306,7 +302,6 @@ fn key_changes_unknown_codes_and_no_code_are_not_approved() {
         assert_eq!(m.mti().to_string(), "0810", "{what}");
         assert_eq!(m.get_str(39), Some(expected), "{what}");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -322,7 +317,6 @@ fn a_response_closes_the_connection_after_the_requests_in_flight() {
     assert_eq!(m.get_str(11), Some("000321"));
     assert!(matches!(next(&mut conn, "after the 0110"), Seen::Closed));
     assert_closes_counted(&s, 1, "answer_from_acquirer");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -359,5 +353,4 @@ fn macs_reach_neither_the_issuer_nor_the_acquirer() {
         assert!(!m.has(64) && !m.has(128), "the issuer got a MAC: {m:?}");
         assert_eq!(m.get_str(33), Some("99000000001"));
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

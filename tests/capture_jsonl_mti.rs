@@ -65,7 +65,6 @@ fn capture(masked: bool, frames: &[(&str, Bytes)]) -> (Vec<Value>, String) {
     }
     handle.finish().expect("finish");
     let text = std::fs::read_to_string(&path).expect("read");
-    let _ = std::fs::remove_dir_all(&dir);
     let lines = text
         .lines()
         .map(|l| serde_json::from_str(l).expect("json line"))

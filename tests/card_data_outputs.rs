@@ -327,7 +327,6 @@ fn captures_hold_no_card_data() {
         assert!(!bytes.is_empty());
         assert_clean(name, &bytes);
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -370,7 +369,6 @@ fn replay_reports_hold_no_card_data() {
     assert!(out.contains("550000******0004"), "{out}");
     assert_clean("replay output", format!("{out}{err}").as_bytes());
     assert_clean("replay report", report.as_bytes());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A dialect that carries ICC data in a private field (DE126) as well.
@@ -434,5 +432,4 @@ fn any_tlv_field_is_masked_not_only_de55() {
         "a frame is written: {text}"
     );
     assert_clean("capture of DE126", text.as_bytes());
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -6,6 +6,8 @@
 //! a request on an acquirer connection and shut down, with no task
 //! panicking on the way.
 
+mod support;
+
 use std::cell::Cell;
 use std::ops::RangeInclusive;
 use std::sync::Once;
@@ -437,12 +439,7 @@ async fn one_exchange(addr: std::net::SocketAddr) -> Vec<u8> {
 
 /// Starts the switch on `values`, exchanges one request, shuts down.
 fn start_once(values: &Values) -> Result<(), TestCaseError> {
-    let dir = std::env::temp_dir().join(format!(
-        "cardswitch-limits-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = support::certs::temp_dir("limits");
     let keys = Keyring::generate_file_text("k1").expect("key text");
     std::fs::write(dir.join("keys.toml"), keys.as_bytes()).expect("keys");
     // A key file must be its owner's only, or the switch refuses it.
@@ -474,7 +471,6 @@ fn start_once(values: &Values) -> Result<(), TestCaseError> {
         reply
     });
     drop(runtime);
-    let _ = std::fs::remove_dir_all(&dir);
     prop_assert_eq!(panics(), before, "a task panicked");
     // A frame limit below the request's 8 bytes, or below its reject's,
     // closes the connection (the reject could never be sent); otherwise

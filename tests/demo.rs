@@ -7,12 +7,13 @@ use std::process::{Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const BIN: &str = env!("CARGO_BIN_EXE_cardswitch");
+mod support;
+
+use support::process::{BIN, demo_dir};
 
 #[test]
 fn demo_without_options_approves_traffic_until_stopped() {
-    let dir = std::env::temp_dir().join(format!("cardswitch-demo-test-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = support::certs::temp_dir("demo-cwd");
     let mut child = Command::new(BIN)
         .arg("demo")
         .current_dir(&dir)
@@ -54,9 +55,9 @@ fn demo_without_options_approves_traffic_until_stopped() {
         .args(["-TERM", &child.id().to_string()])
         .status();
     let status = child.wait().expect("wait");
-    let _ = std::fs::remove_dir_all(&dir);
     assert!(approved, "no approvals within 30 s:\n{}", seen.join("\n"));
     assert!(status.success(), "demo exit {status}");
+    drop(demo_dir(&seen.join("\n")));
 }
 
 /// `demo --hsm`: DUKPT terminals, PIN blocks translated by hsm-sim to
@@ -82,6 +83,7 @@ fn demo_with_the_hsm_approves_with_pins_and_macs_checked() {
         .lines()
         .find_map(|l| l.strip_prefix("logs: "))
         .expect("the demo's directory");
+    let _made = support::certs::TempDir::adopt(dir);
     // The directory and the journal's key are the demo user's only.
     let mode = |p: &str| {
         std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(p).expect(p).permissions())
@@ -100,7 +102,6 @@ fn demo_with_the_hsm_approves_with_pins_and_macs_checked() {
         let code = v["response_code"].as_str().unwrap_or("none").to_string();
         *codes.entry(code).or_insert(0) += 1;
     }
-    let _ = std::fs::remove_dir_all(dir);
     assert!(codes.get("00").copied().unwrap_or(0) > 100, "{codes:?}");
     for refused in ["55", "63", "96"] {
         assert!(!codes.contains_key(refused), "{refused}: {codes:?}");

@@ -159,7 +159,6 @@ fn every_file_the_cutoff_writes_is_0600_temporaries_included() {
             .any(|p| p.extension().is_some_and(|e| e == "ipm"))
     );
     assert_private("cut-off files", &written);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -209,5 +208,18 @@ fn journal_exports_backups_and_captures_are_0600() {
     .expect("capture");
     handle.finish().expect("finish");
     assert_private("journal and capture files", &[export, backup, capture]);
-    let _ = std::fs::remove_dir_all(&dir);
+}
+
+/// The tests' own directories (TLS keys, journals with card data) are
+/// their owner's only while a test holds them, and gone once it ends.
+#[test]
+fn a_test_directory_is_private_while_held_and_removed_on_drop() {
+    let dir = temp_dir("file-modes-guard");
+    let path = dir.to_path_buf();
+    std::fs::create_dir(dir.join("sub")).expect("subdirectory");
+    std::fs::write(dir.join("sub/secret.key"), "k").expect("write");
+    assert!(path.is_dir());
+    assert_eq!(mode(&path), 0o700);
+    drop(dir);
+    assert!(!path.exists(), "{} left behind", path.display());
 }

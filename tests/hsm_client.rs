@@ -367,7 +367,6 @@ async fn tls_with_a_test_certificate() {
         .expect("CA over TLS");
     assert_eq!(pin_of(ZPK, &t.pin_block, PAN), "4321");
     stop.cancel();
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]

@@ -12,7 +12,7 @@
 mod support;
 
 use std::io::{BufRead, BufReader};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 
 use serde_json::Value;
@@ -101,8 +101,7 @@ fn py_acquirer(target: &str, pin: &str, tak: &str, first: u32) -> Value {
     )
 }
 
-fn switch(hsm: &Running, issuer: &str) -> (Running, String) {
-    let dir = temp_dir("hsm-switch-interop");
+fn switch(dir: &Path, hsm: &Running, issuer: &str) -> (Running, String) {
     let config = format!(
         r#"
 [switch]
@@ -136,14 +135,15 @@ issuer = "bank"
         zpk = key_table("zpk", "ZPK", ZPK),
         zak = key_table("zak", "ZAK", ZAK),
     );
-    start_switch_config(&dir, &config)
+    start_switch_config(dir, &config)
 }
 
 #[test]
 fn pins_and_macs_made_by_the_reference_cross_the_switch() {
     let hsm = start_listening(&["hsm-sim", "--listen", "127.0.0.1:0"]);
     let issuer = py_issuer();
-    let (_switch, pos) = switch(&hsm, &issuer.1);
+    let dir = temp_dir("hsm-switch-interop");
+    let (_switch, pos) = switch(&dir, &hsm, &issuer.1);
     // psec's PIN blocks under the TPK reach the issuer under its ZPK and
     // read back to the PIN there; psec's MACs verify in the switch, the
     // switch's verify in psec, both ways.
@@ -160,8 +160,7 @@ fn pins_and_macs_made_by_the_reference_cross_the_switch() {
 
 /// A switch whose issuer is down, standing in for its chip cards with its
 /// MK-AC under the LMK of `hsm`.
-fn chip_switch(hsm: &Running) -> (Running, String) {
-    let dir = temp_dir("hsm-chip-interop");
+fn chip_switch(dir: &Path, hsm: &Running) -> (Running, String) {
     let config = format!(
         r#"
 [switch]
@@ -190,7 +189,7 @@ issuer = "bank"
         down = free_addr(),
         imk = key_table("mk-ac", "MK-AC", IMK),
     );
-    start_switch_config(&dir, &config)
+    start_switch_config(dir, &config)
 }
 
 fn py_chip_acquirer(target: &str, first: u32, tamper: bool) -> Value {
@@ -207,7 +206,8 @@ fn py_chip_acquirer(target: &str, first: u32, tamper: bool) -> Value {
 #[test]
 fn an_arqc_made_by_the_reference_verifies_in_stand_in() {
     let hsm = start_listening(&["hsm-sim", "--listen", "127.0.0.1:0"]);
-    let (_switch, pos) = chip_switch(&hsm);
+    let dir = temp_dir("hsm-chip-interop");
+    let (_switch, pos) = chip_switch(&dir, &hsm);
     // pyemv's ARQCs verify in stand-in; the ARPC the switch returns in
     // DE55 tag 91 verifies in pyemv.
     let ok = py_chip_acquirer(&pos, 0, false);

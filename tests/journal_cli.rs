@@ -359,5 +359,4 @@ fn search_show_export_and_backup() {
     assert!(switch.terminate(Duration::from_secs(10)).is_some());
     let log = std::fs::read_to_string(dir.join("switch.log")).unwrap();
     assert!(!log.contains(PAN_OK) && !log.contains(PAN_SILENT));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -389,7 +389,6 @@ fn killed_switch_loses_nothing_applies_nothing_twice_and_never_splits() {
     assert_eq!(splits.total(), 0, "splits (seed {seed}): {splits:?}");
 
     no_pan_in_any_file(&dir);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// The files under `dir`, in its subdirectories too.
@@ -481,7 +480,6 @@ fn a_missing_or_wrong_key_stops_start_up() {
         !err.contains("ff01020304"),
         "the key never shows in an error: {err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -536,5 +534,4 @@ fn an_acknowledged_advice_survives_a_kill_and_reaches_its_issuer() {
     assert_eq!(delivered.len(), 1, "delivered once: {delivered:?}");
     assert!(matches!(field(&delivered[0], "mti"), "0220" | "0221"));
     assert_eq!(field(&delivered[0], "amount"), "000000004200");
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -179,5 +179,4 @@ fn a_torn_log_tail_is_cut_and_reported_and_sqlite_holds_exactly_the_log() {
     );
     let (_, accepted, _, _) = log_state(&log_dir);
     assert_eq!(sqlite_transactions(&db), accepted, "after a clean stop");
-    let _ = std::fs::remove_dir_all(&dir);
 }

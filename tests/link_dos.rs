@@ -122,8 +122,12 @@ async fn connect_from(source: [u8; 4], addr: SocketAddr) -> std::io::Result<TcpS
     socket.connect(addr).await
 }
 
-fn pki(name: &str) -> support::certs::TestPki {
-    support::certs::make_pki(&support::certs::temp_dir(name), name)
+/// Certificates for `name`, and the directory holding them (keep it while
+/// they are in use).
+fn pki(name: &str) -> (support::certs::TempDir, support::certs::TestPki) {
+    let dir = support::certs::temp_dir(name);
+    let pki = support::certs::make_pki(&dir, name);
+    (dir, pki)
 }
 
 fn limits() -> ConnectionLimits {
@@ -135,7 +139,7 @@ fn limits() -> ConnectionLimits {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn silent_sockets_do_not_lock_a_tls_listener() {
-    let pki = pki("dos-handshake");
+    let (_dir, pki) = pki("dos-handshake");
     let server = TlsServer::from_files(&pki.server_cert, &pki.server_key, None).expect("server");
     let limits = ConnectionLimits {
         handshake_timeout: Duration::from_millis(300),
@@ -294,7 +298,7 @@ fn warnings_mentioning(link: &str, what: &str) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warnings_about_one_hostile_peer_are_rate_limited() {
     captured();
-    let pki = pki("dos-warn");
+    let (_dir, pki) = pki("dos-warn");
     let server = TlsServer::from_files(&pki.server_cert, &pki.server_key, None).expect("server");
     let (tls_addr, tls_token) = echo_listener("dos-warn-tls", Some(server), 64, limits()).await;
     let (plain_addr, plain_token) = echo_listener("dos-warn-plain", None, 64, limits()).await;
@@ -382,7 +386,7 @@ async fn a_backlog_above_somaxconn_is_logged() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_issuer_that_never_speaks_tls_does_not_hang_the_link() {
-    let pki = pki("dos-issuer");
+    let (_dir, pki) = pki("dos-issuer");
     let mute = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = mute.local_addr().expect("addr").to_string();
     let accepted = Arc::new(AtomicUsize::new(0));

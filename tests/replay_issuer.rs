@@ -163,5 +163,4 @@ fn one_changed_rule_reports_exactly_the_changed_responses() {
     ]);
     assert_ne!(code, 0);
     assert!(out.contains("DE38:"), "{out}");
-    let _ = std::fs::remove_dir_all(&dir);
 }

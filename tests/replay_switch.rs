@@ -14,7 +14,7 @@ use cardswitch::capture::read::read_file;
 use cardswitch::link::framing::{Framing, LengthHeader};
 use cardswitch::message::Spec;
 use support::certs::temp_dir;
-use support::process::{Running, run, start_listening, start_listening_n};
+use support::process::{Running, demo_dir, run, start_listening, start_listening_n};
 
 fn config(dir: &Path, a: &str, b: &str) -> String {
     let text = format!(
@@ -178,7 +178,6 @@ fn a_switch_capture_replayed_against_a_fresh_switch_shows_no_difference() {
         err.contains("several links (terminals, issuer-a, issuer-b)"),
         "{err}"
     );
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -198,6 +197,7 @@ fn demo_capture_records_every_link_masked() {
         &c,
     ]);
     assert_eq!(code, 0, "{out}{err}");
+    let _made = demo_dir(&out);
     let cap = read_file(&capture, None, &Framing::new(LengthHeader::Binary2), None).expect("read");
     assert!(cap.problems.is_empty(), "{:?}", cap.problems);
     let mut links = cap.links();
@@ -255,5 +255,4 @@ fn demo_capture_records_every_link_masked() {
             "a difference the demo's faults do not explain: {d}"
         );
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -142,8 +142,14 @@ mod support;
 
 /// A configuration with one plain acquirer on `listen`, one issuer that
 /// nobody answers, and `extra` lines at the end; written in a fresh
-/// directory (relative paths in it are taken from there).
-fn start_config(name: &str, listen: &str, acquirer_extra: &str, extra: &str) -> std::path::PathBuf {
+/// directory (relative paths in it are taken from there): its guard, to
+/// hold for the test, and the file.
+fn start_config(
+    name: &str,
+    listen: &str,
+    acquirer_extra: &str,
+    extra: &str,
+) -> (support::certs::TempDir, std::path::PathBuf) {
     let dir = support::certs::temp_dir(name);
     let issuer = support::process::free_addr();
     let text = format!(
@@ -165,7 +171,7 @@ framing = {{ length = "ascii4" }}
     );
     let path = dir.join("switch.toml");
     std::fs::write(&path, text).expect("write config");
-    path
+    (dir, path)
 }
 
 /// The 1-based line of `path` that starts with `start`.
@@ -183,10 +189,6 @@ fn owner_only(file: &Path) {
     std::fs::set_permissions(file, mode).expect("chmod");
 }
 
-fn remove(config: &Path) {
-    let _ = std::fs::remove_dir_all(config.parent().expect("dir"));
-}
-
 /// Runs `cardswitch run` on `path`; it must fail: its stderr.
 fn refused_at_start(path: &Path) -> String {
     let (code, _, stderr) =
@@ -199,7 +201,7 @@ fn refused_at_start(path: &Path) -> String {
 fn a_listen_address_in_use_is_refused_naming_file_line_and_key() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
     let address = taken.local_addr().expect("addr").to_string();
-    let path = start_config("listen-in-use", &address, "", "");
+    let (_dir, path) = start_config("listen-in-use", &address, "", "");
     let stderr = refused_at_start(&path);
     let want = format!(
         "{}:{}: acquirer 'pos': listen = \"{address}\": ",
@@ -208,12 +210,11 @@ fn a_listen_address_in_use_is_refused_naming_file_line_and_key() {
     );
     assert!(stderr.contains(&want), "{stderr}\nwanted: {want}");
     assert!(stderr.to_lowercase().contains("in use"), "{stderr}");
-    remove(&path);
 }
 
 #[test]
 fn a_pem_without_a_certificate_is_refused_naming_file_line_and_key() {
-    let path = start_config(
+    let (_dir, path) = start_config(
         "tls-no-cert",
         "127.0.0.1:0",
         "[acquirer.tls]\ncert = \"cert.pem\"\nkey = \"key.pem\"\n",
@@ -231,12 +232,11 @@ fn a_pem_without_a_certificate_is_refused_naming_file_line_and_key() {
         line_starting(&path, "cert =")
     );
     assert!(stderr.contains(&want), "{stderr}\nwanted: {want}");
-    remove(&path);
 }
 
 #[test]
 fn an_issuer_ca_without_a_certificate_is_refused_naming_its_key() {
-    let path = start_config(
+    let (_dir, path) = start_config(
         "tls-no-ca",
         "127.0.0.1:0",
         "",
@@ -250,12 +250,11 @@ fn an_issuer_ca_without_a_certificate_is_refused_naming_its_key() {
         line_starting(&path, "ca =")
     );
     assert!(stderr.contains(&want), "{stderr}\nwanted: {want}");
-    remove(&path);
 }
 
 #[test]
 fn a_bad_journal_key_file_is_refused_naming_file_line_and_key() {
-    let path = start_config(
+    let (_dir, path) = start_config(
         "bad-key-file",
         "127.0.0.1:0",
         "",
@@ -273,14 +272,13 @@ fn a_bad_journal_key_file_is_refused_naming_file_line_and_key() {
     );
     assert!(stderr.contains(&want), "{stderr}\nwanted: {want}");
     assert!(!stderr.contains("not hex"), "key material echoed: {stderr}");
-    remove(&path);
 }
 
 /// A good key file that every account can read is refused (the key would
 /// protect nothing), naming the file, the line, the mode and the fix.
 #[test]
 fn a_journal_key_file_others_can_read_is_refused() {
-    let path = start_config(
+    let (_dir, path) = start_config(
         "open-key-file",
         "127.0.0.1:0",
         "",
@@ -307,5 +305,4 @@ fn a_journal_key_file_others_can_read_is_refused() {
         !path.with_file_name("journal.db").exists(),
         "a journal was opened"
     );
-    remove(&path);
 }

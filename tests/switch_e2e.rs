@@ -250,7 +250,6 @@ fn flows_route_translate_and_restore() {
         (r[0]["mti"].as_str(), r[0]["fields"]["39"].as_str()),
         (Some("0810"), Some("00"))
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -279,7 +278,6 @@ fn duplicates_and_repeats_are_never_forwarded_twice() {
         );
     }
     assert_eq!(a.records().len(), 1, "forwarded once");
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -317,7 +315,6 @@ fn advices_are_acknowledged_at_once_and_delivered() {
         mtis.contains(&"0220".to_string()) && mtis.contains(&"0420".to_string()),
         "{mtis:?}"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// Time-outs of every kind: the acquirer gets 91 within the route time-out
@@ -359,7 +356,6 @@ fn late_silent_and_wrong_stan_issuers_are_answered_91_and_reversed() {
         let recs = a.records();
         let approvals = recs.iter().filter(|r| r["mti"] == "0100").count();
         assert_eq!(approvals, 1, "{case}: {recs:?}");
-        let _ = std::fs::remove_dir_all(dir);
     }
 }
 
@@ -378,7 +374,6 @@ fn an_issuer_answering_twice_is_matched_once() {
         assert_eq!(resp["fields"]["11"], format!("00050{i}"));
         assert_eq!(resp["fields"]["39"], "00");
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -413,7 +408,6 @@ fn stand_in_when_the_issuer_is_down_then_advice_when_back() {
             .iter()
             .any(|r| r["mti"] == "0120" || r["mti"] == "0121")
     });
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -455,7 +449,6 @@ fn an_issuer_link_dropped_mid_flight_is_reversed_after_reconnect() {
             .iter()
             .any(|r| r["mti"] == "0420" || r["mti"] == "0421")
     });
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// PCI DSS 3.3.1 / 3.4.1: with debug logging on, across approvals,
@@ -543,7 +536,6 @@ fn no_card_data_in_any_log_line_even_at_debug_level() {
             );
         }
     }
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 /// The switch's Prometheus endpoint reports per-link round-trip latency and
@@ -581,5 +573,4 @@ fn metrics_report_round_trips_per_issuer_link() {
         "{page}"
     );
     assert!(!page.contains(pan_a()), "metrics hold a PAN");
-    let _ = std::fs::remove_dir_all(dir);
 }

@@ -122,7 +122,6 @@ fn a_reused_stan_with_other_content_is_forwarded_and_gets_its_own_answer() {
     });
     assert_eq!(forwarded(), 2, "the copy is not forwarded");
     drop(switch);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// What the scripted issuer below received.
@@ -237,7 +236,6 @@ fn an_answer_without_de39_is_reversed_like_a_time_out() {
     );
     assert_eq!(rev.get_str(37), forwarded.get_str(37));
     drop(switch);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 fn reversals(seen: &Mutex<Received>) -> Vec<String> {
@@ -324,5 +322,4 @@ fn a_given_up_reversal_is_final_counted_and_can_be_queued_again() {
     );
     assert_eq!(reversals(&seen_after), ["0421"], "sent again as a repeat");
     drop(switch);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -7,7 +7,7 @@ mod support;
 use std::time::Duration;
 
 use support::certs::temp_dir;
-use support::process::{BIN, run, start_listening, start_listening_n};
+use support::process::{BIN, demo_dir, run, start_listening, start_listening_n};
 
 fn config(a: &str, b: &str, route_to: &str) -> String {
     format!(
@@ -132,7 +132,6 @@ fn sighup_reloads_routes_under_traffic_without_a_failed_request() {
         sent as usize,
         "every request reached exactly one issuer"
     );
-    let _ = std::fs::remove_dir_all(dir);
 }
 
 #[test]
@@ -155,6 +154,7 @@ fn the_demo_runs_shows_figures_and_stops_cleanly() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    let _made = demo_dir(&stdout);
     assert!(stdout.contains("p99 µs"), "{stdout}");
     let approved: u64 = stdout
         .lines()

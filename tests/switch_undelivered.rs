@@ -154,7 +154,6 @@ fn an_approval_the_acquirer_never_gets_is_reversed() {
     assert!(answers.is_empty(), "no response within 1 s: {answers:?}");
     assert_reversed(&dir, &record, "UNDELIVERED1");
     assert!(switch.terminate(Duration::from_secs(10)).is_some());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `request(stan, rrn)` as the switch's acquirers read it (no length
@@ -229,7 +228,6 @@ fn an_approval_beyond_the_frame_limit_closes_the_connection_and_is_reversed() {
     assert_eq!(exchange(&addrs[1], &second), None, "closed, not answered");
     assert_reversed(&dir, &record, "FRAMELIMIT01");
     assert!(switch.terminate(Duration::from_secs(10)).is_some());
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// `answer` (a body) is the approval of `rrn`, and the issuer saw no
@@ -269,7 +267,6 @@ fn a_request_in_flight_at_shutdown_is_answered() {
         .expect("asker")
         .expect("an answer, not a close");
     assert_delivered(&answer, &record, "INFLIGHTSTOP");
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Regression: a frame the switch cannot read ends the reading of its
@@ -295,5 +292,4 @@ fn a_request_in_flight_before_an_unreadable_frame_is_answered() {
     // The issuer's answer came back, so no reversal follows it.
     assert_delivered(body, &record, "UNREADABLE01");
     assert!(switch.terminate(Duration::from_secs(10)).is_some());
-    let _ = std::fs::remove_dir_all(&dir);
 }

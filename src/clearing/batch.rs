@@ -337,9 +337,7 @@ mod tests {
 
     #[test]
     fn batch_close_in_balance_then_out_of_balance() {
-        let dir = std::env::temp_dir().join(format!("cardswitch-batch-{}", std::process::id()));
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_dir::TempDir::new("batch");
         let db = dir.join("j.db");
         let mut conn = Connection::open(&db).unwrap();
         migrate_all(&mut conn).unwrap();

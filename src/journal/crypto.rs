@@ -457,8 +457,7 @@ mod tests {
 
     #[test]
     fn key_file_rotation_and_errors() {
-        let dir = std::env::temp_dir().join(format!("cardswitch-keys-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_dir::TempDir::new("keys");
         let path = dir.join("keys.toml");
         let old = ring("k1", 3);
         let sealed_old = old.seal(b"pan", b"5500000000000004").blob;
@@ -498,6 +497,5 @@ mod tests {
             assert!(!e.contains("[keys]"), "{e}");
         }
         assert!(Keyring::from_env_value("nocolon").is_err());
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -218,3 +218,15 @@ pub fn send_messages(
         .collect();
     (code, answers)
 }
+
+/// The directory `cardswitch demo` made, read from its stdout (a line
+/// "logs, configuration and journal in DIR; ..."): removed when dropped.
+pub fn demo_dir(stdout: &str) -> super::certs::TempDir {
+    let dir = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("logs, configuration and journal in "))
+        .and_then(|rest| rest.split_once(';'))
+        .unwrap_or_else(|| panic!("no demo directory in:\n{stdout}"))
+        .0;
+    super::certs::TempDir::adopt(dir)
+}

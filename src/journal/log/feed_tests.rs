@@ -67,7 +67,7 @@ proptest! {
         let es = entries(&keys, &history(&ops));
         let half = cut.index(es.len() + 1);
         let dir = TempDir::new("feed");
-        let path = |name: &str| dir.0.join(name);
+        let path = |name: &str| dir.join(name);
 
         let mut once = open(&path("once.db"), &keys);
         prop_assert_eq!(feed(&mut once, &es, batch), 0);
@@ -135,7 +135,7 @@ proptest! {
         let keys = Arc::new(keys());
         let es = entries(&keys, &history(&ops));
         let dir = TempDir::new("fold");
-        let path = |name: &str| dir.0.join(name);
+        let path = |name: &str| dir.join(name);
         let mut one = open(&path("one.db"), &keys);
         feed(&mut one, &es, 1);
         drop(one);
@@ -150,7 +150,7 @@ proptest! {
 fn the_feeder_refuses_gaps_mixed_keys_and_bad_batch_sizes() {
     let keys = Arc::new(keys());
     let dir = TempDir::new("feed-limits");
-    let mut j = open(&dir.0.join("j.db"), &keys);
+    let mut j = open(&dir.join("j.db"), &keys);
     for bad in [0, FEED_BATCH_ENTRIES + 1] {
         let err = LogFeed::with_batch(&mut j, bad).err().unwrap();
         assert!(matches!(err, FeedError::BatchSize(n) if n == bad), "{err}");

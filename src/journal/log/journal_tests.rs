@@ -72,8 +72,8 @@ proptest! {
         let records = history(&ops);
         let half = cut.index(records.len() + 1);
         let dir = TempDir::new("logjournal");
-        let (db, log) = (dir.0.join("j.db"), dir.0.join("j.db-log"));
-        let expected = fed_once(&dir.0, &keys, &records);
+        let (db, log) = (dir.join("j.db"), dir.join("j.db-log"));
+        let expected = fed_once(&dir, &keys, &records);
 
         let (j, opened) = LogJournal::open(&db, &log, limits(), keys.clone()).unwrap();
         prop_assert_eq!((opened.log_records, opened.caught_up), (0, 0));
@@ -106,21 +106,21 @@ fn the_tail_follows_the_log_across_segments_from_any_entry() {
             detail: detail.clone(),
         })
         .collect();
-    let (w, _) = LogWriter::open(&dir.0, limits(), keys.clone()).unwrap();
+    let (w, _) = LogWriter::open(&dir, limits(), keys.clone()).unwrap();
     let watch = w.watch();
     append_all(&|r, a| w.append(r, a), &records, 500);
     let synced = watch.synced_seq();
     assert_eq!(synced, 6_000);
     drop(w);
-    let segments = super::segment::list(&dir.0).unwrap().len();
+    let segments = super::segment::list(&dir).unwrap().len();
     assert!(
         segments >= 3,
         "{segments} segments: the test wants rotation"
     );
     let mut all = Vec::new();
-    read_log(&dir.0, &mut |e| all.push(e)).unwrap();
+    read_log(&dir, &mut |e| all.push(e)).unwrap();
     for from in [1, 2, 1_999, 2_047, 4_500, 6_000] {
-        let mut tail = LogTail::new(&dir.0, from);
+        let mut tail = LogTail::new(&dir, from);
         let mut got = Vec::new();
         // In small steps, and never past what is synced.
         while tail.next_seq() <= synced {
@@ -136,7 +136,7 @@ fn the_tail_follows_the_log_across_segments_from_any_entry() {
         );
     }
     // An entry said to be synced that no segment holds is an error.
-    let mut tail = LogTail::new(&dir.0, 6_001);
+    let mut tail = LogTail::new(&dir, 6_001);
     let err = tail.read(6_001, 1, &mut Vec::new()).unwrap_err();
     assert!(
         matches!(err, super::LogError::Missing { seq: 6_001, .. }),
@@ -148,7 +148,7 @@ fn the_tail_follows_the_log_across_segments_from_any_entry() {
 fn a_log_that_sqlite_is_ahead_of_refuses_to_open() {
     let keys = Arc::new(keys());
     let dir = TempDir::new("ahead");
-    let (db, log) = (dir.0.join("j.db"), dir.0.join("j.db-log"));
+    let (db, log) = (dir.join("j.db"), dir.join("j.db-log"));
     let records = history(&[(); 3].map(|_| super::recover_tests::Op::Event(0)));
     let (j, _) = LogJournal::open(&db, &log, limits(), keys.clone()).unwrap();
     append_all(&|r, a| j.append(r, a), &records, 1);
@@ -171,7 +171,7 @@ fn a_log_that_sqlite_is_ahead_of_refuses_to_open() {
 fn segments_sqlite_holds_are_deleted_oldest_first_and_the_log_still_opens() {
     let keys = Arc::new(keys());
     let dir = TempDir::new("retire");
-    let (db, log) = (dir.0.join("j.db"), dir.0.join("j.db-log"));
+    let (db, log) = (dir.join("j.db"), dir.join("j.db-log"));
     let event = |i: u64| Record::Event {
         txn_id: None,
         at_ms: i as i64,

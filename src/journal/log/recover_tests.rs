@@ -4,7 +4,7 @@
 //! as the old way (sealed columns compared opened: the nonces differ).
 //! Then the fold's limits.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
@@ -24,26 +24,7 @@ use crate::journal::record::{Answered, Record, SafQueued};
 use crate::journal::sqlite::{SqliteJournal, open_connection};
 use crate::journal::store::{JournalStore, Recovery};
 
-pub(super) struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub(super) fn new(name: &str) -> TempDir {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, Ordering::Relaxed);
-        let dir = std::env::temp_dir().join(format!(
-            "cardswitch-logrec-{name}-{}-{n}",
-            std::process::id()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub(super) use crate::test_dir::TempDir;
 
 /// A step of a random history; `Option<usize>` picks an earlier
 /// transaction or entry (`None`: an id never used).
@@ -269,14 +250,14 @@ proptest! {
         let keys = Arc::new(keys());
         let records = history(&ops);
         let dir = TempDir::new("same");
-        let old_path = dir.0.join("old.db");
+        let old_path = dir.join("old.db");
         let mut old = SqliteJournal::open(&old_path, keys.clone()).unwrap();
         for group in records.chunks(7) {
             old.append(group).unwrap();
         }
         let expected = old.recover().unwrap();
 
-        let entries = through_the_log(&dir.0.join("log"), &keys, &records);
+        let entries = through_the_log(&dir.join("log"), &keys, &records);
         prop_assert_eq!(entries.len(), records.len());
         let mut fold = LogRecovery::new();
         for e in &entries {
@@ -285,7 +266,7 @@ proptest! {
         let got = fold.finish(&keys).unwrap();
         prop_assert_eq!(view(&got), view(&expected));
 
-        let fed_path = dir.0.join("fed.db");
+        let fed_path = dir.join("fed.db");
         let mut fed = SqliteJournal::open(&fed_path, keys.clone()).unwrap();
         let mut feed = LogFeed::with_batch(&mut fed, 4).unwrap();
         for e in entries {
@@ -459,7 +440,7 @@ fn a_reversal_closed_after_its_request_closes_it_in_both_stores() {
         },
     ];
     let dir = TempDir::new("order");
-    let mut old = SqliteJournal::open(&dir.0.join("old.db"), keys.clone()).unwrap();
+    let mut old = SqliteJournal::open(&dir.join("old.db"), keys.clone()).unwrap();
     old.append(&records).unwrap();
     let expected = old.recover().unwrap();
     let got = fold_all(RecoverLimits::default(), &entries(&keys, &records))

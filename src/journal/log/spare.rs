@@ -121,8 +121,7 @@ mod tests {
 
     #[test]
     fn a_spare_becomes_the_named_segment_full_of_zeros_and_another_is_made() {
-        let dir = std::env::temp_dir().join(format!("cardswitch-spare-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
+        let dir = crate::test_dir::TempDir::new("spare");
         let bytes = 3 * 1024 * 1024 + 17;
         let mut spare = Spare::start(&dir, bytes);
         let file = loop {
@@ -140,6 +139,5 @@ mod tests {
         }
         assert!(dir.join(SPARE_NAME).exists(), "the next spare is made");
         drop(spare);
-        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

@@ -3,7 +3,7 @@
 //! a torn tail is cut and the log goes on after it.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use proptest::prelude::*;
@@ -14,24 +14,7 @@ use super::writer::{Limits, LogWriter, SEGMENT_BYTES_MIN};
 use super::{LogError, segment};
 use crate::journal::record::Record;
 
-struct TempDir(PathBuf);
-
-impl TempDir {
-    fn new(name: &str) -> TempDir {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let dir =
-            std::env::temp_dir().join(format!("cardswitch-log-{name}-{}-{n}", std::process::id()));
-        std::fs::create_dir_all(&dir).unwrap();
-        TempDir(dir)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+use crate::test_dir::TempDir;
 
 fn event(txn: u64, detail: String) -> Record {
     Record::Event {
@@ -65,7 +48,7 @@ fn copy_log(from: &Path, to: &Path) {
 fn acknowledged_appends_survive_a_crash_copy_and_a_reopen() {
     let dir = TempDir::new("ack");
     let snapshot = TempDir::new("ack-copy");
-    let (w, r, _) = open(&dir.0, Limits::default()).unwrap();
+    let (w, r, _) = open(&dir, Limits::default()).unwrap();
     assert_eq!((r.records, r.next_seq, r.tail), (0, 1, None));
     let acked = Arc::new(Mutex::new(BTreeSet::new()));
     let before_copy = std::thread::scope(|s| {
@@ -94,7 +77,7 @@ fn acknowledged_appends_survive_a_crash_copy_and_a_reopen() {
             std::thread::sleep(std::time::Duration::from_millis(1));
         }
         let before = acked.lock().unwrap().clone();
-        copy_log(&dir.0, &snapshot.0);
+        copy_log(&dir, &snapshot);
         before
     });
     assert!(w.flush());
@@ -103,11 +86,11 @@ fn acknowledged_appends_survive_a_crash_copy_and_a_reopen() {
         !before_copy.is_empty(),
         "no group was durable before the copy"
     );
-    let (_, r, got) = open(&snapshot.0, Limits::default()).unwrap();
+    let (_, r, got) = open(&snapshot, Limits::default()).unwrap();
     let kept: BTreeSet<u64> = got.iter().filter_map(txn_of).collect();
     assert!(before_copy.is_subset(&kept), "an acknowledged group lost");
     assert_eq!(r.records as usize, got.len());
-    let (_, r, got) = open(&dir.0, Limits::default()).unwrap();
+    let (_, r, got) = open(&dir, Limits::default()).unwrap();
     assert_eq!(r.tail, None);
     assert_eq!(got.len(), 4 * (134 + 133 * 2 + 133 * 3));
     assert!(got.iter().enumerate().all(|(i, e)| e.seq == i as u64 + 1));
@@ -122,7 +105,7 @@ fn segments_rotate_at_their_size_and_read_back_in_order() {
         segment_bytes: SEGMENT_BYTES_MIN,
         ..Limits::default()
     };
-    let (w, _, _) = open(&dir.0, limits).unwrap();
+    let (w, _, _) = open(&dir, limits).unwrap();
     let detail = "r".repeat(DETAIL_BYTES_MAX);
     let n = 2 * SEGMENT_BYTES_MIN as usize / DETAIL_BYTES_MAX + 100;
     for chunk in (0..n as u64).collect::<Vec<_>>().chunks(50) {
@@ -131,7 +114,7 @@ fn segments_rotate_at_their_size_and_read_back_in_order() {
     }
     assert!(w.flush());
     w.close();
-    let segments = segment::list(&dir.0).unwrap();
+    let segments = segment::list(&dir).unwrap();
     assert!(segments.len() >= 3, "{segments:?}");
     for (_, path) in &segments {
         let meta = std::fs::metadata(path).unwrap();
@@ -142,7 +125,7 @@ fn segments_rotate_at_their_size_and_read_back_in_order() {
             0o600
         );
     }
-    let (w, r, got) = open(&dir.0, limits).unwrap();
+    let (w, r, got) = open(&dir, limits).unwrap();
     assert_eq!(
         (r.records as usize, r.next_seq, r.tail),
         (n, n as u64 + 1, None)
@@ -158,7 +141,7 @@ fn segments_rotate_at_their_size_and_read_back_in_order() {
     }
     w.append(vec![event(0, "after".into())], Box::new(|ok| assert!(ok)));
     w.close();
-    assert_eq!(open(&dir.0, limits).unwrap().1.records as usize, n + 1);
+    assert_eq!(open(&dir, limits).unwrap().1.records as usize, n + 1);
 }
 
 #[test]
@@ -174,13 +157,13 @@ fn limits_and_oversized_groups_are_refused() {
             ..Limits::default()
         },
     ] {
-        assert!(matches!(open(&dir.0, bad), Err(LogError::Limits(_))));
+        assert!(matches!(open(&dir, bad), Err(LogError::Limits(_))));
     }
     let limits = Limits {
         queue_records: 4,
         ..Limits::default()
     };
-    let (w, _, _) = open(&dir.0, limits).unwrap();
+    let (w, _, _) = open(&dir, limits).unwrap();
     let (tx, rx) = std::sync::mpsc::channel();
     let group = (0..5).map(|i| event(i, String::new())).collect();
     w.append(group, Box::new(move |ok| tx.send(ok).unwrap()));
@@ -223,12 +206,12 @@ proptest! {
         at in any::<usize>(),
     ) {
         let dir = TempDir::new("torn");
-        let (w, _, _) = open(&dir.0, Limits::default()).unwrap();
+        let (w, _, _) = open(&dir, Limits::default()).unwrap();
         let n = records.len();
         w.append(records, Box::new(|ok| assert!(ok)));
         prop_assert!(w.flush());
         w.close();
-        let (_, path) = segment::list(&dir.0).unwrap().pop().unwrap();
+        let (_, path) = segment::list(&dir).unwrap().pop().unwrap();
         let mut ends = Vec::new();
         let bytes = std::fs::read(&path).unwrap();
         let mut p = 0;
@@ -239,7 +222,7 @@ proptest! {
         prop_assert_eq!(ends.len(), n);
         let damage = tear_file(&path, p, how, at);
         let whole = ends.iter().filter(|&&e| e <= damage).count();
-        let (w, r, got) = open(&dir.0, Limits::default()).unwrap();
+        let (w, r, got) = open(&dir, Limits::default()).unwrap();
         prop_assert!(got.len() >= whole && got.len() <= n);
         let kept_end = ends.get(got.len().wrapping_sub(1)).copied().unwrap_or(0);
         match &r.tail {
@@ -249,7 +232,7 @@ proptest! {
         }
         w.append(vec![event(1, "next".into())], Box::new(|ok| assert!(ok)));
         w.close();
-        let (_, r2, again) = open(&dir.0, Limits::default()).unwrap();
+        let (_, r2, again) = open(&dir, Limits::default()).unwrap();
         prop_assert_eq!(r2.tail, None);
         prop_assert_eq!(again.len(), got.len() + 1);
         prop_assert_eq!(r2.next_seq, got.len() as u64 + 2);

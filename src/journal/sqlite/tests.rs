@@ -7,17 +7,10 @@ use crate::journal::TxnOutcome;
 use crate::journal::crypto::CryptoError;
 use crate::journal::query::JournalQueries;
 use crate::journal::record::{Accepted, Answered, Forwarded, SafQueued};
+use crate::test_dir::TempDir;
 
 fn keys(id: &str, byte: u8) -> Arc<Keyring> {
     Arc::new(Keyring::from_env_value(&format!("{id}:{}", hex::encode([byte; 32]))).unwrap())
-}
-
-/// An empty directory for one test's database, unique to this process.
-fn fresh_dir(name: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!("cardswitch-{name}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
 }
 
 fn accepted(id: u64, forwarded: bool) -> Record {
@@ -73,7 +66,7 @@ fn indexed_through(path: &Path) -> i64 {
 /// and rows left above the watermark by a crash are indexed at start.
 #[test]
 fn lookups_are_indexed_in_batches_late_rows_at_once_and_the_rest_at_start() {
-    let dir = fresh_dir("lookup");
+    let dir = TempDir::new("lookup");
     let path = dir.join("j.db");
     let by_pan = "SELECT COUNT(*) FROM txn_by_pan";
     let batch = lookup::BATCH_ROWS as u64;
@@ -108,7 +101,6 @@ fn lookups_are_indexed_in_batches_late_rows_at_once_and_the_rest_at_start() {
     let _j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
     assert_eq!(count(&path, by_pan), last as i64);
     assert_eq!(indexed_through(&path), last as i64);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// A group that fails after others were written above the watermark
@@ -116,7 +108,7 @@ fn lookups_are_indexed_in_batches_late_rows_at_once_and_the_rest_at_start() {
 /// committed, once each, and nothing of the rolled-back row.
 #[test]
 fn a_failed_group_leaves_the_next_batch_indexing_exactly_the_rows_committed() {
-    let dir = fresh_dir("lookup-failed");
+    let dir = TempDir::new("lookup-failed");
     let path = dir.join("j.db");
     let batch = lookup::BATCH_ROWS as u64;
     let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
@@ -144,7 +136,6 @@ fn a_failed_group_leaves_the_next_batch_indexing_exactly_the_rows_committed() {
         );
         assert_eq!(strays, 0, "{table}: no key of a rolled-back row");
     }
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Under sustained appends the background checkpointer never copies
@@ -152,7 +143,7 @@ fn a_failed_group_leaves_the_next_batch_indexing_exactly_the_rows_committed() {
 /// keep the WAL file from growing with every record written.
 #[test]
 fn the_wal_stays_bounded_under_sustained_appends() {
-    let dir = fresh_dir("wal");
+    let dir = TempDir::new("wal");
     let path = dir.join("j.db");
     let wal = dir.join("j.db-wal");
     let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
@@ -181,12 +172,11 @@ fn the_wal_stays_bounded_under_sustained_appends() {
         "WAL of {after} bytes after six periods, {one_period} after one: it keeps growing"
     );
     drop(j);
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
 fn recovery_finds_open_requests_and_pending_entries_across_key_rotation() {
-    let dir = fresh_dir("sqlite");
+    let dir = TempDir::new("sqlite");
     let path = dir.join("j.db");
     {
         let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
@@ -272,7 +262,6 @@ fn recovery_finds_open_requests_and_pending_entries_across_key_rotation() {
         let bytes = std::fs::read(entry.unwrap().path()).unwrap();
         assert!(!bytes.windows(16).any(|w| w == b"4761739001010119"));
     }
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 /// Clearing's reads: capture's requests in id order until the callback
@@ -282,7 +271,7 @@ fn recovery_finds_open_requests_and_pending_entries_across_key_rotation() {
 fn the_reader_hands_clearing_its_rows_and_refuses_what_it_cannot() {
     use crate::journal::capture_rows::CaptureRows;
     use std::ops::ControlFlow;
-    let dir = fresh_dir("reader");
+    let dir = TempDir::new("reader");
     let path = dir.join("j.db");
     let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
     j.append(&[accepted(1, true), answered(1), accepted(2, false)])
@@ -330,7 +319,6 @@ fn the_reader_hands_clearing_its_rows_and_refuses_what_it_cannot() {
         Err(JournalError::NotFound { .. })
     ));
     drop((r, j));
-    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Stored outcomes are read back typed: the journal's own words
@@ -338,7 +326,7 @@ fn the_reader_hands_clearing_its_rows_and_refuses_what_it_cannot() {
 /// error naming it, for a search and for one transaction's life.
 #[test]
 fn stored_outcomes_are_read_typed_and_unknown_ones_refused() {
-    let dir = fresh_dir("outcomes");
+    let dir = TempDir::new("outcomes");
     let path = dir.join("j.db");
     let mut j = SqliteJournal::open(&path, keys("k1", 1)).unwrap();
     let undelivered = Record::Delivery {
@@ -363,5 +351,4 @@ fn stored_outcomes_are_read_typed_and_unknown_ones_refused() {
     let err = searched.expect_err("an unknown outcome");
     assert!(err.to_string().contains("unknown journal outcome"), "{err}");
     drop((r, j));
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -453,8 +453,7 @@ fn acquirers_and_issuers_are_required() {
 fn load_reports_unreadable_files_and_resolves_relative_paths() {
     let err = SwitchConfig::load("/nonexistent/switch.toml").expect_err("missing");
     assert!(matches!(err, ConfigError::Io { .. }), "{err}");
-    let dir = std::env::temp_dir().join(format!("cardswitch-config-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = crate::test_dir::TempDir::new("config");
     std::fs::write(dir.join("cert.pem"), "x").unwrap();
     std::fs::write(dir.join("key.pem"), "x").unwrap();
     let text = config("").replacen(
@@ -467,7 +466,6 @@ fn load_reports_unreadable_files_and_resolves_relative_paths() {
     let tls = c.acquirers[0].tls.clone().expect("tls");
     assert_eq!(tls.cert, dir.join("cert.pem"));
     assert_eq!(tls.client_ca, None);
-    std::fs::remove_dir_all(&dir).unwrap();
 }
 
 #[test]

@@ -86,8 +86,7 @@ fn bad_values_name_their_line() {
 
 #[test]
 fn tls_takes_the_hosts_name_unless_given() {
-    let dir = std::env::temp_dir().join(format!("cardswitch-hsm-tls-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("dir");
+    let dir = crate::test_dir::TempDir::new("hsm-tls");
     let ca = dir.join("ca.pem");
     std::fs::write(&ca, "not checked at load").expect("ca");
     let tls = |extra: &str| {
@@ -104,5 +103,4 @@ fn tls_takes_the_hosts_name_unless_given() {
     };
     assert_eq!(tls("").server_name, "hsm.local");
     assert_eq!(tls(", server_name = \"hsm-1\"").server_name, "hsm-1");
-    let _ = std::fs::remove_dir_all(&dir);
 }
