@@ -252,15 +252,13 @@ mod tests {
 
     #[test]
     fn a_pem_file_at_the_limit_is_read_and_one_byte_more_is_not() {
-        let dir = std::env::temp_dir().join(format!("cardswitch-tls-{}", std::process::id()));
-        std::fs::create_dir_all(&dir).expect("dir");
+        let dir = crate::test_dir::TempDir::new("tls");
         let path = dir.join("big.pem");
         let limit = PEM_FILE_BYTES_MAX as usize;
         std::fs::write(&path, vec![b'A'; limit]).expect("write");
         assert_eq!(read(&path).expect("at the limit").len(), limit);
         std::fs::write(&path, vec![b'A'; limit + 1]).expect("write");
         let refused = read(&path).expect_err("over the limit");
-        std::fs::remove_dir_all(&dir).expect("clean up");
         assert!(refused.to_string().contains("big.pem"), "{refused}");
     }
 }
