@@ -9,6 +9,8 @@ pub mod bind;
 pub mod connection;
 #[cfg(feature = "runtime")]
 pub mod connector;
+#[cfg(feature = "runtime")]
+mod frame_reader;
 pub mod framing;
 #[cfg(feature = "runtime")]
 pub mod listener;

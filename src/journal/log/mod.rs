@@ -7,6 +7,7 @@
 //! ([`reader`]). The format: docs/journal-log.md.
 
 mod decode;
+mod encode;
 #[cfg(feature = "runtime")]
 pub mod feed;
 #[cfg(feature = "runtime")]
