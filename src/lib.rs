@@ -33,5 +33,5 @@ pub mod private_file;
 pub mod sim;
 #[cfg(feature = "runtime")]
 pub mod switch;
-#[cfg(test)]
-pub(crate) mod test_dir;
+#[doc(hidden)]
+pub mod test_dir;

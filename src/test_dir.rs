@@ -1,13 +1,15 @@
-//! Unit tests' temporary directories: private (0700: they hold journals
-//! with card data and keys) and removed when their guard drops, unless the
-//! test is failing, when the directory is kept (and named) to be looked into.
+//! Tests' temporary directories (the unit tests' and, through
+//! `tests/support`, the integration tests'): private (0700: they hold
+//! journals with card data, TLS and journal keys) and removed when their
+//! guard drops, unless the test is failing, when the directory is kept
+//! (and named) to be looked into. Test support only: nothing else uses it.
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 /// A test's own directory under the temporary directory, removed with
 /// everything in it when dropped (but kept when the thread panics).
-pub(crate) struct TempDir {
+pub struct TempDir {
     path: PathBuf,
 }
 
@@ -15,12 +17,12 @@ impl TempDir {
     /// A new, empty directory named after `name` and this process. A name
     /// left by a failed run of an earlier process with the same id is
     /// skipped, not reused.
-    pub(crate) fn new(name: &str) -> TempDir {
+    pub fn new(name: &str) -> TempDir {
         static NEXT: AtomicU64 = AtomicU64::new(0);
         loop {
             let n = NEXT.fetch_add(1, Ordering::Relaxed);
             let path = std::env::temp_dir()
-                .join(format!("cardswitch-unit-{name}-{}-{n}", std::process::id()));
+                .join(format!("cardswitch-test-{name}-{}-{n}", std::process::id()));
             let mut builder = std::fs::DirBuilder::new();
             #[cfg(unix)]
             std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
@@ -30,6 +32,25 @@ impl TempDir {
                 Err(e) => panic!("{}: {e}", path.display()),
             }
         }
+    }
+}
+
+impl TempDir {
+    /// Takes over a directory a child made under the temporary directory
+    /// (the demo makes its own), to be removed the same way.
+    pub fn adopt(path: impl Into<PathBuf>) -> TempDir {
+        let path = path.into();
+        let ours = path.parent() == Some(std::env::temp_dir().as_path())
+            && path
+                .file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("cardswitch-"));
+        assert!(
+            ours,
+            "not a cardswitch temporary directory: {}",
+            path.display()
+        );
+        TempDir { path }
     }
 }
 

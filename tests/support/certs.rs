@@ -65,70 +65,10 @@ pub fn make_pki(dir: &Path, prefix: &str) -> TestPki {
     }
 }
 
-/// A test's private directory (mode 0700: it holds TLS keys and journals
-/// with card data), removed with everything in it when dropped. A failing
-/// test's directory is kept, and named on stderr, to be looked into.
-pub struct TempDir {
-    path: PathBuf,
-}
-
-impl TempDir {
-    /// Takes over a directory a child made under the temporary directory
-    /// (the demo makes its own), to be removed the same way.
-    pub fn adopt(path: impl Into<PathBuf>) -> TempDir {
-        let path = path.into();
-        let ours = path.parent() == Some(std::env::temp_dir().as_path())
-            && path
-                .file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("cardswitch-"));
-        assert!(
-            ours,
-            "not a cardswitch temporary directory: {}",
-            path.display()
-        );
-        TempDir { path }
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            eprintln!(
-                "test failed: its directory is kept: {}",
-                self.path.display()
-            );
-        } else {
-            let _ = std::fs::remove_dir_all(&self.path);
-        }
-    }
-}
-
-impl std::ops::Deref for TempDir {
-    type Target = Path;
-    fn deref(&self) -> &Path {
-        &self.path
-    }
-}
-
-impl AsRef<Path> for TempDir {
-    fn as_ref(&self) -> &Path {
-        &self.path
-    }
-}
+pub use cardswitch::test_dir::TempDir;
 
 /// A fresh temporary directory for one test, removed when the guard drops:
 /// bind it (`let dir = temp_dir(..)`) for the whole test.
 pub fn temp_dir(name: &str) -> TempDir {
-    use std::os::unix::fs::DirBuilderExt;
-    let path = std::env::temp_dir().join(format!(
-        "cardswitch-test-{name}-{}-{}",
-        std::process::id(),
-        fastrand::u64(..)
-    ));
-    std::fs::DirBuilder::new()
-        .mode(0o700)
-        .create(&path)
-        .expect("temp dir");
-    TempDir { path }
+    TempDir::new(name)
 }
