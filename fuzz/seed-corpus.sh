@@ -9,7 +9,7 @@
 #   spec_load                  specs/*.toml and fixtures/specs-bad/*.toml
 #
 # The selector byte of a spec is its index in the shipped-spec table of
-# src/message/spec_file.rs (fuzz/src/lib.rs picks specs()[byte % count]);
+# src/message/spec_file/mod.rs (fuzz/src/lib.rs picks specs()[byte % count]);
 # the order is read from that file so the two cannot drift apart.
 #
 # Needs bash and perl (with the core module JSON::PP). Safe to run again:
@@ -34,10 +34,10 @@ for dir in "$fuzz_dir"/seeds/*/; do
 done
 
 # Shipped specs in table order: index = selector byte.
-mapfile -t specs < <(grep -o 'include_str!("../../specs/[A-Za-z0-9_-]*\.toml")' \
-    "$root/src/message/spec_file.rs" | sed -E 's|.*specs/([^.]*)\.toml.*|\1|')
+mapfile -t specs < <(grep -o 'include_str!("[./]*specs/[A-Za-z0-9_-]*\.toml")' \
+    "$root/src/message/spec_file/mod.rs" | sed -E 's|.*specs/([^.]*)\.toml.*|\1|')
 if [[ ${#specs[@]} -eq 0 ]]; then
-    echo "seed-corpus: no shipped specs found in src/message/spec_file.rs" >&2
+    echo "seed-corpus: no shipped specs found in src/message/spec_file/mod.rs" >&2
     exit 1
 fi
 
