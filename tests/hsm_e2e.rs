@@ -23,6 +23,8 @@ const ZPK: &str = "89ABCDEF01234567FEDCBA9876543210";
 const TAK: &str = "0123456789ABCDEF0123456789ABCDEF";
 const ZAK: &str = "FEDCBA98765432100123456789ABCDEF";
 const ZMK: &str = "89ABCDEF0123456789ABCDEF01234567";
+/// The ZPK an issuer sends in its own key exchange.
+const NEW_ZPK: &str = "1C587F1C4A1C6E2CE61A5D8967A49E20";
 
 /// What a test network is made of.
 struct Net {
@@ -42,11 +44,13 @@ fn switch(dir: &Path, hsm: Running, hsm_addr: &str, macs: bool, issuer_extra: &[
         "127.0.0.1:0",
         "--spec",
         "iso93-ascii",
-        "--pin-key",
-        ZPK,
         "--expect-pin",
         "1234",
     ];
+    // The issuer's ZPK, unless the test gives it another.
+    if !issuer_extra.contains(&"--pin-key") {
+        args.extend(["--pin-key", ZPK]);
+    }
     if macs {
         args.extend(["--mac-key", ZAK]);
     }
@@ -258,5 +262,57 @@ fn a_key_exchange_the_issuer_refuses_keeps_the_old_key_and_raises_the_alarm() {
         alarm().as_deref() == Some("1")
     });
     // The old key still works.
+    only(&load(&net, &dir, 20, &["--dukpt-bdk", BDK]), "000", 20);
+}
+
+#[test]
+fn a_key_the_issuer_sends_is_imported_and_pins_reach_it_under_that_key() {
+    let dir = temp_dir("hsm-e2e-issuer-key");
+    let hsm = hsm_sim(&[]);
+    let addr = hsm.addr.clone();
+    // The issuer sends its new ZPK under the ZMK as the switch connects,
+    // and reads PIN blocks under that key only: an approval means the
+    // switch imported it (A6), checked its check value and translates to
+    // it; with the old key every PIN would be refused.
+    let issuer = [
+        "--send-new-key",
+        NEW_ZPK,
+        "--zone-master-key",
+        ZMK,
+        "--pin-key",
+        NEW_ZPK,
+    ];
+    let net = switch(&dir, hsm, &addr, false, &issuer);
+    let exchanges = || {
+        http_get(&net.metrics, "/metrics")
+            .lines()
+            .find(|l| l.starts_with("cardswitch_key_exchanges_total"))
+            .and_then(|l| l.split_whitespace().last().map(str::to_string))
+    };
+    // One exchange a connection of the link (it opens two).
+    wait_until("the issuer's key imported", Duration::from_secs(10), || {
+        exchanges().and_then(|n| n.parse::<u64>().ok()) == Some(2)
+    });
+    only(&load(&net, &dir, 50, &["--dukpt-bdk", BDK]), "000", 50);
+}
+
+#[test]
+fn a_key_the_issuer_sends_under_another_zmk_is_refused_and_the_old_key_kept() {
+    let dir = temp_dir("hsm-e2e-issuer-bad-key");
+    let hsm = hsm_sim(&[]);
+    let addr = hsm.addr.clone();
+    // Wrapped under another ZMK: the HSM's check value differs, the
+    // switch answers 909 (96) and keeps translating to the old ZPK.
+    let issuer = ["--send-new-key", NEW_ZPK, "--zone-master-key", ZAK];
+    let net = switch(&dir, hsm, &addr, false, &issuer);
+    let failing = || {
+        http_get(&net.metrics, "/metrics")
+            .lines()
+            .find(|l| l.starts_with("cardswitch_key_exchange_failing_issuers"))
+            .and_then(|l| l.split_whitespace().last().map(str::to_string))
+    };
+    wait_until("the alarm", Duration::from_secs(10), || {
+        failing().as_deref() == Some("1")
+    });
     only(&load(&net, &dir, 20, &["--dukpt-bdk", BDK]), "000", 20);
 }

@@ -16,6 +16,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
 use super::capture_args::{self, CaptureArgs};
+use super::issuer_sim_key::{NewKey, print_answer};
 use super::link_args::LinkArgs;
 use super::{CliError, observe};
 use crate::hsm::soft::TdesKey;
@@ -90,6 +91,14 @@ pub struct IssuerSimArgs {
     /// 63, and sign the answers.
     #[arg(long)]
     mac_key: Option<String>,
+    /// On each connection, send this new clear test ZPK (hex) under
+    /// --zone-master-key in an 0800 (DE70 161), and print the answer's DE39
+    /// ("new key answered 00").
+    #[arg(long)]
+    send_new_key: Option<String>,
+    /// The clear test zone master key (hex) --send-new-key sends under.
+    #[arg(long)]
+    zone_master_key: Option<String>,
     /// Append approvals and acknowledged reversals/advices here (JSON lines).
     #[arg(long)]
     record: Option<PathBuf>,
@@ -130,6 +139,7 @@ struct Sim {
     auth_counter: AtomicU64,
     record: Option<mpsc::Sender<String>>,
     keys: IssuerKeys,
+    new_key: Option<NewKey>,
 }
 
 pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
@@ -185,6 +195,10 @@ pub fn run(args: &IssuerSimArgs) -> Result<(), CliError> {
             auth_counter: AtomicU64::new(1),
             record: record_tx,
             keys: issuer_keys(args)?,
+            new_key: NewKey::from_args(
+                args.send_new_key.as_deref(),
+                args.zone_master_key.as_deref(),
+            )?,
         });
         let shutdown = CancellationToken::new();
         {
@@ -263,6 +277,21 @@ fn year_month(now: SystemTime) -> (i64, u32) {
 }
 
 async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
+    if let Some(new_key) = &sim.new_key {
+        let stan = sim.auth_counter.fetch_add(1, Ordering::Relaxed) as u32 % 999_999 + 1;
+        match sim.spec.build(&new_key.request(&sim.spec, stan)) {
+            Ok(bytes) => {
+                let _ = conn
+                    .sender
+                    .send(Frame {
+                        tpdu: None,
+                        message: bytes,
+                    })
+                    .await;
+            }
+            Err(e) => warn!(error = %e, "cannot build the new key's 0800"),
+        }
+    }
     loop {
         let Some(frame) = conn.next_frame("issuer-sim").await else {
             break;
@@ -271,6 +300,10 @@ async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
         else {
             continue;
         };
+        if request.mti().class() == MessageClass::NetworkManagement && request.mti().is_response() {
+            print_answer(&request);
+            continue;
+        }
         let span =
             info_span!("exchange", mti = %request.mti(), stan = request.get_str(11).unwrap_or("-"));
         let _enter = span.enter();

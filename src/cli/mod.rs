@@ -8,6 +8,7 @@ mod demo_security;
 mod encode;
 mod hsm_sim;
 mod issuer_sim;
+mod issuer_sim_key;
 mod journal;
 mod link_args;
 pub mod load;

@@ -14,10 +14,11 @@ use tokio::net::TcpStream;
 use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, debug, info, info_span, warn};
 
-use super::connection::{self, ReadLimits};
+use super::connection::{self, FrameSender, ReadLimits};
 use super::framing::{Frame, FrameCodec};
 use super::listener::BoxedStream;
 use super::mux::{Delivery, Mux, MuxError};
+use super::peer_requests::SharedPeerRequests;
 use super::tls::TlsClient;
 use crate::message::mti::MessageClass;
 use crate::message::netmgmt;
@@ -60,6 +61,9 @@ pub enum LinkEvent {
     /// A message no request of the link's own waits for (an answer to a
     /// message sent with `IssuerLink::send`), boxed as the core takes it.
     Message(Box<Message>),
+    /// A request the issuer sent that the switch answers itself (a new
+    /// key), by [`IssuerLink::answer`] under `id`.
+    Request { id: u64, message: Box<Message> },
     /// A connection closed with these messages sent by `send` unanswered
     /// (by STAN): whether the issuer acted on them is unknown.
     Lost(Vec<u32>),
@@ -130,6 +134,8 @@ pub struct IssuerLink {
     round_trip: metrics::Histogram,
     /// Connections up now, watched by the switch.
     up_count: tokio::sync::watch::Sender<usize>,
+    /// Requests the issuer sent that wait for the switch's answer.
+    peer_requests: SharedPeerRequests,
 }
 
 impl IssuerLink {
@@ -163,6 +169,7 @@ impl IssuerLink {
             started: Instant::now(),
             round_trip: metrics::histogram!("cardswitch_link_round_trip_seconds", "link" => name),
             up_count: tokio::sync::watch::Sender::new(0),
+            peer_requests: Default::default(),
         });
         for i in 0..link.slots.len() {
             let span = info_span!("issuer_link", link = %link.settings.name, slot = i);
@@ -226,6 +233,20 @@ impl IssuerLink {
             if let Some(mux) = slot.current() {
                 mux.forget(stan);
             }
+        }
+    }
+
+    /// Answers the request the issuer sent under `id` (a
+    /// [`LinkEvent::Request`]) with `frame`, on its connection; dropped
+    /// when that connection has closed.
+    pub fn answer(&self, id: u64, frame: Bytes) {
+        let queued = self
+            .peer_requests
+            .lock()
+            .expect("peer requests")
+            .answer(id, frame);
+        if !queued {
+            warn!(link = %self.settings.name, "answer to the issuer's request not sent: its connection closed");
         }
     }
 
@@ -443,17 +464,22 @@ impl IssuerLink {
                         metrics::counter!("cardswitch_link_unmatched_responses_total", "link" => settings.name.clone()).increment(1);
                         warn!(mti = %m.mti(), stan = m.get_str(11).unwrap_or("-"), "late or unmatched response");
                     }
-                    Delivery::NotAResponse(m) => match netmgmt::answer(&m) {
-                        Some(resp) => match settings.spec.build(&resp) {
-                            Ok(bytes) => {
-                                if let Err(e) = sender.reply(&frame, bytes).await {
-                                    warn!(error = %e, "cannot answer network management request");
-                                }
+                    Delivery::NotAResponse(m) => {
+                        let held = match &settings.inbound {
+                            Some(_) if netmgmt::brings_new_key(&m) => self
+                                .peer_requests
+                                .lock()
+                                .expect("peer requests")
+                                .hold(&sender, &frame),
+                            _ => None,
+                        };
+                        match (held, &settings.inbound) {
+                            (Some(id), Some(inbound)) => {
+                                inbound(LinkEvent::Request { id, message: m })
                             }
-                            Err(e) => warn!(error = %e, "cannot answer network management request"),
-                        },
-                        None => warn!(mti = %m.mti(), "unexpected request from issuer ignored"),
-                    },
+                            _ => answer_netmgmt(&settings.spec, &sender, &frame, &m).await,
+                        }
+                    }
                 }
             }
         };
@@ -482,5 +508,21 @@ impl IssuerLink {
         drop(sender);
         drop(mux);
         let _ = writer.await;
+    }
+}
+
+/// The link's own answer to an issuer's network management request (see
+/// [`netmgmt::answer`]), on the connection it came on.
+async fn answer_netmgmt(spec: &Spec, sender: &FrameSender, frame: &Frame, m: &Message) {
+    match netmgmt::answer(m) {
+        Some(resp) => match spec.build(&resp) {
+            Ok(bytes) => {
+                if let Err(e) = sender.reply(frame, bytes).await {
+                    warn!(error = %e, "cannot answer network management request");
+                }
+            }
+            Err(e) => warn!(error = %e, "cannot answer network management request"),
+        },
+        None => warn!(mti = %m.mti(), "unexpected request from issuer ignored"),
     }
 }

@@ -19,6 +19,8 @@ pub mod log_limit;
 #[cfg(feature = "runtime")]
 pub mod mux;
 #[cfg(feature = "runtime")]
+pub mod peer_requests;
+#[cfg(feature = "runtime")]
 pub mod tap;
 #[cfg(feature = "runtime")]
 pub mod tls;

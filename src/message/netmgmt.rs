@@ -25,8 +25,9 @@ pub fn request(version: u8, code: &str, stan: u32, now: SystemTime) -> Message {
     m
 }
 
-/// DE70 codes of key exchanges (101 key change, 161 new key): keys are
-/// not exchanged over these links, so such a request is declined.
+/// DE70 codes of key exchanges (101 key change, 161 new key): the
+/// automatic answer declines them; an issuer's new key (161) goes to the
+/// switch's core instead where keys are exchanged ([`brings_new_key`]).
 pub const KEY_CHANGES: &[&str] = &["101", "161"];
 
 /// How a network management request is answered.
@@ -58,6 +59,14 @@ fn code_of(msg: &Message) -> Option<&str> {
         "831" => ECHO,
         other => other,
     })
+}
+
+/// Whether `msg` brings a new key (DE70 = 161): the switch performs that
+/// one itself where keys are exchanged, rather than the automatic answer.
+pub fn brings_new_key(msg: &Message) -> bool {
+    msg.mti().class() == crate::message::mti::MessageClass::NetworkManagement
+        && msg.mti().expects_response()
+        && msg.get_str(70) == Some(KEY_CHANGES[1])
 }
 
 /// What `msg`'s network management code asks for (see [`Verdict`]).

@@ -43,6 +43,9 @@ impl Node {
                     }
                 }
                 Action::Reply { to, frame, confirm } => self.reply(to, frame, confirm),
+                Action::AnswerIssuer { issuer, id, frame } => {
+                    self.issuers[issuer].answer(id.0, frame)
+                }
                 Action::Forget { issuer, stan } => self.issuers[issuer].forget(stan),
                 Action::Arm { timer, at } => self.timers.arm(timer, at),
                 Action::Disarm { timer } => self.timers.disarm(timer),

@@ -26,7 +26,7 @@ use crate::journal::{Journal, JournalError, Recovery, open_store};
 use crate::link::connector::{IssuerLink, LinkEvent};
 use crate::link::listener;
 use crate::node::config::{JournalSettings, SwitchConfig};
-use crate::switch::core::{Core, Input};
+use crate::switch::core::{Core, Input, PeerRequest};
 use crate::switch::hooks::AcquirerRules;
 
 /// How long a start waits for the issuer links to come up before letting
@@ -182,6 +182,11 @@ pub async fn start_with_rules(
             let input = match event {
                 LinkEvent::Message(message) => Input::FromIssuer {
                     issuer: index,
+                    message,
+                },
+                LinkEvent::Request { id, message } => Input::IssuerRequest {
+                    issuer: index,
+                    id: PeerRequest(id),
                     message,
                 },
                 LinkEvent::Lost(stans) => Input::Lost {

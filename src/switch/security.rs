@@ -115,6 +115,13 @@ pub enum HsmOp {
         zmk: KeyCryptogram,
         key_type: &'static str,
     },
+    /// Take `key`, of 3H type `key_type`, from under `zmk` to under the LMK
+    /// (a key an issuer sent).
+    ImportKey {
+        zmk: KeyCryptogram,
+        key_type: &'static str,
+        key: KeyCryptogram,
+    },
     /// Verify a chip card's ARQC and make the ARPC for `arc`.
     VerifyArqc {
         key: ChipKey,
@@ -138,6 +145,11 @@ pub enum HsmReply {
     NewKey {
         lmk: KeyCryptogram,
         zmk: KeyCryptogram,
+        kcv: String,
+    },
+    /// An imported key under the LMK, with its check value.
+    ImportedKey {
+        lmk: KeyCryptogram,
         kcv: String,
     },
 }
@@ -248,7 +260,10 @@ pub fn apply_inbound(results: Vec<HsmResult>, forwarded: &mut Message) -> Result
             }
             HsmReply::Verified => {}
             // Not asked for on the way in.
-            HsmReply::Mac(_) | HsmReply::Arpc(_) | HsmReply::NewKey { .. } => {
+            HsmReply::Mac(_)
+            | HsmReply::Arpc(_)
+            | HsmReply::NewKey { .. }
+            | HsmReply::ImportedKey { .. } => {
                 return Err(Outcome::SystemMalfunction);
             }
         }

@@ -46,7 +46,7 @@ impl KeyScheme {
     }
 
     /// Hex digits of a key with this tag (untagged: the field decides).
-    fn hex_len(self) -> Option<usize> {
+    pub(crate) fn hex_len(self) -> Option<usize> {
         match self {
             KeyScheme::Untagged => None,
             KeyScheme::Z => Some(16),

@@ -13,7 +13,7 @@ use super::operations::{
     Account, ArqcInput, CvvInput, CvvKind, DukptTranslation, EmvScheme, Hsm, MacAlgorithm,
     MacInput, MacKeyType, MacPadding, PinBlock, PinFormat, PinTranslation,
 };
-use crate::hsm::command::request::GenerateKey;
+use crate::hsm::command::request::{GenerateKey, ImportKey};
 use crate::hsm::command::{KeyScheme, Sensitive, upper_hex};
 use crate::message::response_codes::Outcome;
 use crate::switch::chip::ChipScheme;
@@ -79,6 +79,22 @@ async fn one(hsm: Arc<dyn Hsm>, op: HsmOp) -> HsmResult {
                 None => Err(HsmError::Unavailable),
             });
             (*b"A0", r)
+        }
+        HsmOp::ImportKey { zmk, key_type, key } => {
+            let i = ImportKey {
+                key_type: key_type.to_string(),
+                zmk,
+                key,
+                lmk_scheme: KeyScheme::U,
+            };
+            let r = hsm.import_key(i).await;
+            (
+                *b"A6",
+                r.map(|k| HsmReply::ImportedKey {
+                    lmk: k.lmk,
+                    kcv: k.kcv,
+                }),
+            )
         }
         HsmOp::VerifyArqc {
             key,

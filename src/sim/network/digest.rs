@@ -114,6 +114,10 @@ impl Digest {
                 let _ = write!(self, "T{issuer}{what:?}{stan}");
                 self.bytes(frame);
             }
+            Action::AnswerIssuer { issuer, id, frame } => {
+                let _ = write!(self, "A{issuer}{id:?}");
+                self.bytes(frame);
+            }
             Action::Reply { to, frame, confirm } => {
                 let _ = write!(self, "Y{to:?}{confirm:?}");
                 if let Some(frame) = frame {
@@ -194,6 +198,10 @@ pub fn describe_action(base: Instant, setup: &Setup, action: &Action) -> String 
             ..
         } => format!(
             "to issuer {issuer} {what:?}: {}",
+            read(&setup.issuer_specs[*issuer], frame)
+        ),
+        Action::AnswerIssuer { issuer, id, frame } => format!(
+            "answer issuer {issuer} {id:?}: {}",
             read(&setup.issuer_specs[*issuer], frame)
         ),
         Action::Forget { issuer, stan } => format!("forget issuer {issuer} stan {stan}"),

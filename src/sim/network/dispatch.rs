@@ -57,6 +57,9 @@ impl World<'_> {
             Action::Disarm { timer } => {
                 self.timers.remove(&timer);
             }
+            // The simulated issuers send no requests of their own (the
+            // core answers only an `Input::IssuerRequest`).
+            Action::AnswerIssuer { .. } => {}
             // The simulated links keep no per-message state to forget.
             Action::Forget { .. } => {}
             Action::Ask { token, question } => {

@@ -398,6 +398,7 @@ impl Core {
                 | Wait::SignSaf(..)
                 | Wait::StandInCard(..)
                 | Wait::KeyGenerated(_)
+                | Wait::KeyImported(_)
                 | Wait::CheckAnswer(..)),
                 _,
             ) => {

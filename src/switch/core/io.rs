@@ -71,6 +71,11 @@ pub enum Outgoing {
     KeyExchange(usize),
 }
 
+/// A request an issuer sent the switch (a key it sends), named by its
+/// link: the answer goes back under the same id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PeerRequest(pub u64);
+
 /// A timer the core arms.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TimerId {
@@ -109,6 +114,13 @@ pub enum Input {
     /// A message from issuer `issuer`'s link.
     FromIssuer {
         issuer: usize,
+        message: Box<Message>,
+    },
+    /// A request issuer `issuer` sent (its new key, DE70 = 161): answered
+    /// by `Action::AnswerIssuer` with the same `id`.
+    IssuerRequest {
+        issuer: usize,
+        id: PeerRequest,
         message: Box<Message>,
     },
     /// A connection of issuer `issuer`'s link closed with the messages
@@ -166,6 +178,13 @@ pub enum Action {
         to: Origin,
         frame: Option<Bytes>,
         confirm: Option<TxnId>,
+    },
+    /// Answer the request `id` issuer `issuer` sent with `frame` (built in
+    /// its dialect), on the connection it came on.
+    AnswerIssuer {
+        issuer: usize,
+        id: PeerRequest,
+        frame: Bytes,
     },
     /// The core no longer waits for an answer to what it sent issuer
     /// `issuer` under `stan` (its time ran out): the link may forget it.

@@ -36,7 +36,9 @@ pub(super) enum Exchange {
 }
 
 /// Which working key an issuer's exchanges replace, and its 3H type.
-fn working_key(keys: &crate::switch::security::IssuerKeys) -> Option<(&'static str, bool)> {
+pub(super) fn working_key(
+    keys: &crate::switch::security::IssuerKeys,
+) -> Option<(&'static str, bool)> {
     if keys.pin.is_some() {
         Some(("001", true))
     } else if keys.mac.as_ref().is_some_and(|m| m.zone) {
@@ -164,13 +166,19 @@ impl Core {
         if !(approved && echoed) {
             return self.exchange_failed(issuer);
         }
+        self.exchanges[issuer] = None;
+        self.use_key(issuer, key);
+    }
+
+    /// `key` (under the LMK) is `issuer`'s working key from now on: its
+    /// ZPK, else its ZAK. The alarm clears.
+    pub(super) fn use_key(&mut self, issuer: usize, key: KeyCryptogram) {
         let keys = &mut self.cfg.issuers[issuer].keys;
         match (&mut keys.pin, &mut keys.mac) {
             (Some((zpk, _)), _) => *zpk = key,
             (None, Some(zak)) => zak.key = key,
             (None, None) => {}
         }
-        self.exchanges[issuer] = None;
         self.exchange_failing[issuer] = false;
         self.counters.key_exchanges += 1;
     }
@@ -189,7 +197,7 @@ impl Core {
 
     /// Counted, and the issuer marked failing until an exchange succeeds
     /// (the alarm).
-    fn exchange_failed(&mut self, issuer: usize) {
+    pub(super) fn exchange_failed(&mut self, issuer: usize) {
         self.exchanges[issuer] = None;
         self.exchange_failing[issuer] = true;
         self.counters.key_exchanges_failed += 1;

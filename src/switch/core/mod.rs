@@ -17,6 +17,7 @@
 
 mod answer;
 mod io;
+mod issuer_key;
 mod key_exchange;
 mod mutation;
 mod queue;
@@ -49,7 +50,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 
-pub use io::{Action, ConnId, Input, Origin, Outgoing, Question, Time, TimerId, Token, TxnId};
+pub use io::{
+    Action, ConnId, Input, Origin, Outgoing, PeerRequest, Question, Time, TimerId, Token, TxnId,
+};
 #[doc(hidden)]
 pub use mutation::Mutation;
 pub use restore::{RestoreCount, Restored, RestoredSaf, RestoredTxn};
@@ -249,6 +252,8 @@ enum Wait {
     StandInCard(TxnId, usize, TxnOutcome),
     /// The HSM made a new working key for this issuer's exchange.
     KeyGenerated(usize),
+    /// The HSM imported the key an issuer sent (boxed: rare).
+    KeyImported(Box<issuer_key::Importing>),
     /// The HSM checked the MAC of the issuer's answer (and made its
     /// reply's, the frame here, when the acquirer signs).
     CheckAnswer(TxnId, Option<Vec<u8>>),
@@ -367,6 +372,11 @@ impl Core {
         match input {
             Input::Request { from, message } => self.request(now, from, message),
             Input::FromIssuer { issuer, message } => self.issuer_message(now, issuer, *message),
+            Input::IssuerRequest {
+                issuer,
+                id,
+                message,
+            } => self.issuer_key(issuer, id, *message),
             Input::IssuerUp { issuer, up } => self.issuer_up(now, issuer, up),
             Input::Lost { issuer, stans } => {
                 for stan in stans {

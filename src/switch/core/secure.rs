@@ -95,6 +95,7 @@ impl Core {
                 self.saf_signed(now, id, attempts, frame, results)
             }
             Some(Wait::KeyGenerated(issuer)) => self.key_generated(now, issuer, results),
+            Some(Wait::KeyImported(importing)) => self.key_imported(*importing, results),
             Some(Wait::StandInCard(id, issuer, outcome)) => {
                 self.card_checked(now, id, issuer, outcome, results)
             }

@@ -157,3 +157,113 @@ fn the_schedule_starts_with_the_link() {
         }
     )));
 }
+
+/// The issuer's 0800 bringing `key` (under the ZMK) of type `key_type`
+/// with check value `kcv`.
+fn issuer_sends(core: &mut Core, now: Time, key_type: &str, kcv: &str) -> Vec<Action> {
+    let mut m = crate::message::netmgmt::request(0, "161", 4242, now.wall);
+    let de48 = format!("{key_type}{}{kcv}", key('5').to_field());
+    m.set_str(48, &de48).expect("DE48");
+    let input = Input::IssuerRequest {
+        issuer: 0,
+        id: PeerRequest(7),
+        message: Box::new(m),
+    };
+    core.handle(now, input);
+    drain(core)
+}
+
+/// The switch's answer to the issuer's request 7: DE39 and DE48.
+fn answer_to_issuer(actions: &[Action]) -> (String, Option<String>) {
+    let m = actions
+        .iter()
+        .find_map(|a| match a {
+            Action::AnswerIssuer {
+                issuer: 0,
+                id: PeerRequest(7),
+                frame,
+            } => Some(read_reply(frame)),
+            _ => None,
+        })
+        .expect("an answer to the issuer");
+    assert_eq!(m.mti().to_string(), "0810");
+    assert_eq!(m.get_str(11), Some("004242"));
+    let de39 = m.get_str(39).expect("DE39").to_string();
+    (de39, m.get_str(48).map(str::to_string))
+}
+
+#[test]
+fn a_key_the_issuer_sends_is_imported_and_used_when_its_check_value_holds() {
+    let now = start();
+    let mut core = exchanging();
+    let (token, ops) = ask(&issuer_sends(&mut core, now, "001", "abc123"));
+    assert_eq!(
+        ops,
+        vec![HsmOp::ImportKey {
+            zmk: key('9'),
+            key_type: "001",
+            key: key('5'),
+        }]
+    );
+    let results = vec![Ok(HsmReply::ImportedKey {
+        lmk: key('6'),
+        kcv: "ABC1230000000000".into(),
+    })];
+    core.handle(now, Input::HsmAnswer { token, results });
+    let answer = answer_to_issuer(&drain(&mut core));
+    assert_eq!(answer, ("00".into(), Some("ABC123".into())));
+    assert_eq!(core.counters().key_exchanges, 1);
+    assert_eq!(zpk_in_use(&mut core, now, "000103"), key('6'));
+}
+
+#[test]
+fn a_key_the_issuer_sends_that_does_not_check_keeps_the_old_key() {
+    for case in [
+        "other check value",
+        "hsm",
+        "not a key",
+        "other key type",
+        "no zmk",
+    ] {
+        let now = start();
+        let mut core = exchanging();
+        if case == "no zmk" {
+            core.cfg.issuers[0].keys.zmk = None;
+        }
+        let (key_type, kcv) = match case {
+            "not a key" => ("001", "ABC12"),
+            "other key type" => ("008", "ABC123"),
+            _ => ("001", "ABC123"),
+        };
+        let actions = issuer_sends(&mut core, now, key_type, kcv);
+        let actions = if let ["other check value" | "hsm"] = [case] {
+            let (token, _) = ask(&actions);
+            let results = vec![if case == "hsm" {
+                Err(crate::message::response_codes::Outcome::SystemMalfunction)
+            } else {
+                Ok(HsmReply::ImportedKey {
+                    lmk: key('6'),
+                    kcv: "FFFFFF".into(),
+                })
+            }];
+            core.handle(now, Input::HsmAnswer { token, results });
+            drain(&mut core)
+        } else {
+            actions
+        };
+        let expected = match case {
+            "not a key" => "30",
+            "other key type" | "no zmk" => "12",
+            _ => "96",
+        };
+        assert_eq!(
+            answer_to_issuer(&actions),
+            (expected.into(), None),
+            "{case}"
+        );
+        let alarm = usize::from(expected == "96");
+        assert_eq!(core.key_exchange_failing(), alarm, "{case}");
+        assert_eq!(core.counters().key_exchanges, 0, "{case}");
+        assert_eq!(zpk_in_use(&mut core, now, "000104"), key('2'), "{case}");
+    }
+}
