@@ -9,6 +9,8 @@ use std::fs::File;
 use std::io::Read;
 use std::path::Path;
 
+use zeroize::Zeroizing;
+
 /// Creates (or truncates) `path` with mode 0600. The temporary files that
 /// are renamed into place are made with it, so the final file never has
 /// a wider mode, not even for a moment.
@@ -33,7 +35,7 @@ pub fn create_private(path: &Path) -> std::io::Result<File> {
 /// protects, readable by every account on the machine, protects nothing.
 /// The mode is checked on the opened file, so the file checked is the file
 /// read. The error names the mode and the fix, never the content.
-pub fn read_private(path: &Path, bytes_max: u64) -> Result<Vec<u8>, String> {
+pub fn read_private(path: &Path, bytes_max: u64) -> Result<Zeroizing<Vec<u8>>, String> {
     let file = File::open(path).map_err(|e| e.to_string())?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
     #[cfg(unix)]
@@ -52,14 +54,18 @@ pub fn read_private(path: &Path, bytes_max: u64) -> Result<Vec<u8>, String> {
             meta.len()
         ));
     }
-    let mut bytes = Vec::new();
-    file.take(bytes_max + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| e.to_string())?;
-    if bytes.len() as u64 > bytes_max {
-        return Err(format!("more than the {bytes_max} bytes allowed"));
-    }
-    Ok(bytes)
+    read_to_limit(file, bytes_max)
+        .map_err(|e| e.to_string())?
+        .ok_or_else(|| format!("more than the {bytes_max} bytes allowed"))
+}
+
+/// Reads `file` to its end when it holds at most `bytes_max` bytes (`None`
+/// when it holds more: a path such as `/dev/zero` is not read without
+/// end), into a buffer wiped when dropped (it may hold a key).
+pub fn read_to_limit(file: File, bytes_max: u64) -> std::io::Result<Option<Zeroizing<Vec<u8>>>> {
+    let mut bytes = Zeroizing::new(Vec::new());
+    file.take(bytes_max + 1).read_to_end(&mut bytes)?;
+    Ok((bytes.len() as u64 <= bytes_max).then_some(bytes))
 }
 
 #[cfg(all(test, unix))]
@@ -81,7 +87,7 @@ mod tests {
         ] {
             std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
             match read_private(&path, 64) {
-                Ok(bytes) => assert!(readable && bytes == b"k = 1\n", "{mode:o}"),
+                Ok(bytes) => assert!(readable && bytes.as_slice() == b"k = 1\n", "{mode:o}"),
                 Err(e) => assert!(
                     !readable && e.contains(&format!("{mode:04o}")) && e.contains("chmod 600"),
                     "{mode:o}: {e}"

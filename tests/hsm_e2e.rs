@@ -123,6 +123,14 @@ fn hsm_sim(extra: &[&str]) -> Running {
     start_listening(&args)
 }
 
+/// The value of the switch's metric `name`, as Prometheus text gives it.
+fn metric(net: &Net, name: &str) -> Option<String> {
+    http_get(&net.metrics, "/metrics")
+        .lines()
+        .find(|l| l.starts_with(name))
+        .and_then(|l| l.split_whitespace().last().map(str::to_string))
+}
+
 /// A load run of `requests` from DUKPT terminals: the count of each
 /// response code the terminals got (`timed_out` for none).
 fn load(net: &Net, dir: &Path, requests: u32, extra: &[&str]) -> HashMap<String, u64> {
@@ -248,12 +256,7 @@ fn a_key_exchange_the_issuer_refuses_keeps_the_old_key_and_raises_the_alarm() {
     let addr = hsm.addr.clone();
     let net = switch(&dir, hsm, &addr, false, &["--refuse-key-exchange"]);
     let pid = net.switch.child.id().to_string();
-    let alarm = || {
-        http_get(&net.metrics, "/metrics")
-            .lines()
-            .find(|l| l.starts_with("cardswitch_key_exchange_failing_issuers"))
-            .and_then(|l| l.split_whitespace().last().map(str::to_string))
-    };
+    let alarm = || metric(&net, "cardswitch_key_exchange_failing_issuers");
     std::process::Command::new("kill")
         .args(["-USR1", &pid])
         .status()
@@ -283,12 +286,7 @@ fn a_key_the_issuer_sends_is_imported_and_pins_reach_it_under_that_key() {
         NEW_ZPK,
     ];
     let net = switch(&dir, hsm, &addr, false, &issuer);
-    let exchanges = || {
-        http_get(&net.metrics, "/metrics")
-            .lines()
-            .find(|l| l.starts_with("cardswitch_key_exchanges_total"))
-            .and_then(|l| l.split_whitespace().last().map(str::to_string))
-    };
+    let exchanges = || metric(&net, "cardswitch_key_exchanges_total");
     // One exchange a connection of the link (it opens two).
     wait_until("the issuer's key imported", Duration::from_secs(10), || {
         exchanges().and_then(|n| n.parse::<u64>().ok()) == Some(2)
@@ -305,12 +303,7 @@ fn a_key_the_issuer_sends_under_another_zmk_is_refused_and_the_old_key_kept() {
     // switch answers 909 (96) and keeps translating to the old ZPK.
     let issuer = ["--send-new-key", NEW_ZPK, "--zone-master-key", ZAK];
     let net = switch(&dir, hsm, &addr, false, &issuer);
-    let failing = || {
-        http_get(&net.metrics, "/metrics")
-            .lines()
-            .find(|l| l.starts_with("cardswitch_key_exchange_failing_issuers"))
-            .and_then(|l| l.split_whitespace().last().map(str::to_string))
-    };
+    let failing = || metric(&net, "cardswitch_key_exchange_failing_issuers");
     wait_until("the alarm", Duration::from_secs(10), || {
         failing().as_deref() == Some("1")
     });

@@ -279,17 +279,12 @@ fn year_month(now: SystemTime) -> (i64, u32) {
 async fn serve_connection(sim: Arc<Sim>, mut conn: Accepted) {
     if let Some(new_key) = &sim.new_key {
         let stan = sim.auth_counter.fetch_add(1, Ordering::Relaxed) as u32 % 999_999 + 1;
-        match sim.spec.build(&new_key.request(&sim.spec, stan)) {
-            Ok(bytes) => {
-                let _ = conn
-                    .sender
-                    .send(Frame {
-                        tpdu: None,
-                        message: bytes,
-                    })
-                    .await;
+        match new_key.request(&sim.spec, stan).map(|m| sim.spec.build(&m)) {
+            Some(Ok(bytes)) => {
+                let _ = conn.sender.send(Frame::new(bytes)).await;
             }
-            Err(e) => warn!(error = %e, "cannot build the new key's 0800"),
+            Some(Err(e)) => warn!(error = %e, "cannot build the new key's 0800"),
+            None => warn!("cannot make the new key's 0800"),
         }
     }
     loop {

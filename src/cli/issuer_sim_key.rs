@@ -44,14 +44,15 @@ impl NewKey {
     }
 
     /// The 0800 bringing the key, in `spec`'s version, under `stan`.
-    pub(super) fn request(&self, spec: &Spec, stan: u32) -> Message {
-        let version = spec.version.digit();
-        let mut m = netmgmt::request(version, netmgmt::KEY_CHANGES[1], stan, SystemTime::now());
-        if version > 0 {
-            let _ = m.set_str(24, "811");
-        }
-        let _ = m.set_str(48, &self.de48);
-        m
+    pub(super) fn request(&self, spec: &Spec, stan: u32) -> Option<Message> {
+        let has_de70 = spec.field(70).is_some();
+        netmgmt::new_key_request(
+            spec.version.digit(),
+            stan,
+            SystemTime::now(),
+            has_de70,
+            &self.de48,
+        )
     }
 }
 

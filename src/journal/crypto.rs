@@ -187,7 +187,7 @@ impl Keyring {
             path: path.display().to_string(),
             reason,
         };
-        let bytes = Zeroizing::new(read_private(path, KEY_FILE_BYTES_MAX).map_err(fail)?);
+        let bytes = read_private(path, KEY_FILE_BYTES_MAX).map_err(fail)?;
         let text = std::str::from_utf8(&bytes).map_err(|_| fail("not UTF-8 text".into()))?;
         #[derive(serde::Deserialize)]
         #[serde(deny_unknown_fields)]

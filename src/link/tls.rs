@@ -2,7 +2,6 @@
 //! (client certificates checked against a configured CA), TLS 1.2 and 1.3
 //! only (PCI DSS 4.2.1), certificates and keys from PEM.
 
-use std::io::Read;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +13,8 @@ use rustls::{ClientConfig, RootCertStore, ServerConfig};
 use tokio::net::TcpStream;
 use tokio_rustls::{TlsAcceptor, TlsConnector};
 use zeroize::Zeroizing;
+
+use crate::private_file::read_to_limit;
 
 /// A TLS setting that cannot be used.
 #[derive(Debug, thiserror::Error)]
@@ -92,16 +93,13 @@ fn read(path: &Path) -> Result<Zeroizing<Vec<u8>>, TlsError> {
         reason,
     };
     let file = std::fs::File::open(path).map_err(|e| fail(e.to_string()))?;
-    let mut bytes = Zeroizing::new(Vec::new());
-    file.take(PEM_FILE_BYTES_MAX + 1)
-        .read_to_end(&mut bytes)
-        .map_err(|e| fail(e.to_string()))?;
-    if bytes.len() as u64 > PEM_FILE_BYTES_MAX {
-        return Err(fail(format!(
-            "more than {PEM_FILE_BYTES_MAX} bytes: not a PEM file"
-        )));
-    }
-    Ok(bytes)
+    read_to_limit(file, PEM_FILE_BYTES_MAX)
+        .map_err(|e| fail(e.to_string()))?
+        .ok_or_else(|| {
+            fail(format!(
+                "more than {PEM_FILE_BYTES_MAX} bytes: not a PEM file"
+            ))
+        })
 }
 
 /// The server side of TLS on a listener.

@@ -25,10 +25,35 @@ pub fn request(version: u8, code: &str, stan: u32, now: SystemTime) -> Message {
     m
 }
 
+/// DE70 code of a new key, and its DE24 function code (1993 and later).
+pub const NEW_KEY: &str = "161";
+pub const NEW_KEY_FUNCTION: &str = "811";
+
+/// An 0800 bringing a new key (`de48`: its key type, the key under the
+/// zone master key and its check value), in `version`, without DE70 when
+/// the dialect has none (`has_de70`).
+pub fn new_key_request(
+    version: u8,
+    stan: u32,
+    now: SystemTime,
+    has_de70: bool,
+    de48: &str,
+) -> Option<Message> {
+    let mut m = request(version, NEW_KEY, stan, now);
+    if version > 0 {
+        m.set_str(24, NEW_KEY_FUNCTION).ok()?;
+    }
+    if !has_de70 {
+        m.remove(70);
+    }
+    m.set_str(48, de48).ok()?;
+    Some(m)
+}
+
 /// DE70 codes of key exchanges (101 key change, 161 new key): the
 /// automatic answer declines them; an issuer's new key (161) goes to the
 /// switch's core instead where keys are exchanged ([`brings_new_key`]).
-pub const KEY_CHANGES: &[&str] = &["101", "161"];
+pub const KEY_CHANGES: &[&str] = &["101", NEW_KEY];
 
 /// How a network management request is answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -66,7 +91,7 @@ fn code_of(msg: &Message) -> Option<&str> {
 pub fn brings_new_key(msg: &Message) -> bool {
     msg.mti().class() == crate::message::mti::MessageClass::NetworkManagement
         && msg.mti().expects_response()
-        && msg.get_str(70) == Some(KEY_CHANGES[1])
+        && msg.get_str(70) == Some(NEW_KEY)
 }
 
 /// What `msg`'s network management code asks for (see [`Verdict`]).

@@ -29,7 +29,6 @@ pub const SEALED_BYTES_MAX: usize = 65_535 + 12 + 16;
 
 pub use super::decode::decode_entry;
 pub use super::encode::encode_entry;
-pub(super) use super::encode::{AcceptedHead, AnsweredRef, SealedSource, encode_entry_with};
 
 /// Bytes sealed under a key, with the key's id (keys rotate).
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -5,9 +5,10 @@
 
 use std::borrow::Cow;
 
+use super::encode::{AcceptedHead, AnsweredRef, SealedSource, encode_entry_with};
 use super::record::{
-    AcceptedHead, AnsweredRef, DETAIL_BYTES_MAX, EncodeError, LogAccepted, LogAnswered, LogPan,
-    LogRecord, LogRoute, LogSafQueued, Sealed, SealedSource, encode_entry, encode_entry_with,
+    DETAIL_BYTES_MAX, EncodeError, LogAccepted, LogAnswered, LogPan, LogRecord, LogRoute,
+    LogSafQueued, Sealed, encode_entry,
 };
 use crate::journal::crypto::{Keyring, NoncePool, sealed_len};
 use crate::journal::record::{Accepted, Record};

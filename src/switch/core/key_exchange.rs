@@ -16,11 +16,6 @@ use crate::message::Message;
 use crate::message::netmgmt;
 use crate::switch::security::{HsmOp, HsmReply, HsmResult};
 
-/// The DE70 code of a new key.
-const NEW_KEY: &str = "161";
-/// The same in DE24 (1993 and later).
-const NEW_KEY_FUNCTION: &str = "811";
-
 /// Where an issuer's exchange is.
 #[derive(Debug, Clone)]
 pub(super) enum Exchange {
@@ -135,16 +130,9 @@ impl Core {
         kcv: &str,
     ) -> Option<Bytes> {
         let spec = &self.cfg.issuers[issuer].spec;
-        let version = spec.version.digit();
-        let mut m = netmgmt::request(version, NEW_KEY, stan, now.wall);
-        if version > 0 {
-            m.set_str(24, NEW_KEY_FUNCTION).ok()?;
-        }
-        if spec.field(70).is_none() {
-            m.remove(70);
-        }
-        m.set_str(48, &format!("{key_type}{}{kcv}", zmk_form.to_field()))
-            .ok()?;
+        let de48 = format!("{key_type}{}{kcv}", zmk_form.to_field());
+        let has_de70 = spec.field(70).is_some();
+        let m = netmgmt::new_key_request(spec.version.digit(), stan, now.wall, has_de70, &de48)?;
         spec.build(&m).ok()
     }
 
